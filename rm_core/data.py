@@ -239,6 +239,101 @@ def to_preferences(rows: Iterable[dict], fmt: str = "auto", strict: bool = False
     return out, report
 
 
+# ---------------------------------------------------------------- Ratings (multi-objective, ArmoRM stage 1)
+# {"prompt": [Message], "response": str, "attributes": {name: float | None}}: None means "not labelled for
+# this attribute" and is masked in training, never filled in. Source ratings are rescaled to [0, 1].
+
+
+def make_rating(prompt, response: str, attributes: dict, row_name: str = "") -> dict:
+    prompt = _check_messages([{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt, "prompt")
+    if prompt[-1]["role"] == "assistant":
+        raise RowError("prompt must not end with an assistant message")
+    if not isinstance(response, str) or not response.strip():
+        raise RowError("empty response")
+    clean = {}
+    for name, value in attributes.items():
+        if value is not None:
+            value = float(value)
+            if value != value:  # NaN is not a label
+                raise RowError(f"attribute {name!r} is NaN (use None for 'not labelled')")
+        clean[str(name)] = value
+    if all(v is None for v in clean.values()):
+        raise RowError("no attribute is labelled")
+    return {"prompt": prompt, "response": response, "attributes": clean, "id": row_name}
+
+
+HELPSTEER2_ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
+ULTRAFEEDBACK_ASPECTS = ("helpfulness", "honesty", "instruction_following", "truthfulness")
+
+
+def from_helpsteer2(row: dict) -> list[dict]:
+    """nvidia/HelpSteer2: prompt, response and five 0-4 ratings -> one Ratings row (rating / 4)."""
+    attrs = {f"helpsteer-{a}": (None if row.get(a) is None else float(row[a]) / 4) for a in HELPSTEER2_ATTRIBUTES}
+    return [make_rating(row["prompt"], row["response"], attrs, str(row.get("id", "")))]
+
+
+def from_ultrafeedback(row: dict) -> list[dict]:
+    """openbmb/UltraFeedback: an instruction with completions, each with four 1-5 aspect ratings ("N/A" is
+    unlabelled) -> one Ratings row per completion ((rating - 1) / 4). A bad completion comes back as its
+    RowError, so the row's other completions are kept and the bad one is counted."""
+    out: list = []
+    for j, comp in enumerate(row["completions"]):
+        attrs = {}
+        for aspect in ULTRAFEEDBACK_ASPECTS:
+            rating = (comp.get("annotations", {}).get(aspect) or {}).get("Rating")
+            try:
+                attrs[f"ultrafeedback-{aspect}"] = (float(rating) - 1) / 4
+            except (TypeError, ValueError):
+                attrs[f"ultrafeedback-{aspect}"] = None  # "N/A" or missing: not labelled
+        try:
+            out.append(make_rating(row["instruction"], comp.get("response"), attrs, f"{row.get('id', '')}/{j}"))
+        except RowError as err:
+            out.append(RowError(f"completion {j}: {err}"))
+    return out
+
+
+def from_ratings(row: dict) -> list[dict]:
+    return [make_rating(row["prompt"], row["response"], row["attributes"], str(row.get("id", "")))]
+
+
+RATINGS_CONVERTERS: dict[str, Callable[[dict], list[dict]]] = {
+    "ratings": from_ratings, "helpsteer2": from_helpsteer2, "ultrafeedback": from_ultrafeedback}
+
+
+def detect_ratings_format(row: dict) -> str:
+    if "attributes" in row:
+        return "ratings"
+    if "completions" in row and "instruction" in row:
+        return "ultrafeedback"
+    if "response" in row and any(a in row for a in HELPSTEER2_ATTRIBUTES):
+        return "helpsteer2"
+    raise RowError(f"not a ratings row (keys: {sorted(row)})")
+
+
+def to_ratings(rows: Iterable[dict], fmt: str = "auto", strict: bool = False) -> tuple[list[dict], SkipReport]:
+    """Convert rows to Ratings rows; bad rows raise (strict) or are skipped and counted."""
+    if fmt != "auto" and fmt not in RATINGS_CONVERTERS:
+        raise ValueError(f"unknown ratings format {fmt!r}; choose from {sorted(RATINGS_CONVERTERS)} or 'auto'")
+    out, report = [], SkipReport()
+    for i, row in enumerate(rows):
+        try:
+            if not isinstance(row, dict):
+                raise RowError("row is not a JSON object")
+            for item in RATINGS_CONVERTERS[detect_ratings_format(row) if fmt == "auto" else fmt](row):
+                if not isinstance(item, RowError):
+                    out.append(item)
+                elif strict:
+                    raise item
+                else:
+                    report.add(str(item), _row_name(row, i))
+        except (RowError, KeyError, TypeError, ValueError) as err:
+            reason = str(err) if isinstance(err, RowError) else f"missing or wrong field {err}"
+            if strict:
+                raise RowError(f"{_row_name(row if isinstance(row, dict) else {}, i)}: {reason}") from None
+            report.add(reason, _row_name(row if isinstance(row, dict) else {}, i))
+    return out, report
+
+
 # ---------------------------------------------------------------- loading
 
 
@@ -291,3 +386,301 @@ def hh_split(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     train = [r for r in rows if not hh_is_test(r)]
     test = [r for r in rows if hh_is_test(r)]
     return train, test
+
+
+# ================================================================ Steps and Candidates (math PRM / ORM, best-of-N)
+# Steps (a PRM training row): {"prompt": [Message], "steps": [str], "labels": [1 | 0 | None], "id": str,
+#   "reference": str (optional: the reference final answer)}; 1 a good step, 0 a bad one, None a step that is
+#   not labelled (e.g. after the first error, as PRM800K labels): masked in training, never filled in.
+# Candidates (best-of-N): {"prompt": [Message], "responses": [str], "correct": [bool], "id": str,
+#   "reference": str (optional)}.
+# Sources: GSM8K ("#### n" answers), the GSM8K labelled model solutions of ../shared/data (is_correct), RLHFlow's
+# Hub formats (multi-turn step chats judged "+"/"-"; best-of-N test sets with answers/labels), PRM800K step
+# ratings, and the labelling output of math_rm/sample_solutions.py ("sampled").
+
+import re  # this section's own import, kept with it
+
+MATH_SHEPHERD_TAG = "ки"
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+
+def split_steps(text: str) -> list[str]:
+    """The steps of a solution, by the first rule that applies:
+    1. the text carries Math-Shepherd step tags "ки": the pieces between tags;
+    2. the text has a blank line: its paragraphs (DeepSeek / RLHFlow best-of-N style, "\\n\\n");
+    3. else its lines (GSM8K style: one calculation per line; a final "A: 18" / "#### 18" line is a step).
+    Each piece is stripped; empty pieces are dropped. A text with no content has no steps."""
+    if not isinstance(text, str):
+        raise RowError(f"a solution must be a string, got {type(text).__name__}")
+    if MATH_SHEPHERD_TAG in text:
+        pieces = text.split(MATH_SHEPHERD_TAG)
+    elif _BLANK_LINE.search(text.strip()):
+        pieces = _BLANK_LINE.split(text)
+    else:
+        pieces = text.split("\n")
+    return [p.strip() for p in pieces if p.strip()]
+
+
+def _prompt_messages(prompt) -> list[dict]:
+    messages = _check_messages([{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt, "prompt")
+    if messages[-1]["role"] == "assistant":
+        raise RowError("prompt must not end with an assistant message")
+    return messages
+
+
+def make_steps(prompt, steps: list[str], labels: list, row_name: str = "", reference=None) -> dict:
+    """A validated Steps row. Labels are 1 (good), 0 (bad) or None (not labelled); at least one is labelled."""
+    prompt = _prompt_messages(prompt)
+    if not isinstance(steps, list) or not steps or not all(isinstance(s, str) and s.strip() for s in steps):
+        raise RowError("steps must be a non-empty list of non-empty strings")
+    if not isinstance(labels, list) or len(labels) != len(steps):
+        raise RowError(f"{len(steps)} steps but {len(labels) if isinstance(labels, list) else 'no'} labels")
+    clean = []
+    for label in labels:
+        if label is None:
+            clean.append(None)
+        elif isinstance(label, int) and label in (0, 1):
+            clean.append(int(label))
+        else:
+            raise RowError(f"a step label is 1, 0 or None, got {label!r}")
+    if all(label is None for label in clean):
+        raise RowError("no step is labelled")
+    row = {"prompt": prompt, "steps": [s.strip() for s in steps], "labels": clean, "id": row_name}
+    if reference is not None:
+        row["reference"] = str(reference)
+    return row
+
+
+def make_candidates(prompt, responses: list[str], correct: list, row_name: str = "", reference=None) -> dict:
+    prompt = _prompt_messages(prompt)
+    if not isinstance(responses, list) or not responses or not all(isinstance(r, str) for r in responses):
+        raise RowError("responses must be a non-empty list of strings")
+    if not isinstance(correct, list) or len(correct) != len(responses):
+        raise RowError(f"{len(responses)} responses but {len(correct) if isinstance(correct, list) else 'no'} "
+                       "correctness labels")
+    if not all(c in (0, 1) or isinstance(c, bool) for c in correct):
+        raise RowError(f"correctness labels are booleans (or 0/1), got {correct!r:.100}")
+    row = {"prompt": prompt, "responses": list(responses), "correct": [bool(c) for c in correct], "id": row_name}
+    if reference is not None:
+        row["reference"] = str(reference)
+    return row
+
+
+# -- GSM8K ---------------------------------------------------------------------------------------------
+
+_GSM8K_FINAL = re.compile(r"(?:####|^A:)\s*([^\n]+?)\s*$", re.MULTILINE)
+GSM8K_SOLUTION_MODELS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
+GSM8K_SOLUTIONS_TRAIN_QUESTIONS = 1000  # ../shared/data/README.md: index < 1000 trains, the other 319 evaluate
+
+
+def gsm8k_answer(text: str) -> str:
+    """The final answer of a GSM8K solution: after its last "#### " (the data set's answers) or on its last
+    "A: " line (the labelled model solutions), thousands commas removed ("#### 1,000" -> "1000")."""
+    found = _GSM8K_FINAL.findall(text or "")
+    if not found:
+        raise RowError("no '#### n' or 'A: n' final answer in the GSM8K solution")
+    answer = found[-1].strip()
+    return answer.replace(",", "") if re.fullmatch(r"-?[\d,]+(?:\.\d+)?", answer) else answer
+
+
+def gsm8k_solution_body(text: str) -> str:
+    """The worked solution without its final-answer line ("#### n")."""
+    return re.sub(r"\n?####[^\n]*\s*$", "", text).rstrip()
+
+
+def from_gsm8k(row: dict) -> list[dict]:
+    """openai/gsm8k {"question", "answer"}: the reference solution as a Steps row, every step good (it reaches
+    the reference answer), the "#### n" line kept as the last step; `reference` is n."""
+    reference = gsm8k_answer(row["answer"])
+    return [make_steps(row["question"], split_steps(row["answer"]), [1] * len(split_steps(row["answer"])),
+                       str(row.get("id", "")), reference)]
+
+
+def from_gsm8k_solutions(row: dict, index: int | None = None) -> list[dict]:
+    """A row of gsm8k/example_model_solutions.jsonl -> one Candidates row: the four model solutions in the
+    file's order (GSM8K_SOLUTION_MODELS), `correct` from their is_correct, `reference` the ground truth's answer;
+    the ground-truth solution is kept as `reference_solution` (the offline step-label rule reads it)."""
+    models = [m for m in GSM8K_SOLUTION_MODELS if m in row] or [k for k, v in row.items()
+                                                                 if isinstance(v, dict) and "solution" in v]
+    if not models:
+        raise RowError("no model solutions ({'solution', 'is_correct'} fields) in the row")
+    name = str(row.get("id", f"gsm8k-test-{index}" if index is not None else ""))
+    out = make_candidates(row["question"], [row[m]["solution"] for m in models],
+                          [row[m]["is_correct"] for m in models], name, gsm8k_answer(row["ground_truth"]))
+    out["reference_solution"] = row["ground_truth"]
+    out["sources"] = models
+    return [out]
+
+
+def gsm8k_solutions_split(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The project's fixed split of the labelled solutions: question index < 1000 trains, the rest evaluates."""
+    return rows[:GSM8K_SOLUTIONS_TRAIN_QUESTIONS], rows[GSM8K_SOLUTIONS_TRAIN_QUESTIONS:]
+
+
+# -- RLHFlow Hub formats -----------------------------------------------------------------------------------
+
+_STEP_ONE = re.compile(r"(?:^|\s)(Step 1\s*[:.])")
+
+
+def from_rlhflow_step_chat(row: dict) -> list[dict]:
+    """RLHFlow PRM data (e.g. RLHFlow/Mistral-PRM-Data): {"conversations": [user, assistant, ...]} where each
+    user turn is a step (the first one is "question + first step") and each assistant turn is "+" or "-".
+    The question is `row["prompt"]` when given, else the text before "Step 1:" in the first turn. A trailing
+    Math-Shepherd tag "ки" is dropped from a step. Every step is labelled."""
+    turns = row.get("conversations", row.get("messages"))
+    turns = _check_messages(turns, "conversations")
+    if len(turns) % 2 or any(t["role"] != ("user", "assistant")[i % 2] for i, t in enumerate(turns)):
+        raise RowError("a step chat alternates user (step) and assistant ('+'/'-') turns, starting with user")
+    first = turns[0]["content"]
+    if row.get("prompt"):
+        question = str(row["prompt"])
+        if not first.startswith(question):
+            raise RowError("the first turn does not start with the given prompt")
+        first_step = first[len(question):]
+    else:
+        m = _STEP_ONE.search(first)
+        if m is None:
+            raise RowError("cannot separate the question from the first step (no 'Step 1:' and no 'prompt')")
+        question, first_step = first[: m.start(1)], first[m.start(1):]
+    steps = [first_step] + [t["content"] for t in turns[2::2]]
+    steps = [s.replace(MATH_SHEPHERD_TAG, "").strip() for s in steps]
+    labels = []
+    for t in turns[1::2]:
+        judgement = t["content"].strip()
+        if judgement not in ("+", "-"):
+            raise RowError(f"an assistant turn must be '+' or '-', got {judgement!r:.40}")
+        labels.append(1 if judgement == "+" else 0)
+    return [make_steps(question.strip(), steps, labels, str(row.get("id", "")))]
+
+
+def from_rlhflow_best_of_n(row: dict) -> list[dict]:
+    """RLHFlow best-of-N test sets (e.g. RLHFlow/Mistral-GSM8K-Test): prompt, answers, labels (1 correct)."""
+    return [make_candidates(row["prompt"], list(row["answers"]), [int(x) == 1 for x in row["labels"]],
+                            str(row.get("id", row.get("idx", ""))))]
+
+
+# -- PRM800K -----------------------------------------------------------------------------------------------
+
+
+def from_prm800k(row: dict) -> list[dict]:
+    """openai/prm800k phase 1/2 rows: {"question": {"problem"}, "label": {"steps": [{"completions": [{"text",
+    "rating"}], "human_completion", "chosen_completion"}]}}. Each step's chosen completion (or the human's) is
+    a step; rating -1 is bad (0), 0 and 1 good (1) (neutral steps are not errors). Labelling stops at the
+    first bad step, as PRM800K's labellers did: a step with no chosen completion ends the solution with its
+    first -1 completion as the bad step."""
+    label = row.get("label") or {}
+    question = (row.get("question") or {}).get("problem")
+    if not isinstance(question, str) or not isinstance(label.get("steps"), list):
+        raise RowError("not a PRM800K row (question.problem, label.steps)")
+    steps, labels = [], []
+    for step in label["steps"]:
+        completions = step.get("completions") or []
+        chosen = step.get("chosen_completion")
+        if chosen is not None and 0 <= chosen < len(completions):
+            pick = completions[chosen]
+        elif step.get("human_completion"):
+            human = step["human_completion"]
+            pick = {"text": human.get("text", "") if isinstance(human, dict) else str(human), "rating": 1}
+        else:
+            bad = [c for c in completions if c.get("rating") == -1]
+            if bad:
+                steps.append(bad[0]["text"])
+                labels.append(0)
+            break
+        if pick.get("rating") is None:
+            break
+        steps.append(pick["text"])
+        labels.append(0 if pick["rating"] == -1 else 1)
+        if pick["rating"] == -1:
+            break
+    if not steps:
+        raise RowError("PRM800K row has no rated step")
+    return [make_steps(question, steps, labels, str(row.get("id", "")),
+                       (row.get("question") or {}).get("ground_truth_answer"))]
+
+
+# -- our labelling output (math_rm/sample_solutions.py) ----------------------------------------------------
+
+
+def from_sampled(row: dict) -> list[dict]:
+    """A question of math_rm/sample_solutions.py's JSONL -> one Steps row per solution with a labelled step."""
+    out = []
+    for j, sol in enumerate(row["solutions"]):
+        if sol.get("labels") and any(x is not None for x in sol["labels"]):
+            out.append(make_steps(row["question"], sol["steps"], sol["labels"], f"{row.get('id', '')}/{j}",
+                                  row.get("reference")))
+    return out
+
+
+def candidates_from_sampled(row: dict) -> list[dict]:
+    return [make_candidates(row["question"], [s["text"] for s in row["solutions"]],
+                            [s["is_correct"] for s in row["solutions"]], str(row.get("id", "")), row.get("reference"))]
+
+
+def _canonical_steps(row: dict) -> list[dict]:
+    return [make_steps(row["prompt"], row["steps"], row["labels"], str(row.get("id", "")), row.get("reference"))]
+
+
+def _canonical_candidates(row: dict) -> list[dict]:
+    return [make_candidates(row["prompt"], row["responses"], row["correct"], str(row.get("id", "")),
+                            row.get("reference"))]
+
+
+STEPS_CONVERTERS: dict[str, Callable[[dict], list[dict]]] = {
+    "steps": _canonical_steps, "rlhflow_steps": from_rlhflow_step_chat, "prm800k": from_prm800k,
+    "gsm8k": from_gsm8k, "sampled": from_sampled}
+CANDIDATES_CONVERTERS: dict[str, Callable[[dict], list[dict]]] = {
+    "candidates": _canonical_candidates, "rlhflow_best_of_n": from_rlhflow_best_of_n,
+    "gsm8k_solutions": from_gsm8k_solutions, "sampled": candidates_from_sampled}
+
+
+def detect_math_format(row: dict) -> str:
+    """The source format of a Steps or Candidates row (the names of STEPS_CONVERTERS / CANDIDATES_CONVERTERS)."""
+    if "steps" in row and "labels" in row:
+        return "steps"
+    if "responses" in row and "correct" in row:
+        return "candidates"
+    if "solutions" in row and "question" in row:
+        return "sampled"
+    if "ground_truth" in row and any(isinstance(v, dict) and "solution" in v for v in row.values()):
+        return "gsm8k_solutions"
+    if "answers" in row and "labels" in row:
+        return "rlhflow_best_of_n"
+    if isinstance(row.get("label"), dict) and "steps" in row["label"]:
+        return "prm800k"
+    if "conversations" in row or "messages" in row:
+        return "rlhflow_steps"
+    if "question" in row and "answer" in row:
+        return "gsm8k"
+    raise RowError(f"not a Steps or Candidates source row (keys: {sorted(row)})")
+
+
+def _convert_math(rows: Iterable[dict], converters: dict, fmt: str, strict: bool) -> tuple[list[dict], SkipReport]:
+    out, report = [], SkipReport()
+    for i, row in enumerate(rows):
+        try:
+            if not isinstance(row, dict):
+                raise RowError("row is not a JSON object")
+            name = detect_math_format(row) if fmt == "auto" else fmt
+            if name not in converters:
+                raise RowError(f"format {name!r} has no converter here; choose from {sorted(converters)}")
+            converted = converters[name](row, i) if name == "gsm8k_solutions" else converters[name](row)
+            for j, r in enumerate(converted):
+                r["id"] = r["id"] or (str(i) if len(converted) == 1 else f"{i}/{j}")
+            out.extend(converted)
+        except (RowError, KeyError, TypeError, ValueError) as err:
+            reason = str(err) if isinstance(err, RowError) else f"missing or wrong field {err}"
+            if strict:
+                raise RowError(f"{_row_name(row if isinstance(row, dict) else {}, i)}: {reason}") from None
+            report.add(reason, _row_name(row if isinstance(row, dict) else {}, i))
+    return out, report
+
+
+def to_steps(rows: Iterable[dict], fmt: str = "auto", strict: bool = False) -> tuple[list[dict], SkipReport]:
+    """Convert rows to Steps rows (STEPS_CONVERTERS); bad rows raise (strict) or are skipped and counted."""
+    return _convert_math(rows, STEPS_CONVERTERS, fmt, strict)
+
+
+def to_candidates(rows: Iterable[dict], fmt: str = "auto", strict: bool = False) -> tuple[list[dict], SkipReport]:
+    """Convert rows to Candidates rows (CANDIDATES_CONVERTERS); bad rows raise (strict) or are skipped, counted."""
+    return _convert_math(rows, CANDIDATES_CONVERTERS, fmt, strict)

@@ -80,12 +80,13 @@ def model_card(
     return "\n".join(lines)
 
 
-def push_folder(folder: str | Path, repo_id: str, private: bool = False, commit_message: str = "Upload reward model") -> str:
-    """Create the Hub repo if needed and upload the checkpoint folder; returns the commit URL."""
+def push_folder(folder: str | Path, repo_id: str, private: bool = False, commit_message: str = "Upload reward model",
+                ignore: tuple[str, ...] = ()) -> str:
+    """Create the Hub repo if needed and upload the checkpoint folder (minus `ignore` globs); returns the commit URL."""
     from huggingface_hub import HfApi
 
     api = HfApi()
     api.create_repo(repo_id, private=private, exist_ok=True)
     info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message=commit_message,
-                             ignore_patterns=["checkpoint-*", "*.tmp*"])
+                             ignore_patterns=["checkpoint-*", "*.tmp*", *ignore])
     return str(getattr(info, "commit_url", info))

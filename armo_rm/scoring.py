@@ -1,0 +1,79 @@
+"""The ArmoRM judge (rm_family "armo"): a pointwise score, the per-objective rewards behind it, and an
+explanation of a score as its top-weighted objectives.
+
+Items are rendered exactly as the training embeddings were (rm_core.embeddings.render_item, the
+checkpoint's max_length), so a checkpoint scores through the judge what stage 2 scored from its cache.
+"""
+
+from __future__ import annotations
+
+import torch
+
+import armo_rm  # noqa: F401  (registers the Auto classes)
+from judges.base import Judge, register_judge, split_conversation
+
+
+@register_judge("armo")
+class ArmoJudge(Judge):
+    pointwise = True
+
+    def __init__(self, model, tokenizer, max_length: int | None = None, batch_size: int | None = None):
+        super().__init__()
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length or getattr(model.config, "armo_max_length", None) or 2048
+        self.device = next(model.parameters()).device
+        self.batch_size = batch_size or (16 if self.device.type == "cuda" else 1)
+        self.attributes = list(model.config.attributes)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "float32", chat_template: str | None = None,
+                        device: str | torch.device | None = None, revision: str | None = None, **judge_kwargs):
+        from transformers import AutoModel, AutoTokenizer
+
+        from rm_core.embeddings import pick_dtype
+        from rm_core.models import resolve_model
+        from rm_core.templates import set_chat_template
+
+        judge_kwargs.pop("share_prefix", None)  # a BT-only option that generic callers pass
+        path = resolve_model(name_or_path)
+        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model = AutoModel.from_pretrained(path, dtype=pick_dtype(dtype, dev), revision=revision).to(dev)
+        model.regression.float(), model.gating.float()
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+        set_chat_template(tokenizer, chat_template)
+        return cls(model, tokenizer, **judge_kwargs)
+
+    @torch.no_grad()
+    def _outputs(self, conversations: list) -> list:
+        from rm_core.embeddings import forward_items, render_item
+        from rm_core.templates import ensure_pad_token
+
+        items = []
+        for conv in conversations:
+            prompt, response = split_conversation(conv)
+            items.append(render_item(self.tokenizer, prompt, response, self.max_length))
+        emb, prompt_emb = forward_items(self.model.backbone, items, ensure_pad_token(self.tokenizer), self.batch_size)
+        dtype = self.model.regression.weight.dtype
+        return self.model.heads(emb.to(self.device, dtype), prompt_emb.to(self.device, dtype))
+
+    def _score(self, conversations: list, references: list | None) -> list[float | None]:
+        return self._outputs(conversations).score.float().tolist()
+
+    def attribute_scores(self, conversations: list) -> list[dict[str, float]]:
+        """Per conversation, the regression reward of every objective (before debiasing)."""
+        rewards = self._outputs(list(conversations)).rewards.float().tolist()
+        return [dict(zip(self.attributes, row)) for row in rewards]
+
+    def explain(self, conversation: list, top_k: int = 3) -> dict:
+        """The score and its top-weighted objectives: gating weight, reward, debiased reward and contribution
+        (scale * weight * debiased reward; the contributions sum to the score)."""
+        out = self._outputs([conversation])
+        gates = out.gating_output[0].float()
+        debiased = (out.rewards.float() @ self.model.reward_transform.float())[0]
+        scale = self.model.logit_scale.detach().item()
+        rows = [{"objective": a, "weight": float(gates[k]), "reward": float(out.rewards[0, k]),
+                 "debiased_reward": float(debiased[k]), "contribution": scale * float(gates[k] * debiased[k])}
+                for k, a in enumerate(self.attributes)]
+        rows.sort(key=lambda r: r["weight"], reverse=True)
+        return {"score": float(out.score[0]), "top_objectives": rows[:top_k], "all_objectives": rows}

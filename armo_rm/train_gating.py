@@ -1,0 +1,267 @@
+"""ArmoRM stage 2: verbosity debiasing, a gating network trained with the Bradley-Terry loss, and export.
+
+    python armo_rm/train_gating.py --config armo_rm/configs/smollm2-135m-cpu.yaml   (after train_regression.py)
+
+1. Rewards r = regression(embedding) for every response of the preference pairs (the reference set).
+2. Debiasing: for each objective k, the smallest penalty p_k with Spearman(r_k - p_k r_v, r_v) <= threshold,
+   where v is the verbosity objective (p_k = 0 when already below; the verbosity objective itself is set to
+   0). As a matrix: r' = r @ T, T = I with row v minus p. The gating trains on these debiased rewards.
+3. Gating: score = s * sum_k softmax_k(MLP(prompt embedding) / temperature) * r'_k, softmax over the
+   objectives, s a learned scale; loss -log sigmoid(score_chosen - score_rejected); AdamW, cosine schedule,
+   batches drawn with replacement. A validation split (by prompt) is reported.
+4. Test sets are scored from their embeddings; the full model (backbone + heads, armo_rm/modeling.py) is
+   saved to output_dir, loadable by `judges.load` and with trust_remote_code from the Hub.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import torch
+
+from armo_rm.config import ArmoConfig, make_parser
+
+
+def find_verbosity_penalties(rewards: np.ndarray, verbosity_index: int, threshold: float,
+                             iterations: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """(penalties [K], Spearman with verbosity after the penalty [K]); see the module docstring.
+    Bisection on p (the correlation of r_k - p r_v with r_v falls as p grows)."""
+    from scipy.stats import spearmanr
+
+    verb = rewards[:, verbosity_index]
+
+    def corr(k: int, p: float) -> float:
+        rho = spearmanr(rewards[:, k] - p * verb, verb).statistic
+        return -1.0 if math.isnan(rho) else float(rho)
+
+    penalties = np.zeros(rewards.shape[1])
+    corrs = np.zeros(rewards.shape[1])
+    for k in range(rewards.shape[1]):
+        if k == verbosity_index or rewards[:, k].std() == 0:  # verbosity itself is zeroed; a constant is left
+            penalties[k], corrs[k] = (1.0 if k == verbosity_index else 0.0), float("nan")
+            continue
+        if corr(k, 0.0) <= threshold:
+            corrs[k] = corr(k, 0.0)
+            continue
+        lo, hi = 0.0, (rewards[:, k].std() / max(verb.std(), 1e-12)) or 1.0
+        for _ in range(60):  # grow hi until it is enough
+            if corr(k, hi) <= threshold:
+                break
+            lo, hi = hi, hi * 2
+        for _ in range(iterations):
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if corr(k, mid) <= threshold else (mid, hi)
+        penalties[k], corrs[k] = hi, corr(k, hi)
+    return penalties, corrs
+
+
+def transform_matrix(penalties: np.ndarray, verbosity_index: int) -> torch.Tensor:
+    t = torch.eye(len(penalties))
+    t[verbosity_index, :] -= torch.tensor(penalties, dtype=torch.float32)
+    return t
+
+
+class GatedScore(torch.nn.Module):
+    """The stage 2 head on precomputed rewards: the same computation as ArmoRMModel.heads."""
+
+    def __init__(self, hidden: int, cfg: ArmoConfig, transform: torch.Tensor):
+        super().__init__()
+        from armo_rm.modeling import GatingNetwork
+
+        self.gating = GatingNetwork(hidden, transform.shape[0], cfg.gating_hidden_dim, cfg.gating_n_hidden,
+                                    cfg.gating_temperature, cfg.gating_dropout)
+        self.logit_scale = torch.nn.Parameter(torch.ones(1))
+        self.register_buffer("transform", transform)
+
+    def forward(self, prompt_hidden: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+        return self.logit_scale * (self.gating(prompt_hidden) * (rewards @ self.transform)).sum(dim=-1)
+
+
+def train_gating(head: GatedScore, prompt_c, rewards_c, prompt_r, rewards_r, cfg: ArmoConfig, log_every: int = 100):
+    """BT training of `head` on pairs (index-aligned tensors); returns the loss history."""
+    from rm_core.losses import bradley_terry_loss
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_steps)
+    history = []
+    head.train()
+    for step in range(cfg.max_steps):
+        idx = torch.randint(0, prompt_c.shape[0], (cfg.batch_size,), generator=gen)
+        loss = bradley_terry_loss(head(prompt_c[idx], rewards_c[idx]), head(prompt_r[idx], rewards_r[idx]))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"gating loss is {loss.item()} at step {step}")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % log_every == 0 or step == cfg.max_steps - 1:
+            history.append({"step": step, "loss": round(loss.item(), 5)})
+    head.eval()
+    return history
+
+
+def pair_tensors(cfg: ArmoConfig, prefs: list[dict], weight: torch.Tensor, bias: torch.Tensor, desc: str) -> dict:
+    from armo_rm.data import pair_items
+    from armo_rm.train_regression import embed_items
+
+    out = embed_items(cfg, pair_items(prefs), desc)
+    emb, prompt_emb = out["embeddings"], out["prompt_embeddings"]
+    rewards = emb @ weight.T + bias
+    return {"prompt_c": prompt_emb[0::2], "prompt_r": prompt_emb[1::2], "rewards_c": rewards[0::2],
+            "rewards_r": rewards[1::2], "stats": out["stats"]}
+
+
+@torch.no_grad()
+def pair_accuracy(head: GatedScore, t: dict, rows: torch.Tensor | None = None) -> float:
+    from rm_core.metrics import pairwise_accuracy
+
+    sel = slice(None) if rows is None else rows
+    c = head(t["prompt_c"][sel], t["rewards_c"][sel]).tolist()
+    r = head(t["prompt_r"][sel], t["rewards_r"][sel]).tolist()
+    return pairwise_accuracy(c, r)
+
+
+@torch.no_grad()
+def single_objective_accuracy(t: dict, transform: torch.Tensor, k: int) -> float:
+    from rm_core.metrics import pairwise_accuracy
+
+    return pairwise_accuracy((t["rewards_c"] @ transform)[:, k].tolist(), (t["rewards_r"] @ transform)[:, k].tolist())
+
+
+def generation_marker(tokenizer) -> list[int]:
+    """Token ids the template appends as the generation prompt ("<|im_start|>assistant\\n")."""
+    from rm_core.templates import tokenize_messages
+
+    probe = [{"role": "user", "content": "x"}]
+    with_gen = tokenize_messages(tokenizer, probe, add_generation_prompt=True)
+    without = tokenize_messages(tokenizer, probe)
+    if with_gen[: len(without)] == without and len(with_gen) > len(without):
+        return with_gen[len(without):]
+    return with_gen[-1:]  # templates whose generation prompt rewrites the end: the last token
+
+
+def export_model(cfg: ArmoConfig, attributes: list[str], weight, bias, head: GatedScore, results: dict) -> Path:
+    from armo_rm.modeling import ArmoRMConfig, ArmoRMModel
+    from armo_rm.train_regression import _BACKBONES
+    from rm_core.embeddings import load_backbone
+    from rm_core.hub import atomic_write_json, atomic_write_text, describe_checkpoint, model_card
+
+    key = (cfg.model_name_or_path, cfg.dtype)
+    backbone, tokenizer = _BACKBONES.get(key) or load_backbone(cfg.model_name_or_path, cfg.dtype)
+    config = ArmoRMConfig(backbone_config=backbone.config.to_dict(), attributes=attributes,
+                          gating_hidden_dim=cfg.gating_hidden_dim, gating_n_hidden=cfg.gating_n_hidden,
+                          gating_temperature=cfg.gating_temperature, gating_dropout=cfg.gating_dropout,
+                          prompt_end_token_ids=generation_marker(tokenizer),
+                          verbosity_attribute=cfg.verbosity_attribute)
+    model = ArmoRMModel(config).to(backbone.dtype)
+    model.backbone.load_state_dict(backbone.state_dict())
+    with torch.no_grad():
+        model.regression.weight.copy_(weight)
+        model.regression.bias.copy_(bias)
+        model.gating.load_state_dict(head.gating.state_dict())
+        model.logit_scale.copy_(head.logit_scale)
+        model.reward_transform.copy_(head.transform)
+    model.regression.float(), model.gating.float()  # the heads stay fp32 whatever the backbone dtype
+    describe_checkpoint(model, tokenizer, "armo", armo_max_length=cfg.max_length,
+                        base_model=cfg.model_name_or_path)
+    type(config).register_for_auto_class()
+    type(model).register_for_auto_class("AutoModel")
+    out_dir = Path(cfg.output_dir)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    atomic_write_json(out_dir / "eval_results.json", results)
+    metrics = {f"{name} accuracy": v["accuracy"] for name, v in results.get("test", {}).items()}
+    atomic_write_text(out_dir / "README.md", model_card(
+        model_name=cfg.hub_model_id or out_dir.name, base_model=cfg.model_name_or_path, rm_family="armo",
+        datasets=list(dict.fromkeys(cfg.ratings_sources + cfg.preference_sources)), eval_results=metrics,
+        training={"objectives": ", ".join(attributes), "debiasing threshold": cfg.corr_threshold,
+                  "gating steps": cfg.max_steps, "batch": cfg.batch_size, "learning rate": cfg.learning_rate,
+                  "max_length": cfg.max_length},
+        command="python armo_rm/train_regression.py --config <yaml> && python armo_rm/train_gating.py --config <yaml>"))
+    return out_dir
+
+
+def main(cfg: ArmoConfig) -> dict:
+    from safetensors import safe_open
+
+    from armo_rm.data import load_preferences
+    from armo_rm.train_regression import prompt_groups, split_by_group
+    from rm_core.hub import push_folder
+
+    start = time.perf_counter()
+    reg_path = Path(cfg.output_dir) / "regression.safetensors"
+    if not reg_path.is_file():
+        raise FileNotFoundError(f"{reg_path} is missing: run armo_rm/train_regression.py first")
+    with safe_open(str(reg_path), "pt") as f:
+        attributes = json.loads(f.metadata()["attributes"])
+        weight, bias = f.get_tensor("weight"), f.get_tensor("bias")
+    if cfg.verbosity_attribute not in attributes:
+        raise ValueError(f"verbosity attribute {cfg.verbosity_attribute!r} is not among the objectives {attributes}")
+    v = attributes.index(cfg.verbosity_attribute)
+
+    prefs = [p for s in cfg.preference_sources for p in load_preferences(s, cfg.shared_data_dir, cfg.max_pairs_per_source)]
+    t = pair_tensors(cfg, prefs, weight, bias, "stage 2 embeddings")
+    reference = torch.cat([t["rewards_c"], t["rewards_r"]]).numpy()
+    penalties, corrs = find_verbosity_penalties(reference, v, cfg.corr_threshold)
+    transform = transform_matrix(penalties, v)
+    print("[stage 2] verbosity penalties: " + ", ".join(f"{a} {p:.4f} (rho {c:.3f})" for a, p, c
+                                                          in zip(attributes, penalties, corrs)), flush=True)
+
+    train_mask, val_mask = split_by_group(prompt_groups([p["prompt"] for p in prefs]), cfg.val_fraction, cfg.seed)
+    tr, va = torch.from_numpy(np.flatnonzero(train_mask)), torch.from_numpy(np.flatnonzero(val_mask))
+    head = GatedScore(weight.shape[1], cfg, transform)
+    train_start = time.perf_counter()
+    history = train_gating(head, t["prompt_c"][tr], t["rewards_c"][tr], t["prompt_r"][tr], t["rewards_r"][tr], cfg)
+    train_seconds = time.perf_counter() - train_start
+    results = {"attributes": attributes, "pairs": len(prefs), "train_pairs": len(tr), "val_pairs": len(va),
+               "penalties": dict(zip(attributes, penalties.tolist())),
+               "spearman_with_verbosity_after": {a: (None if math.isnan(c) else round(c, 4))
+                                                 for a, c in zip(attributes, corrs.tolist())},
+               "train_accuracy": pair_accuracy(head, t, tr), "loss_history": history,
+               "gating_train_seconds": round(train_seconds, 2), "embedding": {"stage 2": t["stats"]}, "test": {}}
+    if len(va):
+        results["val_accuracy"] = pair_accuracy(head, t, va)
+    print(f"[stage 2] gating: train accuracy {results['train_accuracy']:.4f}, validation "
+          f"{results.get('val_accuracy', float('nan')):.4f} ({train_seconds:.1f} s)", flush=True)
+
+    for source in cfg.test_sources:
+        test_prefs = load_preferences(source, cfg.shared_data_dir, cfg.max_test_pairs)
+        tt = pair_tensors(cfg, test_prefs, weight, bias, f"test embeddings {source}")
+        entry = {"pairs": len(test_prefs), "accuracy": pair_accuracy(head, tt), "embedding": tt["stats"],
+                 "single_objective": {a: single_objective_accuracy(tt, transform, k) for k, a in enumerate(attributes)
+                                      if k != v}}
+        subsets = sorted({p.get("subset", "") for p in test_prefs} - {""})
+        if len(subsets) > 1:
+            entry["subsets"] = {s: pair_accuracy(head, tt, torch.tensor([i for i, p in enumerate(test_prefs)
+                                                                         if p.get("subset") == s]))
+                                for s in subsets}
+        with torch.no_grad():
+            gates = head.gating(torch.cat([tt["prompt_c"], tt["prompt_r"]]))
+        entry["mean_gating"] = dict(zip(attributes, [round(x, 4) for x in gates.mean(0).tolist()]))
+        results["test"][source] = entry
+        print(f"[test] {source}: accuracy {entry['accuracy']:.4f} on {len(test_prefs)} pairs; mean gating "
+              f"{entry['mean_gating']}", flush=True)
+    results["wall_seconds"] = round(time.perf_counter() - start, 2)
+    out_dir = export_model(cfg, attributes, weight, bias, head, results)
+    if cfg.push_to_hub:
+        if not cfg.hub_model_id:
+            raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME")
+        results["hub_commit"] = push_folder(out_dir, cfg.hub_model_id, cfg.hub_private_repo,
+                                            ignore=("embeddings/*", "regression.safetensors"))
+    print(f"[done] ArmoRM checkpoint: {out_dir.resolve()}", flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main(*make_parser().parse_args_and_config())

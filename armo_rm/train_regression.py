@@ -1,0 +1,133 @@
+"""ArmoRM stage 1: one ridge regression per reward objective on a frozen backbone's embeddings.
+
+    python armo_rm/train_regression.py --config armo_rm/configs/smollm2-135m-cpu.yaml
+    accelerate launch --num_processes 8 armo_rm/train_regression.py --config armo_rm/configs/llama3-8b-8xa100.yaml
+
+Embeddings (rm_core/embeddings.py) are cached under `embedding_cache`, so a killed run resumes and stage 2
+reuses them. A row labelled for only some objectives trains only those (missing labels are masked, never
+imputed). The regularisation is picked per objective on a validation split made by prompt (a prompt's
+responses never straddle it); validation R^2 and Spearman are reported, then the regression is refit on
+all labelled rows with that alpha. Writes <output_dir>/regression.safetensors and stage1.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import torch
+
+from armo_rm.config import ArmoConfig, make_parser
+
+
+def prompt_groups(prompts: list[list[dict]]) -> np.ndarray:
+    return np.array([int(hashlib.sha1(json.dumps(p, sort_keys=True).encode()).hexdigest()[:8], 16) for p in prompts])
+
+
+def split_by_group(groups: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean train/val masks; whole groups go to one side."""
+    unique = np.unique(groups)
+    rng = np.random.default_rng(seed)
+    val_groups = set(rng.permutation(unique)[: round(len(unique) * val_fraction)].tolist())
+    val = np.array([g in val_groups for g in groups])
+    return ~val, val
+
+
+def fit_objectives(X: np.ndarray, Y: np.ndarray, attributes: list[str], groups: np.ndarray, alphas: list[float],
+                   val_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Ridge per column of Y (NaN = unlabelled, masked). Returns (weight [K, H], bias [K], report)."""
+    from scipy.stats import spearmanr
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import r2_score
+
+    train_mask, val_mask = split_by_group(groups, val_fraction, seed)
+    weight = np.zeros((len(attributes), X.shape[1]), dtype=np.float32)
+    bias = np.zeros(len(attributes), dtype=np.float32)
+    report = {}
+    for k, name in enumerate(attributes):
+        labelled = ~np.isnan(Y[:, k])
+        tr, va = labelled & train_mask, labelled & val_mask
+        if tr.sum() < 2 or va.sum() < 2:
+            raise ValueError(f"objective {name!r}: {int(tr.sum())} train / {int(va.sum())} validation labelled rows; "
+                             "need at least 2 of each")
+        fits = []
+        for alpha in alphas:
+            model = Ridge(alpha=alpha).fit(X[tr], Y[tr, k])
+            pred = model.predict(X[va])
+            fits.append((r2_score(Y[va, k], pred), alpha, pred))
+        r2, alpha, pred = max(fits, key=lambda f: f[0])
+        rho = spearmanr(Y[va, k], pred).statistic if np.std(Y[va, k]) > 0 else float("nan")
+        final = Ridge(alpha=alpha).fit(X[labelled], Y[labelled, k])  # refit on every labelled row
+        weight[k], bias[k] = final.coef_, final.intercept_
+        report[name] = {"alpha": alpha, "val_r2": round(float(r2), 4), "val_spearman": None if np.isnan(rho) else round(float(rho), 4),
+                        "labelled": int(labelled.sum()), "train": int(tr.sum()), "val": int(va.sum()),
+                        "val_r2_by_alpha": {str(a): round(float(f[0]), 4) for f, a in zip(fits, alphas)}}
+    return weight, bias, report
+
+
+_BACKBONES: dict = {}
+
+
+def embed_items(cfg: ArmoConfig, items: list[tuple[list[dict], str]], desc: str) -> dict:
+    """Cached embeddings of (prompt, response) items with the config's backbone (loaded once per process)."""
+    from rm_core.embeddings import extract_embeddings, load_backbone
+
+    key = (cfg.model_name_or_path, cfg.dtype)
+    if key not in _BACKBONES:
+        _BACKBONES[key] = load_backbone(cfg.model_name_or_path, cfg.dtype)
+    model, tokenizer = _BACKBONES[key]
+    return extract_embeddings(model, tokenizer, items, cfg.cache_folder, model_id=cfg.model_name_or_path,
+                              max_length=cfg.max_length, batch_size=cfg.embed_batch_size, desc=desc)
+
+
+def main(cfg: ArmoConfig) -> dict:
+    from safetensors.torch import save_file
+
+    from armo_rm.data import add_verbosity, load_ratings
+    from rm_core.hub import atomic_write_json
+
+    start = time.perf_counter()
+    rows, sources = [], {}
+    for source in cfg.ratings_sources:
+        got = load_ratings(source, cfg.shared_data_dir, cfg.max_pairs_per_source)
+        sources[source] = len(got)
+        rows += got
+    add_verbosity(rows, cfg.verbosity_attribute)
+    attributes = list(dict.fromkeys(name for r in rows for name in r["attributes"]))
+    print(f"[stage 1] {len(rows)} rated responses from {sources}; objectives {attributes}", flush=True)
+
+    out = embed_items(cfg, [(r["prompt"], r["response"]) for r in rows], "stage 1 embeddings")
+    X = out["embeddings"].numpy().astype(np.float64)
+    Y = np.array([[np.nan if r["attributes"].get(a) is None else r["attributes"][a] for a in attributes]
+                  for r in rows], dtype=np.float64)
+    fit_start = time.perf_counter()
+    weight, bias, report = fit_objectives(X, Y, attributes, prompt_groups([r["prompt"] for r in rows]),
+                                          cfg.ridge_alphas, cfg.val_fraction, cfg.seed)
+    fit_seconds = time.perf_counter() - fit_start
+    for name, r in report.items():
+        print(f"[stage 1] {name}: alpha {r['alpha']}, validation R^2 {r['val_r2']:.3f}, "
+              f"Spearman {r['val_spearman']} ({r['labelled']} labelled)", flush=True)
+
+    out_dir = Path(cfg.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / "regression.safetensors.tmp"
+    save_file({"weight": torch.from_numpy(weight), "bias": torch.from_numpy(bias)}, str(tmp),
+              metadata={"attributes": json.dumps(attributes)})
+    os.replace(tmp, out_dir / "regression.safetensors")
+    result = {"attributes": attributes, "sources": sources, "objectives": report, "embedding": out["stats"],
+              "fit_seconds": round(fit_seconds, 2), "wall_seconds": round(time.perf_counter() - start, 2),
+              "backbone": cfg.model_name_or_path, "max_length": cfg.max_length}
+    atomic_write_json(out_dir / "stage1.json", result)
+    return result
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main(*make_parser().parse_args_and_config())

@@ -1,0 +1,240 @@
+"""Last-token hidden states of a frozen backbone, cached on disk (shared by armo_rm and decision_tree).
+
+For each item (prompt messages, response) one forward pass gives two vectors:
+- `embeddings`: the final hidden state at the last token of prompt + response (what a reward head reads);
+- `prompt_embeddings`: the final hidden state at the last token of the prompt rendered with the
+  generation prompt (what ArmoRM's gating network reads). The backbone is causal, so that vector is the
+  same inside the full sequence as in a forward of the prompt alone: it is gathered from the same pass
+  whenever the rendered prompt is a token prefix of the rendered conversation (every common template).
+  Otherwise (a template that rewrites earlier turns, or a response so long that truncation cut the
+  prompt's end) the prompt runs alone.
+
+Sequences longer than `max_length` are cut from the front (the end of the response survives, BOS kept).
+
+The cache is content-addressed: an item's key is the sha1 of its token ids and prompt-end position, so
+a killed run resumes where it stopped (finished shards are kept; each is written atomically), and items
+shared by two data sets (stage 1 ratings and stage 2 pairs) are computed once. A cache folder belongs to
+one backbone and dtype (`cache_info.json`); reusing it with another is an error, never a silent mix.
+Under `accelerate launch` each process computes every world_size-th shard, then all read all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rm_core.templates import leading_specials, tokenize_messages, truncate_keep_end
+
+
+@dataclass
+class RenderedItem:
+    ids: list[int]
+    prompt_end: int | None  # index of the prompt's last token inside `ids`; None: run the prompt alone
+    prompt_ids: list[int]  # the prompt with generation prompt (used when prompt_end is None)
+    truncated: bool
+
+    @property
+    def key(self) -> str:
+        payload = json.dumps([self.ids, self.prompt_end, self.prompt_ids if self.prompt_end is None else None])
+        return hashlib.sha1(payload.encode()).hexdigest()
+
+
+def render_item(tokenizer, prompt: list[dict], response: str, max_length: int | None) -> RenderedItem:
+    """Token ids of prompt + response and the position of the prompt's end (see the module docstring)."""
+    full = tokenize_messages(tokenizer, list(prompt) + [{"role": "assistant", "content": response}])
+    prompt_ids = tokenize_messages(tokenizer, list(prompt), add_generation_prompt=True)
+    specials = leading_specials(tokenizer)
+    ids, cut = truncate_keep_end(full, max_length, specials)
+    prompt_end = None
+    if full[: len(prompt_ids)] == prompt_ids:
+        removed = len(full) - len(ids)  # tokens cut from the front (after a kept BOS)
+        end = len(prompt_ids) - 1 - removed
+        if end >= (1 if cut and full[0] in specials else 0):  # else the prompt's end was cut away
+            prompt_end = end
+    if prompt_end is None:
+        prompt_ids, _ = truncate_keep_end(prompt_ids, max_length, specials)
+    return RenderedItem(ids, prompt_end, prompt_ids, cut)
+
+
+def pick_dtype(dtype: str | torch.dtype = "auto", device: torch.device | None = None) -> torch.dtype:
+    """"auto": bf16 on a GPU that supports it, else fp32 (bf16 is slower than fp32 on CPUs without bf16
+    instructions, e.g. AVX2)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        cuda = (device is None or device.type == "cuda") and torch.cuda.is_available()
+        return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+    return getattr(torch, dtype)
+
+
+def load_backbone(name_or_path: str, dtype: str | torch.dtype = "auto", device: str | None = None):
+    """(backbone without LM head, tokenizer) for embedding extraction."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from rm_core.models import resolve_model
+
+    path = resolve_model(name_or_path)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = AutoModel.from_pretrained(path, dtype=pick_dtype(dtype, dev)).to(dev).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return model, tokenizer
+
+
+def _last_index(mask: torch.Tensor) -> torch.Tensor:
+    """Index of the last real token per row (right or left padding)."""
+    return mask.shape[1] - 1 - mask.flip(1).long().argmax(dim=1)
+
+
+@torch.inference_mode()
+def forward_items(model, items: list[RenderedItem], pad_id: int, batch_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """(embeddings, prompt_embeddings), fp32 on CPU, in the order of `items`; length-sorted right-padded
+    batches."""
+    device = next(model.parameters()).device
+    hidden = model.config.get_text_config().hidden_size
+    emb = torch.zeros(len(items), hidden)
+    prompt_emb = torch.zeros(len(items), hidden)
+
+    def run(seqs: list[list[int]], gather_at: list[list[int]]) -> list[torch.Tensor]:
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for r, s in enumerate(seqs):
+            ids[r, : len(s)] = torch.tensor(s)
+            mask[r, : len(s)] = 1
+        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).last_hidden_state
+        return [out[r, pos].float().cpu() for r, pos in enumerate(gather_at)]
+
+    order = sorted(range(len(items)), key=lambda i: len(items[i].ids))
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        gathered = run([items[i].ids for i in batch],
+                       [[len(items[i].ids) - 1, items[i].prompt_end if items[i].prompt_end is not None
+                         else len(items[i].ids) - 1] for i in batch])
+        for i, g in zip(batch, gathered):
+            emb[i], prompt_emb[i] = g[0], g[1]
+    alone = [i for i in range(len(items)) if items[i].prompt_end is None]
+    alone.sort(key=lambda i: len(items[i].prompt_ids))
+    for start in range(0, len(alone), batch_size):
+        batch = alone[start:start + batch_size]
+        gathered = run([items[i].prompt_ids for i in batch], [[len(items[i].prompt_ids) - 1] for i in batch])
+        for i, g in zip(batch, gathered):
+            prompt_emb[i] = g[0]
+    return emb, prompt_emb
+
+
+class EmbeddingCache:
+    """A folder of safetensors shards {keys, embeddings, prompt_embeddings}; see the module docstring."""
+
+    def __init__(self, folder: str | Path, model_id: str, dtype: str):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        info = {"model": str(model_id), "dtype": str(dtype)}
+        info_path = self.folder / "cache_info.json"
+        if info_path.is_file():
+            found = json.loads(info_path.read_text())
+            if found != info:
+                raise ValueError(f"embedding cache {self.folder} was built with {found}, not {info}: "
+                                 "use another cache folder")
+        else:
+            from rm_core.hub import atomic_write_json
+
+            atomic_write_json(info_path, info)
+        self.index: dict[str, tuple[Path, int]] = {}
+        self._loaded: dict[Path, dict] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        for meta in sorted(self.folder.glob("shard-*.json")):
+            shard = meta.with_suffix(".safetensors")
+            if not shard.is_file():
+                continue  # written last: a shard without weights is unfinished
+            for row, key in enumerate(json.loads(meta.read_text())["keys"]):
+                self.index.setdefault(key, (shard, row))
+
+    def missing(self, keys: list[str]) -> list[str]:
+        seen, out = set(), []
+        for k in keys:
+            if k not in self.index and k not in seen:
+                seen.add(k)
+                out.append(k)
+        return out
+
+    def write_shard(self, keys: list[str], emb: torch.Tensor, prompt_emb: torch.Tensor) -> None:
+        from safetensors.torch import save_file
+
+        from rm_core.hub import atomic_write_json
+
+        name = "shard-" + hashlib.sha1("".join(keys).encode()).hexdigest()[:16]
+        meta, shard = self.folder / f"{name}.json", self.folder / f"{name}.safetensors"
+        atomic_write_json(meta, {"keys": keys})
+        tmp = shard.with_suffix(".tmp")
+        save_file({"embeddings": emb.contiguous(), "prompt_embeddings": prompt_emb.contiguous()}, str(tmp))
+        os.replace(tmp, shard)
+        for row, key in enumerate(keys):
+            self.index[key] = (shard, row)
+
+    def get(self, keys: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        from safetensors.torch import load_file
+
+        emb, prompt_emb = [], []
+        for k in keys:
+            shard, row = self.index[k]
+            if shard not in self._loaded:
+                self._loaded[shard] = load_file(str(shard))
+            emb.append(self._loaded[shard]["embeddings"][row])
+            prompt_emb.append(self._loaded[shard]["prompt_embeddings"][row])
+        return torch.stack(emb), torch.stack(prompt_emb)
+
+
+def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], cache_dir: str | Path,
+                       model_id: str, max_length: int | None = 2048, batch_size: int | None = None,
+                       shard_size: int = 128, desc: str = "embeddings") -> dict:
+    """Embeddings of (prompt messages, response) items, computed once and cached (see the module docstring).
+    Returns {"embeddings", "prompt_embeddings": [N, H] fp32, "stats": {...}}."""
+    from tqdm.auto import tqdm
+
+    from rm_core.templates import ensure_pad_token
+
+    try:
+        from accelerate import PartialState
+
+        state = PartialState()
+        rank, world = state.process_index, state.num_processes
+    except Exception:  # accelerate absent or not configured: one process
+        state, rank, world = None, 0, 1
+    device = next(model.parameters()).device
+    batch_size = batch_size or (16 if device.type == "cuda" else 1)  # CPU: padding costs more than batching gains
+    pad_id = ensure_pad_token(tokenizer)
+    cache = EmbeddingCache(cache_dir, model_id, str(next(model.parameters()).dtype))
+    rendered = [render_item(tokenizer, p, r, max_length) for p, r in pairs]
+    keys = [item.key for item in rendered]
+    by_key = dict(zip(keys, rendered))
+    todo = cache.missing(keys)
+    shards = [todo[s:s + shard_size] for s in range(0, len(todo), shard_size)]
+    mine = [s for i, s in enumerate(shards) if i % world == rank]
+    tokens = sum(len(by_key[k].ids) + (len(by_key[k].prompt_ids) if by_key[k].prompt_end is None else 0)
+                 for s in mine for k in s)
+    start = time.perf_counter()
+    with tqdm(total=tokens, unit="tok", desc=desc, disable=rank != 0 or not mine) as bar:
+        for shard_keys in mine:
+            items = [by_key[k] for k in shard_keys]
+            emb, prompt_emb = forward_items(model, items, pad_id, batch_size)
+            cache.write_shard(shard_keys, emb, prompt_emb)
+            bar.update(sum(len(it.ids) + (len(it.prompt_ids) if it.prompt_end is None else 0) for it in items))
+    seconds = time.perf_counter() - start
+    if state is not None and world > 1:
+        state.wait_for_everyone()
+        cache.refresh()
+    emb, prompt_emb = cache.get(keys)
+    stats = {"items": len(keys), "computed": sum(len(s) for s in mine), "cached": len(keys) - len(todo),
+             "tokens_computed": tokens, "seconds": round(seconds, 2),
+             "tokens_per_s": round(tokens / seconds, 1) if seconds > 0 and tokens else None,
+             "truncated": sum(it.truncated for it in rendered),
+             "prompt_run_alone": sum(it.prompt_end is None for it in rendered)}
+    return {"embeddings": emb, "prompt_embeddings": prompt_emb, "stats": stats}

@@ -1,0 +1,374 @@
+"""ArmoRM: embeddings and their cache, Ratings, stage 1 ridge, debiasing, gating, export, judge, Hub loading."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rm_core.data import RowError, make_rating, to_ratings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory):
+    from rm_core.embeddings import load_backbone
+    from rm_core.testing import save_tiny_backbone
+
+    path = save_tiny_backbone(tmp_path_factory.mktemp("bb") / "tiny")
+    model, tok = load_backbone(str(path), "float32", "cpu")
+    return path, model, tok
+
+
+def user(text):
+    return [{"role": "user", "content": text}]
+
+
+# ---------------------------------------------------------------- embeddings
+
+
+def test_prompt_embedding_from_one_pass_equals_the_prompt_alone(backbone):
+    from rm_core.embeddings import forward_items, render_item
+    from rm_core.templates import tokenize_messages
+
+    _, model, tok = backbone
+    prompt = user("What is 2 + 3?") + [{"role": "assistant", "content": "5"}] + user("and 3 + 4?")
+    item = render_item(tok, prompt, "The answer is 7.", max_length=None)
+    assert item.prompt_end == len(tokenize_messages(tok, prompt, add_generation_prompt=True)) - 1
+    emb, prompt_emb = forward_items(model, [item], tok.pad_token_id)
+    with torch.no_grad():
+        alone = model(input_ids=torch.tensor([item.prompt_ids])).last_hidden_state[0, -1]
+        whole = model(input_ids=torch.tensor([item.ids])).last_hidden_state[0, -1]
+    torch.testing.assert_close(prompt_emb[0], alone, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(emb[0], whole, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(emb[0], prompt_emb[0])
+
+
+def test_truncation_that_cuts_the_prompt_end_runs_the_prompt_alone(backbone):
+    from rm_core.embeddings import forward_items, render_item
+
+    _, model, tok = backbone
+    long_response = "the quick brown fox jumps over the lazy dog " * 20
+    item = render_item(tok, user("hello"), long_response, max_length=24)
+    assert item.truncated and len(item.ids) == 24 and item.prompt_end is None
+    assert item.ids[0] == tok.bos_token_id  # the leading special token is kept
+    short = render_item(tok, user("hello world " * 10), "Sure.", max_length=24)
+    assert short.truncated and short.prompt_end is not None  # the prompt's end survived the front cut
+    assert short.ids[short.prompt_end] == short.prompt_ids[-1]
+    batch = [item, short, render_item(tok, user("hi"), "Sure, here is a short answer.", None)]
+    emb, prompt_emb = forward_items(model, batch, tok.pad_token_id, batch_size=3)  # padded batch == one by one
+    for i, it in enumerate(batch):
+        one_emb, one_prompt = forward_items(model, [it], tok.pad_token_id)
+        torch.testing.assert_close(emb[i], one_emb[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(prompt_emb[i], one_prompt[0], atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        alone = model(input_ids=torch.tensor([item.prompt_ids])).last_hidden_state[0, -1]
+    torch.testing.assert_close(prompt_emb[0], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_cache_resumes_after_a_kill_and_reuses_shared_items(backbone, tmp_path):
+    from rm_core.embeddings import extract_embeddings
+
+    _, model, tok = backbone
+    items = [(user(f"question {i}"), f"answer number {i} is here") for i in range(5)]
+    first = extract_embeddings(model, tok, items, tmp_path, "tiny", max_length=64, shard_size=2)
+    assert first["stats"]["computed"] == 5 and first["stats"]["cached"] == 0
+    shards = sorted(tmp_path.glob("shard-*.safetensors"))
+    assert len(shards) == 3
+    shards[1].unlink()  # a run killed while writing this shard: its weights never landed
+    again = extract_embeddings(model, tok, items + [items[0]], tmp_path, "tiny", max_length=64, shard_size=2)
+    assert again["stats"]["computed"] == 2 and again["stats"]["cached"] == 4  # 3 finished + the repeat
+    torch.testing.assert_close(again["embeddings"][:5], first["embeddings"])
+    torch.testing.assert_close(again["prompt_embeddings"][5], first["prompt_embeddings"][0])
+    with pytest.raises(ValueError, match="was built with"):
+        extract_embeddings(model, tok, items, tmp_path, "another-model", max_length=64)
+
+
+# ---------------------------------------------------------------- Ratings
+
+
+def test_ratings_converters_mask_unlabelled_and_count_bad_rows():
+    helpsteer = {"prompt": "p", "response": "r", "helpfulness": 4, "correctness": 2, "coherence": 4,
+                 "complexity": 0, "verbosity": None}
+    ultra = {"instruction": "q", "completions": [
+        {"response": "a", "annotations": {"helpfulness": {"Rating": "5"}, "honesty": {"Rating": "N/A"},
+                                          "instruction_following": {"Rating": "1"}, "truthfulness": {"Rating": "3"}}},
+        {"response": "", "annotations": {}}]}
+    rows, report = to_ratings([helpsteer, ultra, {"prompt": "p"}])
+    assert rows[0]["attributes"] == {"helpsteer-helpfulness": 1.0, "helpsteer-correctness": 0.5,
+                                     "helpsteer-coherence": 1.0, "helpsteer-complexity": 0.0,
+                                     "helpsteer-verbosity": None}
+    assert rows[1]["attributes"] == {"ultrafeedback-helpfulness": 1.0, "ultrafeedback-honesty": None,
+                                     "ultrafeedback-instruction_following": 0.0, "ultrafeedback-truthfulness": 0.5}
+    assert len(rows) == 2 and report.total == 2  # the empty completion and the row with no response
+    with pytest.raises(RowError, match="row 2"):
+        to_ratings([helpsteer, helpsteer, {"prompt": "p"}], strict=True)
+    with pytest.raises(RowError, match="NaN"):
+        make_rating("p", "r", {"a": float("nan")})
+    with pytest.raises(RowError, match="no attribute is labelled"):
+        make_rating("p", "r", {"a": None})
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data").is_dir(), reason="../shared/data is absent")
+def test_offline_multi_objective_set_has_honest_labels():
+    from armo_rm.data import add_verbosity, load_preferences, load_ratings
+
+    hh = load_ratings("offline:hh-harmless[3]")
+    assert [r["attributes"]["hh-harmlessness-relative"] for r in hh] == [1.0, 0.0] * 3
+    gsm = load_ratings("offline:gsm8k[2]")
+    assert len(gsm) == 8 and {r["attributes"]["gsm8k-correctness"] for r in gsm} <= {0.0, 1.0}
+    rows = add_verbosity(hh + gsm, "verbosity")
+    assert "gsm8k-correctness" not in rows[0]["attributes"]  # masked, not filled
+    assert all(0 <= r["attributes"]["verbosity"] <= 1 for r in rows)
+    pairs = load_preferences("offline:gsm8k[20]")
+    assert pairs and all(p["chosen"] != p["rejected"] for p in pairs)
+    assert len(load_preferences("offline:hh-harmless-test")) == 446
+    assert len(load_preferences("offline:llmbar")) == 419
+
+
+# ---------------------------------------------------------------- stage 1
+
+
+def test_ridge_per_objective_recovers_weights_and_ignores_masked_rows():
+    from armo_rm.train_regression import fit_objectives
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 8))
+    true = rng.normal(size=(2, 8))
+    Y = X @ true.T + 0.01 * rng.normal(size=(300, 2))
+    Y[::3, 1] = np.nan  # a third of the rows are not labelled for objective 1
+    groups = np.arange(300) // 2
+    w, _, report = fit_objectives(X, Y, ["a", "b"], groups, [1e-3, 1.0, 1e3])
+    assert report["a"]["val_r2"] > 0.99 and report["b"]["val_r2"] > 0.99 and report["b"]["alpha"] == 1e-3
+    assert report["b"]["labelled"] == 200
+    np.testing.assert_allclose(w, true, atol=0.02)
+    # the masked rows carry no information: dropping them changes nothing
+    keep = ~np.isnan(Y[:, 1])
+    w2, _, _ = fit_objectives(X[keep], Y[keep][:, [1]], ["b"], groups[keep], [1e-3, 1.0, 1e3])
+    np.testing.assert_allclose(w[1], w2[0], atol=1e-6)
+    with pytest.raises(ValueError, match="objective 'c'"):
+        fit_objectives(X, np.full((300, 1), np.nan), ["c"], groups, [1.0])
+
+
+def test_split_by_prompt_keeps_a_prompts_responses_together():
+    from armo_rm.train_regression import prompt_groups, split_by_group
+
+    prompts = [user(f"q{i // 2}") for i in range(40)]
+    train, val = split_by_group(prompt_groups(prompts), 0.25, seed=1)
+    assert val.sum() == 10 and (train == ~val).all() and all(val[2 * i] == val[2 * i + 1] for i in range(20))
+
+
+# ---------------------------------------------------------------- stage 2
+
+
+def test_verbosity_penalty_removes_the_length_correlation():
+    from scipy.stats import spearmanr
+
+    from armo_rm.train_gating import find_verbosity_penalties, transform_matrix
+
+    rng = np.random.default_rng(0)
+    verb = rng.normal(size=2000)
+    quality = rng.normal(size=2000)
+    rewards = np.stack([quality + 0.8 * verb, quality - 0.5 * verb, verb], axis=1)
+    pen, corr = find_verbosity_penalties(rewards, verbosity_index=2, threshold=0.03)
+    assert 0.6 < pen[0] < 0.85 and corr[0] <= 0.03  # needs about 0.8 * (1 - a little)
+    assert pen[1] == 0.0 and pen[2] == 1.0  # already below the threshold; verbosity itself zeroed
+    debiased = torch.tensor(rewards, dtype=torch.float32) @ transform_matrix(pen, 2)
+    np.testing.assert_allclose(debiased[:, 0].numpy(), rewards[:, 0] - pen[0] * verb, atol=1e-4)
+    np.testing.assert_allclose(debiased[:, 1].numpy(), rewards[:, 1], atol=1e-5)
+    assert torch.all(debiased[:, 2] == 0)
+    assert spearmanr(debiased[:, 0].numpy(), verb).statistic <= 0.03
+
+
+def test_gating_softmax_is_over_objectives_and_learns_which_one_a_prompt_needs():
+    from armo_rm.config import ArmoConfig
+    from armo_rm.train_gating import GatedScore, train_gating
+
+    # two kinds of prompt: for kind 0 objective 0 decides the preference, for kind 1 objective 1 does;
+    # the other objective is anti-correlated with the preference, so only a prompt-conditioned mix wins
+    g = torch.Generator().manual_seed(0)
+    n, hidden = 2000, 6
+    kind = torch.randint(0, 2, (n,), generator=g)
+    prompts = torch.randn(n, hidden, generator=g) * 0.1
+    prompts[:, 0] += torch.where(kind == 0, 2.0, -2.0)
+    signal, noise = torch.rand(n, generator=g) + 0.2, torch.rand(n, generator=g) + 0.2
+    rc, rr = torch.zeros(n, 3), torch.zeros(n, 3)
+    rows = torch.arange(n)
+    rc[rows, kind], rr[rows, kind] = signal, -signal
+    rc[rows, 1 - kind], rr[rows, 1 - kind] = -noise, noise
+    cfg = ArmoConfig(max_steps=300, batch_size=128, learning_rate=1e-2, gating_dropout=0.0, gating_hidden_dim=16,
+                     gating_temperature=1.0)
+    head = GatedScore(hidden, cfg, torch.eye(3))
+    out = head.gating(prompts[:4])
+    torch.testing.assert_close(out.sum(dim=-1), torch.ones(4))  # over the objectives, per row
+    train_gating(head, prompts, rc, prompts, rr, cfg)
+    with torch.no_grad():
+        gates = head.gating(prompts)
+        acc = (head(prompts, rc) > head(prompts, rr)).float().mean().item()
+    assert acc > 0.95
+    assert gates[kind == 0, 0].mean() > 0.8 and gates[kind == 1, 1].mean() > 0.8
+
+
+def test_nan_gating_loss_is_an_error():
+    from armo_rm.config import ArmoConfig
+    from armo_rm.train_gating import GatedScore, train_gating
+
+    cfg = ArmoConfig(max_steps=2, batch_size=4)
+    head = GatedScore(4, cfg, torch.eye(2))
+    bad = torch.full((8, 2), float("nan"))
+    with pytest.raises(FloatingPointError, match="gating loss"):
+        train_gating(head, torch.randn(8, 4), bad, torch.randn(8, 4), bad, cfg)
+
+
+# ---------------------------------------------------------------- end to end: both stages, export, judge
+
+
+@pytest.fixture(scope="module")
+def trained(backbone, tmp_path_factory):
+    from armo_rm import train_gating, train_regression
+    from armo_rm.config import ArmoConfig
+
+    path, _, _ = backbone
+    work = tmp_path_factory.mktemp("armo")
+    rng = random.Random(0)
+    words = "the quick brown fox jumps over lazy dog hello world".split()
+    ratings, prefs = [], []
+    for i in range(50):
+        prompt = f"question {i} " + " ".join(rng.choices(words, k=4))
+        good = "Sure, here is the answer " + " ".join(rng.choices(words, k=rng.randint(2, 12)))
+        bad = "I cannot help " + " ".join(rng.choices(words, k=rng.randint(2, 12)))
+        ratings += [{"prompt": prompt, "response": good, "attributes": {"helpful": 1.0, "safe": None}},
+                    {"prompt": prompt, "response": bad, "attributes": {"helpful": 0.0, "safe": 1.0}}]
+        prefs.append({"prompt": prompt, "chosen": good, "rejected": bad})
+    (work / "ratings.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ratings))
+    (work / "prefs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in prefs))
+    cfg = ArmoConfig(model_name_or_path=str(path), output_dir=str(work / "out"), max_length=64,
+                     ratings_sources=[str(work / "ratings.jsonl")], preference_sources=[str(work / "prefs.jsonl")],
+                     test_sources=[str(work / "prefs.jsonl")], max_steps=100, batch_size=32, dtype="float32")
+    stage1 = train_regression.main(cfg)
+    stage2 = train_gating.main(cfg)
+    return cfg, stage1, stage2, prefs
+
+
+def test_both_stages_train_and_the_checkpoint_describes_itself(trained):
+    cfg, stage1, stage2, _ = trained
+    assert stage1["attributes"] == ["helpful", "safe", "verbosity"]
+    assert stage1["objectives"]["safe"]["labelled"] == 50  # only the rows that rated it
+    assert stage1["objectives"]["helpful"]["val_r2"] > 0.5
+    assert stage2["test"][cfg.test_sources[0]]["accuracy"] > 0.9
+    config = json.loads((Path(cfg.output_dir) / "config.json").read_text())
+    assert config["rm_family"] == "armo" and config["attributes"] == stage1["attributes"]
+    assert config["auto_map"]["AutoModel"].endswith("ArmoRMModel") and (Path(cfg.output_dir) / "modeling.py").is_file()
+    assert config["prompt_end_token_ids"]  # the generation-prompt marker the model finds the prompt end by
+
+
+def test_judge_scores_what_stage_two_scored_and_explains_it(trained):
+    import judges
+    from armo_rm.data import pair_items
+    from armo_rm.scoring import ArmoJudge
+    from armo_rm.train_regression import embed_items
+    from judges.base import conversation
+    from rm_core.data import to_preferences
+
+    cfg, _, _, prefs = trained
+    judge = judges.load(cfg.output_dir)
+    assert isinstance(judge, ArmoJudge)
+    model = judge.model
+    rows, _ = to_preferences(prefs[:6])
+    cached = embed_items(cfg, pair_items(rows), "check")  # what stage 2 trained and tested on
+    with torch.no_grad():
+        from_cache = model.heads(cached["embeddings"], cached["prompt_embeddings"]).score[0::2].tolist()
+    convs = [conversation(p["prompt"], p["chosen"]) for p in prefs[:6]]
+    scores = judge.score(convs)
+    np.testing.assert_allclose(scores, from_cache, atol=1e-5)
+    # the same numbers through the model's own forward (prompt end found by the marker)
+    from rm_core.templates import tokenize_messages
+
+    for conv, s in zip(convs, scores):
+        out = model(torch.tensor([tokenize_messages(judge.tokenizer, conv)]))
+        assert abs(out.score.item() - s) < 1e-5
+        assert out.rewards.shape == (1, 3) and abs(out.gating_output.sum().item() - 1) < 1e-5
+    assert judge.compare(prefs[0]["prompt"], prefs[0]["chosen"], prefs[0]["rejected"]) > 0.5
+    explained = judge.explain(convs[0], top_k=2)
+    assert len(explained["top_objectives"]) == 2
+    assert abs(sum(r["contribution"] for r in explained["all_objectives"]) - explained["score"]) < 1e-5
+    assert explained["top_objectives"][0]["weight"] >= explained["top_objectives"][1]["weight"]
+    attrs = judge.attribute_scores(convs[:2])
+    assert set(attrs[0]) == {"helpful", "safe", "verbosity"}
+
+
+def test_checkpoint_loads_from_its_folder_with_trust_remote_code_without_this_project(trained, tmp_path):
+    cfg, _, _, prefs = trained
+    import judges
+    from judges.base import conversation
+    from rm_core.templates import tokenize_messages
+
+    judge = judges.load(cfg.output_dir)
+    conv = conversation(prefs[1]["prompt"], prefs[1]["chosen"])
+    ids = tokenize_messages(judge.tokenizer, conv)
+    expected = judge.score([conv])[0]
+    script = (
+        "import json, sys, torch\n"
+        "from transformers import AutoModel\n"
+        f"m = AutoModel.from_pretrained({cfg.output_dir!r}, trust_remote_code=True)\n"
+        f"out = m(torch.tensor([{ids!r}]))\n"
+        "assert 'armo_rm' not in sys.modules and type(m).__module__.startswith('transformers_modules')\n"
+        "print(json.dumps({'score': out.score.item(), 'fields': sorted(k for k in out.keys())}))\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["HF_MODULES_CACHE"] = str(tmp_path / "modules")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert abs(got["score"] - expected) < 1e-5
+    assert {"score", "rewards", "gating_output"} <= set(got["fields"])
+
+
+def test_eval_reward_bench_scores_an_armo_checkpoint(trained, tmp_path):
+    from eval.reward_bench import evaluate, make_parser
+
+    cfg, _, _, prefs = trained
+    rows = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"], "subset": "llmbar-natural",
+             "id": str(i)} for i, p in enumerate(prefs[:8])]
+    data = tmp_path / "rb.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = evaluate(make_parser().parse_args(["--model", cfg.output_dir, "--dataset", str(data),
+                                                 "--output_dir", str(tmp_path / "res")]))
+    assert summary["pairs"] == 8 and summary["failed_pairs"] == 0
+    assert summary["subsets"]["llmbar-natural"]["accuracy"] > 0.8  # the chosen side is the trained "helpful" one
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data").is_dir(), reason="../shared/data is absent")
+def test_armo_on_real_smollm2_and_real_pairs(tmp_path):
+    """Both stages on SmolLM2-135M-Instruct embeddings of 24 HH-RLHF pairs and 6 GSM8K questions, then the
+    exported checkpoint through judges.load scores as stage 2 did."""
+    import judges
+    from armo_rm import train_gating, train_regression
+    from armo_rm.config import ArmoConfig
+    from armo_rm.data import load_preferences
+    from judges.base import conversation
+
+    sources = ["offline:hh-harmless[24]", "offline:gsm8k[6]"]
+    cfg = ArmoConfig(output_dir=str(tmp_path / "armo"), max_length=256, ratings_sources=sources,
+                     preference_sources=sources, test_sources=["offline:llmbar"], max_test_pairs=4,
+                     max_steps=200, batch_size=64)
+    stage1 = train_regression.main(cfg)
+    assert stage1["attributes"] == ["hh-harmlessness-relative", "gsm8k-correctness", "verbosity"]
+    assert stage1["objectives"]["verbosity"]["val_r2"] > 0.3  # length is linearly readable from a real LM
+    stage2 = train_gating.main(cfg)
+    assert stage2["penalties"]["verbosity"] == 1.0 and stage2["test"]["offline:llmbar"]["pairs"] == 4
+    judge = judges.load(cfg.output_dir)
+    pref = load_preferences("offline:llmbar[1]")[0]
+    conv = conversation(pref["prompt"], pref["chosen"][-1]["content"])
+    explained = judge.explain(conv)
+    assert abs(judge.score([conv])[0] - explained["score"]) < 1e-5
+    assert {r["objective"] for r in explained["all_objectives"]} == set(stage1["attributes"])
