@@ -60,7 +60,9 @@ def checkpoint_family(name_or_path: str, revision: str | None = None) -> str | N
 def _register_families() -> None:
     # Importing a family's judge module registers it (register_judge); recipes add theirs here as they land.
     import armo_rm.scoring  # noqa: F401
+    import decision_tree.modeling  # noqa: F401
     import judges.rm_judge  # noqa: F401
+    import odin_rm.scoring  # noqa: F401
     import pair_pm.scoring  # noqa: F401
 
 

@@ -94,8 +94,14 @@ def run_training(trainer, training_args) -> tuple:
 
 def train_pairwise_reward_model(
     data_args: DataArguments, training_args: RewardModelConfig, model_args, rm_family: str, command: str,
-    trainer_cls=PairwiseRewardTrainer,
+    trainer_cls=PairwiseRewardTrainer, model_loader=None, tokenize_fn=tokenize_preferences,
+    evaluate_fn=evaluate_pairs,
 ) -> dict:
+    """The whole recipe. Hooks for families that keep this pipeline but change a part of it (odin_rm):
+    model_loader(path, dtype, chat_template, revision=, attn_implementation=) -> (model, tokenizer), default
+    `load_reward_model`, also used to rebuild the base a LoRA adapter is merged into; tokenize_fn(prefs,
+    tokenizer, max_length) -> (Dataset, TokenizeReport); evaluate_fn(model, tokenizer, prefs, max_length,
+    batch_size) -> dict with at least accuracy, reward_mean and reward_std."""
     from transformers import set_seed
     from trl import get_peft_config
 
@@ -106,13 +112,14 @@ def train_pairwise_reward_model(
                            "on CPU pass --use_cpu true or set ACCELERATE_USE_CPU=1 (configs/accelerate/cpu.yaml)")
     base_path = resolve_model(model_args.model_name_or_path)
     set_seed(training_args.seed)  # the new reward head is random: seed it, so a run repeats exactly
-    model, tokenizer = load_reward_model(base_path, model_args.dtype, training_args.chat_template,
-                                         revision=model_args.model_revision,
-                                         attn_implementation=model_args.attn_implementation)
+    model_loader = model_loader or load_reward_model
+    model, tokenizer = model_loader(base_path, model_args.dtype, training_args.chat_template,
+                                    revision=model_args.model_revision,
+                                    attn_implementation=model_args.attn_implementation)
 
     train, test, data_report = load_preference_splits(data_args)
-    train_ds, train_tok = tokenize_preferences(train, tokenizer, training_args.max_length)
-    eval_ds, _ = tokenize_preferences(test, tokenizer, training_args.max_length) if test else (None, None)
+    train_ds, train_tok = tokenize_fn(train, tokenizer, training_args.max_length)
+    eval_ds, _ = tokenize_fn(test, tokenizer, training_args.max_length) if test else (None, None)
     if state.is_main_process:
         print(f"[data] {data_args.dataset_name}: {len(train)} train / {len(test)} held-out pairs; "
               f"skipped {data_report['train_skipped']['skipped']} train / "
@@ -134,10 +141,16 @@ def train_pairwise_reward_model(
     results = {"train": {k: v for k, v in train_result.metrics.items() if isinstance(v, (int, float))},
                "data": data_report}
     if state.is_main_process:
-        model_out = finalise_checkpoint(out_dir, base_path, tokenizer, peft_config is not None)
+        base_loader = None
+        if model_loader is not load_reward_model:  # merge LoRA into the family's own model class
+            def base_loader():
+                return model_loader(base_path, torch.float32, training_args.chat_template,
+                                    revision=model_args.model_revision)[0]
+        model_out = finalise_checkpoint(out_dir, base_path, tokenizer, peft_config is not None,
+                                        base_loader=base_loader)
         if test:
-            held_out = evaluate_pairs(model_out, tokenizer, test, training_args.max_length,
-                                      training_args.per_device_eval_batch_size)
+            held_out = evaluate_fn(model_out, tokenizer, test, training_args.max_length,
+                                   training_args.per_device_eval_batch_size)
             results["held_out"] = held_out
             print(f"[eval] held-out accuracy {held_out['accuracy']:.4f} on {held_out['pairs']} pairs; "
                   f"reward mean {held_out['reward_mean']:.3f} std {held_out['reward_std']:.3f}", flush=True)
@@ -166,9 +179,10 @@ def train_pairwise_reward_model(
     return results
 
 
-def finalise_checkpoint(out_dir: Path, base_path: str, tokenizer, is_lora: bool, auto_class=None):
+def finalise_checkpoint(out_dir: Path, base_path: str, tokenizer, is_lora: bool, auto_class=None, base_loader=None):
     """Reload what was saved (the weights users will get); merge a LoRA adapter into a plain model, keeping
-    the adapter in lora_adapter/. auto_class: AutoModelForSequenceClassification (default) or a causal LM."""
+    the adapter in lora_adapter/. auto_class: AutoModelForSequenceClassification (default) or a causal LM.
+    base_loader: builds the untrained model the adapter is merged into, for a custom model class (odin_rm)."""
     from transformers import AutoModelForSequenceClassification
 
     auto_class = auto_class or AutoModelForSequenceClassification
@@ -176,7 +190,7 @@ def finalise_checkpoint(out_dir: Path, base_path: str, tokenizer, is_lora: bool,
     if is_lora:
         from peft import PeftModel
 
-        base = auto_class.from_pretrained(base_path, dtype=torch.float32, **kwargs)
+        base = base_loader() if base_loader else auto_class.from_pretrained(base_path, dtype=torch.float32, **kwargs)
         ensure_pad_token(tokenizer, base)
         model = PeftModel.from_pretrained(base, str(out_dir)).merge_and_unload()
         adapter_dir = out_dir / "lora_adapter"
