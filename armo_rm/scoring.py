@@ -17,8 +17,12 @@ from judges.base import Judge, register_judge, split_conversation
 class ArmoJudge(Judge):
     pointwise = True
 
-    def __init__(self, model, tokenizer, max_length: int | None = None, batch_size: int | None = None):
+    def __init__(self, model, tokenizer, max_length: int | None = None, batch_size: int | None = None,
+                 embedding_cache: str | None = None):
         super().__init__()
+        # embedding_cache: a stage 1/2 cache folder (rm_core.embeddings) to read embeddings from and add to;
+        # the backbone is frozen, so a cached vector is exactly what a forward would give
+        self.embedding_cache = embedding_cache
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_length = max_length or getattr(model.config, "armo_max_length", None) or 2048
@@ -46,14 +50,19 @@ class ArmoJudge(Judge):
 
     @torch.no_grad()
     def _outputs(self, conversations: list) -> list:
-        from rm_core.embeddings import forward_items, render_item
+        from rm_core.embeddings import extract_embeddings, forward_items, render_item
         from rm_core.templates import ensure_pad_token
 
-        items = []
-        for conv in conversations:
-            prompt, response = split_conversation(conv)
-            items.append(render_item(self.tokenizer, prompt, response, self.max_length))
-        emb, prompt_emb = forward_items(self.model.backbone, items, ensure_pad_token(self.tokenizer), self.batch_size)
+        pairs = [split_conversation(conv) for conv in conversations]
+        if self.embedding_cache:
+            out = extract_embeddings(self.model.backbone, self.tokenizer, pairs, self.embedding_cache,
+                                     model_id=getattr(self.model.config, "base_model", None) or "backbone",
+                                     max_length=self.max_length, batch_size=self.batch_size, desc="armo judge")
+            emb, prompt_emb = out["embeddings"], out["prompt_embeddings"]
+        else:
+            items = [render_item(self.tokenizer, prompt, response, self.max_length) for prompt, response in pairs]
+            emb, prompt_emb = forward_items(self.model.backbone, items, ensure_pad_token(self.tokenizer),
+                                            self.batch_size)
         dtype = self.model.regression.weight.dtype
         return self.model.heads(emb.to(self.device, dtype), prompt_emb.to(self.device, dtype))
 

@@ -168,13 +168,14 @@ class EmbeddingCache:
     def write_shard(self, keys: list[str], emb: torch.Tensor, prompt_emb: torch.Tensor) -> None:
         from safetensors.torch import save_file
 
-        from rm_core.hub import atomic_write_json
+        from rm_core.hub import _umask, atomic_write_json
 
         name = "shard-" + hashlib.sha1("".join(keys).encode()).hexdigest()[:16]
         meta, shard = self.folder / f"{name}.json", self.folder / f"{name}.safetensors"
         atomic_write_json(meta, {"keys": keys})
         tmp = shard.with_suffix(".tmp")
         save_file({"embeddings": emb.contiguous(), "prompt_embeddings": prompt_emb.contiguous()}, str(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, shard)
         for row, key in enumerate(keys):
             self.index[key] = (shard, row)

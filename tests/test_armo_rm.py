@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -232,30 +231,8 @@ def test_nan_gating_loss_is_an_error():
 
 
 @pytest.fixture(scope="module")
-def trained(backbone, tmp_path_factory):
-    from armo_rm import train_gating, train_regression
-    from armo_rm.config import ArmoConfig
-
-    path, _, _ = backbone
-    work = tmp_path_factory.mktemp("armo")
-    rng = random.Random(0)
-    words = "the quick brown fox jumps over lazy dog hello world".split()
-    ratings, prefs = [], []
-    for i in range(50):
-        prompt = f"question {i} " + " ".join(rng.choices(words, k=4))
-        good = "Sure, here is the answer " + " ".join(rng.choices(words, k=rng.randint(2, 12)))
-        bad = "I cannot help " + " ".join(rng.choices(words, k=rng.randint(2, 12)))
-        ratings += [{"prompt": prompt, "response": good, "attributes": {"helpful": 1.0, "safe": None}},
-                    {"prompt": prompt, "response": bad, "attributes": {"helpful": 0.0, "safe": 1.0}}]
-        prefs.append({"prompt": prompt, "chosen": good, "rejected": bad})
-    (work / "ratings.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ratings))
-    (work / "prefs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in prefs))
-    cfg = ArmoConfig(model_name_or_path=str(path), output_dir=str(work / "out"), max_length=64,
-                     ratings_sources=[str(work / "ratings.jsonl")], preference_sources=[str(work / "prefs.jsonl")],
-                     test_sources=[str(work / "prefs.jsonl")], max_steps=100, batch_size=32, dtype="float32")
-    stage1 = train_regression.main(cfg)
-    stage2 = train_gating.main(cfg)
-    return cfg, stage1, stage2, prefs
+def trained(tiny_armo):
+    return tiny_armo
 
 
 def test_both_stages_train_and_the_checkpoint_describes_itself(trained):

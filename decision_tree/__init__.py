@@ -1,0 +1,1 @@
+"""Decision-tree reward model: an interpretable tree over attribute-score differences (see README.md)."""

@@ -1,0 +1,175 @@
+"""Fit an interpretable decision tree to a judge's preferences over attribute-score differences.
+
+    python decision_tree/fit_tree.py --preferences outputs/dt-prefs --judge bt \
+        --attribute_model outputs/armo-smollm2-135m --output_dir outputs/dt-bt \
+        --test_preferences outputs/dt-prefs-test
+
+- Labels: the named judge's verdicts from collect_preferences.py (order-averaged P > 0.5: a better; ties
+  and failures left out and counted).
+- Features (decision_tree/modeling.py): attribute differences a - b from the attribute model
+  (`judges.load`: an ArmoRM checkpoint, or any judge with `attribute_scores`) and the length difference.
+- Each pair trains in both orders (features negated, label flipped), so the tree has no "a wins" prior.
+- scikit-learn DecisionTreeClassifier; max_depth and min_samples_leaf chosen by grouped k-fold
+  cross-validation (both orders of a pair stay in one fold); CV accuracy per depth is reported, and
+  held-out accuracy per depth (against the judge and the human label) when test preferences are given.
+- Saved as data: tree.json, config.json (rm_family decision_tree, attribute model), rules.txt, tree.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+
+def judge_labels(folder: str | Path, judge: str) -> tuple[list[dict], np.ndarray, dict]:
+    """(pairs with a decided verdict, y: 1 if a better, counts of what was left out)."""
+    from decision_tree.collect_preferences import decided, read_jsonl
+
+    pairs = read_jsonl(Path(folder) / "pairs.jsonl")
+    rows = {r["pair"]: r for r in read_jsonl(Path(folder) / "labels.jsonl") if r["judge"] == judge}
+    if not rows:
+        raise ValueError(f"no labels from judge {judge!r} in {folder}")
+    kept, y, left_out = [], [], {"missing": 0, "failed": 0, "tie": 0}
+    for p in pairs:
+        r = rows.get(p["id"])
+        w = None if r is None else decided(r)
+        if r is None:
+            left_out["missing"] += 1
+        elif w is None:
+            left_out["failed"] += 1
+        elif w == 0:
+            left_out["tie"] += 1
+        else:
+            kept.append(p)
+            y.append(1 if w > 0 else 0)
+    return kept, np.array(y), left_out
+
+
+def features_for(attribute_judge, pairs: list[dict]) -> tuple[np.ndarray, list[str]]:
+    from decision_tree.modeling import pair_features, words
+    from judges.base import conversation
+
+    convs = [conversation(p["prompt"], r) for p in pairs for r in (p["a"], p["b"])]
+    scores = attribute_judge.attribute_scores(convs)
+    attributes = list(scores[0]) if scores else []
+    X = pair_features(scores[0::2], scores[1::2], [words(p["a"]) for p in pairs], [words(p["b"]) for p in pairs],
+                      attributes)
+    return X, attributes
+
+
+def both_orders(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    groups = np.arange(len(y))
+    return np.vstack([X, -X]), np.concatenate([y, 1 - y]), np.concatenate([groups, groups])
+
+
+def fit(X: np.ndarray, y: np.ndarray, depths: list[int], min_leafs: list[int], folds: int = 5, seed: int = 0):
+    """(best tree fitted on all pairs, CV table {depth: {min_leaf: accuracy}}, best params)."""
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+    from sklearn.tree import DecisionTreeClassifier
+
+    X2, y2, groups = both_orders(X, y)
+    search = GridSearchCV(DecisionTreeClassifier(random_state=seed),
+                          {"max_depth": depths, "min_samples_leaf": min_leafs},
+                          cv=GroupKFold(n_splits=folds), scoring="accuracy")
+    search.fit(X2, y2, groups=groups)
+    table: dict[int, dict[int, float]] = {}
+    for params, score in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"]):
+        table.setdefault(params["max_depth"], {})[params["min_samples_leaf"]] = round(float(score), 4)
+    return search.best_estimator_, table, search.best_params_
+
+
+def symmetric_accuracy(tree_data, X: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy of P(a > b) = (P(a, b) + 1 - P(b, a)) / 2 against y; P = 0.5 counts wrong (one tie rule)."""
+    p = (tree_data.predict(X) + 1.0 - tree_data.predict(-X)) / 2
+    return float(np.mean(np.where(y == 1, p > 0.5, p < 0.5)))
+
+
+def save(out_dir: str | Path, tree, names: list[str], attributes: list[str], attribute_model: str, info: dict) -> Path:
+    from sklearn.tree import export_text
+
+    from decision_tree.modeling import tree_to_json
+    from rm_core.hub import atomic_write_json, atomic_write_text
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "tree.json", tree_to_json(tree, names))
+    atomic_write_json(out / "config.json", {"rm_family": "decision_tree", "attribute_model": attribute_model,
+                                            "attributes": attributes, "feature_names": names, **info})
+    atomic_write_text(out / "rules.txt", export_text(tree, feature_names=names, show_weights=True) + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from sklearn.tree import plot_tree
+
+        fig, ax = plt.subplots(figsize=(min(4 + 3 * tree.get_n_leaves(), 40), 2 + 2 * tree.get_depth()))
+        plot_tree(tree, feature_names=names, class_names=["b better", "a better"], filled=True, ax=ax, fontsize=8)
+        fig.savefig(out / "tree.png.tmp.png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        os.replace(out / "tree.png.tmp.png", out / "tree.png")
+    except ImportError:
+        print("[fit_tree] matplotlib is not installed: no tree.png (pip install matplotlib)", flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    import judges
+    from decision_tree.modeling import TreeData, feature_names, tree_to_json
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preferences", required=True, help="collect_preferences.py output folder (training pairs)")
+    p.add_argument("--judge", required=True, help="the judge whose preferences the tree imitates (or 'human')")
+    p.add_argument("--attribute_model", required=True, help="ArmoRM checkpoint or any judge with attribute_scores")
+    p.add_argument("--output_dir", required=True)
+    p.add_argument("--test_preferences", nargs="*", default=[], help="held-out collect_preferences.py folders")
+    p.add_argument("--depths", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
+    p.add_argument("--min_leafs", type=int, nargs="+", default=[1, 5, 10, 25, 50])
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--embedding_cache", default=None, help="ArmoRM embedding cache to read attribute inputs from")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    from sklearn.tree import DecisionTreeClassifier
+
+    kwargs = {"embedding_cache": args.embedding_cache} if args.embedding_cache else {}
+    attribute_judge = judges.load(args.attribute_model, **kwargs)
+    pairs, y, left_out = judge_labels(args.preferences, args.judge)
+    X, attributes = features_for(attribute_judge, pairs)
+    names = feature_names(attributes)
+    tree, table, best = fit(X, y, args.depths, args.min_leafs, args.folds, args.seed)
+    info = {"judge_imitated": args.judge, "train_pairs": len(pairs), "left_out": left_out, "best": best,
+            "cv_accuracy": table, "cv_accuracy_by_depth": {d: max(v.values()) for d, v in table.items()},
+            "test": {}}
+    X2, y2, _ = both_orders(X, y)
+    for folder in args.test_preferences:
+        test_pairs, test_y, test_left = judge_labels(folder, args.judge)
+        human = np.array([1 if q["a_is_chosen"] else 0 for q in test_pairs])
+        Xt, _ = features_for(attribute_judge, test_pairs)
+        entry = {"pairs": len(test_pairs), "left_out": test_left, "by_depth": {}}
+        for depth in args.depths:  # the CV-best leaf size at each depth, refit on all training pairs
+            leaf = max(table[depth], key=table[depth].get)
+            model = DecisionTreeClassifier(max_depth=depth, min_samples_leaf=leaf, random_state=args.seed).fit(X2, y2)
+            data = TreeData(tree_to_json(model, names))
+            entry["by_depth"][depth] = {"agreement_with_judge": round(symmetric_accuracy(data, Xt, test_y), 4),
+                                        "accuracy_vs_human": round(symmetric_accuracy(data, Xt, human), 4)}
+        chosen = TreeData(tree_to_json(tree, names))
+        entry["agreement_with_judge"] = round(symmetric_accuracy(chosen, Xt, test_y), 4)
+        entry["accuracy_vs_human"] = round(symmetric_accuracy(chosen, Xt, human), 4)
+        info["test"][str(folder)] = entry
+    out = save(args.output_dir, tree, names, attributes, args.attribute_model, info)
+    print((out / "rules.txt").read_text())
+    print(json.dumps({k: v for k, v in info.items() if k != "cv_accuracy"}, indent=1))
+    return info
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()

@@ -1,0 +1,38 @@
+"""Shared fixtures: a tiny ArmoRM trained end to end (both stages) on a tiny random backbone."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_armo(tmp_path_factory):
+    """(config, stage 1 result, stage 2 result, preference rows): 50 synthetic pairs where the chosen reply is
+    helpful ("Sure, here is the answer ...") and the rejected one refuses; "safe" rated on rejected rows only."""
+    from armo_rm import train_gating, train_regression
+    from armo_rm.config import ArmoConfig
+    from rm_core.testing import save_tiny_backbone
+
+    work = tmp_path_factory.mktemp("armo")
+    path = save_tiny_backbone(work / "tiny")
+    rng = random.Random(0)
+    words = "the quick brown fox jumps over lazy dog hello world".split()
+    ratings, prefs = [], []
+    for i in range(50):
+        prompt = f"question {i} " + " ".join(rng.choices(words, k=4))
+        good = "Sure, here is the answer " + " ".join(rng.choices(words, k=rng.randint(2, 12)))
+        bad = "I cannot help " + " ".join(rng.choices(words, k=rng.randint(2, 12)))
+        ratings += [{"prompt": prompt, "response": good, "attributes": {"helpful": 1.0, "safe": None}},
+                    {"prompt": prompt, "response": bad, "attributes": {"helpful": 0.0, "safe": 1.0}}]
+        prefs.append({"prompt": prompt, "chosen": good, "rejected": bad})
+    (work / "ratings.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ratings))
+    (work / "prefs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in prefs))
+    cfg = ArmoConfig(model_name_or_path=str(path), output_dir=str(work / "out"), max_length=64,
+                     ratings_sources=[str(work / "ratings.jsonl")], preference_sources=[str(work / "prefs.jsonl")],
+                     test_sources=[str(work / "prefs.jsonl")], max_steps=100, batch_size=32, dtype="float32")
+    stage1 = train_regression.main(cfg)
+    stage2 = train_gating.main(cfg)
+    return cfg, stage1, stage2, prefs
