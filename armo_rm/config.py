@@ -14,6 +14,8 @@ class ArmoConfig:
                                                          "float32, bfloat16."})
     max_length: int = field(default=1024, metadata={"help": "Longer items are cut from the front, counted."})
     embed_batch_size: int | None = field(default=None, metadata={"help": "Default: 16 on GPU, 1 on CPU."})
+    embed_shard_size: int = field(default=64, metadata={
+        "help": "Items per cache shard: the unit of resume, and of the work split across processes."})
     embedding_cache: str | None = field(default=None, metadata={
         "help": "Embedding cache folder (content-addressed, shared by both stages). Default: <output_dir>/embeddings."})
     shared_data_dir: str | None = field(default=None, metadata={

@@ -211,6 +211,14 @@ def main(cfg: ArmoConfig) -> dict:
 
     prefs = [p for s in cfg.preference_sources for p in load_preferences(s, cfg.shared_data_dir, cfg.max_pairs_per_source)]
     t = pair_tensors(cfg, prefs, weight, bias, "stage 2 embeddings")
+    tests = {}  # every process helps with every embedding pass, in the same order; then the main one trains
+    for source in cfg.test_sources:
+        test_prefs = load_preferences(source, cfg.shared_data_dir, cfg.max_test_pairs)
+        tests[source] = (test_prefs, pair_tensors(cfg, test_prefs, weight, bias, f"test embeddings {source}"))
+    from rm_core.embeddings import process_state
+
+    if not process_state().is_main_process:
+        return {}
     reference = torch.cat([t["rewards_c"], t["rewards_r"]]).numpy()
     penalties, corrs = find_verbosity_penalties(reference, v, cfg.corr_threshold)
     transform = transform_matrix(penalties, v)
@@ -234,9 +242,7 @@ def main(cfg: ArmoConfig) -> dict:
     print(f"[stage 2] gating: train accuracy {results['train_accuracy']:.4f}, validation "
           f"{results.get('val_accuracy', float('nan')):.4f} ({train_seconds:.1f} s)", flush=True)
 
-    for source in cfg.test_sources:
-        test_prefs = load_preferences(source, cfg.shared_data_dir, cfg.max_test_pairs)
-        tt = pair_tensors(cfg, test_prefs, weight, bias, f"test embeddings {source}")
+    for source, (test_prefs, tt) in tests.items():
         entry = {"pairs": len(test_prefs), "accuracy": pair_accuracy(head, tt), "embedding": tt["stats"],
                  "single_objective": {a: single_objective_accuracy(tt, transform, k) for k, a in enumerate(attributes)
                                       if k != v}}

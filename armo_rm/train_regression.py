@@ -84,7 +84,8 @@ def embed_items(cfg: ArmoConfig, items: list[tuple[list[dict], str]], desc: str)
         _BACKBONES[key] = load_backbone(cfg.model_name_or_path, cfg.dtype)
     model, tokenizer = _BACKBONES[key]
     return extract_embeddings(model, tokenizer, items, cfg.cache_folder, model_id=cfg.model_name_or_path,
-                              max_length=cfg.max_length, batch_size=cfg.embed_batch_size, desc=desc)
+                              max_length=cfg.max_length, batch_size=cfg.embed_batch_size,
+                              shard_size=cfg.embed_shard_size, desc=desc)
 
 
 def main(cfg: ArmoConfig) -> dict:
@@ -104,6 +105,10 @@ def main(cfg: ArmoConfig) -> dict:
     print(f"[stage 1] {len(rows)} rated responses from {sources}; objectives {attributes}", flush=True)
 
     out = embed_items(cfg, [(r["prompt"], r["response"]) for r in rows], "stage 1 embeddings")
+    from rm_core.embeddings import process_state
+
+    if not process_state().is_main_process:  # the other processes only helped with the embeddings
+        return {}
     X = out["embeddings"].numpy().astype(np.float64)
     Y = np.array([[np.nan if r["attributes"].get(a) is None else r["attributes"][a] for a in attributes]
                   for r in rows], dtype=np.float64)

@@ -193,22 +193,26 @@ class EmbeddingCache:
         return torch.stack(emb), torch.stack(prompt_emb)
 
 
+def process_state():
+    """accelerate's PartialState; on CPU it forms a gloo group only when asked (ACCELERATE_USE_CPU=1, as
+    configs/accelerate/cpu.yaml and transformers' use_cpu do), else every process would work alone."""
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+
+
 def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], cache_dir: str | Path,
                        model_id: str, max_length: int | None = 2048, batch_size: int | None = None,
-                       shard_size: int = 128, desc: str = "embeddings") -> dict:
+                       shard_size: int = 64, desc: str = "embeddings") -> dict:
     """Embeddings of (prompt messages, response) items, computed once and cached (see the module docstring).
     Returns {"embeddings", "prompt_embeddings": [N, H] fp32, "stats": {...}}."""
     from tqdm.auto import tqdm
 
     from rm_core.templates import ensure_pad_token
 
-    try:
-        from accelerate import PartialState
-
-        state = PartialState()
-        rank, world = state.process_index, state.num_processes
-    except Exception:  # accelerate absent or not configured: one process
-        state, rank, world = None, 0, 1
+    state = process_state()
+    rank, world = state.process_index, state.num_processes
     device = next(model.parameters()).device
     batch_size = batch_size or (16 if device.type == "cuda" else 1)  # CPU: padding costs more than batching gains
     pad_id = ensure_pad_token(tokenizer)
@@ -229,7 +233,7 @@ def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], ca
             cache.write_shard(shard_keys, emb, prompt_emb)
             bar.update(sum(len(it.ids) + (len(it.prompt_ids) if it.prompt_end is None else 0) for it in items))
     seconds = time.perf_counter() - start
-    if state is not None and world > 1:
+    if world > 1:
         state.wait_for_everyone()
         cache.refresh()
     emb, prompt_emb = cache.get(keys)

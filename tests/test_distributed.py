@@ -332,3 +332,32 @@ def torch_equal(a, b) -> bool:
     import torch
 
     return torch.equal(a, b)
+
+
+# ------------------------------------------------------------------ ArmoRM embeddings split across processes
+
+
+@pytest.mark.distributed
+def test_armo_stage1_two_processes_split_the_embeddings_and_match_one_process(tmp_path):
+    from safetensors.torch import load_file
+
+    from rm_core.testing import save_tiny_backbone
+
+    backbone = save_tiny_backbone(tmp_path / "tiny")
+    rows = [{"prompt": f"What is {i} + 3?", "response": f"The answer is {i + 3}." + " Sure." * (i % 4),
+             "attributes": {"correct": float(i % 2), "polite": None if i % 3 else 0.5 * (i % 4)}} for i in range(40)]
+    data = _write_jsonl(tmp_path / "ratings.jsonl", rows)
+    results = {}
+    for n in (1, 2):
+        out = tmp_path / f"armo-{n}proc"
+        config = tmp_path / f"armo-{n}.yaml"
+        config.write_text(f"model_name_or_path: {backbone}\noutput_dir: {out}\ndtype: float32\nmax_length: 64\n"
+                          f"ratings_sources: [{data}]\nridge_alphas: [0.1, 1.0]\nembed_shard_size: 8\n")
+        _launch(["armo_rm/train_regression.py", "--config", str(config)], n, tmp_path / f"armo-{n}proc.log")
+        results[n] = (load_file(str(out / "regression.safetensors")), json.loads((out / "stage1.json").read_text()))
+    (w1, r1), (w2, r2) = results[1], results[2]
+    assert r1["embedding"]["computed"] == 40 and r2["embedding"]["computed"] == 24  # main: shards 0, 2, 4 of 5
+    assert len(list((tmp_path / "armo-2proc" / "embeddings").glob("shard-*.safetensors"))) == 5
+    for key in ("weight", "bias"):
+        assert (w1[key] - w2[key]).abs().max() < 1e-4
+    assert r1["objectives"]["polite"]["labelled"] == r2["objectives"]["polite"]["labelled"] == 14
