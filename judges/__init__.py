@@ -62,6 +62,7 @@ def _register_families() -> None:
     import armo_rm.scoring  # noqa: F401
     import decision_tree.modeling  # noqa: F401
     import judges.rm_judge  # noqa: F401
+    import math_rm.scoring  # noqa: F401
     import odin_rm.scoring  # noqa: F401
     import pair_pm.scoring  # noqa: F401
 

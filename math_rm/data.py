@@ -1,0 +1,103 @@
+"""Training and evaluation rows for the math reward models, from any source rm_core.data converts.
+
+- PRM training rows: Steps (rm_core.data.to_steps). Rows of the GSM8K labelled model solutions get their step
+  labels from the offline rule (math_rm/step_labels.py); our labelling output, RLHFlow step chats, PRM800K and
+  canonical Steps rows carry their own.
+- ORM training rows: one Steps row per candidate with the whole response as one step, labelled by its outcome.
+- Evaluation rows: Candidates (best-of-N). For the GSM8K labelled solutions the project's fixed split applies
+  (question index < 1000 trains, the other 319 evaluate); other sources read `dataset_test_split` or
+  `eval_dataset_name`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rm_core.data import (
+    SkipReport,
+    detect_math_format,
+    gsm8k_solutions_split,
+    load_rows,
+    make_steps,
+    to_candidates,
+    to_steps,
+)
+
+GSM8K_SOLUTIONS = "../shared/data/gsm8k/example_model_solutions.jsonl"
+
+
+@dataclass
+class MathDataArguments:
+    dataset_name: str = field(default=GSM8K_SOLUTIONS, metadata={
+        "help": "Local file/folder or Hub id: GSM8K labelled solutions (fixed split applied), math_rm/"
+                "sample_solutions.py output, Steps/Candidates rows, RLHFlow step chats or best-of-N sets, PRM800K."})
+    dataset_format: str = field(default="auto", metadata={"help": "Row format (rm_core.data.detect_math_format)."})
+    dataset_data_dir: str | None = field(default=None, metadata={"help": "data_dir for a Hub data set."})
+    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    dataset_test_split: str | None = field(default="test", metadata={
+        "help": "Held-out split of Candidates for best-of-N (ignored for the GSM8K solutions: fixed split)."})
+    eval_dataset_name: str | None = field(default=None, metadata={
+        "help": "A separate Candidates source for the best-of-N evaluation (its test split)."})
+    max_train_questions: int | None = field(default=None, metadata={
+        "help": "Use the first N training source rows (questions, for the GSM8K sources)."})
+    max_eval_questions: int | None = field(default=None, metadata={"help": "Evaluate on the first N questions."})
+    strict_rows: bool = field(default=False, metadata={"help": "Fail on the first malformed row."})
+
+
+def load_math_splits(args: MathDataArguments) -> tuple[list[dict], list[dict], dict]:
+    """(train source rows, evaluation Candidates rows, report)."""
+    rows = load_rows(args.dataset_name, args.dataset_train_split, args.dataset_data_dir)
+    if not rows:
+        raise ValueError(f"no rows in {args.dataset_name!r}")
+    fmt = detect_math_format(rows[0]) if args.dataset_format == "auto" else args.dataset_format
+    report: dict = {"dataset": args.dataset_name, "format": fmt}
+    eval_rows: list[dict] = []
+    if fmt == "gsm8k_solutions":
+        rows, eval_rows = gsm8k_solutions_split(rows)
+        report["split"] = "fixed: question index < 1000 trains (../shared/data/README.md)"
+        if args.eval_dataset_name:
+            eval_rows = load_rows(args.eval_dataset_name, args.dataset_test_split or "test")
+    elif args.eval_dataset_name:
+        eval_rows = load_rows(args.eval_dataset_name, args.dataset_test_split or "test")
+    elif args.dataset_test_split and not Path(args.dataset_name).is_file():  # a single file has no test split
+        try:
+            eval_rows = load_rows(args.dataset_name, args.dataset_test_split, args.dataset_data_dir)
+        except (FileNotFoundError, ValueError):
+            eval_rows = []  # no test split: no best-of-N evaluation
+    if args.max_train_questions:
+        rows = rows[: args.max_train_questions]
+    if args.max_eval_questions:
+        eval_rows = eval_rows[: args.max_eval_questions]
+    cands, skips = to_candidates(eval_rows, "auto", args.strict_rows)
+    report.update(train_rows=len(rows), eval_questions=len(cands), eval_skipped=skips.as_dict())
+    return rows, cands, report
+
+
+def prm_training_rows(rows: list[dict], fmt: str = "auto", strict: bool = False) -> tuple[list[dict], SkipReport]:
+    """Steps rows to train a PRM on; GSM8K labelled solutions are labelled by the offline rule."""
+    if rows and (fmt if fmt != "auto" else detect_math_format(rows[0])) == "gsm8k_solutions":
+        from math_rm.step_labels import label_candidates
+
+        cands, skips = to_candidates(rows, "gsm8k_solutions", strict)
+        out = []
+        for cand in cands:
+            for j, sol in enumerate(label_candidates(cand)):
+                out.append(make_steps(cand["prompt"], sol["steps"], sol["labels"], f"{cand['id']}/{j}",
+                                      cand.get("reference")))
+        return out, skips
+    return to_steps(rows, fmt, strict)
+
+
+def orm_training_rows(rows: list[dict], fmt: str = "auto", strict: bool = False) -> tuple[list[dict], SkipReport]:
+    """One single-step Steps row per candidate response: the whole response, labelled 1 when correct."""
+    cands, skips = to_candidates(rows, fmt, strict)
+    out = []
+    for cand in cands:
+        for j, (response, correct) in enumerate(zip(cand["responses"], cand["correct"])):
+            if not response.strip():
+                skips.add("empty response", f"{cand['id']}/{j}")
+                continue
+            out.append(make_steps(cand["prompt"], [response.strip()], [int(correct)], f"{cand['id']}/{j}",
+                                  cand.get("reference")))
+    return out, skips

@@ -1,0 +1,195 @@
+"""Scoring with a PRM / ORM checkpoint, and their judges (rm_family "prm" and "orm").
+
+Every step of a solution is scored in ONE forward pass: the solution is encoded with a judgement slot after
+each step (math_rm/encoding.py), and P(step good) = softmax over the "+"/"-" logits at each slot. RLHFlow's
+evaluator instead runs one pass per step on the growing prefix (O(K^2) tokens for K steps); `per_step_probs`
+is that baseline, kept for the timing comparison and the equality test (causal attention makes them equal).
+
+A solution's score is the aggregation of its step scores (config.json `math_rm_aggregation`, or the judge's
+`aggregation=`): "min" (the weakest step), "prod" (the chance that every step is good, if independent),
+"last" (the final step) or "mean" (RLHFlow's choice). An ORM has one step, so all four agree.
+
+`judges.load(ckpt)` builds ProcessRewardJudge for rm_family "prm" and OutcomeRewardJudge for "orm". An "orm"
+checkpoint with `math_rm_head: "scalar"` (math_rm/train_scalar_orm.py, a sequence-classification head) is
+served by the Bradley-Terry judge instead: its score is the scalar reward, not a probability.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+
+import torch
+
+from judges.base import Judge, register_judge, split_conversation
+from math_rm.encoding import TEMPLATE_NAME, EncodeReport, choose_step_tag, encode_solution, judgement_token_ids
+from rm_core.data import split_steps
+
+AGGREGATIONS = {
+    "min": min,
+    "prod": math.prod,
+    "last": lambda xs: xs[-1],
+    "mean": statistics.fmean,
+}
+
+
+def aggregate(step_scores: Sequence[float | None], how: str) -> float | None:
+    """One score for a solution from its step scores; steps without a score (cut by truncation) are left out."""
+    if how not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {how!r}; choose from {sorted(AGGREGATIONS)}")
+    present = [s for s in step_scores if s is not None]
+    return float(AGGREGATIONS[how](present)) if present else None
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.inference_mode()
+def slot_probs(model, encoded: list[tuple[list[int], list[int | None]]], pad_id: int, judgement_ids: dict[str, int],
+               batch_size: int = 1) -> list[list[float | None]]:
+    """P("+") at every slot of every (ids, slots), one forward pass per batch of sequences (right-padded,
+    length-sorted; the LM head runs only at slot positions)."""
+    device = _device(model)
+    pick = torch.tensor([judgement_ids["+"], judgement_ids["-"]], device=device)
+    out: list[list[float | None]] = [[] for _ in encoded]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        width = max(len(encoded[i][0]) for i in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            seq = encoded[i][0]
+            ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[row, : len(seq)] = 1
+        positions = sorted({s for i in batch for s in encoded[i][1] if s is not None})
+        if not positions:
+            for i in batch:
+                out[i] = [None] * len(encoded[i][1])
+            continue
+        keep = torch.tensor(positions, device=device)
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False,
+                       logits_to_keep=keep).logits[:, :, pick].float()
+        probs = torch.softmax(logits, dim=-1)[..., 0].tolist()  # [batch, len(positions)]
+        where = {p: j for j, p in enumerate(positions)}
+        for row, i in enumerate(batch):
+            out[i] = [None if s is None else probs[row][where[s]] for s in encoded[i][1]]
+    return out
+
+
+@torch.inference_mode()
+def per_step_probs(model, ids: list[int], slots: list[int | None], judgement_ids: dict[str, int]) -> list[float | None]:
+    """The per-step baseline (RLHFlow's evaluator): one forward pass per step, on the prefix ending at its slot."""
+    device = _device(model)
+    pick = [judgement_ids["+"], judgement_ids["-"]]
+    out = []
+    for s in slots:
+        if s is None:
+            out.append(None)
+            continue
+        logits = model(input_ids=torch.tensor([ids[: s + 1]], device=device), use_cache=False,
+                       logits_to_keep=1).logits[0, -1, pick].float()
+        out.append(torch.softmax(logits, dim=-1)[0].item())
+    return out
+
+
+@register_judge("prm")
+class ProcessRewardJudge(Judge):
+    """Pointwise: score(conversation) = the aggregated P(step good) of the last assistant turn's steps."""
+
+    pointwise = True
+    family = "prm"
+    default_aggregation = "min"
+
+    def __init__(self, model, tokenizer, aggregation: str | None = None, max_length: int | None = None,
+                 batch_size: int | None = None, step_tag: str | None = None):
+        super().__init__()
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        config = model.config
+        self.aggregation = aggregation or getattr(config, "math_rm_aggregation", None) or self.default_aggregation
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {self.aggregation!r}; choose from {sorted(AGGREGATIONS)}")
+        self.max_length = max_length or getattr(config, "math_rm_max_length", None) or 2048
+        self.judgement_ids = dict(getattr(config, "math_rm_judgement_ids", None) or judgement_token_ids(tokenizer))
+        tag = step_tag or getattr(config, "math_rm_step_tag", None)
+        self.step_tag, self.tag_id = choose_step_tag(tokenizer, tag)
+        self.device = next(model.parameters()).device
+        self.batch_size = batch_size or (16 if self.device.type == "cuda" else 1)
+        self.report = EncodeReport()
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token  # right pads are masked and never read
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "float32", chat_template: str | None = None,
+                        device: str | torch.device | None = None, revision: str | None = None, **judge_kwargs):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from rm_core.models import resolve_model
+        from rm_core.templates import set_chat_template
+
+        judge_kwargs.pop("share_prefix", None)  # a BT-only option that generic callers pass
+        path = resolve_model(name_or_path)
+        dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+        set_chat_template(tokenizer, chat_template)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, revision=revision)
+        template = getattr(model.config, "math_rm_template", TEMPLATE_NAME)
+        if template != TEMPLATE_NAME:
+            raise ValueError(f"{name_or_path} was trained with template {template!r}; this code reads {TEMPLATE_NAME!r}")
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return cls(model.to(device), tokenizer, **judge_kwargs)
+
+    def steps_of(self, response: str) -> list[str]:
+        """The steps the PRM judges (rm_core.data.split_steps); an empty response is one empty step."""
+        return split_steps(response) or [response.strip()]
+
+    def encode(self, conv: list) -> tuple[list[int], list[int | None]]:
+        prompt, response = split_conversation(conv)
+        return encode_solution(self.tokenizer, prompt, self.steps_of(response), self.tag_id, self.max_length,
+                               self.report)
+
+    def step_scores(self, conversations: Sequence[list]) -> list[list[float | None]]:
+        """P(step good) for every step of each conversation's last assistant turn, one forward per sequence."""
+        encoded = [self.encode(conv) for conv in conversations]
+        return slot_probs(self.model, encoded, self.tokenizer.pad_token_id, self.judgement_ids, self.batch_size)
+
+    def step_scores_per_step(self, conversations: Sequence[list]) -> list[list[float | None]]:
+        """The same scores computed one forward pass per step (the O(K^2) baseline)."""
+        return [per_step_probs(self.model, *self.encode(conv), self.judgement_ids) for conv in conversations]
+
+    def _score(self, conversations: list, references: list | None) -> list[float | None]:
+        out = []
+        for i, steps in enumerate(self.step_scores(conversations)):
+            value = aggregate(steps, self.aggregation)
+            if value is None:
+                self.failures.add("every step slot was cut by max_length", i)
+            out.append(value)
+        return out
+
+
+@register_judge("orm")
+class OutcomeRewardJudge(ProcessRewardJudge):
+    """The whole response is one step: score = P(correct) at the slot after it."""
+
+    family = "orm"
+    default_aggregation = "last"
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, **kwargs):
+        from transformers import AutoConfig
+
+        from rm_core.models import resolve_model
+
+        config = AutoConfig.from_pretrained(resolve_model(name_or_path), revision=kwargs.get("revision"))
+        if getattr(config, "math_rm_head", None) == "scalar":  # math_rm/train_scalar_orm.py: a sequence-classification head
+            from judges.rm_judge import RewardModelJudge
+
+            kwargs.pop("aggregation", None)
+            return RewardModelJudge.from_pretrained(name_or_path, **kwargs)
+        return super().from_pretrained.__func__(cls, name_or_path, **kwargs)
+
+    def steps_of(self, response: str) -> list[str]:
+        return [response.strip()]

@@ -1,0 +1,102 @@
+"""Train a scalar outcome reward model on the Bradley-Terry path: pairs (a correct, an incorrect solution of
+the same question), rm_core's sequence-classification reward model and pairwise trainer.
+
+    python math_rm/train_scalar_orm.py --config math_rm/configs/smollm2-135m-cpu-scalar-orm.yaml
+    accelerate launch --config_file configs/accelerate/zero3.yaml math_rm/train_scalar_orm.py \
+        --config math_rm/configs/llama3-8b-scalar-orm-8xa100.yaml
+
+Why pairs, not a BCE head: the pairwise path (rm_core.pipeline.train_pairwise_reward_model) exists, is tested,
+and learns exactly what best-of-N needs, the ORDER of candidates of one question; a question whose candidates
+are all correct or all wrong gives no pair. The checkpoint is a normal sequence classifier with rm_family "orm"
+and `math_rm_head: "scalar"` in config.json; `judges.load` serves it with the Bradley-Terry judge (its score is
+the scalar reward, not a probability). After training, best-of-N on the held-out questions as for the others.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rm_core.args import RewardModelConfig
+
+
+@dataclass
+class ScalarORMConfig(RewardModelConfig):
+    max_pairs_per_question: int = field(default=4, metadata={
+        "help": "Pairs (correct, incorrect) per question, in candidate order; 0 for all."})
+
+
+def pairs_from_candidates(cands: list[dict], max_per_question: int = 4) -> list[dict]:
+    """Preference rows: each correct response over each incorrect one of the same question."""
+    out = []
+    for cand in cands:
+        good = [r for r, c in zip(cand["responses"], cand["correct"]) if c and r.strip()]
+        bad = [r for r, c in zip(cand["responses"], cand["correct"]) if not c and r.strip()]
+        pairs = list(itertools.product(good, bad))
+        for j, (g, b) in enumerate(pairs[: max_per_question or None]):
+            out.append({"id": f"{cand['id']}/{j}", "prompt": cand["prompt"],
+                        "chosen": [{"role": "assistant", "content": g}],
+                        "rejected": [{"role": "assistant", "content": b}]})
+    return out
+
+
+def make_parser():
+    from trl import ModelConfig, TrlParser
+
+    from math_rm.data import MathDataArguments
+
+    return TrlParser((MathDataArguments, ScalarORMConfig, ModelConfig))
+
+
+def main(data_args, training_args: ScalarORMConfig, model_args) -> dict:
+    import json
+
+    from accelerate import PartialState
+
+    import judges
+    from math_rm import best_of_n
+    from math_rm.data import load_math_splits
+    from rm_core.args import DataArguments
+    from rm_core.data import to_candidates
+    from rm_core.hub import atomic_write_json, atomic_write_jsonl
+    from rm_core.pipeline import train_pairwise_reward_model
+
+    train_src, eval_cands, report = load_math_splits(data_args)
+    train_cands, _ = to_candidates(train_src, data_args.dataset_format, data_args.strict_rows)
+    pairs_dir = Path(training_args.output_dir) / "pairs"
+    state = PartialState()
+    if state.is_main_process:
+        atomic_write_jsonl(pairs_dir / "train.jsonl", pairs_from_candidates(train_cands,
+                                                                          training_args.max_pairs_per_question))
+        atomic_write_jsonl(pairs_dir / "test.jsonl", pairs_from_candidates(eval_cands,
+                                                                         training_args.max_pairs_per_question))
+    state.wait_for_everyone()
+    pair_args = DataArguments(dataset_name=str(pairs_dir), dataset_format="explicit", dataset_test_split="test",
+                              strict_rows=True)
+    results = train_pairwise_reward_model(pair_args, training_args, model_args, rm_family="orm",
+                                          command=" ".join(["python", *sys.argv]))
+    if state.is_main_process:
+        out = Path(training_args.output_dir)
+        config = json.loads((out / "config.json").read_text())
+        config["math_rm_head"] = "scalar"
+        atomic_write_json(out / "config.json", config)
+        if eval_cands:
+            bon = best_of_n.evaluate(eval_cands, {"scalar_orm": judges.load(str(out))},
+                                     progress=not training_args.disable_tqdm)
+            results["best_of_n"] = {k: v for k, v in bon.items() if k != "scalar_orm"}
+            results["best_of_n"]["scalar_orm"] = {k: v for k, v in bon["scalar_orm"].items() if k != "scores"}
+            print(f"[eval] best-of-N scalar ORM {bon['scalar_orm']['accuracy']:.4f} on {bon['questions']} questions "
+                  f"(majority vote {bon['majority_vote']:.4f})", flush=True)
+        results["math_data"] = report
+        atomic_write_json(out / "eval_results.json", results)
+    return results
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main(*make_parser().parse_args_and_config())

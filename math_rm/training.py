@@ -1,0 +1,199 @@
+"""What train_prm.py and train_orm.py share: the config, the dataset of judgement slots, the trainer, main().
+
+Training is TRL's SFTTrainer on pre-tokenised rows: `input_ids` is the solution with a slot after each step
+(math_rm/encoding.py) and `labels` holds "+" / "-" right after the slots of labelled steps, -100 elsewhere
+(shifted convention: the logits at a slot predict it). MathRMTrainer computes exactly the causal-LM loss over
+those labels, but runs the LM head only at the slot positions (the stock loss builds vocabulary-wide logits
+at every position, then masks all but a few). Steps after the last labelled one are dropped before
+encoding: by causal attention they cannot change the loss, only cost time.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+
+import torch
+from trl import SFTConfig, SFTTrainer
+
+from math_rm.encoding import EncodeReport, encode_solution
+
+
+@dataclass
+class MathRMConfig(SFTConfig):
+    """TRL's SFTConfig plus the PRM/ORM options; loss on the judgement tokens only."""
+
+    chat_template: str | None = field(default=None, metadata={"help": "Jinja string, .jinja path, or 'plain'."})
+    bf16: bool | None = field(default=None, metadata={"help": "Default: on when the GPU supports it, off on CPU."})
+    max_length: int | None = field(default=1024, metadata={
+        "help": "Longer solutions are cut from the front (after BOS), keeping the last steps; cut slots lose "
+                "their labels, counted."})
+    step_tag: str | None = field(default=None, metadata={
+        "help": "The slot token's text (one token). Default: the first of ' ки', 'ки', '§', ' ~', '~' that is."})
+    aggregation: str | None = field(default=None, metadata={
+        "help": "How the judge combines step scores: min, prod, last or mean (PRM default min; ORM: one step)."})
+
+    def __post_init__(self):
+        if self.bf16 is None:
+            self.bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        if self.bf16 and not torch.cuda.is_available():
+            self.use_cpu = True
+        super().__post_init__()
+
+
+def build_dataset(rows: list[dict], tokenizer, tag_id: int, judgement_ids: dict[str, int], max_length: int | None):
+    """Steps rows -> a datasets.Dataset (input_ids, labels) and a report. Rows whose labelled slots were all cut
+    by max_length are dropped and counted."""
+    from datasets import Dataset
+
+    report = EncodeReport()
+    input_ids, labels, stats = [], [], {"rows": 0, "good_steps": 0, "bad_steps": 0, "dropped_no_label_left": 0}
+    for row in rows:
+        last = max(i for i, lab in enumerate(row["labels"]) if lab is not None)
+        ids, slots = encode_solution(tokenizer, row["prompt"], row["steps"][: last + 1], tag_id, max_length, report)
+        target = [-100] * len(ids)
+        for slot, lab in zip(slots, row["labels"][: last + 1]):
+            if slot is not None and lab is not None:
+                target[slot + 1] = judgement_ids["+" if lab == 1 else "-"]
+                stats["good_steps" if lab == 1 else "bad_steps"] += 1
+        if all(t == -100 for t in target):
+            stats["dropped_no_label_left"] += 1
+            continue
+        input_ids.append(ids)
+        labels.append(target)
+        stats["rows"] += 1
+    stats["tokens"] = sum(len(x) for x in input_ids)
+    stats["truncation"] = str(report)
+    return Dataset.from_dict({"input_ids": input_ids, "labels": labels}), stats
+
+
+class MathRMTrainer(SFTTrainer):
+    """SFTTrainer whose loss is the cross-entropy of the judgement tokens, computed at the slots alone."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs["labels"]
+        rows, targets = (labels[:, 1:] != -100).nonzero(as_tuple=True)  # position t predicts labels[t + 1]
+        if len(rows) == 0:
+            raise ValueError("a batch without any judgement label: the dataset builder should have dropped it")
+        keep = torch.unique(targets)  # sequence positions whose logits are needed, for the whole batch
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
+                        use_cache=False, logits_to_keep=keep)
+        logits = outputs.logits[rows, torch.searchsorted(keep, targets)]
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels[rows, targets + 1], reduction="sum")
+        if num_items_in_batch is None:
+            loss = loss / len(rows)
+        else:  # judgement tokens in the whole (accumulated, all-process) batch; DDP averages over processes
+            loss = loss / num_items_in_batch
+            if self.args.average_tokens_across_devices:
+                loss = loss * self.accelerator.num_processes
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"non-finite loss at step {self.state.global_step}; lower the learning rate")
+        return (loss, outputs) if return_outputs else loss
+
+
+def make_parser():
+    from trl import ModelConfig, TrlParser
+
+    from math_rm.data import MathDataArguments
+
+    return TrlParser((MathDataArguments, MathRMConfig, ModelConfig))
+
+
+def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> dict:
+    """Train a "prm" or "orm" checkpoint, save it self-described, evaluate best-of-N on the held-out questions."""
+    from accelerate import PartialState
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+    from trl import get_peft_config
+
+    from math_rm import best_of_n
+    from math_rm.data import load_math_splits, orm_training_rows, prm_training_rows
+    from math_rm.encoding import TEMPLATE_NAME, choose_step_tag, judgement_token_ids
+    from math_rm.scoring import AGGREGATIONS, OutcomeRewardJudge, ProcessRewardJudge
+    from rm_core.hub import atomic_write_json, atomic_write_text, describe_checkpoint, model_card, push_folder
+    from rm_core.models import resolve_model
+    from rm_core.pipeline import finalise_checkpoint, run_training
+    from rm_core.templates import ensure_pad_token, set_chat_template
+
+    if rm_family not in ("prm", "orm"):
+        raise ValueError(f"rm_family must be 'prm' or 'orm', got {rm_family!r}")
+    aggregation = training_args.aggregation or ("min" if rm_family == "prm" else "last")
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {aggregation!r}; choose from {sorted(AGGREGATIONS)}")
+    state = PartialState()
+    set_seed(training_args.seed)
+    base_path = resolve_model(model_args.model_name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(base_path, revision=model_args.model_revision)
+    set_chat_template(tokenizer, training_args.chat_template)
+    dtype = model_args.dtype if model_args.dtype not in (None, "auto") else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype, revision=model_args.model_revision,
+                                                 attn_implementation=model_args.attn_implementation)
+    ensure_pad_token(tokenizer, model)
+    step_tag, tag_id = choose_step_tag(tokenizer, training_args.step_tag)
+    judgement_ids = judgement_token_ids(tokenizer)
+
+    train_src, eval_cands, data_report = load_math_splits(data_args)
+    to_rows = prm_training_rows if rm_family == "prm" else orm_training_rows
+    rows, skips = to_rows(train_src, data_args.dataset_format, data_args.strict_rows)
+    if not rows:
+        raise ValueError(f"no usable {rm_family.upper()} training rows in {data_args.dataset_name!r} ({skips})")
+    train_ds, stats = build_dataset(rows, tokenizer, tag_id, judgement_ids, training_args.max_length)
+    data_report.update(train_skipped=skips.as_dict(), train=stats)
+    if state.is_main_process:
+        print(f"[data] {rm_family}: {len(train_src)} source rows -> {stats['rows']} sequences, "
+              f"{stats['good_steps']} '+' / {stats['bad_steps']} '-' judgements, {stats['tokens']} tokens; "
+              f"{stats['truncation']}; skipped {skips.total}; {len(eval_cands)} held-out questions", flush=True)
+
+    peft_config = None
+    if model_args.use_peft:
+        model_args.lora_task_type = "CAUSAL_LM"
+        peft_config = get_peft_config(model_args)
+    push, hub_model_id = training_args.push_to_hub, training_args.hub_model_id
+    training_args.push_to_hub = False  # pushed once at the end, with the card
+    trainer = MathRMTrainer(model=model, args=training_args, train_dataset=train_ds, processing_class=tokenizer,
+                            peft_config=peft_config)
+    train_result, out_dir = run_training(trainer, training_args)
+
+    results = {"train": {k: v for k, v in train_result.metrics.items() if isinstance(v, (int, float))},
+               "data": data_report}
+    if state.is_main_process:
+        model_out = finalise_checkpoint(out_dir, base_path, tokenizer, peft_config is not None,
+                                        auto_class=AutoModelForCausalLM)
+        describe_checkpoint(model_out, tokenizer, rm_family, math_rm_judgement_ids=judgement_ids,
+                            math_rm_step_tag=step_tag, math_rm_step_tag_id=tag_id, math_rm_aggregation=aggregation,
+                            math_rm_template=TEMPLATE_NAME, math_rm_max_length=training_args.max_length,
+                            base_model=model_args.model_name_or_path)
+        model_out.config.save_pretrained(out_dir)
+        if eval_cands:
+            judge_cls = ProcessRewardJudge if rm_family == "prm" else OutcomeRewardJudge
+            judge = judge_cls(model_out, tokenizer)
+            bon = best_of_n.evaluate(eval_cands, {rm_family: judge}, progress=not training_args.disable_tqdm)
+            results["best_of_n"] = {k: v for k, v in bon.items() if k != rm_family}
+            results["best_of_n"][rm_family] = {k: v for k, v in bon[rm_family].items() if k != "scores"}
+            atomic_write_json(out_dir / "held_out_scores.json", {"ids": [c["id"] for c in eval_cands],
+                                                                 "scores": bon[rm_family]["scores"]})
+            b = results["best_of_n"]
+            print(f"[eval] best-of-N on {b['questions']} questions: {rm_family} {b[rm_family]['accuracy']:.4f} | "
+                  f"random {b['random']:.4f} | majority vote {b['majority_vote']:.4f} | oracle {b['oracle']:.4f} "
+                  f"(scoring {b[rm_family]['scoring_seconds']} s)", flush=True)
+        atomic_write_json(out_dir / "eval_results.json", results)
+        held = results.get("best_of_n", {})
+        card_metrics = {f"best-of-N {k}": v for k, v in held.items() if isinstance(v, float)}
+        if rm_family in held:
+            card_metrics[f"best-of-N {rm_family}"] = held[rm_family]["accuracy"]
+        training = {"base model": model_args.model_name_or_path, "data": data_args.dataset_name,
+                    "training sequences": stats["rows"], "judgements (+/-)": f"{stats['good_steps']}/{stats['bad_steps']}",
+                    "max_length": training_args.max_length, "epochs": training_args.num_train_epochs,
+                    "max_steps": training_args.max_steps, "learning rate": training_args.learning_rate,
+                    "LoRA": bool(peft_config), "step tag": repr(step_tag), "aggregation": aggregation}
+        atomic_write_text(out_dir / "README.md", model_card(
+            model_name=hub_model_id or out_dir.name, base_model=model_args.model_name_or_path, rm_family=rm_family,
+            datasets=[data_args.dataset_name], eval_results=card_metrics, training=training,
+            command=" ".join(["python", *sys.argv])))
+        if push:
+            if not hub_model_id:
+                raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME")
+            results["hub_commit"] = push_folder(out_dir, hub_model_id, private=bool(training_args.hub_private_repo))
+        print(f"[done] checkpoint: {out_dir.resolve()}", flush=True)
+    state.wait_for_everyone()
+    return results

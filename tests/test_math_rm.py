@@ -1,0 +1,482 @@
+"""math_rm: step splitting and the offline step-label rule, the converters, the one-sequence PRM format (loss
+only at judgement slots; one-pass scores equal per-step scores), tiny PRM/ORM/scalar-ORM training that learns a
+synthetic rule and loads through judges.load, best-of-N baselines on hand tables, the labelling pipeline."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+import math_rm.scoring  # noqa: F401  (registers the "prm" and "orm" judges)
+from math_rm.encoding import choose_step_tag, encode_solution, judgement_token_ids
+from rm_core.data import (
+    RowError,
+    from_gsm8k,
+    from_gsm8k_solutions,
+    from_prm800k,
+    from_rlhflow_best_of_n,
+    from_rlhflow_step_chat,
+    gsm8k_answer,
+    split_steps,
+    to_candidates,
+    to_steps,
+)
+
+torch.set_num_threads(1)
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k"
+Q = [{"role": "user", "content": "What is 2 + 3?"}]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from rm_core.testing import tiny_tokenizer
+
+    return tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tok):
+    from transformers import LlamaForCausalLM
+
+    from rm_core.testing import tiny_llama_config
+
+    torch.manual_seed(0)
+    return LlamaForCausalLM(tiny_llama_config(len(tok))).eval()
+
+
+# ------------------------------------------------------------------ steps and the offline rule
+
+
+def test_split_steps_rules():
+    assert split_steps("a = 1 ки b = 2 ки\nc ки") == ["a = 1", "b = 2", "c"]  # Math-Shepherd tags first
+    assert split_steps("First.\nstill first\n\nSecond.\n  \n\nThird") == ["First.\nstill first", "Second.", "Third"]
+    assert split_steps("x = <<1+1=2>>2\n\nA: 2".replace("\n\n", "\n")) == ["x = <<1+1=2>>2", "A: 2"]  # lines
+    assert split_steps("  \n ") == [] and split_steps("one") == ["one"]
+    with pytest.raises(RowError):
+        split_steps(None)
+
+
+QUESTION = "Tom has 3 apples and buys 4 more. Each apple costs $2. How much are his apples worth?"
+REFERENCE = "He has 3+4=<<3+4=7>>7 apples\nThey are worth 7*2=<<7*2=14>>14 dollars\nA: 14"
+
+
+@pytest.mark.parametrize("solution,bad,reason", [
+    ("He has 3+4=<<3+4=7>>7 apples\nSo 7*2=<<7*2=14>>14\nA: 14", None, None),
+    ("He has 3+4=<<3+4=8>>8 apples\nSo 8*2=<<8*2=16>>16\nA: 16", 0, "false arithmetic"),
+    ("He has 3*4=<<3*4=12>>12 apples\nSo 12*2=<<12*2=24>>24\nA: 24", 0, "leaves the reference chain"),
+    ("He has 3+4=<<3+4=7>>7 apples\nSo he pays 7 dollars\nA: 7", 2, "wrong final answer"),
+    ("He has 3+4=<<3+4=7>>7 apples\nHalf is 7/2=<<7/2=3.5>>3.5\nA: 14", 1, "leaves the reference chain"),
+])
+def test_first_bad_step_rule(solution, bad, reason):
+    from math_rm.step_labels import first_bad_step
+
+    assert first_bad_step(split_steps(solution), REFERENCE, QUESTION) == (bad, reason)
+
+
+def test_arithmetic_checks_and_labels():
+    from math_rm.step_labels import arithmetic_holds, label_solution, safe_eval
+
+    assert arithmetic_holds("10/3", "3.33") and arithmetic_holds("2*1/2", "1.0") and arithmetic_holds("2**3", "8")
+    assert arithmetic_holds("7*8", "54") is False and arithmetic_holds("10/3", "3.3") is True
+    assert arithmetic_holds("2*x", "4") is None and safe_eval("__import__('os').system('x')") is None
+    assert safe_eval("2**100000") is None and safe_eval("1/0") is None
+    assert label_solution(3, True, 1) == [1, 1, 1]          # a correct outcome: every step good
+    assert label_solution(4, False, 1) == [1, 0, None, None]  # good up to the first error, unlabelled after
+    assert label_solution(3, False, None) == [1, 1, 0]        # nothing flagged: the final answer step is bad
+
+
+def test_label_candidates_and_agreement():
+    from math_rm.step_labels import label_candidates, rule_agreement
+
+    row = {"question": QUESTION, "ground_truth": REFERENCE,
+           "a": {"solution": "He has 3+4=<<3+4=7>>7 apples\nSo 7*2=<<7*2=14>>14\nA: 14", "is_correct": True},
+           "b": {"solution": "He has 3*4=<<3*4=12>>12 apples\nSo 12*2=<<12*2=24>>24\nA: 24", "is_correct": False},
+           "c": {"solution": "He has 3+4=<<3+4=7>>7 apples\nSo 7+2=<<7+2=9>>9\nA: 14", "is_correct": True}}
+    cand = from_gsm8k_solutions(row, 0)[0]
+    sols = label_candidates(cand)
+    assert [s["labels"] for s in sols] == [[1, 1, 1], [0, None, None], [1, 1, 1]]
+    stats = rule_agreement([sols])
+    assert stats["solutions"] == 3 and stats["agreement"] == pytest.approx(2 / 3)  # c is flagged yet correct
+    assert stats["correct_flagged"] == 1 and stats["wrong_flagged"] == 1
+
+
+# ------------------------------------------------------------------ converters
+
+
+def test_gsm8k_converters():
+    assert gsm8k_answer("x\n#### 1,000") == "1000" and gsm8k_answer("a\nA: 18") == "18"
+    with pytest.raises(RowError):
+        gsm8k_answer("no answer here")
+    row = from_gsm8k({"question": "q?", "answer": "a=<<1+1=2>>2\nb\n#### 2"})[0]
+    assert row["steps"] == ["a=<<1+1=2>>2", "b", "#### 2"] and row["labels"] == [1, 1, 1] and row["reference"] == "2"
+    sol = {"question": "q?", "ground_truth": "1+1=<<1+1=2>>2\nA: 2",
+           "6b_finetuning": {"solution": "s1\nA: 2", "is_correct": True},
+           "6b_verification": {"solution": "s2\nA: 3", "is_correct": False}}
+    cand = from_gsm8k_solutions(sol, 7)[0]
+    assert cand["responses"] == ["s1\nA: 2", "s2\nA: 3"] and cand["correct"] == [True, False]
+    assert cand["reference"] == "2" and cand["id"] == "gsm8k-test-7"
+
+
+def test_rlhflow_and_prm800k_converters():
+    chat = {"conversations": [
+        {"role": "user", "content": "Find 2+3. Step 1: 2+3=5. ки"}, {"role": "assistant", "content": "+"},
+        {"role": "user", "content": "Step 2: The answer is 6 ки"}, {"role": "assistant", "content": "-"}]}
+    row = from_rlhflow_step_chat(chat)[0]
+    assert row["prompt"][0]["content"] == "Find 2+3." and row["steps"] == ["Step 1: 2+3=5.", "Step 2: The answer is 6"]
+    assert row["labels"] == [1, 0]
+    with_prompt = from_rlhflow_step_chat({"prompt": "Find 2+3.", "conversations": [
+        {"role": "user", "content": "Find 2+3. It is 5."}, {"role": "assistant", "content": "+"}]})[0]
+    assert with_prompt["steps"] == ["It is 5."]
+    with pytest.raises(RowError, match="'\\+' or '-'"):
+        from_rlhflow_step_chat({"prompt": "q", "conversations": [{"role": "user", "content": "q a"},
+                                                                  {"role": "assistant", "content": "maybe"}]})
+    bon = from_rlhflow_best_of_n({"prompt": "q", "answers": ["a", "b"], "labels": [0, 1]})[0]
+    assert bon["correct"] == [False, True]
+    prm = {"question": {"problem": "p", "ground_truth_answer": "3"}, "label": {"steps": [
+        {"completions": [{"text": "s1", "rating": 1}], "chosen_completion": 0},
+        {"completions": [{"text": "s2", "rating": 0}], "chosen_completion": 0},
+        {"completions": [{"text": "alt", "rating": 1}, {"text": "s3", "rating": -1}], "chosen_completion": None},
+        {"completions": [{"text": "never", "rating": 1}], "chosen_completion": 0}]}}
+    out = from_prm800k(prm)[0]
+    assert out["steps"] == ["s1", "s2", "s3"] and out["labels"] == [1, 1, 0] and out["reference"] == "3"
+
+
+def test_auto_conversion_counts_bad_rows():
+    rows = [{"prompt": "q", "steps": ["a", "b"], "labels": [1, None]},
+            {"prompt": "q", "steps": ["a"], "labels": [None]},              # nothing labelled
+            {"prompt": "q", "steps": ["a", "b"], "labels": [1]},            # length mismatch
+            {"question": "q", "solutions": [{"text": "a\nb", "steps": ["a", "b"], "labels": [1, 0],
+                                             "is_correct": False}], "reference": "1"}]
+    steps, report = to_steps(rows)
+    assert len(steps) == 2 and report.total == 2 and steps[1]["labels"] == [1, 0]
+    with pytest.raises(RowError, match="row 1"):
+        to_steps(rows, strict=True)
+    cands, rep = to_candidates([{"prompt": "q", "responses": ["a"], "correct": [True]}, rows[3]])
+    assert len(cands) == 2 and not rep.total and cands[1]["correct"] == [False]
+
+
+@pytest.mark.skipif(not (SHARED / "example_model_solutions.jsonl").is_file(), reason="../shared/data absent")
+def test_real_gsm8k_solutions_split_and_baselines():
+    from math_rm.best_of_n import baselines, load_candidates
+
+    test = load_candidates(str(SHARED / "example_model_solutions.jsonl"), "test")
+    assert len(test) == 319 and sum(len(c["responses"]) for c in test) == 1276
+    b = baselines(test)  # the issue's figures
+    assert round(b["random"], 3) == 0.361 and round(b["majority_vote"], 3) == 0.439 and round(b["oracle"], 3) == 0.633
+
+
+# ------------------------------------------------------------------ best-of-N on hand tables
+
+
+def test_best_of_n_baselines_on_a_hand_table():
+    from math_rm.best_of_n import baselines, majority_pick, score_pick
+
+    cands = [
+        # answers 5, 5, 7: majority 5 (correct); random 2/3; oracle 1
+        {"prompt": Q, "responses": ["x\nA: 5", "y\nA: 5.0", "z\nA: 7"], "correct": [True, True, False]},
+        # answers 7, 5, 9, 5: majority 5 (wrong); random 1/4; oracle 1
+        {"prompt": Q, "responses": ["A: 7", "A: 5", "A: 9", "A: 5"], "correct": [True, False, False, False]},
+        # answers 9, 3: a tie; "first" picks 9 (wrong), "expected" 1/2; random 1/2
+        {"prompt": Q, "responses": ["A: 9", "The answer is 3."], "correct": [False, True]},
+        # no answers at all: everyone tied; first -> candidate 0 (wrong); expected -> random 0
+        {"prompt": Q, "responses": ["hmm", "dunno"], "correct": [False, False]},
+    ]
+    b = baselines(cands)
+    assert b["random"] == pytest.approx((2 / 3 + 1 / 4 + 1 / 2 + 0) / 4)
+    assert b["majority_vote"] == pytest.approx(1 / 4)
+    assert b["majority_vote_expected_ties"] == pytest.approx((1 + 0 + 0.5 + 0) / 4)
+    assert b["oracle"] == pytest.approx(3 / 4)
+    assert majority_pick(["A: 1,000", "A: 1000", "A: 3"], [True, True, False]) == 1.0  # "1,000" == "1000"
+    assert score_pick([0.2, 0.9, 0.9], [False, False, True]) == (1, 0.0)  # ties: the lower index
+    assert score_pick([None, 0.1], [True, False]) == (1, 0.0) and score_pick([None], [True]) == (None, 0.0)
+
+
+# ------------------------------------------------------------------ the one-sequence format
+
+
+def test_encoding_slots_tags_and_truncation(tok):
+    tag, tag_id = choose_step_tag(tok)
+    assert tag == "~"  # the first one-token candidate for the tiny byte-level tokenizer
+    with pytest.raises(ValueError, match="not one token"):
+        choose_step_tag(tok, "ки")
+    ids, slots = encode_solution(tok, Q, ["the quick fox", "jumps over", "the lazy dog"], tag_id)
+    newline = tok("\n", add_special_tokens=False)["input_ids"]
+    assert all(ids[s] == tag_id and ids[s + 1: s + 1 + len(newline)] == newline for s in slots)
+    assert tok.decode(ids[: slots[0]]).endswith("<|im_start|>assistant\nthe quick fox")
+    cut_ids, cut_slots = encode_solution(tok, Q, ["the quick fox", "jumps over", "the lazy dog"], tag_id,
+                                         max_length=len(ids) - slots[1])
+    assert len(cut_ids) == len(ids) - slots[1] and cut_ids[0] == ids[0]  # BOS kept
+    assert cut_slots[:2] == [None, None] and cut_ids[cut_slots[2]] == tag_id
+
+
+def _steps_row(steps, labels):
+    return {"prompt": Q, "steps": steps, "labels": labels, "id": "x"}
+
+
+def test_loss_mask_only_at_judgement_positions(tok, tiny_lm):
+    from types import SimpleNamespace
+
+    from math_rm.training import MathRMTrainer, build_dataset
+
+    _, tag_id = choose_step_tag(tok)
+    jid = judgement_token_ids(tok)
+    rows = [_steps_row(["the quick fox", "jumps", "over", "lazy"], [1, None, 0, None]),
+            _steps_row(["hello world"], [1])]
+    ds, stats = build_dataset(rows, tok, tag_id, jid, None)
+    ids0, slots0 = encode_solution(tok, Q, ["the quick fox", "jumps", "over"], tag_id)  # the trailing step is dropped
+    assert ds[0]["input_ids"] == ids0
+    marked = [i for i, t in enumerate(ds[0]["labels"]) if t != -100]
+    assert marked == [slots0[0] + 1, slots0[2] + 1]  # labelled steps only; the unlabelled middle step has none
+    assert [ds[0]["labels"][i] for i in marked] == [jid["+"], jid["-"]]
+    assert stats["good_steps"] == 2 and stats["bad_steps"] == 1
+    # the trainer's loss (LM head at the slots only) equals the stock shifted causal-LM loss over these labels
+    width = max(len(r["input_ids"]) for r in ds)
+    ids = torch.full((len(ds), width), tok.pad_token_id)
+    mask, labels = torch.zeros_like(ids), torch.full_like(ids, -100)
+    for i, r in enumerate(ds):
+        n = len(r["input_ids"])
+        ids[i, :n], mask[i, :n], labels[i, :n] = torch.tensor(r["input_ids"]), 1, torch.tensor(r["labels"])
+    loss = MathRMTrainer.compute_loss(SimpleNamespace(state=SimpleNamespace(global_step=0)), tiny_lm,
+                                      {"input_ids": ids, "attention_mask": mask, "labels": labels})
+    logits = tiny_lm(input_ids=ids, attention_mask=mask).logits
+    expected = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                                 labels[:, 1:].reshape(-1), ignore_index=-100)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_one_pass_scores_equal_per_step_scores(tok, tiny_lm):
+    from math_rm.scoring import ProcessRewardJudge, aggregate
+
+    judge = ProcessRewardJudge(tiny_lm, tok, max_length=512)
+    convs = [Q + [{"role": "assistant", "content": "the quick fox\njumps over\nthe lazy dog\nA: 5"}],
+             Q + [{"role": "assistant", "content": "hello"}],
+             [{"role": "user", "content": "Write a poem about the sea."},
+              {"role": "assistant", "content": "sea\n\nsea sea\n\nthe sea"}]]
+    one_pass = judge.step_scores(convs)
+    per_step = judge.step_scores_per_step(convs)
+    assert [len(s) for s in one_pass] == [4, 1, 3]
+    for a, b in zip(one_pass, per_step):
+        assert a == pytest.approx(b, abs=1e-5)
+    judge.batch_size = 3  # right-padded batches give the same scores
+    assert [x for s in judge.step_scores(convs) for x in s] == pytest.approx([x for s in one_pass for x in s], abs=1e-5)
+    assert judge.score(convs) == pytest.approx([min(s) for s in one_pass])
+    assert aggregate([0.5, 0.8], "prod") == pytest.approx(0.4) and aggregate([0.5, None, 0.8], "mean") == 0.65
+    assert aggregate([0.2, 0.9], "last") == 0.9 and aggregate([None], "min") is None
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        ProcessRewardJudge(tiny_lm, tok, aggregation="median")
+
+
+# ------------------------------------------------------------------ end to end on a tiny backbone
+
+WORDS = "the quick brown fox jumps over lazy dog hello world poem".split()
+
+
+def _synthetic(tmp_path: Path, n_train: int, n_test: int, seed: int = 0) -> tuple[Path, Path]:
+    """Solutions whose steps are word strings; a step with "sea" is bad. Train: Steps rows as our labelling
+    output ("sampled"); test: Candidates (one all-good candidate per question)."""
+    from rm_core.testing import save_tiny_backbone
+
+    base = save_tiny_backbone(tmp_path / "base", seed=0)
+    rng = random.Random(seed)
+
+    def step(bad=False):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(2, 4))]
+        if bad:
+            words.insert(rng.randint(0, len(words)), "sea")
+        return " ".join(words)
+
+    def solution(bad_at):
+        return [step(k == bad_at) for k in range(3)]
+
+    data = tmp_path / "data"
+    data.mkdir()
+    train = []
+    for i in range(n_train):
+        sols = []
+        for bad_at in (None, rng.randint(0, 2)):
+            steps = solution(bad_at)
+            labels = [1, 1, 1] if bad_at is None else [1] * bad_at + [0] + [None] * (2 - bad_at)
+            sols.append({"text": "\n".join(steps), "steps": steps, "labels": labels, "is_correct": bad_at is None})
+        train.append({"index": i, "id": f"q{i}", "question": step(), "reference": "0", "solutions": sols})
+    test = []
+    for i in range(n_test):
+        good = rng.randint(0, 2)
+        responses = ["\n".join(solution(None if j == good else rng.randint(0, 2))) for j in range(3)]
+        test.append({"id": f"t{i}", "prompt": step(), "responses": responses, "correct": [j == good for j in range(3)]})
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
+    (data / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
+    return base, data
+
+
+def _argv(base, data, out, *extra):
+    return ["--model_name_or_path", str(base), "--dataset_name", str(data), "--output_dir", str(out),
+            "--per_device_train_batch_size", "8", "--learning_rate", "5e-3", "--max_length", "128",
+            "--logging_steps", "5", "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
+            "--use_cpu", "true", "--seed", "0", "--activation_checkpointing", "false", *extra]
+
+
+def test_prm_learns_a_step_rule_and_loads_as_a_judge(tmp_path):
+    import judges
+    from math_rm import train_prm
+    from math_rm.scoring import ProcessRewardJudge
+    from math_rm.training import make_parser
+
+    base, data = _synthetic(tmp_path, 48, 10)
+    out = tmp_path / "prm"
+    results = train_prm.main(*make_parser().parse_args_and_config(_argv(base, data, out, "--num_train_epochs", "12")))
+    config = json.loads((out / "config.json").read_text())
+    assert config["rm_family"] == "prm" and config["math_rm_step_tag"] == "~" and config["math_rm_aggregation"] == "min"
+    assert set(config["math_rm_judgement_ids"]) == {"+", "-"} and config["math_rm_template"] == "math-rm-v1"
+    judge = judges.load(str(out))
+    assert isinstance(judge, ProcessRewardJudge)
+    prompt = [{"role": "user", "content": "the quick fox"}]
+    good, bad = "hello world\nthe lazy dog\njumps over", "hello world\nthe sea dog\njumps over"
+    s_good, s_bad = judge.step_scores([prompt + [{"role": "assistant", "content": r}] for r in (good, bad)])
+    assert min(s_good) > 0.5 and s_bad[0] > 0.5 and s_bad[1] < 0.5  # the bad step, and only it, scores low
+    assert judge.compare(prompt, good, bad) > 0.5
+    assert results["best_of_n"]["prm"]["accuracy"] == 1.0 and results["best_of_n"]["random"] == pytest.approx(1 / 3)
+    assert judges.load(str(out), aggregation="mean").aggregation == "mean"
+
+
+def test_orm_and_scalar_orm_train_and_load(tmp_path):
+    import judges
+    from judges.rm_judge import RewardModelJudge
+    from math_rm import train_orm, train_scalar_orm
+    from math_rm.scoring import OutcomeRewardJudge
+    from math_rm.training import make_parser
+
+    base, data = _synthetic(tmp_path, 48, 8, seed=1)
+    out = tmp_path / "orm"
+    results = train_orm.main(*make_parser().parse_args_and_config(_argv(base, data, out, "--num_train_epochs", "12")))
+    judge = judges.load(str(out))
+    assert isinstance(judge, OutcomeRewardJudge) and json.loads((out / "config.json").read_text())["rm_family"] == "orm"
+    prompt = "the quick fox"
+    assert judge.compare(prompt, "hello world\nthe lazy dog", "hello world\nthe sea dog") > 0.5
+    assert results["best_of_n"]["orm"]["accuracy"] >= 0.75
+    assert len(judge.step_scores([[{"role": "user", "content": prompt},
+                                   {"role": "assistant", "content": "a\nb\nc"}]])[0]) == 1  # one slot
+
+    scalar = tmp_path / "scalar"
+    argv = _argv(base, data, scalar, "--max_steps", "3", "--learning_rate", "1e-3")
+    res = train_scalar_orm.main(*train_scalar_orm.make_parser().parse_args_and_config(argv))
+    cfg = json.loads((scalar / "config.json").read_text())
+    assert cfg["rm_family"] == "orm" and cfg["math_rm_head"] == "scalar"
+    assert isinstance(judges.load(str(scalar)), RewardModelJudge) and "scalar_orm" in res["best_of_n"]
+
+
+def test_lora_prm_merges(tmp_path):
+    import judges
+    from math_rm import train_prm
+    from math_rm.training import make_parser
+
+    base, data = _synthetic(tmp_path, 8, 2, seed=2)
+    out = tmp_path / "lora"
+    train_prm.main(*make_parser().parse_args_and_config(_argv(
+        base, data, out, "--max_steps", "2", "--use_peft", "--lora_r", "4", "--lora_alpha", "8",
+        "--lora_target_modules", "q_proj", "v_proj")))
+    assert (out / "lora_adapter" / "adapter_config.json").is_file()
+    assert judges.load(str(out)).score([Q + [{"role": "assistant", "content": "a\nb"}]])[0] is not None
+
+
+# ------------------------------------------------------------------ the labelling pipeline
+
+
+class ScriptedPolicy:
+    """Deterministic 'policy': solutions for the bare question; completions depend on the prefix it sees."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.calls = []
+
+    def generate(self, prompts, n, seed):
+        text = self.tokenizer.decode(prompts[0])
+        self.calls.append(text)
+        if text.endswith("<|im_start|>assistant\n"):
+            return [["hello world\nThe answer is 5.", "hello world\nthe sea\nthe fox\nThe answer is 7."][:n]]
+        return [["The answer is 7." if "sea" in text else "The answer is 5."] * n]
+
+
+@pytest.mark.parametrize("stop,expected", [(True, [1, 0, None, None]), (False, [1, 0, 0, 0])])
+def test_monte_carlo_step_labels(tok, stop, expected):
+    from math_rm.sample_solutions import label_question
+
+    policy = ScriptedPolicy(tok)
+    sols = label_question(policy, "q", "5", n=2, mc=2, seed=0, stop_at_first_error=stop)
+    assert sols[0]["is_correct"] and sols[0]["labels"] == [1, 1] and sols[0]["answer"] == "5"
+    assert not sols[1]["is_correct"] and sols[1]["steps"] == ["hello world", "the sea", "the fox", "The answer is 7."]
+    assert sols[1]["labels"] == expected
+    assert len(policy.calls) == 1 + (2 if stop else 3)  # one sampling call, then one per labelled prefix
+
+
+def test_sampling_pipeline_end_to_end_with_resume(tmp_path):
+    from math_rm.sample_solutions import finished_indices, main
+    from rm_core.data import to_candidates, to_steps
+    from rm_core.testing import save_tiny_backbone
+
+    base = save_tiny_backbone(tmp_path / "policy", seed=0)
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps({"question": f"What is {i} + 1?", "answer": f"x\n#### {i + 1}"}) + "\n"
+                                 for i in range(3)))
+    out = tmp_path / "sampled.jsonl"
+    argv = ["--questions", str(questions), "--policy", str(base), "--backend", "hf", "--n", "2", "--mc", "2",
+            "--max_new_tokens", "12", "--output", str(out), "--no_progress", "--seed", "3"]
+    first = main([*argv, "--limit", "2"])  # a run "killed" after two questions
+    assert first["questions"] == 2 and finished_indices(out) == {0, 1}
+    with open(out, "a") as f:
+        f.write('{"index": 2, "half a line')  # a killed write
+    second = main(argv)
+    assert second["questions"] == 1 and second["skipped_finished"] == 2
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["index"] for r in rows] == [0, 1, 2] and all(len(r["solutions"]) == 2 for r in rows)
+    for r in rows:
+        for s in r["solutions"]:
+            assert len(s["labels"]) == len(s["steps"]) and s["is_correct"] in (True, False)
+    # seeded: a fresh uninterrupted run writes the same rows
+    again = tmp_path / "again.jsonl"
+    main([*argv[:-5], "--output", str(again), "--no_progress", "--seed", "3"])
+    assert [json.loads(x)["solutions"] for x in again.read_text().splitlines()] == [r["solutions"] for r in rows]
+    cands, _ = to_candidates(rows)
+    assert len(cands) == 3 and to_steps(rows)[1].total == 0
+
+
+def test_offline_rule_labelling_output_trains_a_prm_format(tmp_path):
+    from math_rm.sample_solutions import main
+    from rm_core.data import to_steps
+
+    src = tmp_path / "sols.jsonl"
+    row = {"question": QUESTION, "ground_truth": REFERENCE,
+           "6b_finetuning": {"solution": "He has 3*4=<<3*4=12>>12 apples\nSo 12*2=<<12*2=24>>24\nA: 24",
+                             "is_correct": False}}
+    src.write_text(json.dumps(row) + "\n")
+    stats = main(["--offline_rule", "--solutions", str(src), "--output", str(tmp_path / "o.jsonl"), "--no_progress"])
+    assert stats["solutions"] == 1 and stats["labelled_steps"] == 1
+    steps, _ = to_steps([json.loads((tmp_path / "o.jsonl").read_text())])
+    assert steps[0]["labels"] == [0, None, None]
+
+
+# ------------------------------------------------------------------ real model (slow)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "example_model_solutions.jsonl").is_file(), reason="../shared/data absent")
+def test_smollm2_prm_short_training_and_one_pass_scoring(tmp_path):
+    from math_rm import train_prm
+    from math_rm.scoring import ProcessRewardJudge
+    from math_rm.training import make_parser
+
+    out = tmp_path / "prm"
+    argv = ["--config", str(Path(__file__).resolve().parents[1] / "math_rm" / "configs" / "smollm2-135m-cpu.yaml"),
+            "--dataset_name", str(SHARED / "example_model_solutions.jsonl"), "--output_dir", str(out),
+            "--max_train_questions", "4", "--max_eval_questions", "2", "--max_steps", "2", "--max_length", "256",
+            "--save_strategy", "no", "--disable_tqdm", "true"]
+    results = train_prm.main(*make_parser().parse_args_and_config(argv))
+    assert results["best_of_n"]["questions"] == 2 and results["best_of_n"]["prm"]["failed_candidates"] == 0
+    judge = ProcessRewardJudge.from_pretrained(str(out))
+    assert judge.step_tag == "§"
+    conv = [{"role": "user", "content": "What is 3 + 4?"},
+            {"role": "assistant", "content": "3 + 4 = <<3+4=7>>7\nA: 7"}]
+    assert judge.step_scores([conv])[0] == pytest.approx(judge.step_scores_per_step([conv])[0], abs=1e-4)
