@@ -349,3 +349,16 @@ def test_armo_on_real_smollm2_and_real_pairs(tmp_path):
     explained = judge.explain(conv)
     assert abs(judge.score([conv])[0] - explained["score"]) < 1e-5
     assert {r["objective"] for r in explained["all_objectives"]} == set(stage1["attributes"])
+
+
+def test_judge_reading_the_embedding_cache_scores_like_a_forward(trained):
+    import judges
+    from judges.base import conversation
+
+    cfg, _, _, prefs = trained
+    convs = [conversation(p["prompt"], p["rejected"]) for p in prefs[:4]]
+    plain = judges.load(cfg.output_dir).score(convs)
+    cached_judge = judges.load(cfg.output_dir, embedding_cache=cfg.cache_folder)
+    np.testing.assert_allclose(cached_judge.score(convs), plain, atol=1e-5)
+    with pytest.raises(ValueError, match="was built with"):  # a cache of another backbone is refused
+        judges.load(cfg.output_dir, embedding_cache=cfg.cache_folder, dtype="bfloat16").score(convs)
