@@ -12,14 +12,12 @@ scores of finished chunks are kept in DIR/scores.partial.jsonl and are not score
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python eval/reward_bench.py from a clone
 
+from eval.runner import finish, load_judge, process_state, read_partial, score_items, speed
 from eval.scoring import format_table, summarize
 from rm_core.data import (
     SkipReport,
@@ -27,7 +25,6 @@ from rm_core.data import (
     load_rows,
     to_preferences,
 )
-from rm_core.hub import atomic_write_json, atomic_write_jsonl
 from rm_core.metrics import pair_correct
 
 DEFAULT_DATASET = "allenai/reward-bench"
@@ -78,27 +75,11 @@ def _load(args) -> tuple[list[dict], SkipReport]:
     return prefs[: args.limit] if args.limit else prefs, skipped
 
 
-def _read_partial(path: Path) -> dict[str, dict]:
-    done = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                break  # a line cut by a kill: score it again
-            done[row["id"]] = row
-    return done
+_read_partial = read_partial  # kept for callers of the old name
 
 
 def _load_judge(args, device):
-    import judges
-
-    if args.model.startswith(judges.LLM_PREFIXES):
-        return judges.load(args.model, mode=args.judge_mode, dtype=args.dtype, device=device,
-                           max_length=args.max_length)
-    return judges.load(args.model, family=args.family, dtype=args.dtype, chat_template=args.chat_template,
-                       device=device, max_length=args.max_length, batch_size=args.batch_size,
-                       share_prefix=False if args.no_shared_prefix else None)
+    return load_judge(args, device)
 
 
 def _score_chunk(judge, prefs: list[dict]) -> list[dict]:
@@ -123,55 +104,21 @@ def _score_chunk(judge, prefs: list[dict]) -> list[dict]:
 
 
 def evaluate(args) -> dict | None:
-    import torch
-    from accelerate import PartialState
-    from accelerate.utils import gather_object, parse_flag_from_env
-
-    # PartialState() alone never forms a CPU process group: under torchrun on a machine without GPUs every
-    # process would score every pair alone. ACCELERATE_USE_CPU=1 asks for gloo, as transformers' use_cpu does.
-    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched > 1 and state.num_processes != launched:
-        raise RuntimeError(f"launched as {launched} processes but accelerate formed {state.num_processes}; "
-                           "on CPU set ACCELERATE_USE_CPU=1 (configs/accelerate/cpu.yaml)")
+    """Score args.dataset with args.model; the summary on the main process, None on the others."""
+    state = process_state()
     out_dir = Path(args.output_dir or Path("results") / Path(args.model.rstrip("/")).name)
-    partial_path = out_dir / "scores.partial.jsonl"
     prefs, skipped = _load(args)
-    done = _read_partial(partial_path) if state.is_main_process else {}
-    done = gather_object([done])[0] if state.num_processes > 1 else done
-    todo = [p for p in prefs if p["id"] not in done]
-
-    torch.manual_seed(args.seed)
     if args.batch_size is None:
         args.batch_size = 16 if state.device.type == "cuda" else 1
-    judge = _load_judge(args, state.device)
-
-    scored_time = 0.0
+    judge = load_judge(args, state.device)
     if state.is_main_process:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        print(f"[eval] {args.model} on {args.dataset}: {len(prefs)} pairs ({len(done)} already scored), "
-              f"{state.num_processes} process(es), dtype {args.dtype}", flush=True)
-    for start in range(0, len(todo), CHUNK_PAIRS):
-        chunk = todo[start:start + CHUNK_PAIRS]
-        with state.split_between_processes(chunk) as mine:
-            t0 = time.perf_counter()
-            rows = _score_chunk(judge, mine)
-            elapsed = time.perf_counter() - t0
-        rows = gather_object(rows)
-        elapsed = max(gather_object([elapsed]))  # the slowest process sets the pace
-        scored_time += elapsed
-        if state.is_main_process:
-            with open(partial_path, "a", encoding="utf-8") as f:
-                f.write("".join(json.dumps(r) + "\n" for r in rows))
-                f.flush()
-            for r in rows:
-                done[r["id"]] = r
-    if not state.is_main_process:
+        print(f"[eval] {args.model} on {args.dataset}: {len(prefs)} pairs, dtype {args.dtype}", flush=True)
+    run = score_items(prefs, lambda chunk: _score_chunk(judge, chunk), out_dir, state, CHUNK_PAIRS, "pairs")
+    if run is None:
         return None
 
-    ordered = [done[p["id"]] for p in prefs]
+    ordered = run.rows
     summary = summarize(ordered)
-    new_pairs = len(todo)
     summary.update({
         "model": args.model, "dataset": args.dataset, "pairs": len(ordered), "dtype": args.dtype,
         "max_length": args.max_length, "batch_size": args.batch_size, "processes": state.num_processes,
@@ -180,16 +127,13 @@ def evaluate(args) -> dict | None:
         "failed_pairs": sum(bool(r.get("failed")) for r in ordered),
         "judge_failures": judge.failures.as_dict(),
         "skipped_rows": skipped.as_dict(),
-        "speed": {"pairs_scored_now": new_pairs, "seconds": round(scored_time, 3),
-                  "pairs_per_second": round(new_pairs / scored_time, 3) if scored_time > 0 else None},
+        "speed": speed(run, "pairs"),
     })
-    atomic_write_jsonl(out_dir / "scores.jsonl", ordered)
-    atomic_write_json(out_dir / "results.json", summary)
-    partial_path.unlink(missing_ok=True)
+    finish(out_dir, ordered, summary)
     print(format_table(summary))
     print(f"pairs: {len(ordered)}  truncated: {summary['truncated_pairs']}  {skipped}")
-    if scored_time > 0:
-        print(f"speed: {summary['speed']['pairs_per_second']} pairs/s ({new_pairs} pairs in {scored_time:.1f} s)")
+    if run.seconds > 0:
+        print(f"speed: {summary['speed']['pairs_per_second']} pairs/s ({run.scored_now} pairs in {run.seconds:.1f} s)")
     print(f"results: {(out_dir / 'results.json').resolve()}\nscores:  {(out_dir / 'scores.jsonl').resolve()}")
     return summary
 

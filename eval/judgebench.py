@@ -1,0 +1,196 @@
+"""JudgeBench (Hub `ScalerLab/JudgeBench`): objectively labelled response pairs, judged in both orders.
+
+    python -m eval.judgebench --model CKPT [--dataset ScalerLab/JudgeBench --split gpt | pairs.jsonl]
+    accelerate launch --num_processes 8 -m eval.judgebench --model CKPT
+
+Row schema (the Hub's splits `gpt` (350 pairs) and `claude` (270), and the repository's data/*.jsonl):
+`pair_id`, `original_id`, `source`, `question`, `response_model`, `response_A`, `response_B`,
+`label` ("A>B" or "B>A").
+
+Official rules (ScalerLab/JudgeBench, utils/metrics.py compute_final_metrics with reverse_order, and
+run_judge.py):
+1. Every pair is judged twice: (A, B) and (B, A); the second decision is flipped back to A/B terms.
+2. Per pair, a counter: +1 for each decision equal to the label, -1 for each equal to the flipped label, 0 for
+   anything else (a tie, or a judgment that failed: None). The pair is correct when the counter > 0, incorrect
+   when < 0, a tie at 0. So one right decision plus one tie or one failure is correct; one right and one wrong
+   is not. Accuracy = correct / pairs (the official script prints it in percent).
+3. Consistency counts reported beside it: both decisions right, both wrong, one right; inconsistent = the two
+   decisions differ; nulls = pairs with a failed judgment.
+4. Per-source accuracy: the same rule over the pairs of each `source`; and by the paper's categories
+   (arXiv 2410.12784, Table 1): Knowledge = mmlu-pro-*, Reasoning = livebench-reasoning, Math =
+   livebench-math, Coding = livecodebench.
+
+Judges. A pairwise judge answers both orders (judges.base.PairVerdict): a decision is A>B when P(A better) >
+0.5, B>A when < 0.5, a tie at 0.5 (judges.base.winner). A pointwise judge (a reward model) scores each
+response once: A>B when score(A) > score(B), B>A when lower, a tie when equal; its decision is the same in
+both orders (the official repository runs order-independent judges with --single_game, which is this). The
+official reward-model judges turn an exact tie into "B>A"; here a tie is a tie and never correct (the
+project's one tie rule).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from eval.runner import add_judge_args, pair_verdicts, run_benchmark
+from rm_core.data import RowError, SkipReport, load_rows
+
+DEFAULT_DATASET = "ScalerLab/JudgeBench"
+LABELS = ("A>B", "B>A")
+TIE = "A=B"
+CATEGORIES = {"Knowledge": "mmlu-pro", "Reasoning": "livebench-reasoning", "Math": "livebench-math",
+              "Coding": "livecodebench"}
+
+
+def flip(decision: str | None) -> str | None:
+    return {"A>B": "B>A", "B>A": "A>B"}.get(decision, decision)
+
+
+def category_of(source: str) -> str | None:
+    return next((c for c, prefix in CATEGORIES.items() if str(source).startswith(prefix)), None)
+
+
+def to_item(row: dict) -> dict:
+    if row.get("label") not in LABELS:
+        raise RowError(f"label must be 'A>B' or 'B>A', got {row.get('label')!r}")
+    for key in ("question", "response_A", "response_B"):
+        if not isinstance(row.get(key), str) or not row[key].strip():
+            raise RowError(f"{key} must be a non-empty string")
+    return {"id": str(row["pair_id"]), "source": str(row.get("source", "")), "question": row["question"],
+            "response_A": row["response_A"], "response_B": row["response_B"], "label": row["label"]}
+
+
+def load(dataset: str = DEFAULT_DATASET, split: str = "gpt", sources=None, limit: int | None = None):
+    rows = load_rows(dataset, split)
+    items, skipped = [], SkipReport()
+    for i, row in enumerate(rows):
+        try:
+            if row.get("pair_id") in (None, ""):
+                row = {**row, "pair_id": str(i)}
+            items.append(to_item(row))
+        except (RowError, KeyError, TypeError, AttributeError) as err:
+            skipped.add(str(err), f"row {i}")
+    if sources:
+        items = [it for it in items if it["source"] in set(sources)]
+    return (items[:limit] if limit else items), skipped
+
+
+# ---------------------------------------------------------------- official scoring
+
+
+def decision_from_p(p: float | None) -> str | None:
+    """A decision from P(A better): A>B, B>A, a tie (judges.base.winner's tolerance), None for a failure."""
+    from judges.base import winner
+
+    if p is None:
+        return None
+    return {1: "A>B", -1: "B>A", 0: TIE}[winner(p)]
+
+
+def decision_from_scores(score_a: float | None, score_b: float | None) -> str | None:
+    if score_a is None or score_b is None:
+        return None
+    return "A>B" if score_a > score_b else "B>A" if score_b > score_a else TIE
+
+
+def pair_outcome(decision1: str | None, decision2: str | None, label: str) -> int:
+    """Rule 2: +1 correct, -1 incorrect, 0 tie; decisions already in A/B terms of the original order."""
+    counter = sum((d == label) - (d == flip(label)) for d in (decision1, decision2))
+    return (counter > 0) - (counter < 0)
+
+
+def make_scorer(judge):
+    def scorer(items: list[dict]) -> list[dict]:
+        triples = [(it["question"], it["response_A"], it["response_B"]) for it in items]
+        if judge.pointwise:
+            scores = judge.score_pairs(triples)
+            decisions = [(decision_from_scores(a, b),) * 2 for a, b in scores]
+            extra = [{"score_A": a, "score_B": b} for a, b in scores]
+        else:
+            verdicts = pair_verdicts(judge, triples)
+            # p_backward is P(A better) with A shown second: its decision is already in A/B terms (rule 1)
+            decisions = [(decision_from_p(v.p_forward), decision_from_p(v.p_backward)) for v in verdicts]
+            extra = [{"p_forward": v.p_forward, "p_backward": v.p_backward} for v in verdicts]
+        rows = []
+        for it, (d1, d2), ex in zip(items, decisions, extra):
+            rows.append({"id": it["id"], "source": it["source"], "label": it["label"], "decision_forward": d1,
+                         "decision_backward": d2, "outcome": pair_outcome(d1, d2, it["label"]), **ex})
+        return rows
+    return scorer
+
+
+def _tally(rows: list[dict]) -> dict:
+    n = len(rows)
+    correct = sum(r["outcome"] > 0 for r in rows)
+    both_right = sum(r["decision_forward"] == r["label"] and r["decision_backward"] == r["label"] for r in rows)
+    both_wrong = sum(r["decision_forward"] != r["label"] and r["decision_backward"] != r["label"] for r in rows)
+    return {"accuracy": correct / n, "n": n, "correct": correct,
+            "incorrect": sum(r["outcome"] < 0 for r in rows), "tie": sum(r["outcome"] == 0 for r in rows),
+            "both_correct": both_right, "both_incorrect": both_wrong, "some_correct": n - both_right - both_wrong,
+            "inconsistent": sum(r["decision_forward"] != r["decision_backward"] for r in rows),
+            "nulls": sum(r["decision_forward"] is None or r["decision_backward"] is None for r in rows)}
+
+
+def summarize(rows: list[dict]) -> dict:
+    if not rows:
+        return {"accuracy": None, "overall": None, "sources": {}, "categories": {}}
+    sources = {s: _tally([r for r in rows if r["source"] == s]) for s in sorted({r["source"] for r in rows})}
+    categories = {}
+    for c in CATEGORIES:
+        mine = [r for r in rows if category_of(r["source"]) == c]
+        if mine:
+            categories[c] = _tally(mine)
+    overall = _tally(rows)
+    return {"accuracy": overall["accuracy"], "overall": overall, "categories": categories, "sources": sources}
+
+
+def _pct(v):
+    return "n/a" if v is None else f"{100 * v:.2f}"
+
+
+def format_table(summary: dict) -> str:
+    width = max([len("source")] + [len(s) for s in summary["sources"]])
+    lines = [f"{'source':<{width}}  {'n':>4}  {'acc %':>6}  inconsistent", "-" * (width + 28)]
+    for name, t in list(summary["categories"].items()) + [("", None)] + list(summary["sources"].items()):
+        if t is None:
+            lines.append("")
+            continue
+        lines.append(f"{name:<{width}}  {t['n']:>4}  {_pct(t['accuracy']):>6}  {t['inconsistent']}")
+    if summary["overall"]:
+        o = summary["overall"]
+        lines.append(f"\nAccuracy: {_pct(o['accuracy'])} ({o['correct']}/{o['n']}; ties {o['tie']}, "
+                     f"inconsistent {o['inconsistent']}, with a failed judgment {o['nulls']})")
+    return "\n".join(lines)
+
+
+def headline(summary: dict) -> dict[str, float | None]:
+    out = {"accuracy": summary["accuracy"]}
+    out.update({c: t["accuracy"] for c, t in summary["categories"].items()})
+    return out
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="eval_judgebench", description=__doc__.split("\n\n")[0])
+    add_judge_args(p)
+    p.add_argument("--dataset", default=DEFAULT_DATASET, help="Hub id or a local file in the Hub's row schema")
+    p.add_argument("--split", default="gpt", help="Hub split: gpt or claude")
+    p.add_argument("--sources", nargs="*", default=None)
+    return p
+
+
+def evaluate(args) -> dict | None:
+    items, skipped = load(args.dataset, args.split, args.sources, args.limit)
+    return run_benchmark(args, "judgebench", items, skipped, make_scorer, summarize, format_table,
+                         unit="pairs", chunk_size=64)
+
+
+def main(argv: list[str] | None = None) -> None:
+    evaluate(make_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""The machinery every benchmark in eval/ shares: process state, judge loading, and ONE resumable scoring loop.
+
+    state = process_state()                               # accelerate PartialState, CPU group checked
+    judge = load_judge(args, state.device)                # judges.load with the common CLI flags
+    run = score_items(items, scorer, out_dir, state)      # resumable, split across processes, gathered
+    if run is not None:                                   # main process only
+        finish(out_dir, run.rows, summary)                # scores.jsonl + results.json, atomically
+
+`score_items` scores `items` (dicts with a unique "id") in chunks: each chunk is split across the processes
+(`split_between_processes`), scored by `scorer(chunk) -> list[dict]` (one dict with the item's "id" per item),
+gathered on the main process (`gather_object`) and appended to `out_dir/scores.partial.jsonl` before the next
+chunk starts. A killed run started again reads that file and scores only what is missing; a line cut by the
+kill is scored again. With one process or several the rows, their order and so every number are the same.
+
+Helpers for the two ways a judge answers: `listwise_scores` (one score per response of a prompt, for
+best-of-N style benchmarks) and `pair_verdicts` (a pair judged in both orders, for pairwise judges).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+PARTIAL = "scores.partial.jsonl"
+
+
+# ---------------------------------------------------------------- processes
+
+
+def process_state():
+    """accelerate's PartialState. PartialState() alone never forms a CPU process group: under torchrun on a
+    machine without GPUs every process would score everything alone. ACCELERATE_USE_CPU=1 asks for gloo, as
+    transformers' use_cpu does; a launch that did not form the group it asked for is an error."""
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and state.num_processes != launched:
+        raise RuntimeError(f"launched as {launched} processes but accelerate formed {state.num_processes}; "
+                           "on CPU set ACCELERATE_USE_CPU=1 (configs/accelerate/cpu.yaml)")
+    return state
+
+
+def broadcast(state, value):
+    """The main process's value on every process (gather_object, as the scoring loop already uses)."""
+    if state.num_processes == 1:
+        return value
+    from accelerate.utils import gather_object
+
+    return gather_object([value])[0]
+
+
+# ---------------------------------------------------------------- judges
+
+
+def add_judge_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The judge flags every benchmark CLI shares (the same as eval_reward_bench's)."""
+    p.add_argument("--model", required=True,
+                   help="checkpoint folder or Hub id of a reward model (any family: judges.load reads rm_family), "
+                        "or a prompted LLM judge: llm:<HF id or path> / openai:<model>")
+    p.add_argument("--family", default=None, help="override the checkpoint's rm_family")
+    p.add_argument("--judge_mode", default="pairwise", choices=["pairwise", "pointwise"],
+                   help="for llm:/openai: judges: compare responses, or rate each alone")
+    p.add_argument("--batch_size", type=int, default=None, help="default 16 on GPU, 1 on CPU")
+    p.add_argument("--max_length", type=int, default=2048, help="longer conversations are cut from the front")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--chat_template", default=None, help="override: Jinja string, .jinja path, or 'plain'")
+    p.add_argument("--seed", type=int, default=0, help="seeds a head the checkpoint lacks (an untrained baseline)")
+    p.add_argument("--limit", type=int, default=None, help="score only the first N items")
+    p.add_argument("--output_dir", default=None, help="default: results/<benchmark>/<model name>")
+    return p
+
+
+def load_judge(args, device):
+    """judges.load with the CLI flags; a prebuilt Judge passed as `args.judge` (tests, the report) is used as is."""
+    import torch
+
+    if getattr(args, "judge", None) is not None:
+        return args.judge
+    import judges
+
+    torch.manual_seed(getattr(args, "seed", 0))
+    if args.batch_size is None:
+        args.batch_size = 16 if getattr(device, "type", str(device)) == "cuda" else 1
+    if args.model.startswith(judges.LLM_PREFIXES):
+        return judges.load(args.model, mode=args.judge_mode, dtype=args.dtype, device=device,
+                           max_length=args.max_length)
+    kwargs = {}
+    if getattr(args, "no_shared_prefix", False):
+        kwargs["share_prefix"] = False
+    elif hasattr(args, "no_shared_prefix"):
+        kwargs["share_prefix"] = None
+    return judges.load(args.model, family=args.family, dtype=args.dtype, chat_template=args.chat_template,
+                       device=device, max_length=args.max_length, batch_size=args.batch_size, **kwargs)
+
+
+def default_output_dir(args, benchmark: str) -> Path:
+    return Path(args.output_dir or Path("results") / benchmark / Path(args.model.rstrip("/")).name)
+
+
+# ---------------------------------------------------------------- the scoring loop
+
+
+def read_partial(path: Path) -> dict[str, dict]:
+    """Rows already scored, by id; a line cut by a kill ends the file and is scored again."""
+    done = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            done[row["id"]] = row
+    return done
+
+
+@dataclass
+class ScoringRun:
+    rows: list[dict]  # one per item, in the items' order
+    scored_now: int  # items scored in this run (the rest came from the partial file)
+    seconds: float  # scoring time of this run, the slowest process's per chunk
+
+
+def check_ids(items: Sequence[dict], what: str) -> None:
+    ids = [str(it["id"]) for it in items]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{what}: item ids are not unique; resuming needs unique ids")
+
+
+def score_items(items: Sequence[dict], scorer: Callable[[list[dict]], list[dict]], out_dir: str | Path, state,
+                chunk_size: int = 256, label: str = "items") -> ScoringRun | None:
+    """Score every item once, resumably, split across the processes. Returns the rows on the main process and
+    None on the others (which must still call this, in step)."""
+    from accelerate.utils import gather_object
+
+    out_dir = Path(out_dir)
+    partial_path = out_dir / PARTIAL
+    items = list(items)
+    check_ids(items, label)
+    done = read_partial(partial_path) if state.is_main_process else {}
+    done = broadcast(state, done)
+    todo = [it for it in items if str(it["id"]) not in done]
+    if state.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        print(f"[eval] {len(items)} {label} ({len(items) - len(todo)} already scored), "
+              f"{state.num_processes} process(es)", flush=True)
+    seconds = 0.0
+    for start in range(0, len(todo), chunk_size):
+        chunk = todo[start:start + chunk_size]
+        with state.split_between_processes(chunk) as mine:
+            t0 = time.perf_counter()
+            rows = scorer(list(mine)) if mine else []
+            elapsed = time.perf_counter() - t0
+        if len(rows) != len(mine):
+            raise RuntimeError(f"the scorer returned {len(rows)} rows for {len(mine)} {label}")
+        if state.num_processes > 1:
+            rows = gather_object(rows)
+            elapsed = max(gather_object([elapsed]))  # the slowest process sets the pace
+        seconds += elapsed
+        if state.is_main_process:
+            with open(partial_path, "a", encoding="utf-8") as f:
+                f.write("".join(json.dumps(r) + "\n" for r in rows))
+                f.flush()
+            for r in rows:
+                done[str(r["id"])] = r
+    if not state.is_main_process:
+        return None
+    return ScoringRun([done[str(it["id"])] for it in items], len(todo), seconds)
+
+
+def finish(out_dir: str | Path, rows: list[dict], summary: dict) -> None:
+    """scores.jsonl and results.json, atomically; the partial file goes."""
+    from rm_core.hub import atomic_write_json, atomic_write_jsonl
+
+    out_dir = Path(out_dir)
+    atomic_write_jsonl(out_dir / "scores.jsonl", rows)
+    atomic_write_json(out_dir / "results.json", summary)
+    (out_dir / PARTIAL).unlink(missing_ok=True)
+
+
+def speed(run: ScoringRun, unit: str) -> dict:
+    return {f"{unit}_scored_now": run.scored_now, "seconds": round(run.seconds, 3),
+            f"{unit}_per_second": round(run.scored_now / run.seconds, 3) if run.seconds > 0 else None}
+
+
+# ---------------------------------------------------------------- how a judge answers
+
+
+def response_arg(response):
+    """A one-message response as text; a multi-turn continuation as messages (as eval_reward_bench passes them)."""
+    if isinstance(response, list) and len(response) == 1 and isinstance(response[0], dict):
+        return response[0]["content"]
+    return response
+
+
+def listwise_scores(judge, groups: Sequence[tuple[object, Sequence[str]]]) -> list[list[float | None]]:
+    """One score per response for each (prompt, responses). A pointwise judge scores every response once, all
+    groups in one batched call; a pairwise judge ranks each group (`rank_many` when it has one, else `rank`:
+    its default aggregation over all pairs). A response the judge failed on is None."""
+    from judges.base import conversation
+
+    groups = [(prompt, list(responses)) for prompt, responses in groups]
+    if judge.pointwise:
+        flat = judge.score([conversation(prompt, r) for prompt, responses in groups for r in responses])
+        out, k = [], 0
+        for _, responses in groups:
+            out.append(flat[k:k + len(responses)])
+            k += len(responses)
+        return out
+    if hasattr(judge, "rank_many"):
+        return judge.rank_many(groups)
+    return [judge.rank(prompt, responses) for prompt, responses in groups]
+
+
+def pair_verdicts(judge, items: Sequence[tuple[object, str, str]]):
+    """Each (prompt, a, b) judged in both orders -> judges.base.PairVerdict (p_forward = P(a better) with a shown
+    first; p_backward = P(a better) with a shown second). Judges with `judge_pairs` answer it themselves; others
+    are asked compare_batch in both orders."""
+    from judges.base import PairVerdict
+
+    items = list(items)
+    if not items:
+        return []
+    if hasattr(judge, "judge_pairs"):
+        return judge.judge_pairs(items)
+    probs = judge.compare_batch([x for p, a, b in items for x in ((p, a, b), (p, b, a))])
+    return [PairVerdict(probs[2 * i], None if probs[2 * i + 1] is None else 1.0 - probs[2 * i + 1])
+            for i in range(len(items))]
+
+
+def mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+# ---------------------------------------------------------------- one benchmark, end to end
+
+
+def run_benchmark(args, benchmark: str, items: list[dict], skipped, make_scorer: Callable, summarize: Callable,
+                  format_table: Callable | None = None, unit: str = "items", chunk_size: int = 64) -> dict | None:
+    """Load the judge, score `items` through `make_scorer(judge)` with the shared loop, summarize the rows and
+    write results.json / scores.jsonl. Returns the summary on the main process, None on the others."""
+    state = process_state()
+    out_dir = default_output_dir(args, benchmark)
+    judge = load_judge(args, state.device)
+    if state.is_main_process:
+        print(f"[eval] {benchmark}: {getattr(args, 'model', '?')} on {args.dataset}", flush=True)
+    t0 = time.perf_counter()
+    run = score_items(items, make_scorer(judge), out_dir, state, chunk_size, unit)
+    if run is None:
+        return None
+    summary = summarize(run.rows)
+    summary.update({
+        "benchmark": benchmark, "model": getattr(args, "model", None), "dataset": args.dataset,
+        unit: len(run.rows), "processes": state.num_processes, "dtype": getattr(args, "dtype", None),
+        "max_length": getattr(args, "max_length", None),
+        "judge_failures": judge.failures.as_dict(), "skipped_rows": skipped.as_dict(),
+        "speed": speed(run, unit), "wall_seconds": round(time.perf_counter() - t0, 3),
+    })
+    finish(out_dir, run.rows, summary)
+    if format_table is not None:
+        print(format_table(summary))
+    print(f"{unit}: {len(run.rows)}  {skipped}  judge {judge.failures}")
+    print(f"results: {(out_dir / 'results.json').resolve()}")
+    return summary

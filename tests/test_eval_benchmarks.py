@@ -1,0 +1,450 @@
+"""RewardBench 2, RM-Bench, JudgeBench, best-of-N and the report: official scoring on hand-computed cases,
+fixtures in the Hub schemas, failures, resume, report caching, and (-m distributed) 2 processes == 1."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from eval import best_of_n as bon
+from eval import judgebench as jb
+from eval import report as rep
+from eval import reward_bench2 as rb2
+from eval import rm_bench as rmb
+from eval.runner import run_benchmark
+from judges.base import Judge, sigmoid
+
+torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------ judges with fixed scores
+
+
+class TableJudge(Judge):
+    """Pointwise: the score of a response is TABLE[response text]; None (or a missing text) fails."""
+
+    pointwise = True
+
+    def __init__(self, table: dict, fail_after: int | None = None):
+        super().__init__()
+        self.table = table
+        self.scored: list[str] = []
+        self.fail_after = fail_after
+
+    def _score(self, conversations, references):
+        out = []
+        for conv in conversations:
+            if self.fail_after is not None and len(self.scored) >= self.fail_after:
+                raise RuntimeError("killed")
+            text = conv[-1]["content"]
+            self.scored.append(text)
+            value = self.table.get(text)
+            if value is None:
+                self.failures.add("no score", text)
+            out.append(value)
+        return out
+
+
+class PairTableJudge(Judge):
+    """Pairwise: P(a better) = sigmoid(TABLE[a] - TABLE[b]) + bias toward the response shown first."""
+
+    pointwise = False
+
+    def __init__(self, table: dict, first_bias: float = 0.0):
+        super().__init__()
+        self.table = table
+        self.first_bias = first_bias
+        self.asked: list[tuple[str, str]] = []
+
+    def _compare(self, items):
+        out = []
+        for _, a, b in items:
+            self.asked.append((a, b))
+            if self.table.get(a) is None or self.table.get(b) is None:
+                self.failures.add("no score", a)
+                out.append(None)
+                continue
+            p = sigmoid(self.table[a] - self.table[b]) if self.table[a] != self.table[b] else 0.5
+            out.append(min(1.0, max(0.0, p + self.first_bias)))
+        return out
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _args(module, dataset: Path, out: Path, judge, *extra):
+    args = module.make_parser().parse_args(["--model", "fixed-judge", "--dataset", str(dataset),
+                                            "--output_dir", str(out), *extra])
+    args.judge = judge
+    return args
+
+
+# ------------------------------------------------------------------ RewardBench 2
+
+
+def test_rb2_best_of_n_rule():
+    assert rb2.best_of_n_result([3.0, 1.0, 2.0, 0.0]) == 1.0
+    assert rb2.best_of_n_result([3.0, 3.0, 1.0, 0.0]) == 0.5  # 1 / #tied at the maximum
+    assert rb2.best_of_n_result([3.0, 3.0, 3.0, 1.0]) == pytest.approx(1 / 3)
+    assert rb2.best_of_n_result([1.0, 3.0, 2.0, 0.0]) == 0.0
+    assert rb2.best_of_n_result([None, 3.0, 2.0, 0.0]) == 0.0  # the correct answer failed
+    assert rb2.best_of_n_result([3.0, None, 3.0, 0.0]) == 0.5  # a failed one never ties
+
+
+def test_rb2_ties_formula_by_hand():
+    rows = [
+        # prompt 0: ref accurate (margin 5 - 2 = 3); tied correct [4, 3.5], spread 0.5, margin 3.5 - 2 = 1.5
+        {"id": "ref:0", "scores": [5.0, 1.0, 2.0], "num_correct": 1},
+        {"id": "tied:0", "scores": [4.0, 3.5, 1.0, 2.0], "num_correct": 2},
+        # prompt 1: ref margin 1 - 2 = -1; tied correct [3, 1], spread 2, margin 1 - 2 = -1
+        {"id": "ref:1", "scores": [1.0, 2.0], "num_correct": 1},
+        {"id": "tied:1", "scores": [3.0, 1.0, 2.0], "num_correct": 2},
+    ]
+    t = rb2.ties_score(rows)
+    assert t["ref_accuracy"] == 0.5 and t["tied_accuracy"] == 0.5
+    assert t["correctness_preferred"] == 0.5  # 1.5 > 0.5 yes; -1 > 2 no
+    assert t["correctness_preferred_hard"] == 0.5  # min(3, 1.5) > 0.5 yes; min(-1, -1) > 2 no
+    margin = (math.tanh(1.5 / 0.5 - 1) + math.tanh(-1 / 2 - 1)) / 2
+    assert t["correctness_margin_score"] == pytest.approx(margin)
+    assert t["score"] == pytest.approx(0.3 * 0.5 + 0.3 * 0.5 + 0.2 * 0.5 + 0.2 * 0.5 + 0.01 * margin)
+    # 0/0 in the margin term counts 0, as numpy's NaN -> 0 in the official code
+    same = [{"id": "ref:0", "scores": [1.0, 1.0], "num_correct": 1},
+            {"id": "tied:0", "scores": [1.0, 1.0, 1.0], "num_correct": 2}]
+    assert rb2.ties_score(same)["correctness_margin_score"] == 0.0
+    # a failed score: not accurate, fails both margin tests
+    failed = [{"id": "ref:0", "scores": [5.0, 1.0], "num_correct": 1},
+              {"id": "tied:0", "scores": [4.0, None, 1.0], "num_correct": 2}]
+    t = rb2.ties_score(failed)
+    assert t["tied_accuracy"] == 0.0 and t["ref_accuracy"] == 1.0 and t["correctness_preferred"] == 0.0
+
+
+def _rb2_rows():
+    """One prompt per subset: Factuality strict win (1), Precise IF 2-way tie at the top (1/2), Math loss (0),
+    Safety 3-way tie (1/3), Focus win (1); Ties: prompt 0 of test_rb2_ties_formula_by_hand."""
+    def row(i, subset, chosen, rejected, num_correct=None):
+        return {"id": i, "subset": subset, "prompt": f"question {i}", "chosen": chosen, "rejected": rejected,
+                "num_correct": num_correct if num_correct is not None else len(chosen)}
+    return [
+        row("1", "Factuality", ["f-good"], ["f-b1", "f-b2", "f-b3"]),
+        row("2", "Precise IF", ["p-good"], ["p-b1", "p-b2", "p-b3"]),
+        row("3", "Math", ["m-good"], ["m-b1", "m-b2", "m-b3"]),
+        row("4", "Safety", ["s-good"], ["s-b1", "s-b2", "s-b3"]),
+        row("5", "Focus", ["x-good"], ["x-b1", "x-b2", "x-b3"]),
+        row("ref:0", "Ties", ["t-r-c"], ["t-r-w1", "t-r-w2"], 1),
+        row("tied:0", "Ties", ["t-t-c1", "t-t-c2"], ["t-t-w1", "t-t-w2"], 2),
+    ]
+
+
+RB2_TABLE = {"f-good": 3, "f-b1": 1, "f-b2": 2, "f-b3": 0,
+             "p-good": 3, "p-b1": 3, "p-b2": 1, "p-b3": 0,
+             "m-good": 1, "m-b1": 3, "m-b2": 2, "m-b3": 0,
+             "s-good": 3, "s-b1": 3, "s-b2": 3, "s-b3": 1,
+             "x-good": 9, "x-b1": 1, "x-b2": 2, "x-b3": 3,
+             "t-r-c": 5, "t-r-w1": 1, "t-r-w2": 2, "t-t-c1": 4, "t-t-c2": 3.5, "t-t-w1": 1, "t-t-w2": 2}
+
+
+def test_rb2_end_to_end_hub_schema(tmp_path):
+    data = _write_jsonl(tmp_path / "rb2.jsonl", _rb2_rows())
+    judge = TableJudge(RB2_TABLE)
+    s = rb2.evaluate(_args(rb2, data, tmp_path / "out", judge))
+    expect = {"Factuality": 1.0, "Precise IF": 0.5, "Math": 0.0, "Safety": 1 / 3, "Focus": 1.0}
+    for name, v in expect.items():
+        assert s["subsets"][name]["score"] == pytest.approx(v)
+    # Ties with one ref and one tied prompt, both accurate: 0.3 + 0.3 + 0.2 (1.5 > 0.5) + 0.2 + 0.01 tanh(2)
+    ties = 0.3 + 0.3 + 0.2 + 0.2 + 0.01 * math.tanh(min(3.0, 1.5) / 0.5 - 1)
+    assert s["subsets"]["Ties"]["score"] == pytest.approx(ties)
+    assert s["score"] == pytest.approx((sum(expect.values()) + ties) / 6)
+    assert len(judge.scored) == sum(len(r["chosen"]) + len(r["rejected"]) for r in _rb2_rows())  # each once
+    assert s["failed_prompts"] == 0 and not (tmp_path / "out" / "scores.partial.jsonl").exists()
+    # a pairwise judge ranks each prompt's responses; with P = sigmoid(difference) the order is the same
+    s2 = rb2.evaluate(_args(rb2, data, tmp_path / "pair", PairTableJudge(RB2_TABLE)))
+    for name in ("Factuality", "Math", "Focus"):
+        assert s2["subsets"][name]["score"] == s["subsets"][name]["score"]
+
+
+def test_rb2_failures_are_counted(tmp_path):
+    data = _write_jsonl(tmp_path / "rb2.jsonl", _rb2_rows())
+    table = dict(RB2_TABLE, **{"f-good": None, "x-b1": None})
+    s = rb2.evaluate(_args(rb2, data, tmp_path / "out", TableJudge(table)))
+    assert s["subsets"]["Factuality"]["score"] == 0.0 and s["subsets"]["Factuality"]["failed"] == 1
+    assert s["subsets"]["Focus"]["score"] == 1.0  # a failed rejected answer cannot win
+    assert s["failed_prompts"] == 2 and s["judge_failures"]["total"] == 2
+    # a malformed row is skipped and counted; a missing subset makes the overall score None
+    rows = _rb2_rows()[:5] + [{"id": "bad", "subset": "Math", "prompt": "q", "chosen": "not a list", "rejected": []}]
+    s = rb2.evaluate(_args(rb2, _write_jsonl(tmp_path / "bad.jsonl", rows), tmp_path / "bad", TableJudge(RB2_TABLE)))
+    assert s["skipped_rows"]["skipped"] == 1 and s["score"] is None and s["score_present_subsets"] is not None
+
+
+def test_resume_of_a_killed_run_scores_only_the_rest(tmp_path):
+    data = _write_jsonl(tmp_path / "rb2.jsonl", _rb2_rows())
+    items, skipped = rb2.load(str(data))
+    args = _args(rb2, data, tmp_path / "out", TableJudge(RB2_TABLE, fail_after=8))  # dies in the 3rd chunk
+    with pytest.raises(RuntimeError, match="killed"):
+        run_benchmark(args, "reward_bench2", items, skipped, rb2.make_scorer, rb2.summarize, unit="prompts",
+                               chunk_size=1)
+    partial = (tmp_path / "out" / "scores.partial.jsonl").read_text().splitlines()
+    assert len(partial) == 2  # two prompts of four responses each were written before the kill
+    with open(tmp_path / "out" / "scores.partial.jsonl", "a") as f:
+        f.write('{"id": "3", "subset": "Ma')  # and a line cut by the kill
+    judge = TableJudge(RB2_TABLE)
+    args.judge = judge
+    resumed = run_benchmark(args, "reward_bench2", items, skipped, rb2.make_scorer, rb2.summarize, unit="prompts",
+                               chunk_size=1)
+    assert resumed["speed"]["prompts_scored_now"] == len(items) - 2
+    assert "f-good" not in judge.scored and "m-good" in judge.scored
+    fresh = rb2.evaluate(_args(rb2, data, tmp_path / "fresh", TableJudge(RB2_TABLE)))
+    assert resumed["subsets"] == fresh["subsets"] and resumed["score"] == fresh["score"]
+    assert not (tmp_path / "out" / "scores.partial.jsonl").exists()
+
+
+# ------------------------------------------------------------------ RM-Bench
+
+
+def _rmb_rows():
+    return [
+        {"id": 0, "domain": "chat", "prompt": "p0", "chosen": ["c0", "c1", "c2"], "rejected": ["r0", "r1", "r2"]},
+        {"id": 1, "domain": "safety-refuse", "prompt": "p1", "chosen": ["d0", "d1", "d2"],
+         "rejected": ["q0", "q1", "q2"]},
+    ]
+
+
+RMB_TABLE = {"c0": 1, "c1": 3, "c2": 5, "r0": 2, "r1": 4, "r2": 6,  # chat: only plainer-chosen cells lose
+             "d0": 2, "d1": 2, "d2": 2, "q0": 2, "q1": 1, "q2": 0}  # safety: ties with q0 are wrong
+
+
+def _check_rmb(s):
+    chat, safety = s["domains"]["chat"], s["domains"]["safety"]
+    assert chat["matrix"] == [[0, 0, 0], [1, 0, 0], [1, 1, 0]]
+    assert (chat["hard"], chat["normal"], chat["easy"]) == (0.0, 0.0, 1.0)
+    assert safety["matrix"] == [[0, 1, 1], [0, 1, 1], [0, 1, 1]]
+    assert safety["hard"] == 1.0 and safety["normal"] == pytest.approx(2 / 3) and safety["easy"] == pytest.approx(1 / 3)
+    assert s["hard"] == pytest.approx(0.5) and s["normal"] == pytest.approx(1 / 3) and s["easy"] == pytest.approx(2 / 3)
+    assert s["total"] == pytest.approx((1 / 3 + 2 / 3) / 2)
+    assert s["missing_domains"] == ["math", "code"]
+
+
+def test_rm_bench_matrix_pointwise_and_pairwise(tmp_path):
+    data = tmp_path / "total_dataset.json"
+    data.write_text(json.dumps(_rmb_rows()))  # the repository's JSON list form
+    judge = TableJudge(RMB_TABLE)
+    s = rmb.evaluate(_args(rmb, data, tmp_path / "point", judge))
+    _check_rmb(s)
+    assert sorted(judge.scored) == sorted(RMB_TABLE)  # each of the six responses per row scored once
+    pair = PairTableJudge(RMB_TABLE)
+    s = rmb.evaluate(_args(rmb, data, tmp_path / "pair", pair))
+    _check_rmb(s)
+    assert len(pair.asked) == 2 * 9 * 2  # every cell in both orders
+    assert ("r0", "c0") in pair.asked and ("c0", "r0") in pair.asked
+    # one failed response: its three cells are wrong and counted
+    s = rmb.evaluate(_args(rmb, data, tmp_path / "fail", TableJudge(dict(RMB_TABLE, c2=None))))
+    assert s["failed_cells"] == 3 and s["domains"]["chat"]["easy"] == pytest.approx(1 / 3)
+
+
+# ------------------------------------------------------------------ JudgeBench
+
+
+def test_judgebench_consistency_rule():
+    o = jb.pair_outcome
+    assert o("A>B", "A>B", "A>B") == 1
+    assert o("A>B", "B>A", "A>B") == 0  # inconsistent: a tie, not correct
+    assert o("A>B", "A=B", "A>B") == 1 and o("A>B", None, "A>B") == 1  # one right + a tie / a failure
+    assert o("B>A", "B>A", "A>B") == -1 and o(None, None, "B>A") == 0 and o("B>A", "A=B", "B>A") == 1
+
+
+def _jb_rows():
+    rows = []
+    for k, (source, label) in enumerate([("mmlu-pro-law", "A>B"), ("mmlu-pro-math", "B>A"),
+                                         ("livebench-math", "A>B"), ("livecodebench", "B>A")]):
+        rows.append({"pair_id": f"p{k}", "original_id": k, "source": source, "question": f"q{k}",
+                     "response_model": "gpt-4o-2024-05-13", "response_A": f"a{k}", "response_B": f"b{k}",
+                     "label": label})
+    return rows
+
+
+def test_judgebench_per_source_and_both_orders(tmp_path):
+    data = _write_jsonl(tmp_path / "jb.jsonl", _jb_rows())
+    # a{k} > b{k} for k = 0, 1, 3; a tie for k = 2
+    table = {"a0": 2, "b0": 1, "a1": 2, "b1": 1, "a2": 1, "b2": 1, "a3": 0, "b3": 5}
+    s = jb.evaluate(_args(jb, data, tmp_path / "point", TableJudge(table)))
+    assert s["accuracy"] == 0.5  # p0 right, p1 wrong, p2 a tie (never right), p3 right
+    assert s["sources"]["mmlu-pro-law"]["accuracy"] == 1.0 and s["sources"]["mmlu-pro-math"]["accuracy"] == 0.0
+    assert s["categories"]["Knowledge"]["accuracy"] == 0.5 and s["categories"]["Math"]["accuracy"] == 0.0
+    assert s["categories"]["Coding"]["accuracy"] == 1.0
+    assert s["overall"]["inconsistent"] == 0 and s["overall"]["tie"] == 1
+    # a pairwise judge with a strong position bias says "the first is better" in both orders: inconsistent
+    biased = PairTableJudge(table, first_bias=1.0)
+    s = jb.evaluate(_args(jb, data, tmp_path / "biased", biased))
+    assert len(biased.asked) == 8 and ("b0", "a0") in biased.asked
+    rows = [json.loads(x) for x in (tmp_path / "biased" / "scores.jsonl").read_text().splitlines()]
+    assert [r["decision_forward"] for r in rows] == ["A>B"] * 4
+    assert [r["decision_backward"] for r in rows] == ["B>A"] * 4
+    assert s["accuracy"] == 0.0 and s["overall"]["inconsistent"] == 4 and s["overall"]["tie"] == 4
+    # an unbiased pairwise judge agrees with the pointwise one
+    s = jb.evaluate(_args(jb, data, tmp_path / "fair", PairTableJudge(table)))
+    assert s["accuracy"] == 0.5 and s["overall"]["inconsistent"] == 0
+
+
+# ------------------------------------------------------------------ best-of-N
+
+
+def _cands():
+    def c(i, answers, correct):
+        return {"id": f"q{i}", "prompt": f"question {i}",
+                "responses": [f"q{i} candidate {k}\n#### {a}" for k, a in enumerate(answers)],
+                "correct": correct}
+    return [c(0, ["5", "5", "7", "8"], [True, True, False, False]),  # majority 5 (right)
+            c(1, ["3", "4", "4", "9"], [True, False, False, False]),  # majority 4 (wrong)
+            c(2, ["1", "2", "6", "6"], [False, False, False, False])]  # oracle 0
+
+
+def test_best_of_n_with_baselines(tmp_path):
+    data = _write_jsonl(tmp_path / "cands.jsonl", _cands())
+    cands = _cands()
+    # the judge picks candidate 2 for q0 (wrong), candidate 0 for q1 (right), anything for q2 (wrong)
+    scores = [[1, 0, 3, 2], [9, 1, 1, 1], [1, 2, 3, 4]]
+    table = {r: s for c, row in zip(cands, scores) for r, s in zip(c["responses"], row)}
+    # the same text in two questions would collide; make them distinct
+    assert len(table) == sum(len(set(c["responses"])) for c in cands)
+    s = bon.evaluate(_args(bon, data, tmp_path / "out", TableJudge(table), "--split", "all"))
+    assert s["judge"] == pytest.approx(1 / 3)
+    b = s["baselines"]
+    assert b["random"] == pytest.approx((0.5 + 0.25 + 0.0) / 3)
+    assert b["majority_vote"] == pytest.approx(1 / 3) and b["oracle"] == pytest.approx(2 / 3)
+    assert s["questions"] == 3 and s["failed_candidates"] == 0
+
+
+# ------------------------------------------------------------------ the report (tiny real checkpoints)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from rm_core.testing import tiny_reward_model
+
+    root = tmp_path_factory.mktemp("report")
+    for name, seed in (("ckpt_a", 1), ("ckpt_b", 2)):
+        model, tokenizer = tiny_reward_model(seed=seed)
+        model.save_pretrained(root / name)
+        tokenizer.save_pretrained(root / name)
+    prompts = ["What is 2 + 3?", "Say hello.", "Name a color.", "Who are you?", "Write a poem about the sea."]
+    _write_jsonl(root / "pairs.jsonl", [{"id": f"x{i}", "subset": "mine", "prompt": p, "chosen": "The answer is 5.",
+                                         "rejected": "I cannot help with that request." + " no" * i}
+                                        for i, p in enumerate(prompts)])
+    _write_jsonl(root / "cands.jsonl", _cands())
+    _write_jsonl(root / "rb2.jsonl", _rb2_rows())
+    (root / "rmb.json").write_text(json.dumps(_rmb_rows()))
+    _write_jsonl(root / "jb.jsonl", _jb_rows())
+    return root
+
+
+def _report(tiny, out, *judges, extra=()):
+    argv = ["--output_dir", str(out), "--bench", f"pairs=pairs:{tiny / 'pairs.jsonl'}",
+            "--bench", f"bon=best_of_n:{tiny / 'cands.jsonl'}:all", *extra]
+    for j in judges:
+        argv += ["--judge", f"{j}={tiny / j}"]
+    return rep.main(argv)
+
+
+def test_report_caches_per_checkpoint_and_benchmark(tiny, tmp_path):
+    out = tmp_path / "report"
+    first = _report(tiny, out, "ckpt_a")
+    assert first["results"]["ckpt_a"]["pairs"]["cached"] is False
+    cell = next((out / "cache").glob("ckpt_a__pairs__*"))
+    stamp = (cell / "scores.jsonl").stat().st_mtime_ns
+    second = _report(tiny, out, "ckpt_a", "ckpt_b")
+    assert second["results"]["ckpt_a"]["pairs"]["cached"] is True and second["results"]["ckpt_a"]["bon"]["cached"]
+    assert second["results"]["ckpt_b"]["pairs"]["cached"] is False
+    assert (cell / "scores.jsonl").stat().st_mtime_ns == stamp  # not scored again
+    assert second["results"]["ckpt_a"]["pairs"]["headline"] == first["results"]["ckpt_a"]["pairs"]["headline"]
+    md = (out / "report.md").read_text()
+    assert "| metric | ckpt_a | ckpt_b |" in md and "time (s)" in md and "(cached)" in md
+    assert "| oracle |" in md and "| judge's pick |" in md and "| items scored | 5 | 5 |" in md
+    assert (out / "pairs.png").stat().st_size > 1000 and (out / "bon.png").stat().st_size > 1000
+    # a changed checkpoint (config.json rewritten) is scored again
+    config = tiny / "ckpt_a" / "config.json"
+    os.utime(config, ns=(config.stat().st_atime_ns, config.stat().st_mtime_ns + 10**9))
+    third = _report(tiny, out, "ckpt_a")
+    assert third["results"]["ckpt_a"]["pairs"]["cached"] is False
+
+
+def test_report_headlines_of_every_kind(tiny, tmp_path):
+    extra = ["--bench", f"rb2=reward_bench2:{tiny / 'rb2.jsonl'}", "--bench", f"rmb=rm_bench:{tiny / 'rmb.json'}",
+             "--bench", f"jb=judgebench:{tiny / 'jb.jsonl'}"]
+    r = _report(tiny, tmp_path / "all", "ckpt_a", extra=extra)["results"]["ckpt_a"]
+    assert set(r["rb2"]["headline"]) >= {"score", "Factuality", "Ties"}
+    assert set(r["rmb"]["headline"]) >= {"total", "hard", "normal", "easy", "chat", "safety"}
+    assert set(r["jb"]["headline"]) >= {"accuracy", "Knowledge"}
+    assert r["pairs"]["headline"]["accuracy (all pairs)"] is not None
+
+
+@pytest.mark.skipif(not rep.DATA_ROOT.is_dir(), reason="../shared/data is absent")
+def test_bench_script_smoke(tiny, tmp_path):
+    """bench/eval_report.py finds the checkpoints under a runs folder and reports them on the real benchmarks
+    (LLMBar, HH-RLHF test, GSM8K best-of-4), two items each."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny / "ckpt_a", runs / "family" / "one")
+    config = runs / "family" / "one" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "rm_family": "bradley_terry"}))
+    (runs / "family" / "notes").mkdir()  # no config.json: not a checkpoint
+    proc = subprocess.run([sys.executable, "bench/eval_report.py", "--runs_dir", str(runs), "--limit", "2",
+                           "--output_dir", str(tmp_path / "rep")], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "family/one" in md and "LLMBar" in md and "GSM8K" in md and "HH-RLHF" in md
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert set(report["results"]["family/one"]) == {"llmbar", "hh_test", "gsm8k_bo4"}
+
+
+# ------------------------------------------------------------------ accelerate launch: 2 processes == 1
+
+
+@pytest.mark.distributed
+def test_two_process_report_matches_one_process(tiny, tmp_path):
+    extra = ["--bench", f"rb2=reward_bench2:{tiny / 'rb2.jsonl'}", "--bench", f"rmb=rm_bench:{tiny / 'rmb.json'}",
+             "--bench", f"jb=judgebench:{tiny / 'jb.jsonl'}"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1",
+               TOKENIZERS_PARALLELISM="false")
+    env.pop("ACCELERATE_USE_CPU", None)
+    outs = {}
+    for n in (1, 2):
+        outs[n] = tmp_path / f"rep-{n}"
+        cmd = [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch", "--config_file",
+               str(REPO / "configs" / "accelerate" / "cpu.yaml")]
+        run_env = dict(env)
+        if n > 1:
+            cmd += ["--multi_gpu", "--num_processes", str(n), "--main_process_port", "0"]
+            run_env["ACCELERATE_USE_CPU"] = "1"
+        cmd += ["-m", "eval.report", "--output_dir", str(outs[n]), "--judge", f"a={tiny / 'ckpt_a'}",
+                "--bench", f"pairs=pairs:{tiny / 'pairs.jsonl'}", "--bench", f"bon=best_of_n:{tiny / 'cands.jsonl'}:all",
+                *extra]
+        proc = subprocess.run(cmd, cwd=REPO, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stdout[-6000:]
+    one = json.loads((outs[1] / "report.json").read_text())["results"]["a"]
+    two = json.loads((outs[2] / "report.json").read_text())["results"]["a"]
+    for bench in ("pairs", "bon", "rb2", "rmb", "jb"):
+        assert one[bench]["headline"] == pytest.approx(two[bench]["headline"]), bench
+        c1 = next((outs[1] / "cache").glob(f"a__{bench}__*"))
+        c2 = next((outs[2] / "cache").glob(f"a__{bench}__*"))
+        r1 = json.loads((c1 / "results.json").read_text())
+        r2 = json.loads((c2 / "results.json").read_text())
+        assert r1["processes"] == 1 and r2["processes"] == 2
+        rows1 = [json.loads(x) for x in (c1 / "scores.jsonl").read_text().splitlines()]
+        rows2 = [json.loads(x) for x in (c2 / "scores.jsonl").read_text().splitlines()]
+        assert [r["id"] for r in rows1] == [r["id"] for r in rows2]
+        for a, b in zip(rows1, rows2):
+            for key in ("scores", "score_chosen", "score_A", "chosen_score"):
+                if key in a:
+                    assert a[key] == pytest.approx(b[key], abs=1e-5), (bench, key)
