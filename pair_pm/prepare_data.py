@@ -45,19 +45,28 @@ TEMPLATE_NAME = "pair-pm-v1"  # recorded in config.json; bump when the text abov
 ELLIPSIS = "…"
 
 
-def user_message(context: str, response_a: str, response_b: str) -> str:
+# The reasoning pair-PM (pair_pm/train_grpo.py): the same pair, a question asking for principles, a critique
+# and a verdict in a fixed form that pair_pm/grpo_rewards.parse_reasoning_verdict reads strictly.
+REASONING_QUESTION = (
+    "Which response is better, A or B? First write brief principles for judging this conversation inside "
+    "<principles></principles>, then a short critique of both responses inside <critique></critique>, and end "
+    "with your final verdict, exactly <verdict>A</verdict> or <verdict>B</verdict>.")
+REASONING_TEMPLATE_NAME = "pair-pm-reasoning-v1"  # recorded in config.json; bump when REASONING_QUESTION changes
+
+
+def user_message(context: str, response_a: str, response_b: str, question: str = QUESTION) -> str:
     return (f"[CONTEXT]\n{context}\n\n[RESPONSE A]\n{response_a}\n\n[RESPONSE B]\n{response_b}\n\n"
-            f"[QUESTION]\n{QUESTION}")
+            f"[QUESTION]\n{question}")
 
 
-def pair_messages(context: str, response_a: str, response_b: str) -> list[dict]:
-    return [{"role": "user", "content": user_message(context, response_a, response_b)}]
+def pair_messages(context: str, response_a: str, response_b: str, question: str = QUESTION) -> list[dict]:
+    return [{"role": "user", "content": user_message(context, response_a, response_b, question)}]
 
 
-def _encode(tokenizer, context: str, a: str, b: str) -> list[int]:
+def _encode(tokenizer, context: str, a: str, b: str, question: str = QUESTION) -> list[int]:
     from rm_core.templates import tokenize_messages
 
-    return tokenize_messages(tokenizer, pair_messages(context, a, b), add_generation_prompt=True)
+    return tokenize_messages(tokenizer, pair_messages(context, a, b, question), add_generation_prompt=True)
 
 
 def answer_token_ids(tokenizer) -> dict[str, int]:
@@ -103,16 +112,25 @@ class TruncationReport:
 
 
 def encode_pair(tokenizer, context: str, a: str, b: str, max_length: int,
-                report: TruncationReport | None = None) -> list[int]:
+                report: TruncationReport | None = None, question: str = QUESTION, reserve: int = 1) -> list[int]:
     """Prompt ids (ending with the generation prompt) of one order of a pair, fitted into max_length - 1
-    tokens so the answer token always fits; see the module docstring for the truncation rule."""
+    tokens so the answer token always fits; see the module docstring for the truncation rule. `question`
+    and `reserve` (tokens kept free for the answer) are for the reasoning pair-PM; see `fit_pair`."""
+    return fit_pair(tokenizer, context, a, b, max_length, report, question, reserve)[0]
+
+
+def fit_pair(tokenizer, context: str, a: str, b: str, max_length: int, report: TruncationReport | None = None,
+             question: str = QUESTION, reserve: int = 1) -> tuple[list[int], tuple[str, str, str]]:
+    """(prompt ids, (context, a, b) as cut) of one order of a pair, fitted into max_length - reserve tokens by
+    the rule of the module docstring; the texts are returned so a caller can render the same cut prompt as
+    messages (GRPO datasets are conversational)."""
     report = report if report is not None else TruncationReport()
     report.sequences += 1
-    ids = _encode(tokenizer, context, a, b)
-    limit = max_length - 1  # the answer token
+    ids = _encode(tokenizer, context, a, b, question)
+    limit = max_length - reserve  # the answer
     if len(ids) <= limit:
-        return ids
-    overhead = len(_encode(tokenizer, "", "", ""))
+        return ids, (context, a, b)
+    overhead = len(_encode(tokenizer, "", "", "", question))
     lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in (context, a, b)]
     budget = limit - overhead - 6  # room for the ellipses and tokens merging differently after a cut
     if budget < 12:
@@ -127,12 +145,12 @@ def encode_pair(tokenizer, context: str, a: str, b: str, max_length: int,
         keep_a, keep_b = (keep_short, keep_long) if n_a <= n_b else (keep_long, keep_short)
         cut = (_cut(tokenizer, context, keep_c, keep_end=True), _cut(tokenizer, a, keep_a, keep_end=False),
                _cut(tokenizer, b, keep_b, keep_end=False))
-        ids = _encode(tokenizer, *cut)
+        ids = _encode(tokenizer, *cut, question)
         if len(ids) <= limit:
             report.truncated += 1
             report.context_cut += cut[0] != context
             report.response_cut += (cut[1] != a) + (cut[2] != b)
-            return ids
+            return ids, cut
         budget -= len(ids) - limit  # re-tokenisation after a cut came out longer: shrink and retry
     raise ValueError(f"could not fit a pair into max_length {max_length}")
 

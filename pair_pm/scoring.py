@@ -9,16 +9,40 @@ P(A). The order-debiased preference is
 so a model that prefers a position gains nothing from it. Both orders of every pair run in one batched
 forward (left-padded, length-sorted). `judges.load(ckpt)` returns PairPMJudge for a checkpoint whose
 config.json says rm_family "pair_pm" (it also records the answer-token ids, template and max_length).
+
+A checkpoint trained by pair_pm/train_grpo.py says `pair_pm_reasoning: true`: `judges.load` then returns
+ReasoningPairPMJudge, which writes principles, a critique and a verdict (greedy, `pair_pm_max_new_tokens`) for
+both orders and reads the verdict with the strict parser of pair_pm/grpo_rewards.py. In one order P(a better)
+is 1 or 0; the pair's P is their mean (1, 0.5 when the verdict follows the slot, 0). An output that does not
+parse makes its pair None, counted in `judge.failures` with the reason; `judge.verdict_stats` counts every
+output (parsed, "A", "B", and each malformed reason).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import torch
 
 from judges.base import Judge, PairVerdict, Prompt, prompt_text, register_judge
-from pair_pm.prepare_data import TruncationReport, answer_token_ids, encode_pair
+from pair_pm.prepare_data import REASONING_QUESTION, TruncationReport, answer_token_ids, encode_pair
+
+
+def _load_causal_lm(name_or_path: str, dtype: str | torch.dtype, chat_template: str | None,
+                    device: str | torch.device | None, revision: str | None):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rm_core.models import resolve_model
+    from rm_core.templates import set_chat_template
+
+    path = resolve_model(name_or_path)
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+    set_chat_template(tokenizer, chat_template)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, revision=revision)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return model.to(device), tokenizer
 
 
 def first_probs(model, sequences: list[list[int]], pad_id: int, answer_ids: dict[str, int],
@@ -51,19 +75,11 @@ class PairPMJudge(Judge):
     @classmethod
     def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "float32", chat_template: str | None = None,
                         device: str | torch.device | None = None, revision: str | None = None, **judge_kwargs):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from rm_core.models import resolve_model
-        from rm_core.templates import set_chat_template
-
         judge_kwargs.pop("share_prefix", None)  # a BT-only option that generic callers pass
-        path = resolve_model(name_or_path)
-        dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
-        set_chat_template(tokenizer, chat_template)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, revision=revision)
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        return cls(model.to(device), tokenizer, **judge_kwargs)
+        model, tokenizer = _load_causal_lm(name_or_path, dtype, chat_template, device, revision)
+        if getattr(model.config, "pair_pm_reasoning", False):  # trained by pair_pm/train_grpo.py: it generates
+            return ReasoningPairPMJudge(model, tokenizer, **judge_kwargs)
+        return cls(model, tokenizer, **judge_kwargs)
 
     def first_probs(self, items: Sequence[tuple[Prompt, str, str]]) -> list[float]:
         """P_A(a, b) for each (prompt, a, b) in the order given: one order, no debiasing."""
@@ -80,3 +96,104 @@ class PairPMJudge(Judge):
 
     def _compare(self, items: list[tuple[Prompt, str, str]]) -> list[float | None]:
         return [v.p for v in self.judge_pairs(items)]
+
+
+class ReasoningPairPMJudge(Judge):
+    """A pair-PM that reasons before its verdict (pair_pm/train_grpo.py); see the module docstring.
+
+    max_length: the prompt budget in tokens (pairs are cut inside the context and responses, as for the
+    pair-PM; default config `pair_pm_max_length`); max_new_tokens: default config `pair_pm_max_new_tokens`.
+    Generation is greedy, in length-sorted left-padded batches of `batch_size` (default 8; generation is
+    decode-bound, so batching pays on a CPU too)."""
+
+    pointwise = False
+    default_rank_method = "bt"
+
+    def __init__(self, model, tokenizer, max_length: int | None = None, batch_size: int | None = None,
+                 max_new_tokens: int | None = None):
+        super().__init__()
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        config = model.config
+        self.max_length = max_length or getattr(config, "pair_pm_max_length", None) or 2048
+        self.max_new_tokens = max_new_tokens or getattr(config, "pair_pm_max_new_tokens", None) or 256
+        self.device = next(model.parameters()).device
+        self.batch_size = batch_size or (32 if self.device.type == "cuda" else 8)
+        self.truncation = TruncationReport()
+        self.verdict_stats: Counter = Counter()
+        self.last_item_info: list[dict] = []
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token  # left pads are masked out
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "float32", chat_template: str | None = None,
+                        device: str | torch.device | None = None, revision: str | None = None, **judge_kwargs):
+        judge_kwargs.pop("share_prefix", None)
+        model, tokenizer = _load_causal_lm(name_or_path, dtype, chat_template, device, revision)
+        return cls(model, tokenizer, **judge_kwargs)
+
+    def _eos_ids(self) -> list[int]:
+        eos = getattr(self.model.generation_config, "eos_token_id", None)
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in eos:
+            eos.append(self.tokenizer.eos_token_id)
+        return eos
+
+    def generate(self, items: Sequence[tuple[Prompt, str, str]]) -> list[str]:
+        """The judge's output text for each (prompt, a, b), a shown as Response A: one order, greedy."""
+        from transformers import GenerationConfig
+
+        seqs = [encode_pair(self.tokenizer, prompt_text(p), a, b, self.max_length, self.truncation,
+                            question=REASONING_QUESTION, reserve=0) for p, a, b in items]
+        pad = self.tokenizer.pad_token_id
+        config = GenerationConfig(max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=pad,
+                                  eos_token_id=self._eos_ids())
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        texts: list[str] = [""] * len(seqs)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            width = max(len(seqs[i]) for i in batch)
+            ids = torch.tensor([[pad] * (width - len(seqs[i])) + seqs[i] for i in batch], device=self.device)
+            mask = torch.tensor([[0] * (width - len(seqs[i])) + [1] * len(seqs[i]) for i in batch],
+                                device=self.device)
+            with torch.inference_mode():
+                out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+            # decoded as TRL decodes completions in training (special tokens dropped), then parsed the same way
+            for i, text in zip(batch, self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)):
+                texts[i] = text
+        return texts
+
+    def judge_pairs(self, items: Sequence[tuple[Prompt, str, str]]) -> list[PairVerdict]:
+        """Both orders of every pair: p_forward = P(a better) with a as Response A (1.0 or 0.0), p_backward
+        with a as Response B, mapped back to a. A pair with a malformed output in either order fails."""
+        from pair_pm.grpo_rewards import parse_reasoning_verdict
+
+        items = list(items)
+        texts = self.generate([x for p, a, b in items for x in ((p, a, b), (p, b, a))])
+        verdicts, self.last_item_info = [], []
+        for i in range(len(items)):
+            parsed = [parse_reasoning_verdict(texts[2 * i]), parse_reasoning_verdict(texts[2 * i + 1])]
+            for v in parsed:
+                self.verdict_stats["outputs"] += 1
+                self.verdict_stats[f"verdict {v.verdict}" if v.ok else f"malformed: {v.error}"] += 1
+            fwd, bwd = parsed
+            p_fwd = None if not fwd.ok else float(fwd.verdict == "A")
+            p_bwd = None if not bwd.ok else float(bwd.verdict == "B")  # a is Response B in the backward order
+            error = None
+            for order, v, text in (("forward", fwd, texts[2 * i]), ("backward", bwd, texts[2 * i + 1])):
+                if not v.ok:
+                    error = f"unparsable verdict: {v.error}"
+                    self.failures.add(error, f"pair #{i} ({order}): {text!r}")
+                    break  # one count per failed pair
+            verdicts.append(PairVerdict(p_fwd, p_bwd, texts[2 * i], texts[2 * i + 1], error))
+            self.last_item_info.append({"verdict_forward": fwd.verdict, "verdict_backward": bwd.verdict,
+                                        "text_forward": texts[2 * i], "text_backward": texts[2 * i + 1]})
+        return verdicts
+
+    def _compare(self, items: list[tuple[Prompt, str, str]]) -> list[float | None]:
+        return [v.p for v in self.judge_pairs(items)]
+
+    @property
+    def malformed_rate(self) -> float | None:
+        n = self.verdict_stats["outputs"]
+        return None if not n else sum(c for k, c in self.verdict_stats.items() if k.startswith("malformed")) / n

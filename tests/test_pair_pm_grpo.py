@@ -1,0 +1,481 @@
+"""pair_pm/train_grpo.py: the strict verdict parser, the rewards, both orders of a pair in one GRPO group (a
+position-biased policy earns zero net advantage), a real GRPOTrainer run on a tiny model, and the saved
+checkpoint as a reasoning pair-PM judge (judges.load, failures counted, eval_reward_bench)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from pair_pm.grpo_rewards import (
+    make_verdict_reward_func,
+    parse_reasoning_verdict,
+    reasoning_text,
+    verdict_reward,
+)
+
+torch.set_num_threads(1)
+
+WORDS = "the quick brown fox jumps over lazy dog sea poem hello world".split()
+GOOD = "Sure, here is a short answer in one word."
+BAD = "I cannot help with that request."
+WELL_FORMED = "<principles>Be helpful.</principles>\n<critique>A answers; B refuses.</critique>\n<verdict>A</verdict>"
+
+
+# -- the parser ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, verdict", [
+    (WELL_FORMED, "A"),
+    ("<verdict>B</verdict>", "B"),
+    ("  B refuses, so:\n<verdict>B</verdict>\n\n", "B"),  # surrounding whitespace is not text
+    ("<critique>A is vague.</critique><principles>x</principles><verdict>B</verdict>", "B"),
+])
+def test_parser_accepts_the_fixed_form(text, verdict):
+    parsed = parse_reasoning_verdict(text)
+    assert parsed.ok and parsed.verdict == verdict and parsed.error is None
+    assert "<verdict>" not in parsed.reasoning
+
+
+@pytest.mark.parametrize("text, reason", [
+    (None, "empty output"),
+    ("   \n", "empty output"),
+    ("Response A is better. Verdict: A", "missing verdict"),
+    ("[[A]]", "missing verdict"),
+    ("<verdict>A</verdict>\n<verdict>B</verdict>", "several verdicts"),
+    ("<verdict>A</verdict> then <verdict>A</verdict>", "several verdicts"),
+    ("<critique>I'd say <verdict>A</verdict>, but</critique><verdict>B</verdict>", "several verdicts"),
+    ("<verdict>a</verdict>", "invalid verdict"),
+    ("<verdict>C</verdict>", "invalid verdict"),
+    ("<verdict>tie</verdict>", "invalid verdict"),
+    ("<verdict> A </verdict>", "invalid verdict"),
+    ("<verdict>A or B</verdict>", "invalid verdict"),
+    ("<VERDICT>A</VERDICT>", "malformed verdict tag"),
+    ("<verdict>A", "malformed verdict tag"),  # a generation cut at max_completion_length
+    ("B is better </verdict>", "malformed verdict tag"),
+    ("<verdict>A</verdict> because A is kinder.", "text after the verdict"),
+    ("<principles>x</principles><critique>A is better so <verdict>A</verdict>", "verdict inside an unclosed <critique>"),
+    ("<principles>be kind <verdict>B</verdict>", "verdict inside an unclosed <principles>"),
+])
+def test_parser_is_strict(text, reason):
+    parsed = parse_reasoning_verdict(text)
+    assert parsed.verdict is None and not parsed.ok and parsed.error == reason
+
+
+def test_parser_never_evaluates_the_text():
+    evil = "<verdict>__import__('os').system('echo pwned')</verdict>"
+    assert parse_reasoning_verdict(evil).error == "invalid verdict"
+    assert reasoning_text("x y <verdict>A</verdict>") == "x y" and reasoning_text("no tag here") == "no tag here"
+
+
+# -- rewards ------------------------------------------------------------------------------------------------
+def _conv(text: str) -> list[dict]:
+    return [{"role": "user", "content": "q"}, {"role": "assistant", "content": text}]
+
+
+def test_reward_values_on_hand_made_outputs():
+    reward = verdict_reward(malformed_penalty=0.5)
+    texts = [WELL_FORMED, WELL_FORMED, "<verdict>B</verdict>", "<verdict>a</verdict>", "Verdict: A"]
+    labels = ["A", "B", "B", "A", "A"]
+    details = reward.score_detailed([_conv(t) for t in texts], labels)
+    # right 1, wrong 0, malformed -penalty/2, missing -penalty
+    assert [d["total"] for d in details] == [1.0, 0.0, 1.0, -0.25, -0.5]
+    assert details[3]["components"] == {"verdict": 0.0, "format": -0.5}
+    assert details[4]["components"] == {"verdict": 0.0, "format": -1.0}
+    assert reward.score([_conv(WELL_FORMED)], [None]) == [None]  # no label: a counted failure, never a guess
+    assert reward.failures.counts == {"component failed: verdict": 1}
+
+
+def test_reward_length_band_and_structure():
+    reward = verdict_reward(malformed_penalty=1.0, reasoning_min_words=4, reasoning_max_words=8, length_weight=0.5,
+                            structure_weight=0.25)
+    short = "<verdict>A</verdict>"  # no reasoning at all: length 0 of the band -> 0.0
+    in_band = "<principles>be kind</principles><critique>A helps, B not</critique><verdict>A</verdict>"
+    too_long = " ".join(["word"] * 16) + " <verdict>A</verdict>"  # 16 words, twice the top: 0.0
+    details = reward.score_detailed([_conv(t) for t in (short, in_band, too_long)], ["A"] * 3)
+    assert [d["components"]["length"] for d in details] == [0.0, 1.0, 0.0]
+    assert [d["components"]["structure"] for d in details] == [0.0, 1.0, 0.0]
+    assert [d["total"] for d in details] == [1.0, pytest.approx(1.75), 1.0]
+    with pytest.raises(ValueError, match="magnitudes"):
+        verdict_reward(malformed_penalty=-1)
+
+
+def test_trl_reward_func_logs_components_and_position_rate():
+    fn = make_verdict_reward_func(verdict_reward())
+    logged = {}
+    completions = [[{"role": "assistant", "content": t}] for t in
+                   (WELL_FORMED, "<verdict>A</verdict>", "<verdict>B</verdict>", "garbage")]
+    out = fn(prompts=[[{"role": "user", "content": "p"}]] * 4, completions=completions, label=["A", "B", "B", "A"],
+             trainer_state=None, log_metric=lambda k, v: logged.__setitem__(k, v))
+    assert out == [1.0, 0.0, 1.0, -1.0] and fn.__name__ == "pair_pm_verdict"
+    assert logged["pair_pm_verdict/verdict"] == 0.5 and logged["pair_pm_verdict/format"] == -0.25
+    assert logged["pair_pm_verdict/malformed_rate"] == 0.25
+    assert logged["pair_pm_verdict/answer_a_rate"] == pytest.approx(2 / 3)
+    assert logged["pair_pm_verdict/judge_failed"] == 0.0
+
+
+# -- data and grouping ----------------------------------------------------------------------------------------
+def _pref(i: int, prompt: str = "Say hello.", chosen: str = GOOD, rejected: str = BAD) -> dict:
+    return {"prompt": [{"role": "user", "content": prompt}], "chosen": [{"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "assistant", "content": rejected}], "id": f"p{i}", "subset": ""}
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from rm_core.testing import tiny_tokenizer
+
+    return tiny_tokenizer()
+
+
+def test_dataset_has_both_orders_adjacent_and_cut_prompts(tok):
+    from pair_pm.prepare_data import REASONING_QUESTION, encode_pair
+    from pair_pm.train_grpo import build_grpo_dataset, check_pair_layout
+
+    prefs = [_pref(0), _pref(1, prompt=" ".join(WORDS * 30)), {**_pref(2), "tie": True}]
+    ds, report, ties = build_grpo_dataset(prefs, tok, max_prompt_length=400)
+    assert ties == 1 and len(ds) == 4 and check_pair_layout(ds) == 2
+    assert ds["label"] == ["A", "B", "A", "B"] and ds["order"] == ["forward", "backward"] * 2
+    first = ds[0]["prompt"][0]["content"]
+    assert first.index(GOOD) < first.index(BAD) and first.endswith(REASONING_QUESTION)
+    second = ds[1]["prompt"][0]["content"]
+    assert second.index(BAD) < second.index(GOOD)
+    assert report.truncated == 2  # the long context, in both orders, cut to fit
+    for row in ds:  # what TRL will tokenise is what the judge encodes
+        ids = tok.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True, return_dict=False)
+        assert len(ids) <= 400
+    judge_ids = encode_pair(tok, "Say hello.", GOOD, BAD, 400, question=REASONING_QUESTION, reserve=0)
+    assert tok.apply_chat_template(ds[0]["prompt"], add_generation_prompt=True, tokenize=True,
+                                   return_dict=False) == judge_ids
+    bad = ds.select([1, 0, 2, 3])
+    with pytest.raises(ValueError, match="not the two orders"):
+        check_pair_layout(bad)
+
+
+def test_pair_sampler_puts_both_orders_in_one_group():
+    from trl.trainer.utils import RepeatSampler
+
+    from pair_pm.train_grpo import PairRepeatSampler
+
+    s = PairRepeatSampler(num_pairs=5, num_generations=4, pairs_per_batch=2, repeat_count=2, shuffle=False)
+    got = list(s)
+    assert len(got) == len(s) == 2 * 2 * 4 * 2  # 2 whole chunks (pair 4 dropped) x 2 pairs x 4 x 2 repeats
+    groups = [got[i:i + 4] for i in range(0, len(got), 4)]
+    assert groups[:4] == [[0, 0, 1, 1], [2, 2, 3, 3], [0, 0, 1, 1], [2, 2, 3, 3]]
+    for g in groups:  # every group of num_generations = both orders of ONE pair, half each
+        assert g[0] % 2 == 0 and g == [g[0], g[0], g[0] + 1, g[0] + 1]
+    # the same chunk/repeat structure as TRL's RepeatSampler over pair indices
+    trl = list(RepeatSampler(list(range(5)), mini_repeat_count=1, batch_size=2, repeat_count=2, shuffle=False))
+    assert [g[0] // 2 for g in groups] == trl
+
+    by_order = list(PairRepeatSampler(4, 2, 1, grouping="order", shuffle=False))
+    assert by_order[:8] == [0, 0, 1, 1, 2, 2, 3, 3]  # groups of one order, the pair's two groups adjacent
+    shuffled = list(PairRepeatSampler(6, 2, 3, shuffle=True, seed=1))
+    assert sorted(shuffled) == list(range(12)) and shuffled == list(PairRepeatSampler(6, 2, 3, shuffle=True, seed=1))
+    with pytest.raises(ValueError, match="even"):
+        PairRepeatSampler(4, 3, 1)
+
+
+def test_config_validates_grouping(tmp_path):
+    from pair_pm.train_grpo import PairPMGRPOConfig
+
+    common = dict(output_dir=str(tmp_path), use_cpu=True, report_to="none", per_device_train_batch_size=4)
+    with pytest.raises(ValueError, match="even num_generations"):
+        PairPMGRPOConfig(num_generations=3, **{**common, "per_device_train_batch_size": 3})
+    with pytest.raises(ValueError, match="divisible by 2 x num_generations"):
+        PairPMGRPOConfig(num_generations=4, pair_grouping="order", **common)
+    with pytest.raises(ValueError, match="server mode"):
+        PairPMGRPOConfig(num_generations=4, use_vllm=True, vllm_mode="server", **common)
+    with pytest.raises(ValueError, match="pair_grouping must be"):
+        PairPMGRPOConfig(num_generations=4, pair_grouping="prompt", **common)
+    assert PairPMGRPOConfig(num_generations=4, **common).bf16 is False  # CPU default
+
+
+# -- a real GRPOTrainer ---------------------------------------------------------------------------------------
+def _trainer(tmp_path, tok_path, prefs, grouping="pair", num_generations=4, batch=8, **overrides):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pair_pm.train_grpo import PairPMGRPOConfig, PairPMGRPOTrainer, build_grpo_dataset
+
+    tokenizer = AutoTokenizer.from_pretrained(tok_path)
+    ds, _, _ = build_grpo_dataset(prefs, tokenizer, 448)
+    args = PairPMGRPOConfig(output_dir=str(tmp_path / "out"), max_completion_length=8, num_generations=num_generations,
+                            per_device_train_batch_size=batch, max_steps=1, logging_steps=1, report_to="none",
+                            use_cpu=True, save_strategy="no", pair_grouping=grouping, seed=0,
+                            **overrides)
+    return PairPMGRPOTrainer(model=AutoModelForCausalLM.from_pretrained(tok_path), args=args, train_dataset=ds,
+                             reward_funcs=[make_verdict_reward_func(verdict_reward())], processing_class=tokenizer)
+
+
+def _scripted(trainer, answer):
+    """Replace generation by a scripted policy: answer(row label, order, index in batch) -> verdict letter."""
+    tok = trainer.processing_class
+    state = {}
+
+    def generate(prompt_ids, images, multimodal_fields, num_generations):
+        letters = [answer(x["label"], i) for i, x in enumerate(state["inputs"])]
+        ids = [tok(f"<verdict>{c}</verdict>", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+               for c in letters]
+        state["letters"] = letters
+        return ids, None
+
+    trainer._generate_single_turn = generate
+    return state
+
+
+def _advantages(trainer, state):
+    batch = next(iter(trainer.get_train_dataloader()))
+    state["inputs"] = batch
+    trainer.model.train()
+    out = trainer._generate_and_score_completions(batch)
+    return batch, out["advantages"].tolist(), state["letters"]
+
+
+@pytest.fixture(scope="module")
+def tiny_path(tmp_path_factory):
+    from rm_core.testing import save_tiny_backbone
+
+    return save_tiny_backbone(tmp_path_factory.mktemp("grpo") / "policy")
+
+
+PREFS = [_pref(i, prompt=f"{WORDS[i]} {WORDS[i + 1]}?") for i in range(4)]
+
+
+@pytest.mark.parametrize("policy", ["always A", "always B", "half A half B"])
+def test_position_biased_policy_earns_zero_net_advantage(tmp_path, tiny_path, policy):
+    """Both orders in one group: a policy that answers by slot gets +x where the slot happens to hold the chosen
+    response and -x where it holds the rejected one, so the advantages of its "A" answers (and of its "B"
+    answers) sum to zero: nothing pushes it towards a position; what it learns is to switch with the content."""
+    trainer = _trainer(tmp_path, tiny_path, PREFS)
+    answer = {"always A": lambda label, i: "A", "always B": lambda label, i: "B",
+              "half A half B": lambda label, i: "AB"[i % 2]}[policy]
+    state = _scripted(trainer, answer)
+    batch, adv, letters = _advantages(trainer, state)
+    assert len(batch) == 8
+    for g in range(0, 8, 4):  # each group of 4 = one pair: 2 completions in each order
+        group = batch[g:g + 4]
+        assert [x["label"] for x in group] == ["A", "A", "B", "B"] and len({x["pair_id"] for x in group}) == 1
+    for letter in "AB":
+        assert sum(a for a, c in zip(adv, letters) if c == letter) == pytest.approx(0.0, abs=1e-5)
+    assert any(abs(a) > 0.5 for a in adv)  # but not zero per completion: right answers up, wrong ones down
+    for a, c, x in zip(adv, letters, batch):
+        assert (a > 0) == (c == x["label"])
+
+
+def test_per_order_groups_give_a_position_policy_nothing(tmp_path, tiny_path):
+    trainer = _trainer(tmp_path, tiny_path, PREFS, grouping="order", num_generations=2, batch=8)
+    state = _scripted(trainer, lambda label, i: "A")
+    batch, adv, _ = _advantages(trainer, state)
+    assert [x["label"] for x in batch] == ["A", "A", "B", "B"] * 2  # the pair's two groups adjacent
+    assert adv == [0.0] * 8  # every group unanimous: no signal at all (the pair grouping gives one)
+
+
+def test_content_following_policy_has_nothing_left_to_learn(tmp_path, tiny_path):
+    trainer = _trainer(tmp_path, tiny_path, PREFS)
+    state = _scripted(trainer, lambda label, i: label)
+    _, adv, _ = _advantages(trainer, state)
+    assert adv == pytest.approx([0.0] * 8, abs=1e-5)
+
+
+# -- end to end: train, save, load, evaluate ------------------------------------------------------------------
+def _data_dir(tmp_path: Path, sizes: dict[str, int]) -> Path:
+    rng = random.Random(0)
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, n in sizes.items():
+        rows = [{"id": f"{split}-{i}", "prompt": " ".join(rng.choice(WORDS) for _ in range(3)), "chosen": GOOD,
+                 "rejected": BAD} for i in range(n)]
+        (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return data
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_path):
+    """A real 2-step GRPO run through the recipe's main() on the tiny random model (~15 s on CPU)."""
+    from pair_pm import train_grpo as recipe
+
+    tmp = tmp_path_factory.mktemp("grpo-run")
+    data = _data_dir(tmp, {"train": 8, "test": 3})
+    out = tmp / "ckpt"
+    argv = ["--model_name_or_path", str(tiny_path), "--dataset_name", str(data), "--output_dir", str(out),
+            "--num_generations", "4", "--per_device_train_batch_size", "8", "--max_completion_length", "12",
+            "--max_prompt_length", "448", "--max_steps", "2", "--learning_rate", "1e-3", "--logging_steps", "1",
+            "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", "--use_cpu", "true",
+            "--seed", "0", "--length_weight", "0.1", "--reasoning_max_words", "20", "--format_warmup_steps", "2"]
+    results = recipe.main(*recipe.make_parser().parse_args_and_config(argv))
+    return out, data, results
+
+
+def test_grpo_run_trains_and_saves_a_reasoning_pair_pm(trained):
+    out, _, results = trained
+    warm = results["format_warmup"]
+    assert warm["steps"] == 2 and [e["step"] for e in warm["log"]] == [1, 2]
+    assert (out / "format-warmup" / "model.safetensors").is_file()
+    curve = results["reward_curve"]
+    assert [c["step"] for c in curve] == [1, 2]
+    for c in curve:  # a random tiny model writes no verdict: every output malformed, reward -1
+        assert c["malformed_rate"] == 1.0 and -1.0 <= c["reward"] <= -0.9  # -1 + 0.1 x the length term
+    config = json.loads((out / "config.json").read_text())
+    assert config["rm_family"] == "pair_pm" and config["pair_pm_reasoning"] is True
+    assert config["pair_pm_template"] == "pair-pm-reasoning-v1"
+    assert config["pair_pm_max_length"] == 448 and config["pair_pm_max_new_tokens"] == 12
+    held = results["held_out"]
+    assert held["pairs"] == 3 and held["malformed_rate"] == 1.0 and held["failed_pairs"] == 3
+    assert held["accuracy"] == 0.0 and sum(held["malformed_by_reason"].values()) == 6  # outputs, both orders
+    assert json.loads((out / "eval_results.json").read_text())["held_out"] == held
+
+
+def test_judges_load_returns_the_reasoning_judge_and_counts_failures(trained):
+    import judges
+    from pair_pm.scoring import PairPMJudge, ReasoningPairPMJudge
+
+    out, _, _ = trained
+    judge = judges.load(str(out))
+    assert isinstance(judge, ReasoningPairPMJudge) and not judge.pointwise
+    assert judge.max_new_tokens == 12 and judge.max_length == 448
+    p = judge.compare("Say hello.", GOOD, BAD)
+    assert p is None  # the random model's output does not parse: None, never a default
+    assert judge.failures.total == 1 and next(iter(judge.failures.counts)).startswith("unparsable verdict: ")
+    assert judge.verdict_stats["outputs"] == 2 and judge.malformed_rate == 1.0
+    assert type(PairPMJudge.from_pretrained(str(out))) is ReasoningPairPMJudge
+
+
+class Scripted:
+    """Stands in for generation: the texts a judge's model 'writes', in the order asked."""
+
+    def __init__(self, texts):
+        self.texts = list(texts)
+
+    def __call__(self, items):
+        out, self.texts = self.texts[:len(items)], self.texts[len(items):]
+        return out
+
+
+def test_reasoning_judge_maps_verdicts_back_to_the_pair(trained):
+    from pair_pm.scoring import ReasoningPairPMJudge
+
+    out, _, _ = trained
+    judge = ReasoningPairPMJudge.from_pretrained(str(out))
+    judge.generate = Scripted([
+        WELL_FORMED, "<verdict>B</verdict>",  # pair 0: a wins in both orders -> p 1, consistent
+        "<verdict>A</verdict>", "<verdict>A</verdict>",  # pair 1: follows slot A -> p 0.5, inconsistent
+        "<verdict>B</verdict>", "Response A.",  # pair 2: backward malformed -> failed
+    ])
+    v = judge.judge_pairs([("q", "a", "b")] * 3)
+    assert (v[0].p_forward, v[0].p_backward, v[0].p, v[0].consistent) == (1.0, 1.0, 1.0, True)
+    assert (v[1].p_forward, v[1].p_backward, v[1].p, v[1].consistent) == (1.0, 0.0, 0.5, False)
+    assert v[2].p_forward == 0.0 and v[2].p_backward is None and v[2].p is None
+    assert v[2].error == "unparsable verdict: missing verdict" and v[2].text_backward == "Response A."
+    assert judge.failures.counts == {"unparsable verdict: missing verdict": 1}
+    assert judge.verdict_stats["verdict A"] == 3 and judge.verdict_stats["malformed: missing verdict"] == 1
+    assert judge.malformed_rate == pytest.approx(1 / 6)
+    assert judge.last_item_info[1] == {"verdict_forward": "A", "verdict_backward": "A",
+                                       "text_forward": "<verdict>A</verdict>", "text_backward": "<verdict>A</verdict>"}
+
+
+def test_real_generation_is_greedy_and_batched_like_one_at_a_time(trained):
+    from pair_pm.scoring import ReasoningPairPMJudge
+
+    out, _, _ = trained
+    judge = ReasoningPairPMJudge.from_pretrained(str(out), batch_size=3)
+    items = [("q " * k, "a", "b b " * k) for k in (1, 4, 7)]
+    batched = judge.generate(items)
+    judge.batch_size = 1
+    assert judge.generate(items) == batched and all(isinstance(t, str) for t in batched)
+
+
+def test_eval_reward_bench_scores_the_reasoning_checkpoint(trained, tmp_path):
+    from eval.reward_bench import evaluate, make_parser
+
+    out, data, _ = trained
+    summary = evaluate(make_parser().parse_args(["--model", str(out), "--dataset", str(data / "test.jsonl"),
+                                                 "--output_dir", str(tmp_path / "eval")]))
+    assert summary["pairs"] == 3 and summary["failed_pairs"] == 3
+    assert summary["judge_failures"]["total"] == 3
+    rows = [json.loads(line) for line in (tmp_path / "eval" / "scores.jsonl").read_text().splitlines()]
+    assert all(r["failed"] and r["verdict_forward"] is None and "text_forward" in r for r in rows)
+
+
+def test_evaluate_reasoning_judge_summary():
+    from types import SimpleNamespace
+
+    from pair_pm.scoring import ReasoningPairPMJudge
+    from pair_pm.train_grpo import evaluate_reasoning_judge
+
+    model = SimpleNamespace(config=SimpleNamespace(), eval=lambda: model, parameters=lambda: iter([torch.zeros(1)]))
+    judge = ReasoningPairPMJudge(model, SimpleNamespace(pad_token_id=0), max_length=64, max_new_tokens=8)
+    judge.generate = Scripted(["<verdict>A</verdict>", "<verdict>B</verdict>",  # right in both orders
+                               "<verdict>A</verdict>", "<verdict>A</verdict>",  # follows the slot
+                               "<verdict>B</verdict>", "<verdict>a</verdict>"])  # wrong, then malformed
+    prefs = [_pref(i) for i in range(3)]
+    res = evaluate_reasoning_judge(judge, prefs)
+    assert res["pairs"] == 3 and res["accuracy"] == pytest.approx(1 / 3)
+    assert res["accuracy_chosen_as_a"] == pytest.approx(2 / 3) and res["accuracy_chosen_as_b"] == pytest.approx(1 / 3)
+    assert res["failed_pairs"] == 1 and res["order_inconsistency_rate"] == 0.5
+    assert res["malformed_rate"] == pytest.approx(1 / 6) and res["malformed_by_reason"] == {"invalid verdict": 1}
+    assert res["answer_a_rate"] == pytest.approx(3 / 5)
+
+
+def test_format_warmup_targets_are_well_formed_and_label_free():
+    from pair_pm.train_grpo import format_example
+
+    for letter in "AB":
+        text = format_example(GOOD, BAD, letter)
+        parsed = parse_reasoning_verdict(text)
+        assert parsed.verdict == letter and "Sure, here is a short answer in one" in parsed.reasoning
+    assert format_example("one two", "three", "B") == (
+        "<principles>A better response is helpful, honest and harmless, and answers what was asked.</principles>\n"
+        '<critique>Response A says "one two". Response B says "three".</critique>\n<verdict>B</verdict>')
+
+
+def test_non_reasoning_pair_pm_path_is_unchanged(tok):
+    from pair_pm.prepare_data import QUESTION, encode_pair, fit_pair, user_message
+
+    assert user_message("c", "a", "b").endswith(QUESTION)
+    ids, cut = fit_pair(tok, "c", "a", "b", 128)
+    assert ids == encode_pair(tok, "c", "a", "b", 128) and cut == ("c", "a", "b")
+
+
+@pytest.mark.parametrize("name", ["smollm2-135m-grpo-cpu", "qwen2.5-14b-grpo-8xa100"])
+def test_recipe_yamls_parse(name, tmp_path):
+    from pair_pm.train_grpo import make_parser
+
+    config = Path(__file__).resolve().parents[1] / "pair_pm" / "configs" / f"{name}.yaml"
+    data_args, args, model_args = make_parser().parse_args_and_config(
+        ["--config", str(config), "--output_dir", str(tmp_path), "--max_steps", "7"])
+    assert model_args.model_name_or_path and data_args.dataset_name and args.max_steps == 7
+    assert args.pair_grouping == "pair" and args.num_generations % 2 == 0
+    assert args.generation_batch_size % args.num_generations == 0 and args.malformed_penalty == 1.0
+    if name.startswith("qwen"):
+        assert args.use_vllm and args.vllm_mode == "colocate" and args.format_warmup_steps == 0
+
+
+@pytest.mark.slow
+def test_real_smollm2_one_grpo_step_and_its_judge(tmp_path):
+    """SmolLM2-135M-Instruct: one GRPO step (1 pair, 2 + 2 completions of 16 tokens), then judges.load on the
+    checkpoint judging a pair in both orders. Under a minute on a 2-core CPU."""
+    import judges
+    from pair_pm import train_grpo as recipe
+    from pair_pm.scoring import ReasoningPairPMJudge
+    from rm_core.models import SMOLLM2, resolve_model
+
+    try:
+        path = resolve_model(SMOLLM2)
+    except Exception as e:  # no weights and no Hub here
+        pytest.skip(f"SmolLM2 is not available offline: {e}")
+    data = _data_dir(tmp_path, {"train": 2})
+    out = tmp_path / "ckpt"
+    argv = ["--config", str(Path(__file__).resolve().parents[1] / "pair_pm/configs/smollm2-135m-grpo-cpu.yaml"),
+            "--model_name_or_path", str(path), "--dataset_name", str(data), "--dataset_test_split", "",
+            "--output_dir", str(out), "--num_generations", "4", "--per_device_train_batch_size", "4",
+            "--max_completion_length", "16", "--max_steps", "1", "--format_warmup_steps", "0",
+            "--save_strategy", "no", "--disable_tqdm", "true"]
+    results = recipe.main(*recipe.make_parser().parse_args_and_config(argv))
+    assert len(results["reward_curve"]) == 1 and -1.0 <= results["reward_curve"][0]["reward"] <= 1.1
+    judge = judges.load(str(out))
+    assert isinstance(judge, ReasoningPairPMJudge) and judge.max_new_tokens == 16
+    verdict = judge.judge_pairs([("Say hello.", GOOD, BAD)])[0]
+    assert isinstance(verdict.text_forward, str) and isinstance(verdict.text_backward, str)
+    assert judge.verdict_stats["outputs"] == 2
+    assert (verdict.p is None) == (judge.failures.total == 1)
