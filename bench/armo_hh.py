@@ -4,8 +4,8 @@
 
 Variants (one shared embedding cache, so each response is embedded once):
 - armo-64:  stage 1 + 2 on the same 64 HH-RLHF train pairs as the BT quality figure (bench/bt_hh.py);
-- armo-full: the offline multi-objective set, HH-RLHF (first 500 train pairs: relative harmlessness) and
-  GSM8K labelled solutions (first 150 training questions: correctness), plus verbosity from length.
+- armo-full: the offline multi-objective set, HH-RLHF (first 300 train pairs: relative harmlessness) and
+  GSM8K labelled solutions (first 100 training questions: correctness), plus verbosity from length.
 Tests: the 446 HH-RLHF test pairs of the fixed split and the 419 LLMBar (chat-hard llmbar) pairs, scored
 from cached embeddings (max_length 1024). A check then scores 20 LLMBar pairs through judges.load on the
 exported checkpoint and compares with the cached-embedding scores.
@@ -27,8 +27,8 @@ RUNS = ROOT / "bench" / "runs" / "armo"
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--hh_pairs", type=int, default=500)
-    p.add_argument("--gsm8k_questions", type=int, default=150)
+    p.add_argument("--hh_pairs", type=int, default=300)
+    p.add_argument("--gsm8k_questions", type=int, default=100)
     p.add_argument("--max_test_pairs", type=int, default=None)
     p.add_argument("--max_length", type=int, default=1024)
     p.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct")

@@ -26,7 +26,7 @@ RUNS = ROOT / "bench" / "runs" / "decision_tree"
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--train_pairs", type=int, default=500)
+    p.add_argument("--train_pairs", type=int, default=300)
     p.add_argument("--bt", default=str(ROOT / "bench" / "runs" / "bt_hh" / "ours-64"))
     p.add_argument("--armo", default=str(ROOT / "bench" / "runs" / "armo" / "armo-full"))
     p.add_argument("--embedding_cache", default=str(ROOT / "bench" / "runs" / "armo" / "embeddings"))

@@ -294,6 +294,11 @@ def test_checkpoint_loads_from_its_folder_with_trust_remote_code_without_this_pr
     expected = judge.score([conv])[0]
     script = (
         "import json, sys, torch\n"
+        "class Block:  # this project's packages cannot be imported here (even when installed in the venv)\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('armo_rm', 'rm_core', 'judges'):\n"
+        "            raise ImportError(name + ' is blocked in this test')\n"
+        "sys.meta_path.insert(0, Block())\n"
         "from transformers import AutoModel\n"
         f"m = AutoModel.from_pretrained({cfg.output_dir!r}, trust_remote_code=True)\n"
         f"out = m(torch.tensor([{ids!r}]))\n"
