@@ -103,7 +103,7 @@ def make_parser():
 def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> dict:
     """Train a "prm" or "orm" checkpoint, save it self-described, evaluate best-of-N on the held-out questions."""
     from accelerate import PartialState
-    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+    from transformers import AutoModelForCausalLM, set_seed
     from trl import get_peft_config
 
     from math_rm import best_of_n
@@ -111,9 +111,8 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
     from math_rm.encoding import TEMPLATE_NAME, choose_step_tag, judgement_token_ids
     from math_rm.scoring import AGGREGATIONS, OutcomeRewardJudge, ProcessRewardJudge
     from rm_core.hub import atomic_write_json, atomic_write_text, describe_checkpoint, model_card, push_folder
-    from rm_core.models import resolve_model
+    from rm_core.models import load_causal_lm
     from rm_core.pipeline import finalise_checkpoint, run_training
-    from rm_core.templates import ensure_pad_token, set_chat_template
 
     if rm_family not in ("prm", "orm"):
         raise ValueError(f"rm_family must be 'prm' or 'orm', got {rm_family!r}")
@@ -122,13 +121,7 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
         raise ValueError(f"unknown aggregation {aggregation!r}; choose from {sorted(AGGREGATIONS)}")
     state = PartialState()
     set_seed(training_args.seed)
-    base_path = resolve_model(model_args.model_name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(base_path, revision=model_args.model_revision)
-    set_chat_template(tokenizer, training_args.chat_template)
-    dtype = model_args.dtype if model_args.dtype not in (None, "auto") else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype, revision=model_args.model_revision,
-                                                 attn_implementation=model_args.attn_implementation)
-    ensure_pad_token(tokenizer, model)
+    model, tokenizer, base_path = load_causal_lm(model_args, training_args.chat_template)
     step_tag, tag_id = choose_step_tag(tokenizer, training_args.step_tag)
     judgement_ids = judgement_token_ids(tokenizer)
 

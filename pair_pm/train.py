@@ -94,25 +94,18 @@ def evaluate_pair_pm(judge, prefs: list[dict]) -> dict:
 
 def main(data_args: DataArguments, training_args: PairPMConfig, model_args) -> dict:
     from accelerate import PartialState
-    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+    from transformers import AutoModelForCausalLM, set_seed
     from trl import get_peft_config
 
     from pair_pm.prepare_data import TEMPLATE_NAME, answer_token_ids, build_dataset
     from pair_pm.scoring import PairPMJudge
     from rm_core.hub import atomic_write_json, atomic_write_text, describe_checkpoint, model_card, push_folder
-    from rm_core.models import resolve_model
+    from rm_core.models import load_causal_lm
     from rm_core.pipeline import finalise_checkpoint, load_preference_splits, run_training
-    from rm_core.templates import ensure_pad_token, set_chat_template
 
     state = PartialState()
     set_seed(training_args.seed)
-    base_path = resolve_model(model_args.model_name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(base_path, revision=model_args.model_revision)
-    set_chat_template(tokenizer, training_args.chat_template)
-    dtype = model_args.dtype if model_args.dtype not in (None, "auto") else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype, revision=model_args.model_revision,
-                                                 attn_implementation=model_args.attn_implementation)
-    ensure_pad_token(tokenizer, model)
+    model, tokenizer, base_path = load_causal_lm(model_args, training_args.chat_template)
 
     train, test, data_report = load_preference_splits(data_args)
     if training_args.rrm_augment:

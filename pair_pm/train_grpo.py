@@ -286,7 +286,7 @@ def make_parser():
 
 def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) -> dict:
     from accelerate import PartialState
-    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+    from transformers import AutoModelForCausalLM, set_seed
     from trl import get_peft_config
     from trl.import_utils import is_vllm_available
 
@@ -294,9 +294,8 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
     from pair_pm.prepare_data import REASONING_TEMPLATE_NAME
     from pair_pm.scoring import ReasoningPairPMJudge
     from rm_core.hub import atomic_write_json, atomic_write_text, describe_checkpoint, model_card, push_folder
-    from rm_core.models import resolve_model
+    from rm_core.models import load_causal_lm
     from rm_core.pipeline import finalise_checkpoint, load_preference_splits, run_training
-    from rm_core.templates import ensure_pad_token, set_chat_template
 
     state = PartialState()
     set_seed(training_args.seed)
@@ -304,13 +303,7 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
         if state.is_main_process:
             print("[vllm] use_vllm is set but vLLM is not installed: generating with transformers", flush=True)
         training_args.use_vllm = False
-    base_path = resolve_model(model_args.model_name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(base_path, revision=model_args.model_revision)
-    set_chat_template(tokenizer, training_args.chat_template)
-    dtype = model_args.dtype if model_args.dtype not in (None, "auto") else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype, revision=model_args.model_revision,
-                                                 attn_implementation=model_args.attn_implementation)
-    ensure_pad_token(tokenizer, model)
+    model, tokenizer, base_path = load_causal_lm(model_args, training_args.chat_template)
 
     train, test, data_report = load_preference_splits(data_args)
     train_ds, truncation, ties = build_grpo_dataset(train, tokenizer, training_args.max_prompt_length)

@@ -135,3 +135,20 @@ def load_reward_model(name_or_path: str, dtype: torch.dtype | str | None = "auto
     set_chat_template(tokenizer, chat_template)
     ensure_pad_token(tokenizer, model)
     return model, tokenizer
+
+
+def load_causal_lm(model_args, chat_template: str | None = None):
+    """(causal LM, tokenizer, resolved path) from TRL ModelConfig fields, template and pad policy applied: the
+    start of every generative recipe (pair-PM, its GRPO path, math PRM/ORM). dtype "auto"/None means fp32."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rm_core.templates import ensure_pad_token, set_chat_template
+
+    path = resolve_model(model_args.model_name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(path, revision=model_args.model_revision)
+    set_chat_template(tokenizer, chat_template)
+    dtype = model_args.dtype if model_args.dtype not in (None, "auto") else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, revision=model_args.model_revision,
+                                                 attn_implementation=model_args.attn_implementation)
+    ensure_pad_token(tokenizer, model)
+    return model, tokenizer, path
