@@ -40,6 +40,8 @@ class ArmoConfig:
     corr_threshold: float = field(default=0.03, metadata={
         "help": "Debiasing: each objective is penalised by the smallest multiple of the verbosity reward that "
                 "brings its Spearman correlation with verbosity to this or below."})
+    debias_two_sided: bool = field(default=False, metadata={
+        "help": "Also lift a negative correlation with verbosity to -corr_threshold (ArmoRM: positive only)."})
     gating_hidden_dim: int = field(default=256, metadata={"help": "Gating MLP width."})
     gating_n_hidden: int = field(default=2, metadata={"help": "Gating MLP hidden layers."})
     gating_temperature: float = field(default=10.0, metadata={"help": "Softmax temperature over the objectives."})

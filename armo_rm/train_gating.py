@@ -30,10 +30,12 @@ import torch
 from armo_rm.config import ArmoConfig, make_parser
 
 
-def find_verbosity_penalties(rewards: np.ndarray, verbosity_index: int, threshold: float,
+def find_verbosity_penalties(rewards: np.ndarray, verbosity_index: int, threshold: float, two_sided: bool = False,
                              iterations: int = 40) -> tuple[np.ndarray, np.ndarray]:
     """(penalties [K], Spearman with verbosity after the penalty [K]); see the module docstring.
-    Bisection on p (the correlation of r_k - p r_v with r_v falls as p grows)."""
+    Bisection on p (the correlation of r_k - p r_v with r_v falls as p grows). ArmoRM removes only a positive
+    correlation; two_sided also lifts a negative one to -threshold (a negative penalty: a reward that
+    favours short answers gets some verbosity back)."""
     from scipy.stats import spearmanr
 
     verb = rewards[:, verbosity_index]
@@ -48,18 +50,24 @@ def find_verbosity_penalties(rewards: np.ndarray, verbosity_index: int, threshol
         if k == verbosity_index or rewards[:, k].std() == 0:  # verbosity itself is zeroed; a constant is left
             penalties[k], corrs[k] = (1.0 if k == verbosity_index else 0.0), float("nan")
             continue
-        if corr(k, 0.0) <= threshold:
-            corrs[k] = corr(k, 0.0)
+        start = corr(k, 0.0)
+        sign = 1.0 if start > threshold else (-1.0 if two_sided and start < -threshold else 0.0)
+        if sign == 0.0:
+            corrs[k] = start
             continue
+
+        def done(m: float, k: int = k, sign: float = sign) -> bool:  # within the threshold on the side we came from
+            return sign * corr(k, sign * m) <= threshold
+
         lo, hi = 0.0, (rewards[:, k].std() / max(verb.std(), 1e-12)) or 1.0
         for _ in range(60):  # grow hi until it is enough
-            if corr(k, hi) <= threshold:
+            if done(hi):
                 break
             lo, hi = hi, hi * 2
         for _ in range(iterations):
             mid = (lo + hi) / 2
-            lo, hi = (lo, mid) if corr(k, mid) <= threshold else (mid, hi)
-        penalties[k], corrs[k] = hi, corr(k, hi)
+            lo, hi = (lo, mid) if done(mid) else (mid, hi)
+        penalties[k], corrs[k] = sign * hi, corr(k, sign * hi)
     return penalties, corrs
 
 
@@ -220,7 +228,7 @@ def main(cfg: ArmoConfig) -> dict:
     if not process_state().is_main_process:
         return {}
     reference = torch.cat([t["rewards_c"], t["rewards_r"]]).numpy()
-    penalties, corrs = find_verbosity_penalties(reference, v, cfg.corr_threshold)
+    penalties, corrs = find_verbosity_penalties(reference, v, cfg.corr_threshold, cfg.debias_two_sided)
     transform = transform_matrix(penalties, v)
     print("[stage 2] verbosity penalties: " + ", ".join(f"{a} {p:.4f} (rho {c:.3f})" for a, p, c
                                                           in zip(attributes, penalties, corrs)), flush=True)
