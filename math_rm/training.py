@@ -104,7 +104,6 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
     """Train a "prm" or "orm" checkpoint, save it self-described, evaluate best-of-N on the held-out questions."""
     from accelerate import PartialState
     from transformers import AutoModelForCausalLM, set_seed
-    from trl import get_peft_config
 
     from math_rm import best_of_n
     from math_rm.data import load_math_splits, orm_training_rows, prm_training_rows
@@ -112,7 +111,7 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
     from math_rm.scoring import AGGREGATIONS, OutcomeRewardJudge, ProcessRewardJudge
     from rm_core.hub import atomic_write_json, atomic_write_text, describe_checkpoint, model_card, push_folder
     from rm_core.models import load_causal_lm
-    from rm_core.pipeline import finalise_checkpoint, run_training
+    from rm_core.pipeline import finalise_checkpoint, peft_and_push, run_training
 
     if rm_family not in ("prm", "orm"):
         raise ValueError(f"rm_family must be 'prm' or 'orm', got {rm_family!r}")
@@ -137,12 +136,7 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
               f"{stats['good_steps']} '+' / {stats['bad_steps']} '-' judgements, {stats['tokens']} tokens; "
               f"{stats['truncation']}; skipped {skips.total}; {len(eval_cands)} held-out questions", flush=True)
 
-    peft_config = None
-    if model_args.use_peft:
-        model_args.lora_task_type = "CAUSAL_LM"
-        peft_config = get_peft_config(model_args)
-    push, hub_model_id = training_args.push_to_hub, training_args.hub_model_id
-    training_args.push_to_hub = False  # pushed once at the end, with the card
+    peft_config, push, hub_model_id = peft_and_push(model_args, training_args, "CAUSAL_LM")
     trainer = MathRMTrainer(model=model, args=training_args, train_dataset=train_ds, processing_class=tokenizer,
                             peft_config=peft_config)
     train_result, out_dir = run_training(trainer, training_args)

@@ -95,13 +95,12 @@ def evaluate_pair_pm(judge, prefs: list[dict]) -> dict:
 def main(data_args: DataArguments, training_args: PairPMConfig, model_args) -> dict:
     from accelerate import PartialState
     from transformers import AutoModelForCausalLM, set_seed
-    from trl import get_peft_config
 
     from pair_pm.prepare_data import TEMPLATE_NAME, answer_token_ids, build_dataset
     from pair_pm.scoring import PairPMJudge
     from rm_core.hub import atomic_write_json, atomic_write_text, describe_checkpoint, model_card, push_folder
     from rm_core.models import load_causal_lm
-    from rm_core.pipeline import finalise_checkpoint, load_preference_splits, run_training
+    from rm_core.pipeline import finalise_checkpoint, load_preference_splits, peft_and_push, run_training
 
     state = PartialState()
     set_seed(training_args.seed)
@@ -119,12 +118,7 @@ def main(data_args: DataArguments, training_args: PairPMConfig, model_args) -> d
         print(f"[data] {len(train)} train pairs -> {len(train_ds)} examples; {truncation}; "
               f"{len(test)} held-out pairs", flush=True)
 
-    peft_config = None
-    if model_args.use_peft:
-        model_args.lora_task_type = "CAUSAL_LM"
-        peft_config = get_peft_config(model_args)
-    push, hub_model_id = training_args.push_to_hub, training_args.hub_model_id
-    training_args.push_to_hub = False  # pushed once at the end, with the card
+    peft_config, push, hub_model_id = peft_and_push(model_args, training_args, "CAUSAL_LM")
     trainer = PairPMTrainer(model=model, args=training_args, train_dataset=train_ds, processing_class=tokenizer,
                          peft_config=peft_config)
     train_result, out_dir = run_training(trainer, training_args)

@@ -287,7 +287,6 @@ def make_parser():
 def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) -> dict:
     from accelerate import PartialState
     from transformers import AutoModelForCausalLM, set_seed
-    from trl import get_peft_config
     from trl.import_utils import is_vllm_available
 
     from pair_pm.grpo_rewards import make_verdict_reward_func, verdict_reward
@@ -295,7 +294,7 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
     from pair_pm.scoring import ReasoningPairPMJudge
     from rm_core.hub import atomic_write_json, atomic_write_text, describe_checkpoint, model_card, push_folder
     from rm_core.models import load_causal_lm
-    from rm_core.pipeline import finalise_checkpoint, load_preference_splits, run_training
+    from rm_core.pipeline import finalise_checkpoint, load_preference_splits, peft_and_push, run_training
 
     state = PartialState()
     set_seed(training_args.seed)
@@ -323,12 +322,7 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
     reward = verdict_reward(training_args.malformed_penalty, training_args.reasoning_min_words,
                             training_args.reasoning_max_words, training_args.length_weight,
                             training_args.structure_weight)
-    peft_config = None
-    if model_args.use_peft:
-        model_args.lora_task_type = "CAUSAL_LM"
-        peft_config = get_peft_config(model_args)
-    push, hub_model_id = training_args.push_to_hub, training_args.hub_model_id
-    training_args.push_to_hub = False  # pushed once at the end, with the card
+    peft_config, push, hub_model_id = peft_and_push(model_args, training_args, "CAUSAL_LM")
     trainer = PairPMGRPOTrainer(model=model, reward_funcs=[make_verdict_reward_func(reward)], args=training_args,
                                 train_dataset=train_ds, processing_class=tokenizer, peft_config=peft_config)
     train_result, out_dir = run_training(trainer, training_args)

@@ -103,7 +103,6 @@ def train_pairwise_reward_model(
     tokenizer, max_length) -> (Dataset, TokenizeReport); evaluate_fn(model, tokenizer, prefs, max_length,
     batch_size) -> dict with at least accuracy, reward_mean and reward_std."""
     from transformers import set_seed
-    from trl import get_peft_config
 
     state = PartialState()
     launched = int(os.environ.get("WORLD_SIZE", "1"))
@@ -126,13 +125,7 @@ def train_pairwise_reward_model(
               f"{data_report['test_skipped']['skipped']} held-out rows; train {train_tok}", flush=True)
     data_report["train_truncated"] = train_tok.truncated
 
-    peft_config = None
-    if model_args.use_peft:
-        model_args.lora_task_type = "SEQ_CLS"  # keeps the reward head trainable (modules_to_save)
-        peft_config = get_peft_config(model_args)
-
-    push, hub_model_id = training_args.push_to_hub, training_args.hub_model_id
-    training_args.push_to_hub = False  # pushed once at the end, with the card and the reward statistics
+    peft_config, push, hub_model_id = peft_and_push(model_args, training_args, "SEQ_CLS")
     trainer = trainer_cls(model=model, args=training_args, train_dataset=train_ds,
                           eval_dataset=eval_ds if training_args.eval_strategy != "no" else None,
                           processing_class=tokenizer, peft_config=peft_config)
@@ -203,3 +196,18 @@ def finalise_checkpoint(out_dir: Path, base_path: str, tokenizer, is_lora: bool,
     model = auto_class.from_pretrained(out_dir, dtype=torch.float32)
     model.eval()
     return model
+
+
+def peft_and_push(model_args, training_args, task_type: str):
+    """(peft_config or None, push, hub_model_id) for a recipe: LoRA from TRL's ModelConfig when asked (SEQ_CLS keeps
+    a reward head trainable through modules_to_save), and the
+    Trainer's own push switched off, since the recipe pushes once at the end with its card."""
+    from trl import get_peft_config
+
+    peft_config = None
+    if model_args.use_peft:
+        model_args.lora_task_type = task_type
+        peft_config = get_peft_config(model_args)
+    push, hub_model_id = training_args.push_to_hub, training_args.hub_model_id
+    training_args.push_to_hub = False
+    return peft_config, push, hub_model_id
