@@ -3,6 +3,7 @@
     python bench/eval_report.py                        # every checkpoint, LLMBar + HH-RLHF test + GSM8K best-of-4
     python bench/eval_report.py --only bt_hh pair_pm   # checkpoints whose path starts with these
     python bench/eval_report.py --limit 20             # quick check: the first 20 items of each benchmark
+    python bench/eval_report.py --llmbar_per_subset 20 --hh_pairs 100 --gsm8k_questions 40   # the CPU slices
 
 Checkpoints: every folder under --runs_dir (default bench/runs) whose config.json names an `rm_family`
 (bradley_terry, pair_pm, armo, odin, orm, prm, decision_tree), Trainer `checkpoint-*` folders excepted, plus
@@ -11,6 +12,12 @@ exists. Benchmarks (eval/report.py): `llmbar` (the five RewardBench chat-hard LL
 official v1 scoring), `hh_test` (HH-RLHF harmless-base, the 446 test pairs of the fixed split), `gsm8k_bo4`
 (best-of-4 over the 319 held-out GSM8K questions, beside random / majority-vote / oracle). RewardBench 2,
 RM-Bench and JudgeBench need the Hub and are not run here.
+
+Slices (for a CPU budget): LLMBar's first N pairs of each of its five subsets (stratified, so every section
+stays in the score), the first N HH test pairs, the first N held-out GSM8K questions; written once to
+<output_dir>/slices in each benchmark's schema. The ArmoRM and decision-tree checkpoints share one frozen
+SmolLM2 backbone: they read and fill the ArmoRM bench's embedding cache (--embedding_cache), so together they
+cost one forward pass per response, and nothing for the items their training already embedded.
 
 Results are cached per (checkpoint, benchmark) in <output_dir>/cache: a run after a new checkpoint appears
 scores only that one; a killed run resumes. Writes <output_dir>/report.md (paste into bench/RESULTS.md),
@@ -29,6 +36,43 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 BASELINE = "smollm2-rm-init"
+ARMO_CACHE = REPO / "bench" / "runs" / "armo" / "embeddings"
+
+
+def slice_spec(bench: str, args) -> str:
+    """The benchmark name, or NAME=KIND:FILE for a slice written (once, in the benchmark's own schema) to
+    <output_dir>/slices: LLMBar stratified by subset, HH test and GSM8K by their first items."""
+    from eval.report import DATA_ROOT, HH_TEST_SUBSET
+    from rm_core.hub import atomic_write_jsonl
+
+    data_root = Path(args.data_root) if args.data_root else DATA_ROOT
+    out = Path(args.output_dir) / "slices"
+    if bench == "llmbar" and args.llmbar_per_subset:
+        from rm_core.data import LLMBAR_SUBSETS, load_llmbar_as_reward_bench
+
+        rows = load_llmbar_as_reward_bench(data_root / "llmbar")
+        rows = [r for s in LLMBAR_SUBSETS.values() for r in [q for q in rows if q["subset"] == s][: args.llmbar_per_subset]]
+        kind, name = "reward_bench", f"llmbar_{len(rows)}"
+    elif bench == "hh_test" and args.hh_pairs:
+        from rm_core.data import hh_is_test, read_rows
+
+        rows = [r for r in read_rows(data_root / "hh-rlhf" / "harmless-base-test.jsonl.gz") if hh_is_test(r)]
+        rows = [{"id": f"hh-{i}", "subset": HH_TEST_SUBSET, "chosen": r["chosen"], "rejected": r["rejected"]}
+                for i, r in enumerate(rows[: args.hh_pairs])]
+        kind, name = "pairs", f"hh_test_{len(rows)}"
+    elif bench == "gsm8k_bo4" and args.gsm8k_questions:
+        from math_rm.best_of_n import load_candidates
+
+        rows = load_candidates(str(data_root / "gsm8k" / "example_model_solutions.jsonl"), "test",
+                               args.gsm8k_questions)
+        kind, name = "best_of_n", f"gsm8k_bo4_{len(rows)}q"
+    else:
+        return bench
+    path = out / f"{name}.jsonl"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_jsonl(path, rows)
+    return f"{name}={kind}:{path}"
 
 
 def find_checkpoints(runs_dir: Path, include_baseline: bool = True) -> dict[str, Path]:
@@ -59,6 +103,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--max_length", type=int, default=1024)
     p.add_argument("--dtype", default="float32")
     p.add_argument("--data_root", default=None)
+    p.add_argument("--embedding_cache", default=str(ARMO_CACHE) if ARMO_CACHE.is_dir() else None,
+                   help="shared embedding cache for the armo / decision_tree judges (default: the ArmoRM bench's)")
+    p.add_argument("--llmbar_per_subset", type=int, default=None,
+                   help="a slice: the first N pairs of each of LLMBar's five subsets (default: all 419 pairs)")
+    p.add_argument("--hh_pairs", type=int, default=None, help="a slice: the first N HH-RLHF test pairs (default: 446)")
+    p.add_argument("--gsm8k_questions", type=int, default=None,
+                   help="a slice: the first N held-out GSM8K questions (default: 319)")
     args = p.parse_args(argv)
 
     checkpoints = find_checkpoints(Path(args.runs_dir), not args.no_baseline)
@@ -72,7 +123,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     report_argv = ["--output_dir", args.output_dir, "--max_length", str(args.max_length), "--dtype", args.dtype]
     for b in args.bench:
-        report_argv += ["--bench", b]
+        report_argv += ["--bench", slice_spec(b, args)]
+    if args.embedding_cache:
+        report_argv += ["--embedding_cache", args.embedding_cache]
     for name, folder in checkpoints.items():
         report_argv += ["--judge", f"{name}={folder}"]
     if args.limit:

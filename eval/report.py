@@ -12,7 +12,8 @@ DIR/report.json. Each (judge, benchmark) result is cached in DIR/cache/<judge>__
 benchmark's own results.json and scores.jsonl) under a key made of the judge spec, its checkpoint's config.json
 (content hash and mtime), the benchmark, its data set, split and options: a second run with one more judge
 scores only that judge; a changed checkpoint or option scores again. A killed run resumes inside a benchmark
-from its partial file.
+from its partial file. `--embedding_cache DIR` lets ArmoRM and decision-tree judges on the same frozen backbone
+share one forward pass per response (and reuse a training run's cache).
 
 Benchmarks (`--bench NAME` or `--bench NAME=KIND:DATASET[:SPLIT]`; KIND is one of KINDS):
   llmbar        RewardBench v1 scoring of LLMBar's five chat-hard subsets (../shared/data/llmbar)
@@ -38,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = REPO.parent / "shared" / "data"
 KINDS = ["reward_bench", "pairs", "reward_bench2", "rm_bench", "judgebench", "best_of_n"]
 HH_TEST_SUBSET = "hh-rlhf-harmless-test"
+EMBEDDING_FAMILIES = {"armo", "decision_tree"}  # judges that accept embedding_cache=
 
 
 def builtin_benchmarks(data_root: Path) -> dict[str, dict]:
@@ -244,6 +246,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_length", type=int, default=2048)
     p.add_argument("--batch_size", type=int, default=None)
     p.add_argument("--judge_mode", default="pairwise", choices=["pairwise", "pointwise"], help="for llm: judges")
+    p.add_argument("--embedding_cache", default=None,
+                   help="an rm_core.embeddings cache folder for the judges that score from frozen-backbone embeddings "
+                        f"({', '.join(sorted(EMBEDDING_FAMILIES))}): judges on the same backbone then share one forward "
+                        "pass per response (a cached vector is exactly what the forward gives, so scores do not change)")
     return p
 
 
@@ -284,6 +290,8 @@ def main(argv: list[str] | None = None) -> dict | None:
                     load_kwargs["mode"] = args.judge_mode
                 else:
                     load_kwargs["batch_size"] = args.batch_size or (16 if state.device.type == "cuda" else 1)
+                    if args.embedding_cache and judges_mod.checkpoint_family(spec) in EMBEDDING_FAMILIES:
+                        load_kwargs["embedding_cache"] = args.embedding_cache
                 judge = judges_mod.load(spec, **load_kwargs)
                 load_seconds = round(time.perf_counter() - t0, 3)
             judge.failures = FailureLog()

@@ -369,3 +369,36 @@ def test_judge_reading_the_embedding_cache_scores_like_a_forward(trained):
     np.testing.assert_allclose(cached_judge.score(convs), plain, atol=1e-5)
     with pytest.raises(ValueError, match="was built with"):  # a cache of another backbone is refused
         judges.load(cfg.output_dir, embedding_cache=cfg.cache_folder, dtype="bfloat16").score(convs)
+
+
+def test_report_shares_the_embedding_cache_with_armo_judges_only(trained, tmp_path):
+    """eval.report --embedding_cache: the armo judge fills a fresh cache and reads the training cache (the same
+    numbers as a forward; the training cache gains no shard for items it holds); a BT checkpoint beside it is
+    loaded without it."""
+    from eval import report
+    from rm_core.testing import tiny_reward_model
+
+    cfg, _, _, prefs = trained
+    bt = tmp_path / "bt"
+    model, tok = tiny_reward_model(seed=3)
+    model.save_pretrained(bt)
+    tok.save_pretrained(bt)
+    rows = [{"id": str(i), "subset": "mine", "prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]}
+            for i, p in enumerate(prefs[:6])]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def files(folder):
+        return sorted(p.name for p in Path(folder).rglob("*") if p.is_file())
+
+    training_shards = files(cfg.cache_folder)
+    results = {}
+    for name, cache in (("plain", None), ("fresh", tmp_path / "fresh-cache"), ("training", cfg.cache_folder)):
+        extra = ["--embedding_cache", str(cache)] if cache else []
+        out = report.main(["--output_dir", str(tmp_path / name), "--bench", f"pairs=pairs:{data}",
+                           "--judge", f"armo={cfg.output_dir}", "--judge", f"bt={bt}", "--max_length", "64", *extra])
+        results[name] = {j: out["results"][j]["pairs"]["headline"] for j in ("armo", "bt")}
+    assert files(tmp_path / "fresh-cache")  # the armo judge wrote its embeddings there
+    assert files(cfg.cache_folder) == training_shards  # ... and found them all in the training cache
+    assert results["fresh"] == results["plain"] == results["training"]
+    assert results["plain"]["armo"]["accuracy (all pairs)"] > 0.8
