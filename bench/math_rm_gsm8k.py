@@ -15,6 +15,7 @@ Stages (each writes bench/runs/math_rm/<stage>.json and is skipped when that fil
   --train_questions training questions' 4 candidates each (PRM: step labels by the rule), one epoch
   (or --max_steps), batch 8, lr --learning_rate, max_length --max_length; then best-of-4 on --eval_questions.
 - timing: the trained PRM scores --timing_solutions held-out solutions in one pass and one pass per step.
+- vote: each RM's weighted majority vote (math_rm/best_of_n.py) from its saved held-out scores.
 
 Budget (2 CPU cores, SmolLM2 ~180 train tokens/s, ~500 scoring tokens/s): the default 200 training questions
 are ~170k ORM / ~130k PRM training tokens (~16 + ~12 min) and scoring the 1276 held-out candidates takes ~9 min
@@ -127,6 +128,21 @@ def stage_timing(args, runs: Path) -> dict:
             "max_abs_diff": max(abs(a - b) for x, y in zip(one, per) for a, b in zip(x, y))}
 
 
+def stage_vote(runs: Path) -> dict:
+    """Each trained RM's weighted majority vote, from its saved held-out scores (no rescoring)."""
+    from math_rm.best_of_n import judge_accuracy, load_candidates
+
+    out = {}
+    for fam in ("orm", "prm"):
+        saved = runs / fam / "held_out_scores.json"
+        if saved.is_file():
+            held = json.loads(saved.read_text())
+            cands = {c["id"]: c for c in load_candidates(str(SOLUTIONS), "test")}
+            acc = judge_accuracy(held["scores"], [cands[i] for i in held["ids"]])
+            out[fam] = {k: acc[k] for k in ("accuracy", "weighted_vote_accuracy")} | {"questions": len(held["ids"])}
+    return out
+
+
 def table(results: dict) -> str:
     b = results.get("baselines", {})
     lines = ["| method | best-of-4 accuracy |", "|---|---|"]
@@ -137,13 +153,16 @@ def table(results: dict) -> str:
     for fam in ("orm", "prm"):
         r = results.get(fam, {}).get("best_of_n") or {}
         if fam in r:
-            lines.append(f"| {fam.upper()} (SmolLM2-135M) | **{100 * r[fam]['accuracy']:.1f}%** |")
+            lines.append(f"| {fam.upper()} (SmolLM2-135M): its top-scored candidate | **{100 * r[fam]['accuracy']:.1f}%** |")
+            vote = (results.get("vote", {}).get(fam) or r[fam]).get("weighted_vote_accuracy")
+            if vote is not None:
+                lines.append(f"| {fam.upper()}-weighted majority vote | **{100 * vote:.1f}%** |")
     return "\n".join(lines)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--stages", nargs="+", default=["baselines", "label", "orm", "prm", "timing"])
+    p.add_argument("--stages", nargs="+", default=["baselines", "label", "orm", "prm", "timing", "vote"])
     p.add_argument("--train_questions", type=int, default=200)
     p.add_argument("--eval_questions", type=int, default=319)
     p.add_argument("--max_steps", type=int, default=0, help="0: one epoch")
@@ -180,6 +199,8 @@ def main() -> None:
             result = stage_train(stage, args, runs)
         elif stage == "timing":
             result = stage_timing(args, runs)
+        elif stage == "vote":
+            result = stage_vote(runs)
         else:
             raise SystemExit(f"unknown stage {stage}")
         result["budget"], result["stage_seconds"] = budget, round(time.perf_counter() - t0, 1)

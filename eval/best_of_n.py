@@ -15,7 +15,9 @@ One implementation of the rules: the baselines and the pick are math_rm/best_of_
 - oracle: 1 when any candidate is correct;
 - the judge: the highest-scored candidate (ties to the lower index; a candidate the judge failed on is never
   picked; all failed: wrong). A pointwise judge scores each candidate once; a pairwise judge ranks them
-  (judges.base.Judge.rank, its default aggregation).
+  (judges.base.Judge.rank, its default aggregation);
+- the judge-weighted vote: majority vote with the judge's scores as vote weights (probabilities as they are,
+  other scores through a sigmoid; math_rm.best_of_n.weighted_vote_pick).
 Scoring goes through the shared resumable, process-split loop (eval/runner.py), one question per item.
 """
 
@@ -28,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eval.runner import add_judge_args, listwise_scores, run_benchmark
-from math_rm.best_of_n import DEFAULT_CANDIDATES, baselines, load_candidates, score_pick
+from math_rm.best_of_n import DEFAULT_CANDIDATES, baselines, load_candidates, score_pick, weighted_vote_pick
 from rm_core.data import SkipReport
 
 DEFAULT_DATASET = DEFAULT_CANDIDATES
@@ -47,7 +49,9 @@ def make_scorer(judge):
         rows = []
         for c, scores in zip(items, all_scores):
             pick, right = score_pick(scores, c["correct"])
+            _, voted_right = weighted_vote_pick(c["responses"], scores, c["correct"])
             rows.append({"id": c["id"], "scores": scores, "pick": pick, "correct_pick": right,
+                         "correct_weighted_vote": voted_right,
                          "failed_candidates": sum(s is None for s in scores)})
         return rows
     return scorer
@@ -59,6 +63,7 @@ def summarize_with(cands: list[dict]):
             return {"judge": None, "baselines": None}
         base = baselines(cands)
         return {"judge": sum(r["correct_pick"] for r in rows) / len(rows),
+                "judge_weighted_vote": sum(r["correct_weighted_vote"] for r in rows) / len(rows),
                 "baselines": {k: base[k] for k in ("random", "majority_vote", "majority_vote_expected_ties",
                                                    "oracle")},
                 "questions": base["questions"], "candidates": base["candidates"],
@@ -76,11 +81,13 @@ def format_table(summary: dict) -> str:
     for name, v in (summary.get("baselines") or {}).items():
         lines.append(f"{name:<28}  {_pct(v):>7}")
     lines.append(f"{'judge (' + str(summary.get('model')) + ')':<28}  {_pct(summary.get('judge')):>7}")
+    lines.append(f"{'judge-weighted vote':<28}  {_pct(summary.get('judge_weighted_vote')):>7}")
     return "\n".join(lines)
 
 
 def headline(summary: dict) -> dict[str, float | None]:
-    return {"judge's pick": summary["judge"], **(summary.get("baselines") or {})}
+    return {"judge's pick": summary["judge"], "judge-weighted vote": summary.get("judge_weighted_vote"),
+            **(summary.get("baselines") or {})}
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,9 @@
   6b_verification, 175b_finetuning, 175b_verification); "expected" gives 46.8%.
 - oracle: 1 when any candidate is correct;
 - a judge: the candidate with the highest score (ties: the lower index, as judges.best_of_n; a candidate the
-  judge could not score is never picked; all failed: counted wrong).
+  judge could not score is never picked; all failed: counted wrong);
+- a judge's weighted vote (Math-Shepherd's self-consistency + verifier): majority vote where each candidate
+  votes with its weight (`weighted_vote_pick`), reported beside the judge's plain pick.
 
     python math_rm/best_of_n.py --judge prm=outputs/prm-smollm2 --judge orm=outputs/orm-smollm2 \
         --output outputs/best_of_4.json          # default candidates: the 319 held-out GSM8K questions
@@ -84,6 +86,25 @@ def score_pick(scores: list[float | None], correct: list[bool]) -> tuple[int | N
     return ranked[0], float(correct[ranked[0]])
 
 
+def weighted_vote_pick(responses: list[str], scores: list[float | None], correct: list[bool]) -> tuple[int | None, float]:
+    """(picked index, 1.0/0.0): the final-answer group with the largest total weight wins and its best-scored
+    candidate is the pick. Weight: the score itself when every score is a probability in [0, 1] (PRM / ORM
+    P("+")), else sigmoid(score) (an unbounded BT logit). Ties between groups: the group first in candidate
+    order. A candidate with no final answer or no score does not vote; when none votes: the plain score pick."""
+    import math
+
+    known = [s for s in scores if s is not None]
+    probabilities = all(0.0 <= s <= 1.0 for s in known)
+    weights = [None if s is None else (s if probabilities else 1.0 / (1.0 + math.exp(-s))) for s in scores]
+    answers = [final_answer(r) if w is not None else None for r, w in zip(responses, weights)]
+    groups = answer_groups(answers)
+    if not groups:
+        return score_pick(scores, correct)
+    best = max(groups, key=lambda g: sum(weights[i] for i in g))  # max keeps the first of equal totals
+    pick = min(best, key=lambda i: (-scores[i], i))
+    return pick, float(correct[pick])
+
+
 def baselines(cands: list[dict]) -> dict:
     n = len(cands)
     return {"questions": n, "candidates": sum(len(c["responses"]) for c in cands),
@@ -112,9 +133,10 @@ def score_candidates(judge, cands: list[dict], chunk: int = 32, progress: bool =
 
 def judge_accuracy(scores: list[list[float | None]], cands: list[dict]) -> dict:
     picks = [score_pick(s, c["correct"]) for s, c in zip(scores, cands)]
+    voted = [weighted_vote_pick(c["responses"], s, c["correct"]) for s, c in zip(scores, cands)]
     failed = sum(s is None for row in scores for s in row)
     return {"accuracy": sum(p for _, p in picks) / len(cands), "picks": [i for i, _ in picks],
-            "failed_candidates": failed}
+            "weighted_vote_accuracy": sum(p for _, p in voted) / len(cands), "failed_candidates": failed}
 
 
 def evaluate(cands: list[dict], judges: dict | None = None, progress: bool = True) -> dict:
@@ -125,7 +147,8 @@ def evaluate(cands: list[dict], judges: dict | None = None, progress: bool = Tru
         scores = score_candidates(judge, cands, progress=progress)
         seconds = time.perf_counter() - t0
         acc = judge_accuracy(scores, cands)
-        result[name] = {"accuracy": acc["accuracy"], "failed_candidates": acc["failed_candidates"],
+        result[name] = {"accuracy": acc["accuracy"], "weighted_vote_accuracy": acc["weighted_vote_accuracy"],
+                        "failed_candidates": acc["failed_candidates"],
                         "scoring_seconds": round(seconds, 1), "picks": acc["picks"], "scores": scores}
     return result
 

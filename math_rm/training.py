@@ -161,13 +161,14 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
                                                                  "scores": bon[rm_family]["scores"]})
             b = results["best_of_n"]
             print(f"[eval] best-of-N on {b['questions']} questions: {rm_family} {b[rm_family]['accuracy']:.4f} | "
-                  f"random {b['random']:.4f} | majority vote {b['majority_vote']:.4f} | oracle {b['oracle']:.4f} "
+                  f"{rm_family}-weighted vote {b[rm_family]['weighted_vote_accuracy']:.4f} | random {b['random']:.4f} | majority vote {b['majority_vote']:.4f} | oracle {b['oracle']:.4f} "
                   f"(scoring {b[rm_family]['scoring_seconds']} s)", flush=True)
         atomic_write_json(out_dir / "eval_results.json", results)
         held = results.get("best_of_n", {})
         card_metrics = {f"best-of-N {k}": v for k, v in held.items() if isinstance(v, float)}
         if rm_family in held:
             card_metrics[f"best-of-N {rm_family}"] = held[rm_family]["accuracy"]
+            card_metrics[f"best-of-N {rm_family}-weighted vote"] = held[rm_family]["weighted_vote_accuracy"]
         training = {"base model": model_args.model_name_or_path, "data": data_args.dataset_name,
                     "training sequences": stats["rows"], "judgements (+/-)": f"{stats['good_steps']}/{stats['bad_steps']}",
                     "max_length": training_args.max_length, "epochs": training_args.num_train_epochs,

@@ -317,6 +317,10 @@ def test_best_of_n_with_baselines(tmp_path):
     assert len(table) == sum(len(set(c["responses"])) for c in cands)
     s = bon.evaluate(_args(bon, data, tmp_path / "out", TableJudge(table), "--split", "all"))
     assert s["judge"] == pytest.approx(1 / 3)
+    # weighted vote (logits -> sigmoid weights): q0 "5" 0.73 + 0.50 beats "7" 0.95 (right); q1 "4" 0.73 + 0.73
+    # beats "3" 1.00 (wrong); q2 wrong
+    assert s["judge_weighted_vote"] == pytest.approx(1 / 3)
+    assert [r["correct_weighted_vote"] for r in map(json.loads, open(tmp_path / "out" / "scores.jsonl"))] == [1, 0, 0]
     b = s["baselines"]
     assert b["random"] == pytest.approx((0.5 + 0.25 + 0.0) / 3)
     assert b["majority_vote"] == pytest.approx(1 / 3) and b["oracle"] == pytest.approx(2 / 3)

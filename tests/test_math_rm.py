@@ -195,6 +195,23 @@ def test_best_of_n_baselines_on_a_hand_table():
     assert score_pick([None, 0.1], [True, False]) == (1, 0.0) and score_pick([None], [True]) == (None, 0.0)
 
 
+def test_weighted_vote_on_a_hand_table():
+    from math_rm.best_of_n import judge_accuracy, weighted_vote_pick
+
+    five_five_seven = ["x\nA: 5", "y\nA: 5.0", "z\nA: 7"]
+    right = [True, True, False]
+    # probabilities: group "5" weighs 0.3 + 0.3 = 0.6 > 0.5, so it wins though "7" has the top score
+    assert weighted_vote_pick(five_five_seven, [0.3, 0.3, 0.5], right) == (0, 1.0)
+    assert weighted_vote_pick(five_five_seven, [0.1, 0.2, 0.5], right) == (2, 0.0)  # 0.3 < 0.5
+    # logits go through a sigmoid: 2 x sigmoid(-3) = 0.095 < sigmoid(2) = 0.88
+    assert weighted_vote_pick(five_five_seven, [-3.0, -3.0, 2.0], right) == (2, 0.0)
+    assert weighted_vote_pick(five_five_seven, [0.2, 0.4, None], right) == (1, 1.0)  # the group's best-scored one
+    assert weighted_vote_pick(["no answer", "none"], [0.1, 0.9], [True, False]) == (1, 0.0)  # no votes: score pick
+    cands = [{"responses": five_five_seven, "correct": right}, {"responses": ["A: 1", "A: 2"], "correct": [False, True]}]
+    acc = judge_accuracy([[0.3, 0.3, 0.5], [0.6, 0.4]], cands)
+    assert acc["accuracy"] == 0.0 and acc["weighted_vote_accuracy"] == 0.5
+
+
 # ------------------------------------------------------------------ the one-sequence format
 
 
