@@ -42,7 +42,7 @@ ARMO_CACHE = REPO / "bench" / "runs" / "armo" / "embeddings"
 def slice_spec(bench: str, args) -> str:
     """The benchmark name, or NAME=KIND:FILE for a slice written (once, in the benchmark's own schema) to
     <output_dir>/slices: LLMBar stratified by subset, HH test and GSM8K by their first items."""
-    from eval.report import DATA_ROOT, HH_TEST_SUBSET
+    from eval.report import DATA_ROOT, hh_test_rows
     from rm_core.hub import atomic_write_jsonl
 
     data_root = Path(args.data_root) if args.data_root else DATA_ROOT
@@ -54,11 +54,7 @@ def slice_spec(bench: str, args) -> str:
         rows = [r for s in LLMBAR_SUBSETS.values() for r in [q for q in rows if q["subset"] == s][: args.llmbar_per_subset]]
         kind, name = "reward_bench", f"llmbar_{len(rows)}"
     elif bench == "hh_test" and args.hh_pairs:
-        from rm_core.data import hh_is_test, read_rows
-
-        rows = [r for r in read_rows(data_root / "hh-rlhf" / "harmless-base-test.jsonl.gz") if hh_is_test(r)]
-        rows = [{"id": f"hh-{i}", "subset": HH_TEST_SUBSET, "chosen": r["chosen"], "rejected": r["rejected"]}
-                for i, r in enumerate(rows[: args.hh_pairs])]
+        rows = hh_test_rows(data_root / "hh-rlhf" / "harmless-base-test.jsonl.gz")[: args.hh_pairs]
         kind, name = "pairs", f"hh_test_{len(rows)}"
     elif bench == "gsm8k_bo4" and args.gsm8k_questions:
         from math_rm.best_of_n import load_candidates

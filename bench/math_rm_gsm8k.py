@@ -137,10 +137,8 @@ def stage_vote(runs: Path) -> dict:
         saved = runs / fam / "held_out_scores.json"
         if saved.is_file():
             held = json.loads(saved.read_text())
-            # the first len(ids) held-out questions, in the file's order (what the training run scored)
-            cands = load_candidates(str(SOLUTIONS), "test", len(held["ids"]))
-            assert [len(c["responses"]) for c in cands] == [len(s) for s in held["scores"]]
-            acc = judge_accuracy(held["scores"], cands)
+            cands = {c["id"]: c for c in load_candidates(str(SOLUTIONS), "test")}
+            acc = judge_accuracy(held["scores"], [cands[i] for i in held["ids"]])
             out[fam] = {k: acc[k] for k in ("accuracy", "weighted_vote_accuracy")} | {"questions": len(held["ids"])}
     return out
 

@@ -109,19 +109,21 @@ def cache_key(judge_spec: str, bench_name: str, bench: dict, options: dict) -> s
 # ---------------------------------------------------------------- running one (judge, benchmark)
 
 
-def _hh_test_file(bench: dict, out_dir: Path) -> Path:
+def hh_test_rows(dataset: str | Path) -> list[dict]:
     """The HH-RLHF test part of the fixed split as RewardBench-schema-compatible rows (ids from sha1(chosen))."""
     from rm_core.data import hh_is_test, read_rows
 
+    return [{"id": "hh-" + hashlib.sha1(r["chosen"].encode("utf-8")).hexdigest()[:16], "subset": HH_TEST_SUBSET,
+             "chosen": r["chosen"], "rejected": r["rejected"]} for r in read_rows(dataset) if hh_is_test(r)]
+
+
+def _hh_test_file(bench: dict, out_dir: Path) -> Path:
     path = out_dir / "data" / "hh_test.jsonl"
     if not path.is_file():
-        rows = [{"id": "hh-" + hashlib.sha1(r["chosen"].encode("utf-8")).hexdigest()[:16], "subset": HH_TEST_SUBSET,
-                 "chosen": r["chosen"], "rejected": r["rejected"]}
-                for r in read_rows(bench["dataset"]) if hh_is_test(r)]
         from rm_core.hub import atomic_write_jsonl
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_jsonl(path, rows)
+        atomic_write_jsonl(path, hh_test_rows(bench["dataset"]))
     return path
 
 

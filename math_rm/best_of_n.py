@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -91,8 +92,6 @@ def weighted_vote_pick(responses: list[str], scores: list[float | None], correct
     candidate is the pick. Weight: the score itself when every score is a probability in [0, 1] (PRM / ORM
     P("+")), else sigmoid(score) (an unbounded BT logit). Ties between groups: the group first in candidate
     order. A candidate with no final answer or no score does not vote; when none votes: the plain score pick."""
-    import math
-
     known = [s for s in scores if s is not None]
     probabilities = all(0.0 <= s <= 1.0 for s in known)
     weights = [None if s is None else (s if probabilities else 1.0 / (1.0 + math.exp(-s))) for s in scores]
@@ -160,9 +159,7 @@ def load_candidates(source: str, split: str = "test", max_questions: int | None 
     rows = load_rows(source, split)
     if rows and detect_math_format(rows[0]) == "gsm8k_solutions" and split != "all":
         train, test = gsm8k_solutions_split(rows)
-        offset = 0 if split == "train" else len(train)
         rows = train if split == "train" else test
-        rows = [{**r, "id": r.get("id", f"gsm8k-test-{offset + i}")} for i, r in enumerate(rows)]
     cands, skips = to_candidates(rows)
     if skips.total:
         print(f"[data] {skips}", file=sys.stderr)

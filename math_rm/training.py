@@ -161,7 +161,8 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
                                                                  "scores": bon[rm_family]["scores"]})
             b = results["best_of_n"]
             print(f"[eval] best-of-N on {b['questions']} questions: {rm_family} {b[rm_family]['accuracy']:.4f} | "
-                  f"{rm_family}-weighted vote {b[rm_family]['weighted_vote_accuracy']:.4f} | random {b['random']:.4f} | majority vote {b['majority_vote']:.4f} | oracle {b['oracle']:.4f} "
+                  f"{rm_family}-weighted vote {b[rm_family]['weighted_vote_accuracy']:.4f} | "
+                  f"random {b['random']:.4f} | majority vote {b['majority_vote']:.4f} | oracle {b['oracle']:.4f} "
                   f"(scoring {b[rm_family]['scoring_seconds']} s)", flush=True)
         atomic_write_json(out_dir / "eval_results.json", results)
         held = results.get("best_of_n", {})

@@ -513,8 +513,14 @@ def from_gsm8k_solutions(row: dict, index: int | None = None) -> list[dict]:
 
 
 def gsm8k_solutions_split(rows: list[dict]) -> tuple[list[dict], list[dict]]:
-    """The project's fixed split of the labelled solutions: question index < 1000 trains, the rest evaluates."""
-    return rows[:GSM8K_SOLUTIONS_TRAIN_QUESTIONS], rows[GSM8K_SOLUTIONS_TRAIN_QUESTIONS:]
+    """The project's fixed split of the labelled solutions: question index < 1000 trains, the rest evaluates.
+    Rows without an id get one by position in their part (gsm8k-train-i, gsm8k-test-i), so every loader names a
+    held-out question the same way."""
+    def named(part: list[dict], name: str) -> list[dict]:
+        return [{**r, "id": r.get("id", f"gsm8k-{name}-{i}")} for i, r in enumerate(part)]
+
+    n = GSM8K_SOLUTIONS_TRAIN_QUESTIONS
+    return named(rows[:n], "train"), named(rows[n:], "test")
 
 
 # -- RLHFlow Hub formats -----------------------------------------------------------------------------------
