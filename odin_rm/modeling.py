@@ -73,10 +73,13 @@ class OdinHeads(nn.Linear):
 
 @dataclass
 class OdinOutput(ModelOutput):
+    """A reward model returns no key/value cache, so the output has no cache field: transformers renames that
+    field under its output classes (`past_key_values` became `cache` in 5.24), and a field of that name breaks
+    the dataclass there. Only names transformers has kept stable for years appear here."""
+
     logits: torch.Tensor | None = None
     head_logits: torch.Tensor | None = None
     head_weight: torch.Tensor | None = None
-    past_key_values: object | None = None
     hidden_states: tuple | None = None
     attentions: tuple | None = None
 
@@ -113,13 +116,15 @@ class OdinForSequenceClassification(PreTrainedModel):
     def set_input_embeddings(self, value):
         self.model.set_input_embeddings(value)
 
-    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
-                inputs_embeds=None, use_cache=None, return_head_weight: bool = False, labels=None, **kwargs):
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, use_cache=None,
+                return_head_weight: bool = False, labels=None, **kwargs):
+        """`use_cache` is accepted and ignored: a reward is read once per sequence, so no cache is built (the
+        backbone's cache argument is named differently across transformers versions; it passes via kwargs)."""
         if labels is not None:
             raise ValueError("ODIN is trained with odin_rm/train.py's losses; `labels` are not supported")
         kwargs = {k: v for k, v in kwargs.items() if v is not None and k != "return_dict"}
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                         past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache, **kwargs)
+                         inputs_embeds=inputs_embeds, use_cache=False, **kwargs)
         hidden = out.last_hidden_state
         last = self._last_positions(input_ids, attention_mask, hidden)
         pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
@@ -129,7 +134,6 @@ class OdinForSequenceClassification(PreTrainedModel):
             heads, weight = self.score(pooled), None
         served = self.config.served_head_index
         return OdinOutput(logits=heads[:, served:served + 1], head_logits=heads, head_weight=weight,
-                          past_key_values=getattr(out, "past_key_values", None),
                           hidden_states=getattr(out, "hidden_states", None), attentions=getattr(out, "attentions", None))
 
     def _last_positions(self, input_ids, attention_mask, hidden) -> torch.Tensor:

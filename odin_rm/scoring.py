@@ -140,5 +140,7 @@ class OdinJudge(RewardModelJudge):
     @classmethod
     def from_pretrained(cls, name_or_path: str, *args, **kwargs):
         import odin_rm  # noqa: F401  registers the ODIN classes with the Auto classes
+        from rm_core.remote_code import warn_if_stale
 
+        warn_if_stale(name_or_path)
         return super().from_pretrained(name_or_path, *args, **kwargs)

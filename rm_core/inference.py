@@ -57,6 +57,14 @@ def supports_shared_prefix(model) -> bool:
     )
 
 
+def _cache_kwarg(base) -> str:
+    """The name the backbone's forward takes its key/value cache under: `cache` from transformers 5.24,
+    `past_key_values` before (still accepted, with a deprecation warning, until 5.40)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
 def shared_prefix_length(a: list[int], b: list[int]) -> int:
     """Length of the common token prefix, leaving at least one token of each sequence after it."""
     limit = min(len(a), len(b)) - 1
@@ -99,15 +107,15 @@ def score_pairs(
                     if n == 0:
                         prefix_mask[row] = 0
             out = base(input_ids=prefix_ids.to(device), attention_mask=prefix_mask.to(device), use_cache=True)
-            cache = out.past_key_values
+            cache = out.get(_cache_kwarg(base))
             cache.batch_repeat_interleave(2)
             mask = torch.cat([prefix_mask.repeat_interleave(2, dim=0), suffix_mask], dim=1)
         hidden = base(
             input_ids=suffix_ids.to(device),
             attention_mask=mask.to(device),
             position_ids=positions.to(device),
-            past_key_values=cache,
             use_cache=cache is not None,
+            **{_cache_kwarg(base): cache},
         ).last_hidden_state
         last = suffix_mask.sum(dim=1) - 1
         rewards = head(hidden[torch.arange(hidden.shape[0]), last.to(device)]).float()[:, 0].tolist()

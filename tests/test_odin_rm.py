@@ -237,6 +237,45 @@ print(json.dumps({{"heads": out.head_logits[0].tolist(), "served": out.logits[0,
     assert (got["served_head"], got["family"]) == ("quality", "odin")
 
 
+def _pre_fix_modeling_source() -> str:
+    """odin_rm/modeling.py as checkpoints saved before the transformers-5.24 fix carry it: an output field named
+    `past_key_values`, filled by the forward (what transformers 5.24 renames to `cache` under the class)."""
+    src = (REPO / "odin_rm" / "modeling.py").read_text()
+    src = src.replace("    head_weight: torch.Tensor | None = None\n",
+                      "    head_weight: torch.Tensor | None = None\n    past_key_values: object | None = None\n", 1)
+    src = src.replace("head_weight=weight,\n", "head_weight=weight, past_key_values=None,\n", 1)
+    assert src.count("past_key_values") >= 2
+    return src
+
+
+def test_checkpoint_with_pre_fix_code_loads_here_and_refreshes(tmp_path):
+    """A checkpoint that carries the old modeling.py: judges.load uses this project's classes (and says the
+    copy is outdated, naming the refresh command); the command replaces it, after which nothing is stale."""
+    import judges
+    import odin_rm
+    from rm_core.remote_code import main as refresh_main
+    from rm_core.remote_code import stale_remote_code
+    from rm_core.testing import save_tiny_backbone
+
+    torch.manual_seed(0)
+    base = save_tiny_backbone(tmp_path / "base")
+    model = odin_rm.odin_from_backbone(str(base), dtype=torch.float32).eval()
+    model.save_pretrained(tmp_path / "ckpt")
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(base).save_pretrained(tmp_path / "ckpt")
+    assert stale_remote_code(tmp_path / "ckpt") == []
+    (tmp_path / "ckpt" / "modeling.py").write_text(_pre_fix_modeling_source())
+    assert [p.name for p in stale_remote_code(tmp_path / "ckpt")] == ["modeling.py"]
+    with pytest.warns(UserWarning, match="python -m rm_core.remote_code"):
+        judge = judges.load(str(tmp_path / "ckpt"))
+    conv = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]
+    assert judge.score([conv])[0] is not None and judge.failures.total == 0
+    assert refresh_main([str(tmp_path / "ckpt")]) == 0
+    assert stale_remote_code(tmp_path / "ckpt") == []
+    assert (tmp_path / "ckpt" / "modeling.py").read_text() == (REPO / "odin_rm" / "modeling.py").read_text()
+
+
 # ------------------------------------------------------------------------------------------ training
 
 
