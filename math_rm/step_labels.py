@@ -19,6 +19,8 @@ check (c) (which reads the final answer, so it nearly is the outcome label).
 
 Expressions are evaluated exactly (fractions) by a small AST walker over numbers and + - * / // % ** (small
 exponents) and parentheses; anything else (units, variables, eval tricks) is "not checkable", never eval'd.
+The walker is bounded, so a hostile annotation costs microseconds: at most MAX_EXPR_CHARS characters,
+MAX_DEPTH levels of nesting, and no intermediate value over MAX_BITS bits (checked before a power is taken).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?")
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
         ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}
 RULE_NAME = "gsm8k-calculator-v1"
+MAX_EXPR_CHARS = 256  # GSM8K's calculator annotations are under 60
+MAX_DEPTH = 32
+MAX_BITS = 4096  # numerator and denominator of every intermediate value
 
 
 def parse_number(text: str) -> Fraction | None:
@@ -45,33 +50,47 @@ def parse_number(text: str) -> Fraction | None:
 
 
 def safe_eval(expr: str) -> Fraction | None:
-    """The exact value of an arithmetic expression, or None when it is not plain arithmetic."""
+    """The exact value of an arithmetic expression, or None when it is not plain arithmetic or exceeds the
+    bounds above (too long, too deep, too large a value)."""
+    expr = expr.replace(",", "").replace("$", "").strip()
+    if len(expr) > MAX_EXPR_CHARS:
+        return None
     try:
-        tree = ast.parse(expr.replace(",", "").replace("$", "").strip(), mode="eval")
-    except SyntaxError:
+        tree = ast.parse(expr, mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # the parser's own nesting limits
         return None
 
-    def walk(node):
+    def bounded(value: Fraction) -> Fraction:
+        if value.numerator.bit_length() > MAX_BITS or value.denominator.bit_length() > MAX_BITS:
+            raise ValueError("too large")
+        return value
+
+    def walk(node, depth: int):
+        if depth > MAX_DEPTH:
+            raise ValueError("too deep")
         if isinstance(node, ast.Expression):
-            return walk(node.body)
+            return walk(node.body, depth + 1)
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-            return Fraction(str(node.value))
+            return bounded(Fraction(str(node.value)))
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            value = walk(node.operand)
+            value = walk(node.operand, depth + 1)
             return -value if isinstance(node.op, ast.USub) else value
         if isinstance(node, ast.BinOp):
-            left, right = walk(node.left), walk(node.right)
+            left, right = walk(node.left, depth + 1), walk(node.right, depth + 1)
             if isinstance(node.op, ast.Pow):
                 if right.denominator != 1 or abs(right) > 20:
                     raise ValueError("exponent")
+                # the result's size is known before computing it: bits(left) * |exponent|
+                if max(left.numerator.bit_length(), left.denominator.bit_length()) * abs(int(right)) > MAX_BITS:
+                    raise ValueError("too large")
                 return left ** int(right)
             if type(node.op) in _OPS:
-                return _OPS[type(node.op)](left, right)
+                return bounded(_OPS[type(node.op)](left, right))
         raise ValueError("not arithmetic")
 
     try:
-        return walk(tree)
-    except (ValueError, ZeroDivisionError, TypeError, OverflowError):
+        return walk(tree, 0)
+    except (ValueError, ZeroDivisionError, TypeError, OverflowError, RecursionError, MemoryError):
         return None
 
 

@@ -89,6 +89,29 @@ def test_arithmetic_checks_and_labels():
     assert label_solution(3, False, None) == [1, 1, 0]        # nothing flagged: the final answer step is bad
 
 
+@pytest.mark.parametrize("expr", [
+    "((((9**20)**20)**20)**20)**20",      # each level multiplied the work by 20 before the bound
+    "2**20**20",                           # right-associative: 2**(20**20)
+    "-" * 100000 + "1",                    # deep unary nesting: MemoryError from the parser, uncaught before
+    "(" * 5000 + "1" + ")" * 5000,
+    "1" + "+1" * 500,                      # long, shallow in text but deep in the tree
+])
+def test_safe_eval_is_bounded(expr):
+    """Refused (None) rather than computed: before the bounds the first took seconds and returned a number."""
+    from math_rm.step_labels import safe_eval
+
+    assert safe_eval(expr) is None
+
+
+def test_safe_eval_still_exact_within_bounds():
+    from fractions import Fraction
+
+    from math_rm.step_labels import safe_eval
+
+    assert safe_eval("(2**10)**2") == 2 ** 20 and safe_eval("-(-(-3))") == -3
+    assert safe_eval("1/3+1/6") == Fraction(1, 2) and safe_eval("9**20") == 9 ** 20
+
+
 def test_label_candidates_and_agreement():
     from math_rm.step_labels import label_candidates, rule_agreement
 
