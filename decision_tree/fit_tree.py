@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -31,11 +32,14 @@ import numpy as np
 def judge_labels(folder: str | Path, judge: str) -> tuple[list[dict], np.ndarray, dict]:
     """(pairs with a decided verdict, y: 1 if a better, counts of what was left out)."""
     from decision_tree.collect_preferences import decided, read_jsonl
+    from rm_core.errors import MissingPathError, UserInputError
 
+    if not (Path(folder) / "pairs.jsonl").is_file():
+        raise MissingPathError(f"{folder}: no pairs.jsonl (expected a collect_preferences.py output folder)")
     pairs = read_jsonl(Path(folder) / "pairs.jsonl")
     rows = {r["pair"]: r for r in read_jsonl(Path(folder) / "labels.jsonl") if r["judge"] == judge}
     if not rows:
-        raise ValueError(f"no labels from judge {judge!r} in {folder}")
+        raise UserInputError(f"no labels from judge {judge!r} in {folder}")
     kept, y, left_out = [], [], {"missing": 0, "failed": 0, "tie": 0}
     for p in pairs:
         r = rows.get(p["id"])
@@ -50,6 +54,11 @@ def judge_labels(folder: str | Path, judge: str) -> tuple[list[dict], np.ndarray
             kept.append(p)
             y.append(1 if w > 0 else 0)
     return kept, np.array(y), left_out
+
+
+def _comparison(pair: dict) -> str:
+    """A presented pair's content (prompt and the two responses, in either order), as canonical JSON."""
+    return json.dumps([pair["prompt"], sorted([pair["a"], pair["b"]])], sort_keys=True, ensure_ascii=False)
 
 
 def features_for(attribute_judge, pairs: list[dict]) -> tuple[np.ndarray, list[str]]:
@@ -98,6 +107,31 @@ def symmetric_accuracy(tree_data, X: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.where(y == 1, p > 0.5, p < 0.5)))
 
 
+def bundle_attribute_model(spec: str, out: Path) -> str:
+    """A local attribute model goes inside the checkpoint (hard links where the file system allows, else copies),
+    because a tree checkpoint loads its attribute model only from inside itself (decision_tree/modeling.py);
+    a Hub id is kept as it is (the user confirms it when loading)."""
+    source = Path(spec)
+    if not source.is_dir():
+        return spec
+    target = out / "attribute_model"
+    if target.resolve() == source.resolve():
+        return "attribute_model"
+
+    def link_or_copy(src, dst):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    tmp = out / "attribute_model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp, copy_function=link_or_copy, ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return "attribute_model"
+
+
 def save(out_dir: str | Path, tree, names: list[str], attributes: list[str], attribute_model: str, info: dict) -> Path:
     from sklearn.tree import export_text
 
@@ -106,6 +140,7 @@ def save(out_dir: str | Path, tree, names: list[str], attributes: list[str], att
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    attribute_model = bundle_attribute_model(attribute_model, out)
     atomic_write_json(out / "tree.json", tree_to_json(tree, names))
     atomic_write_json(out / "config.json", {"rm_family": "decision_tree", "attribute_model": attribute_model,
                                             "attributes": attributes, "feature_names": names, **info})
@@ -156,8 +191,19 @@ def main(argv: list[str] | None = None) -> dict:
             "cv_accuracy": table, "cv_accuracy_by_depth": {d: max(v.values()) for d, v in table.items()},
             "test": {}}
     X2, y2, _ = both_orders(X, y)
+    if not args.test_preferences:
+        info["held_out"] = "none: no --test_preferences (cv_accuracy is k-fold cross-validation on the training pairs)"
+        print(f"[data] no held-out set ({info['held_out']})", flush=True)
+    seen = {_comparison(q) for q in pairs}
     for folder in args.test_preferences:
         test_pairs, test_y, test_left = judge_labels(folder, args.judge)
+        fresh = [i for i, q in enumerate(test_pairs) if _comparison(q) not in seen]  # never score a training pair
+        test_left["also_in_training_pairs"] = len(test_pairs) - len(fresh)
+        test_pairs, test_y = [test_pairs[i] for i in fresh], test_y[fresh]
+        if not test_pairs:
+            info["test"][str(folder)] = {"pairs": 0, "left_out": test_left,
+                                         "note": "no held-out pairs: every decided pair is also a training pair"}
+            continue
         human = np.array([1 if q["a_is_chosen"] else 0 for q in test_pairs])
         Xt, _ = features_for(attribute_judge, test_pairs)
         entry = {"pairs": len(test_pairs), "left_out": test_left, "by_depth": {}}
@@ -178,5 +224,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    from rm_core.errors import run_cli
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    main()
+    run_cli(main)

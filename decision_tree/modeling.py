@@ -1,7 +1,7 @@
 """The decision-tree reward model: a shallow tree over attribute-score differences, saved as data.
 
 A checkpoint is a folder:
-    config.json   {"rm_family": "decision_tree", "attribute_model": <judges.load spec>, "feature_names", ...}
+    config.json   {"rm_family": "decision_tree", "attribute_model": <see below>, "feature_names", ...}
     tree.json     the fitted tree as nodes (feature, threshold, children, class counts): JSON, never a pickle
     rules.txt     the rules as text; tree.png the drawing (fit_tree.py)
 
@@ -9,11 +9,18 @@ Features of a pair (a, b): for each attribute of the attribute model (ArmoRM's r
 judge with `attribute_scores`), score(a) - score(b); then the length difference in words. The tree was
 fitted on both orders of every pair, and a comparison reads it in both orders too:
 P(a > b) = (P_tree(a, b) + 1 - P_tree(b, a)) / 2, so swapping a and b gives exactly 1 - P.
+
+The attribute model a checkpoint names is loaded only from a folder inside the checkpoint (fit_tree.py links a
+local attribute model into `attribute_model/`) or, for a Hub id, when the user confirms it: by passing
+`attribute_model=` (the CLIs' --attribute_model) or `trust_attribute_model=True`. An absolute path or one that
+leaves the folder is refused, so a downloaded checkpoint cannot make this machine load an arbitrary local
+model. Remote code stays off: the attribute model is loaded with judges.load, which never trusts remote code.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -107,6 +114,23 @@ def response_text(response) -> str:
     return response if isinstance(response, str) else response[-1]["content"]
 
 
+def resolve_attribute_model(folder: Path, stored: str, trusted: bool = False) -> str:
+    """The checkpoint's attribute model as a judges.load spec: a folder inside the checkpoint, or a Hub id the
+    user confirmed. Anything else is refused with the way out in the message."""
+    folder = Path(folder).resolve()
+    inside = (folder / stored).resolve()
+    if not Path(stored).is_absolute() and inside.is_relative_to(folder) and inside.exists():
+        return str(inside)
+    how = f"pass attribute_model={stored!r} (--attribute_model) to load it anyway"
+    if Path(stored).is_absolute() or ".." in Path(stored).parts or Path(stored).exists():
+        raise ValueError(f"{folder}: the checkpoint names the attribute model {stored!r}, a path outside it; only a "
+                         f"folder inside the checkpoint is loaded from its config ({how})")
+    if not trusted:
+        raise ValueError(f"{folder}: the checkpoint names the attribute model {stored!r} (a Hub id); confirm it: "
+                         f"{how}, or trust_attribute_model=True (--trust_attribute_model)")
+    return stored
+
+
 @register_judge("decision_tree")
 class DecisionTreeJudge(Judge):
     pointwise = False
@@ -123,8 +147,9 @@ class DecisionTreeJudge(Judge):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, attribute_model: str | None = None, revision: str | None = None,
-                        **judge_kwargs):
-        """judge_kwargs (device, dtype, max_length, batch_size, embedding_cache, ...) go to the attribute model."""
+                        trust_attribute_model: bool = False, **judge_kwargs):
+        """judge_kwargs (device, dtype, max_length, batch_size, embedding_cache, ...) go to the attribute model.
+        `attribute_model` (the user's choice) overrides the checkpoint's; see the module docstring."""
         import judges
 
         folder = Path(name_or_path)
@@ -134,9 +159,7 @@ class DecisionTreeJudge(Judge):
             folder = Path(snapshot_download(name_or_path, revision=revision))
         config = json.loads((folder / "config.json").read_text())
         tree = TreeData(json.loads((folder / "tree.json").read_text()))
-        spec = attribute_model or config["attribute_model"]
-        if not Path(spec).exists() and (folder / spec).exists():  # stored relative to the tree's folder
-            spec = str(folder / spec)
+        spec = attribute_model or resolve_attribute_model(folder, config["attribute_model"], trust_attribute_model)
         return cls(tree, judges.load(spec, **judge_kwargs), list(config["attributes"]))
 
     def features(self, items: Sequence[tuple[Prompt, str, str]]) -> tuple[np.ndarray, list[dict], list[dict]]:
@@ -151,7 +174,11 @@ class DecisionTreeJudge(Judge):
     def judge_pairs(self, items: Sequence[tuple[Prompt, str, str]]) -> list[PairVerdict]:
         X, _, _ = self.features(items)
         forward, backward = self.tree.predict(X), self.tree.predict(-X)
-        return [PairVerdict(float(f), float(1.0 - b)) for f, b in zip(forward, backward)]
+        # a NaN/inf attribute score would still walk the tree (every comparison with NaN is False) to a leaf:
+        # such a pair is a failure (NaN here, counted by the judge_pairs check), never that leaf's number
+        finite = np.isfinite(X).all(axis=1)
+        return [PairVerdict(float(f) if ok else math.nan, float(1.0 - b) if ok else math.nan)
+                for f, b, ok in zip(forward, backward, finite)]
 
     def _compare(self, items: list[tuple[Prompt, str, str]]) -> list[float | None]:
         return [v.p for v in self.judge_pairs(items)]

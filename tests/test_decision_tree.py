@@ -186,3 +186,39 @@ def test_bad_judge_spec_is_a_clear_error():
 
     with pytest.raises(ValueError, match="NAME=SPEC"):
         load_judges(["outputs/some-rm"])
+
+
+def test_checkpoint_loads_its_attribute_model_only_from_inside_or_when_confirmed(tmp_path, rule_model):
+    """fit_tree links a local attribute model into the checkpoint (which then stands alone); a config naming an
+    outside path is refused, a Hub id needs the user's confirmation, an explicit attribute_model is used."""
+    import shutil
+
+    import judges
+    from decision_tree import fit_tree
+    from decision_tree.collect_preferences import collect, present
+    from decision_tree.modeling import resolve_attribute_model
+
+    collect({"human": "human"}, present(rule_pairs(60)), tmp_path / "train")
+    fit_tree.main(["--preferences", str(tmp_path / "train"), "--judge", "human", "--attribute_model", str(rule_model),
+                   "--output_dir", str(tmp_path / "tree"), "--depths", "1", "--min_leafs", "1", "--folds", "2"])
+    config_path = tmp_path / "tree" / "config.json"
+    config = json.loads(config_path.read_text())
+    assert config["attribute_model"] == "attribute_model"
+    assert (tmp_path / "tree" / "attribute_model" / "config.json").is_file()
+    shutil.rmtree(rule_model)  # the checkpoint no longer depends on where its attribute model came from
+    prompt = [{"role": "user", "content": "q"}]
+    assert judges.load(str(tmp_path / "tree")).compare(prompt, "please help", "help") > 0.9
+
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path / "tree" / "attribute_model", elsewhere)
+    for stored in (str(elsewhere), "../elsewhere"):
+        config["attribute_model"] = stored
+        config_path.write_text(json.dumps(config))
+        with pytest.raises(ValueError, match="a path outside it.*--attribute_model"):
+            judges.load(str(tmp_path / "tree"))
+    # the user's own choice is taken as given
+    assert judges.load(str(tmp_path / "tree"), attribute_model=str(elsewhere)).compare(prompt, "please a", "a") > 0.9
+
+    with pytest.raises(ValueError, match="a Hub id.*confirm"):
+        resolve_attribute_model(tmp_path / "tree", "someone/armo-rm")
+    assert resolve_attribute_model(tmp_path / "tree", "someone/armo-rm", trusted=True) == "someone/armo-rm"
