@@ -1,8 +1,7 @@
 """Serve any judge over HTTP (FastAPI + uvicorn), with dynamic batching.
 
     rm-judge-serve --judge outputs/bt-smollm2 --port 8000
-    curl -s localhost:8000/score -d '{"conversations": [[{"role": "user", "content": "Hi"},
-                                                        {"role": "assistant", "content": "Hello!"}]]}'
+    curl -s localhost:8000/score -H 'Content-Type: application/json' -d '{"conversations": [[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]]}'
 
 Endpoints
 - POST /score      {"conversations": [[msg, ...], ...], "references": [..] | null} -> {"scores": [float | null]}
@@ -16,24 +15,35 @@ Endpoints
 A null score is an item the judge failed on (counted in /health's failures), never a default value.
 Malformed requests get a 422 (schema) or 400 (e.g. a conversation not ending with an assistant message).
 
+Limits (`Limits`, each a flag): a body over `--max_body_mb` (default 8 MiB) gets 413 before it is read whole;
+more than `--max_items` (default 256) conversations or pairs in one request, or more than `--max_rank_responses`
+(default 32) responses in one /rank, get 422. With `--api_key` (better: the RM_JUDGE_API_KEY environment
+variable, which `ps` does not show) every route but /health needs `Authorization: Bearer <key>`, else 401.
+
 Dynamic batching: /score and /compare items from concurrent requests are queued and run together, up to
 `max_batch_size` items or `max_wait_ms` after the first queued item, whichever comes first. The judge runs
 in ONE worker thread (models are not thread-safe, and one forward over a batch beats many small ones);
-the event loop stays free to accept requests meanwhile.
+the event loop stays free to accept requests meanwhile. A large request never holds the judge for long: a
+pairwise /rank goes through the compare batcher in chunks of `max_batch_size` pairs, so other requests' batches
+run between its chunks; a pointwise judge's /rank (any method) scores each response once.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
+import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from judges.base import Judge, split_conversation
+from rm_core.errors import cli_entry
 
 
 # Request schemas (module level: FastAPI resolves the annotations by name).
@@ -61,6 +71,58 @@ class RankRequest(BaseModel):
     responses: list[str] = Field(min_length=1)
     method: str = "auto"
 
+
+
+@dataclass
+class Limits:
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_items: int = 256  # conversations in /score and /get_reward, pairs in /compare
+    max_rank_responses: int = 32  # a pairwise /rank compares n(n-1)/2 pairs: 496 at 32
+
+
+API_KEY_ENV = "RM_JUDGE_API_KEY"
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over the limit, from Content-Length before reading, or as soon as the
+    streamed body passes it; the app gets the body only when it fits (read here, then replayed)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._reject(scope, send)
+        body, more = [], True
+        size = 0
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            body.append(message.get("body", b""))
+            size += len(body[-1])
+            if size > self.max_bytes:
+                return await self._reject(scope, send)
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, scope, send):
+        from starlette.responses import JSONResponse
+
+        response = JSONResponse({"detail": f"request body over the limit of {self.max_bytes} bytes"}, 413)
+        await response(scope, None, send)
 
 
 class DynamicBatcher:
@@ -125,10 +187,25 @@ class DynamicBatcher:
 
 
 def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0, name: str = "judge",
-               failure_reward: float | None = None):
+               failure_reward: float | None = None, limits: Limits | None = None, api_key: str | None = None):
     """The FastAPI app. failure_reward: the reward /get_reward gives an item the judge failed on (flagged in
-    extra_logs.judge_failed); None answers such a request with a 500 naming the failures."""
-    from fastapi import FastAPI, HTTPException
+    extra_logs.judge_failed); None answers such a request with a 500 naming the failures. limits: see Limits.
+    api_key: required as a bearer token on every route but /health (None: no key)."""
+    from fastapi import Depends, FastAPI, Header, HTTPException
+
+    limits = limits or Limits()
+
+    def too_many(what: str, n: int, limit: int):
+        if n > limit:
+            raise HTTPException(422, f"{n} {what} in one request; the limit is {limit} (split the request)")
+
+    async def authorized(authorization: str | None = Header(default=None)):
+        if api_key is None:
+            return
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), api_key.encode()):
+            raise HTTPException(401, "missing or wrong API key: send Authorization: Bearer <key>",
+                                headers={"WWW-Authenticate": "Bearer"})
 
     lock = threading.Lock()
     score_batcher = DynamicBatcher(lambda items: judge.score([c for c, _ in items], [r for _, r in items]),
@@ -146,6 +223,9 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
         await compare_batcher.stop()
 
     app = FastAPI(title="reward-model judge", lifespan=lifespan)
+    keyed = [Depends(authorized)]  # every route but /health
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.state.limits = limits
     app.state.batchers = {"score": score_batcher, "compare": compare_batcher}
 
     @app.get("/health")
@@ -153,10 +233,11 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
         return {"status": "ok", "judge": name, "type": type(judge).__name__, "pointwise": judge.pointwise,
                 "failures": judge.failures.as_dict(), "batches": {k: b.batches for k, b in app.state.batchers.items()}}
 
-    @app.post("/score")
+    @app.post("/score", dependencies=keyed)
     async def score(req: ScoreRequest):
         if not judge.pointwise:
             raise HTTPException(400, f"{type(judge).__name__} is a pairwise judge: use /compare or /rank")
+        too_many("conversations", len(req.conversations), limits.max_items)
         if req.references is not None and len(req.references) != len(req.conversations):
             raise HTTPException(400, f"{len(req.references)} references for {len(req.conversations)} conversations")
         convs = [[m.model_dump() for m in conv] for conv in req.conversations]
@@ -168,7 +249,7 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
         refs = req.references or [None] * len(convs)
         return {"scores": await score_batcher.submit(list(zip(convs, refs)))}
 
-    @app.post("/compare")
+    @app.post("/compare", dependencies=keyed)
     async def compare(req: CompareRequest):
         single = req.pairs is None
         if single and (req.prompt is None or req.response_a is None or req.response_b is None):
@@ -177,30 +258,37 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
             (plain(p.prompt), p.response_a, p.response_b) for p in req.pairs]
         if not pairs:
             raise HTTPException(400, "pairs is empty")
+        too_many("pairs", len(pairs), limits.max_items)
         probs = await compare_batcher.submit(pairs)
         return {"p_a_better": probs[0] if single else probs}
 
-    @app.post("/rank")
+    @app.post("/rank", dependencies=keyed)
     async def rank(req: RankRequest):
         from judges.aggregate import METHODS, rank_order
 
         if req.method != "auto" and req.method not in METHODS:
             raise HTTPException(400, f"unknown method {req.method!r}; expected auto or one of {list(METHODS)}")
+        too_many("responses", len(req.responses), limits.max_rank_responses)
         prompt = plain(req.prompt)
-        if req.method == "auto" and judge.pointwise:  # one reward per response: batched with /score traffic
+        if judge.pointwise:  # one reward per response, batched with /score traffic
             from judges.base import conversation
 
             scores = await score_batcher.submit([(conversation(prompt, r), None) for r in req.responses])
-        else:
-            def run():
-                with lock:
-                    return judge.rank(prompt, req.responses, req.method)
-
-            scores = await asyncio.to_thread(run)
+            if req.method != "auto":  # aggregate the implied pairwise probabilities, as Judge.rank would
+                scores = await asyncio.to_thread(_aggregate_pointwise, scores, req.method)
+        else:  # every pair through the compare batcher, a chunk at a time: other requests run in between
+            pairs = [(i, j) for i in range(len(req.responses)) for j in range(i + 1, len(req.responses))]
+            probs = []
+            for start in range(0, len(pairs), max_batch_size):
+                chunk = pairs[start:start + max_batch_size]
+                probs += await compare_batcher.submit([(prompt, req.responses[i], req.responses[j])
+                                                       for i, j in chunk])
+            method = judge.default_rank_method if req.method == "auto" else req.method
+            scores = await asyncio.to_thread(_aggregate_pairs, len(req.responses), pairs, probs, method)
         order = rank_order([float("-inf") if s is None else s for s in scores])
         return {"scores": scores, "order": [i for i in order if scores[i] is not None]}
 
-    @app.post("/get_reward")
+    @app.post("/get_reward", dependencies=keyed)
     async def get_reward(payload: dict):
         from judges.rl import (
             JudgeFailedError,
@@ -210,6 +298,7 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
 
         if not judge.pointwise:
             raise HTTPException(400, f"{type(judge).__name__} is a pairwise judge; OpenRLHF scores single responses")
+        too_many("queries", len(payload.get("query") or []), limits.max_items)
         try:
             convs, refs = openrlhf_conversations(payload, judge.failures)
         except ValueError as exc:
@@ -225,6 +314,32 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
             raise HTTPException(500, str(exc)) from None
 
     return app
+
+
+def _aggregate_pairs(n: int, pairs: list[tuple[int, int]], probs: list, method: str) -> list[float | None]:
+    """Judge.rank's aggregation over a preference matrix filled from compare results (NaN where one failed)."""
+    import math
+
+    import numpy as np
+
+    from judges.aggregate import aggregate
+
+    P = np.full((n, n), np.nan)
+    for (i, j), p in zip(pairs, probs):
+        if p is not None:
+            P[i, j], P[j, i] = p, 1.0 - p
+    return [None if math.isnan(v) else float(v) for v in aggregate(P, method)]
+
+
+def _aggregate_pointwise(scores: list, method: str) -> list[float | None]:
+    """A pointwise judge's rank under a pairwise method: P(i beats j) = sigmoid(s_i - s_j), each response scored
+    once (Judge.rank would score every pair's two responses again)."""
+    from judges.base import sigmoid
+
+    n = len(scores)
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    probs = [None if scores[i] is None or scores[j] is None else sigmoid(scores[i] - scores[j]) for i, j in pairs]
+    return _aggregate_pairs(n, pairs, probs, method)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -244,23 +359,41 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch_size", type=int, default=None,
                    help="sequences per forward inside a judge call (reward models; default 1 on CPU, 16 on GPU)")
     p.add_argument("--max_wait_ms", type=float, default=5.0, help="how long a batch waits to fill")
+    p.add_argument("--max_body_mb", type=float, default=8.0, help="larger request bodies get 413")
+    p.add_argument("--max_items", type=int, default=Limits.max_items,
+                   help="most conversations (/score, /get_reward) or pairs (/compare) in one request; more get 422")
+    p.add_argument("--max_rank_responses", type=int, default=Limits.max_rank_responses,
+                   help="most responses in one /rank; more get 422")
+    p.add_argument("--api_key", default=None,
+                   help=f"require Authorization: Bearer <key> on every route but /health; prefer the {API_KEY_ENV} "
+                        "environment variable (a command line is visible to every user of the machine)")
+    from judges.cli import add_llm_judge_args
+
+    add_llm_judge_args(p)  # --judge_cache_dir, --judge_base_url, --judge_timeout_s, ... (as the eval_* commands)
     return p
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     import judges
+    from judges.cli import check_llm_judge_args, llm_judge_kwargs
 
     args = make_parser().parse_args(argv)
-    kwargs = {"dtype": args.dtype, "max_length": args.max_length}
-    if args.judge.startswith(judges.LLM_PREFIXES):
-        if args.judge_mode:
-            kwargs["mode"] = args.judge_mode
+    check_llm_judge_args([args.judge], args)
+    if args.judge.startswith(judges.LLM_PREFIXES):  # dtype, batch size, ... go to the backend they belong to
+        kwargs = llm_judge_kwargs(args.judge, args)
     else:
-        kwargs.update(family=args.family, chat_template=args.chat_template, batch_size=args.batch_size)
+        kwargs = {"dtype": args.dtype, "max_length": args.max_length, "family": args.family,
+                  "chat_template": args.chat_template, "batch_size": args.batch_size}
     judge = judges.load(args.judge, **kwargs)
-    app = create_app(judge, args.max_batch_size, args.max_wait_ms, name=args.judge, failure_reward=args.failure_reward)
+    limits = Limits(int(args.max_body_mb * 1024 * 1024), args.max_items, args.max_rank_responses)
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    if api_key is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"[serve] warning: listening on {args.host} without an API key (set {API_KEY_ENV})", flush=True)
+    app = create_app(judge, args.max_batch_size, args.max_wait_ms, name=args.judge, failure_reward=args.failure_reward,
+                     limits=limits, api_key=api_key)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import threading
 import time
@@ -149,3 +150,132 @@ def test_get_reward_speaks_openrlhf_and_flags_failures(serve):
     strict = serve(CountingJudge())  # no failure_reward: a failed item is an error, not an invented reward
     r = httpx.post(strict + "/get_reward", json={"query": ["Q: FAIL"], "prompts": ["Q: "]})
     assert r.status_code == 500 and "failed" in r.json()["detail"]
+
+
+# ---------------------------------------------------------------- limits, key, fairness
+
+
+def test_oversized_bodies_get_413_before_they_are_read_whole(serve):
+    from judges.serve import Limits
+
+    judge = CountingJudge()
+    url = serve(judge, limits=Limits(max_body_bytes=10_000))
+    big = {"conversations": [conversation("q", "w " * 20_000)]}
+    r = httpx.post(url + "/score", json=big)  # Content-Length says it all: refused before the body is read
+    assert r.status_code == 413 and "10000 bytes" in r.json()["detail"]
+
+    def chunks():  # no Content-Length (chunked): refused while it streams
+        yield b'{"conversations": [[{"role": "user", "content": "q"}, {"role": "assistant", "content": "'
+        for _ in range(50):
+            yield b"w " * 500
+        yield b'"}]]}'
+
+    r = httpx.post(url + "/score", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert judge.batch_sizes == []  # the judge never saw either
+    assert httpx.post(url + "/score", json={"conversations": [conversation("q", "a b")]}).json() == {"scores": [2.0]}
+
+
+def test_too_many_items_or_rank_responses_get_422(serve):
+    from judges.serve import Limits
+
+    url = serve(CountingJudge(), limits=Limits(max_items=4, max_rank_responses=3))
+    r = httpx.post(url + "/score", json={"conversations": [conversation("q", "a")] * 5})
+    assert r.status_code == 422 and "5 conversations" in r.json()["detail"] and "limit is 4" in r.json()["detail"]
+    pair = {"prompt": "q", "response_a": "a", "response_b": "b"}
+    assert httpx.post(url + "/compare", json={"pairs": [pair] * 5}).status_code == 422
+    r = httpx.post(url + "/rank", json={"prompt": "q", "responses": ["a", "b", "c", "d"]})
+    assert r.status_code == 422 and "4 responses" in r.json()["detail"]
+    r = httpx.post(url + "/get_reward", json={"query": ["Q: a"] * 5, "prompts": ["Q: "] * 5})
+    assert r.status_code == 422
+    assert httpx.post(url + "/score", json={"conversations": [conversation("q", "a")] * 4}).status_code == 200
+
+
+def test_api_key_guards_every_route_but_health(serve):
+    url = serve(CountingJudge(), api_key="s3cret-key")
+    body = {"conversations": [conversation("q", "a b")]}
+    assert httpx.get(url + "/health").status_code == 200
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-key"}):
+        r = httpx.post(url + "/score", json=body, headers=headers)
+        assert r.status_code == 401 and "Bearer" in r.json()["detail"]
+    for route, payload in (("/compare", {"prompt": "q", "response_a": "a", "response_b": "b"}),
+                           ("/rank", {"prompt": "q", "responses": ["a", "b"]}),
+                           ("/get_reward", {"query": ["Q: a"], "prompts": ["Q: "]})):
+        assert httpx.post(url + route, json=payload).status_code == 401
+    ok = httpx.post(url + "/score", json=body, headers={"Authorization": "Bearer s3cret-key"})
+    assert ok.status_code == 200 and ok.json() == {"scores": [2.0]}
+
+
+def test_the_docstring_curl_example_works_as_written(serve):
+    """The example's headers and body, exactly as the module docstring gives them."""
+    import json
+    import re
+    import shlex
+
+    import judges.serve
+
+    line = next(ln for ln in judges.serve.__doc__.splitlines() if ln.strip().startswith("curl "))
+    argv = shlex.split(line)
+    headers = dict(h.split(": ", 1) for flag, h in itertools.pairwise(argv) if flag == "-H")
+    body = argv[argv.index("-d") + 1]
+    route = re.search(r"localhost:\d+(/\w+)", line).group(1)
+    url = serve(CountingJudge())
+    r = httpx.post(url + route, content=body.encode(), headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"scores": [float(len(json.loads(body)["conversations"][0][-1]["content"].split()))]}
+
+
+def test_a_large_pairwise_rank_does_not_hold_the_judge_from_other_requests(serve):
+    """A 32-response /rank (496 comparisons) runs in chunks through the batcher: a /score sent while it runs is
+    answered before the /rank is."""
+
+    class SlowPairwise(Judge):
+        pointwise = False
+
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def _compare(self, items):
+            self.calls += 1
+            time.sleep(0.02)
+            return [sigmoid(len(a) - len(b)) for _, a, b in items]
+
+    class Both(SlowPairwise):
+        pointwise = True
+
+        def _score(self, conversations, references):
+            return [float(len(split_conversation(c)[1])) for c in conversations]
+
+    judge = SlowPairwise()
+    url = serve(judge, max_batch_size=16)
+    finished = []
+
+    async def run():
+        async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+            async def rank():
+                r = await c.post("/rank", json={"prompt": "q", "responses": ["a" * (i + 1) for i in range(32)]})
+                finished.append("rank")
+                return r
+
+            async def compare():
+                await asyncio.sleep(0.1)  # the rank is under way
+                r = await c.post("/compare", json={"prompt": "q", "response_a": "aa", "response_b": "a"})
+                finished.append("compare")
+                return r
+
+            return await asyncio.gather(rank(), compare())
+
+    ranked, compared = asyncio.run(run())
+    assert ranked.status_code == 200 and ranked.json()["order"] == list(range(31, -1, -1))
+    assert compared.status_code == 200 and finished == ["compare", "rank"]
+    assert judge.calls >= 496 // 16  # chunks of max_batch_size, not one call holding the judge
+
+    # a pointwise judge ranks by a pairwise method with one score per response, as Judge.rank would rank
+    both = Both()
+    url2 = serve(both)
+    responses = ["bb", "a", "dddd", "ccc"]
+    r = httpx.post(url2 + "/rank", json={"prompt": "q", "responses": responses, "method": "bt"})
+    expected = Both().rank("q", responses, "bt")
+    assert r.json()["scores"] == pytest.approx(expected) and r.json()["order"] == [2, 3, 0, 1]
+    assert both.calls == 0  # scored once each, never compared pair by pair
