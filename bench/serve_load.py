@@ -8,6 +8,11 @@ one connection pool, each client sending its next request when the last one is a
 scores one conversation from the built-in preference set (short prompts and responses). Records throughput,
 p50/p99 latency, errors and the server's batch count, as JSON (--output) and a line for bench/RESULTS.md.
 On this 2-core machine the clients share the CPU with the server, so the figure is a lower bound.
+
+`--mix hostile` (issue 17): a third of the requests are invalid, of several kinds (malformed JSON, a schema
+error, a conversation without a reply, too many items, an oversized body, an unknown /rank method, a wrong API
+key; the server runs with an API key), in a fixed shuffled order. It records p50/p99 of the valid requests,
+the status codes per kind, the count of 5xx answers (the goal is 0) and the server's RSS before and after.
 """
 
 from __future__ import annotations
@@ -68,6 +73,76 @@ async def run_clients(url: str, convs: list, clients: int) -> tuple[list[float],
     return latencies, errors, wall
 
 
+def hostile_requests(convs: list, key: str, oversized_mb: float) -> list[tuple[str, dict]]:
+    """(kind, httpx request kwargs): two valid /score requests to each invalid one, kinds in turn, shuffled."""
+    import random
+
+    good = {"Authorization": f"Bearer {key}"}
+    big = "w " * int(oversized_mb * 1024 * 1024 / 2)
+    kinds = [
+        ("malformed_json", lambda c: {"content": b'{"conversations": [[', "headers": {**good, "Content-Type": "application/json"}}),
+        ("schema", lambda c: {"json": {"convs": [c]}, "headers": good}),
+        ("no_reply", lambda c: {"json": {"conversations": [c[:1]]}, "headers": good}),
+        ("too_many_items", lambda c: {"json": {"conversations": [c] * 257}, "headers": good}),
+        ("oversized", lambda c: {"json": {"conversations": [[c[0], {"role": "assistant", "content": big}]]},
+                                 "headers": good}),
+        ("bad_rank_method", lambda c: {"url": "/rank", "json": {"prompt": "q", "responses": ["a", "b"], "method": "x"},
+                                       "headers": good}),
+        ("wrong_key", lambda c: {"json": {"conversations": [c]}, "headers": {"Authorization": "Bearer nope"}}),
+    ]
+    out = []
+    for i, conv in enumerate(convs):
+        if i % 3 == 2:
+            kind, make = kinds[(i // 3) % len(kinds)]
+            out.append((kind, make(conv)))
+        else:
+            out.append(("valid", {"json": {"conversations": [conv]}, "headers": good}))
+    random.Random(0).shuffle(out)
+    return out
+
+
+async def run_mixed(url: str, requests: list[tuple[str, dict]], clients: int) -> tuple[dict, list[float], float]:
+    """Status codes per kind, latencies of the valid requests, wall time."""
+    from collections import Counter, defaultdict
+
+    codes: dict = defaultdict(Counter)
+    latencies: list[float] = []
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in requests:
+        queue.put_nowait(item)
+
+    async def client(http: httpx.AsyncClient):
+        while not queue.empty():
+            kind, kwargs = queue.get_nowait()
+            kwargs = dict(kwargs)
+            route = kwargs.pop("url", "/score")
+            t0 = time.perf_counter()
+            try:
+                r = await http.post(route, **kwargs)
+                status = r.status_code
+                if kind == "valid" and (status != 200 or r.json()["scores"][0] is None):
+                    status = f"{status} (bad answer)"
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+            if kind == "valid":
+                latencies.append(time.perf_counter() - t0)
+            codes[kind][str(status)] += 1
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        wall = time.perf_counter() - t0
+    return {k: dict(v) for k, v in codes.items()}, latencies, wall
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -84,8 +159,12 @@ def main() -> None:
     p.add_argument("--max_wait_ms", type=float, default=5.0)
     p.add_argument("--batch_size", type=int, default=None, help="the judge's forward batch (server --batch_size)")
     p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--output", default=str(ROOT / "bench" / "runs" / "serve_load.json"))
+    p.add_argument("--output", default=None, help="default bench/runs/serve_load[_hostile].json")
+    p.add_argument("--mix", default="valid", choices=["valid", "hostile"])
+    p.add_argument("--oversized_mb", type=float, default=40.0, help="body size of the oversized requests")
     args = p.parse_args()
+    args.output = args.output or str(ROOT / "bench" / "runs" / f"serve_load{'_hostile' if args.mix == 'hostile' else ''}.json")
+    key = "bench-key-0123456789"
 
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
     cmd = [sys.executable, "-m", "judges.serve", "--judge", args.judge, "--family", args.family, "--port",
@@ -94,6 +173,8 @@ def main() -> None:
         cmd += ["--batch_size", str(args.batch_size)]
     if args.chat_template:
         cmd += ["--chat_template", args.chat_template]
+    if args.mix == "hostile":
+        env["RM_JUDGE_API_KEY"] = key
     server = subprocess.Popen(cmd, cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{args.port}"
     try:
@@ -107,6 +188,8 @@ def main() -> None:
                 raise SystemExit(f"server exited with {server.returncode}")
             time.sleep(0.5)
         convs = conversations(args.requests)
+        if args.mix == "hostile":
+            return hostile(args, url, server, convs, key)
         asyncio.run(run_clients(url, convs[: args.clients * 2], args.clients))  # warm-up, not measured
         before = httpx.get(url + "/health").json()["batches"]["score"]
         latencies, errors, wall = asyncio.run(run_clients(url, convs, args.clients))
@@ -130,6 +213,30 @@ def main() -> None:
     print(f"| {args.judge} | {result['requests']} req, {args.clients} clients, batch<={args.max_batch_size} | "
           f"{result['requests_per_second']} req/s | p50 {result['p50_ms']} ms | p99 {result['p99_ms']} ms | "
           f"{errors} errors | mean batch {result['mean_batch']} |")
+
+
+def hostile(args, url: str, server, convs: list, key: str) -> None:
+    requests = hostile_requests(convs, key, args.oversized_mb)
+    warm = [("valid", {"json": {"conversations": [c]}, "headers": {"Authorization": f"Bearer {key}"}})
+            for c in convs[: args.clients * 2]]
+    asyncio.run(run_mixed(url, warm, args.clients))  # warm-up, not measured
+    rss_before = rss_mb(server.pid)
+    codes, latencies, wall = asyncio.run(run_mixed(url, requests, args.clients))
+    rss_after = rss_mb(server.pid)
+    health = httpx.get(url + "/health").json()
+    server_errors = sum(n for kind in codes.values() for status, n in kind.items() if status.startswith("5"))
+    result = {
+        "judge": args.judge, "family": args.family, "mix": "hostile", "requests": len(requests),
+        "valid_requests": len(latencies), "clients": args.clients, "max_batch_size": args.max_batch_size,
+        "oversized_mb": args.oversized_mb, "seconds": round(wall, 2),
+        "valid_p50_ms": round(1000 * statistics.median(latencies), 1),
+        "valid_p99_ms": round(1000 * percentile(latencies, 0.99), 1),
+        "status_by_kind": codes, "server_5xx": server_errors, "rss_mb_before": rss_before, "rss_mb_after": rss_after,
+        "judge_failures": health["failures"]["total"], "cpu_count": os.cpu_count(),
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

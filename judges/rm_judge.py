@@ -18,6 +18,20 @@ import torch
 from judges.base import Judge, Prompt, conversation, register_judge
 
 
+def _within_positions(config, max_length: int) -> int:
+    """max_length, lowered to the model's position limit when that is smaller (BERT-style encoders such as
+    MiniLM have 512 positions: a longer input is an error there, not a score), said once on stderr."""
+    limit = getattr(config, "max_position_embeddings", None) or getattr(
+        getattr(config, "text_config", None), "max_position_embeddings", None)
+    if isinstance(limit, int) and 0 < limit < max_length:
+        import sys
+
+        print(f"[judge] max_length {max_length} is over the model's {limit} positions: using {limit}",
+              file=sys.stderr, flush=True)
+        return limit
+    return max_length
+
+
 @register_judge("bradley_terry")
 class RewardModelJudge(Judge):
     pointwise = True
@@ -27,7 +41,7 @@ class RewardModelJudge(Judge):
         super().__init__()
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.max_length = max_length
+        self.max_length = _within_positions(model.config, max_length)
         self.device = next(model.parameters()).device
         # CPU: one sequence per forward is fastest (padding is pure waste); GPU: batches.
         self.batch_size = batch_size or (16 if self.device.type == "cuda" else 1)

@@ -174,9 +174,20 @@ class DynamicBatcher:
             try:
                 results = await asyncio.to_thread(self._call, flat)
             except Exception as exc:
-                for _, future in requests:
-                    if not future.done():
-                        future.set_exception(exc)
+                if len(requests) == 1:
+                    if not requests[0][1].done():
+                        requests[0][1].set_exception(exc)
+                    continue
+                # one request's items broke the call: run each request alone, so only that one fails
+                for items, future in requests:
+                    try:
+                        result = await asyncio.to_thread(self._call, items)
+                    except Exception as alone:
+                        if not future.done():
+                            future.set_exception(alone)
+                    else:
+                        if not future.done():
+                            future.set_result(result)
                 continue
             self.batches += 1
             start = 0

@@ -279,3 +279,37 @@ def test_a_large_pairwise_rank_does_not_hold_the_judge_from_other_requests(serve
     expected = Both().rank("q", responses, "bt")
     assert r.json()["scores"] == pytest.approx(expected) and r.json()["order"] == [2, 3, 0, 1]
     assert both.calls == 0  # scored once each, never compared pair by pair
+
+
+def test_a_request_that_breaks_the_judge_fails_alone_not_its_batch(serve):
+    """Items of concurrent requests share a judge call; when one request's item raises, the others are run
+    again without it and answered."""
+
+    class Fragile(CountingJudge):
+        def _score(self, conversations, references):
+            if any(split_conversation(c)[1] == "BOOM" for c in conversations):
+                raise RuntimeError("the model cannot take this input")
+            return super()._score(conversations, references)
+
+    url = serve(Fragile(), max_batch_size=64, max_wait_ms=50)
+
+    async def run():
+        async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+            texts = ["a b", "BOOM", "a b c", "a", "a b c d"]
+            return await asyncio.gather(*(c.post("/score", json={"conversations": [conversation("q", t)]})
+                                          for t in texts))
+
+    responses = asyncio.run(run())
+    assert [r.status_code for r in responses] == [200, 500, 200, 200, 200]
+    assert [r.json()["scores"][0] for i, r in enumerate(responses) if i != 1] == [2.0, 3.0, 1.0, 4.0]
+
+
+def test_rm_judge_keeps_max_length_within_the_model_positions():
+    from types import SimpleNamespace
+
+    from judges.rm_judge import _within_positions
+
+    assert _within_positions(SimpleNamespace(max_position_embeddings=512), 2048) == 512
+    assert _within_positions(SimpleNamespace(max_position_embeddings=8192), 2048) == 2048
+    nested = SimpleNamespace(text_config=SimpleNamespace(max_position_embeddings=256))
+    assert _within_positions(nested, 1024) == 256 and _within_positions(SimpleNamespace(), 1024) == 1024
