@@ -11,6 +11,11 @@ Self-contained (torch and transformers only): `save_pretrained` copies this file
 - `gating_output` [B, K]: softmax **over the objectives** of an MLP on the prompt's last-token hidden
   state (the end of the generation prompt), divided by a temperature; sums to 1 per row.
 The output carries ArmoRM's published fields: rewards, gating_output, score (plus the two hidden states).
+
+The heads (regression, gating, logit_scale, reward_transform) are kept and computed in fp32 whatever the
+backbone's dtype: a model loaded with dtype=bfloat16 has a bf16 backbone and fp32 heads
+(`_keep_in_fp32_modules_strict`), and `heads` casts the two hidden states to fp32, so a bf16 checkpoint
+scores exactly what stage 2 computed in fp32 from the same (bf16) hidden states.
 """
 
 from __future__ import annotations
@@ -101,6 +106,10 @@ class ArmoRMModel(PreTrainedModel):
     base_model_prefix = "backbone"
     supports_gradient_checkpointing = False
     _no_split_modules = []
+    # Loaded in fp32 even when the backbone is loaded in bf16/fp16 (the strict list covers both; the plain one is
+    # what older transformers read for fp16). Names as parameter-name parts: regression.*, gating.*, ...
+    _keep_in_fp32_modules_strict = ["regression", "gating", "logit_scale", "reward_transform"]
+    _keep_in_fp32_modules = ["regression", "gating", "logit_scale", "reward_transform"]
 
     def __init__(self, config: ArmoRMConfig):
         super().__init__(config)
@@ -123,11 +132,30 @@ class ArmoRMModel(PreTrainedModel):
         else:
             super()._init_weights(module)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The backbone's dtype (the heads are fp32 whatever it is): what save_pretrained records in config.json,
+        so a checkpoint exported from a bf16 backbone loads its backbone in bf16 by default."""
+        return self.backbone.dtype
+
+    def heads_to_fp32(self) -> None:
+        """The heads back in fp32 after a cast of the whole model (model.to(torch.bfloat16) rounds them: a
+        checkpoint keeps them exact only when loaded with dtype=..., which leaves them in fp32)."""
+        self.regression.float()
+        self.gating.float()
+        self.logit_scale.data = self.logit_scale.data.float()
+        self.reward_transform = self.reward_transform.float()
+
     def heads(self, hidden: torch.Tensor, prompt_hidden: torch.Tensor) -> ArmoRMOutput:
-        """Rewards, gating and score from the two hidden states (what stages 1 and 2 train on)."""
-        rewards = self.regression(hidden)
-        gating = self.gating(prompt_hidden)
-        score = self.logit_scale * (gating * (rewards @ self.reward_transform)).sum(dim=-1)
+        """Rewards, gating and score from the two hidden states (what stages 1 and 2 train on), in fp32."""
+        if any(t.dtype != torch.float32 for t in (self.regression.weight, self.logit_scale, self.reward_transform,
+                                                   *self.gating.parameters())):
+            self.heads_to_fp32()
+        hidden, prompt_hidden = hidden.float(), prompt_hidden.float()
+        with torch.autocast(hidden.device.type, enabled=False):  # no bf16 matmuls under a caller's autocast
+            rewards = self.regression(hidden)
+            gating = self.gating(prompt_hidden)
+            score = self.logit_scale * (gating * (rewards @ self.reward_transform)).sum(dim=-1)
         return ArmoRMOutput(score=score, rewards=rewards, gating_output=gating, hidden_state=hidden,
                             prompt_hidden_state=prompt_hidden)
 

@@ -42,8 +42,8 @@ class ArmoJudge(Judge):
         judge_kwargs.pop("share_prefix", None)  # a BT-only option that generic callers pass
         path = resolve_model(name_or_path)
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        # the heads load in fp32 whatever `dtype` is (ArmoRMModel._keep_in_fp32_modules_strict) and compute in fp32
         model = AutoModel.from_pretrained(path, dtype=pick_dtype(dtype, dev), revision=revision).to(dev)
-        model.regression.float(), model.gating.float()
         tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
         set_chat_template(tokenizer, chat_template)
         return cls(model, tokenizer, **judge_kwargs)
@@ -63,8 +63,7 @@ class ArmoJudge(Judge):
             items = [render_item(self.tokenizer, prompt, response, self.max_length) for prompt, response in pairs]
             emb, prompt_emb = forward_items(self.model.backbone, items, ensure_pad_token(self.tokenizer),
                                             self.batch_size)
-        dtype = self.model.regression.weight.dtype
-        return self.model.heads(emb.to(self.device, dtype), prompt_emb.to(self.device, dtype))
+        return self.model.heads(emb.to(self.device), prompt_emb.to(self.device))  # fp32 heads on fp32 states
 
     def _score(self, conversations: list, references: list | None) -> list[float | None]:
         return self._outputs(conversations).score.float().tolist()

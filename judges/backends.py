@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import json
 import math
 import os
@@ -255,6 +256,18 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
 
 
+def is_loopback(host: str | None) -> bool:
+    """localhost, 127.0.0.0/8 or ::1: a host whose traffic never leaves the machine."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class ResponseError(Exception):
     """A 200 answer the backend cannot use; `reason` is the counted failure reason."""
 
@@ -268,7 +281,9 @@ class OpenAIBackend(_CachingBackend):
 
     base_url: argument, else $OPENAI_BASE_URL, else the OpenAI API. The key is read from the environment
     variable `api_key_env`; it may be empty only for a local server (localhost / 127.0.0.1), which is then
-    called without an Authorization header.
+    called without an Authorization header. A key is never sent over plain http:// to a host that is not
+    loopback (localhost, 127.0.0.0/8, ::1): that is a ValueError before any request, unless
+    allow_insecure_http=True (--judge_allow_insecure_http) says the network in between is trusted.
 
     At most `max_concurrency` requests are in flight. Each attempt has `timeout_s` in all (httpx's timeout
     plus asyncio.wait_for, so a server that accepts and then hangs still times out). Timeouts, connection
@@ -283,15 +298,20 @@ class OpenAIBackend(_CachingBackend):
 
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  max_concurrency: int = 8, timeout_s: float = 60.0, max_retries: int = 4, backoff_s: float = 1.0,
-                 max_backoff_s: float = 30.0, cache_dir: str | Path | None = None, use_logprobs: bool = False):
+                 max_backoff_s: float = 30.0, cache_dir: str | Path | None = None, use_logprobs: bool = False,
+                 allow_insecure_http: bool = False):
         import httpx  # noqa: F401  (fail here, not at the first batch, when it is missing)
 
         self.name = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         key = os.environ.get(api_key_env, "")
-        if not key and urlparse(self.base_url).hostname not in LOCAL_HOSTS:
+        url = urlparse(self.base_url)
+        if not key and url.hostname not in LOCAL_HOSTS and not is_loopback(url.hostname):
             raise ValueError(f"no API key: set ${api_key_env} (an empty key is allowed only for a local server, "
                              f"and {self.base_url} is not one)")
+        if key and url.scheme == "http" and not is_loopback(url.hostname) and not allow_insecure_http:
+            raise ValueError(f"refusing to send the API key in ${api_key_env} over plain http to {url.hostname}: "
+                             f"use https, or pass --judge_allow_insecure_http (allow_insecure_http=True) to allow it")
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
         if max_concurrency < 1 or max_retries < 0 or timeout_s <= 0:
             raise ValueError("need max_concurrency >= 1, max_retries >= 0 and timeout_s > 0")

@@ -102,13 +102,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--output", default=None, help="write the report as JSON here")
+    from judges.cli import add_llm_judge_args, check_llm_judge_args, llm_judge_kwargs
+
+    add_llm_judge_args(p)  # --judge_cache_dir, --judge_base_url, ... (as the eval_* commands)
     args = p.parse_args(argv)
+    check_llm_judge_args([args.judge], args)
+    judges.check_judge_spec(args.judge, "--judge")  # before the data
     from pathlib import Path
 
     rows = (load_llmbar_as_reward_bench(args.dataset) if (Path(args.dataset) / "natural.json").is_file()
             else load_rows(args.dataset, args.split))
     groups = groups_from_rows(rows)[: args.limit]
-    judge = judges.load(args.judge)
+    judge = judges.load(args.judge, **llm_judge_kwargs(args.judge, args))
     report = detect_conflicts(judge, groups)
     report["failures"] = judge.failures.as_dict()
     print(json.dumps(report, indent=2))
@@ -117,4 +122,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from rm_core.errors import run_cli
+
+    run_cli(main)

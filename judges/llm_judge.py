@@ -19,9 +19,12 @@ Modes (each a Judge, see judges/base.py; every method batches all its items into
   pairwise prompt on all pairs instead; compare() is the pairwise judge's.
 
 Failures: an item the backend could not answer (reasons from judges.backends: "timeout", "HTTP 503",
-"prompt longer than max_length", ...) or whose answer does not parse ("unparsable rating", "unparsable
-verdict", "unparsable ranking") is None and counted in `judge.failures`; a pair is a failure when either
-order fails. Nothing is ever replaced by a default answer.
+"prompt longer than max_length", ...) or whose answer the answer grammar refuses ("unparsable rating",
+"unparsable verdict", "unparsable ranking"; see judges/prompts.py: the last non-empty line must be exactly
+"Rating: N", "A"/"B"/"C" or "[[A]]", "[2] > [1] > [3]") is None and counted in `judge.failures`, the
+grammar's reason ("several verdicts", "rating out of range", ...) in the failure's example and counted in
+`judge.refused` (per answer: a pair judged in both orders can add two). A pair is a failure when either order
+fails. Nothing is ever replaced by a default answer or read as a tie.
 
 Principles: `principles=[...]` (strings) are shown to the judge as a rubric. `generate_principles` writes
 them from a few labelled pairs and keeps them only when they raise agreement on held-out pairs.
@@ -30,13 +33,16 @@ them from a few labelled pairs and keeps them only when they raise agreement on 
 from __future__ import annotations
 
 import inspect
+import math
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from judges.backends import ChatBackend, HFBackend, OpenAIBackend
 from judges.base import (
+    NONFINITE,
     Conversation,
     FailureLog,
     Judge,
@@ -47,11 +53,12 @@ from judges.base import (
     split_conversation,
 )
 from judges.prompts import (
+    answer_excerpt,
     load_template,
     parse_principles,
-    parse_ranking,
-    parse_rating,
-    parse_verdict,
+    read_ranking,
+    read_rating,
+    read_verdict,
 )
 
 PAIR_CHOICES = ("A", "B", "C")  # the default pairwise template's letters; C is a tie
@@ -71,6 +78,12 @@ class LLMJudge(Judge):
         self.template = load_template(template, self.mode)
         self.principles = list(principles or [])
         self.max_new_tokens, self.temperature = max_new_tokens, temperature
+        self.refused: Counter = Counter()  # answers the grammar refused, by reason (judges/prompts.py REFUSALS)
+
+    def _refuse(self, error: str, text: str) -> str:
+        """Count a refused answer by its reason; the failure detail naming the reason and the answer's end."""
+        self.refused[error] += 1
+        return f"{error}: {answer_excerpt(text)}"
 
     def _render(self, template, **variables) -> list[Message]:
         return [{"role": "user", "content": template.render(principles=self.principles, **variables)}]
@@ -106,9 +119,10 @@ class PointwiseLLMJudge(LLMJudge):
                                          reference=reference))
         out = []
         for i, text in enumerate(self._generate(requests)):
-            rating = None if text is None else parse_rating(text, self.low, self.high)
-            if text is not None and rating is None:
-                self.failures.add("unparsable rating", f"#{i}: {text!r}")
+            parsed = None if text is None else read_rating(text, self.low, self.high)
+            rating = None if parsed is None else parsed.value
+            if parsed is not None and not parsed.ok:
+                self.failures.add("unparsable rating", f"#{i}: {self._refuse(parsed.error, text)}")
             if rating is not None and self.normalize:
                 rating = (rating - self.low) / (self.high - self.low)
             out.append(rating)
@@ -202,6 +216,8 @@ class PairwiseLLMJudge(LLMJudge):
                 if r.ok:
                     p_a, _, p_tie = r.value
                     first_wins[i] = p_a + p_tie / 2
+                    if not math.isfinite(first_wins[i]):  # a failure, before it reaches order_stats
+                        first_wins[i], errors[i] = None, (NONFINITE, f"choice probabilities {r.value!r:.100}")
                 else:
                     errors[i] = (r.error, r.detail)
             return first_wins, texts, errors
@@ -212,11 +228,11 @@ class PairwiseLLMJudge(LLMJudge):
                 errors[i] = (r.error, r.detail)
                 continue
             texts[i] = r.value
-            verdict = parse_verdict(r.value)
-            if verdict is None:
-                errors[i] = ("unparsable verdict", repr(r.value))
+            parsed = read_verdict(r.value)
+            if parsed.ok:
+                first_wins[i] = VERDICT_FIRST_WINS[parsed.value]
             else:
-                first_wins[i] = VERDICT_FIRST_WINS[verdict]
+                errors[i] = ("unparsable verdict", self._refuse(parsed.error, r.value))
         return first_wins, texts, errors
 
     def _compare(self, items: list[tuple[Prompt, str, str]]) -> list[float | None]:
@@ -253,10 +269,11 @@ class ListwiseLLMJudge(PairwiseLLMJudge):
         out = [[1.0] * len(responses) for _, responses in items]  # zero or one response: nothing to ask
         for i, text in zip(asked, texts):
             n = len(items[i][1])
-            order = None if text is None else parse_ranking(text, n)
+            parsed = None if text is None else read_ranking(text, n)
+            order = None if parsed is None else parsed.value
             if order is None:
-                if text is not None:
-                    self.failures.add("unparsable ranking", f"#{i}: {text!r}")
+                if parsed is not None:
+                    self.failures.add("unparsable ranking", f"#{i}: {self._refuse(parsed.error, text)}")
                 out[i] = [None] * n
                 continue
             for position, number in enumerate(order):
@@ -282,7 +299,17 @@ def load_llm_judge(spec: str, mode: str = "pairwise", **kwargs) -> LLMJudge:
     if kind not in backends or not model:
         raise ValueError(f"LLM judge spec must be 'llm:<model>' or 'openai:<model>', got {spec!r}")
     cls = backends[kind]
-    backend_params = set(inspect.signature(cls.__init__).parameters) - {"self"}
+
+    def params(c) -> set[str]:
+        return set(inspect.signature(c.__init__).parameters) - {"self"}
+
+    backend_params = params(cls)
+    # an option of the other backend (dtype for an endpoint, timeout_s for a local model) would otherwise reach
+    # the judge class as an unexpected keyword argument
+    misplaced = sorted(k for k in kwargs if k not in backend_params and any(k in params(c) for c in backends.values()))
+    if misplaced:
+        raise ValueError(f"{', '.join(misplaced)}: not an option of {kind}: judges ({cls.__name__} takes "
+                         f"{', '.join(sorted(backend_params - {'model', 'model_name_or_path'}))})")
     backend_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in backend_params}
     return llm_judge(cls(model, **backend_kwargs), mode, **kwargs)
 

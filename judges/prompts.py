@@ -9,26 +9,33 @@ Templates are Jinja2 strings rendered in a sandbox with StrictUndefined, so a ty
 
 `principles` is a list of strings (empty when none); the default templates show it as a rubric.
 
-Answer formats the default templates ask for, and the parsers that read them:
-    pointwise   "Rating: N", N an integer in 1..10                   parse_rating
-    pairwise    one letter: "A", "B", or "C" for a tie               parse_verdict
-                (one letter, so that the first generated token is the verdict and a local model's
-                next-token probabilities over A/B/C can be read directly; "[[A]]" and prose parse too)
-    listwise    "[2] > [1] > [3]", best first                        parse_ranking
-    principles  a bulleted list ("- ..."), written from `examples`   parse_principles
+The answer grammar: what each default template asks for, and the only thing its parser accepts. In every
+mode the LAST non-empty line is the answer, alone on it (surrounding whitespace aside), and it appears once:
+    pointwise   "Rating: N", N a plain integer in low..high (1..10)     read_rating / parse_rating
+    pairwise    "A", "B", or "C" for a tie (one capital letter, so      read_verdict / parse_verdict
+                the first generated token is the verdict and a local model's next-token probabilities over
+                A/B/C can be read directly); "[[A]]"/"[[B]]"/"[[C]]" (MT-Bench's form, for custom templates)
+    listwise    "[2] > [1] > [3]", best first, each of 1..n once       read_ranking / parse_ranking
+    principles  a bulleted list ("- ..."), written from `examples`     parse_principles
                 (dicts with prompt, chosen, rejected) and `max_principles`
-
-The parsers read text with regular expressions only (never eval or literal_eval), and answer None when the
-text does not say one thing clearly: a judge counts that as a failure instead of guessing.
+Everything else is refused with one of the REFUSALS reasons ("missing verdict", "several verdicts", "invalid
+rating", "rating out of range", "text after the ranking", ...); read_* return Parsed(value, error), parse_*
+the value or None. A judge counts a refused answer as a failure ("unparsable verdict" etc., with the reason in
+the failure's example) and by reason in `judge.refused`; it is never read as a tie or a default. The parsers
+use regular expressions only (never eval or literal_eval).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+T = TypeVar("T")
 
 _RUBRIC = """\
 {% if principles %}
@@ -54,7 +61,7 @@ Rate how well the response answers the user's request, on a scale from 1 (useles
 [Response]
 {{ response }}
 
-Reply with only the rating, in the form "Rating: N" where N is an integer from 1 to 10."""
+Reply with only the rating, on one line, in the form "Rating: N" where N is a whole number from 1 to 10, and nothing else."""
 
 PAIRWISE = """\
 Which of the two responses answers the user's request better?
@@ -69,7 +76,8 @@ Which of the two responses answers the user's request better?
 [Response B]
 {{ response_b }}
 
-Reply with a single letter: "A" if Response A is better, "B" if Response B is better, "C" if they are equally good."""
+Reply with a single capital letter and nothing else: "A" if Response A is better, "B" if Response B is better, \
+"C" if they are equally good."""
 
 LISTWISE = """\
 Rank the {{ responses | length }} responses below from best to worst answer to the user's request.
@@ -83,105 +91,163 @@ Rank the {{ responses | length }} responses below from best to worst answer to t
 {{ r }}
 
 {% endfor %}
-Reply with only the ranking, best first, in the form {% for r in responses %}[{{ loop.index }}]\
-{{ " > " if not loop.last else "" }}{% endfor %} (the numbers of all {{ responses | length }} responses, each once)."""
+Reply with only the ranking, on one line, best first, in the form {% for r in responses %}[{{ loop.index }}]\
+{{ " > " if not loop.last else "" }}{% endfor %} (the numbers of all {{ responses | length }} responses in brackets, each once), \
+and nothing else."""
 
 
 # -- parsers -----------------------------------------------------------------------------------------------
-_NUM = r"[-+]?\d+(?:\.\d+)?"
-# "Rating: 7", "Score = 7.5", "rating of **8**", "Rating: [[7]]", "Rating (1-10): 8/10"; optional denominator.
-_MARKED = re.compile(rf"\b(?:rating|score|grade)(?:\s*\([^)]{{0,20}}\))?\s*(?:is|of|:|=)?\s*[*\[(]*\s*({_NUM})"
-                     rf"(?:\s*(?:/|out of)\s*(\d+))?", re.IGNORECASE)
-_FRACTION = re.compile(rf"({_NUM})\s*(?:/|out of)\s*(\d+)", re.IGNORECASE)  # "8/10", "9 out of 10"
-_DOUBLE_BRACKET = re.compile(rf"\[\[\s*({_NUM})\s*\]\]")  # MT-Bench style "[[7]]"
-_NUMBER = re.compile(rf"(?<![\w.]){_NUM}(?![\w.]*\d)")
+# The answer grammar. One rule for every mode: the LAST non-empty line (surrounding whitespace aside) is the
+# answer, exactly in the form the prompt asks for, and the answer appears once. Anything else is refused with a
+# reason from REFUSALS (the judge counts it as an "unparsable ..." failure and by reason in `judge.refused`),
+# never read as a tie or a default. pair_pm/grpo_rewards.parse_reasoning_verdict applies the same rule to its
+# <verdict>A</verdict> form, with the same reasons.
+REFUSALS = {
+    "empty": "empty output",                      # nothing but whitespace
+    "missing": "missing {}",                      # no answer in the asked form anywhere
+    "several": "several {}s",                     # more than one answer ("[[A]]\n[[B]]", a quoted "[[B]]")
+    "invalid": "invalid {}",                      # the last line is an answer in another form ("**A**", "a",
+                                                  # "A.", "Rating: 7.5", "Rating: 1e1", "Rating: -3", "[1] > [1]")
+    "range": "{} out of range",                   # "Rating: 11" on a 1-10 scale
+    "after": "text after the {}",                 # the answer is on an earlier line
+    "not_alone": "{} not alone on its line",      # "My final verdict is [[A]]."
+}
 
 
-def parse_rating(text: str | None, low: float = 1, high: float = 10) -> float | None:
-    """The rating in `text`, or None. The last explicit marker wins ("Rating: 7", "Score: 7.5", "**8/10**",
-    "9 out of 10", "[[7]]"); without one, the last number in [low, high]. A marked rating out of range, or
-    on another scale ("Rating: 4/5" when high is 10), is None rather than a guess."""
-    if not text:
-        return None
-    marked = []  # (position, value, denominator or None)
-    for m in _MARKED.finditer(text):
-        marked.append((m.start(), float(m.group(1)), m.group(2)))
-    for m in _FRACTION.finditer(text):
-        if float(m.group(2)) == high:  # other fractions ("solved 3/4 steps") are not ratings
-            marked.append((m.start(), float(m.group(1)), m.group(2)))
-    for m in _DOUBLE_BRACKET.finditer(text):
-        marked.append((m.start(), float(m.group(1)), None))
-    if marked:
-        _, value, denominator = max(marked, key=lambda t: t[0])
-        if denominator is not None and float(denominator) != high:
-            return None
-        return value if low <= value <= high else None
-    in_range = [float(m.group()) for m in _NUMBER.finditer(text) if low <= float(m.group()) <= high]
-    return in_range[-1] if in_range else None
+def refusal(kind: str, what: str) -> str:
+    """The reason an answer is refused: refusal("several", "verdict") == "several verdicts"."""
+    return REFUSALS[kind].format(what)
 
 
-_VERDICTS = {"a": "A", "b": "B", "c": "tie", "tie": "tie"}
-_WHO = r"(?:response|assistant|output|answer|option)"
-_LETTER = r"(?-i:[ABC])"  # capitals only outside brackets: "a" in prose is the article ("Verdict: a tie")
-# Explicit final markers: "[[A]]", "[[C]]", "Verdict: B", "Final answer: Response A", "Output (a)".
-_EXPLICIT = [
-    re.compile(r"\[\[\s*(A|B|C|tie)\s*\]\]", re.IGNORECASE),
-    re.compile(rf"\b(?:final verdict|verdict|final answer|winner|better response|preferred response|choice)"
-               rf"\s*(?:is)?\s*[:=]?\s*[*\"'(\[]*\s*(?:{_WHO}\s*)?\(?({_LETTER}|tie)\b", re.IGNORECASE),
-    re.compile(r"\boutput\s*\((a|b)\)", re.IGNORECASE),
-]
-# Prose: "Response A is better", "I prefer Assistant B", "B is better", "they are equally good".
-_PROSE = [
-    re.compile(rf"\b(?:{_WHO}\s*)?\(?\b((?-i:A|B))\)?\s+(?:is|was|seems|appears)\s+(?:clearly\s+|slightly\s+|much\s+)?"
-               r"(?:better|superior|preferred|more helpful|more accurate|the better)", re.IGNORECASE),
-    re.compile(rf"\b(?:prefer|choose|pick|select)\s+(?:{_WHO}\s*)?\(?((?-i:A|B))\b\)?", re.IGNORECASE),
-    re.compile(r"\b(tie)\b|\b(?:equally good|equally bad|equally helpful|both (?:are )?equally)\b", re.IGNORECASE),
-]
-# The whole answer is a bare letter: "A", "(B)", "**A**", "A.", or a letter then a short explanation.
-_BARE = re.compile(r"^[\s*_`\"'(\[]*(A|B|C|tie)[\s*_`\"')\]]*(?:$|[.:;,!\n]|\s+[-\u2013\u2014(])", re.IGNORECASE)
+@dataclass(frozen=True)
+class Parsed(Generic[T]):
+    """What a parser read: the value, or None and `error`, the grammar's reason (see REFUSALS)."""
+
+    value: T | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _lines(text: str | None) -> list[str]:
+    """The non-empty lines of `text`, stripped."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()] if isinstance(text, str) else []
+
+
+def answer_excerpt(text: str, n: int = 120) -> str:
+    """The end of an answer for a failure record (the grammar is about the end)."""
+    return repr(text if len(text) <= n else "..." + text[-n:])
+
+
+_VERDICT_LINE = re.compile(r"([ABC])|\[\[([ABC])\]\]")  # the whole last line
+_VERDICT_MARK = re.compile(r"\[\[[^\[\]\n]{0,12}\]\]")  # "[[...]]" anywhere: a verdict in the MT-Bench form
+_VERDICT_LIKE = re.compile(r"[a-z]|tie", re.IGNORECASE)  # a line that is a verdict once decoration is removed
+_DECORATION = " \t*_`\"'()[]{}.,;:!?"
+_VERDICTS = {"A": "A", "B": "B", "C": "tie"}
+
+
+def read_verdict(text: str | None) -> Parsed[str]:
+    """A pairwise verdict: "A", "B" or "tie" (the letter C), or the reason it is refused.
+
+    Accepted: the last non-empty line is exactly A, B or C (capital, alone), or [[A]], [[B]] or [[C]] (the
+    MT-Bench form, for custom templates); no other line is a bare verdict letter and no other "[[...]]" appears.
+    Refused: "I would not choose A." and "Tie-breaker: A" (missing verdict), "[[A]]\\n[[B]]" (several verdicts),
+    "**A**", "A.", "a", "Tie", "D" (invalid verdict), "A\\nbecause ..." (text after the verdict), "Final verdict:
+    [[A]]" (verdict not alone on its line)."""
+    lines = _lines(text)
+    if not lines:
+        return Parsed(None, refusal("empty", "verdict"))
+    last = lines[-1]
+    marks = len(_VERDICT_MARK.findall("\n".join(lines)))
+    bare = sum(bool(re.fullmatch(r"[ABC]", line)) for line in lines)
+    if marks + bare > 1:
+        return Parsed(None, refusal("several", "verdict"))
+    m = _VERDICT_LINE.fullmatch(last)
+    if m:
+        return Parsed(_VERDICTS[m.group(1) or m.group(2)])
+    if _VERDICT_LIKE.fullmatch(last.strip(_DECORATION)):  # "**A**", "A.", "a", "(B)", "[[a]]", "Tie", "D"
+        return Parsed(None, refusal("invalid", "verdict"))
+    if _VERDICT_MARK.search(last):
+        return Parsed(None, refusal("not_alone", "verdict"))
+    if marks + bare:
+        return Parsed(None, refusal("after", "verdict"))
+    return Parsed(None, refusal("missing", "verdict"))
 
 
 def parse_verdict(text: str | None) -> str | None:
-    """"A", "B" or "tie" from a pairwise answer, or None when it is missing or ambiguous.
-
-    An explicit marker wins (the last one, as the answer usually follows its reasoning). Else the text must
-    be a bare letter ("A", "**B**", "A." - "C" or "tie" mean a tie), or prose naming one side only
-    ("Response A is better"); prose naming both sides ("A is better in style, but B is better overall") is
-    None."""
-    if not text:
-        return None
-    explicit = [(m.start(), m.group(1)) for pattern in _EXPLICIT for m in pattern.finditer(text)]
-    if explicit:
-        return _VERDICTS[max(explicit)[1].lower()]
-    bare = _BARE.match(text)
-    if bare and (bare.group(1).isupper() or text.strip().lower() == bare.group(1).lower()):
-        return _VERDICTS[bare.group(1).lower()]  # a lowercase "a" only alone: else it is the article
-    said = set()
-    for pattern in _PROSE:
-        for m in pattern.finditer(text):
-            said.add(_VERDICTS[(m.group(1) or "tie").lower()])
-    return said.pop() if len(said) == 1 else None
+    """"A", "B" or "tie" from a pairwise answer, or None when read_verdict refuses it."""
+    return read_verdict(text).value
 
 
-_CHAIN_BRACKETS = re.compile(r"\[\s*\d+\s*\](?:\s*(?:>|,|>>|\u227b)\s*\[\s*\d+\s*\])*")
-_CHAIN_PLAIN = re.compile(r"(?<![\w.\[])\d+(?:\s*>\s*\d+)+(?![\w.\]])")
+_RATING_MARK = re.compile(r"\brating\s*[:=]", re.IGNORECASE)
+_RATING_LINE = re.compile(r"Rating:[ \t]*(0|[1-9][0-9]*)")  # the whole last line
+
+
+def read_rating(text: str | None, low: float = 1, high: float = 10) -> Parsed[float]:
+    """A pointwise rating, or the reason it is refused.
+
+    Accepted: the last non-empty line is exactly "Rating: N", N a plain integer (digits, no sign, no leading
+    zero, no decimals or exponent) with low <= N <= high, and no other line says "Rating:". Refused: "Rating:
+    1e1", "Rating: 7.5", "Rating: -3", "Rating: 8/10", "**Rating: 8**", "rating: 8", "Rating: 8." (invalid
+    rating), "Rating: 11" on 1..10 (rating out of range), "7", "9 out of 10" (missing rating), two ratings
+    (several ratings), a rating followed by more text (text after the rating)."""
+    lines = _lines(text)
+    if not lines:
+        return Parsed(None, refusal("empty", "rating"))
+    last = lines[-1]
+    if len(_RATING_MARK.findall("\n".join(lines))) > 1:
+        return Parsed(None, refusal("several", "rating"))
+    m = _RATING_LINE.fullmatch(last)
+    if m:
+        value = float(int(m.group(1)))
+        return Parsed(value) if low <= value <= high else Parsed(None, refusal("range", "rating"))
+    if _RATING_MARK.match(last.lstrip(_DECORATION)):
+        return Parsed(None, refusal("invalid", "rating"))
+    if _RATING_MARK.search(last):
+        return Parsed(None, refusal("not_alone", "rating"))
+    if any(_RATING_MARK.search(line) for line in lines[:-1]):
+        return Parsed(None, refusal("after", "rating"))
+    return Parsed(None, refusal("missing", "rating"))
+
+
+def parse_rating(text: str | None, low: float = 1, high: float = 10) -> float | None:
+    """The rating in `text` (a float), or None when read_rating refuses it."""
+    return read_rating(text, low, high).value
+
+
+_RANKING_LINE = re.compile(r"\[([0-9]+)\](?:[ \t]*>[ \t]*\[[0-9]+\])*")  # the whole last line
+_RANKING_MARK = re.compile(r"\[\s*[0-9]+\s*\]\s*>\s*\[\s*[0-9]+\s*\]")  # "[2] > [1]" anywhere
+
+
+def read_ranking(text: str | None, n: int) -> Parsed[list[int]]:
+    """A listwise ranking, best first, as the 1-based response numbers it names ("[2] > [1] > [3]" ->
+    [2, 1, 3]), or the reason it is refused.
+
+    Accepted: the last non-empty line is exactly "[i] > [j] > ...", naming each of 1..n once, and no other line
+    holds a ranking. Refused: a duplicate, missing or unknown number (invalid ranking), "2 > 1 > 3" or "[2],
+    [1]" (missing ranking), "Ranking: [1] > [2] > [3]." (ranking not alone on its line), two rankings (several
+    rankings), a ranking followed by more text (text after the ranking)."""
+    lines = _lines(text)
+    if not lines:
+        return Parsed(None, refusal("empty", "ranking"))
+    last = lines[-1]
+    if sum(bool(_RANKING_MARK.search(line)) for line in lines) > 1:
+        return Parsed(None, refusal("several", "ranking"))
+    if _RANKING_LINE.fullmatch(last):
+        order = [int(x) for x in re.findall(r"[0-9]+", last)]
+        return Parsed(order) if sorted(order) == list(range(1, n + 1)) else Parsed(None, refusal("invalid", "ranking"))
+    if _RANKING_MARK.search(last):
+        return Parsed(None, refusal("not_alone", "ranking"))
+    if any(_RANKING_MARK.search(line) for line in lines[:-1]):
+        return Parsed(None, refusal("after", "ranking"))
+    return Parsed(None, refusal("missing", "ranking"))
 
 
 def parse_ranking(text: str | None, n: int) -> list[int] | None:
-    """The ranking in `text`, best first, as the 1-based response numbers it names ("[2] > [1] > [3]" ->
-    [2, 1, 3]; "2 > 1 > 3" also works). The last ranking in the text is used, and it must name each of 1..n
-    exactly once: a duplicate, a missing or an unknown number gives None."""
-    if not text or n < 1:
-        return None
-    for pattern in (_CHAIN_BRACKETS, _CHAIN_PLAIN):  # plain "2 > 1 > 3" only when no bracketed ranking
-        chains = [[int(x) for x in re.findall(r"\d+", m.group())] for m in pattern.finditer(text)]
-        chains = [c for c in chains if len(c) >= min(n, 2)]  # "[2] is best because ..." is not a ranking
-        if chains:
-            break
-    else:
-        return None
-    order = chains[-1]
-    return order if sorted(order) == list(range(1, n + 1)) else None
+    """The ranking in `text`, best first, or None when read_ranking refuses it."""
+    return read_ranking(text, n).value
 
 
 PRINCIPLES = """\

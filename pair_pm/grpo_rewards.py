@@ -9,7 +9,10 @@ The model reads the pair-PM chat (pair_pm/prepare_data.py, REASONING_QUESTION) a
 `parse_reasoning_verdict` is strict (regular expressions only, never eval): an output parses when it ends
 with exactly one `<verdict>A</verdict>` or `<verdict>B</verdict>` (lowercase tag, capital letter, nothing
 inside the tag but the letter, nothing after it but whitespace), holds no other verdict tag, and the verdict
-is not inside an unclosed <principles> or <critique>. Everything else is malformed, with a reason:
+is not inside an unclosed <principles> or <critique>. This is the prompted judges' answer grammar
+(judges/prompts.py: the answer ends the output, once, in exactly the asked form, a capital letter) in the tag
+form, and the reasons it shares with it are the same words (judges.prompts.refusal). Everything else is
+malformed, with a reason:
 
     "empty output", "missing verdict", "several verdicts", "invalid verdict" (<verdict>a</verdict>,
     <verdict>C</verdict>, <verdict> A </verdict>), "malformed verdict tag" (<Verdict>A</Verdict>, an unclosed
@@ -37,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from judges.compose import ComposedReward, LengthRule, RegexFormatRule, Rule, Unscorable
+from judges.prompts import refusal
 
 VERDICTS = ("A", "B")
 _EXACT_END = re.compile(r"<verdict>([AB])</verdict>\Z")
@@ -68,24 +72,24 @@ def reasoning_text(text: str) -> str:
 def parse_reasoning_verdict(text: str | None) -> ParsedVerdict:
     """"A" / "B" from a reasoning pair-PM output, or None with the reason; see the module docstring."""
     if not isinstance(text, str) or not text.strip():
-        return ParsedVerdict(None, "", "empty output")
+        return ParsedVerdict(None, "", refusal("empty", "verdict"))
     body = text.strip()
     reasoning = reasoning_text(body)
     opens, closes = len(_ANY_OPEN.findall(body)), len(_ANY_CLOSE.findall(body))
     if opens == 0 and closes == 0:
-        return ParsedVerdict(None, reasoning, "missing verdict")
+        return ParsedVerdict(None, reasoning, refusal("missing", "verdict"))
     if opens > 1 or closes > 1:
-        return ParsedVerdict(None, reasoning, "several verdicts")
+        return ParsedVerdict(None, reasoning, refusal("several", "verdict"))
     m = _EXACT_END.search(body)
     if m is None:
         loose = _LOOSE.search(body)
         if loose is None:
             return ParsedVerdict(None, reasoning, "malformed verdict tag")  # unclosed, or a closing tag alone
         if loose.group(1) not in VERDICTS:
-            return ParsedVerdict(None, reasoning, "invalid verdict")
+            return ParsedVerdict(None, reasoning, refusal("invalid", "verdict"))
         if _EXACT.search(body) is None:
             return ParsedVerdict(None, reasoning, "malformed verdict tag")  # <Verdict>A</Verdict>, <verdict x>
-        return ParsedVerdict(None, reasoning, "text after the verdict")
+        return ParsedVerdict(None, reasoning, refusal("after", "verdict"))
     before = body[:m.start()]
     for section in _SECTIONS:
         n_open = len(re.findall(rf"<\s*{section}\s*>", before, re.IGNORECASE))

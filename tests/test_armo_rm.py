@@ -87,8 +87,13 @@ def test_cache_resumes_after_a_kill_and_reuses_shared_items(backbone, tmp_path):
     assert again["stats"]["computed"] == 2 and again["stats"]["cached"] == 4  # 3 finished + the repeat
     torch.testing.assert_close(again["embeddings"][:5], first["embeddings"])
     torch.testing.assert_close(again["prompt_embeddings"][5], first["prompt_embeddings"][0])
-    with pytest.raises(ValueError, match="was built with"):
-        extract_embeddings(model, tok, items, tmp_path, "another-model", max_length=64)
+    import copy
+
+    other = copy.deepcopy(model)  # another backbone under the same name (a retrain in place): refused
+    with torch.no_grad():
+        other.norm.weight.add_(1.0)
+    with pytest.raises(ValueError, match="was built with other inputs .*weights_sha256"):
+        extract_embeddings(other, tok, items, tmp_path, "tiny", max_length=64)
 
 
 # ---------------------------------------------------------------- Ratings
@@ -402,3 +407,146 @@ def test_report_shares_the_embedding_cache_with_armo_judges_only(trained, tmp_pa
     assert files(cfg.cache_folder) == training_shards  # ... and found them all in the training cache
     assert results["fresh"] == results["plain"] == results["training"]
     assert results["plain"]["armo"]["accuracy (all pairs)"] > 0.8
+
+
+# ---------------------------------------------------------------- bf16: heads kept and computed in fp32
+
+
+@pytest.fixture(scope="module")
+def bf16_export(tmp_path_factory):
+    """export_model from a bf16 backbone with trained heads whose values bf16 cannot hold (a scale of pi,
+    penalties like 0.1234567): (cfg, regression weight, bias, the stage 2 head, preference rows)."""
+    from armo_rm.config import ArmoConfig
+    from armo_rm.train_gating import GatedScore, export_model, transform_matrix
+    from rm_core.testing import save_tiny_backbone
+
+    work = tmp_path_factory.mktemp("armo-bf16")
+    path = save_tiny_backbone(work / "tiny")
+    cfg = ArmoConfig(model_name_or_path=str(path), output_dir=str(work / "out"), max_length=64, dtype="bfloat16",
+                     ratings_sources=["ratings.jsonl"], preference_sources=["prefs.jsonl"], test_sources=[],
+                     gating_hidden_dim=16, gating_dropout=0.0)
+    hidden = json.loads((path / "config.json").read_text())["hidden_size"]
+    gen = torch.Generator().manual_seed(0)
+    weight, bias = torch.randn(3, hidden, generator=gen) * 0.37, torch.randn(3, generator=gen) * 0.11
+    head = GatedScore(hidden, cfg, transform_matrix(np.array([0.1234567, -0.0456789, 1.0]), 2))
+    with torch.no_grad():
+        for p in head.gating.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.73)
+        head.logit_scale.fill_(3.14159265)
+    head.eval()
+    export_model(cfg, ["helpful", "safe", "verbosity"], weight, bias, head, {"test": {}})
+    prefs = [{"prompt": f"question {i} about the sea", "chosen": "Sure, here is the answer " + "word " * i,
+              "rejected": "I cannot help " + "no " * (5 - i)} for i in range(5)]
+    return cfg, weight, bias, head, prefs
+
+
+def _training_formula(cfg, weight, bias, head, convs):
+    """Stage 2's score, in fp32, from the bf16 backbone's hidden states as the embedding cache holds them."""
+    from judges.base import split_conversation
+    from rm_core.embeddings import forward_items, load_backbone, render_item
+    from rm_core.templates import ensure_pad_token
+
+    backbone, tok = load_backbone(cfg.model_name_or_path, "bfloat16", "cpu")
+    items = [render_item(tok, *split_conversation(c), cfg.max_length) for c in convs]
+    emb, prompt_emb = forward_items(backbone, items, ensure_pad_token(tok), 1)
+    assert emb.dtype == torch.float32
+    with torch.no_grad():
+        return head(prompt_emb, emb @ weight.T + bias).tolist()
+
+
+def _assert_fp32_heads(model, weight, bias, head):
+    assert next(model.backbone.parameters()).dtype == torch.bfloat16
+    for name, tensor in [*model.regression.named_parameters(), *model.gating.named_parameters(),
+                         ("logit_scale", model.logit_scale), ("reward_transform", model.reward_transform)]:
+        assert tensor.dtype == torch.float32, name
+    assert torch.equal(model.regression.weight, weight) and torch.equal(model.regression.bias, bias)
+    for (name, a), b in zip(model.gating.state_dict().items(), head.gating.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert torch.equal(model.logit_scale, head.logit_scale.detach())
+    assert torch.equal(model.reward_transform, head.transform)
+
+
+def test_bf16_export_keeps_the_heads_fp32_and_scores_as_stage_two(bf16_export, tmp_path):
+    """A checkpoint exported from a bf16 backbone, loaded with dtype bfloat16, scores (through judges.load,
+    eval_reward_bench --dtype bfloat16 and the model's own forward) exactly what stage 2's fp32 formula gives
+    on the same bf16 hidden states; the heads survive save/load in fp32."""
+    import judges
+    from armo_rm.modeling import ArmoRMModel
+    from eval.reward_bench import evaluate, make_parser
+    from judges.base import conversation
+    from rm_core.templates import tokenize_messages
+
+    cfg, weight, bias, head, prefs = bf16_export
+    convs = [conversation(p["prompt"], p[side]) for p in prefs for side in ("chosen", "rejected")]
+    expected = _training_formula(cfg, weight, bias, head, convs)
+
+    judge = judges.load(cfg.output_dir, dtype="bfloat16")
+    _assert_fp32_heads(judge.model, weight, bias, head)
+    np.testing.assert_allclose(judge.score(convs), expected, rtol=0, atol=1e-5)
+    for conv, e in zip(convs[:3], expected):
+        out = judge.model(torch.tensor([tokenize_messages(judge.tokenizer, conv)]))
+        assert out.score.dtype == torch.float32 and abs(out.score.item() - e) < 1e-5
+
+    data = tmp_path / "rb.jsonl"
+    data.write_text("".join(json.dumps({"id": str(i), "subset": "mine", **p}) + "\n" for i, p in enumerate(prefs)))
+    summary = evaluate(make_parser().parse_args(["--model", cfg.output_dir, "--dataset", str(data), "--dtype",
+                                                 "bfloat16", "--output_dir", str(tmp_path / "res")]))
+    assert summary["failed_pairs"] == 0
+    rows = [json.loads(x) for x in (tmp_path / "res" / "scores.jsonl").read_text().splitlines()]
+    np.testing.assert_allclose([r["chosen_score"] for r in rows], expected[0::2], rtol=0, atol=1e-5)
+
+    judge.model.save_pretrained(tmp_path / "again")  # loaded in bf16, saved, loaded again: still fp32 heads
+    _assert_fp32_heads(ArmoRMModel.from_pretrained(tmp_path / "again", dtype=torch.bfloat16), weight, bias, head)
+
+
+def test_bf16_checkpoint_loads_with_trust_remote_code_in_bf16(bf16_export, tmp_path):
+    cfg, weight, bias, head, prefs = bf16_export
+    import judges
+    from judges.base import conversation
+    from rm_core.templates import tokenize_messages
+
+    judge = judges.load(cfg.output_dir, dtype="bfloat16")
+    conv = conversation(prefs[2]["prompt"], prefs[2]["chosen"])
+    ids = tokenize_messages(judge.tokenizer, conv)
+    expected = _training_formula(cfg, weight, bias, head, [conv])[0]
+    script = (
+        "import json, sys, torch\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('armo_rm', 'rm_core', 'judges'):\n"
+        "            raise ImportError(name + ' is blocked in this test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from transformers import AutoModel\n"
+        f"m = AutoModel.from_pretrained({cfg.output_dir!r}, trust_remote_code=True, dtype=torch.bfloat16)\n"
+        f"out = m(torch.tensor([{ids!r}]))\n"
+        "heads = [m.regression.weight, m.gating.mlp[0].weight, m.logit_scale, m.reward_transform]\n"
+        "print(json.dumps({'score': out.score.item(), 'heads': sorted({str(t.dtype) for t in heads}),\n"
+        "                  'backbone': str(next(m.backbone.parameters()).dtype)}))\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["HF_MODULES_CACHE"] = str(tmp_path / "modules")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["heads"] == ["torch.float32"] and got["backbone"] == "torch.bfloat16"
+    assert abs(got["score"] - expected) < 1e-5
+
+
+def test_a_diverged_gating_stops_before_anything_is_exported(trained, tmp_path):
+    """Stage 2 at a learning rate of 1e30: the one step's loss is finite, the gating after it is not. The run
+    stops with a clear error before export: no model, config.json or card in output_dir."""
+    import dataclasses
+    import shutil
+
+    from armo_rm import train_gating
+    from rm_core.finite import TrainingDivergedError
+
+    cfg = trained[0]
+    out = tmp_path / "armo-diverged"
+    out.mkdir()
+    shutil.copy(Path(cfg.output_dir) / "regression.safetensors", out)  # stage 1's output
+    bad = dataclasses.replace(cfg, output_dir=str(out), embedding_cache=cfg.cache_folder, learning_rate=1e30,
+                              max_steps=1)
+    with pytest.raises(TrainingDivergedError, match="scores of the test pairs of .* NaN or infinite"):
+        train_gating.main(bad)
+    assert sorted(p.name for p in out.iterdir()) == ["regression.safetensors"]

@@ -28,76 +28,6 @@ from judges.prompts import load_template, parse_principles, parse_ranking, parse
 # ---------------------------------------------------------------- parsers
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("Rating: 7", 7.0),
-    ("**8/10**", 8.0),
-    ("Score: 7.5", 7.5),
-    ("I'd give it a 9 out of 10", 9.0),
-    ("Rating: [[6]]", 6.0),
-    ("rating of **8**", 8.0),
-    ("Rating (1-10): 7", 7.0),
-    ("It solved 3/4 steps. Rating: 6", 6.0),  # a fraction on another scale is not a rating
-    ("Rating: 6. It solved 3/4 of the steps.", 6.0),
-    ("Rating: 3\n\nOn reflection, Rating: 5", 5.0),  # the last marker wins
-    ("7", 7.0),  # no marker: the last number in range
-    ("Good answer with 2 facts, so 8.", 8.0),
-    ("Rating: 10", 10.0),
-    ("Rating: 11", None),  # a marked rating out of range is not replaced by another number
-    ("Rating: 0", None),
-    ("Rating: 4/5", None),  # another scale
-    ("There are 15 lines", None),
-    ("-3", None),
-    ("Rating: N", None),
-    ("", None),
-    (None, None),
-])
-def test_parse_rating(text, expected):
-    assert parse_rating(text) == expected
-
-
-def test_parse_rating_other_scale():
-    assert parse_rating("Score: 4/5", low=1, high=5) == 4.0
-    assert parse_rating("Score: 7", low=1, high=5) is None
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("[[A]]", "A"), ("[[B]]", "B"), ("[[C]]", "tie"), ("[[a]]", "A"),
-    ("A", "A"), ("B", "B"), ("C", "tie"), ("a", "A"), ("**A**", "A"), ("(B)", "B"), ("B.", "B"),
-    ("A\n\nBecause it answers the question.", "A"),
-    ("Tie", "tie"), ("tie", "tie"),
-    ("Output (a)", "A"), ("Output (b)", "B"),
-    ("Response B is better", "B"), ("Assistant A is clearly better.", "A"), ("I prefer Response A.", "A"),
-    ("Both are equally good.", "tie"),
-    ("Verdict: B", "B"), ("Final verdict: [[B]]", "B"), ("Winner: Response A", "A"), ("Verdict: a tie", "tie"),
-    ("Response A looks fine, but my final verdict: [[B]]", "B"),  # a marker wins over prose
-    # ambiguous or missing: None, never a default
-    ("Response A is better in style, but Response B is better overall", None),
-    ('Reply with a single letter: "A" if Response A is better, "B" if Response B is better', None),
-    ("A good answer needs more detail", None),  # "A" the article
-    ("I prefer a concise answer", None),
-    ("Neither", None), ("", None), (None, None), ("D", None),
-])
-def test_parse_verdict(text, expected):
-    assert parse_verdict(text) == expected
-
-
-@pytest.mark.parametrize("text, n, expected", [
-    ("[2] > [1] > [3]", 3, [2, 1, 3]),
-    ("[3]>[1]>[2]", 3, [3, 1, 2]),
-    ("Ranking: [1] > [3] > [2]. [1] is best because it is right.", 3, [1, 3, 2]),
-    ("2 > 1 > 3", 3, [2, 1, 3]),
-    ("[2], [1]", 2, [2, 1]),
-    ("[2] > [2] > [3]", 3, None),  # duplicate
-    ("[1] > [2]", 3, None),  # missing
-    ("[1] > [4] > [2]", 3, None),  # unknown
-    ("[0] > [1] > [2]", 3, None),
-    ("The second one is best", 3, None),
-    ("", 3, None),
-])
-def test_parse_ranking(text, n, expected):
-    assert parse_ranking(text, n) == expected
-
-
 def test_parse_principles():
     text = "Here are principles:\n- Be **correct**.\n* Be concise.\n1. Answer the question asked.\n- be concise.\nOK"
     assert parse_principles(text, 5) == ["Be correct.", "Be concise.", "Answer the question asked."]
@@ -144,6 +74,153 @@ GOOD, BAD = "The answer is 5.", "The answer is 7."
 def prefers_good(request):
     a, b = shown(request)
     return "A" if a == GOOD else "B" if b == GOOD else "C"
+
+
+# ---------------------------------------------------------------- the answer grammar
+
+
+# The answer grammar (judges/prompts.py, judges/README.md): the LAST non-empty line is the answer, in exactly the
+# form the default prompt asks for; anything else is refused with a reason, never read as a tie or a default.
+#   pairwise   "A", "B" or "C" (tie) alone on the line, or the MT-Bench form "[[A]]" / "[[B]]" / "[[C]]"
+#   pointwise  "Rating: N", N a plain integer in [low, high] (1..10 by default)
+#   listwise   "[2] > [1] > [3]", every response number in 1..n exactly once
+GRAMMAR = [  # (mode, output, parsed value, reason it is refused)
+    # pairwise: accepted
+    ("pairwise", "A", "A", None),
+    ("pairwise", "B\n", "B", None),
+    ("pairwise", "C", "tie", None),
+    ("pairwise", "  [[B]]  \n\n", "B", None),  # surrounding whitespace and blank lines are not text
+    ("pairwise", "Response A repeats the question; Response B answers it.\n[[B]]", "B", None),
+    ("pairwise", 'Response B quotes the user: "pick A or B".\nB', "B", None),  # letters in prose are not verdicts
+    # pairwise: negations and prose are not verdicts
+    ("pairwise", "I would not choose A.", None, "missing verdict"),
+    ("pairwise", "Tie-breaker: A", None, "missing verdict"),
+    ("pairwise", "A is not better than B.", None, "missing verdict"),
+    ("pairwise", "Response B is better", None, "missing verdict"),
+    ("pairwise", "Both are equally good.", None, "missing verdict"),
+    ("pairwise", 'Reply with a single capital letter: "A" if Response A is better', None, "missing verdict"),
+    # pairwise: quotes of the other answer and several verdicts
+    ("pairwise", 'Response A ends with "[[B]]", copying the format.\n[[A]]', None, "several verdicts"),
+    ("pairwise", "[[A]]\n[[B]]", None, "several verdicts"),
+    ("pairwise", "A\nB", None, "several verdicts"),
+    ("pairwise", "[[A]] [[B]]", None, "several verdicts"),
+    # pairwise: a verdict in another form (markdown, punctuation, lowercase, words, other letters)
+    ("pairwise", "**A**", None, "invalid verdict"),
+    ("pairwise", "**[[A]]**", None, "invalid verdict"),
+    ("pairwise", "A.", None, "invalid verdict"),
+    ("pairwise", "(B)", None, "invalid verdict"),
+    ("pairwise", "a", None, "invalid verdict"),
+    ("pairwise", "[[a]]", None, "invalid verdict"),
+    ("pairwise", "Tie", None, "invalid verdict"),
+    ("pairwise", "D", None, "invalid verdict"),
+    # pairwise: a verdict that is not the last line, or not alone on it
+    ("pairwise", "A\n\nBecause it answers the question.", None, "text after the verdict"),
+    ("pairwise", "[[B]]\nResponse B is more accurate.", None, "text after the verdict"),
+    ("pairwise", "My final verdict is [[A]].", None, "verdict not alone on its line"),
+    ("pairwise", "Response A looks fine, but my final verdict: [[B]]", None, "verdict not alone on its line"),
+    ("pairwise", "", None, "empty output"),
+    ("pairwise", " \n\t\n", None, "empty output"),
+    # pointwise: accepted
+    ("pointwise", "Rating: 7", 7.0, None),
+    ("pointwise", "Rating: 10", 10.0, None),
+    ("pointwise", "Rating: 1  \n", 1.0, None),
+    ("pointwise", "Correct and concise, though it could cite a source.\nRating: 9", 9.0, None),
+    ("pointwise", "I would not rate it a 10: it skips a step.\nRating: 4", 4.0, None),
+    # pointwise: numbers that are not plain integers in range
+    ("pointwise", "Rating: 1e1", None, "invalid rating"),
+    ("pointwise", "Rating: 7.5", None, "invalid rating"),
+    ("pointwise", "Rating: -3", None, "invalid rating"),
+    ("pointwise", "Rating: 8/10", None, "invalid rating"),
+    ("pointwise", "Rating: [[6]]", None, "invalid rating"),
+    ("pointwise", "Rating: N", None, "invalid rating"),
+    ("pointwise", "Rating: 11", None, "rating out of range"),
+    ("pointwise", "Rating: 0", None, "rating out of range"),
+    # pointwise: markdown, punctuation, lowercase
+    ("pointwise", "**Rating: 8**", None, "invalid rating"),
+    ("pointwise", "Rating: 8.", None, "invalid rating"),
+    ("pointwise", "rating: 8", None, "invalid rating"),
+    # pointwise: several ratings, not on the last line, no marker
+    ("pointwise", "Rating: 3\n\nOn reflection, Rating: 5", None, "several ratings"),
+    ("pointwise", "Rating: 6\nIt solved 3/4 of the steps.", None, "text after the rating"),
+    ("pointwise", "It solved 3/4 of the steps. Rating: 6", None, "rating not alone on its line"),
+    ("pointwise", "7", None, "missing rating"),
+    ("pointwise", "I'd give it a 9 out of 10", None, "missing rating"),
+    ("pointwise", "**8/10**", None, "missing rating"),
+    ("pointwise", "", None, "empty output"),
+    # listwise (3 responses): accepted
+    ("listwise", "[2] > [1] > [3]", [2, 1, 3], None),
+    ("listwise", "[3]>[1]>[2]  \n", [3, 1, 2], None),
+    ("listwise", "Response 2 is the most complete.\n[2] > [3] > [1]", [2, 3, 1], None),
+    # listwise: refused
+    ("listwise", "[2] > [2] > [3]", None, "invalid ranking"),  # a duplicate
+    ("listwise", "[1] > [2]", None, "invalid ranking"),  # one missing
+    ("listwise", "[1] > [4] > [2]", None, "invalid ranking"),  # an unknown number
+    ("listwise", "2 > 1 > 3", None, "missing ranking"),
+    ("listwise", "[2], [1], [3]", None, "missing ranking"),
+    ("listwise", "Ranking: [1] > [3] > [2]. [1] is best because it is right.", None, "ranking not alone on its line"),
+    ("listwise", "**[2] > [1] > [3]**", None, "ranking not alone on its line"),
+    ("listwise", "[1] > [2] > [3]\n[2] > [1] > [3]", None, "several rankings"),
+    ("listwise", "[2] > [1] > [3]\nResponse 2 is best.", None, "text after the ranking"),
+]
+
+
+def _judged(mode: str, text: str):
+    """(what the judge made of `text`, the judge): through the real judge path, with a backend answering `text`."""
+    backend = ScriptedBackend(lambda r: text)
+    if mode == "pointwise":
+        judge = PointwiseLLMJudge(backend, normalize=False)
+        return judge.score([conversation(PROMPT, GOOD)])[0], judge
+    if mode == "pairwise":
+        judge = PairwiseLLMJudge(backend)
+        (v,) = judge.judge_pairs([(PROMPT, GOOD, BAD)])
+        return (v.p_forward if v.p is not None else None), judge
+    judge = ListwiseLLMJudge(backend)
+    return judge.rank(PROMPT, ["x", "y", "z"]), judge
+
+
+@pytest.mark.parametrize("mode, text, expected, reason", GRAMMAR)
+def test_answer_grammar(mode, text, expected, reason):
+    parse = {"pairwise": parse_verdict, "pointwise": parse_rating, "listwise": lambda t: parse_ranking(t, 3)}[mode]
+    assert parse(text) == expected
+    what = {"pairwise": "verdict", "pointwise": "rating", "listwise": "ranking"}[mode]
+    value, judge = _judged(mode, text)
+    if reason is None:
+        want = {"pairwise": lambda: {"A": 1.0, "B": 0.0, "tie": 0.5}[expected], "pointwise": lambda: expected,
+                "listwise": lambda: [float(3 - expected.index(k)) for k in (1, 2, 3)]}[mode]()
+        assert value == want and judge.failures.total == 0 and not judge.refused
+        return
+    # refused: a counted failure with the grammar's reason, never a tie or a default
+    assert value is None or value == [None, None, None]
+    assert judge.failures.counts == {f"unparsable {what}": 1}
+    assert reason in judge.failures.examples[f"unparsable {what}"][0]
+    assert judge.refused == {reason: 2 if mode == "pairwise" else 1}  # a pair: both orders answered `text`
+
+
+def test_answer_grammar_table_is_broad():
+    assert len(GRAMMAR) >= 30 and {m for m, *_ in GRAMMAR} == {"pairwise", "pointwise", "listwise"}
+
+
+def test_parsers_on_missing_text_and_other_scales():
+    assert parse_verdict(None) is None and parse_rating(None) is None and parse_ranking(None, 3) is None
+    assert parse_rating("Rating: 4", low=1, high=5) == 4.0
+    assert parse_rating("Rating: 7", low=1, high=5) is None  # out of the custom template's range
+    assert parse_rating("Rating: 0", low=0, high=100) == 0.0
+    assert parse_ranking("[1] > [2]", 2) == [1, 2] and parse_ranking("[1]", 1) == [1]
+
+
+@pytest.mark.parametrize("mode", ["pointwise", "pairwise", "listwise"])
+def test_default_prompts_ask_for_exactly_the_grammar(mode):
+    """Each default prompt names the one form its parser accepts, and ends by asking for it."""
+    template = load_template(None, mode)
+    if mode == "pointwise":
+        text = template.render(prompt="q", response="r", reference=None, principles=[])
+        assert text.endswith('"Rating: N" where N is a whole number from 1 to 10, and nothing else.')
+    elif mode == "pairwise":
+        text = template.render(prompt="q", response_a="a", response_b="b", principles=[])
+        assert 'Reply with a single capital letter and nothing else: "A" if Response A is better' in text
+    else:
+        text = template.render(prompt="q", responses=["x", "y", "z"], principles=[])
+        assert "[1] > [2] > [3]" in text and "and nothing else" in text
 
 
 def test_pairwise_judges_both_orders_in_one_batch():
@@ -553,6 +630,70 @@ def test_openai_api_key(server, monkeypatch):
     assert server.requests[-1][0]["Authorization"] == "Bearer sk-test"
 
 
+def _no_network(monkeypatch):
+    """Any name lookup or connection from here on fails the test."""
+    def refuse(*args, **kwargs):
+        pytest.fail("the backend reached for the network before refusing")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.mark.parametrize("url, host", [("http://judge.invalid:8000/v1", "judge.invalid"), ("http://10.1.2.3/v1", "10.1.2.3"),
+                                       ("HTTP://Judge.Invalid/v1", "judge.invalid"),
+                                       ("http://[2001:db8::1]:8000/v1", "2001:db8::1")])
+def test_openai_refuses_a_key_over_plain_http_to_another_host(url, host, monkeypatch):
+    _no_network(monkeypatch)
+    monkeypatch.setenv("MY_KEY", "sk-secret")
+    with pytest.raises(ValueError) as caught:
+        OpenAIBackend("m", base_url=url, api_key_env="MY_KEY")
+    message = str(caught.value)
+    assert "\n" not in message and "--judge_allow_insecure_http" in message and "sk-secret" not in message
+    assert host in message
+    # told to, it sends the key (nothing is sent here: the constructor makes no request)
+    backend = OpenAIBackend("m", base_url=url, api_key_env="MY_KEY", allow_insecure_http=True)
+    assert backend._headers == {"Authorization": "Bearer sk-secret"}
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/v1", "http://127.3.2.1/v1", "http://localhost:8000/v1",
+                                 "http://[::1]:8000/v1", "https://judge.invalid/v1"])
+def test_openai_key_over_loopback_http_or_https_is_fine(url, monkeypatch):
+    _no_network(monkeypatch)
+    monkeypatch.setenv("MY_KEY", "sk-secret")
+    assert OpenAIBackend("m", base_url=url, api_key_env="MY_KEY")._headers == {"Authorization": "Bearer sk-secret"}
+
+
+def test_openai_without_a_key_plain_http_is_fine(server, monkeypatch):
+    monkeypatch.setenv("MY_KEY", "")
+    backend = OpenAIBackend("m", base_url="http://127.0.0.1:1/v1", api_key_env="MY_KEY")
+    assert backend._headers == {}
+    monkeypatch.setenv("MY_KEY", "sk-secret")
+    fast_backend(server, api_key_env="MY_KEY").generate(ask("hi"))  # the fake server is loopback http
+    assert server.requests[-1][0]["Authorization"] == "Bearer sk-secret"
+
+
+def test_judge_allow_insecure_http_flag(monkeypatch):
+    import argparse
+
+    import judges
+    from judges.cli import add_llm_judge_args, check_llm_judge_args, llm_judge_kwargs
+
+    _no_network(monkeypatch)
+    monkeypatch.setenv("MY_KEY", "sk-secret")
+    parser = add_llm_judge_args(argparse.ArgumentParser())
+    base = ["--judge_base_url", "http://judge.invalid/v1", "--judge_api_key_env", "MY_KEY"]
+    args = parser.parse_args(base)
+    assert args.judge_allow_insecure_http is None
+    with pytest.raises(ValueError, match="judge.invalid.*--judge_allow_insecure_http"):
+        judges.load("openai:m", **llm_judge_kwargs("openai:m", args))
+    args = parser.parse_args(base + ["--judge_allow_insecure_http"])
+    kwargs = llm_judge_kwargs("openai:m", args)
+    assert kwargs["allow_insecure_http"] is True
+    assert judges.load("openai:m", **kwargs).backend._headers == {"Authorization": "Bearer sk-secret"}
+    with pytest.raises(ValueError, match="--judge_allow_insecure_http is an option of openai:"):
+        check_llm_judge_args(["llm:some/model"], parser.parse_args(["--judge_allow_insecure_http"]))
+
 def test_openai_choice_probs_from_logprobs(server):
     def logprobs(hit, body):
         assert body["logprobs"] is True and body["max_tokens"] == 1
@@ -693,3 +834,192 @@ def test_smollm2_judges_sanity():
     scores = pointwise.score([conversation(q, a) for q, a, _ in pairs])
     assert all(s is None or 0.0 <= s <= 1.0 for s in scores)
     assert sum(s is None for s in scores) == pointwise.failures.total
+
+
+# ---------------------------------------------------------------- llm:/openai: judges from every command line
+
+
+def _key(text: str) -> int:
+    """The fake endpoint's taste: a response saying "good" wins, else the shorter one; equal keys tie."""
+    return 100 * ("good" in text) - len(text)
+
+
+def verdicts(hit, body):
+    """A deterministic judge behind /v1/chat/completions: "A", "B" or "C" (tie) by _key for the default pairwise
+    prompt, "Rating: N" for the pointwise one."""
+    time.sleep(0.01)  # a call takes time: concurrent requests overlap, so max_concurrency is observable
+    messages = body["messages"]
+    text = messages[-1]["content"]
+    if "[Response A]" in text:
+        a, b = shown(messages)
+        answer = "A" if _key(a) > _key(b) else "B" if _key(a) < _key(b) else "C"
+    else:
+        response = text.split("[Response]\n", 1)[1].rsplit("\n\nReply with", 1)[0]
+        answer = f"Rating: {min(10, max(1, 5 + _key(response) // 10))}"
+    return 200, {"choices": [{"message": {"role": "assistant", "content": answer}}]}, {}
+
+
+# chosen-score the fake endpoint gives each pair: good wins, shorter wins, longer loses, an equal length ties
+CLI_PAIRS = [("What is 2 + 3?", "good: it is 5", "it is 7", 1.0),
+             ("Say hello.", "Hello!", "Hello there, how are you today?", 1.0),
+             ("Name a color.", "The color I would name is blue.", "Red.", 0.0),
+             ("Who are you?", "a bot", "a cat", 0.5)]
+
+
+def _write_pairs(path):
+    rows = [{"id": f"p{i}", "subset": "alpacaeval-easy", "prompt": q, "chosen": c, "rejected": r}
+            for i, (q, c, r, _) in enumerate(CLI_PAIRS)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _scores_file(out):
+    return [json.loads(line) for line in (out / "scores.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_eval_reward_bench_with_an_openai_judge_and_its_flags(server, tmp_path, monkeypatch):
+    """eval_reward_bench --model openai:... against a loopback server: the scores are the endpoint's verdicts
+    in both orders, the options reach the backend, the key is read from the named variable, and a second run
+    with the same --judge_cache_dir sends no request at all."""
+    from eval.reward_bench import evaluate, make_parser
+
+    server.behaviour = verdicts
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("MY_JUDGE_KEY", "sekret")
+    data = _write_pairs(tmp_path / "pairs.jsonl")
+    cache = tmp_path / "llm-cache"
+    argv = ["--model", "openai:judge-model", "--dataset", str(data), "--judge_base_url", server.url,
+            "--judge_api_key_env", "MY_JUDGE_KEY", "--judge_cache_dir", str(cache), "--judge_timeout_s", "5",
+            "--judge_max_retries", "1", "--judge_max_concurrency", "2"]
+    first = evaluate(make_parser().parse_args(argv + ["--output_dir", str(tmp_path / "one")]))
+    assert server.hits == 2 * len(CLI_PAIRS)  # every pair in both orders
+    assert 1 < server.max_in_flight <= 2
+    assert {h.get("Authorization") for h, _ in server.requests} == {"Bearer sekret"}
+    assert {b["model"] for _, b in server.requests} == {"judge-model"}
+    rows = _scores_file(tmp_path / "one")
+    assert [r["chosen_score"] for r in rows] == [p for *_, p in CLI_PAIRS]
+    assert [r["correct"] for r in rows] == [True, True, False, False]  # a tie is never correct
+    assert first["pairs"] == 4 and first["failed_pairs"] == 0 and first["judge_failures"]["total"] == 0
+    assert first["subsets"]["alpacaeval-easy"]["accuracy"] == 0.5
+    assert (cache / "responses.sqlite").is_file()
+
+    second = evaluate(make_parser().parse_args(argv + ["--output_dir", str(tmp_path / "two")]))
+    assert server.hits == 2 * len(CLI_PAIRS)  # all from the cache: 0 requests
+    assert _scores_file(tmp_path / "two") == rows and second["subsets"] == first["subsets"]
+
+
+def test_every_eval_command_runs_an_openai_judge(server, tmp_path, monkeypatch):
+    """eval_reward_bench2, eval_rm_bench, eval_judgebench and eval_best_of_n take the same judge flags, score
+    through the endpoint, and rerun from the cache without a request."""
+    from test_eval_benchmarks import _cands, _jb_rows, _rb2_rows, _rmb_rows
+
+    from eval import best_of_n, judgebench, reward_bench2, rm_bench
+
+    server.behaviour = verdicts
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+    def jsonl(name, rows):
+        path = tmp_path / name
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return path
+
+    (tmp_path / "rmb.json").write_text(json.dumps(_rmb_rows()))
+    cases = [(reward_bench2, jsonl("rb2.jsonl", _rb2_rows()), [], "pairwise"),
+             (rm_bench, tmp_path / "rmb.json", [], "pointwise"),
+             (judgebench, jsonl("jb.jsonl", _jb_rows()), [], "pairwise"),
+             (best_of_n, jsonl("cands.jsonl", _cands()), ["--split", "all"], "pointwise")]
+    for module, data, extra, mode in cases:
+        name = module.__name__
+        argv = ["--model", "openai:judge-model", "--dataset", str(data), "--judge_mode", mode, *extra,
+                "--judge_base_url", server.url, "--judge_cache_dir", str(tmp_path / "cache"),
+                "--judge_timeout_s", "5", "--judge_max_retries", "0", "--judge_max_concurrency", "3"]
+        before = server.hits
+        summary = module.evaluate(module.make_parser().parse_args(argv + ["--output_dir", str(tmp_path / name)]))
+        assert summary["judge_failures"]["total"] == 0, name
+        assert server.hits > before, name
+        assert server.max_in_flight <= 3
+        before = server.hits
+        again = module.evaluate(module.make_parser().parse_args(argv + ["--output_dir", str(tmp_path / (name + "2"))]))
+        assert server.hits == before, name  # the cache answered everything
+        assert _scores_file(tmp_path / (name + "2")) == _scores_file(tmp_path / name), name
+        assert again["judge_failures"]["total"] == 0
+
+
+def test_eval_report_runs_an_openai_judge(server, tmp_path, monkeypatch):
+    from eval import report
+
+    server.behaviour = verdicts
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    data = _write_pairs(tmp_path / "pairs.jsonl")
+    argv = ["--output_dir", str(tmp_path / "rep"), "--judge", "api=openai:judge-model", "--bench", f"pairs=pairs:{data}",
+            "--judge_base_url", server.url, "--judge_cache_dir", str(tmp_path / "cache"), "--judge_timeout_s", "5",
+            "--judge_max_concurrency", "2"]
+    out = report.main(argv)
+    cell = out["results"]["api"]["pairs"]
+    assert cell["headline"]["accuracy (all pairs)"] == 0.5 and cell["judge_failures"] == 0
+    assert server.hits == 2 * len(CLI_PAIRS) and server.max_in_flight <= 2
+    assert (tmp_path / "cache" / "responses.sqlite").is_file()
+
+
+def test_rm_judge_serve_runs_an_openai_judge(server, monkeypatch):
+    pytest.importorskip("fastapi")
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    from judges import serve
+
+    server.behaviour = verdicts
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    apps = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: apps.append(app))
+    serve.main(["--judge", "openai:judge-model", "--judge_mode", "pairwise", "--judge_base_url", server.url,
+                "--judge_timeout_s", "4", "--judge_max_retries", "2", "--judge_max_concurrency", "3"])
+    with TestClient(apps[0]) as client:
+        got = client.post("/compare", json={"prompt": "2 + 3?", "response_a": "good: 5", "response_b": "7"}).json()
+        assert got == {"p_a_better": 1.0}
+    assert server.hits == 2
+
+
+def test_eval_reward_bench_with_a_local_llm_judge(tiny_lm, tmp_path, monkeypatch):
+    """llm:<path>: --dtype and --batch_size reach the HF backend (not the judge class), --judge_cache_dir is
+    its cache (a rerun runs no forward), and options of the other kind of judge are refused by name."""
+    import torch
+
+    from eval.reward_bench import evaluate, make_parser
+    from eval.runner import load_judge
+
+    data = _write_pairs(tmp_path / "pairs.jsonl")
+    argv = ["--model", f"llm:{tiny_lm}", "--dataset", str(data), "--dtype", "bfloat16", "--batch_size", "2",
+            "--judge_cache_dir", str(tmp_path / "cache")]
+    judge = load_judge(make_parser().parse_args(argv), torch.device("cpu"))
+    assert isinstance(judge, PairwiseLLMJudge)
+    assert judge.backend.model.dtype == torch.bfloat16 and judge.backend.batch_size == 2
+    assert judge.backend.cache is not None
+    first = evaluate(make_parser().parse_args(argv + ["--output_dir", str(tmp_path / "one")]))
+    assert first["pairs"] == 4 and first["failed_pairs"] == 0
+    monkeypatch.setattr("rm_core.inference.next_token_choice_probs",
+                        lambda *a, **k: pytest.fail("a cached request ran the model again"))
+    evaluate(make_parser().parse_args(argv + ["--output_dir", str(tmp_path / "two")]))
+    assert _scores_file(tmp_path / "two") == _scores_file(tmp_path / "one")
+    with pytest.raises(ValueError, match="--judge_timeout_s.*openai:"):
+        load_judge(make_parser().parse_args(argv + ["--judge_timeout_s", "3"]), torch.device("cpu"))
+
+
+def test_an_option_of_the_other_backend_is_a_clear_error(server):
+    import judges
+
+    with pytest.raises(ValueError, match="dtype, max_length: not an option of openai: judges"):
+        judges.load("openai:judge-model", mode="pairwise", base_url=server.url, dtype="float32", max_length=512)
+
+
+def test_judges_conflicts_runs_an_openai_judge(server, tmp_path, monkeypatch):
+    from judges import conflicts
+
+    server.behaviour = verdicts
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    data = _write_pairs(tmp_path / "pairs.jsonl")
+    conflicts.main(["--judge", "openai:judge-model", "--dataset", str(data), "--split", "train", "--output",
+                    str(tmp_path / "c.json"), "--judge_base_url", server.url, "--judge_max_concurrency", "2"])
+    report = json.loads((tmp_path / "c.json").read_text())
+    assert report["failures"]["total"] == 0 and server.hits == 2 * len(CLI_PAIRS) and server.max_in_flight <= 2

@@ -1,0 +1,86 @@
+"""The command-line options of prompted-LLM judges (`llm:<model>`, `openai:<model>`), defined once and shared by
+every eval_* command (eval/runner.py add_judge_args, eval_reward_bench), eval_report and rm-judge-serve.
+
+    add_llm_judge_args(parser)                          # --judge_cache_dir, --judge_base_url, ... (all default None)
+    check_llm_judge_args([spec, ...], args)             # an option no judge in the list takes is an error
+    judges.load(spec, **llm_judge_kwargs(spec, args, device))
+
+The API key is never an option: `--judge_api_key_env` names the environment variable that holds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from judges import LLM_PREFIXES
+
+# flag (dest) -> (the backend's keyword, the kinds of judge that take it)
+OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "judge_cache_dir": ("cache_dir", ("llm", "openai")),
+    "judge_base_url": ("base_url", ("openai",)),
+    "judge_api_key_env": ("api_key_env", ("openai",)),
+    "judge_timeout_s": ("timeout_s", ("openai",)),
+    "judge_max_retries": ("max_retries", ("openai",)),
+    "judge_max_concurrency": ("max_concurrency", ("openai",)),
+    "judge_allow_insecure_http": ("allow_insecure_http", ("openai",)),
+}
+
+
+def add_llm_judge_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    g = p.add_argument_group("prompted-LLM judges (llm:<model> / openai:<model>)")
+    g.add_argument("--judge_cache_dir", default=None,
+                   help="llm:/openai: store every successful call in DIR/responses.sqlite (key: model, messages, "
+                        "sampling settings) as it finishes; a rerun or a resumed run makes only the calls it lacks")
+    g.add_argument("--judge_base_url", default=None,
+                   help="openai: the OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
+                        "(default: $OPENAI_BASE_URL, else https://api.openai.com/v1)")
+    g.add_argument("--judge_api_key_env", default=None,
+                   help="openai: NAME of the environment variable holding the API key (default OPENAI_API_KEY; the "
+                        "key itself is never a command-line option; a local server needs none)")
+    g.add_argument("--judge_timeout_s", type=float, default=None,
+                   help="openai: seconds one attempt may take in all (default 60)")
+    g.add_argument("--judge_max_retries", type=int, default=None,
+                   help="openai: retries after a timeout, connection error, 429 or 5xx (default 4)")
+    g.add_argument("--judge_max_concurrency", type=int, default=None,
+                   help="openai: requests in flight at most (default 8)")
+    g.add_argument("--judge_allow_insecure_http", action="store_true", default=None,
+                   help="openai: allow sending the API key over plain http:// to a host that is not loopback "
+                        "(refused by default: anyone on the network path could read it)")
+    return p
+
+
+def _kind(spec: str) -> str | None:
+    return spec.partition(":")[0] if spec.startswith(LLM_PREFIXES) else None
+
+
+def check_llm_judge_args(specs: Sequence[str], args) -> None:
+    """An option set on the command line that none of the judges `specs` takes is an error, never ignored."""
+    kinds = {_kind(s) for s in specs}
+    for dest, (_, takers) in OPTIONS.items():
+        if getattr(args, dest, None) is not None and not kinds & set(takers):
+            raise ValueError(f"--{dest} is an option of {' and '.join(k + ':' for k in takers)} judges; "
+                             f"not of {', '.join(specs)}")
+    if getattr(args, "chat_template", None) is not None and kinds == {"openai"}:
+        raise ValueError("--chat_template does not apply to an openai: judge (the endpoint renders its own)")
+
+
+def llm_judge_kwargs(spec: str, args, device=None) -> dict:
+    """judges.load keyword arguments for an llm:/openai: `spec` from parsed options ({} for any other spec).
+    llm: (a local HF model): dtype, device, max_length, batch_size and chat_template go to its HFBackend;
+    openai: takes the endpoint options. Options of the other kind are left out (check_llm_judge_args refuses
+    them where one judge is given)."""
+    kind = _kind(spec)
+    if kind is None:
+        return {}
+    out = {key: getattr(args, dest) for dest, (key, takers) in OPTIONS.items()
+           if kind in takers and getattr(args, dest, None) is not None}
+    if getattr(args, "judge_mode", None):
+        out["mode"] = args.judge_mode
+    if kind == "llm":
+        for name in ("dtype", "max_length", "batch_size", "chat_template"):
+            if getattr(args, name, None) is not None:
+                out[name] = getattr(args, name)
+        if device is not None:
+            out["device"] = device
+    return out
