@@ -37,6 +37,7 @@ def main() -> None:
     from decision_tree import fit_tree
     from decision_tree.collect_preferences import collect, present
     from rm_core.hub import atomic_write_json
+    from rm_core.resume import judge_fingerprint
 
     results = {"budget": vars(args), "collect": {}, "trees": {}}
     sets = {"train": (f"offline:hh-harmless[{args.train_pairs}]", 256), "hh-test": ("offline:hh-harmless-test", 256),
@@ -44,7 +45,8 @@ def main() -> None:
     for name, (source, max_length) in sets.items():
         start = time.perf_counter()
         bt = judges.load(args.bt, max_length=max_length)
-        report = collect({"human": "human", "bt": bt}, present(load_preferences(source)), RUNS / f"prefs-{name}")
+        report = collect({"human": "human", "bt": bt}, present(load_preferences(source)), RUNS / f"prefs-{name}",
+                         fingerprints={"bt": judge_fingerprint(args.bt)}, settings={"max_length": max_length})
         results["collect"][name] = {"report": report, "seconds": round(time.perf_counter() - start, 1)}
         atomic_write_json(RUNS / "results.json", results)
     while not (Path(args.armo) / "config.json").is_file():  # bench/armo_hh.py may still be running

@@ -29,9 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eval.runner import add_judge_args, listwise_scores, run_benchmark
+from eval.runner import add_judge_args, check_model, listwise_scores, run_benchmark
 from math_rm.best_of_n import DEFAULT_CANDIDATES, baselines, load_candidates, score_pick, weighted_vote_pick
 from rm_core.data import SkipReport
+from rm_core.errors import cli_entry
 
 DEFAULT_DATASET = DEFAULT_CANDIDATES
 
@@ -99,11 +100,13 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def evaluate(args) -> dict | None:
+    check_model(args)  # before the data
     cands, skipped = load(args.dataset, args.split, args.limit)
     return run_benchmark(args, "best_of_n", cands, skipped, make_scorer, summarize_with(cands), format_table,
                          unit="questions", chunk_size=32)
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> None:
     evaluate(make_parser().parse_args(argv))
 

@@ -36,8 +36,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eval.runner import add_judge_args, pair_verdicts, run_benchmark
-from rm_core.data import RowError, SkipReport, load_rows
+from eval.runner import add_judge_args, check_model, pair_verdicts, run_benchmark
+from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, load_rows, same_response
+from rm_core.errors import cli_entry
 
 DEFAULT_DATASET = "ScalerLab/JudgeBench"
 LABELS = ("A>B", "B>A")
@@ -60,6 +61,8 @@ def to_item(row: dict) -> dict:
     for key in ("question", "response_A", "response_B"):
         if not isinstance(row.get(key), str) or not row[key].strip():
             raise RowError(f"{key} must be a non-empty string")
+    if same_response(row["response_A"], row["response_B"]):
+        raise DegeneratePair(IDENTICAL_PAIR)  # skipped and counted: only float noise could order them
     return {"id": str(row["pair_id"]), "source": str(row.get("source", "")), "question": row["question"],
             "response_A": row["response_A"], "response_B": row["response_B"], "label": row["label"]}
 
@@ -183,11 +186,13 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def evaluate(args) -> dict | None:
+    check_model(args)  # before the data
     items, skipped = load(args.dataset, args.split, args.sources, args.limit)
     return run_benchmark(args, "judgebench", items, skipped, make_scorer, summarize, format_table,
                          unit="pairs", chunk_size=64)
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> None:
     evaluate(make_parser().parse_args(argv))
 

@@ -9,9 +9,9 @@
 Writes DIR/report.md (a markdown table per benchmark: one column per judge, the benchmark's headline numbers
 as rows, then the time each took), DIR/<benchmark>.png (a grouped bar chart per benchmark section) and
 DIR/report.json. Each (judge, benchmark) result is cached in DIR/cache/<judge>__<benchmark>__<key>/ (the
-benchmark's own results.json and scores.jsonl) under a key made of the judge spec, its checkpoint's config.json
-(content hash and mtime), the benchmark, its data set, split and options: a second run with one more judge
-scores only that judge; a changed checkpoint or option scores again. A killed run resumes inside a benchmark
+benchmark's own results.json and scores.jsonl) under a key made of the judge spec, its checkpoint's files (by
+content), the benchmark, its data set (path and content, or Hub commit), split and options: a second run with one
+more judge scores only that judge; a checkpoint or data set changed in place, or a changed option, scores again. A killed run resumes inside a benchmark
 from its partial file. `--embedding_cache DIR` lets ArmoRM and decision-tree judges on the same frozen backbone
 share one forward pass per response (and reuse a training run's cache).
 
@@ -34,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eval.runner import broadcast, process_state
+from rm_core.errors import cli_entry
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = REPO.parent / "shared" / "data"
@@ -87,22 +88,20 @@ def parse_judge(spec: str) -> tuple[str, str]:
 
 
 def judge_fingerprint(spec: str) -> dict:
-    """What identifies a judge's weights: a local checkpoint's absolute path and config.json (sha256, mtime)."""
-    path = Path(spec)
-    if path.is_dir():
-        config = path / "config.json"
-        out = {"spec": str(path.resolve())}
-        if config.is_file():
-            out["config_sha256"] = hashlib.sha256(config.read_bytes()).hexdigest()
-            out["config_mtime_ns"] = config.stat().st_mtime_ns
-        return out
-    return {"spec": spec}
+    """What identifies a judge: its spec, and a local checkpoint (or llm: model) by the content of its files, a
+    Hub id by its commit (rm_core.resume.judge_fingerprint), so retraining a checkpoint in place scores again."""
+    from rm_core.resume import judge_fingerprint as by_content
+
+    return {"spec": spec, "content": by_content(spec)}
 
 
 def cache_key(judge_spec: str, bench_name: str, bench: dict, options: dict) -> str:
+    from rm_core.resume import data_fingerprint
+
+    data = data_fingerprint(bench["dataset"])  # a local data set by content: an edit in place scores again
     blob = json.dumps({"judge": judge_fingerprint(judge_spec), "benchmark": bench_name,
                        "kind": bench["kind"], "dataset": bench["dataset"], "split": bench["split"],
-                       "options": options}, sort_keys=True)
+                       "data": {k: v for k, v in data.items() if k != "path"}, "options": options}, sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
@@ -252,9 +251,13 @@ def make_parser() -> argparse.ArgumentParser:
                    help="an rm_core.embeddings cache folder for the judges that score from frozen-backbone embeddings "
                         f"({', '.join(sorted(EMBEDDING_FAMILIES))}): judges on the same backbone then share one forward "
                         "pass per response (a cached vector is exactly what the forward gives, so scores do not change)")
+    from judges.cli import add_llm_judge_args
+
+    add_llm_judge_args(p)  # for the llm:/openai: judges among --judge (as the eval_* commands and rm-judge-serve)
     return p
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> dict | None:
     args = make_parser().parse_args(argv)
     import judges as judges_mod
@@ -265,8 +268,15 @@ def main(argv: list[str] | None = None) -> dict | None:
     data_root = Path(args.data_root)
     benches = dict(parse_bench(b, data_root) for b in args.bench)
     judge_specs = dict(parse_judge(j) for j in args.judge)
+    for spec in judge_specs.values():  # every judge before any data set
+        judges_mod.check_judge_spec(spec, "--judge")
+    from judges.cli import check_llm_judge_args, llm_judge_kwargs
+
+    check_llm_judge_args(list(judge_specs.values()), args)
     options = {"limit": args.limit, "dtype": args.dtype, "max_length": args.max_length,
                "batch_size": args.batch_size, "judge_mode": args.judge_mode}
+    if args.judge_base_url:  # another endpoint may serve another model under the same name
+        options["judge_base_url"] = args.judge_base_url
     results: dict[str, dict] = {}
     for jname, spec in judge_specs.items():
         results[jname] = {}
@@ -287,11 +297,14 @@ def main(argv: list[str] | None = None) -> dict | None:
 
                 t0 = time.perf_counter()
                 torch.manual_seed(0)
-                load_kwargs = {"dtype": args.dtype, "device": state.device, "max_length": args.max_length}
-                if spec.startswith(judges_mod.LLM_PREFIXES):
-                    load_kwargs["mode"] = args.judge_mode
+                batch_size = args.batch_size or (16 if state.device.type == "cuda" else 1)
+                if spec.startswith(judges_mod.LLM_PREFIXES):  # each option goes to the backend it belongs to
+                    load_kwargs = llm_judge_kwargs(spec, args, state.device)
+                    if spec.startswith("llm:"):
+                        load_kwargs["batch_size"] = batch_size
                 else:
-                    load_kwargs["batch_size"] = args.batch_size or (16 if state.device.type == "cuda" else 1)
+                    load_kwargs = {"dtype": args.dtype, "device": state.device, "max_length": args.max_length,
+                                   "batch_size": batch_size}
                     if args.embedding_cache and judges_mod.checkpoint_family(spec) in EMBEDDING_FAMILIES:
                         load_kwargs["embedding_cache"] = args.embedding_cache
                 judge = judges_mod.load(spec, **load_kwargs)

@@ -6,7 +6,8 @@
 
 Writes DIR/results.json (per-subset accuracy, sections, leaderboard score, speed, skips, truncation) and
 DIR/scores.jsonl (one line per pair), both atomically, and prints a table. A killed run resumes: the
-scores of finished chunks are kept in DIR/scores.partial.jsonl and are not scored again.
+scores of finished chunks are kept in DIR/scores.partial.jsonl and are not scored again; a resume by another
+model, data set or setting stops, naming what differs (DIR/fingerprint.json), unless --overwrite.
 """
 
 from __future__ import annotations
@@ -17,7 +18,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python eval/reward_bench.py from a clone
 
-from eval.runner import finish, load_judge, process_state, read_partial, score_items, speed
+from eval.runner import (
+    check_model,
+    claim_output,
+    eval_fingerprint,
+    finish,
+    load_judge,
+    process_state,
+    read_partial,
+    score_items,
+    speed,
+)
 from eval.scoring import format_table, summarize
 from rm_core.data import (
     SkipReport,
@@ -25,6 +36,7 @@ from rm_core.data import (
     load_rows,
     to_preferences,
 )
+from rm_core.errors import UserInputError, cli_entry
 from rm_core.metrics import pair_correct
 
 DEFAULT_DATASET = "allenai/reward-bench"
@@ -57,6 +69,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="score only the first N pairs")
     p.add_argument("--seed", type=int, default=0, help="seeds a head the checkpoint lacks (an untrained baseline)")
     p.add_argument("--output_dir", default=None, help="default: results/<model name>")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an output_dir whose partial scores another model, data set or setting made "
+                        "(without it such a resume stops, naming what differs)")
+    from judges.cli import add_llm_judge_args
+
+    add_llm_judge_args(p)  # --judge_cache_dir, --judge_base_url, --judge_timeout_s, ... (as every eval_* command)
     return p
 
 
@@ -68,6 +86,9 @@ def _load(args) -> tuple[list[dict], SkipReport]:
     if args.subsets:
         rows = [r for r in rows if r.get("subset") in set(args.subsets)]
     prefs, skipped = to_preferences(rows)
+    if not prefs:
+        raise UserInputError(f"{args.dataset}: no pairs to score ({len(rows)} rows"
+                             + (f" of subsets {args.subsets}" if args.subsets else "") + f", {skipped})")
     for i, p in enumerate(prefs):
         p["id"] = p["id"] or str(i)
     if len({p["id"] for p in prefs}) != len(prefs):
@@ -84,8 +105,9 @@ def _load_judge(args, device):
 
 def _score_chunk(judge, prefs: list[dict]) -> list[dict]:
     """Score rows through the judge: a pointwise judge gives each response a reward; a pairwise one gives
-    P(chosen better), recorded as chosen_score = p, rejected_score = 1 - p. A pair the judge failed on is
-    counted wrong (the official rule for a tie) and flagged `failed`."""
+    P(chosen better), recorded as chosen_score = p, rejected_score = 1 - p. A pair the judge failed on (an
+    error, an unparsable answer, a NaN or inf score) is flagged `failed`, its scores null (and `correct` false); the
+    summary counts it and leaves it out of the accuracies (eval/scoring.py)."""
     def response(messages):  # a one-message response as text; a multi-turn continuation as messages
         return messages[0]["content"] if len(messages) == 1 else messages
 
@@ -107,9 +129,12 @@ def evaluate(args) -> dict | None:
     """Score args.dataset with args.model; the summary on the main process, None on the others."""
     state = process_state()
     out_dir = Path(args.output_dir or Path("results") / Path(args.model.rstrip("/")).name)
+    check_model(args)  # before the data
     prefs, skipped = _load(args)
     if args.batch_size is None:
         args.batch_size = 16 if state.device.type == "cuda" else 1
+    fingerprint = eval_fingerprint(args, "reward_bench") if state.is_main_process else None
+    claim_output(out_dir, fingerprint, getattr(args, "overwrite", False), state)
     judge = load_judge(args, state.device)
     if state.is_main_process:
         print(f"[eval] {args.model} on {args.dataset}: {len(prefs)} pairs, dtype {args.dtype}", flush=True)
@@ -128,6 +153,7 @@ def evaluate(args) -> dict | None:
         "judge_failures": judge.failures.as_dict(),
         "skipped_rows": skipped.as_dict(),
         "speed": speed(run, "pairs"),
+        "fingerprint": fingerprint,
     })
     finish(out_dir, ordered, summary)
     print(format_table(summary))
@@ -138,6 +164,7 @@ def evaluate(args) -> dict | None:
     return summary
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> None:
     evaluate(make_parser().parse_args(argv))
 

@@ -42,8 +42,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eval.runner import add_judge_args, listwise_scores, mean, run_benchmark
-from rm_core.data import RowError, SkipReport, load_rows
+from eval.runner import add_judge_args, check_model, listwise_scores, mean, run_benchmark
+from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, load_rows, same_response
+from rm_core.errors import cli_entry
 
 DEFAULT_DATASET = "allenai/reward-bench-2"
 SUBSETS = ["Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties"]
@@ -78,6 +79,9 @@ def to_item(row: dict) -> dict:
         raise RowError(f"num_correct must be an int in [1, {len(responses)}], got {num_correct!r}")
     if len(responses) < 2:
         raise RowError("fewer than two responses")
+    if any(same_response(c, r) for c in chosen for r in rejected):
+        # a correct and an incorrect answer only float noise could order: skipped and counted
+        raise DegeneratePair(f"{IDENTICAL_PAIR} (a rejected response equals a chosen one)")
     subset = str(row.get("subset") or "")
     if subset.lower() == TIES:
         _ties_key(str(row.get("id")))
@@ -242,11 +246,13 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def evaluate(args) -> dict | None:
+    check_model(args)  # before the data
     items, skipped = load(args.dataset, args.split, args.subsets, args.limit)
     return run_benchmark(args, "reward_bench2", items, skipped, make_scorer, summarize, format_table,
                          unit="prompts", chunk_size=64)
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> None:
     evaluate(make_parser().parse_args(argv))
 

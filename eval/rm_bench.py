@@ -34,8 +34,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eval.runner import add_judge_args, mean, pair_verdicts, run_benchmark
-from rm_core.data import RowError, SkipReport, load_rows
+from eval.runner import add_judge_args, check_model, mean, pair_verdicts, run_benchmark
+from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, load_rows, same_response
+from rm_core.errors import cli_entry
 from rm_core.metrics import pair_correct
 
 DEFAULT_DATASET = "THU-KEG/RM-Bench"
@@ -59,6 +60,8 @@ def to_item(row: dict) -> dict:
         raise RowError("prompt must be a non-empty string")
     if domain_of(row.get("domain", "")) is None:
         raise RowError(f"domain must start with one of {DOMAINS}, got {row.get('domain')!r}")
+    if any(same_response(c, r) for c in row["chosen"] for r in row["rejected"]):
+        raise DegeneratePair(IDENTICAL_PAIR)  # a cell only float noise could decide: skipped and counted
     return {"id": str(row["id"]), "domain": str(row["domain"]), "prompt": row["prompt"],
             "chosen": list(row["chosen"]), "rejected": list(row["rejected"])}
 
@@ -172,11 +175,13 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def evaluate(args) -> dict | None:
+    check_model(args)  # before the data
     items, skipped = load(args.dataset, args.split, args.domains, args.limit)
     return run_benchmark(args, "rm_bench", items, skipped, make_scorer, summarize, format_table,
                          unit="prompts", chunk_size=32)
 
 
+@cli_entry
 def main(argv: list[str] | None = None) -> None:
     evaluate(make_parser().parse_args(argv))
 

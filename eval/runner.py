@@ -10,7 +10,13 @@
 (`split_between_processes`), scored by `scorer(chunk) -> list[dict]` (one dict with the item's "id" per item),
 gathered on the main process (`gather_object`) and appended to `out_dir/scores.partial.jsonl` before the next
 chunk starts. A killed run started again reads that file and scores only what is missing; a line cut by the
-kill is scored again. With one process or several the rows, their order and so every number are the same.
+kill is dropped and scored again (rm_core.resume.read_jsonl_store). With one process or several the rows, their
+order and so every number are the same.
+
+Whose scores: `claim_output` keeps `eval_fingerprint(args, benchmark)` (the judge by content, the data by content
+or Hub commit, every option in SCORE_SETTINGS) in `out_dir/fingerprint.json` while the partial file lives; a
+resume with another fingerprint stops with one line naming what differs, `--overwrite` starts fresh. results.json
+carries the fingerprint.
 
 Helpers for the two ways a judge answers: `listwise_scores` (one score per response of a prompt, for
 best-of-N style benchmarks) and `pair_verdicts` (a pair judged in both orders, for pairwise judges).
@@ -19,7 +25,6 @@ best-of-N style benchmarks) and `pair_verdicts` (a pair judged in both orders, f
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PARTIAL = "scores.partial.jsonl"
+# options that change a score (or which items are scored): part of the fingerprint of an output_dir
+SCORE_SETTINGS = ("family", "judge_mode", "dtype", "max_length", "chat_template", "seed", "split", "subsets",
+                  "domains", "sources", "limit", "judge_base_url")
 
 
 # ---------------------------------------------------------------- processes
@@ -74,6 +82,12 @@ def add_judge_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seeds a head the checkpoint lacks (an untrained baseline)")
     p.add_argument("--limit", type=int, default=None, help="score only the first N items")
     p.add_argument("--output_dir", default=None, help="default: results/<benchmark>/<model name>")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an output_dir whose partial scores another model, data set or setting made "
+                        "(without it such a resume stops, naming what differs)")
+    from judges.cli import add_llm_judge_args
+
+    add_llm_judge_args(p)  # --judge_cache_dir, --judge_base_url, --judge_timeout_s, ... (shared with serve, report)
     return p
 
 
@@ -84,13 +98,14 @@ def load_judge(args, device):
     if getattr(args, "judge", None) is not None:
         return args.judge
     import judges
+    from judges.cli import check_llm_judge_args, llm_judge_kwargs
 
     torch.manual_seed(getattr(args, "seed", 0))
     if args.batch_size is None:
         args.batch_size = 16 if getattr(device, "type", str(device)) == "cuda" else 1
-    if args.model.startswith(judges.LLM_PREFIXES):
-        return judges.load(args.model, mode=args.judge_mode, dtype=args.dtype, device=device,
-                           max_length=args.max_length)
+    check_llm_judge_args([args.model], args)
+    if args.model.startswith(judges.LLM_PREFIXES):  # dtype, batch size, ... go to the backend they belong to
+        return judges.load(args.model, **llm_judge_kwargs(args.model, args, device))
     kwargs = {}
     if getattr(args, "no_shared_prefix", False):
         kwargs["share_prefix"] = False
@@ -98,6 +113,23 @@ def load_judge(args, device):
         kwargs["share_prefix"] = None
     return judges.load(args.model, family=args.family, dtype=args.dtype, chat_template=args.chat_template,
                        device=device, max_length=args.max_length, batch_size=args.batch_size, **kwargs)
+
+
+def check_model(args) -> None:
+    """Before the data is loaded: a --model naming a local path that does not exist stops with "no such file or
+    directory" (judges.check_judge_spec). A prebuilt `args.judge` is not checked."""
+    if getattr(args, "judge", None) is None:
+        from judges import check_judge_spec
+
+        check_judge_spec(args.model, "--model")
+
+
+def require_items(items: Sequence, skipped, dataset: str, unit: str = "items") -> None:
+    """An empty data set, or one whose every row was skipped, is a user error (UserInputError), not a score."""
+    if not items:
+        from rm_core.errors import UserInputError
+
+        raise UserInputError(f"{dataset}: no {unit} to score ({skipped})")
 
 
 def default_output_dir(args, benchmark: str) -> Path:
@@ -108,16 +140,72 @@ def default_output_dir(args, benchmark: str) -> Path:
 
 
 def read_partial(path: Path) -> dict[str, dict]:
-    """Rows already scored, by id; a line cut by a kill ends the file and is scored again."""
-    done = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            done[row["id"]] = row
-    return done
+    """Rows already scored, by id; a last line cut by a kill is dropped (and cut off the file): scored again."""
+    from rm_core.resume import read_jsonl_store
+
+    return {str(row["id"]): row for row in read_jsonl_store(path)}
+
+
+def eval_fingerprint(args, benchmark: str) -> dict:
+    """What makes a benchmark's scores: the judge (a checkpoint by content, a Hub id by commit, an llm: model
+    likewise, an openai: model by name), the data set (by content or Hub commit) and the SCORE_SETTINGS."""
+    from rm_core.resume import data_fingerprint, files_sha256, judge_fingerprint
+
+    settings = {k: getattr(args, k) for k in SCORE_SETTINGS if hasattr(args, k)}
+    template = settings.get("chat_template")
+    if template and Path(template).is_file():  # a .jinja file by its content
+        settings["chat_template"] = {"sha256": files_sha256([template])[0], "path": str(Path(template).resolve())}
+    return {"benchmark": benchmark, "model": judge_fingerprint(args.model), "data": data_fingerprint(args.dataset),
+            "settings": settings}
+
+
+def check_finished(out_dir: Path, fingerprint: dict) -> None:
+    """Finished results are never replaced by another model's or data set's without --overwrite: a rerun with
+    the same fingerprint scores again into the folder, another fingerprint (or none, from before fingerprints)
+    stops with one line naming what differs."""
+    import json
+
+    from rm_core.resume import ResumeError, differences
+
+    results = out_dir / "results.json"
+    if not results.is_file():
+        return
+    try:
+        found = json.loads(results.read_text(encoding="utf-8")).get("fingerprint")
+    except (ValueError, AttributeError):
+        found = None
+    hint = "pass --overwrite to replace them, or use another --output_dir"
+    if found is None:
+        raise ResumeError(f"{out_dir} holds finished results with no fingerprint of what built them: {hint}")
+    diff = differences(found, json.loads(json.dumps(fingerprint)))
+    if diff:
+        raise ResumeError(f"{out_dir} holds finished results of other inputs ({'; '.join(diff)}): {hint}")
+
+
+def claim_output(out_dir: str | Path, fingerprint: dict | None, overwrite: bool, state) -> None:
+    """Before anything is loaded: on the main process, refuse an out_dir whose partial scores were made with
+    another fingerprint (or with none), or clear it with `overwrite`; every process raises the same one line."""
+    from rm_core.resume import ResumeError, check_or_write_fingerprint
+
+    error = None
+    if state.is_main_process:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if overwrite:
+                for name in ("results.json", "scores.jsonl"):
+                    (out_dir / name).unlink(missing_ok=True)
+            elif fingerprint is not None:
+                check_finished(out_dir, fingerprint)
+            if fingerprint is not None:
+                check_or_write_fingerprint(out_dir, fingerprint, overwrite, [out_dir / PARTIAL])
+            elif overwrite:
+                (out_dir / PARTIAL).unlink(missing_ok=True)
+        except ResumeError as err:
+            error = str(err)
+    error = broadcast(state, error)
+    if error:
+        raise ResumeError(error)
 
 
 @dataclass
@@ -164,9 +252,10 @@ def score_items(items: Sequence[dict], scorer: Callable[[list[dict]], list[dict]
             elapsed = max(gather_object([elapsed]))  # the slowest process sets the pace
         seconds += elapsed
         if state.is_main_process:
+            from rm_core.resume import append_jsonl
+
             with open(partial_path, "a", encoding="utf-8") as f:
-                f.write("".join(json.dumps(r) + "\n" for r in rows))
-                f.flush()
+                append_jsonl(f, rows)
             for r in rows:
                 done[str(r["id"])] = r
     if not state.is_main_process:
@@ -175,13 +264,15 @@ def score_items(items: Sequence[dict], scorer: Callable[[list[dict]], list[dict]
 
 
 def finish(out_dir: str | Path, rows: list[dict], summary: dict) -> None:
-    """scores.jsonl and results.json, atomically; the partial file goes."""
+    """scores.jsonl and results.json, atomically; the partial file and its fingerprint go (results.json keeps it)."""
     from rm_core.hub import atomic_write_json, atomic_write_jsonl
+    from rm_core.resume import fingerprint_path
 
     out_dir = Path(out_dir)
     atomic_write_jsonl(out_dir / "scores.jsonl", rows)
     atomic_write_json(out_dir / "results.json", summary)
     (out_dir / PARTIAL).unlink(missing_ok=True)
+    fingerprint_path(out_dir).unlink(missing_ok=True)
 
 
 def speed(run: ScoringRun, unit: str) -> dict:
@@ -246,8 +337,11 @@ def run_benchmark(args, benchmark: str, items: list[dict], skipped, make_scorer:
                   format_table: Callable | None = None, unit: str = "items", chunk_size: int = 64) -> dict | None:
     """Load the judge, score `items` through `make_scorer(judge)` with the shared loop, summarize the rows and
     write results.json / scores.jsonl. Returns the summary on the main process, None on the others."""
+    require_items(items, skipped, args.dataset, unit)
     state = process_state()
     out_dir = default_output_dir(args, benchmark)
+    fingerprint = eval_fingerprint(args, benchmark) if state.is_main_process else None
+    claim_output(out_dir, fingerprint, getattr(args, "overwrite", False), state)
     judge = load_judge(args, state.device)
     if state.is_main_process:
         print(f"[eval] {benchmark}: {getattr(args, 'model', '?')} on {args.dataset}", flush=True)
@@ -261,7 +355,7 @@ def run_benchmark(args, benchmark: str, items: list[dict], skipped, make_scorer:
         unit: len(run.rows), "processes": state.num_processes, "dtype": getattr(args, "dtype", None),
         "max_length": getattr(args, "max_length", None),
         "judge_failures": judge.failures.as_dict(), "skipped_rows": skipped.as_dict(),
-        "speed": speed(run, unit), "wall_seconds": round(time.perf_counter() - t0, 3),
+        "speed": speed(run, unit), "wall_seconds": round(time.perf_counter() - t0, 3), "fingerprint": fingerprint,
     })
     finish(out_dir, run.rows, summary)
     if format_table is not None:

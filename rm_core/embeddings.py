@@ -14,7 +14,9 @@ Sequences longer than `max_length` are cut from the front (the end of the respon
 The cache is content-addressed: an item's key is the sha1 of its token ids and prompt-end position, so
 a killed run resumes where it stopped (finished shards are kept; each is written atomically), and items
 shared by two data sets (stage 1 ratings and stage 2 pairs) are computed once. A cache folder belongs to
-one backbone and dtype (`cache_info.json`); reusing it with another is an error, never a silent mix.
+one backbone, by the content of its weights (not its name or path: a backbone retrained in place is another
+one), and one dtype: `fingerprint.json` (rm_core.resume). Reusing it with another is an error naming what
+differs, never a silent mix; `overwrite=True` (or deleting the folder) starts it afresh.
 Under `accelerate launch` each process computes every world_size-th shard, then all read all.
 """
 
@@ -128,23 +130,27 @@ def forward_items(model, items: list[RenderedItem], pad_id: int, batch_size: int
     return emb, prompt_emb
 
 
-class EmbeddingCache:
-    """A folder of safetensors shards {keys, embeddings, prompt_embeddings}; see the module docstring."""
+def claim_cache(folder: str | Path, fingerprint: dict, overwrite: bool = False) -> None:
+    """Refuse a cache folder built by another backbone or dtype (or by a version without fingerprints); with
+    `overwrite`, delete its shards and start afresh. Run on one process."""
+    from rm_core.resume import check_or_write_fingerprint
 
-    def __init__(self, folder: str | Path, model_id: str, dtype: str):
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        (folder / "cache_info.json").unlink(missing_ok=True)  # written by versions before fingerprints
+    check_or_write_fingerprint(folder, fingerprint, overwrite, sorted(folder.glob("shard-*")), what="embedding cache",
+                               hint="use another cache folder, or delete this one (or extract_embeddings(..., "
+                                    "overwrite=True)) to compute it afresh")
+
+
+class EmbeddingCache:
+    """A folder of safetensors shards {keys, embeddings, prompt_embeddings}; see the module docstring. Whose it
+    is is checked by `claim_cache` (extract_embeddings does) before it is opened."""
+
+    def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        info = {"model": str(model_id), "dtype": str(dtype)}
-        info_path = self.folder / "cache_info.json"
-        if info_path.is_file():
-            found = json.loads(info_path.read_text())
-            if found != info:
-                raise ValueError(f"embedding cache {self.folder} was built with {found}, not {info}: "
-                                 "use another cache folder")
-        else:
-            from rm_core.hub import atomic_write_json
-
-            atomic_write_json(info_path, info)
         self.index: dict[str, tuple[Path, int]] = {}
         self._loaded: dict[Path, dict] = {}
         self.refresh()
@@ -204,8 +210,10 @@ def process_state():
 
 def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], cache_dir: str | Path,
                        model_id: str, max_length: int | None = 2048, batch_size: int | None = None,
-                       shard_size: int = 64, desc: str = "embeddings") -> dict:
+                       shard_size: int = 64, desc: str = "embeddings", overwrite: bool = False) -> dict:
     """Embeddings of (prompt messages, response) items, computed once and cached (see the module docstring).
+    `model_id` names the backbone in the cache's fingerprint (for the reader; the weights themselves identify
+    it); `overwrite` empties a cache built by another backbone or dtype instead of refusing it.
     Returns {"embeddings", "prompt_embeddings": [N, H] fp32, "stats": {...}}."""
     from tqdm.auto import tqdm
 
@@ -216,7 +224,24 @@ def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], ca
     device = next(model.parameters()).device
     batch_size = batch_size or (16 if device.type == "cuda" else 1)  # CPU: padding costs more than batching gains
     pad_id = ensure_pad_token(tokenizer)
-    cache = EmbeddingCache(cache_dir, model_id, str(next(model.parameters()).dtype))
+    from rm_core.resume import ResumeError, module_fingerprint
+
+    error = None
+    if state.is_main_process:  # one process hashes the weights and checks (or clears) the folder
+        fingerprint = {"model": {"path": str(model_id), **module_fingerprint(model)},
+                       "dtype": str(next(model.parameters()).dtype)}
+        try:
+            claim_cache(cache_dir, fingerprint, overwrite)
+        except ResumeError as err:
+            error = str(err)
+    if world > 1:  # every process stops on the main process's refusal
+        from accelerate.utils import gather_object
+
+        error = gather_object([error])[0]
+        state.wait_for_everyone()
+    if error is not None:
+        raise ResumeError(error)
+    cache = EmbeddingCache(cache_dir)
     rendered = [render_item(tokenizer, p, r, max_length) for p, r in pairs]
     keys = [item.key for item in rendered]
     by_key = dict(zip(keys, rendered))

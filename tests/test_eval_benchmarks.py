@@ -373,9 +373,11 @@ def test_report_caches_per_checkpoint_and_benchmark(tiny, tmp_path):
     assert "| metric | ckpt_a | ckpt_b |" in md and "time (s)" in md and "(cached)" in md
     assert "| oracle |" in md and "| judge's pick |" in md and "| items scored | 5 | 5 |" in md
     assert (out / "pairs.png").stat().st_size > 1000 and (out / "bon.png").stat().st_size > 1000
-    # a changed checkpoint (config.json rewritten) is scored again
+    # a checkpoint is known by content: a touched file is the same checkpoint, one changed in place is another
     config = tiny / "ckpt_a" / "config.json"
     os.utime(config, ns=(config.stat().st_atime_ns, config.stat().st_mtime_ns + 10**9))
+    assert _report(tiny, out, "ckpt_a")["results"]["ckpt_a"]["pairs"]["cached"] is True
+    config.write_text(json.dumps({**json.loads(config.read_text()), "retrained": True}))
     third = _report(tiny, out, "ckpt_a")
     assert third["results"]["ckpt_a"]["pairs"]["cached"] is False
 
@@ -452,3 +454,28 @@ def test_two_process_report_matches_one_process(tiny, tmp_path):
             for key in ("scores", "score_chosen", "score_A", "chosen_score"):
                 if key in a:
                     assert a[key] == pytest.approx(b[key], abs=1e-5), (bench, key)
+
+
+# ------------------------------------------------------------------ degenerate pairs
+
+
+def test_identical_responses_are_skipped_and_counted_by_every_pairwise_benchmark(tmp_path):
+    """A chosen/rejected (A/B) pair of identical texts is skipped with its reason, never scored: only float
+    noise could order it."""
+    reason = "chosen and rejected are identical"
+    rows = _rb2_rows() + [{"id": "9", "subset": "Focus", "prompt": "q", "chosen": ["same"],
+                           "rejected": ["other", " same\n"], "num_correct": 1}]
+    items, skipped = rb2.load(str(_write_jsonl(tmp_path / "rb2.jsonl", rows)))
+    assert [it["id"] for it in items] == [r["id"] for r in _rb2_rows()]
+    assert skipped.counts == {f"{reason} (a rejected response equals a chosen one)": 1}
+    rows = _rmb_rows() + [{"id": 2, "domain": "chat", "prompt": "p2", "chosen": ["e0", "e1", "e2"],
+                           "rejected": ["f0", "e1", "f2"]}]
+    items, skipped = rmb.load(str(_write_jsonl(tmp_path / "rmb.jsonl", rows)))
+    assert [it["id"] for it in items] == ["0", "1"] and skipped.counts == {reason: 1}
+    rows = _jb_rows() + [{**_jb_rows()[0], "pair_id": "same", "response_B": _jb_rows()[0]["response_A"]}]
+    data = _write_jsonl(tmp_path / "jb.jsonl", rows)
+    items, skipped = jb.load(str(data))
+    assert [it["id"] for it in items] == ["p0", "p1", "p2", "p3"] and skipped.counts == {reason: 1}
+    s = jb.evaluate(_args(jb, data, tmp_path / "jb-out", TableJudge({"a0": 1, "b0": 0, "a1": 0, "b1": 1, "a2": 1,
+                                                                      "b2": 0, "a3": 0, "b3": 1})))
+    assert s["pairs"] == 4 and s["skipped_rows"]["by_reason"] == {reason: 1} and s["accuracy"] == 1.0

@@ -109,6 +109,10 @@ def test_resume_keeps_partial_scores_and_removes_the_partial_file(setup, tmp_pat
     cut_line = '{"id": "alpacaeval-easy-1", "subset": "alpacaeval-easy", "chosen_sc'  # killed mid-write
     (out / "scores.partial.jsonl").write_text("".join(json.dumps(r) + "\n" for r in fake) + cut_line,
                                               encoding="utf-8")
+    from eval.runner import eval_fingerprint  # the partial file is this run's (another's is refused: test_resume.py)
+
+    args = make_parser().parse_args(["--model", str(setup / "ckpt"), "--dataset", str(setup / "rows.jsonl")])
+    (out / "fingerprint.json").write_text(json.dumps(eval_fingerprint(args, "reward_bench")), encoding="utf-8")
     summary = _run(setup, out)
     assert not (out / "scores.partial.jsonl").exists()
     scores = {s["id"]: s for s in _scores(out)}
@@ -177,3 +181,50 @@ def test_llmbar_folder_as_dataset(setup, tmp_path):
     a, b = by_id["llmbar-natural-0"], by_id["llmbar-adver-neighbor-0"]  # label 1 vs label 2, same texts
     assert a["chosen_score"] == pytest.approx(b["rejected_score"], abs=1e-5)
     assert a["rejected_score"] == pytest.approx(b["chosen_score"], abs=1e-5)
+
+
+# ---------------------------------------------------------------- failures and degenerate pairs
+
+
+def test_nan_rewards_are_counted_failures_scored_wrong_and_null_in_scores(tmp_path):
+    """A checkpoint that gives NaN on some inputs (here: any response holding "~", whose embedding is NaN):
+    those pairs are failed_pairs and judge failures, counted wrong (the official rule), and scores.jsonl holds
+    null, never a bare NaN. Identical chosen/rejected pairs are skipped with their reason, never scored."""
+    import math
+
+    from rm_core.testing import tiny_reward_model
+
+    model, tokenizer = tiny_reward_model(seed=7)
+    poison = tokenizer.convert_tokens_to_ids("~")
+    assert poison != tokenizer.unk_token_id
+    with torch.no_grad():
+        model.get_input_embeddings().weight[poison] = math.nan
+    model.save_pretrained(tmp_path / "ckpt")
+    tokenizer.save_pretrained(tmp_path / "ckpt")
+    rows = [r for r in _rows() if r["subset"] == "alpacaeval-easy" and r["id"] != "bad-0"]  # 5 clean pairs
+    rows += [{"id": f"nan-{i}", "subset": "alpacaeval-easy", "prompt": p, "chosen": f"{g} ~", "rejected": b}
+             for i, (p, g, b) in enumerate(zip(PROMPTS[:3], GOOD, BAD))]
+    rows += [{"id": f"same-{i}", "subset": "alpacaeval-easy", "prompt": p, "chosen": g, "rejected": f" {g}\n"}
+             for i, (p, g) in enumerate(zip(PROMPTS[:2], GOOD))]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    for share_prefix in ([], ["--no_shared_prefix"]):
+        out = tmp_path / f"out{len(share_prefix)}"
+        summary = evaluate(make_parser().parse_args(["--model", str(tmp_path / "ckpt"), "--dataset", str(data),
+                                                     "--output_dir", str(out), "--batch_size", "2", *share_prefix]))
+        assert summary["failed_pairs"] == 3 and summary["pairs"] == 8
+        assert summary["judge_failures"]["by_reason"] == {"non-finite score": 3}  # the chosen side of each
+        assert summary["skipped_rows"]["by_reason"] == {"chosen and rejected are identical": 2}
+        text = (out / "scores.jsonl").read_text(encoding="utf-8")
+        assert "NaN" not in text and "Infinity" not in (out / "results.json").read_text(encoding="utf-8")
+        scores = _scores(out)
+        failed = [s for s in scores if s["failed"]]
+        assert sorted(s["id"] for s in failed) == ["nan-0", "nan-1", "nan-2"]
+        assert all(s["chosen_score"] is None and math.isfinite(s["rejected_score"]) for s in failed)
+        clean = [s for s in scores if not s["failed"]]
+        subset = summary["subsets"]["alpacaeval-easy"]
+        assert subset["n"] == 8 and subset["failed"] == 3
+        assert subset["correct"] == sum(s["chosen_score"] > s["rejected_score"] for s in clean)
+        assert subset["accuracy"] == pytest.approx(subset["correct"] / 8)
+        assert summary["score_excluding_failures"] is None  # the other sections are absent
+        assert any("3 pair(s) the judge failed on" in n for n in summary["notes"])

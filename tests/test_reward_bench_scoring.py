@@ -55,17 +55,29 @@ def test_tie_counts_as_wrong_in_subset_accuracy():
         {"subset": "alpacaeval-easy", "chosen_score": 0.0, "rejected_score": 1.0},  # wrong
     ]
     # 2 right of 4 = 0.5 (a ">=" rule would give 3/4 = 0.75)
-    assert subset_accuracies(rows) == {"alpacaeval-easy": {"accuracy": 0.5, "n": 4, "correct": 2}}
+    assert subset_accuracies(rows) == {"alpacaeval-easy": {"accuracy": 0.5, "n": 4, "correct": 2, "failed": 0}}
 
 
-def test_nan_scores_count_as_wrong():
+def test_failed_pairs_are_counted_and_scored_wrong_as_the_official_code_does():
     rows = [
-        {"subset": "shp", "chosen_score": NAN, "rejected_score": 0.0},  # wrong
-        {"subset": "shp", "chosen_score": 0.0, "rejected_score": NAN},  # wrong
+        {"subset": "shp", "chosen_score": NAN, "rejected_score": 0.0},  # a NaN: a failure
+        {"subset": "shp", "chosen_score": 0.0, "rejected_score": math.inf},  # inf: a failure too
+        {"subset": "shp", "chosen_score": None, "rejected_score": None, "failed": True},  # the judge failed
         {"subset": "shp", "chosen_score": 1.0, "rejected_score": 0.0},  # right
+        {"subset": "shp", "chosen_score": 0.0, "rejected_score": 1.0},  # wrong
     ]
-    # 1 / 3
-    assert subset_accuracies(rows)["shp"] == {"accuracy": pytest.approx(1 / 3), "n": 3, "correct": 1}
+    # the official reading: a failed pair is in n and wrong (failing on hard pairs cannot raise the accuracy)
+    assert subset_accuracies(rows)["shp"] == {"accuracy": 0.2, "n": 5, "correct": 1, "failed": 3}
+    # over the pairs scored, beside it
+    assert subset_accuracies(rows, failures_counted_wrong=False)["shp"] == {"accuracy": 0.5, "n": 2, "correct": 1,
+                                                                           "failed": 3}
+    summary = summarize([{"subset": "alpacaeval-easy", "chosen_score": NAN, "rejected_score": NAN}]
+                        + pairs("alpacaeval-length", 1, 2))
+    assert summary["subsets"]["alpacaeval-easy"] == {"accuracy": 0.0, "n": 1, "correct": 0, "failed": 1}
+    assert summary["sections"]["Chat"] == pytest.approx((0.0 * 100 + 0.5 * 95) / 195)
+    assert any("1 pair(s) the judge failed on" in note for note in summary["notes"])
+    json.dumps(summary, allow_nan=False)
+    assert "over the pairs scored" in format_table(summary)
 
 
 def test_missing_field_raises():
@@ -205,7 +217,7 @@ def test_summarize_full_run_with_prior_sets():
     results += pairs("shp", 1, 2) + pairs("summarize", 7, 10) + pairs("anthropic_harmless", 0, 4)
 
     summary = summarize(results)
-    assert summary["subsets"]["shp"] == {"accuracy": 0.5, "n": 2, "correct": 1}
+    assert summary["subsets"]["shp"] == {"accuracy": 0.5, "n": 2, "correct": 1, "failed": 0}
     assert summary["sections"] == pytest.approx(
         {"Chat": 0.9, "Chat Hard": 0.6, "Safety": 0.8, "Reasoning": 0.7, "Prior Sets": 0.65}
     )
