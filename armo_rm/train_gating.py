@@ -130,6 +130,24 @@ def pair_tensors(cfg: ArmoConfig, prefs: list[dict], weight: torch.Tensor, bias:
 
 
 @torch.no_grad()
+def check_final_scores(head: GatedScore, t: dict, tests: dict, val_rows: torch.Tensor, train_rows: torch.Tensor) -> None:
+    """rm_core.finite.check_final_rewards on the final scores (chosen and rejected) of the test sets' pairs, else
+    of the validation pairs, else of the training pairs: a diverged gating (or NaN stage 1 rewards) stops here."""
+    from rm_core.finite import check_final_rewards
+
+    if tests:
+        sets, where = [(tt, None) for _, tt in tests.values()], f"test pairs of {', '.join(tests)}"
+    elif len(val_rows):
+        sets, where = [(t, val_rows)], "validation pairs"
+    else:
+        sets, where = [(t, train_rows)], "training pairs (there is no test or validation set)"
+    scores = [head(s["prompt_" + side][rows if rows is not None else slice(None)],
+                   s["rewards_" + side][rows if rows is not None else slice(None)])
+              for s, rows in sets for side in ("c", "r")]
+    check_final_rewards(scores, f"the final model's scores of the {where}")
+
+
+@torch.no_grad()
 def pair_accuracy(head: GatedScore, t: dict, rows: torch.Tensor | None = None) -> float:
     from rm_core.metrics import pairwise_accuracy
 
@@ -171,7 +189,8 @@ def export_model(cfg: ArmoConfig, attributes: list[str], weight, bias, head: Gat
                           gating_temperature=cfg.gating_temperature, gating_dropout=cfg.gating_dropout,
                           prompt_end_token_ids=generation_marker(tokenizer),
                           verbosity_attribute=cfg.verbosity_attribute)
-    model = ArmoRMModel(config).to(backbone.dtype)
+    model = ArmoRMModel(config)  # fp32: the heads are copied exactly and stay fp32 whatever the backbone dtype
+    model.backbone.to(backbone.dtype)
     model.backbone.load_state_dict(backbone.state_dict())
     with torch.no_grad():
         model.regression.weight.copy_(weight)
@@ -179,7 +198,6 @@ def export_model(cfg: ArmoConfig, attributes: list[str], weight, bias, head: Gat
         model.gating.load_state_dict(head.gating.state_dict())
         model.logit_scale.copy_(head.logit_scale)
         model.reward_transform.copy_(head.transform)
-    model.regression.float(), model.gating.float()  # the heads stay fp32 whatever the backbone dtype
     describe_checkpoint(model, tokenizer, "armo", armo_max_length=cfg.max_length,
                         base_model=cfg.model_name_or_path)
     type(config).register_for_auto_class()
@@ -188,7 +206,7 @@ def export_model(cfg: ArmoConfig, attributes: list[str], weight, bias, head: Gat
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     atomic_write_json(out_dir / "eval_results.json", results)
-    metrics = {f"{name} accuracy": v["accuracy"] for name, v in results.get("test", {}).items()}
+    metrics = {f"{name} accuracy": v["accuracy"] for name, v in results.get("test", {}).items() if "accuracy" in v}
     atomic_write_text(out_dir / "README.md", model_card(
         model_name=cfg.hub_model_id or out_dir.name, base_model=cfg.model_name_or_path, rm_family="armo",
         datasets=list(dict.fromkeys(cfg.ratings_sources + cfg.preference_sources)), eval_results=metrics,
@@ -204,9 +222,12 @@ def main(cfg: ArmoConfig) -> dict:
 
     from armo_rm.data import load_preferences
     from armo_rm.train_regression import prompt_groups, split_by_group
+    from rm_core.data import drop_seen
+    from rm_core.errors import UserInputError, check_local_path
     from rm_core.hub import push_folder
 
     start = time.perf_counter()
+    check_local_path(cfg.model_name_or_path, "--model_name_or_path")  # before the data
     reg_path = Path(cfg.output_dir) / "regression.safetensors"
     if not reg_path.is_file():
         raise FileNotFoundError(f"{reg_path} is missing: run armo_rm/train_regression.py first")
@@ -218,11 +239,14 @@ def main(cfg: ArmoConfig) -> dict:
     v = attributes.index(cfg.verbosity_attribute)
 
     prefs = [p for s in cfg.preference_sources for p in load_preferences(s, cfg.shared_data_dir, cfg.max_pairs_per_source)]
+    if not prefs:
+        raise UserInputError(f"no preference pairs in {cfg.preference_sources}")
     t = pair_tensors(cfg, prefs, weight, bias, "stage 2 embeddings")
-    tests = {}  # every process helps with every embedding pass, in the same order; then the main one trains
-    for source in cfg.test_sources:
-        test_prefs = load_preferences(source, cfg.shared_data_dir, cfg.max_test_pairs)
-        tests[source] = (test_prefs, pair_tensors(cfg, test_prefs, weight, bias, f"test embeddings {source}"))
+    tests, dropped = {}, {}  # every process helps with every embedding pass, in the same order; then the main one trains
+    for source in cfg.test_sources:  # a test pair that is also a training pair is dropped and counted
+        test_prefs, dropped[source] = drop_seen(load_preferences(source, cfg.shared_data_dir, cfg.max_test_pairs), prefs)
+        if test_prefs:
+            tests[source] = (test_prefs, pair_tensors(cfg, test_prefs, weight, bias, f"test embeddings {source}"))
     from rm_core.embeddings import process_state
 
     if not process_state().is_main_process:
@@ -250,8 +274,16 @@ def main(cfg: ArmoConfig) -> dict:
     print(f"[stage 2] gating: train accuracy {results['train_accuracy']:.4f}, validation "
           f"{results.get('val_accuracy', float('nan')):.4f} ({train_seconds:.1f} s)", flush=True)
 
+    if not tests:
+        print("[test] no held-out test pairs: no test accuracy (val_accuracy is on a by-prompt split of the training "
+              "pairs)", flush=True)
+    for source in [s for s in dropped if s not in tests]:
+        results["test"][source] = {"pairs": 0, "dropped_also_in_training_pairs": dropped[source],
+                                   "note": "no held-out pairs: every pair is also a training pair"}
+        print(f"[test] {source}: no held-out pairs (all {dropped[source]} are also training pairs)", flush=True)
     for source, (test_prefs, tt) in tests.items():
-        entry = {"pairs": len(test_prefs), "accuracy": pair_accuracy(head, tt), "embedding": tt["stats"],
+        entry = {"pairs": len(test_prefs), "dropped_also_in_training_pairs": dropped[source],
+                 "accuracy": pair_accuracy(head, tt), "embedding": tt["stats"],
                  "single_objective": {a: single_objective_accuracy(tt, transform, k) for k, a in enumerate(attributes)
                                       if k != v}}
         subsets = sorted({p.get("subset", "") for p in test_prefs} - {""})
@@ -263,9 +295,11 @@ def main(cfg: ArmoConfig) -> dict:
             gates = head.gating(torch.cat([tt["prompt_c"], tt["prompt_r"]]))
         entry["mean_gating"] = dict(zip(attributes, [round(x, 4) for x in gates.mean(0).tolist()]))
         results["test"][source] = entry
-        print(f"[test] {source}: accuracy {entry['accuracy']:.4f} on {len(test_prefs)} pairs; mean gating "
-              f"{entry['mean_gating']}", flush=True)
+        print(f"[test] {source}: accuracy {entry['accuracy']:.4f} on {len(test_prefs)} held-out pairs"
+              + (f" ({dropped[source]} also in the training pairs dropped)" if dropped[source] else "")
+              + f"; mean gating {entry['mean_gating']}", flush=True)
     results["wall_seconds"] = round(time.perf_counter() - start, 2)
+    check_final_scores(head, t, tests, va, tr)  # before anything is exported
     out_dir = export_model(cfg, attributes, weight, bias, head, results)
     if cfg.push_to_hub:
         if not cfg.hub_model_id:
@@ -278,4 +312,6 @@ def main(cfg: ArmoConfig) -> dict:
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    main(*make_parser().parse_args_and_config())
+    from rm_core.errors import run_cli
+
+    run_cli(main, *make_parser().parse_args_and_config())

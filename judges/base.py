@@ -13,10 +13,17 @@ Failures. An item a judge cannot score (an unparsable LLM verdict, an endpoint t
 retries, an empty response) comes back as `None` and is counted in `judge.failures` with its reason. It
 is never replaced by a default: "error means tie" or "error means the first response wins" would bias
 every benchmark and every RL reward built on the judge. Callers decide what a None means for them.
+
+NaN and inf are failures too, on every path: `score`, `compare`, `compare_batch` and the base `rank` check what
+the subclass returns, and a subclass's own `score_pairs`, `judge_pairs`, `rank` or `rank_many` (a batched fast
+path) is wrapped when the class is defined (`Judge.__init_subclass__`), so a non-finite number (or a
+probability outside [0, 1]) becomes None, counted in `failures` as "non-finite score", whichever path asked.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -105,6 +112,14 @@ class Judge:
     def __init__(self) -> None:
         self.failures = FailureLog()
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        """Wrap the batched paths a subclass defines itself, so their NaN/inf become counted failures."""
+        super().__init_subclass__(**kwargs)
+        for name, wrap in _CHECKED_PATHS.items():
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "_finite_checked", False):
+                setattr(cls, name, wrap(method))
+
     # -- pointwise ---------------------------------------------------------------------------------------
     def _score(self, conversations: list[Conversation], references: list | None) -> list[float | None]:
         raise NotImplementedError(f"{type(self).__name__} is a pairwise judge: use compare() or rank()")
@@ -179,14 +194,73 @@ class Judge:
         return P
 
 
+NONFINITE = "non-finite score"
+
+
 def _checked(value, failures: FailureLog, index: int) -> float | None:
     if value is None:
         return None  # the subclass has already counted why
     value = float(value)
     if math.isnan(value) or math.isinf(value):
-        failures.add("non-finite score", index)
+        failures.add(NONFINITE, index)
         return None
     return value
+
+
+def _finite_checked(wrapper):
+    wrapper._finite_checked = True
+    return wrapper
+
+
+def _check_score_pairs(method):
+    @functools.wraps(method)
+    def score_pairs(self, items):
+        return [(_checked(a, self.failures, f"pair #{i} (a)"), _checked(b, self.failures, f"pair #{i} (b)"))
+                for i, (a, b) in enumerate(method(self, items))]
+    return _finite_checked(score_pairs)
+
+
+def _probability_problem(p) -> str | None:
+    if p is None:
+        return None  # already a failure, counted by the judge
+    if not math.isfinite(float(p)):
+        return NONFINITE
+    return None if 0.0 <= float(p) <= 1.0 else "probability outside [0, 1]"
+
+
+def _check_judge_pairs(method):
+    @functools.wraps(method)
+    def judge_pairs(self, items):
+        out = []
+        for i, v in enumerate(method(self, items)):
+            forward, backward = _probability_problem(v.p_forward), _probability_problem(v.p_backward)
+            if forward or backward:  # one count per pair, as for any failed pair
+                reason = NONFINITE if NONFINITE in (forward, backward) else (forward or backward)
+                self.failures.add(reason, f"pair #{i}")
+                v = dataclasses.replace(v, p_forward=None if forward else v.p_forward,
+                                        p_backward=None if backward else v.p_backward, error=v.error or reason)
+            out.append(v)
+        return out
+    return _finite_checked(judge_pairs)
+
+
+def _check_rank(method):
+    @functools.wraps(method)
+    def rank(self, *args, **kwargs):
+        return [_checked(v, self.failures, i) for i, v in enumerate(method(self, *args, **kwargs))]
+    return _finite_checked(rank)
+
+
+def _check_rank_many(method):
+    @functools.wraps(method)
+    def rank_many(self, items):
+        return [[_checked(v, self.failures, f"group #{g}, response #{i}") for i, v in enumerate(scores)]
+                for g, scores in enumerate(method(self, items))]
+    return _finite_checked(rank_many)
+
+
+_CHECKED_PATHS = {"score_pairs": _check_score_pairs, "judge_pairs": _check_judge_pairs, "rank": _check_rank,
+                  "rank_many": _check_rank_many}
 
 
 @dataclass

@@ -39,6 +39,8 @@ def aggregate(step_scores: Sequence[float | None], how: str) -> float | None:
     if how not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {how!r}; choose from {sorted(AGGREGATIONS)}")
     present = [s for s in step_scores if s is not None]
+    if any(not math.isfinite(s) for s in present):
+        return math.nan  # min/max over a NaN depend on the order: any non-finite step fails the solution
     return float(AGGREGATIONS[how](present)) if present else None
 
 

@@ -11,7 +11,6 @@ encoding: by causal attention they cannot change the loss, only cost time.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -92,6 +91,27 @@ class MathRMTrainer(SFTTrainer):
         return (loss, outputs) if return_outputs else loss
 
 
+def check_final_step_scores(model, tokenizer, eval_cands: list[dict], rows: list[dict], tag_id: int,
+                            judgement_ids: dict[str, int], max_length: int | None, out_dir) -> None:
+    """rm_core.finite.check_final_rewards on the final model's P(step good) at every step slot of the first
+    held-out solutions (the first training rows when there are no held-out questions)."""
+    from math_rm.scoring import slot_probs
+    from rm_core.data import split_steps
+    from rm_core.finite import CHECK_EXAMPLES, check_final_rewards
+
+    if eval_cands:
+        solutions = [(c["prompt"], split_steps(r) or [r.strip()]) for c in eval_cands for r in c["responses"]]
+        where = "held-out solutions"
+    else:
+        solutions = [(r["prompt"], r["steps"]) for r in rows]
+        where = "training solutions (there are no held-out questions)"
+    solutions = solutions[:CHECK_EXAMPLES]
+    encoded = [encode_solution(tokenizer, prompt, steps, tag_id, max_length) for prompt, steps in solutions]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    check_final_rewards(slot_probs(model, encoded, pad, judgement_ids),
+                        f"the final model's step scores over the first {len(solutions)} {where}", out_dir)
+
+
 def make_parser():
     from trl import ModelConfig, TrlParser
 
@@ -109,7 +129,15 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
     from math_rm.data import load_math_splits, orm_training_rows, prm_training_rows
     from math_rm.encoding import TEMPLATE_NAME, choose_step_tag, judgement_token_ids
     from math_rm.scoring import AGGREGATIONS, OutcomeRewardJudge, ProcessRewardJudge
-    from rm_core.hub import atomic_write_json, atomic_write_text, describe_checkpoint, model_card, push_folder
+    from rm_core.errors import UserInputError
+    from rm_core.hub import (
+        atomic_write_json,
+        atomic_write_text,
+        command_line,
+        describe_checkpoint,
+        model_card,
+        push_folder,
+    )
     from rm_core.models import load_causal_lm
     from rm_core.pipeline import finalise_checkpoint, peft_and_push, run_training
 
@@ -128,13 +156,17 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
     to_rows = prm_training_rows if rm_family == "prm" else orm_training_rows
     rows, skips = to_rows(train_src, data_args.dataset_format, data_args.strict_rows)
     if not rows:
-        raise ValueError(f"no usable {rm_family.upper()} training rows in {data_args.dataset_name!r} ({skips})")
+        raise UserInputError(f"no usable {rm_family.upper()} training rows in {data_args.dataset_name!r}: "
+                             f"{len(train_src)} source rows read, {skips}")
     train_ds, stats = build_dataset(rows, tokenizer, tag_id, judgement_ids, training_args.max_length)
     data_report.update(train_skipped=skips.as_dict(), train=stats)
     if state.is_main_process:
         print(f"[data] {rm_family}: {len(train_src)} source rows -> {stats['rows']} sequences, "
               f"{stats['good_steps']} '+' / {stats['bad_steps']} '-' judgements, {stats['tokens']} tokens; "
               f"{stats['truncation']}; skipped {skips.total}; {len(eval_cands)} held-out questions", flush=True)
+        held = data_report["held_out"]["description"]
+        print(f"[data] held-out set: {len(eval_cands)} questions, {held}" if eval_cands else
+              f"[data] no held-out set ({held}): no best-of-N result is reported", flush=True)
 
     peft_config, push, hub_model_id = peft_and_push(model_args, training_args, "CAUSAL_LM")
     trainer = MathRMTrainer(model=model, args=training_args, train_dataset=train_ds, processing_class=tokenizer,
@@ -146,6 +178,8 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
     if state.is_main_process:
         model_out = finalise_checkpoint(out_dir, base_path, tokenizer, peft_config is not None,
                                         auto_class=AutoModelForCausalLM)
+        check_final_step_scores(model_out, tokenizer, eval_cands, rows, tag_id, judgement_ids,
+                                training_args.max_length, out_dir)
         describe_checkpoint(model_out, tokenizer, rm_family, math_rm_judgement_ids=judgement_ids,
                             math_rm_step_tag=step_tag, math_rm_step_tag_id=tag_id, math_rm_aggregation=aggregation,
                             math_rm_template=TEMPLATE_NAME, math_rm_max_length=training_args.max_length,
@@ -174,11 +208,12 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
                     "training sequences": stats["rows"], "judgements (+/-)": f"{stats['good_steps']}/{stats['bad_steps']}",
                     "max_length": training_args.max_length, "epochs": training_args.num_train_epochs,
                     "max_steps": training_args.max_steps, "learning rate": training_args.learning_rate,
-                    "LoRA": bool(peft_config), "step tag": repr(step_tag), "aggregation": aggregation}
+                    "LoRA": bool(peft_config), "step tag": repr(step_tag), "aggregation": aggregation,
+                    "held-out set": f"{len(eval_cands)} questions: {data_report['held_out']['description']}"}
         atomic_write_text(out_dir / "README.md", model_card(
             model_name=hub_model_id or out_dir.name, base_model=model_args.model_name_or_path, rm_family=rm_family,
             datasets=[data_args.dataset_name], eval_results=card_metrics, training=training,
-            command=" ".join(["python", *sys.argv])))
+            command=command_line()))
         if push:
             if not hub_model_id:
                 raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME")

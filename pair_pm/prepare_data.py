@@ -199,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dataset_format", default="auto")
     p.add_argument("--split_rule", default=None)
     p.add_argument("--dataset_test_split", default="test")
+    p.add_argument("--eval_fraction", type=float, default=0.1,
+                   help="held out by content hash when the data has no test split (rm_core.args.DataArguments)")
     p.add_argument("--max_train_pairs", type=int, default=None)
     p.add_argument("--model_name_or_path", default="HuggingFaceTB/SmolLM2-135M-Instruct", help="its tokenizer")
     p.add_argument("--chat_template", default=None)
@@ -210,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
 
     data_args = DataArguments(dataset_name=args.dataset_name, dataset_format=args.dataset_format,
                               split_rule=args.split_rule, dataset_test_split=args.dataset_test_split or None,
-                              max_train_pairs=args.max_train_pairs)
+                              eval_fraction=args.eval_fraction, max_train_pairs=args.max_train_pairs)
     train, test, report = load_preference_splits(data_args)
     if args.rrm:
         from pair_pm.rrm_augment import rrm_augment
@@ -235,4 +237,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from rm_core.errors import run_cli
+
+    run_cli(main)

@@ -106,7 +106,8 @@ def disagreement_filter(prob_fn: Callable[[list[dict]], list[float]], threshold:
         probs = prob_fn(rows)
         if len(probs) != len(rows):
             raise ValueError(f"prob_fn returned {len(probs)} probabilities for {len(rows)} rows")
-        return [abs(p - (0.5 if r.get("tie") else 1.0)) >= threshold for p, r in zip(probs, rows)]
+        # a row the RM failed on (None: an error, a NaN) is not known to be wrong or unsure: not kept
+        return [p is not None and abs(p - (0.5 if r.get("tie") else 1.0)) >= threshold for p, r in zip(probs, rows)]
 
     return keep
 

@@ -141,4 +141,6 @@ def make_parser():
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    run_ssrm(*make_parser().parse_args_and_config())
+    from rm_core.errors import run_cli
+
+    run_cli(run_ssrm, *make_parser().parse_args_and_config())

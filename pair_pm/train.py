@@ -80,16 +80,35 @@ def make_parser():
     return TrlParser((DataArguments, PairPMConfig, ModelConfig))
 
 
-def evaluate_pair_pm(judge, prefs: list[dict]) -> dict:
-    """Held-out accuracy one order (chosen as A, and as B) and order-debiased, and the flip rate."""
+def both_orders(prefs: list[dict]) -> list[tuple]:
+    """(prompt, chosen, rejected) then (prompt, rejected, chosen) for every pair: the judge's two readings."""
     items = [(p["prompt"], p["chosen"][-1]["content"], p["rejected"][-1]["content"]) for p in prefs]
-    verdicts = judge.judge_pairs(items)
+    return [x for q, a, b in items for x in ((q, a, b), (q, b, a))]
+
+
+def evaluate_pair_pm(judge, prefs: list[dict], probs: list[float] | None = None) -> dict:
+    """Held-out accuracy one order (chosen as A, and as B) and order-debiased, and the flip rate. probs: the
+    judge's P(A) over both_orders(prefs), when already computed. A pair with a non-finite P(A) is a failed
+    pair (counted, never right)."""
+    import math
+
+    from judges.base import PairVerdict
+
+    if probs is None:
+        probs = judge.first_probs(both_orders(prefs))
+    verdicts = [PairVerdict(*(p if math.isfinite(p) else None for p in (probs[2 * i], 1.0 - probs[2 * i + 1])))
+                for i in range(len(prefs))]
     n = len(verdicts)
+
+    def right(p):
+        return p is not None and p > 0.5
+
     return {"pairs": n,
-            "accuracy": sum(v.p > 0.5 for v in verdicts) / n,
-            "accuracy_chosen_as_a": sum(v.p_forward > 0.5 for v in verdicts) / n,
-            "accuracy_chosen_as_b": sum(v.p_backward > 0.5 for v in verdicts) / n,
-            "order_inconsistency_rate": sum(not v.consistent for v in verdicts) / n}
+            "accuracy": sum(right(v.p) for v in verdicts) / n,
+            "accuracy_chosen_as_a": sum(right(v.p_forward) for v in verdicts) / n,
+            "accuracy_chosen_as_b": sum(right(v.p_backward) for v in verdicts) / n,
+            "order_inconsistency_rate": sum(v.consistent is False for v in verdicts) / n,
+            "failed_pairs": sum(v.p is None for v in verdicts)}
 
 
 def main(data_args: DataArguments, training_args: PairPMConfig, model_args) -> dict:
@@ -98,9 +117,17 @@ def main(data_args: DataArguments, training_args: PairPMConfig, model_args) -> d
 
     from pair_pm.prepare_data import TEMPLATE_NAME, answer_token_ids, build_dataset
     from pair_pm.scoring import PairPMJudge
-    from rm_core.hub import atomic_write_json, atomic_write_text, describe_checkpoint, model_card, push_folder
+    from rm_core.finite import CHECK_EXAMPLES, check_final_rewards
+    from rm_core.hub import (
+        atomic_write_json,
+        atomic_write_text,
+        command_line,
+        describe_checkpoint,
+        model_card,
+        push_folder,
+    )
     from rm_core.models import load_causal_lm
-    from rm_core.pipeline import finalise_checkpoint, load_preference_splits, peft_and_push, run_training
+    from rm_core.pipeline import finalise_checkpoint, held_out_line, load_preference_splits, peft_and_push, run_training
 
     state = PartialState()
     set_seed(training_args.seed)
@@ -117,6 +144,7 @@ def main(data_args: DataArguments, training_args: PairPMConfig, model_args) -> d
     if state.is_main_process:
         print(f"[data] {len(train)} train pairs -> {len(train_ds)} examples; {truncation}; "
               f"{len(test)} held-out pairs", flush=True)
+        print(held_out_line(data_report), flush=True)
 
     peft_config, push, hub_model_id = peft_and_push(model_args, training_args, "CAUSAL_LM")
     trainer = PairPMTrainer(model=model, args=training_args, train_dataset=train_ds, processing_class=tokenizer,
@@ -128,12 +156,17 @@ def main(data_args: DataArguments, training_args: PairPMConfig, model_args) -> d
     if state.is_main_process:
         model_out = finalise_checkpoint(out_dir, base_path, tokenizer, peft_config is not None,
                                         auto_class=AutoModelForCausalLM)
+        judge = PairPMJudge(model_out, tokenizer, training_args.max_length)
+        checked = test or train[:CHECK_EXAMPLES]  # the first training pairs when there is no held-out set
+        probs = judge.first_probs(both_orders(checked))
+        check_final_rewards(probs, f"the final model's P(A) over the {len(checked)} "
+                                   f"{'held-out' if test else 'first training'} pairs in both orders", out_dir)
         describe_checkpoint(model_out, tokenizer, "pair_pm", pair_pm_answer_ids=answer_token_ids(tokenizer),
                             pair_pm_template=TEMPLATE_NAME, pair_pm_max_length=training_args.max_length,
                             base_model=model_args.model_name_or_path)
         model_out.config.save_pretrained(out_dir)
         if test:
-            held = evaluate_pair_pm(PairPMJudge(model_out, tokenizer, training_args.max_length), test)
+            held = evaluate_pair_pm(judge, test, probs)
             results["held_out"] = held
             print(f"[eval] held-out accuracy {held['accuracy']:.4f} (one order: chosen as A "
                   f"{held['accuracy_chosen_as_a']:.4f}, as B {held['accuracy_chosen_as_b']:.4f}; order flips "
@@ -143,12 +176,13 @@ def main(data_args: DataArguments, training_args: PairPMConfig, model_args) -> d
                     "train pairs": len(train), "examples (both orders)": len(train_ds),
                     "max_length": training_args.max_length, "epochs": training_args.num_train_epochs,
                     "max_steps": training_args.max_steps, "learning rate": training_args.learning_rate,
-                    "LoRA": bool(peft_config), "RRM augmentation": training_args.rrm_augment}
+                    "LoRA": bool(peft_config), "RRM augmentation": training_args.rrm_augment,
+                    "held-out set": f"{len(test)} pairs: {data_report['held_out']['description']}"}
         atomic_write_text(out_dir / "README.md", model_card(
             model_name=hub_model_id or out_dir.name, base_model=model_args.model_name_or_path, rm_family="pair_pm",
             datasets=[data_args.dataset_name], eval_results={f"held-out {k}": v for k, v in
                                                              results.get("held_out", {}).items()},
-            training=training, command=" ".join(["python", *sys.argv])))
+            training=training, command=command_line()))
         if push:
             if not hub_model_id:
                 raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME")
@@ -160,4 +194,6 @@ def main(data_args: DataArguments, training_args: PairPMConfig, model_args) -> d
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    main(*make_parser().parse_args_and_config())
+    from rm_core.errors import run_cli
+
+    run_cli(main, *make_parser().parse_args_and_config())

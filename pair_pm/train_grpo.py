@@ -270,6 +270,22 @@ def evaluate_reasoning_judge(judge, prefs: list[dict]) -> dict:
             "answer_a_rate": stats["verdict A"] / said if said else None}
 
 
+def first_token_probs(model, tokenizer, prefs: list[dict], max_length: int, batch_size: int = 8) -> list[float]:
+    """P("A") among the answer letters as the first token the reasoning judge would write, for both orders of each
+    pair: not its verdict (it reasons first) but one forward per prompt, finite exactly when the model's outputs
+    are: what the end-of-training check (rm_core.finite) reads."""
+    from judges.base import prompt_text
+    from pair_pm.prepare_data import REASONING_QUESTION, answer_token_ids, encode_pair
+    from pair_pm.scoring import first_probs
+
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token  # left pads are masked out
+    seqs = [encode_pair(tokenizer, prompt_text(p["prompt"]), a, b, max_length, question=REASONING_QUESTION, reserve=0)
+            for p in prefs for a, b in ((p["chosen"][-1]["content"], p["rejected"][-1]["content"]),
+                                        (p["rejected"][-1]["content"], p["chosen"][-1]["content"]))]
+    return first_probs(model, seqs, tokenizer.pad_token_id, answer_token_ids(tokenizer), batch_size)
+
+
 def reward_curve(log_history: list[dict], name: str = "pair_pm_verdict") -> list[dict]:
     """Per logged step: the mean reward, the verdict accuracy and the malformed rate of the sampled completions."""
     keys = {"reward": "reward", "accuracy": f"{name}/verdict", "malformed_rate": f"{name}/malformed_rate",
@@ -292,9 +308,16 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
     from pair_pm.grpo_rewards import make_verdict_reward_func, verdict_reward
     from pair_pm.prepare_data import REASONING_TEMPLATE_NAME
     from pair_pm.scoring import ReasoningPairPMJudge
-    from rm_core.hub import atomic_write_json, atomic_write_text, describe_checkpoint, model_card, push_folder
+    from rm_core.hub import (
+        atomic_write_json,
+        atomic_write_text,
+        command_line,
+        describe_checkpoint,
+        model_card,
+        push_folder,
+    )
     from rm_core.models import load_causal_lm
-    from rm_core.pipeline import finalise_checkpoint, load_preference_splits, peft_and_push, run_training
+    from rm_core.pipeline import finalise_checkpoint, held_out_line, load_preference_splits, peft_and_push, run_training
 
     state = PartialState()
     set_seed(training_args.seed)
@@ -310,6 +333,7 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
     if state.is_main_process:
         print(f"[data] {len(train)} train pairs -> {len(train_ds)} prompts (both orders); {truncation}; "
               f"{len(test)} held-out pairs", flush=True)
+        print(held_out_line(data_report), flush=True)
 
     warmup_log = None
     if training_args.format_warmup_steps:
@@ -333,6 +357,12 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
     if state.is_main_process:
         model_out = finalise_checkpoint(out_dir, base_path, tokenizer, peft_config is not None,
                                         auto_class=AutoModelForCausalLM)
+        from rm_core.finite import CHECK_EXAMPLES, check_final_rewards
+
+        checked = test or train[:CHECK_EXAMPLES]  # the first training pairs when there is no held-out set
+        check_final_rewards(first_token_probs(model_out, tokenizer, checked, training_args.max_prompt_length),
+                            f"the final model's first-token P(A) over the {len(checked)} "
+                            f"{'held-out' if test else 'first training'} pairs in both orders", out_dir)
         max_new = training_args.judge_max_new_tokens or training_args.max_completion_length
         describe_checkpoint(model_out, tokenizer, "pair_pm", pair_pm_reasoning=True,
                             pair_pm_template=REASONING_TEMPLATE_NAME,
@@ -354,13 +384,14 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
                     "max_prompt_length": training_args.max_prompt_length,
                     "max_completion_length": training_args.max_completion_length,
                     "max_steps": training_args.max_steps, "learning rate": training_args.learning_rate,
-                    "LoRA": bool(peft_config), "malformed penalty": training_args.malformed_penalty}
+                    "LoRA": bool(peft_config), "malformed penalty": training_args.malformed_penalty,
+                    "held-out set": f"{len(test)} pairs: {data_report['held_out']['description']}"}
         atomic_write_text(out_dir / "README.md", model_card(
             model_name=hub_model_id or out_dir.name, base_model=model_args.model_name_or_path, rm_family="pair_pm",
             datasets=[data_args.dataset_name], eval_results={f"held-out {k}": v for k, v in
                                                              results.get("held_out", {}).items()
                                                              if isinstance(v, (int, float))},
-            training=training, command=" ".join(["python", *sys.argv])))
+            training=training, command=command_line()))
         if push:
             if not hub_model_id:
                 raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME")
@@ -373,4 +404,6 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    main(*make_parser().parse_args_and_config())
+    from rm_core.errors import run_cli
+
+    run_cli(main, *make_parser().parse_args_and_config())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -199,3 +200,91 @@ def test_push_folder_defaults_to_public(tmp_path, monkeypatch):
     push_folder(tmp_path, "org/rm2")
     assert FakeApi.calls[1][2]["private"] is False
     assert os.listdir(tmp_path) == []  # nothing written locally
+
+
+# ---------------------------------------------------------------- secrets
+
+
+def test_redact_argv_hides_secret_flags_and_token_shaped_values():
+    from rm_core.hub import command_line, redact_argv
+
+    argv = ["train.py", "--hub_token", "hf_abcdefghijklmnopqrstu", "--api_key=sk-live-0123456789abcdefXYZ",
+            "--learning_rate", "1e-5", "--password", "hunter2", "--note", "uses hf_abcdefghijklmnopqrstu inside",
+            "--api_key_env", "OPENAI_API_KEY", "--model", "org/model"]
+    red = redact_argv(argv)
+    assert red == ["train.py", "--hub_token", "***", "--api_key=***", "--learning_rate", "1e-5", "--password", "***",
+                   "--note", "uses *** inside", "--api_key_env", "OPENAI_API_KEY", "--model", "org/model"]
+    line = command_line(argv)
+    assert "hf_abc" not in line and "sk-live" not in line and "hunter2" not in line
+    assert line.startswith("python train.py --hub_token *** ")
+
+
+def test_model_card_never_carries_a_token():
+    card = model_card(model_name="m", base_model="b", rm_family="bradley_terry", datasets=[], eval_results=None,
+                      training={}, command="python train.py --hub_token hf_abcdefghijklmnopqrstu")
+    assert "hf_abcdefghijklmnopqrstu" not in card and "--hub_token ***" in card
+
+
+def test_a_training_run_with_hub_token_pushes_nothing_that_holds_it(tmp_path, monkeypatch):
+    """--hub_token goes to the push and nowhere else: not the card's command line, not training_args.bin, not
+    any file of the uploaded folder (intermediate checkpoints included)."""
+    import huggingface_hub
+
+    from bradley_terry_rm.train import main, make_parser
+    from rm_core.builtin_data import write_builtin_preferences
+    from rm_core.testing import save_tiny_backbone
+
+    token = "hf_SecretTokenForThisTest0123456789"
+    FakeApi.calls = []
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(hub, "_hub_token", None)  # restored after the test: the token stays in this test
+    data = Path(write_builtin_preferences(tmp_path / "data")["train"]).parent
+    base = save_tiny_backbone(tmp_path / "base")
+    out = tmp_path / "out"
+    argv = ["--model_name_or_path", str(base), "--dataset_name", str(data), "--output_dir", str(out),
+            "--max_steps", "2", "--per_device_train_batch_size", "2", "--max_length", "64", "--max_eval_pairs", "4",
+            "--save_strategy", "steps", "--save_steps", "1", "--report_to", "none", "--use_cpu", "true",
+            "--disable_tqdm", "true", "--push_to_hub", "true", "--hub_model_id", "org/rm", "--hub_token", token]
+    monkeypatch.setattr(sys, "argv", ["bradley_terry_rm/train.py", *argv])
+    main(*make_parser().parse_args_and_config(argv))
+    assert [c[0] for c in FakeApi.calls] == ["init", "create_repo", "upload_folder"]
+    assert FakeApi.calls[0][2] == {"token": token}  # the push used it
+    uploaded = Path(FakeApi.calls[2][2]["folder_path"])
+    files = [p for p in uploaded.rglob("*") if p.is_file()]
+    assert any(p.name == "training_args.bin" for p in files) and (uploaded / "README.md").is_file()
+    assert "--hub_token ***" in (uploaded / "README.md").read_text()
+    for path in files:
+        assert token.encode() not in path.read_bytes(), f"{path} holds the token"
+
+
+def test_json_files_never_hold_a_bare_nan(tmp_path):
+    """NaN and inf are not JSON; in the project's JSON and JSONL files a non-finite number is null (a failure)."""
+    import json
+    import math
+
+    from rm_core.hub import atomic_write_json, atomic_write_jsonl
+
+    atomic_write_json(tmp_path / "a.json", {"x": math.nan, "y": [1.0, -math.inf, {"z": math.inf}], "ok": 2.5})
+    atomic_write_jsonl(tmp_path / "b.jsonl", [{"s": math.nan}, {"s": 0.5}])
+    text = (tmp_path / "a.json").read_text() + (tmp_path / "b.jsonl").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": None, "y": [1.0, None, {"z": None}], "ok": 2.5}
+    assert [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()] == [{"s": None},
+                                                                                              {"s": 0.5}]
+
+
+def test_count_nonfinite_reads_numbers_tensors_arrays_and_nestings():
+    import math
+
+    import numpy as np
+    import torch
+
+    from rm_core.finite import TrainingDivergedError, check_final_rewards, count_nonfinite
+
+    assert count_nonfinite([1.0, None, math.nan, [math.inf, 2], {"a": -math.inf}]) == (3, 5)
+    assert count_nonfinite(torch.tensor([[1.0, float("nan")], [0.0, 1.0]])) == (1, 4)
+    assert count_nonfinite(np.array([1.0, np.inf], dtype=np.float32)) == (1, 2)
+    assert count_nonfinite([np.float32(np.nan), np.float64(1.0)]) == (1, 2)
+    check_final_rewards([0.1, None, torch.zeros(3)], "rewards")  # finite: nothing happens
+    with pytest.raises(TrainingDivergedError, match="training diverged: rewards: 1 of 2 values are NaN or infinite"):
+        check_final_rewards([0.1, math.nan], "rewards")

@@ -210,3 +210,97 @@ def test_eval_reward_bench_equals_the_judge_compare_path(ckpt, tmp_path):
     correct = sum(judge.compare(r["prompt"], r["chosen"], r["rejected"]) > 0.5 for r in rows)
     assert sum(s["correct"] for s in summary["subsets"].values()) == correct
     assert summary["failed_pairs"] == 0 and summary["judge_failures"]["total"] == 0
+
+
+# ---------------------------------------------------------------- NaN and inf are failures on every path
+
+
+class FastPaths(Judge):
+    """A judge with its own batched fast paths (as the BT, pair-PM, tree and listwise judges have), each
+    returning a NaN, an inf or a probability out of range for the first item: the base class must still count
+    them as failures."""
+
+    pointwise = False
+
+    def score_pairs(self, items):
+        return [(math.nan, 1.0)] + [(2.0, math.inf)] + [(1.0, 0.0)] * (len(items) - 2)
+
+    def judge_pairs(self, items):
+        from judges.base import PairVerdict
+
+        return [PairVerdict(math.nan, 0.7), PairVerdict(0.2, 1.5), PairVerdict(0.6, 0.8)][: len(items)]
+
+    def _compare(self, items):
+        return [v.p for v in self.judge_pairs(items)]
+
+    def rank(self, prompt, responses, method="auto"):
+        return [math.inf, 1.0, 2.0][: len(responses)]
+
+    def rank_many(self, items):
+        return [[math.nan, 3.0] for _ in items]
+
+
+def test_a_judges_own_fast_paths_turn_nan_and_inf_into_counted_failures():
+    j = FastPaths()
+    items = [("q", "a", "b")] * 3
+    assert j.score_pairs(items) == [(None, 1.0), (2.0, None), (1.0, 0.0)]
+    assert j.failures.counts["non-finite score"] == 2
+    verdicts = j.judge_pairs(items)
+    assert [(v.p_forward, v.p_backward) for v in verdicts] == [(None, 0.7), (0.2, None), (0.6, 0.8)]
+    assert verdicts[0].error == "non-finite score" and verdicts[0].p is None and verdicts[2].p == pytest.approx(0.7)
+    assert j.failures.counts["non-finite score"] == 3 and j.failures.counts["probability outside [0, 1]"] == 1
+    assert j.compare_batch(items) == [None, None, pytest.approx(0.7)]  # counted once each, in judge_pairs
+    assert j.failures.counts["non-finite score"] == 4 and j.failures.counts["probability outside [0, 1]"] == 2
+    assert j.rank("q", ["a", "b", "c"], method="bt") == [None, 1.0, 2.0]  # keyword arguments still reach it
+    assert j.rank_many([("q", ["a", "b"]), ("p", ["c", "d"])]) == [[None, 3.0], [None, 3.0]]
+    assert j.failures.counts["non-finite score"] == 7
+
+
+@pytest.fixture(scope="module")
+def nan_ckpt(tmp_path_factory):
+    """A BT checkpoint whose reward head is all NaN (what a diverged run saves)."""
+    from rm_core.hub import describe_checkpoint
+    from rm_core.testing import tiny_reward_model
+
+    path = tmp_path_factory.mktemp("judge") / "bt-nan"
+    model, tokenizer = tiny_reward_model(seed=3)
+    with torch.no_grad():
+        model.score.weight.fill_(math.nan)
+    describe_checkpoint(model, tokenizer, "bradley_terry")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("share_prefix", [True, False])
+def test_a_nan_checkpoint_gives_counted_failures_on_every_bt_judge_path(nan_ckpt, share_prefix):
+    j = judges.load(str(nan_ckpt), share_prefix=share_prefix, batch_size=2)
+    items = [(PROMPT, RESPONSES[0], RESPONSES[1]), (PROMPT, RESPONSES[2], RESPONSES[1])]
+    assert j.score_pairs(items) == [(None, None), (None, None)]  # the batched (KV-shared prefix) path
+    assert j.failures.counts["non-finite score"] == 4
+    assert j.score([conversation(PROMPT, r) for r in RESPONSES]) == [None] * 4
+    assert j.compare(PROMPT, RESPONSES[0], RESPONSES[1]) is None
+    assert j.compare_batch(items) == [None, None]
+    assert j.rank(PROMPT, RESPONSES[:3]) == [None, None, None]
+    assert best_of_n(j, PROMPT, RESPONSES[:3]).index is None
+    assert j.failures.counts["non-finite score"] == 4 + 4 + 2 + 4 + 3 + 3
+
+
+def test_an_llm_judges_nan_choice_probabilities_are_failures_not_position_statistics():
+    from judges.backends import Result
+    from judges.llm_judge import PairwiseLLMJudge
+
+    class NanProbs:
+        supports_choice_probs = True
+
+        def choice_probs(self, requests, choices):
+            return [Result([math.nan, 0.5, 0.5]) if "poison" in r[0]["content"] else Result([0.7, 0.2, 0.1])
+                    for r in requests]
+
+    j = PairwiseLLMJudge(NanProbs())
+    verdicts = j.judge_pairs([("q", "fine", "also fine"), ("q", "poison", "fine")])
+    assert verdicts[0].p == pytest.approx((0.75 + 1 - 0.75) / 2)
+    assert verdicts[1].p is None and verdicts[1].error == "non-finite score"
+    assert j.failures.counts == {"non-finite score": 1}
+    assert j.order_stats.pairs == 1 and math.isfinite(j.order_stats.position_a_rate)
+    assert j.compare("q", "poison", "fine") is None

@@ -410,3 +410,19 @@ def test_lora_run_merges_into_an_odin_model(trained):
         torch.testing.assert_close(merged(input_ids=ids).head_logits, with_adapter(input_ids=ids).head_logits,
                                    atol=1e-5, rtol=1e-4)
     assert not torch.allclose(merged.score.weight, start)  # both heads trained (modules_to_save "score")
+
+
+def test_a_nan_odin_checkpoint_gives_counted_failures_on_the_batched_path(tmp_path):
+    import odin_rm
+    from odin_rm.scoring import OdinJudge
+    from rm_core.testing import save_tiny_backbone, tiny_tokenizer
+
+    base = save_tiny_backbone(tmp_path / "base")
+    model = odin_rm.odin_from_backbone(str(base), dtype=torch.float32).eval()
+    with torch.no_grad():
+        model.score.weight[0] = math.nan  # the served (quality) head diverged
+    judge = OdinJudge(model, tiny_tokenizer(), max_length=64, batch_size=2)
+    items = [("What is 2 + 3?", "The answer is 5.", "no"), ("Say hello.", "hello world", "the fox")]
+    assert judge.score_pairs(items) == [(None, None), (None, None)]  # the KV-shared prefix path of eval_*
+    assert judge.compare_batch(items) == [None, None]
+    assert judge.failures.counts == {"non-finite score": 8}

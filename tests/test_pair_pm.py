@@ -262,3 +262,47 @@ def test_lora_training_merges_into_a_plain_causal_lm(tmp_path):
     assert not torch.equal(q_merged, original.model.layers[0].self_attn.q_proj.weight)  # the adapter is merged in
     assert torch.equal(merged.model.layers[0].mlp.up_proj.weight, original.model.layers[0].mlp.up_proj.weight)
     assert judges.load(str(out)).compare("hi", GOOD, BAD) is not None
+
+
+# ------------------------------------------------------------------ NaN and inf are failures
+
+
+def test_a_nan_pair_pm_gives_counted_failures_on_every_path(tok):
+    import math
+
+    from transformers import LlamaForCausalLM
+
+    from eval.runner import pair_verdicts
+    from pair_pm.scoring import PairPMJudge
+    from rm_core.testing import tiny_llama_config
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(tiny_llama_config(len(tok))).eval()
+    with torch.no_grad():
+        model.model.norm.weight.fill_(math.nan)  # every logit NaN, as after a diverged step
+    judge = PairPMJudge(model, tok, max_length=256, batch_size=2)
+    items = [("What is 2 + 3?", "The answer is 5.", "no"), ("Say hello.", "hello world", "the fox")]
+    verdicts = judge.judge_pairs(items)  # the batched path eval_* and the recipes use
+    assert [(v.p_forward, v.p_backward, v.p) for v in verdicts] == [(None, None, None)] * 2
+    assert judge.failures.counts == {"non-finite score": 2}
+    assert [v.p for v in pair_verdicts(judge, items)] == [None, None]
+    assert judge.compare_batch(items) == [None, None] and judge.compare("q", "a", "b") is None
+    assert judge.rank("q", ["a", "bb", "ccc"]) == [None, None, None]
+    assert judge.failures.counts == {"non-finite score": 2 + 2 + 2 + 1 + 3}
+
+
+def test_a_diverged_pair_pm_run_stops_and_is_not_marked_done(tmp_path):
+    from pair_pm import train as recipe
+    from rm_core.finite import TrainingDivergedError
+
+    # (at 1e30 this tiny LM's one step leaves weights near 1e30 whose logits collapse to exactly 0: finite)
+    base, data = _backbone_and_data(tmp_path, {"train": 16}, seed=0)
+    out = tmp_path / "pm"
+    argv = ["--model_name_or_path", str(base), "--dataset_name", str(data), "--output_dir", str(out),
+            "--dataset_test_split", "", "--per_device_train_batch_size", "8", "--learning_rate", "1e38",
+            "--max_steps", "1", "--max_length", "128", "--save_strategy", "no", "--report_to", "none",
+            "--disable_tqdm", "true", "--use_cpu", "true", "--seed", "0", "--activation_checkpointing", "false"]
+    with pytest.raises(TrainingDivergedError, match=r"P\(A\) over the 16 first training pairs.*NaN or infinite"):
+        recipe.main(*recipe.make_parser().parse_args_and_config(argv))
+    assert not (out / "config.json").exists() and not (out / "eval_results.json").exists()
+    assert (out / "diverged" / "model.safetensors").is_file()

@@ -479,3 +479,20 @@ def test_real_smollm2_one_grpo_step_and_its_judge(tmp_path):
     assert isinstance(verdict.text_forward, str) and isinstance(verdict.text_backward, str)
     assert judge.verdict_stats["outputs"] == 2
     assert (verdict.p is None) == (judge.failures.total == 1)
+
+
+def test_a_diverged_grpo_run_stops_and_is_not_marked_done(tmp_path, tiny_path):
+    from pair_pm import train_grpo as recipe
+    from rm_core.finite import TrainingDivergedError
+
+    data = _data_dir(tmp_path, {"train": 8, "test": 3})
+    out = tmp_path / "ckpt"
+    argv = ["--model_name_or_path", str(tiny_path), "--dataset_name", str(data), "--output_dir", str(out),
+            "--num_generations", "4", "--per_device_train_batch_size", "8", "--max_completion_length", "4",
+            "--max_prompt_length", "448", "--max_steps", "1", "--learning_rate", "1e38", "--save_strategy", "no",
+            "--report_to", "none", "--disable_tqdm", "true", "--use_cpu", "true", "--seed", "0",
+            "--format_warmup_steps", "0"]
+    with pytest.raises(TrainingDivergedError, match=r"first-token P\(A\) over the 3 held-out pairs.*NaN or inf"):
+        recipe.main(*recipe.make_parser().parse_args_and_config(argv))
+    assert not (out / "config.json").exists() and not (out / "eval_results.json").exists()
+    assert (out / "diverged" / "model.safetensors").is_file()
