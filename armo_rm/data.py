@@ -31,6 +31,7 @@ from rm_core.data import (
     to_preferences,
     to_ratings,
 )
+from rm_core.errors import UserInputError
 
 ROOT = Path(__file__).resolve().parents[1]
 GSM8K_SOLVERS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
@@ -115,7 +116,10 @@ def load_ratings(source: str, shared: str | None = None, limit: int | None = Non
         return rows
     if source.startswith("offline:"):
         raise ValueError(f"{source} is not a ratings source; offline ratings: offline:hh-harmless, offline:gsm8k")
-    rows, report = to_ratings(load_rows(source))
+    raw = load_rows(source)
+    rows, report = to_ratings(raw)
+    if not rows:
+        raise UserInputError(f"no usable ratings rows in {source}: {len(raw)} rows read, {report}")
     if report.total:
         print(f"[data] {source}: {report}", flush=True)
     return rows[:limit] if limit else rows
@@ -143,7 +147,10 @@ def load_preferences(source: str, shared: str | None = None, limit: int | None =
         return prefs[:limit]
     if source.startswith("offline:"):
         raise ValueError(f"unknown offline set {source}; known: {OFFLINE}")
-    prefs, report = to_preferences(load_rows(source))
+    raw = load_rows(source)
+    prefs, report = to_preferences(raw)
+    if not prefs:
+        raise UserInputError(f"no usable preference pairs in {source}: {len(raw)} rows read, {report}")
     if report.total:
         print(f"[data] {source}: {report}", flush=True)
     return prefs[:limit]

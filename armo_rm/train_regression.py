@@ -92,14 +92,20 @@ def main(cfg: ArmoConfig) -> dict:
     from safetensors.torch import save_file
 
     from armo_rm.data import add_verbosity, load_ratings
+    from rm_core.errors import check_local_path
     from rm_core.hub import atomic_write_json
 
     start = time.perf_counter()
+    check_local_path(cfg.model_name_or_path, "--model_name_or_path")  # before the data
     rows, sources = [], {}
     for source in cfg.ratings_sources:
         got = load_ratings(source, cfg.shared_data_dir, cfg.max_pairs_per_source)
         sources[source] = len(got)
         rows += got
+    if not rows:
+        from rm_core.errors import UserInputError
+
+        raise UserInputError(f"no rated responses in {cfg.ratings_sources}")
     add_verbosity(rows, cfg.verbosity_attribute)
     attributes = list(dict.fromkeys(name for r in rows for name in r["attributes"]))
     print(f"[stage 1] {len(rows)} rated responses from {sources}; objectives {attributes}", flush=True)
@@ -135,4 +141,6 @@ def main(cfg: ArmoConfig) -> dict:
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    main(*make_parser().parse_args_and_config())
+    from rm_core.errors import run_cli
+
+    run_cli(main, *make_parser().parse_args_and_config())

@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a clone, too
 
 from rm_core.args import DataArguments, RewardModelConfig
+from rm_core.hub import command_line
 from rm_core.pipeline import train_pairwise_reward_model
 
 
@@ -31,9 +32,11 @@ def make_parser():
 
 def main(data_args: DataArguments, training_args: RewardModelConfig, model_args) -> dict:
     return train_pairwise_reward_model(data_args, training_args, model_args, rm_family="bradley_terry",
-                                       command=" ".join(["python", *sys.argv]))
+                                       command=command_line())
 
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    main(*make_parser().parse_args_and_config())
+    from rm_core.errors import run_cli
+
+    run_cli(main, *make_parser().parse_args_and_config())

@@ -26,6 +26,7 @@ __all__ = [
     "FailureLog",
     "Judge",
     "best_of_n",
+    "check_judge_spec",
     "checkpoint_family",
     "load",
     "register_judge",
@@ -39,7 +40,9 @@ def _read_config(path: str, revision: str | None = None) -> dict:
     if local.is_file():
         return json.loads(local.read_text(encoding="utf-8"))
     if Path(path).exists():
-        raise FileNotFoundError(f"{path} has no config.json: not a model checkpoint")
+        from rm_core.errors import MissingPathError
+
+        raise MissingPathError(f"{path} has no config.json: not a model checkpoint")
     from huggingface_hub import hf_hub_download
 
     return json.loads(Path(hf_hub_download(path, "config.json", revision=revision)).read_text(encoding="utf-8"))
@@ -57,6 +60,17 @@ def checkpoint_family(name_or_path: str, revision: str | None = None) -> str | N
     return None
 
 
+def check_judge_spec(spec: str, what: str = "model") -> None:
+    """Before anything is loaded: a judge spec naming a local path that does not exist (a checkpoint, or the
+    model of llm:<path>) raises MissingPathError "<what> <path>: no such file or directory" (not a Hub error)."""
+    from rm_core.errors import check_local_path
+
+    kind, sep, name = spec.partition(":")
+    if sep and kind == "openai":
+        return
+    check_local_path(name if sep and kind == "llm" else spec, what)
+
+
 def _register_families() -> None:
     # Importing a family's judge module registers it (register_judge); recipes add theirs here as they land.
     import armo_rm.scoring  # noqa: F401
@@ -71,6 +85,7 @@ def load(spec: str, family: str | None = None, **kwargs) -> Judge:
     """A judge from a checkpoint folder / Hub id (family from config.json, or `family=` to override, e.g.
     "bradley_terry" to score a base LM with a fresh head as an untrained baseline), or a prompted LLM:
     "llm:<HF id or path>" (local causal LM) / "openai:<model>" (any OpenAI-compatible endpoint)."""
+    check_judge_spec(spec)
     if spec.startswith(LLM_PREFIXES):
         from judges.llm_judge import load_llm_judge
 

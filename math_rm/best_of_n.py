@@ -195,4 +195,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from rm_core.errors import run_cli
+
+    run_cli(main)

@@ -6,23 +6,29 @@
 - ORM training rows: one Steps row per candidate with the whole response as one step, labelled by its outcome.
 - Evaluation rows: Candidates (best-of-N). For the GSM8K labelled solutions the project's fixed split applies
   (question index < 1000 trains, the other 319 evaluate); other sources read `dataset_test_split` or
-  `eval_dataset_name`.
+  `eval_dataset_name`. A Candidates-style source without a test split (one file, a Hub set without one) holds out
+  `eval_fraction` of its questions by a hash of the question (rm_core.data.hash_split); a source that cannot be
+  scored best-of-N (Steps rows, step chats, PRM800K) has no held-out set, and the report says so.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rm_core.data import (
+    CANDIDATES_CONVERTERS,
     SkipReport,
     detect_math_format,
     gsm8k_solutions_split,
+    hash_split,
     load_rows,
+    load_split,
     make_steps,
     to_candidates,
     to_steps,
 )
+from rm_core.errors import UserInputError
 
 GSM8K_SOLUTIONS = "../shared/data/gsm8k/example_model_solutions.jsonl"
 
@@ -39,6 +45,9 @@ class MathDataArguments:
         "help": "Held-out split of Candidates for best-of-N (ignored for the GSM8K solutions: fixed split)."})
     eval_dataset_name: str | None = field(default=None, metadata={
         "help": "A separate Candidates source for the best-of-N evaluation (its test split)."})
+    eval_fraction: float = field(default=0.1, metadata={
+        "help": "Share of the questions held out for best-of-N when a Candidates-style source has no test split: "
+                "a question is held out when sha1 of its text falls in this fraction (deterministic). 0: none."})
     max_train_questions: int | None = field(default=None, metadata={
         "help": "Use the first N training source rows (questions, for the GSM8K sources)."})
     max_eval_questions: int | None = field(default=None, metadata={"help": "Evaluate on the first N questions."})
@@ -49,29 +58,48 @@ def load_math_splits(args: MathDataArguments) -> tuple[list[dict], list[dict], d
     """(train source rows, evaluation Candidates rows, report)."""
     rows = load_rows(args.dataset_name, args.dataset_train_split, args.dataset_data_dir)
     if not rows:
-        raise ValueError(f"no rows in {args.dataset_name!r}")
+        raise UserInputError(f"no rows in {args.dataset_name!r}")
     fmt = detect_math_format(rows[0]) if args.dataset_format == "auto" else args.dataset_format
     report: dict = {"dataset": args.dataset_name, "format": fmt}
     eval_rows: list[dict] = []
+    split = args.dataset_test_split
     if fmt == "gsm8k_solutions":
         rows, eval_rows = gsm8k_solutions_split(rows)
         report["split"] = "fixed: question index < 1000 trains (../shared/data/README.md)"
+        held = "the fixed GSM8K split (question index >= 1000)"
         if args.eval_dataset_name:
-            eval_rows = load_rows(args.eval_dataset_name, args.dataset_test_split or "test")
+            eval_rows = load_rows(args.eval_dataset_name, split or "test")
+            held = f"{args.eval_dataset_name!r}"
     elif args.eval_dataset_name:
-        eval_rows = load_rows(args.eval_dataset_name, args.dataset_test_split or "test")
-    elif args.dataset_test_split and not Path(args.dataset_name).is_file():  # a single file has no test split
-        try:
-            eval_rows = load_rows(args.dataset_name, args.dataset_test_split, args.dataset_data_dir)
-        except (FileNotFoundError, ValueError):
-            eval_rows = []  # no test split: no best-of-N evaluation
+        eval_rows = load_rows(args.eval_dataset_name, split or "test")
+        held = f"{args.eval_dataset_name!r}"
+    elif not split:
+        held = "none: --dataset_test_split is empty"
+    elif (loaded := load_split(args.dataset_name, split, args.dataset_data_dir)) is not None:
+        eval_rows, held = loaded, f"the data's {split!r} split"
+    elif fmt in CANDIDATES_CONVERTERS and args.eval_fraction > 0:
+        rows, eval_rows = hash_split(rows, args.eval_fraction, _question_key)
+        held = f"{args.eval_fraction:g} of the questions, by sha1 of the question (the data has no {split!r} split)"
+        if not rows:
+            raise UserInputError(f"no training rows left in {args.dataset_name!r} after holding out {held}")
+    else:
+        held = (f"none: the data has no {split!r} split" + ("" if fmt in CANDIDATES_CONVERTERS else
+                f", and its {fmt!r} rows cannot be scored best-of-N (pass --eval_dataset_name)"))
     if args.max_train_questions:
         rows = rows[: args.max_train_questions]
     if args.max_eval_questions:
         eval_rows = eval_rows[: args.max_eval_questions]
     cands, skips = to_candidates(eval_rows, "auto", args.strict_rows)
-    report.update(train_rows=len(rows), eval_questions=len(cands), eval_skipped=skips.as_dict())
+    if not cands and not held.startswith("none"):
+        held = f"none: {held} gave no questions"
+    report.update(train_rows=len(rows), eval_questions=len(cands), eval_skipped=skips.as_dict(),
+                  held_out={"questions": len(cands), "description": held})
     return rows, cands, report
+
+
+def _question_key(row: dict) -> str:
+    """A source row's question (its prompt), as canonical JSON: all of a question's candidates stay on one side."""
+    return json.dumps(row.get("question", row.get("prompt")), sort_keys=True, ensure_ascii=False)
 
 
 def prm_training_rows(rows: list[dict], fmt: str = "auto", strict: bool = False) -> tuple[list[dict], SkipReport]:

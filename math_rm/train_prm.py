@@ -30,4 +30,6 @@ def main(data_args, training_args: MathRMConfig, model_args) -> dict:
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    main(*make_parser().parse_args_and_config())
+    from rm_core.errors import run_cli
+
+    run_cli(main, *make_parser().parse_args_and_config())

@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rm_core.args import RewardModelConfig
+from rm_core.hub import command_line
 
 
 @dataclass
@@ -63,9 +64,11 @@ def main(data_args, training_args: ScalarORMConfig, model_args) -> dict:
     from math_rm.data import load_math_splits
     from rm_core.args import DataArguments
     from rm_core.data import to_candidates
+    from rm_core.errors import check_local_path
     from rm_core.hub import atomic_write_json, atomic_write_jsonl
     from rm_core.pipeline import train_pairwise_reward_model
 
+    check_local_path(model_args.model_name_or_path, "--model_name_or_path")  # before the data
     train_src, eval_cands, report = load_math_splits(data_args)
     train_cands, _ = to_candidates(train_src, data_args.dataset_format, data_args.strict_rows)
     pairs_dir = Path(training_args.output_dir) / "pairs"
@@ -79,7 +82,7 @@ def main(data_args, training_args: ScalarORMConfig, model_args) -> dict:
     pair_args = DataArguments(dataset_name=str(pairs_dir), dataset_format="explicit", dataset_test_split="test",
                               strict_rows=True)
     results = train_pairwise_reward_model(pair_args, training_args, model_args, rm_family="orm",
-                                          command=" ".join(["python", *sys.argv]))
+                                          command=command_line())
     if state.is_main_process:
         out = Path(training_args.output_dir)
         config = json.loads((out / "config.json").read_text())
@@ -99,4 +102,6 @@ def main(data_args, training_args: ScalarORMConfig, model_args) -> dict:
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    main(*make_parser().parse_args_and_config())
+    from rm_core.errors import run_cli
+
+    run_cli(main, *make_parser().parse_args_and_config())

@@ -24,6 +24,7 @@ import odin_rm  # noqa: F401  registers the ODIN classes with the Auto classes
 from odin_rm.scoring import evaluate_odin
 from odin_rm.trainer import OdinRewardConfig, OdinRewardTrainer, load_odin_model, tokenize_with_lengths
 from rm_core.args import DataArguments
+from rm_core.hub import command_line
 from rm_core.pipeline import train_pairwise_reward_model
 
 
@@ -52,11 +53,13 @@ def default_lora_targets(model_args) -> None:
 def main(data_args: DataArguments, training_args: OdinRewardConfig, model_args) -> dict:
     default_lora_targets(model_args)
     return train_pairwise_reward_model(data_args, training_args, model_args, rm_family="odin",
-                                       command=" ".join(["python", *sys.argv]), trainer_cls=OdinRewardTrainer,
+                                       command=command_line(), trainer_cls=OdinRewardTrainer,
                                        model_loader=load_odin_model, tokenize_fn=tokenize_with_lengths,
                                        evaluate_fn=evaluate_odin)
 
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    main(*make_parser().parse_args_and_config())
+    from rm_core.errors import run_cli
+
+    run_cli(main, *make_parser().parse_args_and_config())

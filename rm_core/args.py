@@ -21,7 +21,18 @@ class DataArguments:
         metadata={"help": "Row format: auto, hh, conversations, explicit, reward_bench (rm_core/data.py)."},
     )
     dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
-    dataset_test_split: str | None = field(default="test", metadata={"help": "Held-out split; empty for none."})
+    dataset_test_split: str | None = field(
+        default="test",
+        metadata={"help": "Held-out split; empty for no held-out set. When the data has no such split (one file, "
+                          "a folder without {split}.jsonl, a Hub set without it), --eval_fraction of the pairs is "
+                          "held out instead."},
+    )
+    eval_fraction: float = field(
+        default=0.1,
+        metadata={"help": "Share of the pairs held out when the data has no test split: a pair is held out when "
+                          "sha1 of its canonical prompt+chosen+rejected JSON falls in this fraction (deterministic; "
+                          "rm_core.data.split_pairs). 0: no held-out set."},
+    )
     split_rule: str | None = field(
         default=None,
         metadata={"help": "'hh_sha1': split the train rows into train/test by the project's fixed HH-RLHF rule "

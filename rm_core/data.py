@@ -24,13 +24,35 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
+
+from rm_core.errors import MissingPathError, UserInputError, check_local_path
 
 ROLES = ("system", "user", "assistant")
 
 
-class RowError(ValueError):
-    """A row that cannot be converted; the message names the row and the reason."""
+class RowError(UserInputError):
+    """A row (or a data file) that cannot be read or converted; the message names the row or the file and line."""
+
+
+IDENTICAL_PAIR = "chosen and rejected are identical"
+
+
+class DegeneratePair(RowError):
+    """A well-formed pair that carries no preference: its chosen and rejected responses are identical (after
+    stripping surrounding whitespace). Always skipped and counted (even with strict=True): a model can only
+    'rank' it on float noise, and a loss on it only pushes two equal rewards apart at random."""
+
+
+def same_response(a, b) -> bool:
+    """Two responses (strings, or message lists) that are identical after stripping surrounding whitespace."""
+    if isinstance(a, str) and isinstance(b, str):
+        return a.strip() == b.strip()
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return all(isinstance(x, dict) and isinstance(y, dict) and x.get("role") == y.get("role")
+                   and same_response(x.get("content"), y.get("content")) for x, y in zip(a, b))
+    return a == b
 
 
 @dataclass
@@ -91,6 +113,8 @@ def _preference(prompt, chosen, rejected, row: dict) -> dict:
     _check_response(rejected, "rejected")
     if prompt[-1]["role"] == "assistant":
         raise RowError("prompt must not end with an assistant message")
+    if same_response(chosen, rejected):
+        raise DegeneratePair(IDENTICAL_PAIR)
     out = {"prompt": prompt, "chosen": chosen, "rejected": rejected,
            "id": str(row.get("id", "")), "subset": str(row.get("subset", "") or "")}
     if row.get("margin") is not None:
@@ -182,7 +206,7 @@ def load_llmbar_as_reward_bench(llmbar_dir: str | Path) -> list[dict]:
     """The five RewardBench chat-hard llmbar subsets from LLMBar's own files (419 pairs)."""
     rows = []
     for filename, subset in LLMBAR_SUBSETS.items():
-        data = json.loads((Path(llmbar_dir) / filename).read_text(encoding="utf-8"))
+        data = read_rows(Path(llmbar_dir) / filename)
         for i, row in enumerate(data):
             try:
                 rows.append(llmbar_to_reward_bench(row, subset, i))
@@ -216,7 +240,8 @@ def _row_name(row: dict, index: int) -> str:
 
 
 def to_preferences(rows: Iterable[dict], fmt: str = "auto", strict: bool = False) -> tuple[list[dict], SkipReport]:
-    """Convert rows to canonical Preference rows. Bad rows raise (strict) or are skipped and counted."""
+    """Convert rows to canonical Preference rows. Bad rows raise (strict) or are skipped and counted; a pair whose
+    chosen and rejected are identical (DegeneratePair) is always skipped and counted."""
     out, report = [], SkipReport()
     for i, row in enumerate(rows):
         try:
@@ -227,13 +252,13 @@ def to_preferences(rows: Iterable[dict], fmt: str = "auto", strict: bool = False
                 row = llmbar_to_reward_bench(row, row.get("subset", "llmbar"), i)
                 name = "reward_bench"
             if name not in CONVERTERS:
-                raise ValueError(f"unknown format {name!r}; choose from {sorted(CONVERTERS)} or 'auto'")
+                raise UserInputError(f"unknown format {name!r}; choose from {sorted(CONVERTERS)} or 'auto'")
             pref = CONVERTERS[name](row)
             pref["id"] = pref["id"] or str(i)
             out.append(pref)
         except (RowError, KeyError, TypeError) as err:
             reason = str(err) if isinstance(err, RowError) else f"missing or wrong field {err}"
-            if strict:
+            if strict and not isinstance(err, DegeneratePair):
                 raise RowError(f"{_row_name(row if isinstance(row, dict) else {}, i)}: {reason}") from None
             report.add(reason, _row_name(row if isinstance(row, dict) else {}, i))
     return out, report
@@ -337,55 +362,194 @@ def to_ratings(rows: Iterable[dict], fmt: str = "auto", strict: bool = False) ->
 # ---------------------------------------------------------------- loading
 
 
-def read_rows(path: str | Path) -> list[dict]:
-    """Rows of a local .json (a list), .jsonl, .jsonl.gz or .parquet file."""
-    path = Path(path)
-    name = path.name
-    if name.endswith(".parquet"):
-        import pyarrow.parquet as pq
+DATA_FILE_ENDINGS = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
 
-        return pq.read_table(path).to_pylist()
-    opener = gzip.open if name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        if name.endswith((".jsonl", ".jsonl.gz")):
-            rows = []
-            for i, line in enumerate(f):
+
+def _not_utf8(path: Path, err: UnicodeDecodeError, line: int, column: int) -> RowError:
+    byte = err.object[err.start:err.start + 1].hex()
+    return RowError(f"{path} line {line}: not UTF-8 text (byte 0x{byte} at column {column}); "
+                    "save the file as UTF-8")
+
+
+def _read_json_lines(path: Path, opener) -> list:
+    rows, i = [], 0
+    try:
+        with opener(path, "rb") as f:
+            for i, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8-sig" if i == 1 else "utf-8")
+                except UnicodeDecodeError as err:
+                    raise _not_utf8(path, err, i, err.start + 1) from None
                 if line.strip():
                     try:
                         rows.append(json.loads(line))
                     except json.JSONDecodeError as err:
-                        raise RowError(f"{path} line {i + 1} is not valid JSON: {err}") from None
-            return rows
-        data = json.load(f)
-    if isinstance(data, dict):  # {"train": [...]} style files are not guessed at
-        raise RowError(f"{path} holds a JSON object; expected a list of rows")
-    return data
+                        raise RowError(f"{path} line {i} is not valid JSON ({_json_problem(err, line)})") from None
+    except (EOFError, gzip.BadGzipFile, OSError) as err:  # a cut or corrupt .gz stream
+        raise RowError(f"{path}: cannot read it{f' past line {i}' if i else ''} ({type(err).__name__}: {err})"
+                       ) from None
+    return rows
+
+
+def _json_problem(err: json.JSONDecodeError, text: str) -> str:
+    cut = err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string")
+    return f"{err.msg}: column {err.colno}" + ("; it ends before the JSON does: cut short?" if cut else "")
+
+
+def _read_json_document(path: Path, opener) -> list:
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, gzip.BadGzipFile, OSError) as err:
+        raise RowError(f"{path}: cannot read it ({type(err).__name__}: {err})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise _not_utf8(path, err, line, err.start - data.rfind(b"\n", 0, err.start)) from None
+    if not text.strip():
+        raise RowError(f"{path} is empty; expected a JSON list of rows")
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RowError(f"{path} line {err.lineno} is not valid JSON ({_json_problem(err, text)})") from None
+    if not isinstance(rows, list):  # {"train": [...]} style files are not guessed at
+        kind = {dict: "object", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(rows), "null")
+        raise RowError(f"{path} holds a JSON {kind}; expected a list of rows"
+                       + (" (or use .jsonl for one row per line)" if isinstance(rows, dict) else ""))
+    return rows
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """Rows of a local .jsonl(.gz) (one JSON object a line), .json(.gz) (a list) or .parquet file. A file this
+    cannot read raises RowError naming the file and, where there is one, the line."""
+    path = Path(path)
+    name = path.name.lower()
+    if not path.is_file():
+        raise MissingPathError(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
+    if name.endswith(".parquet"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_table(path).to_pylist()
+        except (pa.ArrowException, OSError) as err:
+            raise RowError(f"{path}: not a readable parquet file ({err})") from None
+    if not name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):
+        raise RowError(f"{path}: unsupported file type {''.join(path.suffixes) or '(no extension)'!r}; data files "
+                       f"are {', '.join(DATA_FILE_ENDINGS)} (convert a CSV with pandas: "
+                       "pd.read_csv(f).to_json(out, orient='records', lines=True))")
+    opener = gzip.open if name.endswith(".gz") else open
+    if name.endswith((".jsonl", ".jsonl.gz")):
+        return _read_json_lines(path, opener)
+    return _read_json_document(path, opener)
+
+
+def _split_file(folder: Path, split: str) -> Path | None:
+    return next((folder / f"{split}{ext}" for ext in DATA_FILE_ENDINGS if (folder / f"{split}{ext}").is_file()), None)
+
+
+def _folder_lacks(folder: Path, split: str) -> MissingPathError:
+    held = sorted(p.name for p in folder.iterdir() if p.name.lower().endswith(DATA_FILE_ENDINGS))
+    return MissingPathError(f"{folder} has no {split}.jsonl, .jsonl.gz, .json or .parquet "
+                            f"({'its data files: ' + ', '.join(held[:10]) if held else 'it holds no data files'})")
+
+
+def _load_hub(source: str, split: str, data_dir: str | None) -> list[dict]:
+    from datasets import load_dataset
+
+    try:
+        return load_dataset(str(source), data_dir=data_dir, split=split).to_list()
+    except ValueError as err:
+        if str(err).startswith("Unknown split"):
+            raise MissingPathError(f"{source} has no split {split!r}: {err}") from None
+        raise UserInputError(f"{source}: not a local file or folder, and not a loadable Hub data set ({err})") from None
+    except (FileNotFoundError, ConnectionError) as err:  # DatasetNotFoundError, offline mode, no network
+        raise MissingPathError(f"{source}: not a local file or folder, and not a loadable Hub data set "
+                               f"({type(err).__name__}: {err})") from None
 
 
 def load_rows(source: str | Path, split: str = "train", data_dir: str | None = None) -> list[dict]:
-    """Rows from a local file, a local folder holding `{split}.jsonl`-like files, or a Hub data set id."""
+    """Rows from a local file, a local folder holding `{split}.jsonl`-like files, or a Hub data set id. A path
+    that does not exist, a folder without the split and an unreadable file raise a UserInputError naming them."""
     path = Path(source)
     if path.is_file():
         return read_rows(path)
     if path.is_dir():
-        for ext in (".jsonl", ".jsonl.gz", ".json", ".parquet"):
-            if (path / f"{split}{ext}").is_file():
-                return read_rows(path / f"{split}{ext}")
-        raise FileNotFoundError(f"{path} has no {split}.jsonl/.json/.parquet")
-    from datasets import load_dataset
+        found = _split_file(path, split)
+        if found is None:
+            raise _folder_lacks(path, split)
+        return read_rows(found)
+    check_local_path(str(source), "data set")
+    return _load_hub(str(source), split, data_dir)
 
-    return load_dataset(str(source), data_dir=data_dir, split=split).to_list()
+
+def load_split(source: str | Path, split: str, data_dir: str | None = None) -> list[dict] | None:
+    """The rows of `split`, or None when the source has no such split: a single file (it is one data set, with no
+    splits), a folder without `{split}.jsonl`, a Hub data set without that split."""
+    path = Path(source)
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return read_rows(found) if (found := _split_file(path, split)) else None
+    try:
+        return load_rows(source, split, data_dir)
+    except MissingPathError as err:
+        if "has no split" in str(err):
+            return None
+        raise
+
+
+# ---------------------------------------------------------------- held-out sets by hash
+# ONE rule for every deterministic split of the project: an item is held out when sha1(its key) mod the fraction's
+# denominator is below its numerator (fraction 0.2 = 1/5: sha1 % 5 == 0, the fixed HH-RLHF split; 0.1: sha1 % 10
+# == 0). The same content always lands on the same side, whatever the order, count or duplication of the rows.
+
+DEFAULT_EVAL_FRACTION = 0.1
+
+
+def is_held_out(key: str, fraction: float) -> bool:
+    if not 0 <= fraction < 1:
+        raise UserInputError(f"a held-out fraction is in [0, 1), got {fraction}")
+    part = Fraction(fraction).limit_denominator(10_000)
+    return int(hashlib.sha1(key.encode("utf-8")).hexdigest(), 16) % part.denominator < part.numerator
+
+
+def hash_split(rows: list, fraction: float, key: Callable[[object], str]) -> tuple[list, list]:
+    """(kept, held out) by `is_held_out(key(row), fraction)`, each in the rows' order."""
+    flags = [is_held_out(key(r), fraction) for r in rows]
+    return [r for r, f in zip(rows, flags) if not f], [r for r, f in zip(rows, flags) if f]
+
+
+def pair_key(pref: dict) -> str:
+    """A preference pair's content as canonical JSON (prompt, chosen, rejected; not its id or subset)."""
+    return json.dumps([pref["prompt"], pref["chosen"], pref["rejected"]], sort_keys=True, ensure_ascii=False,
+                      separators=(",", ":"))
+
+
+def split_pairs(prefs: list[dict], fraction: float = DEFAULT_EVAL_FRACTION) -> tuple[list[dict], list[dict]]:
+    """(train, held-out) preference pairs: held out by `is_held_out(pair_key(pair), fraction)`."""
+    return hash_split(prefs, fraction, pair_key)
+
+
+def drop_seen(held_out: list, seen: list, key: Callable[[object], str] = pair_key) -> tuple[list, int]:
+    """(held-out items whose content is not among `seen`, how many were dropped): a held-out set never scores a
+    training item."""
+    keys = {key(x) for x in seen}
+    kept = [x for x in held_out if key(x) not in keys]
+    return kept, len(held_out) - len(kept)
+
+
+HH_TEST_FRACTION = 0.2
 
 
 def hh_is_test(row: dict) -> bool:
     """The project's fixed HH-RLHF split (../shared/data/README.md): sha1(chosen) % 5 == 0 is test."""
-    return int(hashlib.sha1(row["chosen"].encode("utf-8")).hexdigest(), 16) % 5 == 0
+    return is_held_out(row["chosen"], HH_TEST_FRACTION)
 
 
 def hh_split(rows: list[dict]) -> tuple[list[dict], list[dict]]:
-    train = [r for r in rows if not hh_is_test(r)]
-    test = [r for r in rows if hh_is_test(r)]
-    return train, test
+    return hash_split(rows, HH_TEST_FRACTION, lambda r: r["chosen"])
 
 
 # ================================================================ Steps and Candidates (math PRM / ORM, best-of-N)

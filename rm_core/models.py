@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from rm_core.errors import check_local_path
+
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -106,9 +108,11 @@ def provision(repo_id: str) -> Path:
 
 
 def resolve_model(name_or_path: str) -> str:
-    """A local folder as is; a Hub id when the Hub answers; else its offline provisioned folder."""
+    """A local folder as is; a Hub id when the Hub answers; else its offline provisioned folder. A name that can
+    only be a local path and does not exist raises MissingPathError ("no such file or directory")."""
     if Path(name_or_path).exists():
         return str(name_or_path)
+    check_local_path(str(name_or_path), "model")
     if name_or_path in OFFLINE_SOURCES:
         cached = cache_dir() / name_or_path.replace("/", "--")
         if (cached / "config.json").is_file() or not hub_reachable(name_or_path):

@@ -30,9 +30,13 @@ def tiny_armo(tmp_path_factory):
         prefs.append({"prompt": prompt, "chosen": good, "rejected": bad})
     (work / "ratings.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ratings))
     (work / "prefs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in prefs))
+    held_out = [{"prompt": f"held-out question {i} " + " ".join(rng.choices(words, k=4)),
+                 "chosen": "Sure, here is the answer " + " ".join(rng.choices(words, k=rng.randint(2, 12))),
+                 "rejected": "I cannot help " + " ".join(rng.choices(words, k=rng.randint(2, 12)))} for i in range(20)]
+    (work / "prefs_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in held_out))
     cfg = ArmoConfig(model_name_or_path=str(path), output_dir=str(work / "out"), max_length=64,
                      ratings_sources=[str(work / "ratings.jsonl")], preference_sources=[str(work / "prefs.jsonl")],
-                     test_sources=[str(work / "prefs.jsonl")], max_steps=100, batch_size=32, dtype="float32")
+                     test_sources=[str(work / "prefs_test.jsonl")], max_steps=100, batch_size=32, dtype="float32")
     stage1 = train_regression.main(cfg)
     stage2 = train_gating.main(cfg)
     return cfg, stage1, stage2, prefs

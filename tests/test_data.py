@@ -330,3 +330,44 @@ def test_hh_transcripts_that_differ_before_the_last_reply_split_at_the_shared_pr
     assert prefs[0]["prompt"] == [U("a")]
     assert prefs[0]["chosen"] == [A("b"), U("c"), A("d")]
     assert prefs[0]["rejected"] == [A("X"), U("c"), A("e")]
+
+
+# ---------------------------------------------------------------- degenerate pairs
+
+
+IDENTICAL = {
+    "reward_bench": {"prompt": "q", "chosen": "Blue.", "rejected": "Blue.", "subset": "s"},
+    "explicit_whitespace": {"prompt": [U("q")], "chosen": [A("Blue.")], "rejected": [A("  Blue.\n")]},
+    "explicit_multi_turn": {"prompt": [U("q")], "chosen": [A("a"), U("more?"), A("b")],
+                            "rejected": [A("a"), U("more?"), A("b ")]},
+    "conversations": {"chosen": [U("q"), A("same")], "rejected": [U("q"), A("same")]},
+    "hh": {"chosen": "\n\nHuman: q\n\nAssistant: same", "rejected": "\n\nHuman: q\n\nAssistant: same"},
+    "llmbar": {"input": "q", "output_1": "x y", "output_2": "x y", "label": 1},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(IDENTICAL))
+def test_identical_chosen_and_rejected_are_skipped_and_counted_even_when_strict(kind):
+    for strict in (False, True):
+        prefs, report = to_preferences([GOOD, IDENTICAL[kind], GOOD], strict=strict)
+        assert [p["id"] for p in prefs] == ["0", "2"]
+        assert report.counts == Counter({"chosen and rejected are identical": 1})
+        assert report.examples["chosen and rejected are identical"][0].startswith("row 1")
+    # pairs that differ anywhere (case, an earlier turn of a continuation) are kept
+    rows = [{"prompt": "q", "chosen": "Blue.", "rejected": "blue."},
+            {"prompt": [U("q")], "chosen": [A("a"), U("more?"), A("b")], "rejected": [A("a"), U("less?"), A("b")]}]
+    assert len(to_preferences(rows)[0]) == 2
+
+
+def test_training_data_counts_identical_pairs(tmp_path):
+    from rm_core.args import DataArguments
+    from rm_core.pipeline import load_preference_splits
+
+    rows = [{"id": str(i), "prompt": f"q{i}", "chosen": "yes", "rejected": "yes" if i % 4 == 0 else "no"}
+            for i in range(12)]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]), encoding="utf-8")
+    train, test, report = load_preference_splits(DataArguments(dataset_name=str(tmp_path)))
+    assert all(p["chosen"] != p["rejected"] for p in train + test)
+    assert report["train_skipped"]["by_reason"] == {"chosen and rejected are identical": 3}
+    assert report["test_skipped"]["by_reason"] == {"chosen and rejected are identical": 1}

@@ -1,0 +1,93 @@
+"""User errors: bad files, missing paths, empty data sets. A command prints them as one line, never a traceback.
+
+    raise UserInputError(f"{path} line 3: not valid JSON (...)")     # anywhere below a command
+    check_local_path(args.model, "--model")                          # before anything is loaded
+
+    @cli_entry                                                       # a console script's main(argv)
+    def main(argv=None): ...
+
+    run_cli(main, *make_parser().parse_args_and_config())            # a recipe's `__main__`
+
+A command prints `error: <message>` on stderr and exits 2 for a UserInputError, 3 for a TooManyFailedError (a
+long job that wrote what it got but saw more failed items than it allows); every other exception keeps its
+traceback (it is a bug, or a failure worth the whole story). Called from Python, the functions below a command
+raise as usual.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+EXIT_USER_ERROR = 2
+EXIT_TOO_MANY_FAILED = 3
+
+# Endings that only a file name has (a Hub id never ends like this).
+_FILE_ENDINGS = (".json", ".jsonl", ".gz", ".parquet", ".csv", ".tsv", ".txt", ".arrow", ".safetensors", ".bin",
+                 ".pt", ".gguf", ".jinja", ".yaml", ".yml")
+
+
+class UserInputError(ValueError):
+    """A mistake in what the user gave (a file, a path, a data set): the message says which and what is wrong."""
+
+
+class RunFailed(RuntimeError):
+    """A run that cannot finish as asked for a reason the message says in full (a diverged training run, more
+    judge failures than allowed): one line on stderr and exit code 1, no traceback."""
+
+
+class MissingPathError(UserInputError, FileNotFoundError):
+    """A local file or folder that does not exist, or lacks the file asked for."""
+
+
+class TooManyFailedError(RuntimeError):
+    """A long job (judging, labelling, sampling) finished and stored everything it got, but more than its allowed
+    share of items failed (an endpoint down, a model erroring): the message names the count and share; a rerun
+    asks the failed items again (rm_core.resume.check_failed_share)."""
+
+    exit_code = EXIT_TOO_MANY_FAILED
+
+
+def looks_like_local_path(name: str) -> bool:
+    """True when `name` can only mean a local path: absolute, ./ ../ ~, a backslash, two or more slashes, a file
+    ending, or not a valid Hub repo id. "org/name" stays ambiguous (a Hub id) and is False."""
+    name = str(name)
+    if os.path.isabs(name) or name.startswith(("./", "../", "~", ".\\", "..\\")) or name in (".", "..") or "\\" in name:
+        return True
+    if name.count("/") >= 2 or name.lower().endswith(_FILE_ENDINGS):
+        return True
+    try:
+        from huggingface_hub.utils import validate_repo_id
+
+        validate_repo_id(name)
+    except Exception:  # HFValidationError: cannot be a Hub id, so it was meant as a path
+        return True
+    return False
+
+
+def check_local_path(name: str, what: str) -> None:
+    """Raise MissingPathError ("no such file or directory") when `name` is meant as a local path and is absent.
+    A name that may be a Hub id passes: the Hub (or its offline cache) decides."""
+    if name and not Path(os.path.expanduser(str(name))).exists() and looks_like_local_path(name):
+        raise MissingPathError(f"{what} {name}: no such file or directory")
+
+
+def cli_entry(main):
+    """Wrap a command's main: a UserInputError prints `error: <message>` on stderr and exits 2, a
+    TooManyFailedError likewise and exits 3."""
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except (UserInputError, TooManyFailedError) as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            raise SystemExit(getattr(err, "exit_code", EXIT_USER_ERROR)) from None
+
+    return wrapper
+
+
+def run_cli(main, *args, **kwargs):
+    """Run `main(*args)` as a command (see `cli_entry`)."""
+    return cli_entry(main)(*args, **kwargs)
