@@ -17,8 +17,16 @@ from accelerate import PartialState
 
 from rm_core.args import DataArguments, RewardModelConfig
 from rm_core.collators import tokenize_preferences
-from rm_core.data import hh_split, load_rows, to_preferences
-from rm_core.hub import atomic_write_json, atomic_write_text, describe_checkpoint, model_card, push_folder
+from rm_core.data import drop_seen, hh_split, load_rows, load_split, split_pairs, to_preferences
+from rm_core.errors import UserInputError
+from rm_core.hub import (
+    atomic_write_json,
+    atomic_write_text,
+    describe_checkpoint,
+    model_card,
+    push_folder,
+    take_hub_token,
+)
 from rm_core.inference import score_pairs
 from rm_core.metrics import pairwise_accuracy
 from rm_core.models import cache_dir, load_reward_model, resolve_model
@@ -27,7 +35,12 @@ from rm_core.trainer import PairwiseRewardTrainer
 
 
 def load_preference_splits(data_args: DataArguments) -> tuple[list[dict], list[dict], dict]:
-    """(train preferences, held-out preferences, data report) from a Hub id, a local path or 'builtin'."""
+    """(train preferences, held-out preferences, data report) from a Hub id, a local path or 'builtin'.
+
+    The held-out set is, in order: the fixed HH-RLHF rule (--split_rule hh_sha1); the data's own test split, less
+    any pair also in the training pairs; when the data has no such split (one file, a folder without it, a Hub set
+    without it), the pairs whose content hash falls in --eval_fraction (rm_core.data.split_pairs); else none, and
+    the report says so. The report's `held_out` records which, and its size. Training rows are never held out."""
     source = data_args.dataset_name
     if source == "builtin":
         from rm_core.builtin_data import write_builtin_preferences
@@ -35,31 +48,112 @@ def load_preference_splits(data_args: DataArguments) -> tuple[list[dict], list[d
         paths = write_builtin_preferences(cache_dir() / "builtin-preferences")
         source = str(Path(paths["train"]).parent)
     train_rows = load_rows(source, data_args.dataset_train_split, data_args.dataset_data_dir)
+    test_split = data_args.dataset_test_split
+    test_rows, carve = [], False
     if data_args.split_rule == "hh_sha1":
         train_rows, test_rows = hh_split(train_rows)
+        held = {"rule": "hh_sha1", "description": "the project's fixed HH-RLHF split (sha1(chosen) % 5 == 0)"}
     elif data_args.split_rule:
-        raise ValueError(f"unknown split_rule {data_args.split_rule!r}; use 'hh_sha1' or leave it empty")
-    elif data_args.dataset_test_split:
-        test_rows = load_rows(source, data_args.dataset_test_split, data_args.dataset_data_dir)
+        raise UserInputError(f"unknown split_rule {data_args.split_rule!r}; use 'hh_sha1' or leave it empty")
+    elif not test_split:
+        held = {"rule": "none", "description": "none: --dataset_test_split is empty"}
+    elif (loaded := load_split(source, test_split, data_args.dataset_data_dir)) is not None:
+        test_rows = loaded
+        held = {"rule": "split", "split": test_split, "description": f"the data's {test_split!r} split"}
+    elif data_args.eval_fraction > 0:
+        carve = True
+        held = {"rule": "hashed", "fraction": data_args.eval_fraction,
+                "description": f"{data_args.eval_fraction:g} of the pairs, by sha1 of each pair's content (the data "
+                               f"has no {test_split!r} split)"}
     else:
-        test_rows = []
+        held = {"rule": "none", "description": f"none: the data has no {test_split!r} split and --eval_fraction is 0"}
     train, train_skips = to_preferences(train_rows, data_args.dataset_format, data_args.strict_rows)
     test, test_skips = to_preferences(test_rows, data_args.dataset_format, data_args.strict_rows)
+    if not train and not carve:
+        raise UserInputError(f"no usable training pairs in {data_args.dataset_name!r}: {len(train_rows)} rows read, "
+                             f"{train_skips}")
+    if carve:
+        train, test = split_pairs(train, data_args.eval_fraction)
+    elif held["rule"] == "split":
+        test, held["dropped_also_in_train"] = drop_seen(test, train)
     if data_args.max_train_pairs:
         train = train[: data_args.max_train_pairs]
     if data_args.max_eval_pairs:
         test = test[: data_args.max_eval_pairs]
     if not train:
-        raise ValueError(f"no usable training pairs in {data_args.dataset_name!r} ({train_skips})")
+        raise UserInputError(f"no usable training pairs in {data_args.dataset_name!r}: {len(train_rows)} rows read, "
+                             f"{train_skips}" + (f", {len(test)} held out" if carve and test else ""))
+    if held["rule"] != "none" and not test:
+        held["description"] = f"none: {held['description']} gave no pairs"
+    held["pairs"] = len(test)
     report = {"dataset": data_args.dataset_name, "train_pairs": len(train), "test_pairs": len(test),
-              "train_skipped": train_skips.as_dict(), "test_skipped": test_skips.as_dict()}
+              "held_out": held, "train_skipped": train_skips.as_dict(), "test_skipped": test_skips.as_dict()}
     return train, test, report
 
 
-def last_checkpoint(output_dir: str) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+def held_out_line(report: dict) -> str:
+    """One line for the log: what the held-out set is and its size, or that there is none."""
+    held = report["held_out"]
+    if not held["pairs"]:
+        return (f"[data] no held-out set ({held['description']}): no held-out accuracy or reward mean/std is "
+                "reported")
+    dropped = held.get("dropped_also_in_train")
+    return (f"[data] held-out set: {held['pairs']} pairs, {held['description']}"
+            + (f"; {dropped} pairs also in the training pairs dropped from it" if dropped else ""))
 
-    return get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+
+def complete_checkpoints(output_dir: str | Path) -> tuple[list[Path], list[Path]]:
+    """(complete, incomplete) `checkpoint-N` folders of a run, by step. The Trainer writes trainer_state.json
+    last (after the weights, optimizer and RNG state), so a checkpoint is complete when that file parses; a
+    kill while writing checkpoint-N leaves it without one, or with a cut one."""
+    import json
+    import re
+
+    folder = Path(output_dir)
+    found = sorted((int(m.group(1)), p) for p in (folder.glob("checkpoint-*") if folder.is_dir() else [])
+                   if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name)))
+    complete, incomplete = [], []
+    for _, path in found:
+        try:
+            json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
+            complete.append(path)
+        except (OSError, ValueError, KeyError, TypeError):
+            incomplete.append(path)
+    return complete, incomplete
+
+
+def last_checkpoint(output_dir: str | Path) -> str | None:
+    """The last complete checkpoint (incomplete ones are skipped, and said so), or None."""
+    complete, incomplete = complete_checkpoints(output_dir)
+    if incomplete and PartialState().is_main_process:
+        print(f"[resume] skipping incomplete checkpoint(s) {', '.join(p.name for p in incomplete)} in {output_dir} "
+              "(no complete trainer_state.json: the run was killed while writing it)", flush=True)
+    return str(complete[-1]) if complete else None
+
+
+def resume_point(output_dir: str | Path, requested) -> str | None:
+    """What `trainer.train(resume_from_checkpoint=...)` gets. "auto": the last complete checkpoint (None when
+    there is none). "fresh": step 0, the earlier run's checkpoint folders deleted. A path: itself. Not given,
+    while output_dir holds checkpoints of an earlier run: an error naming the choices, so a rerun never
+    silently trains from step 0 over them."""
+    if requested in ("auto", "True", "true", True):
+        return last_checkpoint(output_dir)
+    complete, incomplete = complete_checkpoints(output_dir)
+    if requested == "fresh":
+        if PartialState().is_main_process:
+            for path in complete + incomplete:
+                shutil.rmtree(path)
+        PartialState().wait_for_everyone()
+        return None
+    if requested:
+        return requested
+    if complete or incomplete:
+        last = f"from {complete[-1].name}" if complete else "(none of them is complete: it starts from step 0)"
+        raise UserInputError(
+            f"{output_dir} holds checkpoints of an earlier run ({', '.join(p.name for p in complete + incomplete)}): "
+            f"pass --resume_from_checkpoint auto to continue {last}, or --resume_from_checkpoint fresh to start "
+            "from step 0 and delete them (or choose another --output_dir)")
+    return None
 
 
 def evaluate_pairs(model, tokenizer, prefs: list[dict], max_length: int | None, batch_size: int = 16) -> dict:
@@ -74,12 +168,29 @@ def evaluate_pairs(model, tokenizer, prefs: list[dict], max_length: int | None, 
             "reward_mean": rewards.mean().item(), "reward_std": rewards.std().item() if len(rewards) > 1 else 0.0}
 
 
+def check_trained_pairs(evaluate_fn, model, tokenizer, test: list[dict], train: list[dict], training_args,
+                        out_dir, held_out: dict | None = None) -> None:
+    """rm_core.finite.check_final_rewards on the final model's reward mean/std over the held-out pairs (their
+    evaluation `held_out` when already computed), or over the first training pairs when there is no held-out
+    set: a NaN or inf among the rewards makes either non-finite."""
+    from rm_core.finite import CHECK_EXAMPLES, check_final_rewards
+
+    if held_out is None:
+        pairs = test or train[:CHECK_EXAMPLES]
+        held_out = evaluate_fn(model, tokenizer, pairs, training_args.max_length,
+                               training_args.per_device_eval_batch_size)
+        what = (f"the final model's reward mean and std over the {len(pairs)} held-out pairs" if test else
+                f"the final model's reward mean and std over the first {len(pairs)} training pairs (there is no "
+                "held-out set)")
+    else:
+        what = f"the final model's reward mean and std over the {held_out['pairs']} held-out pairs"
+    check_final_rewards([held_out["reward_mean"], held_out["reward_std"]], what, out_dir)
+
+
 def run_training(trainer, training_args) -> tuple:
-    """Train (resuming from the last checkpoint with --resume_from_checkpoint auto), save the final model, and
+    """Train (resuming as `resume_point` says: --resume_from_checkpoint auto | fresh | PATH), save the final model, and
     leave DeepSpeed's from_pretrained hook off for what follows. Returns (train_result, output folder)."""
-    resume = training_args.resume_from_checkpoint
-    if resume in ("auto", "True", "true", True):
-        resume = last_checkpoint(training_args.output_dir)
+    resume = resume_point(training_args.output_dir, training_args.resume_from_checkpoint)
     train_result = trainer.train(resume_from_checkpoint=resume)
     out_dir = Path(training_args.output_dir)
     trainer.save_model(str(out_dir))
@@ -123,6 +234,7 @@ def train_pairwise_reward_model(
         print(f"[data] {data_args.dataset_name}: {len(train)} train / {len(test)} held-out pairs; "
               f"skipped {data_report['train_skipped']['skipped']} train / "
               f"{data_report['test_skipped']['skipped']} held-out rows; train {train_tok}", flush=True)
+        print(held_out_line(data_report), flush=True)
     data_report["train_truncated"] = train_tok.truncated
 
     peft_config, push, hub_model_id = peft_and_push(model_args, training_args, "SEQ_CLS")
@@ -147,16 +259,20 @@ def train_pairwise_reward_model(
             results["held_out"] = held_out
             print(f"[eval] held-out accuracy {held_out['accuracy']:.4f} on {held_out['pairs']} pairs; "
                   f"reward mean {held_out['reward_mean']:.3f} std {held_out['reward_std']:.3f}", flush=True)
+        check_trained_pairs(evaluate_fn, model_out, tokenizer, test, train, training_args, out_dir,
+                            results.get("held_out"))
         held = results.get("held_out", {})
         describe_checkpoint(model_out, tokenizer, rm_family, reward_mean=held.get("reward_mean"),
-                            reward_std=held.get("reward_std"), base_model=model_args.model_name_or_path)
+                            reward_std=held.get("reward_std"), base_model=model_args.model_name_or_path,
+                            reward_stats_on=f"held-out: {len(test)} pairs" if held else None)
         model_out.config.save_pretrained(out_dir)
         atomic_write_json(out_dir / "eval_results.json", results)
         training = {"base model": model_args.model_name_or_path, "data": data_args.dataset_name,
                     "train pairs": len(train), "max_length": training_args.max_length,
                     "epochs": training_args.num_train_epochs, "max_steps": training_args.max_steps,
                     "learning rate": training_args.learning_rate, "LoRA": bool(peft_config),
-                    "truncated train pairs": train_tok.truncated}
+                    "truncated train pairs": train_tok.truncated,
+                    "held-out set": f"{len(test)} pairs: {data_report['held_out']['description']}"}
         card_metrics = {f"held-out {k}": v for k, v in held.items()}
         atomic_write_text(out_dir / "README.md", model_card(
             model_name=hub_model_id or out_dir.name, base_model=model_args.model_name_or_path,
@@ -210,4 +326,5 @@ def peft_and_push(model_args, training_args, task_type: str):
         peft_config = get_peft_config(model_args)
     push, hub_model_id = training_args.push_to_hub, training_args.hub_model_id
     training_args.push_to_hub = False
+    take_hub_token(training_args)  # never pickled into training_args.bin
     return peft_config, push, hub_model_id

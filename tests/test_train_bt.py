@@ -273,3 +273,61 @@ def test_load_preference_splits_with_the_hh_rule(tmp_path):
         load_preference_splits(DataArguments(dataset_name=str(path), split_rule="random"))
     with pytest.raises(RowError, match=r"row \d+: chosen is an empty response"):  # strict: stops loading
         load_preference_splits(DataArguments(dataset_name=str(path), split_rule="hh_sha1", strict_rows=True))
+
+
+def test_auto_resume_skips_a_checkpoint_cut_while_written_and_a_plain_rerun_refuses(env, capsys):
+    """A kill while checkpoint-N was written leaves it without trainer_state.json (the Trainer writes that file
+    last): `auto` resumes from the last complete one and says so. Rerunning the command without the flag into
+    a folder with checkpoints stops with both choices named; `fresh` starts from step 0."""
+    import shutil
+
+    from rm_core.errors import UserInputError
+    from rm_core.pipeline import complete_checkpoints
+
+    out = env["root"] / "resume-cut"
+    _train(env, out, "--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2")
+    cut = out / "checkpoint-6"
+    shutil.copytree(out / "checkpoint-4", cut)
+    (cut / "trainer_state.json").unlink()  # killed before the state was written
+    half = out / "checkpoint-8"
+    shutil.copytree(out / "checkpoint-4", half)
+    (half / "trainer_state.json").write_text('{"global_step": 8, "log_hi')  # killed while writing it
+    assert [p.name for p in complete_checkpoints(out)[0]] == ["checkpoint-2", "checkpoint-4"]
+
+    with pytest.raises(UserInputError, match="--resume_from_checkpoint auto to continue from checkpoint-4, or "
+                                             "--resume_from_checkpoint fresh"):
+        _train(env, out, "--max_steps", "6", "--save_strategy", "steps", "--save_steps", "2")
+
+    capsys.readouterr()
+    first_weights = out / "checkpoint-2" / "model.safetensors"
+    mtime = first_weights.stat().st_mtime_ns
+    _train(env, out, "--max_steps", "6", "--save_strategy", "steps", "--save_steps", "2",
+           "--resume_from_checkpoint", "auto")
+    assert "skipping incomplete checkpoint(s) checkpoint-6, checkpoint-8" in capsys.readouterr().out
+    state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text(encoding="utf-8"))
+    assert state["global_step"] == 6 and [e["step"] for e in state["log_history"] if "loss" in e] == [1, 2, 3, 4, 5, 6]
+    assert first_weights.stat().st_mtime_ns == mtime  # resumed from checkpoint-4: steps 1-2 not saved again
+
+    _train(env, out, "--max_steps", "2", "--save_strategy", "steps", "--save_steps", "2",
+           "--resume_from_checkpoint", "fresh")
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2"]
+
+
+def test_a_diverged_run_stops_with_a_clear_error_and_is_not_marked_done(env):
+    """--learning_rate 1e30: the one step's loss is finite, the weights after it are not. The run must not end
+    as a trained model: a clear error, and no checkpoint left looking done (no config.json with rm_family, no
+    eval_results.json, no model card at the top of output_dir)."""
+    import judges
+    from rm_core.finite import TrainingDivergedError
+
+    for name, extra in (("held-out", ()), ("no held-out set", ("--dataset_test_split", ""))):
+        out = env["root"] / f"diverged-{len(extra)}"
+        with pytest.raises(TrainingDivergedError, match="training diverged.*NaN or infinite.*lower the learning rate"):
+            _train(env, out, "--max_steps", "1", "--learning_rate", "1e30", *extra)
+        assert not (out / "config.json").exists() and not (out / "model.safetensors").exists(), name
+        assert not (out / "eval_results.json").exists() and not (out / "README.md").exists(), name
+        moved = out / "diverged"
+        assert (moved / "model.safetensors").is_file() and "training diverged" in (moved / "REASON.txt").read_text()
+        assert "rm_family" not in json.loads((moved / "config.json").read_text())
+        with pytest.raises(FileNotFoundError):
+            judges.load(str(out))
