@@ -11,7 +11,15 @@
   or `human` for the data set's own label. Judges with `judge_pairs` (pair-PM, prompted LLMs) are read
   in both orders by their own batched call; other judges are asked compare(a, b) and compare(b, a).
 - `labels.jsonl` gets one line per (pair, judge) as each chunk finishes (flushed and fsynced); a rerun
-  skips what is there. A failed verdict is written with its error and counted, never guessed.
+  skips what is there (a last line cut by a kill is dropped: rm_core.resume). A failed verdict (an error, a
+  missing order) is written with its error and counted, never guessed; a rerun asks that judge for it again
+  (`--no_retry_failed`: keep it) and appends the new line, and readers (the report, fit_tree) take the last
+  line per (pair, judge), so the file stays append-only and each pair counts once.
+- After writing everything it got, the command exits 3 with one line naming, per judge, how many pairs are
+  still failed and their share when that share is above `--max_failed_share` (default 0.05; 1 never stops).
+- `fingerprint.json`: the pairs (by content) and each judge (a checkpoint by content, not path; an API model by
+  name) with the options passed to the judges. A rerun may add judges; one whose name now means another model or
+  other options stops with one line naming what differs; `--overwrite` starts the folder afresh.
 - `report.json`: per judge, labelled/failed counts, order-consistency, agreement with every other judge
   (on pairs both decided) and with the human label.
 """
@@ -44,24 +52,28 @@ def present(prefs: list[dict]) -> list[dict]:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    if path.is_file():
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break  # a line cut by a kill: that chunk is labelled again
-    return rows
+    """Rows of pairs.jsonl / labels.jsonl for a reader (fit_tree): a last line cut by a kill is left out (the
+    collector, resuming, cuts it off the file)."""
+    from rm_core.resume import read_jsonl_store
+
+    return read_jsonl_store(path, repair=False)
 
 
-def drop_cut_tail(path: Path) -> None:
-    """Remove a last line cut by a kill (no trailing newline), so appends start on a fresh line."""
-    if path.is_file() and path.stat().st_size:
-        data = path.read_bytes()
-        if not data.endswith(b"\n"):
-            with open(path, "r+b") as f:
-                f.truncate(data.rfind(b"\n") + 1)
+def claim_folder(out: Path, pairs: list[dict], judge_fps: dict[str, dict], settings: dict, overwrite: bool) -> None:
+    """Refuse a folder whose pairs, options or same-named judges differ (rm_core.resume); judges new to it are
+    added to its fingerprint."""
+    from rm_core.hub import atomic_write_json
+    from rm_core.resume import check_or_write_fingerprint, fingerprint_path
+
+    pairs_sha = hashlib.sha256(json.dumps(pairs, sort_keys=True).encode()).hexdigest()
+    fp_path = fingerprint_path(out)
+    known = {} if overwrite or not fp_path.is_file() else json.loads(fp_path.read_text(encoding="utf-8"))["judges"]
+    # the folder's judges as they would be now (unchanged where this run does not use them)
+    now = {**known, **{name: fp for name, fp in judge_fps.items() if name in known}}
+    check_or_write_fingerprint(out, {"pairs_sha256": pairs_sha, "settings": settings, "judges": now}, overwrite,
+                               [out / "pairs.jsonl", out / "labels.jsonl"])
+    if set(judge_fps) - set(known):
+        atomic_write_json(fp_path, {"pairs_sha256": pairs_sha, "settings": settings, "judges": {**known, **judge_fps}})
 
 
 def verdicts(judge, items: list[tuple]) -> list[tuple[float | None, float | None, str | None]]:
@@ -76,34 +88,44 @@ def verdicts(judge, items: list[tuple]) -> list[tuple[float | None, float | None
             for f, b in zip(forward, backward)]
 
 
-def collect(judges_by_name: dict, pairs: list[dict], out_dir: str | Path, chunk: int = 16) -> dict:
-    """Label `pairs` (from `present`) with each judge; resumable. Returns the report."""
+def collect(judges_by_name: dict, pairs: list[dict], out_dir: str | Path, chunk: int = 16,
+            fingerprints: dict[str, dict] | None = None, settings: dict | None = None, overwrite: bool = False,
+            retry_failed: bool = True) -> dict:
+    """Label `pairs` (from `present`) with each judge; resumable. Returns the report. `fingerprints` (judge name
+    -> rm_core.resume.judge_fingerprint of its spec; main passes them) identify the judges in the folder's
+    fingerprint; a judge without one is known by its class. `settings`: the options the judges were loaded with.
+    `retry_failed`: a (pair, judge) whose last stored verdict failed is asked again (its new line appended)."""
     from rm_core.hub import atomic_write_json, atomic_write_jsonl
+    from rm_core.resume import append_jsonl, latest_rows, read_jsonl_store
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pairs_path, labels_path = out / "pairs.jsonl", out / "labels.jsonl"
-    existing = read_jsonl(pairs_path)
+    existing = read_jsonl(pairs_path) if not overwrite else []
     if existing and [p["id"] for p in existing] != [p["id"] for p in pairs]:
-        raise ValueError(f"{pairs_path} holds other pairs: use another output_dir")
+        raise ValueError(f"{pairs_path} holds other pairs: use another output_dir (or --overwrite)")
+    judge_fps = {name: (fingerprints or {}).get(name) or
+                 ({"human": "the data set's label"} if judge == HUMAN else {"class": type(judge).__name__})
+                 for name, judge in judges_by_name.items()}
+    claim_folder(out, pairs, judge_fps, settings or {}, overwrite)
     if not existing:
         atomic_write_jsonl(pairs_path, pairs)
-    drop_cut_tail(labels_path)
-    done = {(r["pair"], r["judge"]) for r in read_jsonl(labels_path)}
+    stored = latest_rows(read_jsonl_store(labels_path), lambda r: (r["pair"], r["judge"]))
+    done = {key for key, r in stored.items() if not (retry_failed and decided(r) is None)}
     with open(labels_path, "a", encoding="utf-8") as f:
         for name, judge in judges_by_name.items():
             todo = [p for p in pairs if (p["id"], name) not in done]
+            retried = sum((p["id"], name) in stored for p in todo)
+            if retried:
+                print(f"[collect] {name}: asking again {retried} pair(s) whose stored verdict failed", flush=True)
             for start in range(0, len(todo), chunk):
                 part = todo[start:start + chunk]
                 if judge == HUMAN:
                     got = [(float(p["a_is_chosen"]), float(p["a_is_chosen"]), None) for p in part]
                 else:
                     got = verdicts(judge, [(p["prompt"], p["a"], p["b"]) for p in part])
-                for p, (fwd, bwd, err) in zip(part, got):
-                    f.write(json.dumps({"pair": p["id"], "judge": name, "p_forward": fwd, "p_backward": bwd,
-                                        "error": err}) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+                append_jsonl(f, [{"pair": p["id"], "judge": name, "p_forward": fwd, "p_backward": bwd, "error": err}
+                                 for p, (fwd, bwd, err) in zip(part, got)])
                 print(f"[collect] {name}: {min(start + chunk, len(todo))}/{len(todo)}", flush=True)
     report = agreement_report(pairs, read_jsonl(labels_path))
     atomic_write_json(out / "report.json", report)
@@ -120,12 +142,14 @@ def decided(row: dict) -> int | None:
 
 
 def agreement_report(pairs: list[dict], labels: list[dict]) -> dict:
+    """Per judge, from the last line per (pair, judge) of `labels` (a failure asked again counts once, as its
+    latest verdict)."""
     from judges.base import winner
 
     truth = {p["id"]: (1 if p["a_is_chosen"] else -1) for p in pairs}
     by_judge: dict[str, dict[str, dict]] = {}
     for r in labels:
-        by_judge.setdefault(r["judge"], {})[r["pair"]] = r
+        by_judge.setdefault(r["judge"], {})[r["pair"]] = r  # a later line supersedes an earlier one
     report = {}
     for name, rows in by_judge.items():
         both = [r for r in rows.values() if r["p_forward"] is not None and r["p_backward"] is not None]
@@ -164,7 +188,9 @@ def load_judges(specs: list[str], **kwargs) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    import judges
     from armo_rm.data import load_preferences
+    from rm_core.resume import DEFAULT_MAX_FAILED_SHARE, check_failed_share, share_arg
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pairs", nargs="+", required=True, help="preference sources (suffix [N]: first N pairs)")
@@ -172,14 +198,40 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--output_dir", required=True)
     p.add_argument("--max_length", type=int, default=None, help="passed to the judges")
     p.add_argument("--chunk", type=int, default=16, help="pairs per write")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start the output_dir afresh when its pairs, options or a same-named judge differ")
+    p.add_argument("--retry_failed", dest="retry_failed", action="store_true", default=True,
+                   help="ask this run's judges again for pairs whose stored verdict failed (default)")
+    p.add_argument("--no_retry_failed", dest="retry_failed", action="store_false",
+                   help="keep stored failures as they are (e.g. pairs a judge always fails on)")
+    p.add_argument("--max_failed_share", type=share_arg, default=DEFAULT_MAX_FAILED_SHARE,
+                   help="exit 3 (after writing everything) when a judge of this run has more than this share of "
+                        "the pairs failed, counted after retries (0: any failure; 1: never)")
     args = p.parse_args(argv)
+    for spec in args.judge:  # every judge before the data
+        if "=" in spec:
+            judges.check_judge_spec(spec.partition("=")[2], "--judge")
     prefs = [x for source in args.pairs for x in load_preferences(source)]
     kwargs = {"max_length": args.max_length} if args.max_length else {}
-    report = collect(load_judges(args.judge, **kwargs), present(prefs), args.output_dir, args.chunk)
+    from rm_core.resume import judge_fingerprint
+
+    fingerprints = {name: judge_fingerprint(spec) for name, _, spec in
+                    (j.partition("=") for j in args.judge if j != HUMAN)}
+    judges_by_name = load_judges(args.judge, **kwargs)
+    report = collect(judges_by_name, present(prefs), args.output_dir, args.chunk,
+                     fingerprints=fingerprints, settings=kwargs, overwrite=args.overwrite,
+                     retry_failed=args.retry_failed)
     print(json.dumps(report, indent=1))
+    check_failed_share({name: (report[name]["failed"], report[name]["labelled"]) for name in judges_by_name
+                        if name in report},
+                       args.max_failed_share, "pairs",
+                       f"every verdict is in {Path(args.output_dir) / 'labels.jsonl'}; rerun the same command"
+                       f"{'' if args.retry_failed else ' without --no_retry_failed'} to ask the failed pairs again")
     return report
 
 
 if __name__ == "__main__":
+    from rm_core.errors import run_cli
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    main()
+    run_cli(main)

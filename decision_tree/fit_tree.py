@@ -73,6 +73,16 @@ def features_for(attribute_judge, pairs: list[dict]) -> tuple[np.ndarray, list[s
     return X, attributes
 
 
+def check_features(X: np.ndarray, where: str, attribute_model: str) -> None:
+    """Stop (rm_core.finite.check_final_rewards) before fitting or scoring on a NaN/inf attribute score: a tree
+    splits NaN features without a word (scikit-learn routes missing values), which would be a silent wrong tree."""
+    from rm_core.finite import check_final_rewards
+
+    check_final_rewards(X, f"the attribute-score features of {where}",
+                        cause=f"the attribute model {attribute_model} gives non-finite scores",
+                        advice="Check (or retrain) the attribute model; no tree was saved.")
+
+
 def both_orders(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     groups = np.arange(len(y))
     return np.vstack([X, -X]), np.concatenate([y, 1 - y]), np.concatenate([groups, groups])
@@ -185,6 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
     attribute_judge = judges.load(args.attribute_model, **kwargs)
     pairs, y, left_out = judge_labels(args.preferences, args.judge)
     X, attributes = features_for(attribute_judge, pairs)
+    check_features(X, f"the {len(pairs)} training pairs", args.attribute_model)
     names = feature_names(attributes)
     tree, table, best = fit(X, y, args.depths, args.min_leafs, args.folds, args.seed)
     info = {"judge_imitated": args.judge, "train_pairs": len(pairs), "left_out": left_out, "best": best,
@@ -206,6 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
             continue
         human = np.array([1 if q["a_is_chosen"] else 0 for q in test_pairs])
         Xt, _ = features_for(attribute_judge, test_pairs)
+        check_features(Xt, f"the {len(test_pairs)} held-out pairs of {folder}", args.attribute_model)
         entry = {"pairs": len(test_pairs), "left_out": test_left, "by_depth": {}}
         for depth in args.depths:  # the CV-best leaf size at each depth, refit on all training pairs
             leaf = max(table[depth], key=table[depth].get)

@@ -121,7 +121,8 @@ def make_scorer(judge):
         rows = []
         for it, (d1, d2), ex in zip(items, decisions, extra):
             rows.append({"id": it["id"], "source": it["source"], "label": it["label"], "decision_forward": d1,
-                         "decision_backward": d2, "outcome": pair_outcome(d1, d2, it["label"]), **ex})
+                         "decision_backward": d2, "outcome": pair_outcome(d1, d2, it["label"]),
+                         "failed": d1 is None or d2 is None, **ex})
         return rows
     return scorer
 

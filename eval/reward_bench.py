@@ -107,7 +107,7 @@ def _score_chunk(judge, prefs: list[dict]) -> list[dict]:
     """Score rows through the judge: a pointwise judge gives each response a reward; a pairwise one gives
     P(chosen better), recorded as chosen_score = p, rejected_score = 1 - p. A pair the judge failed on (an
     error, an unparsable answer, a NaN or inf score) is flagged `failed`, its scores null (and `correct` false); the
-    summary counts it and leaves it out of the accuracies (eval/scoring.py)."""
+    summary counts it, and scores it wrong as the official code does (eval/scoring.py)."""
     def response(messages):  # a one-message response as text; a multi-turn continuation as messages
         return messages[0]["content"] if len(messages) == 1 else messages
 

@@ -221,6 +221,11 @@ def check_ids(items: Sequence[dict], what: str) -> None:
         raise ValueError(f"{what}: item ids are not unique; resuming needs unique ids")
 
 
+def row_failed(row: dict) -> bool:
+    """A scored row the judge failed on, in any benchmark's shape (`failed`, `failed_cells`, `failed_candidates`)."""
+    return any(bool(row.get(key)) for key in ("failed", "failed_cells", "failed_candidates"))
+
+
 def score_items(items: Sequence[dict], scorer: Callable[[list[dict]], list[dict]], out_dir: str | Path, state,
                 chunk_size: int = 256, label: str = "items") -> ScoringRun | None:
     """Score every item once, resumably, split across the processes. Returns the rows on the main process and
@@ -233,11 +238,14 @@ def score_items(items: Sequence[dict], scorer: Callable[[list[dict]], list[dict]
     check_ids(items, label)
     done = read_partial(partial_path) if state.is_main_process else {}
     done = broadcast(state, done)
-    todo = [it for it in items if str(it["id"]) not in done]
+    # a stored failure (an endpoint down, a timeout) is asked again; the new row supersedes it (last row wins)
+    retried = sum(1 for it in items if str(it["id"]) in done and row_failed(done[str(it["id"])]))
+    todo = [it for it in items if str(it["id"]) not in done or row_failed(done[str(it["id"])])]
     if state.is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
-        print(f"[eval] {len(items)} {label} ({len(items) - len(todo)} already scored), "
-              f"{state.num_processes} process(es)", flush=True)
+        print(f"[eval] {len(items)} {label} ({len(items) - len(todo)} already scored"
+              + (f", {retried} stored failure(s) asked again" if retried else "")
+              + f"), {state.num_processes} process(es)", flush=True)
     seconds = 0.0
     for start in range(0, len(todo), chunk_size):
         chunk = todo[start:start + chunk_size]

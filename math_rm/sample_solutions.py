@@ -16,8 +16,15 @@ labelled (Math-Shepherd). Steps: rm_core.data.split_steps; answers: math_rm.best
 judges.compose.answers_match.
 
 Resumable: one JSONL row per finished question, appended and flushed; a rerun skips the question indices
-already in the file (a half-written last line from a killed run is dropped). Seeded: question i samples with
-seed (seed + i), so a resumed run writes what an uninterrupted one would. A progress bar counts questions.
+already in the file (a half-written last line from a killed run is dropped: rm_core.resume). A question whose
+sampling raises (a policy or server error, CUDA out of memory) is not written: it is noted in one line on stderr,
+counted ("failed", "failed_indices"), the run goes on, and a rerun samples it again. After writing everything,
+the command exits 3 with one line when more than --max_failed_share (default 0.05) of the selected questions
+failed. Seeded: question i
+samples with seed (seed + i), so a resumed run writes what an uninterrupted one would. OUTPUT.fingerprint.json
+records the policy (by content), the data (by content or Hub commit) and the sampling options; a rerun with
+others stops, naming what differs (--start/--limit may change: they only pick questions); --overwrite starts
+afresh. A progress bar counts questions.
 Output rows: {"index", "id", "question", "reference", "policy", "seed", "label_source", "seconds",
 "solutions": [{"text", "answer", "is_correct", "steps", "labels"}]}; rm_core.data reads them ("sampled").
 """
@@ -26,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -107,13 +113,18 @@ class VLLMPolicy:
         return texts
 
 
-def make_policy(backend: str, name_or_path: str, **kwargs):
+def pick_backend(backend: str) -> str:
     if backend == "auto":
         import importlib.util
 
         import torch
 
-        backend = "vllm" if importlib.util.find_spec("vllm") and torch.cuda.is_available() else "hf"
+        return "vllm" if importlib.util.find_spec("vllm") and torch.cuda.is_available() else "hf"
+    return backend
+
+
+def make_policy(backend: str, name_or_path: str, **kwargs):
+    backend = pick_backend(backend)
     if backend == "vllm":
         return VLLMPolicy(name_or_path, **kwargs)
     if backend == "hf":
@@ -175,24 +186,30 @@ def label_question(policy, question: str, reference: str, n: int, mc: int, seed:
 
 def finished_indices(path: Path) -> set[int]:
     """Question indices already written; a partial last line (a killed run) is cut off the file."""
-    if not path.is_file():
-        return set()
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        data = data[: data.rfind(b"\n") + 1]
-        with open(path, "r+b") as f:
-            f.truncate(len(data))
-    done = set()
-    for line in data.decode("utf-8").splitlines():
-        if line.strip():
-            done.add(json.loads(line)["index"])
-    return done
+    from rm_core.resume import read_jsonl_store
+
+    return {row["index"] for row in read_jsonl_store(path)}
 
 
 def append_row(f, row: dict) -> None:
-    f.write(json.dumps(row) + "\n")
-    f.flush()
-    os.fsync(f.fileno())
+    from rm_core.resume import append_jsonl
+
+    append_jsonl(f, [row])
+
+
+def store_fingerprint(args) -> dict:
+    """What makes the rows (not which questions: --start/--limit only pick them)."""
+    from rm_core.resume import data_fingerprint, model_fingerprint
+
+    if args.offline_rule:
+        from math_rm.step_labels import RULE_NAME
+
+        return {"label_source": RULE_NAME, "data": data_fingerprint(args.solutions)}
+    return {"label_source": "monte-carlo", "policy": model_fingerprint(args.policy),
+            "data": data_fingerprint(args.questions),
+            "settings": {"split": args.split, "backend": pick_backend(args.backend), "n": args.n, "mc": args.mc,
+                         "max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
+                         "top_p": args.top_p, "seed": args.seed, "stop_at_first_error": args.stop_at_first_error}}
 
 
 def run(args) -> dict:
@@ -200,11 +217,15 @@ def run(args) -> dict:
     from tqdm.auto import tqdm
 
     from rm_core.data import gsm8k_answer, load_rows
+    from rm_core.errors import UserInputError
+    from rm_core.resume import check_or_write_fingerprint
 
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
+    check_or_write_fingerprint(out, store_fingerprint(args), getattr(args, "overwrite", False))
     done = finished_indices(out)
-    stats = {"questions": 0, "solutions": 0, "steps": 0, "labelled_steps": 0, "skipped_finished": 0, "seconds": 0.0}
+    stats = {"questions": 0, "solutions": 0, "steps": 0, "labelled_steps": 0, "skipped_finished": 0, "failed": 0,
+             "failed_indices": [], "seconds": 0.0}
     if args.offline_rule:
         from math_rm.step_labels import RULE_NAME, label_candidates
         from rm_core.data import to_candidates
@@ -216,7 +237,8 @@ def run(args) -> dict:
         source = f"monte-carlo (n={args.n}, mc={args.mc})"
     end = len(rows) if args.limit is None else min(len(rows), args.start + args.limit)
     todo = [i for i in range(args.start, end) if i not in done]
-    stats["skipped_finished"] = (end - args.start) - len(todo)
+    stats["selected"] = max(end - args.start, 0)
+    stats["skipped_finished"] = stats["selected"] - len(todo)
     policy = None if args.offline_rule or not todo else make_policy(
         args.backend, args.policy, max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p)
     t_all = time.perf_counter()
@@ -231,8 +253,17 @@ def run(args) -> dict:
                              for s in label_candidates(cand)]
             else:
                 question, reference = row["question"], gsm8k_answer(row["answer"])
-                solutions = label_question(policy, question, reference, args.n, args.mc, args.seed + i,
-                                           args.stop_at_first_error)
+                try:
+                    solutions = label_question(policy, question, reference, args.n, args.mc, args.seed + i,
+                                               args.stop_at_first_error)
+                except UserInputError:
+                    raise
+                except Exception as err:  # this question only: not written, so a rerun samples it again
+                    stats["failed"] += 1
+                    stats["failed_indices"].append(i)
+                    tqdm.write(f"[sample] question {i} failed ({type(err).__name__}: {err}); not written, a rerun "
+                               "samples it again", file=sys.stderr)
+                    continue
             seconds = time.perf_counter() - t0
             append_row(f, {"index": i, "id": str(row.get("id", f"q{i}")), "question": question,
                            "reference": reference, "policy": None if args.offline_rule else args.policy,
@@ -252,6 +283,8 @@ def run(args) -> dict:
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from rm_core.resume import DEFAULT_MAX_FAILED_SHARE, share_arg
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--questions", default="../shared/data/gsm8k/train.jsonl", help="GSM8K file/folder or Hub id")
     p.add_argument("--split", default="train")
@@ -270,15 +303,28 @@ def make_parser() -> argparse.ArgumentParser:
                    help="label the GSM8K labelled solutions (--solutions) with the offline rule; no policy")
     p.add_argument("--solutions", default="../shared/data/gsm8k/example_model_solutions.jsonl")
     p.add_argument("--output", required=True)
+    p.add_argument("--overwrite", action="store_true",
+                   help="start OUTPUT afresh when its rows were made by another policy, data set or sampling option")
     p.add_argument("--no_progress", action="store_true")
+    p.add_argument("--max_failed_share", type=share_arg, default=DEFAULT_MAX_FAILED_SHARE,
+                   help="exit 3 (after writing every finished question) when more than this share of the selected "
+                        "questions failed to sample (0: any failure; 1: never); a rerun samples them again")
     return p
 
 
 def main(argv: list[str] | None = None) -> dict:
-    stats = run(make_parser().parse_args(argv))
+    from rm_core.resume import check_failed_share
+
+    args = make_parser().parse_args(argv)
+    stats = run(args)
     print(json.dumps(stats, indent=2))
+    check_failed_share({"": (stats["failed"], stats["selected"])}, args.max_failed_share, "questions",
+                       f"every finished question is in {args.output}; rerun the same command to sample the failed "
+                       "ones again")
     return stats
 
 
 if __name__ == "__main__":
-    main()
+    from rm_core.errors import run_cli
+
+    run_cli(main)

@@ -100,6 +100,112 @@ def test_collect_labels_both_orders_counts_failures_and_resumes(tmp_path):
     assert len(set(keys)) == 20
 
 
+class Endpoint(Judge):
+    """A pairwise judge behind an 'endpoint': every pair fails while `down`, pairs whose prompt ends with a
+    digit in `fails_on` always fail; records the prompts it is asked about."""
+
+    pointwise = False
+
+    def __init__(self, down: bool = False, fails_on: str = ""):
+        super().__init__()
+        self.down, self.fails_on, self.asked = down, fails_on, []
+
+    def judge_pairs(self, items):
+        from judges.base import PairVerdict
+
+        out = []
+        for prompt, a, b in items:
+            q = prompt[-1]["content"]
+            self.asked.append(q)
+            if self.down or q[-1] in self.fails_on:
+                out.append(PairVerdict(None, None, error="connection refused"))
+            else:
+                polite = a.count("please") > b.count("please")
+                out.append(PairVerdict(1.0 if polite else 0.0, 1.0 if polite else 0.0))
+        return out
+
+    def _compare(self, items):
+        return [v.p for v in self.judge_pairs(items)]
+
+
+def test_a_rerun_asks_again_exactly_the_stored_failures(tmp_path):
+    from decision_tree.collect_preferences import collect, present, read_jsonl
+    from decision_tree.fit_tree import judge_labels
+
+    pairs = present(rule_pairs(16))
+    down = Endpoint(down=True)
+    report = collect({"human": "human", "api": down}, pairs, tmp_path, chunk=5)
+    assert report["api"] == {**report["api"], "labelled": 16, "failed": 16} and len(down.asked) == 16
+    flaky = Endpoint(fails_on="37")  # back up, but q3, q7 and q13 fail again
+    report = collect({"human": "human", "api": flaky}, pairs, tmp_path, chunk=5)
+    assert sorted(flaky.asked) == sorted(f"q{i}" for i in range(16))  # all 16 stored failures asked again
+    assert report["api"]["labelled"] == 16 and report["api"]["failed"] == 3  # each pair counted once, latest verdict
+    up = Endpoint()
+    report = collect({"human": "human", "api": up}, pairs, tmp_path, chunk=5)
+    assert sorted(up.asked) == ["q13", "q3", "q7"]  # only the failed ones; answered pairs are not asked again
+    assert report["api"]["labelled"] == 16 and report["api"]["failed"] == 0
+    assert report["api"]["accuracy_vs_human"] == 1.0
+    assert report == json.loads((tmp_path / "report.json").read_text())
+    rows = read_jsonl(tmp_path / "labels.jsonl")  # append-only: 16 human + 16 + 16 + 3 api lines
+    assert len(rows) == 16 + 16 + 16 + 3 and sum(r["judge"] == "human" for r in rows) == 16
+    kept, y, left_out = judge_labels(tmp_path, "api")  # fit_tree reads the latest line per pair too
+    assert len(kept) == 16 and left_out == {"missing": 0, "failed": 0, "tie": 0}
+    assert list(y) == [int(p["a_is_chosen"]) for p in kept]
+    again = Endpoint()
+    collect({"human": "human", "api": again}, pairs, tmp_path)
+    assert again.asked == []  # nothing left to ask
+
+
+def _cli(tmp_path, monkeypatch, judge, *extra):
+    """collect_preferences through its command-line entry, `judge` as api=openai:fake-model; the exit code."""
+    import decision_tree.collect_preferences as cp
+    from rm_core.errors import run_cli
+
+    source = tmp_path / "prefs.jsonl"
+    if not source.is_file():
+        source.write_text("".join(json.dumps(p) + "\n" for p in rule_pairs(16)))
+    monkeypatch.setattr(cp, "load_judges", lambda specs, **kw: {"human": "human", "api": judge})
+    argv = ["--pairs", str(source), "--judge", "human", "--judge", "api=openai:fake-model",
+            "--output_dir", str(tmp_path / "out"), *extra]
+    try:
+        run_cli(cp.main, argv)
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    return code
+
+
+def test_a_run_with_too_many_failures_exits_non_zero_after_writing_its_rows(tmp_path, monkeypatch, capsys):
+    from decision_tree.collect_preferences import read_jsonl
+
+    assert _cli(tmp_path, monkeypatch, Endpoint(down=True)) == 3  # the endpoint was down
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: api: 16 of 16 pairs failed (100.0%)")
+    assert "--max_failed_share 0.05" in err[0]
+    rows = read_jsonl(tmp_path / "out" / "labels.jsonl")
+    assert sum(r["judge"] == "api" and r["error"] == "connection refused" for r in rows) == 16
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["api"]["failed"] == 16
+    up = Endpoint()
+    assert _cli(tmp_path, monkeypatch, up) == 0  # the same command once the endpoint is back
+    assert len(up.asked) == 16 and capsys.readouterr().err == ""
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["api"]["failed"] == 0
+
+
+def test_max_failed_share_works_both_ways_and_retries_can_be_turned_off(tmp_path, monkeypatch, capsys):
+    two_fail = Endpoint(fails_on="3")  # q3 and q13: 2 of 16 = 12.5%
+    assert _cli(tmp_path, monkeypatch, two_fail, "--max_failed_share", "0.2") == 0
+    assert capsys.readouterr().err == ""
+    again = Endpoint(fails_on="3")
+    assert _cli(tmp_path, monkeypatch, again) == 3  # default 0.05: still 2 failed after asking them again
+    assert sorted(again.asked) == ["q13", "q3"]
+    assert "2 of 16 pairs failed (12.5%)" in capsys.readouterr().err
+    kept = Endpoint()
+    assert _cli(tmp_path, monkeypatch, kept, "--no_retry_failed", "--max_failed_share", "0.125") == 0
+    assert kept.asked == []  # stored failures kept as they are; 12.5% is not more than 0.125
+    assert _cli(tmp_path, monkeypatch, Endpoint(), "--max_failed_share", "1.5") == 2  # not a share
+    assert "--max_failed_share" in capsys.readouterr().err
+
+
 def test_pointwise_judges_are_asked_once_and_are_order_consistent(tmp_path, rule_model):
     import judges
     from decision_tree.collect_preferences import collect, present
@@ -222,3 +328,58 @@ def test_checkpoint_loads_its_attribute_model_only_from_inside_or_when_confirmed
     with pytest.raises(ValueError, match="a Hub id.*confirm"):
         resolve_attribute_model(tmp_path / "tree", "someone/armo-rm")
     assert resolve_attribute_model(tmp_path / "tree", "someone/armo-rm", trusted=True) == "someone/armo-rm"
+
+
+@register_judge("test_nan_attributes")
+class NanAttributes(RuleAttributes):
+    """RuleAttributes, but every attribute of a reply holding "poison" is NaN (a diverged attribute model)."""
+
+    def attribute_scores(self, conversations):
+        out = super().attribute_scores(conversations)
+        for conv, attrs in zip(conversations, out):
+            if "poison" in split_conversation(conv)[1]:
+                attrs.update({k: float("nan") for k in attrs})
+        return out
+
+
+def _one_split_tree() -> dict:
+    """polite_diff <= 0.5: b better (p_a 0.1); else a better (p_a 0.9)."""
+    names = ["polite_diff", "numeric_diff", "length_diff_words"]
+    return {"format": "decision-tree-rm-v1", "feature_names": names, "depth": 1, "leaves": 2, "nodes": [
+        {"id": 0, "leaf": False, "feature": "polite_diff", "threshold": 0.5, "left": 1, "right": 2, "samples": 20,
+         "p_a": 0.5},
+        {"id": 1, "leaf": True, "feature": None, "threshold": None, "left": None, "right": None, "samples": 10,
+         "p_a": 0.1},
+        {"id": 2, "leaf": True, "feature": None, "threshold": None, "left": None, "right": None, "samples": 10,
+         "p_a": 0.9}]}
+
+
+def test_a_nan_attribute_score_is_a_counted_failure_not_a_leaf():
+    from decision_tree.modeling import DecisionTreeJudge, TreeData
+
+    judge = DecisionTreeJudge(TreeData(_one_split_tree()), NanAttributes(), ["polite", "numeric"])
+    prompt = [{"role": "user", "content": "q"}]
+    verdicts = judge.judge_pairs([(prompt, "please help", "help"), (prompt, "please poison", "help")])
+    assert verdicts[0].p == pytest.approx(0.9)
+    assert verdicts[1].p_forward is None and verdicts[1].p_backward is None and verdicts[1].p is None
+    assert judge.failures.counts == {"non-finite score": 1}
+    assert judge.compare_batch([(prompt, "help", "poison")]) == [None]  # not 0.1 + NaN's walk to a leaf
+    assert judge.rank(prompt, ["please", "poison"]) == [None, None] and judge.failures.total == 3
+
+
+def test_fitting_on_nan_attribute_scores_stops_before_a_tree_is_saved(tmp_path):
+    from decision_tree import fit_tree
+    from decision_tree.collect_preferences import collect, present
+    from rm_core.finite import TrainingDivergedError
+
+    folder = tmp_path / "nan-model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"rm_family": "test_nan_attributes"}))
+    prefs = rule_pairs(30)
+    prefs[3]["chosen"][-1]["content"] += " poison"
+    collect({"human": "human"}, present(prefs), tmp_path / "train")
+    with pytest.raises(TrainingDivergedError, match=r"attribute model .* non-finite scores: .* 30 training pairs: 2 of 90 values"):
+        fit_tree.main(["--preferences", str(tmp_path / "train"), "--judge", "human", "--attribute_model",
+                       str(folder), "--output_dir", str(tmp_path / "tree"), "--depths", "1", "--min_leafs", "1",
+                       "--folds", "2"])
+    assert not (tmp_path / "tree" / "tree.json").exists()

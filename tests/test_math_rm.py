@@ -483,6 +483,76 @@ def test_sampling_pipeline_end_to_end_with_resume(tmp_path):
     assert len(cands) == 3 and to_steps(rows)[1].total == 0
 
 
+class FlakyPolicy(ScriptedPolicy):
+    """A policy behind a server: raises for every question while `down`, and for the question numbers in
+    `fails_on` always; records the question numbers it sampled solutions for."""
+
+    def __init__(self, tokenizer, down: bool = False, fails_on: tuple = ()):
+        super().__init__(tokenizer)
+        self.down, self.fails_on, self.asked = down, fails_on, []
+
+    def generate(self, prompts, n, seed):
+        import re
+
+        text = self.tokenizer.decode(prompts[0])
+        number = int(re.search(r"What is (\d+) \+ 1", text).group(1))
+        if text.endswith("<|im_start|>assistant\n"):
+            self.asked.append(number)
+        if self.down or number in self.fails_on:
+            raise ConnectionError("connection refused")
+        return super().generate(prompts, n, seed)
+
+
+def _flaky_sampling(tmp_path, monkeypatch, tok, policy, *extra) -> tuple[int, Path]:
+    """sample_solutions through its command-line entry with `policy`; (exit code, output)."""
+    import math_rm.sample_solutions as ss
+    from rm_core.errors import run_cli
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps({"question": f"What is {i} + 1?", "answer": f"x\n#### {i + 1}"}) + "\n"
+                                 for i in range(5)))
+    (tmp_path / "policy").mkdir(exist_ok=True)
+    (tmp_path / "policy" / "config.json").write_text("{}")
+    monkeypatch.setattr(ss, "make_policy", lambda *a, **kw: policy)
+    out = tmp_path / "sampled.jsonl"
+    try:
+        run_cli(ss.main, ["--questions", str(questions), "--policy", str(tmp_path / "policy"), "--backend", "hf",
+                          "--n", "2", "--mc", "1", "--output", str(out), "--no_progress", *extra])
+        return 0, out
+    except SystemExit as stop:
+        return stop.code, out
+
+
+def test_sampling_goes_on_past_a_failed_question_and_a_rerun_asks_only_the_failed(tmp_path, monkeypatch, tok, capsys):
+    from math_rm.sample_solutions import finished_indices
+
+    flaky = FlakyPolicy(tok, fails_on=(1, 3))
+    code, out = _flaky_sampling(tmp_path, monkeypatch, tok, flaky)
+    assert code == 3 and flaky.asked == [0, 1, 2, 3, 4] and finished_indices(out) == {0, 2, 4}  # rows written
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: 2 of 5 questions failed (40.0%), more than --max_failed_share 0.05")
+    assert sum("question 1 failed (ConnectionError" in line for line in err) == 1 and "Traceback" not in str(err)
+    up = FlakyPolicy(tok)
+    code, out = _flaky_sampling(tmp_path, monkeypatch, tok, up)
+    assert code == 0 and up.asked == [1, 3]  # exactly the failed ones; finished ones are not sampled again
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["questions"] == 2 and stats["failed"] == 0 and stats["skipped_finished"] == 3
+    assert sorted(json.loads(line)["index"] for line in out.read_text().splitlines()) == [0, 1, 2, 3, 4]
+
+
+def test_sampling_max_failed_share_works_both_ways(tmp_path, monkeypatch, tok, capsys):
+    code, out = _flaky_sampling(tmp_path, monkeypatch, tok, FlakyPolicy(tok, down=True))  # the server is down
+    assert code == 3 and not out.read_text()
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: 5 of 5 questions failed (100.0%)")
+    code, _ = _flaky_sampling(tmp_path, monkeypatch, tok, FlakyPolicy(tok, fails_on=(2,)), "--max_failed_share", "0.2")
+    assert code == 0  # 1 of 5 = 20%: not more than 0.2
+    assert json.loads(capsys.readouterr().out)["failed_indices"] == [2]
+    again = FlakyPolicy(tok, fails_on=(2,))
+    code, _ = _flaky_sampling(tmp_path, monkeypatch, tok, again, "--max_failed_share", "0.19")
+    assert code == 3 and again.asked == [2]
+    assert "1 of 5 questions failed (20.0%), more than --max_failed_share 0.19" in capsys.readouterr().err
+
+
 def test_offline_rule_labelling_output_trains_a_prm_format(tmp_path):
     from math_rm.sample_solutions import main
     from rm_core.data import to_steps
@@ -520,3 +590,39 @@ def test_smollm2_prm_short_training_and_one_pass_scoring(tmp_path):
     conv = [{"role": "user", "content": "What is 3 + 4?"},
             {"role": "assistant", "content": "3 + 4 = <<3+4=7>>7\nA: 7"}]
     assert judge.step_scores([conv])[0] == pytest.approx(judge.step_scores_per_step([conv])[0], abs=1e-4)
+
+
+# ------------------------------------------------------------------ NaN and inf are failures
+
+
+def test_a_nan_step_score_fails_the_solution_whatever_the_aggregation(tok, tiny_lm):
+    """min/max over a NaN depend on the order (min([0.4, nan]) is 0.4): a non-finite step fails the solution,
+    counted, whatever the aggregation."""
+    import math
+
+    from math_rm.scoring import ProcessRewardJudge, aggregate
+
+    assert math.isnan(aggregate([0.4, math.nan], "min")) and math.isnan(aggregate([math.inf, 0.4], "mean"))
+    judge = ProcessRewardJudge(tiny_lm, tok, max_length=512)
+    judge.step_scores = lambda convs: [[0.4, math.nan, math.nan], [0.3, 0.6]]  # a model NaN from step 2 on
+    convs = [Q + [{"role": "assistant", "content": "a\nb\nc"}], Q + [{"role": "assistant", "content": "a\nb"}]]
+    for how in ("min", "prod", "mean", "last"):
+        judge.aggregation = how
+        scores = judge.score(convs)
+        assert scores[0] is None and math.isfinite(scores[1]), how
+    assert judge.failures.counts == {"non-finite score": 4}
+
+
+def test_a_diverged_prm_run_stops_and_is_not_marked_done(tmp_path):
+    from math_rm import train_prm
+    from math_rm.training import make_parser
+    from rm_core.finite import TrainingDivergedError
+
+    base, data = _synthetic(tmp_path, 16, 4)
+    out = tmp_path / "prm"
+    argv = _argv(base, data, out, "--max_steps", "1")
+    argv[argv.index("--learning_rate") + 1] = "1e38"
+    with pytest.raises(TrainingDivergedError, match="step scores over the first 12 held-out solutions"):
+        train_prm.main(*make_parser().parse_args_and_config(argv))
+    assert not (out / "config.json").exists() and not (out / "eval_results.json").exists()
+    assert (out / "diverged" / "model.safetensors").is_file()

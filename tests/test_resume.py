@@ -163,6 +163,42 @@ def test_same_fingerprint_resumes_past_a_cut_line_and_appends_cleanly(evalsetup,
     assert not (out / "scores.partial.jsonl").exists() and not (out / "fingerprint.json").exists()
 
 
+def test_stored_failures_are_asked_again_when_a_killed_run_resumes(evalsetup, tmp_path, monkeypatch):
+    """The endpoint was down for the first chunk (4 failed pairs stored), then the run was killed: the resume
+    asks those 4 again with the 6 never asked, and the result has no failure left."""
+    from eval import reward_bench
+
+    out = tmp_path / "out"
+    real = reward_bench._score_chunk
+    monkeypatch.setattr(reward_bench, "CHUNK_PAIRS", 4)
+    calls = []
+
+    def down_then_killed(judge, chunk):
+        if calls:
+            raise Killed
+        calls.append([p["id"] for p in chunk])
+        return [{**row, "chosen_score": None, "rejected_score": None, "correct": False, "failed": True}
+                for row in real(judge, chunk)]
+
+    monkeypatch.setattr(reward_bench, "_score_chunk", down_then_killed)
+    argv = ["--model", str(evalsetup / "a"), "--dataset", str(evalsetup / "rows.jsonl"), "--output_dir", str(out)]
+    with pytest.raises(Killed):
+        reward_bench.evaluate(reward_bench.make_parser().parse_args(argv))
+    assert [r["failed"] for r in strict_rows(out / "scores.partial.jsonl")] == [True] * 4
+    asked = []
+
+    def working(judge, chunk):
+        asked.extend(p["id"] for p in chunk)
+        return real(judge, chunk)
+
+    monkeypatch.setattr(reward_bench, "_score_chunk", working)
+    summary = reward_bench.evaluate(reward_bench.make_parser().parse_args(argv))
+    assert sorted(asked) == sorted(f"r{i}" for i in range(10)) and summary["speed"]["pairs_scored_now"] == 10
+    assert summary["failed_pairs"] == 0
+    evaluate(evalsetup, "a", tmp_path / "fresh")
+    assert scores(out) == scores(tmp_path / "fresh")
+
+
 def test_a_bad_line_inside_the_partial_file_is_an_error_naming_it(evalsetup, tmp_path, monkeypatch):
     out = tmp_path / "out"
     evaluate(evalsetup, "a", out, die_after=2, monkeypatch=monkeypatch)
