@@ -119,9 +119,11 @@ def check_model(args) -> None:
     """Before the data is loaded: a --model naming a local path that does not exist stops with "no such file or
     directory" (judges.check_judge_spec). A prebuilt `args.judge` is not checked."""
     if getattr(args, "judge", None) is None:
-        from judges import check_judge_spec
+        import judges
 
-        check_judge_spec(args.model, "--model")
+        judges.check_judge_spec(args.model, "--model")
+        if not args.model.startswith(judges.LLM_PREFIXES) and not Path(args.model).exists():
+            judges.checkpoint_family(args.model)  # a name like outputs/bt: a Hub model, or one line saying neither
 
 
 def require_items(items: Sequence, skipped, dataset: str, unit: str = "items") -> None:

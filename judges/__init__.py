@@ -43,9 +43,21 @@ def _read_config(path: str, revision: str | None = None) -> dict:
         from rm_core.errors import MissingPathError
 
         raise MissingPathError(f"{path} has no config.json: not a model checkpoint")
-    from huggingface_hub import hf_hub_download
+    import os
 
-    return json.loads(Path(hf_hub_download(path, "config.json", revision=revision)).read_text(encoding="utf-8"))
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    from rm_core.errors import MissingPathError
+
+    try:
+        return json.loads(Path(hf_hub_download(path, "config.json", revision=revision)).read_text(encoding="utf-8"))
+    except (LocalEntryNotFoundError, EntryNotFoundError, HfHubHTTPError) as err:
+        # a name like outputs/bt is a folder or a Hub id: neither answered, so say both in one line
+        offline = " (offline: HF_HUB_OFFLINE is set and it is not in the Hub cache)" if os.environ.get(
+            "HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on") else ""
+        raise MissingPathError(f"model {path}: no such file or directory, and no model of that name on the "
+                               f"Hub{offline} ({type(err).__name__})") from None
 
 
 def checkpoint_family(name_or_path: str, revision: str | None = None) -> str | None:

@@ -112,7 +112,10 @@ def run_ssrm(data_args, training_args, model_args, ssrm: SSRMArguments) -> dict:
                     "test": results.get("held_out")}
             summary["rounds"].append(done)
             atomic_write_json(summary_path, summary)
-            print(f"[ssrm] round {r}: test accuracy {done['test']['accuracy']:.4f}", flush=True)
+            accuracy = (done["test"] or {}).get("accuracy")
+            print(f"[ssrm] round {r}: " + (f"test accuracy {accuracy:.4f}" if accuracy is not None else
+                                           "no held-out set (every test pair is also a training pair, or none)"),
+                  flush=True)
         if r == ssrm.rounds or any(x["round"] == r + 1 for x in summary["rounds"]):
             continue  # the last round, or the next one already trained (a resumed run)
         # pseudo-label the unlabelled pairs with this round's model, for the next round

@@ -389,6 +389,19 @@ def test_a_missing_model_path_is_named_before_any_data_is_read(tmp_path, capsys,
     assert err == [f"error: --model {missing}: no such file or directory"]
 
 
+def test_a_missing_relative_model_shaped_like_a_hub_id_is_one_line(tmp_path, capsys, monkeypatch):
+    """`outputs/bt` may be a folder or a Hub id: when neither answers, one line says both, before the data."""
+    from eval.reward_bench import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SystemExit) as info:
+        main(["--model", "outputs/bt", "--dataset", "also-missing.jsonl"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: model outputs/bt: no such file or directory, and no model")
+
+
 def test_judges_and_training_name_a_missing_model_path(tiny, tmp_path):
     import judges
     from rm_core.errors import MissingPathError
