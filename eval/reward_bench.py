@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python eval/reward_bench.py from a clone
 
 from eval.runner import (
+    add_attribute_model_args,
     check_model,
     claim_output,
     eval_fingerprint,
@@ -75,6 +76,7 @@ def make_parser() -> argparse.ArgumentParser:
     from judges.cli import add_llm_judge_args
 
     add_llm_judge_args(p)  # --judge_cache_dir, --judge_base_url, --judge_timeout_s, ... (as every eval_* command)
+    add_attribute_model_args(p)
     return p
 
 

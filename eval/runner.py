@@ -34,7 +34,7 @@ from pathlib import Path
 PARTIAL = "scores.partial.jsonl"
 # options that change a score (or which items are scored): part of the fingerprint of an output_dir
 SCORE_SETTINGS = ("family", "judge_mode", "dtype", "max_length", "chat_template", "seed", "split", "subsets",
-                  "domains", "sources", "limit", "judge_base_url")
+                  "domains", "sources", "limit", "judge_base_url", "attribute_model")
 
 
 # ---------------------------------------------------------------- processes
@@ -88,6 +88,17 @@ def add_judge_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from judges.cli import add_llm_judge_args
 
     add_llm_judge_args(p)  # --judge_cache_dir, --judge_base_url, --judge_timeout_s, ... (shared with serve, report)
+    add_attribute_model_args(p)
+    return p
+
+
+def add_attribute_model_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """A decision-tree checkpoint loads its attribute model only from inside itself; these let the user choose
+    another, or confirm the Hub id its config names (decision_tree/modeling.py)."""
+    p.add_argument("--attribute_model", default=None,
+                   help="decision-tree judges: the attribute model to use (a folder or Hub id of your choosing)")
+    p.add_argument("--trust_attribute_model", action="store_true",
+                   help="decision-tree judges: load the Hub id the checkpoint's config names as its attribute model")
     return p
 
 
@@ -107,6 +118,10 @@ def load_judge(args, device):
     if args.model.startswith(judges.LLM_PREFIXES):  # dtype, batch size, ... go to the backend they belong to
         return judges.load(args.model, **llm_judge_kwargs(args.model, args, device))
     kwargs = {}
+    if getattr(args, "attribute_model", None):
+        kwargs["attribute_model"] = args.attribute_model
+    if getattr(args, "trust_attribute_model", False):
+        kwargs["trust_attribute_model"] = True
     if getattr(args, "no_shared_prefix", False):
         kwargs["share_prefix"] = False
     elif hasattr(args, "no_shared_prefix"):

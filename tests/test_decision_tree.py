@@ -324,6 +324,17 @@ def test_checkpoint_loads_its_attribute_model_only_from_inside_or_when_confirmed
             judges.load(str(tmp_path / "tree"))
     # the user's own choice is taken as given
     assert judges.load(str(tmp_path / "tree"), attribute_model=str(elsewhere)).compare(prompt, "please a", "a") > 0.9
+    # and from the command line
+    from eval.reward_bench import evaluate, make_parser
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"id": "0", "subset": "mine", "prompt": "q", "chosen": "please help",
+                                "rejected": "help"}) + "\n")
+    argv = ["--model", str(tmp_path / "tree"), "--dataset", str(rows), "--output_dir", str(tmp_path / "res")]
+    with pytest.raises(ValueError, match="--attribute_model"):
+        evaluate(make_parser().parse_args(argv))
+    summary = evaluate(make_parser().parse_args([*argv, "--overwrite", "--attribute_model", str(elsewhere)]))
+    assert summary["pairs"] == 1 and summary["subsets"]["mine"]["accuracy"] == 1.0
 
     with pytest.raises(ValueError, match="a Hub id.*confirm"):
         resolve_attribute_model(tmp_path / "tree", "someone/armo-rm")
