@@ -19,7 +19,8 @@ class ArmoConfig:
     embedding_cache: str | None = field(default=None, metadata={
         "help": "Embedding cache folder (content-addressed, shared by both stages). Default: <output_dir>/embeddings."})
     shared_data_dir: str | None = field(default=None, metadata={
-        "help": "Folder of the offline data sets (default: ../shared/data beside the project)."})
+        "help": "Folder of the offline data sets (default: $RM_SHARED_DATA, else ../shared/data beside the "
+                "project: rm_core.data.shared_data_dir)."})
     ratings_sources: list[str] = field(default_factory=lambda: ["offline:hh-harmless", "offline:gsm8k"], metadata={
         "help": "Stage 1 ratings: Hub ids / files (HelpSteer2, UltraFeedback, Ratings rows) or the offline sets "
                 "offline:hh-harmless (relative harmlessness) and offline:gsm8k (correctness). A suffix [N] keeps the "

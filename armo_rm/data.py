@@ -19,31 +19,23 @@ pair of its four solutions.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 from rm_core.data import (
+    GSM8K_SOLUTION_MODELS,
+    gsm8k_solutions_split,
     hh_split,
     load_llmbar_as_reward_bench,
     load_rows,
     make_rating,
     read_rows,
+    shared_data_dir,
     to_preferences,
     to_ratings,
 )
 from rm_core.errors import UserInputError
 
-ROOT = Path(__file__).resolve().parents[1]
-GSM8K_SOLVERS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
-GSM8K_TRAIN_QUESTIONS = 1000  # ../shared/data/README.md: index < 1000 trains, the rest evaluate
 OFFLINE = ("offline:hh-harmless", "offline:hh-harmless-test", "offline:gsm8k", "offline:gsm8k-test", "offline:llmbar")
-
-
-def shared_data_dir(override: str | None = None) -> Path:
-    path = Path(override or os.environ.get("RM_SHARED_DATA", ROOT.parent / "shared" / "data"))
-    if not path.is_dir():
-        raise FileNotFoundError(f"offline data folder {path} is absent (set --shared_data_dir or RM_SHARED_DATA)")
-    return path
 
 
 def source_limit(source: str, limit: int | None) -> tuple[str, int | None]:
@@ -66,11 +58,12 @@ def hh_pairs(shared: Path, part: str, limit: int | None = None) -> list[dict]:
 
 
 def gsm8k_questions(shared: Path, part: str, limit: int | None = None) -> list[dict]:
-    """[{"question", "solutions": [(text, is_correct)]}] of the train (index < 1000) or test part."""
-    rows = read_rows(shared / "gsm8k" / "example_model_solutions.jsonl")
-    rows = rows[:GSM8K_TRAIN_QUESTIONS] if part == "train" else rows[GSM8K_TRAIN_QUESTIONS:]
+    """[{"question", "solutions": [(text, is_correct)]}] of the train (index < 1000) or test part (the project's
+    fixed split, rm_core.data.gsm8k_solutions_split)."""
+    train, test = gsm8k_solutions_split(read_rows(shared / "gsm8k" / "example_model_solutions.jsonl"))
+    rows = train if part == "train" else test
     return [{"question": r["question"],
-             "solutions": [(r[s]["solution"], bool(r[s]["is_correct"])) for s in GSM8K_SOLVERS]}
+             "solutions": [(r[s]["solution"], bool(r[s]["is_correct"])) for s in GSM8K_SOLUTION_MODELS]}
             for r in rows[:limit]]
 
 
@@ -102,14 +95,14 @@ def load_ratings(source: str, shared: str | None = None, limit: int | None = Non
     source, limit = source_limit(source, limit)
     if source == "offline:hh-harmless":
         rows = []
-        for pref in hh_pairs(shared_data_dir(shared), "train", limit):
+        for pref in hh_pairs(shared_data_dir(shared, required=True), "train", limit):
             for side, label in (("chosen", 1.0), ("rejected", 0.0)):
                 rows.append(make_rating(_prompt_of(pref, side), _response(pref[side]), {"hh-harmlessness-relative": label},
                                         f"hh/{pref['id']}/{side}"))
         return rows
     if source == "offline:gsm8k":
         rows = []
-        for qi, q in enumerate(gsm8k_questions(shared_data_dir(shared), "train", limit)):
+        for qi, q in enumerate(gsm8k_questions(shared_data_dir(shared, required=True), "train", limit)):
             for si, (text, ok) in enumerate(q["solutions"]):
                 if text.strip():
                     rows.append(make_rating(q["question"], text, {"gsm8k-correctness": float(ok)}, f"gsm8k/{qi}/{si}"))
@@ -138,12 +131,12 @@ def load_preferences(source: str, shared: str | None = None, limit: int | None =
     file or a Hub id."""
     source, limit = source_limit(source, limit)
     if source in ("offline:hh-harmless", "offline:hh-harmless-test"):
-        return hh_pairs(shared_data_dir(shared), "test" if source.endswith("-test") else "train", limit)
+        return hh_pairs(shared_data_dir(shared, required=True), "test" if source.endswith("-test") else "train", limit)
     if source in ("offline:gsm8k", "offline:gsm8k-test"):
-        return gsm8k_pairs(gsm8k_questions(shared_data_dir(shared), "test" if source.endswith("-test") else "train",
+        return gsm8k_pairs(gsm8k_questions(shared_data_dir(shared, required=True), "test" if source.endswith("-test") else "train",
                                            limit))
     if source == "offline:llmbar":
-        prefs, _ = to_preferences(load_llmbar_as_reward_bench(shared_data_dir(shared) / "llmbar"), fmt="reward_bench")
+        prefs, _ = to_preferences(load_llmbar_as_reward_bench(shared_data_dir(shared, required=True) / "llmbar"), fmt="reward_bench")
         return prefs[:limit]
     if source.startswith("offline:"):
         raise ValueError(f"unknown offline set {source}; known: {OFFLINE}")

@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import torch
 
 from armo_rm.config import ArmoConfig, make_parser
+from rm_core.errors import run_recipe
 
 
 def find_verbosity_penalties(rewards: np.ndarray, verbosity_index: int, threshold: float, two_sided: bool = False,
@@ -177,13 +174,13 @@ def generation_marker(tokenizer) -> list[int]:
 
 
 def export_model(cfg: ArmoConfig, attributes: list[str], weight, bias, head: GatedScore, results: dict) -> Path:
+    """Build the ArmoRM model in memory and publish it (rm_core.hub.publish: weights, self-describing config.json,
+    eval_results.json, model card, then the push when --push_to_hub)."""
     from armo_rm.modeling import ArmoRMConfig, ArmoRMModel
-    from armo_rm.train_regression import _BACKBONES
-    from rm_core.embeddings import load_backbone
-    from rm_core.hub import atomic_write_json, atomic_write_text, describe_checkpoint, model_card
+    from armo_rm.train_regression import config_backbone
+    from rm_core.hub import CardInfo, publish
 
-    key = (cfg.model_name_or_path, cfg.dtype)
-    backbone, tokenizer = _BACKBONES.get(key) or load_backbone(cfg.model_name_or_path, cfg.dtype)
+    backbone, tokenizer = config_backbone(cfg)
     config = ArmoRMConfig(backbone_config=backbone.config.to_dict(), attributes=attributes,
                           gating_hidden_dim=cfg.gating_hidden_dim, gating_n_hidden=cfg.gating_n_hidden,
                           gating_temperature=cfg.gating_temperature, gating_dropout=cfg.gating_dropout,
@@ -198,22 +195,21 @@ def export_model(cfg: ArmoConfig, attributes: list[str], weight, bias, head: Gat
         model.gating.load_state_dict(head.gating.state_dict())
         model.logit_scale.copy_(head.logit_scale)
         model.reward_transform.copy_(head.transform)
-    describe_checkpoint(model, tokenizer, "armo", armo_max_length=cfg.max_length,
-                        base_model=cfg.model_name_or_path)
     type(config).register_for_auto_class()
     type(model).register_for_auto_class("AutoModel")
     out_dir = Path(cfg.output_dir)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    atomic_write_json(out_dir / "eval_results.json", results)
     metrics = {f"{name} accuracy": v["accuracy"] for name, v in results.get("test", {}).items() if "accuracy" in v}
-    atomic_write_text(out_dir / "README.md", model_card(
-        model_name=cfg.hub_model_id or out_dir.name, base_model=cfg.model_name_or_path, rm_family="armo",
-        datasets=list(dict.fromkeys(cfg.ratings_sources + cfg.preference_sources)), eval_results=metrics,
+    card = CardInfo(
+        base_model=cfg.model_name_or_path, datasets=list(dict.fromkeys(cfg.ratings_sources + cfg.preference_sources)),
         training={"objectives": ", ".join(attributes), "debiasing threshold": cfg.corr_threshold,
                   "gating steps": cfg.max_steps, "batch": cfg.batch_size, "learning rate": cfg.learning_rate,
                   "max_length": cfg.max_length},
-        command="python armo_rm/train_regression.py --config <yaml> && python armo_rm/train_gating.py --config <yaml>"))
+        metrics=metrics,
+        command="python armo_rm/train_regression.py --config <yaml> && python armo_rm/train_gating.py --config <yaml>")
+    publish(out_dir, model, tokenizer, rm_family="armo",
+            family_fields={"armo_max_length": cfg.max_length, "base_model": cfg.model_name_or_path},
+            eval_results=results, card=card, save_model=True, push=cfg.push_to_hub, hub_model_id=cfg.hub_model_id,
+            private=cfg.hub_private_repo, ignore=("embeddings/*", "regression.safetensors"))
     return out_dir
 
 
@@ -224,7 +220,6 @@ def main(cfg: ArmoConfig) -> dict:
     from armo_rm.train_regression import prompt_groups, split_by_group
     from rm_core.data import drop_seen
     from rm_core.errors import UserInputError, check_local_path
-    from rm_core.hub import push_folder
 
     start = time.perf_counter()
     check_local_path(cfg.model_name_or_path, "--model_name_or_path")  # before the data
@@ -300,18 +295,13 @@ def main(cfg: ArmoConfig) -> dict:
               + f"; mean gating {entry['mean_gating']}", flush=True)
     results["wall_seconds"] = round(time.perf_counter() - start, 2)
     check_final_scores(head, t, tests, va, tr)  # before anything is exported
-    out_dir = export_model(cfg, attributes, weight, bias, head, results)
-    if cfg.push_to_hub:
-        if not cfg.hub_model_id:
-            raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME")
-        results["hub_commit"] = push_folder(out_dir, cfg.hub_model_id, cfg.hub_private_repo,
-                                            ignore=("embeddings/*", "regression.safetensors"))
-    print(f"[done] ArmoRM checkpoint: {out_dir.resolve()}", flush=True)
+    export_model(cfg, attributes, weight, bias, head, results)
     return results
 
 
-if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from rm_core.errors import run_cli
+def cli() -> None:  # `python armo_rm/train_gating.py`, `python -m armo_rm.train_gating`, `rm-train-armo-gating`
+    run_recipe(main, make_parser)
 
-    run_cli(main, *make_parser().parse_args_and_config())
+
+if __name__ == "__main__":
+    cli()

@@ -15,16 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import torch
 
 from armo_rm.config import ArmoConfig, make_parser
+from rm_core.errors import run_recipe
 
 
 def prompt_groups(prompts: list[list[dict]]) -> np.ndarray:
@@ -75,14 +73,21 @@ def fit_objectives(X: np.ndarray, Y: np.ndarray, attributes: list[str], groups: 
 _BACKBONES: dict = {}
 
 
-def embed_items(cfg: ArmoConfig, items: list[tuple[list[dict], str]], desc: str) -> dict:
-    """Cached embeddings of (prompt, response) items with the config's backbone (loaded once per process)."""
-    from rm_core.embeddings import extract_embeddings, load_backbone
+def config_backbone(cfg: ArmoConfig) -> tuple:
+    """(backbone, tokenizer) of the config, loaded once per process and shared by both stages and the export."""
+    from rm_core.embeddings import load_backbone
 
     key = (cfg.model_name_or_path, cfg.dtype)
     if key not in _BACKBONES:
         _BACKBONES[key] = load_backbone(cfg.model_name_or_path, cfg.dtype)
-    model, tokenizer = _BACKBONES[key]
+    return _BACKBONES[key]
+
+
+def embed_items(cfg: ArmoConfig, items: list[tuple[list[dict], str]], desc: str) -> dict:
+    """Cached embeddings of (prompt, response) items with the config's backbone (loaded once per process)."""
+    from rm_core.embeddings import extract_embeddings
+
+    model, tokenizer = config_backbone(cfg)
     return extract_embeddings(model, tokenizer, items, cfg.cache_folder, model_id=cfg.model_name_or_path,
                               max_length=cfg.max_length, batch_size=cfg.embed_batch_size,
                               shard_size=cfg.embed_shard_size, desc=desc)
@@ -139,8 +144,9 @@ def main(cfg: ArmoConfig) -> dict:
     return result
 
 
-if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from rm_core.errors import run_cli
+def cli() -> None:  # `rm-train-armo-regression`, `python -m armo_rm.train_regression` or `python <this file>`
+    run_recipe(main, make_parser)
 
-    run_cli(main, *make_parser().parse_args_and_config())
+
+if __name__ == "__main__":
+    cli()

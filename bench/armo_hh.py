@@ -1,6 +1,6 @@
 """ArmoRM on a frozen SmolLM2-135M-Instruct, beside the BT recipe: accuracy, wall time, embedding speed.
 
-    python bench/armo_hh.py                      # about 35 minutes alone on 2 cores, most of it embeddings
+    python -m bench.armo_hh                      # about 35 minutes alone on 2 cores, most of it embeddings
 
 Variants (one shared embedding cache, so each response is embedded once):
 - armo-64:  stage 1 + 2 on the same 64 HH-RLHF train pairs as the BT quality figure (bench/bt_hh.py);
@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 RUNS = ROOT / "bench" / "runs" / "armo"
 
 

@@ -1,7 +1,7 @@
 """Bradley-Terry on HH-RLHF with SmolLM2-135M-Instruct: our recipe vs TRL's stock reward script.
 
-    python bench/bt_hh.py --pairs 512 --max_length 256            # quality + speed (about an hour on 2 cores)
-    python bench/bt_hh.py --pairs 64 --skip_eval --runs ours trl  # speed only
+    python -m bench.bt_hh --pairs 512 --max_length 256            # quality + speed (about an hour on 2 cores)
+    python -m bench.bt_hh --pairs 64 --skip_eval --runs ours trl  # speed only
 
 Data: the project's fixed split of ../shared/data/hh-rlhf (1858 usable train pairs, 446 test pairs);
 the first --pairs train pairs. Both trainers get the same pairs, batch size, max_length and number of
@@ -18,34 +18,24 @@ import argparse
 import json
 import math
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from rm_core.data import hh_split, read_rows, to_preferences
+from bench._common import run_logged
+from rm_core.data import hh_split, read_rows, shared_data_dir, to_preferences
 from rm_core.hub import atomic_write_json, atomic_write_jsonl
 from rm_core.models import SMOLLM2, resolve_model
 
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = shared_data_dir()
 RUNS = ROOT / "bench" / "runs" / "bt_hh"
 
 
 def timed(cmd: list[str], log: Path) -> dict:
-    """Run under /usr/bin/time -v; returns peak RSS (MiB) and wall seconds."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    print("$ " + " ".join(cmd), flush=True)
-    with open(log, "w") as f:
-        proc = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
-    text = log.read_text(errors="replace")
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[:3]} failed, see {log}:\n{text[-3000:]}")
-    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1)) / 1024
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text).group(1)
-    seconds = sum(float(x) * 60 ** i for i, x in enumerate(reversed(wall.split(":"))))
-    return {"peak_rss_mib": round(rss), "wall_seconds": round(seconds, 1)}
+    """Peak RSS (MiB) and wall seconds of the command (bench._common.run_logged)."""
+    measured = run_logged(cmd, log)
+    return {"peak_rss_mib": round(measured.peak_rss_mib), "wall_seconds": round(measured.wall_seconds, 1)}
 
 
 def train_speed(log: Path) -> dict:

@@ -1,6 +1,6 @@
 """Decision-tree RM over ArmoRM's attribute heads: imitating the BT judge, and fitted to human labels.
 
-    python bench/decision_tree_hh.py          # after bench/armo_hh.py and bench/bt_hh.py --pairs 64
+    python -m bench.decision_tree_hh          # after bench/armo_hh.py and bench/bt_hh.py --pairs 64
 
 1. collect_preferences: the first --train_pairs HH-RLHF train pairs, the 446 HH test pairs and the 419
    LLMBar pairs, labelled by `human` (the data set) and `bt` (bench/runs/bt_hh/ours-64, the BT recipe at its
@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 RUNS = ROOT / "bench" / "runs" / "decision_tree"
 
 

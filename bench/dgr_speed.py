@@ -1,7 +1,7 @@
 """Speed of the exact minimum-feedback-arc-set DP behind DGR (judges.aggregate), against brute force.
 
-    python bench/dgr_speed.py                       # writes bench/runs/dgr_speed.json
-    python bench/dgr_speed.py --repeats 7 --output /tmp/dgr.json
+    python -m bench.dgr_speed                       # writes bench/runs/dgr_speed.json
+    python -m bench.dgr_speed --repeats 7 --output /tmp/dgr.json
 
 Inputs: random tournaments from a fixed seed, built the way dgr() builds them (binary weighting: a win is
 an edge of weight 1, a tie P = 0.5 half-weight edges both ways, a few pairs missing). Each row is the
@@ -16,16 +16,14 @@ import argparse
 import json
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
 from judges.aggregate import brute_force_fas, dgr_graph, minimum_feedback_arc_set
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def random_tournament(rng: np.random.Generator, n: int) -> np.ndarray:

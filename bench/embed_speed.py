@@ -1,6 +1,6 @@
 """Embedding throughput of rm_core.embeddings (ArmoRM / decision-tree features) on real LLMBar items.
 
-    python bench/embed_speed.py --items 64 --batch_sizes 1 4      # ~1-2 minutes alone on 2 cores
+    python -m bench.embed_speed --items 64 --batch_sizes 1 4      # ~1-2 minutes alone on 2 cores
 
 Each run embeds the same first --items (prompt, response) items of LLMBar into a fresh cache (nothing
 reused), SmolLM2-135M-Instruct, fp32 unless --dtype; tokens/s counts every token run through the backbone.
@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:

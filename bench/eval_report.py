@@ -1,9 +1,9 @@
 """The evaluation report over every trained checkpoint under bench/runs, on every benchmark runnable here.
 
-    python bench/eval_report.py                        # every checkpoint, LLMBar + HH-RLHF test + GSM8K best-of-4
-    python bench/eval_report.py --only bt_hh pair_pm   # checkpoints whose path starts with these
-    python bench/eval_report.py --limit 20             # quick check: the first 20 items of each benchmark
-    python bench/eval_report.py --llmbar_per_subset 20 --hh_pairs 100 --gsm8k_questions 40   # the CPU slices
+    python -m bench.eval_report                        # every checkpoint, LLMBar + HH-RLHF test + GSM8K best-of-4
+    python -m bench.eval_report --only bt_hh pair_pm   # checkpoints whose path starts with these
+    python -m bench.eval_report --limit 20             # quick check: the first 20 items of each benchmark
+    python -m bench.eval_report --llmbar_per_subset 20 --hh_pairs 100 --gsm8k_questions 40   # the CPU slices
 
 Checkpoints: every folder under --runs_dir (default bench/runs) whose config.json names an `rm_family`
 (bradley_terry, pair_pm, armo, odin, orm, prm, decision_tree), Trainer `checkpoint-*` folders excepted, plus
@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 BASELINE = "smollm2-rm-init"
 ARMO_CACHE = REPO / "bench" / "runs" / "armo" / "embeddings"
@@ -57,7 +55,7 @@ def slice_spec(bench: str, args) -> str:
         rows = hh_test_rows(data_root / "hh-rlhf" / "harmless-base-test.jsonl.gz")[: args.hh_pairs]
         kind, name = "pairs", f"hh_test_{len(rows)}"
     elif bench == "gsm8k_bo4" and args.gsm8k_questions:
-        from math_rm.best_of_n import load_candidates
+        from rm_core.best_of_n import load_candidates
 
         rows = load_candidates(str(data_root / "gsm8k" / "example_model_solutions.jsonl"), "test",
                                args.gsm8k_questions)

@@ -1,7 +1,7 @@
 """Speed of our eval_reward_bench against allenai's `rewardbench` 0.1.4 on the 419 LLMBar pairs, on a CPU.
 
-    python bench/eval_speed.py                      # full: 419 pairs, float32 and bfloat16 (~20 CPU min)
-    python bench/eval_speed.py --limit 20           # quick check on the first 20 pairs
+    python -m bench.eval_speed                      # full: 419 pairs, float32 and bfloat16 (~20 CPU min)
+    python -m bench.eval_speed --limit 20           # quick check on the first 20 pairs
 
 Runs in OUR venv. Both tools score the SAME checkpoint folder on the SAME pairs at the same dtype and
 batch size (pairs per step):
@@ -29,17 +29,18 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from bench._common import run_logged
+from rm_core.data import shared_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
 RUNS = BENCH / "runs"
-sys.path.insert(0, str(REPO))
 
 DEFAULT_BASE = Path.home() / ".cache" / "reward-models" / "HuggingFaceTB--SmolLM2-135M-Instruct"
 DEFAULT_MODEL = RUNS / "smollm2-rm-init"
-DEFAULT_DATASET = (REPO.parent / "shared" / "data" / "llmbar")
+DEFAULT_DATASET = shared_data_dir() / "llmbar"
 PEER_VENV = BENCH / ".peer-venv"
 
 
@@ -56,20 +57,11 @@ def child_env() -> dict:
     return env
 
 
-def run_measured(cmd: list[str], log_path: Path, cwd: Path = REPO) -> dict:
-    """Run `cmd`, output to `log_path`; wall seconds and the child's peak RSS (MiB) from os.wait4."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    print("$ " + " ".join(str(c) for c in cmd), flush=True)
-    t0 = time.perf_counter()
-    with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=child_env(), stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        tail = "\n".join(log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-40:])
-        raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(map(str, cmd))}\n{tail}")
-    return {"wall_seconds": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "log": str(log_path)}
+def run_measured(cmd: list[str], log_path: Path) -> dict:
+    """Run `cmd` in child_env(), output to `log_path`; wall seconds and the child's peak RSS (MiB)."""
+    measured = run_logged(cmd, log_path, env=child_env())
+    return {"wall_seconds": round(measured.wall_seconds, 2), "peak_rss_mib": round(measured.peak_rss_mib, 1),
+            "log": str(log_path)}
 
 
 def build_checkpoint(base: Path, target: Path, seed: int) -> None:

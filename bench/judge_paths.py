@@ -1,6 +1,6 @@
 """A BT checkpoint scores the same through `judges.load(...).compare` as through `eval_reward_bench`.
 
-    python bench/judge_paths.py --model bench/runs/bt_hh/ours-64 --dataset ../shared/data/llmbar
+    python -m bench.judge_paths --model bench/runs/bt_hh/ours-64 --dataset ../shared/data/llmbar
 
 1. `eval_reward_bench` on the data set (batched, the prompt's KV cache shared by the pair), as a user runs it;
 2. the judge path: `judges.load(model)` then `judge.compare(prompt, chosen, rejected)` one pair at a time
@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from bench._common import run_logged
+from rm_core.data import shared_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=str(ROOT / "bench" / "runs" / "bt_hh" / "ours-64"))
-    p.add_argument("--dataset", default=str(ROOT.parent / "shared" / "data" / "llmbar"))
+    p.add_argument("--dataset", default=str(shared_data_dir() / "llmbar"))
     p.add_argument("--max_length", type=int, default=1024)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--output", default=str(ROOT / "bench" / "runs" / "judge_paths.json"))
@@ -42,9 +43,7 @@ def main() -> None:
            "--max_length", str(args.max_length), "--output_dir", str(eval_dir)]
     if args.limit:
         cmd += ["--limit", str(args.limit)]
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=ROOT)
-    eval_seconds = time.perf_counter() - t0
+    eval_seconds = run_logged(cmd).wall_seconds  # output to this terminal
     eval_rows = {json.loads(line)["id"]: json.loads(line)
                  for line in (eval_dir / "scores.jsonl").read_text().splitlines() if line}
 

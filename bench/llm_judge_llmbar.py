@@ -1,7 +1,7 @@
 """A pairwise judge (a prompted LLM, or a pair-PM checkpoint) on LLMBar (RewardBench's five chat-hard subsets): accuracy in one order,
 in both orders combined, and how often the verdict flips when the two responses swap places.
 
-    python bench/llm_judge_llmbar.py --judge llm:HuggingFaceTB/SmolLM2-135M-Instruct
+    python -m bench.llm_judge_llmbar --judge llm:HuggingFaceTB/SmolLM2-135M-Instruct
 
 Every pair is judged twice by `judges.load(spec, mode="pairwise").judge_pairs`: chosen shown as Response A
 (forward) and as Response B (backward). With a local model P(A) is read from the next-token
@@ -22,29 +22,33 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
+from rm_core.data import shared_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def tally(rows: list[dict]) -> dict:
-    n = len(rows)
-    decided = [r for r in rows if r["p"] is not None]
-    fwd = sum(r["p_forward"] is not None and r["p_forward"] > 0.5 for r in rows) / n
-    bwd = sum(r["p_backward"] is not None and r["p_backward"] > 0.5 for r in rows) / n
+    """The rates as judges.conflicts defines them (OrderStats, one_order_accuracies)."""
+    from judges.base import PairVerdict
+    from judges.conflicts import OrderStats, one_order_accuracies
+
+    verdicts = [PairVerdict(r["p_forward"], r["p_backward"]) for r in rows]
+    order, acc = OrderStats.of(verdicts), one_order_accuracies(verdicts)
+
+    def rounded(x):
+        return None if x is None else round(x, 4)
+
     return {
-        "pairs": n, "failed": n - len(decided),
-        "acc_chosen_first": round(fwd, 4), "acc_chosen_second": round(bwd, 4),
-        "acc_one_order_mean": round((fwd + bwd) / 2, 4),
-        "acc_both_orders": round(sum(r["p"] is not None and r["p"] > 0.5 for r in rows) / n, 4),
-        "order_inconsistency_rate": round(sum(not r["consistent"] for r in decided) / len(decided), 4)
-        if decided else None,
-        "position_a_rate": round(sum((r["p_forward"] + 1 - r["p_backward"]) / 2 for r in decided) / len(decided), 4)
-        if decided else None,
+        "pairs": len(rows), "failed": len(rows) - order.pairs,
+        "acc_chosen_first": rounded(acc["chosen_first"]), "acc_chosen_second": rounded(acc["chosen_second"]),
+        "acc_one_order_mean": rounded((acc["chosen_first"] + acc["chosen_second"]) / 2),
+        "acc_both_orders": rounded(acc["both_orders"]),
+        "order_inconsistency_rate": rounded(order.inconsistency_rate),
+        "position_a_rate": rounded(order.position_a_rate),
     }
 
 
@@ -53,7 +57,7 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--judge", default="llm:HuggingFaceTB/SmolLM2-135M-Instruct")
-    p.add_argument("--dataset", default=str(ROOT.parent / "shared" / "data" / "llmbar"))
+    p.add_argument("--dataset", default=str(shared_data_dir() / "llmbar"))
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--max_length", type=int, default=2048)
     p.add_argument("--batch_size", type=int, default=1, help="prompts per forward (1: no padding, fastest on CPU)")

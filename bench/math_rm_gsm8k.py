@@ -2,12 +2,12 @@
 questions beside random pick, majority vote and the oracle; PRM one-pass vs per-step scoring time; labelling
 throughput and the offline step-label rule's agreement with the outcome labels.
 
-    python bench/math_rm_gsm8k.py                    # all stages, default budget (~50 min on 2 CPU cores)
-    python bench/math_rm_gsm8k.py --smoke            # a few questions and steps, to check the plumbing (~3 min)
+    python -m bench.math_rm_gsm8k                    # all stages, default budget (~50 min on 2 CPU cores)
+    python -m bench.math_rm_gsm8k --smoke            # a few questions and steps, to check the plumbing (~3 min)
 
 Stages (each writes bench/runs/math_rm/<stage>.json and is skipped when that file exists; delete it to rerun):
 - baselines: random (exact expectation), majority vote (ties: first answer in candidate order; and expected),
-  oracle, on the held-out questions (math_rm/best_of_n.py).
+  oracle, on the held-out questions (rm_core/best_of_n.py).
 - label: the offline rule over all 1319 questions' 5276 solutions (throughput, rule-vs-outcome agreement), and
   Monte-Carlo labelling with SmolLM2 as the policy on --mc_questions GSM8K train questions (throughput only:
   it solves almost nothing, so its labels are nearly all "-").
@@ -15,7 +15,7 @@ Stages (each writes bench/runs/math_rm/<stage>.json and is skipped when that fil
   --train_questions training questions' 4 candidates each (PRM: step labels by the rule), one epoch
   (or --max_steps), batch 8, lr --learning_rate, max_length --max_length; then best-of-4 on --eval_questions.
 - timing: the trained PRM scores --timing_solutions held-out solutions in one pass and one pass per step.
-- vote: each RM's weighted majority vote (math_rm/best_of_n.py) from its saved held-out scores.
+- vote: each RM's weighted majority vote (rm_core/best_of_n.py) from its saved held-out scores.
 
 Budget (2 CPU cores, SmolLM2 ~180 train tokens/s, ~500 scoring tokens/s): the default 200 training questions
 are ~170k ORM / ~130k PRM training tokens (~16 + ~12 min) and scoring the 1276 held-out candidates takes ~9 min
@@ -26,29 +26,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from bench._common import run_seconds
+from rm_core.data import shared_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data" / "gsm8k"
+SHARED = shared_data_dir() / "gsm8k"
 SOLUTIONS = SHARED / "example_model_solutions.jsonl"
 
 
-def run(cmd: list, log: Path) -> float:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with open(log, "w") as f:
-        proc = subprocess.run([str(c) for c in cmd], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(map(str, cmd[:3]))} failed ({proc.returncode}); see {log}")
-    return round(time.perf_counter() - t0, 1)
-
-
 def stage_baselines(args) -> dict:
-    from math_rm.best_of_n import baselines, load_candidates
+    from rm_core.best_of_n import baselines, load_candidates
 
     return baselines(load_candidates(str(SOLUTIONS), "test", args.eval_questions))
 
@@ -56,6 +47,7 @@ def stage_baselines(args) -> dict:
 def stage_label(args, runs: Path) -> dict:
     from math_rm.sample_solutions import main as sample
     from math_rm.step_labels import rule_agreement
+    from rm_core.data import GSM8K_SOLUTIONS_TRAIN_QUESTIONS
 
     out = runs / "label" / "gsm8k_rule.jsonl"
     out.unlink(missing_ok=True)
@@ -64,7 +56,7 @@ def stage_label(args, runs: Path) -> dict:
     result = {"rule": {k: rule[k] for k in ("questions", "solutions", "steps", "labelled_steps", "seconds",
                                              "solutions_per_s", "steps_per_s")},
               "agreement_all": rule_agreement([r["solutions"] for r in rows]),
-              "agreement_train": rule_agreement([r["solutions"] for r in rows if r["index"] < 1000])}
+              "agreement_train": rule_agreement([r["solutions"] for r in rows if r["index"] < GSM8K_SOLUTIONS_TRAIN_QUESTIONS])}
     if args.mc_questions:
         mc_out = runs / "label" / "smollm2_mc.jsonl"
         mc_out.unlink(missing_ok=True)
@@ -89,7 +81,7 @@ def stage_train(family: str, args, runs: Path) -> dict:
            "--logging_steps", 5, "--disable_tqdm", "true"]
     if args.max_steps:
         cmd += ["--max_steps", args.max_steps]
-    seconds = run(cmd, runs / "logs" / f"{family}.log")
+    seconds = run_seconds(cmd, runs / "logs" / f"{family}.log")
     res = json.loads((out / "eval_results.json").read_text())
     train = res["train"]
     return {"seconds_total": seconds, "train_runtime": train.get("train_runtime"),
@@ -104,8 +96,8 @@ def stage_timing(args, runs: Path) -> dict:
     import torch
 
     from judges.base import conversation
-    from math_rm.best_of_n import load_candidates
-    from math_rm.scoring import ProcessRewardJudge
+    from math_rm.judge import ProcessRewardJudge
+    from rm_core.best_of_n import load_candidates
 
     torch.set_num_threads(2)
     judge = ProcessRewardJudge.from_pretrained(str(runs / "prm"))
@@ -130,7 +122,8 @@ def stage_timing(args, runs: Path) -> dict:
 
 def stage_vote(runs: Path) -> dict:
     """Each trained RM's weighted majority vote, from its saved held-out scores (no rescoring)."""
-    from math_rm.best_of_n import judge_accuracy, load_candidates
+    from math_rm.best_of_n import judge_accuracy
+    from rm_core.best_of_n import load_candidates
 
     out = {}
     for fam in ("orm", "prm"):

@@ -1,7 +1,7 @@
 """ODIN vs Bradley-Terry on HH-RLHF at the same budget: accuracy, and how much the reward follows length.
 
-    python bench/odin_hh.py                                   # 64 pairs, 8 steps of 8, max_length 256 (~35 min, 2 cores)
-    python bench/odin_hh.py --model PATH --pairs 8 --eval_pairs 8 --llmbar_pairs 4 --tag smoke   # smoke test
+    python -m bench.odin_hh                                   # 64 pairs, 8 steps of 8, max_length 256 (~35 min, 2 cores)
+    python -m bench.odin_hh --model PATH --pairs 8 --eval_pairs 8 --llmbar_pairs 4 --tag smoke   # smoke test
 
 Budget: the BT quality figure's (bench/bt_hh.py, bench/RESULTS.md): the first --pairs pairs of the project's
 fixed HH-RLHF split (harmless-base), ceil(pairs / 8) optimizer steps of 8 pairs, max_length 256, lr 2e-5,
@@ -24,32 +24,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from rm_core.data import hh_split, load_llmbar_as_reward_bench, read_rows, to_preferences
+from bench._common import run_seconds
+from rm_core.data import hh_split, load_llmbar_as_reward_bench, read_rows, shared_data_dir, to_preferences
 from rm_core.hub import atomic_write_json, atomic_write_jsonl
 from rm_core.models import SMOLLM2, resolve_model
 
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = shared_data_dir()
 RUNS = ROOT / "bench" / "runs" / "odin_hh"
 BT_RUNS = ROOT / "bench" / "runs" / "bt_hh"
-
-
-def run(cmd: list[str], log: Path) -> float:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    print("$ " + " ".join(cmd), flush=True)
-    t0 = time.perf_counter()
-    with open(log, "w") as f:
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[:3]} failed, see {log}:\n{log.read_text(errors='replace')[-3000:]}")
-    return round(time.perf_counter() - t0, 1)
 
 
 def train_args(args, base: str, data: Path, out_dir: Path, steps: int) -> list[str]:
@@ -74,7 +62,7 @@ def evaluate(model_dir: str, sets: dict) -> dict:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     import odin_rm  # noqa: F401  registers the ODIN classes
-    from odin_rm.scoring import pair_head_scores, summarize_heads
+    from odin_rm.judge import pair_head_scores, summarize_heads
     from rm_core.templates import ensure_pad_token
 
     torch.manual_seed(0)
@@ -158,7 +146,7 @@ def main() -> None:
             if reuse is not None:
                 out_dir, entry["checkpoint"] = reuse, f"reused {reuse.relative_to(ROOT)} (bench/bt_hh.py)"
             elif not args.eval_only:
-                entry["train_seconds"] = run([sys.executable, "bradley_terry_rm/train.py", "--config",
+                entry["train_seconds"] = run_seconds([sys.executable, "bradley_terry_rm/train.py", "--config",
                                               "bradley_terry_rm/configs/smollm2-135m-cpu.yaml",
                                               *train_args(args, base, data, out_dir, steps)],
                                              RUNS / "logs" / f"train-bt-{args.pairs}{args.tag}.log")
@@ -170,7 +158,7 @@ def main() -> None:
             if args.odin_sampling:
                 extra += ["--train_sampling_strategy", args.odin_sampling]
             if not args.eval_only:
-                entry["train_seconds"] = run([sys.executable, "odin_rm/train.py", "--config",
+                entry["train_seconds"] = run_seconds([sys.executable, "odin_rm/train.py", "--config",
                                               "odin_rm/configs/smollm2-135m-cpu.yaml",
                                               *train_args(args, base, data, out_dir, steps), *extra],
                                              RUNS / "logs" / f"train-odin-{args.pairs}{args.tag}.log")

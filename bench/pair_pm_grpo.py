@@ -2,8 +2,8 @@
 split: verdict accuracy and malformed-verdict rate before and after RL on HH test pairs and LLMBar (both orders),
 the reward curve, and the SFT-trained pair-PM on the same pairs at a comparable budget.
 
-    python bench/pair_pm_grpo.py                       # the default budget: about an hour on a 2-core CPU
-    python bench/pair_pm_grpo.py --max_steps 60 --eval_pairs 50
+    python -m bench.pair_pm_grpo                       # the default budget: about an hour on a 2-core CPU
+    python -m bench.pair_pm_grpo --max_steps 60 --eval_pairs 50
 
 Stages (each writes bench/runs/pair_pm_grpo/<stage>.json and is skipped when that file exists; delete to rerun):
 - train: pair_pm/train_grpo.py --config pair_pm/configs/smollm2-135m-grpo-cpu.yaml on the first --train_pairs pairs
@@ -26,24 +26,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from bench._common import run_seconds
+from rm_core.data import shared_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 RUNS = ROOT / "bench" / "runs" / "pair_pm_grpo"
 SFT_CORE = ROOT / "bench" / "runs" / "pair_pm" / "core"
-SHARED = ROOT.parent / "shared" / "data"
-
-
-def run(cmd: list, log: Path) -> float:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with open(log, "w") as f:
-        subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True, stdout=f, stderr=subprocess.STDOUT)
-    return round(time.perf_counter() - t0, 1)
+SHARED = shared_data_dir()
 
 
 def load_data(args) -> tuple[list[dict], list[dict], list[dict]]:
@@ -79,7 +72,7 @@ def reasoning_judge(path: str | Path, args, from_config: bool):
     """The judge of a checkpoint: judges.load for the RL checkpoint (its config says pair_pm_reasoning), else the
     same judge class on a plain causal LM (the base model, the format-warmed model) with the bench's budget."""
     import judges
-    from pair_pm.scoring import ReasoningPairPMJudge
+    from pair_pm.judge import ReasoningPairPMJudge
 
     if from_config:
         judge = judges.load(str(path), batch_size=args.batch_size)
@@ -100,7 +93,7 @@ def sft_accuracy(sets: dict[str, list[dict]], pool: list[dict], args, runs: Path
     if not (core / "config.json").is_file():
         data = runs / "data" / "sft"
         atomic_write_jsonl(data / "train.jsonl", pool[:64])
-        result["train_seconds"] = run(
+        result["train_seconds"] = run_seconds(
             [sys.executable, "pair_pm/train.py", "--config", "pair_pm/configs/smollm2-135m-cpu.yaml",
              "--model_name_or_path", args.model, "--dataset_name", data, "--dataset_test_split", "", "--output_dir",
              core, "--max_length", 512, "--per_device_train_batch_size", 16, "--learning_rate", 5e-5,
@@ -152,7 +145,7 @@ def main() -> None:
         if stage == "train":
             data = runs / "data"
             atomic_write_jsonl(data / "train.jsonl", pool[: args.train_pairs])
-            result["train_seconds"] = run(
+            result["train_seconds"] = run_seconds(
                 [sys.executable, "pair_pm/train_grpo.py", "--config", args.config, "--model_name_or_path", args.model,
                  "--dataset_name", data, "--dataset_test_split", "", "--output_dir", ckpt,
                  "--max_steps", args.max_steps, "--format_warmup_steps", args.warmup_steps,

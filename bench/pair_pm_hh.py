@@ -2,7 +2,7 @@
 and with RRM augmentation. Each stage trains with pair_pm/train.py (or ssrm.py) in a subprocess and writes
 bench/runs/pair_pm/<stage>.json; a stage that has its JSON is skipped (rerun: delete it).
 
-    python bench/pair_pm_hh.py --stages core ssrm rrm
+    python -m bench.pair_pm_hh --stages core ssrm rrm
 
 - core: the 64 train pairs of the BT quality run (bench/bt_hh.py --pairs 64), 8 steps of 8 pairs (each pair
   in both orders: 16 examples a step), max_length 512; held-out: the first --test_pairs HH test pairs
@@ -18,24 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+from bench._common import run_seconds
+from rm_core.data import shared_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 RUNS = ROOT / "bench" / "runs" / "pair_pm"
 BT = ROOT / "bench" / "runs" / "bt_hh"
-SHARED = ROOT.parent / "shared" / "data"
-
-
-def run(cmd: list[str], log: Path) -> float:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with open(log, "w") as f:
-        subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True, stdout=f, stderr=subprocess.STDOUT)
-    return round(time.perf_counter() - t0, 1)
+SHARED = shared_data_dir()
 
 
 def data_dir(name: str, train: list[dict], test: list[dict]) -> Path:
@@ -57,7 +49,7 @@ def train_args(data: Path, out: Path, args, *extra) -> list[str]:
 def llmbar(ckpt: Path, name: str) -> dict:
     out = RUNS / f"llmbar-{name}.json"
     if not out.is_file():
-        run([sys.executable, "bench/llm_judge_llmbar.py", "--judge", ckpt, "--max_length", 1024, "--output", out],
+        run_seconds([sys.executable, "-m", "bench.llm_judge_llmbar", "--judge", ckpt, "--max_length", 1024, "--output", out],
             RUNS / "logs" / f"llmbar-{name}.log")
     return json.loads(out.read_text())["overall"]
 
@@ -95,13 +87,13 @@ def main() -> None:
         result = {"budget": budget}
         if stage == "core":
             out = RUNS / "core"
-            result["train_seconds"] = run(train_args(data_dir("core", pool[:64], test), out, args),
+            result["train_seconds"] = run_seconds(train_args(data_dir("core", pool[:64], test), out, args),
                                           RUNS / "logs" / "core.log")
             held = json.loads((out / "eval_results.json").read_text())["held_out"]
             result.update(pair_pm_hh=held, bt_hh_same_pairs=bt_accuracy_on(test_ids), llmbar=llmbar(out, "core"))
         elif stage == "rrm":
             out = RUNS / "rrm"
-            result["train_seconds"] = run(train_args(data_dir("core", pool[:64], test), out, args,
+            result["train_seconds"] = run_seconds(train_args(data_dir("core", pool[:64], test), out, args,
                                                      "--rrm_augment", "true", "--max_steps", 8),
                                           RUNS / "logs" / "rrm.log")
             res = json.loads((out / "eval_results.json").read_text())
@@ -109,12 +101,12 @@ def main() -> None:
         elif stage == "ssrm":
             d = data_dir("ssrm", pool[: args.ssrm_pairs], test)
             out = RUNS / "ssrm"
-            result["ssrm_seconds"] = run([sys.executable, "pair_pm/ssrm.py", *train_args(d, out, args)[2:],
+            result["ssrm_seconds"] = run_seconds([sys.executable, "pair_pm/ssrm.py", *train_args(d, out, args)[2:],
                                           "--labelled_fraction", 0.2, "--rounds", 1, "--confidence_quantile", 0.5],
                                          RUNS / "logs" / "ssrm.log")
             result["ssrm"] = json.loads((out / "ssrm_results.json").read_text())
             full = RUNS / "full-labels"
-            result["full_seconds"] = run(train_args(d, full, args), RUNS / "logs" / "full-labels.log")
+            result["full_seconds"] = run_seconds(train_args(d, full, args), RUNS / "logs" / "full-labels.log")
             result["full_labels"] = json.loads((full / "eval_results.json").read_text())["held_out"]
         else:
             raise SystemExit(f"unknown stage {stage}")

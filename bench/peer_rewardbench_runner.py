@@ -2,7 +2,7 @@
 
 Runs INSIDE the peer venv made by bench/setup_rewardbench_peer.sh (transformers 4.51):
 
-    bench/.peer-venv/bin/python bench/peer_rewardbench_runner.py --model CKPT --data pairs.json \
+    bench/.peer-venv/bin/python -m bench.peer_rewardbench_runner --model CKPT --data pairs.json \
         --dtype float32 --batch_size 8 --output out.json
 
 What runs is rewardbench's own `rewardbench.rewardbench.rewardbench(Args)` (the `rewardbench` console

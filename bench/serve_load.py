@@ -1,6 +1,6 @@
 """Load test of the judge HTTP service (judges/serve.py): N /score requests from C concurrent clients.
 
-    python bench/serve_load.py --judge sentence-transformers/all-MiniLM-L6-v2 --family bradley_terry --chat_template plain \
+    python -m bench.serve_load --judge sentence-transformers/all-MiniLM-L6-v2 --family bradley_terry --chat_template plain \
         --requests 2000 --clients 32 --max_batch_size 32
 
 The server runs in its own process (`python -m judges.serve`), the clients in this one (asyncio + httpx,
@@ -29,8 +29,9 @@ from pathlib import Path
 
 import httpx
 
+from bench._common import rss_mib
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def conversations(n: int) -> list[list[dict]]:
@@ -136,13 +137,6 @@ async def run_mixed(url: str, requests: list[tuple[str, dict]], clients: int) ->
     return {k: dict(v) for k, v in codes.items()}, latencies, wall
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -220,9 +214,9 @@ def hostile(args, url: str, server, convs: list, key: str) -> None:
     warm = [("valid", {"json": {"conversations": [c]}, "headers": {"Authorization": f"Bearer {key}"}})
             for c in convs[: args.clients * 2]]
     asyncio.run(run_mixed(url, warm, args.clients))  # warm-up, not measured
-    rss_before = rss_mb(server.pid)
+    rss_before = rss_mib(server.pid)
     codes, latencies, wall = asyncio.run(run_mixed(url, requests, args.clients))
-    rss_after = rss_mb(server.pid)
+    rss_after = rss_mib(server.pid)
     health = httpx.get(url + "/health").json()
     server_errors = sum(n for kind in codes.values() for status, n in kind.items() if status.startswith("5"))
     result = {

@@ -13,13 +13,8 @@ Any YAML field can be overridden on the command line (--max_length 512, --report
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a clone, too
-
 from rm_core.args import DataArguments, RewardModelConfig
+from rm_core.errors import run_recipe
 from rm_core.hub import command_line
 from rm_core.pipeline import train_pairwise_reward_model
 
@@ -35,8 +30,9 @@ def main(data_args: DataArguments, training_args: RewardModelConfig, model_args)
                                        command=command_line())
 
 
-if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from rm_core.errors import run_cli
+def cli() -> None:  # `python bradley_terry_rm/train.py`, `python -m bradley_terry_rm.train`, `rm-train-bt`
+    run_recipe(main, make_parser)
 
-    run_cli(main, *make_parser().parse_args_and_config())
+
+if __name__ == "__main__":
+    cli()

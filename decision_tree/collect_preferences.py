@@ -29,11 +29,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rm_core.errors import run_recipe
 
 HUMAN = "human"
 
@@ -143,8 +141,9 @@ def decided(row: dict) -> int | None:
 
 def agreement_report(pairs: list[dict], labels: list[dict]) -> dict:
     """Per judge, from the last line per (pair, judge) of `labels` (a failure asked again counts once, as its
-    latest verdict)."""
-    from judges.base import winner
+    latest verdict). order_consistency: judges.conflicts.OrderStats (the project's definition)."""
+    from judges.base import PairVerdict
+    from judges.conflicts import OrderStats
 
     truth = {p["id"]: (1 if p["a_is_chosen"] else -1) for p in pairs}
     by_judge: dict[str, dict[str, dict]] = {}
@@ -152,12 +151,12 @@ def agreement_report(pairs: list[dict], labels: list[dict]) -> dict:
         by_judge.setdefault(r["judge"], {})[r["pair"]] = r  # a later line supersedes an earlier one
     report = {}
     for name, rows in by_judge.items():
-        both = [r for r in rows.values() if r["p_forward"] is not None and r["p_backward"] is not None]
-        consistent = sum(winner(r["p_forward"]) == winner(r["p_backward"]) for r in both)
+        order = OrderStats.of(PairVerdict(r["p_forward"], r["p_backward"]) for r in rows.values())
+        consistency = order.consistency_rate
         wins = {pid: decided(r) for pid, r in rows.items()}
         entry = {"labelled": len(rows), "failed": sum(w is None for w in wins.values()),
                  "ties": sum(w == 0 for w in wins.values()),
-                 "order_consistency": round(consistent / len(both), 4) if both else None,
+                 "order_consistency": None if consistency is None else round(consistency, 4),
                  "accuracy_vs_human": round(sum(w == truth[pid] for pid, w in wins.items()) / len(wins), 4)
                  if wins else None,
                  "agreement": {}}
@@ -230,8 +229,9 @@ def main(argv: list[str] | None = None) -> dict:
     return report
 
 
-if __name__ == "__main__":
-    from rm_core.errors import run_cli
+def cli() -> None:  # `rm-collect-preferences`, `python -m decision_tree.collect_preferences` or `python <this file>`
+    run_recipe(main)
 
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    run_cli(main)
+
+if __name__ == "__main__":
+    cli()

@@ -6,7 +6,7 @@
 
 - Labels: the named judge's verdicts from collect_preferences.py (order-averaged P > 0.5: a better; ties
   and failures left out and counted).
-- Features (decision_tree/modeling.py): attribute differences a - b from the attribute model
+- Features (decision_tree/judge.py): attribute differences a - b from the attribute model
   (`judges.load`: an ArmoRM checkpoint, or any judge with `attribute_scores`) and the length difference.
 - Each pair trains in both orders (features negated, label flipped), so the tree has no "a wins" prior.
 - scikit-learn DecisionTreeClassifier; max_depth and min_samples_leaf chosen by grouped k-fold
@@ -21,12 +21,11 @@ import argparse
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
+
+from rm_core.errors import run_recipe
 
 
 def judge_labels(folder: str | Path, judge: str) -> tuple[list[dict], np.ndarray, dict]:
@@ -62,7 +61,7 @@ def _comparison(pair: dict) -> str:
 
 
 def features_for(attribute_judge, pairs: list[dict]) -> tuple[np.ndarray, list[str]]:
-    from decision_tree.modeling import pair_features, words
+    from decision_tree.judge import pair_features, words
     from judges.base import conversation
 
     convs = [conversation(p["prompt"], r) for p in pairs for r in (p["a"], p["b"])]
@@ -119,7 +118,7 @@ def symmetric_accuracy(tree_data, X: np.ndarray, y: np.ndarray) -> float:
 
 def bundle_attribute_model(spec: str, out: Path) -> str:
     """A local attribute model goes inside the checkpoint (hard links where the file system allows, else copies),
-    because a tree checkpoint loads its attribute model only from inside itself (decision_tree/modeling.py);
+    because a tree checkpoint loads its attribute model only from inside itself (decision_tree/judge.py);
     a Hub id is kept as it is (the user confirms it when loading)."""
     source = Path(spec)
     if not source.is_dir():
@@ -145,7 +144,7 @@ def bundle_attribute_model(spec: str, out: Path) -> str:
 def save(out_dir: str | Path, tree, names: list[str], attributes: list[str], attribute_model: str, info: dict) -> Path:
     from sklearn.tree import export_text
 
-    from decision_tree.modeling import tree_to_json
+    from decision_tree.judge import tree_to_json
     from rm_core.hub import atomic_write_json, atomic_write_text
 
     out = Path(out_dir)
@@ -174,7 +173,7 @@ def save(out_dir: str | Path, tree, names: list[str], attributes: list[str], att
 
 def main(argv: list[str] | None = None) -> dict:
     import judges
-    from decision_tree.modeling import TreeData, feature_names, tree_to_json
+    from decision_tree.judge import TreeData, feature_names, tree_to_json
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preferences", required=True, help="collect_preferences.py output folder (training pairs)")
@@ -235,8 +234,9 @@ def main(argv: list[str] | None = None) -> dict:
     return info
 
 
-if __name__ == "__main__":
-    from rm_core.errors import run_cli
+def cli() -> None:  # `python decision_tree/fit_tree.py`, `python -m decision_tree.fit_tree`, `rm-fit-tree`
+    run_recipe(main)
 
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    run_cli(main)
+
+if __name__ == "__main__":
+    cli()

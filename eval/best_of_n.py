@@ -8,7 +8,7 @@ Sources: every format `rm_core.data.to_candidates` converts (the GSM8K labelled 
 fixed split: --split test is the 319 held-out questions; RLHFlow's best-of-N test sets (prompt, answers,
 labels); canonical Candidates rows; math_rm/sample_solutions.py output).
 
-One implementation of the rules: the baselines and the pick are math_rm/best_of_n.py's, imported here.
+One implementation of the rules: the baselines and the pick are rm_core/best_of_n.py's (math_rm uses them too).
 - random: the exact expected accuracy of a uniform pick (the mean of `correct`), not a sample;
 - majority vote: candidates grouped by equal final answer; the largest group wins; ties between groups go to
   the group whose first candidate comes first ("first"; also reported: "expected" over the tied groups);
@@ -17,20 +17,16 @@ One implementation of the rules: the baselines and the pick are math_rm/best_of_
   picked; all failed: wrong). A pointwise judge scores each candidate once; a pairwise judge ranks them
   (judges.base.Judge.rank, its default aggregation);
 - the judge-weighted vote: majority vote with the judge's scores as vote weights (probabilities as they are,
-  other scores through a sigmoid; math_rm.best_of_n.weighted_vote_pick).
+  other scores through a sigmoid; rm_core.best_of_n.weighted_vote_pick).
 Scoring goes through the shared resumable, process-split loop (eval/runner.py), one question per item.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eval.runner import add_judge_args, check_model, listwise_scores, run_benchmark
-from math_rm.best_of_n import DEFAULT_CANDIDATES, baselines, load_candidates, score_pick, weighted_vote_pick
+from rm_core.best_of_n import DEFAULT_CANDIDATES, baselines, load_candidates, score_pick, weighted_vote_pick
 from rm_core.data import SkipReport
 from rm_core.errors import cli_entry
 

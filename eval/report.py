@@ -27,17 +27,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from eval.runner import broadcast, process_state
+from rm_core.data import shared_data_dir
 from rm_core.errors import cli_entry
 
-REPO = Path(__file__).resolve().parents[1]
-DATA_ROOT = REPO.parent / "shared" / "data"
+DATA_ROOT = shared_data_dir()  # $RM_SHARED_DATA, else ../shared/data beside the project
 KINDS = ["reward_bench", "pairs", "reward_bench2", "rm_bench", "judgebench", "best_of_n"]
 HH_TEST_SUBSET = "hh-rlhf-harmless-test"
 EMBEDDING_FAMILIES = {"armo", "decision_tree"}  # judges that accept embedding_cache=
@@ -340,5 +337,11 @@ def main(argv: list[str] | None = None) -> dict | None:
     return report
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `eval_report` console script: main's report dict is for Python callers (a console script exits with
+    what its function returns, and a dict would print and exit 1)."""
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -13,24 +13,21 @@ model, data set or setting stops, naming what differs (DIR/fingerprint.json), un
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python eval/reward_bench.py from a clone
-
 from eval.runner import (
-    add_attribute_model_args,
+    add_judge_args,
     check_model,
     claim_output,
     eval_fingerprint,
     finish,
     load_judge,
     process_state,
-    read_partial,
     score_items,
     speed,
 )
 from eval.scoring import format_table, summarize
+from judges.base import response_of
 from rm_core.data import (
     SkipReport,
     load_llmbar_as_reward_bench,
@@ -46,37 +43,14 @@ CHUNK_PAIRS = 256  # scores are checkpointed to disk after every chunk
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eval_reward_bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True,
-                   help="checkpoint folder or Hub id of a reward model (any family: judges.load reads rm_family), "
-                        "or a prompted LLM judge: llm:<HF id or path> / openai:<model>")
-    p.add_argument("--family", default=None,
-                   help="override the checkpoint's rm_family; bradley_terry scores a base LM with a fresh seeded "
-                        "head (an untrained baseline)")
-    p.add_argument("--judge_mode", default="pairwise", choices=["pairwise", "pointwise"],
-                   help="for llm:/openai: judges: compare both responses (in both orders), or rate each alone")
+    add_judge_args(p, unit="pairs", default_output_dir="results/<model name>")
     p.add_argument("--dataset", default=DEFAULT_DATASET,
                    help="Hub id, a local JSON/JSONL/parquet file in RewardBench's row schema, or LLMBar's folder")
     p.add_argument("--split", default="filtered", help="split of a Hub data set (RewardBench: filtered)")
     p.add_argument("--subsets", nargs="*", default=None, help="score only these subsets")
-    p.add_argument("--batch_size", type=int, default=None,
-                   help="pairs per forward batch; default 16 on GPU, 1 on CPU (where padding is pure waste: "
-                        "measured 1.2-1.4 vs 0.9-1.0 pairs/s at 8 on LLMBar)")
-    p.add_argument("--max_length", type=int, default=2048,
-                   help="longer conversations are cut from the front, keeping the end of the response; counted")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    p.add_argument("--chat_template", default=None, help="override: Jinja string, .jinja path, or 'plain'")
     p.add_argument("--no_shared_prefix", action="store_true",
-                   help="score chosen and rejected as whole sequences (slower; for comparison)")
-    p.add_argument("--limit", type=int, default=None, help="score only the first N pairs")
-    p.add_argument("--seed", type=int, default=0, help="seeds a head the checkpoint lacks (an untrained baseline)")
-    p.add_argument("--output_dir", default=None, help="default: results/<model name>")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start afresh in an output_dir whose partial scores another model, data set or setting made "
-                        "(without it such a resume stops, naming what differs)")
-    from judges.cli import add_llm_judge_args
-
-    add_llm_judge_args(p)  # --judge_cache_dir, --judge_base_url, --judge_timeout_s, ... (as every eval_* command)
-    add_attribute_model_args(p)
+                   help="scalar-head judges (Bradley-Terry, ODIN, scalar ORM): score chosen and rejected as whole "
+                        "sequences instead of running their shared prompt once (slower; for comparison)")
     return p
 
 
@@ -98,22 +72,12 @@ def _load(args) -> tuple[list[dict], SkipReport]:
     return prefs[: args.limit] if args.limit else prefs, skipped
 
 
-_read_partial = read_partial  # kept for callers of the old name
-
-
-def _load_judge(args, device):
-    return load_judge(args, device)
-
-
 def _score_chunk(judge, prefs: list[dict]) -> list[dict]:
     """Score rows through the judge: a pointwise judge gives each response a reward; a pairwise one gives
     P(chosen better), recorded as chosen_score = p, rejected_score = 1 - p. A pair the judge failed on (an
     error, an unparsable answer, a NaN or inf score) is flagged `failed`, its scores null (and `correct` false); the
     summary counts it, and scores it wrong as the official code does (eval/scoring.py)."""
-    def response(messages):  # a one-message response as text; a multi-turn continuation as messages
-        return messages[0]["content"] if len(messages) == 1 else messages
-
-    items = [(p["prompt"], response(p["chosen"]), response(p["rejected"])) for p in prefs]
+    items = [(p["prompt"], response_of(p["chosen"]), response_of(p["rejected"])) for p in prefs]
     if judge.pointwise:
         scores = judge.score_pairs(items)
     else:

@@ -37,10 +37,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eval.runner import add_judge_args, check_model, listwise_scores, mean, run_benchmark
 from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, load_rows, same_response

@@ -67,21 +67,27 @@ def broadcast(state, value):
 # ---------------------------------------------------------------- judges
 
 
-def add_judge_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The judge flags every benchmark CLI shares (the same as eval_reward_bench's)."""
+def add_judge_args(p: argparse.ArgumentParser, unit: str = "items",
+                   default_output_dir: str = "results/<benchmark>/<model name>") -> argparse.ArgumentParser:
+    """The judge flags every benchmark CLI shares (eval_reward_bench adds its own on top). unit: what the
+    benchmark scores, for the help of --batch_size and --limit; default_output_dir: for the help of --output_dir."""
     p.add_argument("--model", required=True,
                    help="checkpoint folder or Hub id of a reward model (any family: judges.load reads rm_family), "
                         "or a prompted LLM judge: llm:<HF id or path> / openai:<model>")
-    p.add_argument("--family", default=None, help="override the checkpoint's rm_family")
+    p.add_argument("--family", default=None,
+                   help="override the checkpoint's rm_family; bradley_terry scores a base LM with a fresh seeded "
+                        "head (an untrained baseline)")
     p.add_argument("--judge_mode", default="pairwise", choices=["pairwise", "pointwise"],
-                   help="for llm:/openai: judges: compare responses, or rate each alone")
-    p.add_argument("--batch_size", type=int, default=None, help="default 16 on GPU, 1 on CPU")
-    p.add_argument("--max_length", type=int, default=2048, help="longer conversations are cut from the front")
+                   help="for llm:/openai: judges: compare responses (in both orders), or rate each alone")
+    p.add_argument("--batch_size", type=int, default=None,
+                   help=f"{unit} per forward batch; default 16 on GPU, 1 on CPU (where padding is pure waste)")
+    p.add_argument("--max_length", type=int, default=2048,
+                   help="longer conversations are cut from the front, keeping the end of the response; counted")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--chat_template", default=None, help="override: Jinja string, .jinja path, or 'plain'")
     p.add_argument("--seed", type=int, default=0, help="seeds a head the checkpoint lacks (an untrained baseline)")
-    p.add_argument("--limit", type=int, default=None, help="score only the first N items")
-    p.add_argument("--output_dir", default=None, help="default: results/<benchmark>/<model name>")
+    p.add_argument("--limit", type=int, default=None, help=f"score only the first N {unit}")
+    p.add_argument("--output_dir", default=None, help=f"default: {default_output_dir}")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh in an output_dir whose partial scores another model, data set or setting made "
                         "(without it such a resume stops, naming what differs)")
@@ -94,7 +100,7 @@ def add_judge_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def add_attribute_model_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """A decision-tree checkpoint loads its attribute model only from inside itself; these let the user choose
-    another, or confirm the Hub id its config names (decision_tree/modeling.py)."""
+    another, or confirm the Hub id its config names (decision_tree/judge.py)."""
     p.add_argument("--attribute_model", default=None,
                    help="decision-tree judges: the attribute model to use (a folder or Hub id of your choosing)")
     p.add_argument("--trust_attribute_model", action="store_true",
@@ -122,12 +128,18 @@ def load_judge(args, device):
         kwargs["attribute_model"] = args.attribute_model
     if getattr(args, "trust_attribute_model", False):
         kwargs["trust_attribute_model"] = True
-    if getattr(args, "no_shared_prefix", False):
+    if getattr(args, "no_shared_prefix", False):  # eval_reward_bench's flag, for the judges that take it (scalar heads)
         kwargs["share_prefix"] = False
-    elif hasattr(args, "no_shared_prefix"):
-        kwargs["share_prefix"] = None
-    return judges.load(args.model, family=args.family, dtype=args.dtype, chat_template=args.chat_template,
-                       device=device, max_length=args.max_length, batch_size=args.batch_size, **kwargs)
+    try:
+        return judges.load(args.model, family=args.family, dtype=args.dtype, chat_template=args.chat_template,
+                           device=device, max_length=args.max_length, batch_size=args.batch_size, **kwargs)
+    except TypeError as err:
+        if "share_prefix" not in kwargs or "share_prefix" not in str(err):
+            raise
+        from rm_core.errors import UserInputError
+
+        raise UserInputError(f"--no_shared_prefix: {args.model} is not a scalar-head reward model (Bradley-Terry, "
+                             "ODIN, scalar ORM), whose judge has no shared-prefix path to turn off") from None
 
 
 def check_model(args) -> None:
@@ -306,13 +318,6 @@ def speed(run: ScoringRun, unit: str) -> dict:
 
 
 # ---------------------------------------------------------------- how a judge answers
-
-
-def response_arg(response):
-    """A one-message response as text; a multi-turn continuation as messages (as eval_reward_bench passes them)."""
-    if isinstance(response, list) and len(response) == 1 and isinstance(response[0], dict):
-        return response[0]["content"]
-    return response
 
 
 def listwise_scores(judge, groups: Sequence[tuple[object, Sequence[str]]]) -> list[list[float | None]]:

@@ -4,6 +4,9 @@
     judge = judges.load("outputs/bt-smollm2")                       # rm_family read from config.json
     judge = judges.load("llm:HuggingFaceTB/SmolLM2-135M-Instruct", mode="pairwise")   # a prompted local LLM
     judge = judges.load("openai:gpt-4o-mini", base_url="http://localhost:8000/v1", mode="pairwise")
+
+A checkpoint's rm_family names its judge class in judges/registry.py (FAMILIES, plus the entry-point group
+"reward_models.judges" for families outside this repository); `load` imports only that family's module.
 """
 
 from __future__ import annotations
@@ -83,16 +86,6 @@ def check_judge_spec(spec: str, what: str = "model") -> None:
     check_local_path(name if sep and kind == "llm" else spec, what)
 
 
-def _register_families() -> None:
-    # Importing a family's judge module registers it (register_judge); recipes add theirs here as they land.
-    import armo_rm.scoring  # noqa: F401
-    import decision_tree.modeling  # noqa: F401
-    import judges.rm_judge  # noqa: F401
-    import math_rm.scoring  # noqa: F401
-    import odin_rm.scoring  # noqa: F401
-    import pair_pm.scoring  # noqa: F401
-
-
 def load(spec: str, family: str | None = None, **kwargs) -> Judge:
     """A judge from a checkpoint folder / Hub id (family from config.json, or `family=` to override, e.g.
     "bradley_terry" to score a base LM with a fresh head as an untrained baseline), or a prompted LLM:
@@ -102,13 +95,12 @@ def load(spec: str, family: str | None = None, **kwargs) -> Judge:
         from judges.llm_judge import load_llm_judge
 
         return load_llm_judge(spec, **kwargs)
-    _register_families()
+    from judges.registry import judge_class, known_families
+
     family = family or checkpoint_family(spec, kwargs.get("revision"))
     if family is None:
         raise ValueError(
             f"{spec} has no rm_family in config.json and is not a sequence classifier. Pass "
             f"family='bradley_terry' to score it with a fresh (untrained) head as a baseline, or use "
-            f"'llm:{spec}' to prompt it as an LLM judge. Known families: {sorted(JUDGE_FAMILIES)}")
-    if family not in JUDGE_FAMILIES:
-        raise ValueError(f"no judge registered for rm_family {family!r}; known: {sorted(JUDGE_FAMILIES)}")
-    return JUDGE_FAMILIES[family].from_pretrained(spec, **kwargs)
+            f"'llm:{spec}' to prompt it as an LLM judge. Known families: {known_families()}")
+    return judge_class(family).from_pretrained(spec, **kwargs)

@@ -51,6 +51,12 @@ def conversation(prompt: Prompt, response: str | list) -> Conversation:
     return as_messages(prompt) + split_conversation(list(response))[0] + [dict(response[-1])]
 
 
+def response_of(messages: list[Message]) -> str | list[Message]:
+    """A preference row's side (rm_core.data: the messages after the prompt) as a judge takes a response: one
+    message as its text, a continuation of several turns as its messages (see `conversation`)."""
+    return messages[0]["content"] if len(messages) == 1 else messages
+
+
 def split_conversation(conv: Conversation) -> tuple[list[Message], str]:
     """(prompt messages, response text) of a conversation that ends with an assistant message."""
     if not conv or not isinstance(conv[-1], dict) or conv[-1].get("role") != "assistant":
@@ -282,12 +288,15 @@ def best_of_n(judge: Judge, prompt: Prompt, candidates: Sequence[str], method: s
     return BestOfN(ranking[0][0] if ranking else None, ranking, [i for i, s in enumerate(scores) if s is None])
 
 
-# -- registry: rm_family (config.json) -> judge class ------------------------------------------------------
+# -- run-time registrations: rm_family (config.json) -> judge class --------------------------------------------
+# This repository's families are found by name in judges/registry.py (FAMILIES, and an entry-point group for
+# families outside it), never by importing them; this dict holds only what register_judge adds at run time.
 JUDGE_FAMILIES: dict[str, Callable] = {}
 
 
 def register_judge(*families: str):
-    """Class decorator: `judges.load` builds this judge for checkpoints whose config.json says rm_family."""
+    """Class decorator: `judges.load` builds this judge for checkpoints whose config.json says rm_family (it takes
+    precedence over judges.registry: for tests, notebooks and experiments)."""
 
     def wrap(cls):
         for family in families:

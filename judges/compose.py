@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 
 from judges.base import Conversation, Judge, split_conversation
+from rm_core.answers import answers_match, extract_final_answer
 
 
 class Unscorable(Exception):
@@ -160,125 +161,7 @@ class RepetitionPenalty(Rule):
         return -self.max_penalty * (1.0 - len(set(ngrams)) / len(ngrams))
 
 
-# -- math final answer --------------------------------------------------------------------------------------
-
-# A plain number: thousands commas only in groups of three (so "1, 2" is two numbers), decimals, an integer
-# denominator. Not preceded by a word character or a dot, so "x2" and "3.5.1" do not yield stray numbers.
-_NUM = r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?|-?\.\d+"
-_NUMBER = re.compile(rf"(?<![\w.])(?:{_NUM})")
-_LEADING_NUMBER = re.compile(rf"\$?\s*({_NUM})")
-_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?(?:/\d+)?")
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_GSM8K = re.compile(r"####\s*(\$?\s*-?\s*[\d.][^\n]*)")
-_CUE = re.compile(r"\banswer\s*(?:is\b|:|=)\s*:?\s*", re.IGNORECASE)  # the answer is the rest of the line
-
-
-def _last_boxed(text: str) -> str | None:
-    """Content of the last \\boxed{...} / \\fbox{...} whose braces balance (nested braces kept)."""
-    found = None
-    for m in _BOXED.finditer(text):
-        depth = 1
-        for j in range(m.end(), len(text)):
-            depth += {"{": 1, "}": -1}.get(text[j], 0)
-            if depth == 0:
-                found = text[m.end():j]
-                break
-    return found
-
-
-def _strip_wrapping(s: str) -> str:
-    """Drop markdown bold, math delimiters and a trailing sentence period around an answer."""
-    s = s.strip()
-    prev = None
-    while s != prev:
-        prev = s
-        s = s.strip().strip("*").strip()
-        for left, right in (("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-            if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
-                s = s[len(left):len(s) - len(right)]
-        if s.endswith(".") and not s.endswith(".."):
-            s = s[:-1]
-    return s.strip()
-
-
-def _phrase_answer(phrase: str) -> str:
-    """The answer in a phrase after a cue ("The answer is 18 dollars." -> "18"; "\\frac{1}{2}." kept)."""
-    phrase = re.split(r"\.\s", phrase, maxsplit=1)[0]  # the sentence the cue is in
-    phrase = _strip_wrapping(phrase)
-    m = _LEADING_NUMBER.match(phrase)
-    rest = phrase[m.end():] if m else ""
-    if m and (not rest or rest[0] in " \t,;:!?)"):  # a number followed by words, not part of an expression
-        return m.group(1)
-    return phrase
-
-
-def extract_final_answer(text: str, last_number: bool = True) -> str | None:
-    """The final answer of a solution, as text (not yet normalised; compare with `answers_match`).
-
-    In order: the last balanced \\boxed{...}; the last GSM8K "#### X"; the last "answer is X" / "Answer: X"
-    (a leading number is taken from X, so "18 dollars" -> "18"); the whole text when it is itself a number
-    ("1,000", "\\frac{1}{2}", "$5"); with last_number, the last number in the text. None when there is none.
-    """
-    if not isinstance(text, str):
-        return None
-    boxed = _last_boxed(text)
-    if boxed is not None:
-        return _strip_wrapping(boxed)
-    phrases = _GSM8K.findall(text)[-1:]
-    # finditer, not one greedy capture, so that "Answer: the final answer is 5" finds the last cue
-    cues = list(_CUE.finditer(text))
-    if cues:
-        phrases.append(text[cues[-1].end():].split("\n", 1)[0])
-    for phrase in phrases:
-        answer = _phrase_answer(phrase)
-        if answer:
-            return answer
-    if _to_number(text) is not None:
-        return _strip_wrapping(text)
-    numbers = _NUMBER.findall(text) if last_number else []
-    return numbers[-1] if numbers else None
-
-
-def _normalize(answer: str) -> str:
-    """LaTeX and typography noise removed; the answer itself untouched."""
-    s = _strip_wrapping(answer.replace("\u2212", "-"))
-    for noise in ("\\left", "\\right", "\\!", "\\,", "\\;", "\\ ", "\\displaystyle"):
-        s = s.replace(noise, "")
-    s = re.sub(r"\\[dt]frac", r"\\frac", s)
-    s = re.sub(r"^[a-zA-Z]\s*=\s*", "", s)  # "x = 5" -> "5"
-    s = re.sub(r"\\frac\{\s*(\d+)\s*\}\{\s*(\d+)\s*\}", r"\1/\2", s)  # \frac{1}{2} -> 1/2
-    s = re.sub(r"\\frac(\d)(\d)", r"\1/\2", s)  # \frac12 -> 1/2
-    return s.strip()
-
-
-def _to_number(answer: str) -> Fraction | None:
-    """The exact rational value of a numeric answer ("$1,000.50", "50%", "-3/4", "10\\text{ cm}"), else None.
-    Parsed with a strict pattern and Fraction, never eval."""
-    s = _normalize(answer)
-    s = re.sub(r"\\(?:text|mbox|mathrm)\{[^{}]*\}", "", s)  # units: 10\text{ cm} -> 10
-    for unit in ("\\$", "$", "\\%", "%", "^\\circ", "^{\\circ}", "\u00b0"):
-        s = s.replace(unit, "")
-    s = re.sub(r"\s+", "", s)
-    if re.fullmatch(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?", s):
-        s = s.replace(",", "")
-    if not _PLAIN_NUMBER.fullmatch(s):
-        return None
-    try:
-        return Fraction(s)
-    except (ValueError, ZeroDivisionError):  # "1.5/2" (Fraction takes no decimal numerator), "1/0"
-        return None
-
-
-def answers_match(a: str | None, b: str | None) -> bool:
-    """True when two final answers are equal: exactly as rational numbers when both are numeric ("1,000" ==
-    "1000", "3.50" == "3.5", "$5" == "5", "1/2" == "0.5" == "\\frac{1}{2}", but "0.333" != "1/3"), else as
-    strings with whitespace and LaTeX spacing removed. None matches nothing."""
-    if a is None or b is None:
-        return False
-    x, y = _to_number(str(a)), _to_number(str(b))
-    if x is not None or y is not None:
-        return x == y
-    return re.sub(r"\s+", "", _normalize(str(a))) == re.sub(r"\s+", "", _normalize(str(b)))
+# -- math final answer (parsed by rm_core.answers) ---------------------------------------------------------
 
 
 class MathAnswerMatch(Rule):

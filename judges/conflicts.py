@@ -1,9 +1,27 @@
-"""Where a judge contradicts itself: order-inconsistent pairs and intransitive triples, per subset.
+"""Where a judge contradicts itself: position bias, order-inconsistent pairs and intransitive triples, per subset.
 
-- Order-inconsistent pair: the winner changes when the two responses swap places (position bias).
-  Judges that see both orders themselves (a prompted LLM or pair-PM judge: `judge_pairs`) report both
-  verdicts; any other judge is asked `compare(a, b)` and `compare(b, a)`. A pointwise judge can never be
-  order-inconsistent or intransitive: the detector says so with zeros, it does not skip it.
+Position bias has ONE definition of each rate in the project, here (`OrderStats`, `one_order_accuracies`); the
+LLM judge's `order_stats`, the pair-PM recipes' held-out evaluations, the decision tree's agreement report and the
+bench scripts all compute them with these. Over pairs judged in both orders (judges.base.PairVerdict: p_forward
+= P(a better) with a shown first, p_backward = P(a better) with a shown second):
+
+- decided pair: both orders gave a finite verdict. A pair where either order failed is in no position rate (it
+  is counted as a failure beside them).
+- order_inconsistency_rate = order-inconsistent decided pairs / decided pairs: the winner (judges.base.winner:
+  a, b, or a tie within 1e-6 of 0.5) changes when the two responses swap places. order consistency is 1 - it.
+- position_a_rate = the mean, over both orders of every decided pair, of P(the response shown first wins): 0.5
+  for a judge with no position preference, 1.0 for one that always answers "A".
+- one-order accuracies (a = the chosen response), over ALL pairs, a failure or a tie counting wrong (the
+  project's one tie rule, rm_core.metrics): chosen first = p_forward > 0.5, chosen second = p_backward > 0.5,
+  both orders = their mean > 0.5.
+
+JudgeBench's `inconsistent` count (eval/judgebench.py) is that benchmark's own official rule (decisions compared
+as strings, a failed one included) and stays with its scoring.
+
+The detector (`detect_conflicts`, `python -m judges.conflicts`):
+- Order-inconsistent pair: as above. Judges that see both orders themselves (a prompted LLM or pair-PM judge:
+  `judge_pairs`) report both verdicts; any other judge is asked `compare(a, b)` and `compare(b, a)`. A pointwise
+  judge can never be order-inconsistent or intransitive: the detector says so with zeros, it does not skip it.
 - Intransitive triple: among three responses to one prompt, a beats b, b beats c and c beats a (by the
   order-averaged probability). Only triples whose three pairs were all decided (no failure, no tie) are
   counted, and the rate is over those.
@@ -13,9 +31,68 @@ Failed comparisons are counted, never guessed.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from itertools import combinations
 
 from judges.base import Judge, PairVerdict, winner
+
+
+@dataclass
+class OrderStats:
+    """Position bias over pairs judged in both orders, with the definitions of the module docstring: `pairs`
+    counts the decided pairs only, `inconsistent` those whose winner changes with the order, `first_wins` the
+    sum over both orders of P(the response shown first wins). Accumulates over calls (`add`)."""
+
+    pairs: int = 0
+    inconsistent: int = 0
+    first_wins: float = 0.0
+
+    def add(self, verdict: PairVerdict) -> bool:
+        """Count one pair; False (nothing counted) when either order failed."""
+        if verdict.p is None:
+            return False
+        self.pairs += 1
+        self.inconsistent += not verdict.consistent
+        self.first_wins += verdict.p_forward + (1.0 - verdict.p_backward)  # backward: a is shown second
+        return True
+
+    @classmethod
+    def of(cls, verdicts: Iterable[PairVerdict]) -> OrderStats:
+        stats = cls()
+        for verdict in verdicts:
+            stats.add(verdict)
+        return stats
+
+    @property
+    def inconsistency_rate(self) -> float | None:
+        return self.inconsistent / self.pairs if self.pairs else None
+
+    @property
+    def consistency_rate(self) -> float | None:
+        return (self.pairs - self.inconsistent) / self.pairs if self.pairs else None
+
+    @property
+    def position_a_rate(self) -> float | None:
+        return self.first_wins / (2 * self.pairs) if self.pairs else None
+
+    def as_dict(self) -> dict:
+        return {"pairs": self.pairs, "inconsistent": self.inconsistent,
+                "inconsistency_rate": self.inconsistency_rate, "position_a_rate": self.position_a_rate}
+
+
+def one_order_accuracies(verdicts: Sequence[PairVerdict]) -> dict[str, float]:
+    """{"both_orders", "chosen_first", "chosen_second"}: accuracies of verdicts whose a is the chosen response,
+    over every pair (see the module docstring)."""
+    n = len(verdicts)
+    if not n:
+        raise ValueError("no pairs to score")
+
+    def share(ps) -> float:
+        return sum(p is not None and p > 0.5 for p in ps) / n
+
+    return {"both_orders": share(v.p for v in verdicts), "chosen_first": share(v.p_forward for v in verdicts),
+            "chosen_second": share(v.p_backward for v in verdicts)}
 
 
 def verdicts(judge: Judge, items: list[tuple]) -> list[PairVerdict]:
@@ -28,9 +105,9 @@ def verdicts(judge: Judge, items: list[tuple]) -> list[PairVerdict]:
 
 
 def _rates(tally: dict) -> dict:
-    decided_pairs = tally["pairs"] - tally["failed_pairs"]
+    order = OrderStats(pairs=tally["pairs"] - tally["failed_pairs"], inconsistent=tally["order_inconsistent"])
     return {**tally,
-            "order_inconsistency_rate": tally["order_inconsistent"] / decided_pairs if decided_pairs else None,
+            "order_inconsistency_rate": order.inconsistency_rate,
             "intransitive_rate": tally["intransitive"] / tally["decided_triples"] if tally["decided_triples"] else None}
 
 

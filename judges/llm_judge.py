@@ -52,6 +52,7 @@ from judges.base import (
     prompt_text,
     split_conversation,
 )
+from judges.conflicts import OrderStats
 from judges.prompts import (
     answer_excerpt,
     load_template,
@@ -129,28 +130,6 @@ class PointwiseLLMJudge(LLMJudge):
         return out
 
 
-@dataclass
-class OrderStats:
-    """Position bias, over the pairs judged in both orders: an unbiased judge has position_a_rate near
-    0.5 and few inconsistent pairs; one that always answers "A" has 1.0 and every pair inconsistent."""
-
-    pairs: int = 0
-    inconsistent: int = 0
-    first_wins: float = 0.0  # sum over judged orders of P(the response shown first wins)
-
-    @property
-    def inconsistency_rate(self) -> float | None:
-        return self.inconsistent / self.pairs if self.pairs else None
-
-    @property
-    def position_a_rate(self) -> float | None:
-        return self.first_wins / (2 * self.pairs) if self.pairs else None
-
-    def as_dict(self) -> dict:
-        return {"pairs": self.pairs, "inconsistent": self.inconsistent,
-                "inconsistency_rate": self.inconsistency_rate, "position_a_rate": self.position_a_rate}
-
-
 class PairwiseLLMJudge(LLMJudge):
     """Compares two responses, in both orders; see the module docstring.
 
@@ -199,9 +178,7 @@ class PairwiseLLMJudge(LLMJudge):
                 verdicts.append(PairVerdict(fwd, None if bwd is None else 1.0 - bwd, text_fwd, text_bwd, reason))
                 continue
             verdict = PairVerdict(fwd, 1.0 - bwd, text_fwd, text_bwd)  # in the backward order a is Response B
-            self.order_stats.pairs += 1
-            self.order_stats.inconsistent += not verdict.consistent
-            self.order_stats.first_wins += fwd + bwd
+            self.order_stats.add(verdict)  # position bias (judges.conflicts.OrderStats: the one definition)
             verdicts.append(verdict)
         return verdicts
 

@@ -1,5 +1,7 @@
-"""The judge over a trained sequence-classification reward model (Bradley-Terry and any HF RM with a
-one-logit head, e.g. Skywork-Reward or our `bradley_terry_rm` checkpoints).
+"""The judge over any Hugging Face sequence-classification reward model with a one-logit head (Skywork-Reward,
+a third-party RM, our `bradley_terry_rm` checkpoints). The shared layer's scalar-head engine: the Bradley-Terry
+family registers it as bradley_terry_rm.judge.BradleyTerryJudge, ODIN subclasses it (odin_rm.judge.OdinJudge),
+and the scalar ORM is served by it (math_rm.judge.OutcomeRewardJudge). It registers no family itself.
 
 Conversations are rendered with the checkpoint's own chat template (exactly one BOS), cut from the front
 when longer than `max_length` (keeping the end of the response; counted in `truncated`), and scored in
@@ -15,10 +17,10 @@ from collections.abc import Sequence
 
 import torch
 
-from judges.base import Judge, Prompt, conversation, register_judge
+from judges.base import Judge, Prompt, conversation
 
 
-def _within_positions(config, max_length: int) -> int:
+def within_positions(config, max_length: int) -> int:
     """max_length, lowered to the model's position limit when that is smaller (BERT-style encoders such as
     MiniLM have 512 positions: a longer input is an error there, not a score), said once on stderr."""
     limit = getattr(config, "max_position_embeddings", None) or getattr(
@@ -32,7 +34,6 @@ def _within_positions(config, max_length: int) -> int:
     return max_length
 
 
-@register_judge("bradley_terry")
 class RewardModelJudge(Judge):
     pointwise = True
 
@@ -41,7 +42,7 @@ class RewardModelJudge(Judge):
         super().__init__()
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.max_length = _within_positions(model.config, max_length)
+        self.max_length = within_positions(model.config, max_length)
         self.device = next(model.parameters()).device
         # CPU: one sequence per forward is fastest (padding is pure waste); GPU: batches.
         self.batch_size = batch_size or (16 if self.device.type == "cuda" else 1)
@@ -57,11 +58,10 @@ class RewardModelJudge(Judge):
     @classmethod
     def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "float32", chat_template: str | None = None,
                         device: str | torch.device | None = None, revision: str | None = None, **judge_kwargs):
-        from rm_core.models import load_reward_model
+        from rm_core.models import inference_device, load_reward_model
 
         model, tokenizer = load_reward_model(name_or_path, dtype=dtype, chat_template=chat_template, revision=revision)
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        return cls(model.to(device), tokenizer, **judge_kwargs)
+        return cls(model.to(inference_device(device)), tokenizer, **judge_kwargs)
 
     def _render(self, conv: list) -> list[int]:
         from rm_core.templates import render_ids

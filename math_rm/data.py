@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rm_core.data import (
     CANDIDATES_CONVERTERS,
@@ -30,28 +30,8 @@ from rm_core.data import (
 )
 from rm_core.errors import UserInputError
 
-GSM8K_SOLUTIONS = "../shared/data/gsm8k/example_model_solutions.jsonl"
-
-
-@dataclass
-class MathDataArguments:
-    dataset_name: str = field(default=GSM8K_SOLUTIONS, metadata={
-        "help": "Local file/folder or Hub id: GSM8K labelled solutions (fixed split applied), math_rm/"
-                "sample_solutions.py output, Steps/Candidates rows, RLHFlow step chats or best-of-N sets, PRM800K."})
-    dataset_format: str = field(default="auto", metadata={"help": "Row format (rm_core.data.detect_math_format)."})
-    dataset_data_dir: str | None = field(default=None, metadata={"help": "data_dir for a Hub data set."})
-    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
-    dataset_test_split: str | None = field(default="test", metadata={
-        "help": "Held-out split of Candidates for best-of-N (ignored for the GSM8K solutions: fixed split)."})
-    eval_dataset_name: str | None = field(default=None, metadata={
-        "help": "A separate Candidates source for the best-of-N evaluation (its test split)."})
-    eval_fraction: float = field(default=0.1, metadata={
-        "help": "Share of the questions held out for best-of-N when a Candidates-style source has no test split: "
-                "a question is held out when sha1 of its text falls in this fraction (deterministic). 0: none."})
-    max_train_questions: int | None = field(default=None, metadata={
-        "help": "Use the first N training source rows (questions, for the GSM8K sources)."})
-    max_eval_questions: int | None = field(default=None, metadata={"help": "Evaluate on the first N questions."})
-    strict_rows: bool = field(default=False, metadata={"help": "Fail on the first malformed row."})
+if TYPE_CHECKING:
+    from math_rm.config import MathDataArguments
 
 
 def load_math_splits(args: MathDataArguments) -> tuple[list[dict], list[dict], dict]:

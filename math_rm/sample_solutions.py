@@ -12,8 +12,8 @@ Labels. A correct solution: every step "+" (it is itself a completion reaching t
 A wrong solution: the final step is "-" (its own answer is wrong); for each earlier step, in order, M
 completions are sampled from the prefix ending with it; "+" if any is correct. With --stop_at_first_error
 (default) labelling stops at the first "-", later steps unlabelled (None), as PRM800K; without it every step is
-labelled (Math-Shepherd). Steps: rm_core.data.split_steps; answers: math_rm.best_of_n.final_answer and
-judges.compose.answers_match.
+labelled (Math-Shepherd). Steps: rm_core.data.split_steps; answers: rm_core.answers.final_answer and
+answers_match.
 
 Resumable: one JSONL row per finished question, appended and flushed; a rerun skips the question indices
 already in the file (a half-written last line from a killed run is dropped: rm_core.resume). A question whose
@@ -36,8 +36,6 @@ import json
 import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 INSTRUCTION = ("Solve the problem step by step, one step per line. End with a line 'The answer is N' where N "
                "is the final number.")
@@ -145,8 +143,7 @@ def prompt_ids(tokenizer, question: str, prefix_steps: list[str] | None = None) 
 
 
 def grade(text: str, reference: str) -> tuple[str | None, bool]:
-    from judges.compose import answers_match
-    from math_rm.best_of_n import final_answer
+    from rm_core.answers import answers_match, final_answer
 
     answer = final_answer(text)
     return answer, answers_match(answer, reference)
@@ -283,10 +280,13 @@ def run(args) -> dict:
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from rm_core.best_of_n import DEFAULT_CANDIDATES
+    from rm_core.data import shared_data_dir
     from rm_core.resume import DEFAULT_MAX_FAILED_SHARE, share_arg
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--questions", default="../shared/data/gsm8k/train.jsonl", help="GSM8K file/folder or Hub id")
+    p.add_argument("--questions", default=str(shared_data_dir() / "gsm8k" / "train.jsonl"),
+                   help="GSM8K file/folder or Hub id (default: in the shared data folder, $RM_SHARED_DATA)")
     p.add_argument("--split", default="train")
     p.add_argument("--policy", default="HuggingFaceTB/SmolLM2-135M-Instruct")
     p.add_argument("--backend", default="auto", help="auto (vLLM on a GPU when installed, else hf), hf, vllm")
@@ -301,7 +301,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop_at_first_error", type=lambda s: s.lower() in ("1", "true", "yes"), default=True)
     p.add_argument("--offline_rule", action="store_true",
                    help="label the GSM8K labelled solutions (--solutions) with the offline rule; no policy")
-    p.add_argument("--solutions", default="../shared/data/gsm8k/example_model_solutions.jsonl")
+    p.add_argument("--solutions", default=DEFAULT_CANDIDATES)
     p.add_argument("--output", required=True)
     p.add_argument("--overwrite", action="store_true",
                    help="start OUTPUT afresh when its rows were made by another policy, data set or sampling option")
@@ -324,7 +324,14 @@ def main(argv: list[str] | None = None) -> dict:
     return stats
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Run as `python math_rm/sample_solutions.py`, `python -m math_rm.sample_solutions`
+    or the `rm-sample-solutions` console script. A user error prints one line (rm_core.errors.run_cli);
+    main's return value is for Python callers, not an exit status."""
     from rm_core.errors import run_cli
 
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

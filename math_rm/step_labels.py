@@ -30,8 +30,9 @@ import operator
 import re
 from fractions import Fraction
 
+from rm_core.answers import gsm8k_final_line
+
 ANNOTATION = re.compile(r"<<([^<>=]*)=([^<>]*)>>")
-FINAL_LINE = re.compile(r"^\s*(?:A:|####)\s*(.+?)\s*$")
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?")
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
         ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}
@@ -118,9 +119,9 @@ def reference_chain(reference_solution: str, question: str = "") -> set[Fraction
             if v is not None:
                 values.add(v)
     for line in reference_solution.splitlines():
-        m = FINAL_LINE.match(line)
-        if m and parse_number(m.group(1)) is not None:
-            values.add(parse_number(m.group(1)))
+        final = gsm8k_final_line(line)
+        if final is not None and parse_number(final) is not None:
+            values.add(parse_number(final))
     for token in _NUMBER.findall(question):
         v = parse_number(token)
         if v is not None:
@@ -136,14 +137,14 @@ def first_bad_step(steps: list[str], reference_solution: str, question: str = ""
     answer = parse_number(reference_answer) if reference_answer is not None else None
     if answer is None:
         for line in reversed(reference_solution.splitlines()):
-            m = FINAL_LINE.match(line)
-            if m:
-                answer = parse_number(m.group(1))
+            final = gsm8k_final_line(line)
+            if final is not None:
+                answer = parse_number(final)
                 break
     for i, step in enumerate(steps):
-        final = FINAL_LINE.match(step)
-        if final and "\n" not in step.strip():
-            stated = parse_number(final.group(1))
+        final = gsm8k_final_line(step)
+        if final is not None and "\n" not in step.strip():
+            stated = parse_number(final)
             if answer is not None and stated != answer:
                 return i, "wrong final answer"
             continue

@@ -12,22 +12,19 @@ the Bradley-Terry path see math_rm/train_scalar_orm.py.
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from math_rm.training import MathRMConfig, make_parser
+from math_rm.config import MathRMConfig
 from math_rm.training import main as train
+from math_rm.training import make_parser
+from rm_core.errors import run_recipe
 
 
 def main(data_args, training_args: MathRMConfig, model_args) -> dict:
     return train("orm", data_args, training_args, model_args)
 
 
-if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from rm_core.errors import run_cli
+def cli() -> None:  # `python math_rm/train_orm.py`, `python -m math_rm.train_orm`, `rm-train-orm`
+    run_recipe(main, make_parser)
 
-    run_cli(main, *make_parser().parse_args_and_config())
+
+if __name__ == "__main__":
+    cli()

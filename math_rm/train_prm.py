@@ -9,27 +9,24 @@ Data: Steps rows from any source math_rm/data.py reads; the default, the GSM8K l
 ../shared/data, is labelled by the offline rule (math_rm/step_labels.py) on its 1000 training questions and
 evaluated best-of-4 on the other 319. Training: TRL's SFTTrainer, loss only at the judgement slots of labelled
 steps (math_rm/training.py). The checkpoint records rm_family "prm", the "+"/"-" ids, the step tag, the
-aggregation and the template; `judges.load` scores all its steps in one forward pass (math_rm/scoring.py).
+aggregation and the template; `judges.load` scores all its steps in one forward pass (math_rm/judge.py).
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from math_rm.training import MathRMConfig, make_parser
+from math_rm.config import MathRMConfig
 from math_rm.training import main as train
+from math_rm.training import make_parser
+from rm_core.errors import run_recipe
 
 
 def main(data_args, training_args: MathRMConfig, model_args) -> dict:
     return train("prm", data_args, training_args, model_args)
 
 
-if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from rm_core.errors import run_cli
+def cli() -> None:  # `python math_rm/train_prm.py`, `python -m math_rm.train_prm`, `rm-train-prm`
+    run_recipe(main, make_parser)
 
-    run_cli(main, *make_parser().parse_args_and_config())
+
+if __name__ == "__main__":
+    cli()

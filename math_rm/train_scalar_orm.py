@@ -15,21 +15,11 @@ the scalar reward, not a probability). After training, best-of-N on the held-out
 from __future__ import annotations
 
 import itertools
-import os
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rm_core.args import RewardModelConfig
+from math_rm.config import ScalarORMConfig
+from rm_core.errors import run_recipe
 from rm_core.hub import command_line
-
-
-@dataclass
-class ScalarORMConfig(RewardModelConfig):
-    max_pairs_per_question: int = field(default=4, metadata={
-        "help": "Pairs (correct, incorrect) per question, in candidate order; 0 for all."})
 
 
 def pairs_from_candidates(cands: list[dict], max_per_question: int = 4) -> list[dict]:
@@ -49,23 +39,20 @@ def pairs_from_candidates(cands: list[dict], max_per_question: int = 4) -> list[
 def make_parser():
     from trl import ModelConfig, TrlParser
 
-    from math_rm.data import MathDataArguments
+    from math_rm.config import MathDataArguments
 
     return TrlParser((MathDataArguments, ScalarORMConfig, ModelConfig))
 
 
 def main(data_args, training_args: ScalarORMConfig, model_args) -> dict:
-    import json
-
     from accelerate import PartialState
 
-    import judges
     from math_rm import best_of_n
     from math_rm.data import load_math_splits
     from rm_core.args import DataArguments
     from rm_core.data import to_candidates
     from rm_core.errors import check_local_path
-    from rm_core.hub import atomic_write_json, atomic_write_jsonl
+    from rm_core.hub import atomic_write_jsonl
     from rm_core.pipeline import train_pairwise_reward_model
 
     check_local_path(model_args.model_name_or_path, "--model_name_or_path")  # before the data
@@ -81,27 +68,34 @@ def main(data_args, training_args: ScalarORMConfig, model_args) -> dict:
     state.wait_for_everyone()
     pair_args = DataArguments(dataset_name=str(pairs_dir), dataset_format="explicit", dataset_test_split="test",
                               strict_rows=True)
-    results = train_pairwise_reward_model(pair_args, training_args, model_args, rm_family="orm",
-                                          command=command_line())
-    if state.is_main_process:
-        out = Path(training_args.output_dir)
-        config = json.loads((out / "config.json").read_text())
-        config["math_rm_head"] = "scalar"
-        atomic_write_json(out / "config.json", config)
-        if eval_cands:
-            bon = best_of_n.evaluate(eval_cands, {"scalar_orm": judges.load(str(out))},
-                                     progress=not training_args.disable_tqdm)
-            results["best_of_n"] = {k: v for k, v in bon.items() if k != "scalar_orm"}
-            results["best_of_n"]["scalar_orm"] = {k: v for k, v in bon["scalar_orm"].items() if k != "scores"}
-            print(f"[eval] best-of-N scalar ORM {bon['scalar_orm']['accuracy']:.4f} on {bon['questions']} questions "
-                  f"(majority vote {bon['majority_vote']:.4f})", flush=True)
-        results["math_data"] = report
-        atomic_write_json(out / "eval_results.json", results)
-    return results
+
+    def evaluate_best_of_n(model, tokenizer) -> tuple[dict, dict]:
+        """Best-of-N on the held-out questions, with the judge judges.load builds for the published checkpoint
+        (math_rm_head "scalar": the scalar-head judge), before anything is published."""
+        more = {"math_data": report}
+        if not eval_cands:
+            return more, {}
+        import torch
+
+        from judges.rm_judge import RewardModelJudge
+
+        judge = RewardModelJudge(model.to("cuda" if torch.cuda.is_available() else "cpu"), tokenizer)
+        bon = best_of_n.evaluate(eval_cands, {"scalar_orm": judge}, progress=not training_args.disable_tqdm)
+        more["best_of_n"] = {k: v for k, v in bon.items() if k != "scalar_orm"}
+        more["best_of_n"]["scalar_orm"] = {k: v for k, v in bon["scalar_orm"].items() if k != "scores"}
+        print(f"[eval] best-of-N scalar ORM {bon['scalar_orm']['accuracy']:.4f} on {bon['questions']} questions "
+              f"(majority vote {bon['majority_vote']:.4f})", flush=True)
+        return more, {"best-of-N scalar_orm": bon["scalar_orm"]["accuracy"],
+                      "best-of-N majority_vote": bon["majority_vote"]}
+
+    # math_rm_head is an argument of the one publish step: config.json says "scalar" before anything is uploaded
+    return train_pairwise_reward_model(pair_args, training_args, model_args, rm_family="orm", command=command_line(),
+                                       family_fields={"math_rm_head": "scalar"}, evaluate_more=evaluate_best_of_n)
+
+
+def cli() -> None:  # `python math_rm/train_scalar_orm.py`, `python -m math_rm.train_scalar_orm`, `rm-train-scalar-orm`
+    run_recipe(main, make_parser)
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from rm_core.errors import run_cli
-
-    run_cli(main, *make_parser().parse_args_and_config())
+    cli()

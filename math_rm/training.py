@@ -1,4 +1,5 @@
-"""What train_prm.py and train_orm.py share: the config, the dataset of judgement slots, the trainer, main().
+"""What train_prm.py and train_orm.py share: the dataset of judgement slots, the trainer, main() (their
+arguments: config.py).
 
 Training is TRL's SFTTrainer on pre-tokenised rows: `input_ids` is the solution with a slot after each step
 (math_rm/encoding.py) and `labels` holds "+" / "-" right after the slots of labelled steps, -100 elsewhere
@@ -10,35 +11,11 @@ encoding: by causal attention they cannot change the loss, only cost time.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from trl import SFTTrainer
 
-import torch
-from trl import SFTConfig, SFTTrainer
-
+from math_rm.config import MathRMConfig
 from math_rm.encoding import EncodeReport, encode_solution
-
-
-@dataclass
-class MathRMConfig(SFTConfig):
-    """TRL's SFTConfig plus the PRM/ORM options; loss on the judgement tokens only."""
-
-    chat_template: str | None = field(default=None, metadata={"help": "Jinja string, .jinja path, or 'plain'."})
-    bf16: bool | None = field(default=None, metadata={"help": "Default: on when the GPU supports it, off on CPU."})
-    max_length: int | None = field(default=1024, metadata={
-        "help": "Longer solutions are cut from the front (after BOS), keeping the last steps; cut slots lose "
-                "their labels, counted."})
-    step_tag: str | None = field(default=None, metadata={
-        "help": "The slot token's text (one token). Default: the first of ' ки', 'ки', '§', ' ~', '~' that is."})
-    aggregation: str | None = field(default=None, metadata={
-        "help": "How the judge combines step scores: min, prod, last or mean (PRM default min; ORM: one step)."})
-
-    def __post_init__(self):
-        if self.bf16 is None:
-            self.bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-        if self.bf16 and not torch.cuda.is_available():
-            self.use_cpu = True
-        super().__post_init__()
+from rm_core.trainer import sparse_label_loss_step
 
 
 def build_dataset(rows: list[dict], tokenizer, tag_id: int, judgement_ids: dict[str, int], max_length: int | None):
@@ -71,23 +48,8 @@ class MathRMTrainer(SFTTrainer):
     """SFTTrainer whose loss is the cross-entropy of the judgement tokens, computed at the slots alone."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        labels = inputs["labels"]
-        rows, targets = (labels[:, 1:] != -100).nonzero(as_tuple=True)  # position t predicts labels[t + 1]
-        if len(rows) == 0:
-            raise ValueError("a batch without any judgement label: the dataset builder should have dropped it")
-        keep = torch.unique(targets)  # sequence positions whose logits are needed, for the whole batch
-        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
-                        use_cache=False, logits_to_keep=keep)
-        logits = outputs.logits[rows, torch.searchsorted(keep, targets)]
-        loss = torch.nn.functional.cross_entropy(logits.float(), labels[rows, targets + 1], reduction="sum")
-        if num_items_in_batch is None:
-            loss = loss / len(rows)
-        else:  # judgement tokens in the whole (accumulated, all-process) batch; DDP averages over processes
-            loss = loss / num_items_in_batch
-            if self.args.average_tokens_across_devices:
-                loss = loss * self.accelerator.num_processes
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"non-finite loss at step {self.state.global_step}; lower the learning rate")
+        loss, outputs = sparse_label_loss_step(self, model, inputs, num_items_in_batch, "judgement label",
+                                               stop_on_nonfinite=True)
         return (loss, outputs) if return_outputs else loss
 
 
@@ -95,7 +57,7 @@ def check_final_step_scores(model, tokenizer, eval_cands: list[dict], rows: list
                             judgement_ids: dict[str, int], max_length: int | None, out_dir) -> None:
     """rm_core.finite.check_final_rewards on the final model's P(step good) at every step slot of the first
     held-out solutions (the first training rows when there are no held-out questions)."""
-    from math_rm.scoring import slot_probs
+    from math_rm.judge import slot_probs
     from rm_core.data import split_steps
     from rm_core.finite import CHECK_EXAMPLES, check_final_rewards
 
@@ -115,7 +77,7 @@ def check_final_step_scores(model, tokenizer, eval_cands: list[dict], rows: list
 def make_parser():
     from trl import ModelConfig, TrlParser
 
-    from math_rm.data import MathDataArguments
+    from math_rm.config import MathDataArguments
 
     return TrlParser((MathDataArguments, MathRMConfig, ModelConfig))
 
@@ -128,16 +90,9 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
     from math_rm import best_of_n
     from math_rm.data import load_math_splits, orm_training_rows, prm_training_rows
     from math_rm.encoding import TEMPLATE_NAME, choose_step_tag, judgement_token_ids
-    from math_rm.scoring import AGGREGATIONS, OutcomeRewardJudge, ProcessRewardJudge
+    from math_rm.judge import AGGREGATIONS, OutcomeRewardJudge, ProcessRewardJudge
     from rm_core.errors import UserInputError
-    from rm_core.hub import (
-        atomic_write_json,
-        atomic_write_text,
-        command_line,
-        describe_checkpoint,
-        model_card,
-        push_folder,
-    )
+    from rm_core.hub import CardInfo, atomic_write_json, publish
     from rm_core.models import load_causal_lm
     from rm_core.pipeline import finalise_checkpoint, peft_and_push, run_training
 
@@ -171,7 +126,10 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
     peft_config, push, hub_model_id = peft_and_push(model_args, training_args, "CAUSAL_LM")
     trainer = MathRMTrainer(model=model, args=training_args, train_dataset=train_ds, processing_class=tokenizer,
                             peft_config=peft_config)
-    train_result, out_dir = run_training(trainer, training_args)
+    fields = {"math_rm_judgement_ids": judgement_ids, "math_rm_step_tag": step_tag, "math_rm_step_tag_id": tag_id,
+              "math_rm_aggregation": aggregation, "math_rm_template": TEMPLATE_NAME,
+              "math_rm_max_length": training_args.max_length, "base_model": model_args.model_name_or_path}
+    train_result, out_dir = run_training(trainer, training_args, rm_family, fields)
 
     results = {"train": {k: v for k, v in train_result.metrics.items() if isinstance(v, (int, float))},
                "data": data_report}
@@ -180,14 +138,10 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
                                         auto_class=AutoModelForCausalLM)
         check_final_step_scores(model_out, tokenizer, eval_cands, rows, tag_id, judgement_ids,
                                 training_args.max_length, out_dir)
-        describe_checkpoint(model_out, tokenizer, rm_family, math_rm_judgement_ids=judgement_ids,
-                            math_rm_step_tag=step_tag, math_rm_step_tag_id=tag_id, math_rm_aggregation=aggregation,
-                            math_rm_template=TEMPLATE_NAME, math_rm_max_length=training_args.max_length,
-                            base_model=model_args.model_name_or_path)
-        model_out.config.save_pretrained(out_dir)
-        if eval_cands:
+        if eval_cands:  # the judge as judges.load builds it from the published config.json (fields)
             judge_cls = ProcessRewardJudge if rm_family == "prm" else OutcomeRewardJudge
-            judge = judge_cls(model_out, tokenizer)
+            judge = judge_cls(model_out, tokenizer, aggregation=aggregation, max_length=training_args.max_length,
+                              step_tag=step_tag)
             bon = best_of_n.evaluate(eval_cands, {rm_family: judge}, progress=not training_args.disable_tqdm)
             results["best_of_n"] = {k: v for k, v in bon.items() if k != rm_family}
             results["best_of_n"][rm_family] = {k: v for k, v in bon[rm_family].items() if k != "scores"}
@@ -198,7 +152,6 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
                   f"{rm_family}-weighted vote {b[rm_family]['weighted_vote_accuracy']:.4f} | "
                   f"random {b['random']:.4f} | majority vote {b['majority_vote']:.4f} | oracle {b['oracle']:.4f} "
                   f"(scoring {b[rm_family]['scoring_seconds']} s)", flush=True)
-        atomic_write_json(out_dir / "eval_results.json", results)
         held = results.get("best_of_n", {})
         card_metrics = {f"best-of-N {k}": v for k, v in held.items() if isinstance(v, float)}
         if rm_family in held:
@@ -210,14 +163,9 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
                     "max_steps": training_args.max_steps, "learning rate": training_args.learning_rate,
                     "LoRA": bool(peft_config), "step tag": repr(step_tag), "aggregation": aggregation,
                     "held-out set": f"{len(eval_cands)} questions: {data_report['held_out']['description']}"}
-        atomic_write_text(out_dir / "README.md", model_card(
-            model_name=hub_model_id or out_dir.name, base_model=model_args.model_name_or_path, rm_family=rm_family,
-            datasets=[data_args.dataset_name], eval_results=card_metrics, training=training,
-            command=command_line()))
-        if push:
-            if not hub_model_id:
-                raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME")
-            results["hub_commit"] = push_folder(out_dir, hub_model_id, private=bool(training_args.hub_private_repo))
-        print(f"[done] checkpoint: {out_dir.resolve()}", flush=True)
+        publish(out_dir, model_out, tokenizer, rm_family=rm_family, family_fields=fields, eval_results=results,
+                card=CardInfo(base_model=model_args.model_name_or_path, datasets=[data_args.dataset_name],
+                              training=training, metrics=card_metrics),
+                push=push, hub_model_id=hub_model_id, private=training_args.hub_private_repo)
     state.wait_for_everyone()
     return results

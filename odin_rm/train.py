@@ -14,16 +14,12 @@ Any YAML field can be overridden on the command line (--max_length 512, --report
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a clone, too
-
 import odin_rm  # noqa: F401  registers the ODIN classes with the Auto classes
-from odin_rm.scoring import evaluate_odin
-from odin_rm.trainer import OdinRewardConfig, OdinRewardTrainer, load_odin_model, tokenize_with_lengths
+from odin_rm.config import OdinRewardConfig
+from odin_rm.judge import evaluate_odin
+from odin_rm.trainer import OdinRewardTrainer, load_odin_model, tokenize_with_lengths
 from rm_core.args import DataArguments
+from rm_core.errors import run_recipe
 from rm_core.hub import command_line
 from rm_core.pipeline import train_pairwise_reward_model
 
@@ -58,8 +54,9 @@ def main(data_args: DataArguments, training_args: OdinRewardConfig, model_args) 
                                        evaluate_fn=evaluate_odin)
 
 
-if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from rm_core.errors import run_cli
+def cli() -> None:  # `python odin_rm/train.py`, `python -m odin_rm.train`, `rm-train-odin`
+    run_recipe(main, make_parser)
 
-    run_cli(main, *make_parser().parse_args_and_config())
+
+if __name__ == "__main__":
+    cli()

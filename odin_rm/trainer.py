@@ -1,58 +1,35 @@
-"""What the ODIN recipe changes in the pairwise pipeline: the config fields, the model loader, the length
-columns and their collator, and the trainer's loss. Everything else is rm_core.pipeline's (data, LoRA,
+"""What the ODIN recipe changes in the pairwise pipeline: the model loader, the length columns and their
+collator, and the trainer's loss (its config fields: config.py). Everything else is rm_core.pipeline's (data, LoRA,
 resume, self-describing checkpoint, model card, Hub push).
 
 loss = odin_ranking_loss(quality + length, per pair)
      + length_loss_weight * [(1 - rho(r_length, L)) + |rho(r_quality, L)|]     over the global batch
      + orthogonality_loss_weight * |cos(w_quality, w_length)|
-(rm_core/losses.py). L is the response length in tokens (odin_rm.scoring.response_token_length).
+(rm_core/losses.py). L is the response length in tokens (odin_rm.judge.response_token_length).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from trl.trainer.reward_trainer import DataCollatorForPreference
 
-from rm_core.args import RewardModelConfig
 from rm_core.losses import odin_length_loss, odin_orthogonality_loss, odin_ranking_loss
 from rm_core.trainer import NonFiniteLossError, PairwiseRewardTrainer
-
-
-@dataclass
-class OdinRewardConfig(RewardModelConfig):
-    """The BT recipe's config plus ODIN's loss weights (RLHFlow's odin defaults: 1.0 and 1.0)."""
-
-    length_loss_weight: float = field(
-        default=1.0,
-        metadata={"help": "Weight of the length term (1 - rho(length head, L)) + |rho(quality head, L)|, "
-                          "Pearson correlations with the response length L over the global batch."},
-    )
-    orthogonality_loss_weight: float = field(
-        default=1.0, metadata={"help": "Weight of |cos| between the quality and length heads' weight vectors."})
 
 
 def load_odin_model(name_or_path: str, dtype="auto", chat_template: str | None = None, revision: str | None = None,
                     **kwargs):
     """(ODIN model on the pretrained backbone with new heads, tokenizer), pad policy applied: the
     `model_loader` hook of rm_core.pipeline (same signature as rm_core.models.load_reward_model)."""
-    from transformers import AutoTokenizer
-
     from odin_rm.modeling import odin_from_backbone
-    from rm_core.models import resolve_model
-    from rm_core.templates import ensure_pad_token, set_chat_template
+    from rm_core.models import load_pretrained
+    from rm_core.templates import ensure_pad_token
 
-    path = resolve_model(name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
-    if dtype in ("auto", None):
-        dtype = torch.float32
-    elif isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    model = odin_from_backbone(path, dtype=dtype, revision=revision, **kwargs)
-    set_chat_template(tokenizer, chat_template)
+    model, tokenizer, _ = load_pretrained(name_or_path, odin_from_backbone, dtype, chat_template, revision,
+                                          **{k: v for k, v in kwargs.items() if v is not None})
     ensure_pad_token(tokenizer, model)
     return model, tokenizer
 
@@ -60,13 +37,14 @@ def load_odin_model(name_or_path: str, dtype="auto", chat_template: str | None =
 def tokenize_with_lengths(prefs: list[dict], tokenizer, max_length: int | None):
     """rm_core.collators.tokenize_preferences plus chosen_length / rejected_length: each response's length in
     tokens (the whole response, even when the sequence was cut to max_length)."""
-    from odin_rm.scoring import _response, response_token_length
+    from judges.base import response_of
+    from odin_rm.judge import response_token_length
     from rm_core.collators import tokenize_preferences
 
     dataset, report = tokenize_preferences(prefs, tokenizer, max_length)
     for side in ("chosen", "rejected"):
         dataset = dataset.add_column(f"{side}_length",
-                                     [response_token_length(tokenizer, _response(p[side])) for p in prefs])
+                                     [response_token_length(tokenizer, response_of(p[side])) for p in prefs])
     return dataset, report
 
 

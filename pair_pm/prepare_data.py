@@ -31,11 +31,8 @@ writes train.jsonl / test.jsonl (readable: the messages before truncation + the 
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from judges.base import prompt_text
 
@@ -236,7 +233,14 @@ def main(argv: list[str] | None = None) -> None:
     atomic_write_json(out / "report.json", report)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Run as `python pair_pm/prepare_data.py`, `python -m pair_pm.prepare_data`
+    or the `rm-prepare-pair-pm` console script. A user error prints one line (rm_core.errors.run_cli);
+    main's return value is for Python callers, not an exit status."""
     from rm_core.errors import run_cli
 
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

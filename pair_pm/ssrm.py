@@ -19,12 +19,10 @@ sees) and the held-out test accuracy. A killed run resumes at the first round wi
 from __future__ import annotations
 
 import json
-import os
-import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rm_core.errors import run_recipe
 
 
 @dataclass
@@ -77,7 +75,7 @@ def pseudo_label(unlabelled: list[dict], verdict_ps: list[float | None], keep: l
 
 def run_ssrm(data_args, training_args, model_args, ssrm: SSRMArguments) -> dict:
     from pair_pm import train as recipe
-    from pair_pm.scoring import PairPMJudge
+    from pair_pm.judge import PairPMJudge
     from rm_core.hub import atomic_write_json, atomic_write_jsonl
     from rm_core.pipeline import load_preference_splits
 
@@ -136,14 +134,15 @@ def run_ssrm(data_args, training_args, model_args, ssrm: SSRMArguments) -> dict:
 def make_parser():
     from trl import ModelConfig, TrlParser
 
-    from pair_pm.train import PairPMConfig
+    from pair_pm.config import PairPMConfig
     from rm_core.args import DataArguments
 
     return TrlParser((DataArguments, PairPMConfig, ModelConfig, SSRMArguments))
 
 
-if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from rm_core.errors import run_cli
+def cli() -> None:  # `python pair_pm/ssrm.py`, `python -m pair_pm.ssrm`, `rm-train-pair-pm-ssrm`
+    run_recipe(run_ssrm, make_parser)
 
-    run_cli(run_ssrm, *make_parser().parse_args_and_config())
+
+if __name__ == "__main__":
+    cli()

@@ -16,73 +16,20 @@ completions of each), so the group baseline is the mean over both orders and a p
 position gets zero net advantage on either letter; "order": TRL's per-prompt groups, the two orders' groups
 in the same generation batch (for vLLM server mode, which generates num_generations per distinct prompt).
 See pair_pm/README.md. The checkpoint is a `pair_pm` checkpoint with `pair_pm_reasoning: true`: judges.load
-returns pair_pm.scoring.ReasoningPairPMJudge and eval_reward_bench scores it.
+returns pair_pm.judge.ReasoningPairPMJudge and eval_reward_bench scores it.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 from torch.utils.data import Sampler
-from trl import GRPOConfig, GRPOTrainer
+from trl import GRPOTrainer
 
+from pair_pm.config import GROUPINGS, PairPMGRPOConfig
 from rm_core.args import DataArguments
-
-GROUPINGS = ("pair", "order")
-
-
-@dataclass
-class PairPMGRPOConfig(GRPOConfig):
-    """TRL's GRPOConfig plus the reasoning pair-PM's prompt and reward options."""
-
-    chat_template: str | None = field(default=None, metadata={"help": "Jinja string, .jinja path, or 'plain'."})
-    bf16: bool | None = field(default=None, metadata={"help": "Default: on when the GPU supports it, off on CPU."})
-    max_prompt_length: int = field(default=1024, metadata={
-        "help": "Prompt budget in tokens: longer pairs are cut inside the context and responses (never the "
-                "question), counted. Recorded in the checkpoint as the judge's prompt budget."})
-    pair_grouping: str = field(default="pair", metadata={
-        "help": "'pair': both orders of a pair in one GRPO group (num_generations/2 completions each); "
-                "'order': one group per order, the pair's two groups in the same batch."})
-    malformed_penalty: float = field(default=1.0, metadata={
-        "help": "Reward lost by an output with no verdict tag (half of it for a malformed verdict); a right verdict earns 1."})
-    reasoning_min_words: int = field(default=0, metadata={"help": "Length band on the reasoning: lower end."})
-    reasoning_max_words: int | None = field(default=None, metadata={"help": "Length band: upper end (None: none)."})
-    length_weight: float = field(default=0.0, metadata={"help": "Weight of the length band (0: off)."})
-    structure_weight: float = field(default=0.0, metadata={
-        "help": "Weight of a reward for <principles>...</principles><critique>...</critique> before the verdict."})
-    judge_max_new_tokens: int | None = field(default=None, metadata={
-        "help": "Generation budget of the saved judge; default max_completion_length."})
-    format_warmup_steps: int = field(default=0, metadata={
-        "help": "Before RL, this many SFT steps on the output FORMAT alone (verdicts drawn at random, independent of "
-                "the label), for a base model that never writes the verdict tag (GRPO gets no signal from a group "
-                "whose outputs are all malformed). 0: none."})
-    format_warmup_learning_rate: float = field(default=5e-5, metadata={"help": "Learning rate of the warm-up."})
-
-    def __post_init__(self):
-        if self.bf16 is None:
-            self.bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-        if self.bf16 and not torch.cuda.is_available():
-            self.use_cpu = True
-        if self.pair_grouping not in GROUPINGS:
-            raise ValueError(f"pair_grouping must be one of {GROUPINGS}, got {self.pair_grouping!r}")
-        super().__post_init__()
-        if self.pair_grouping == "pair":
-            if self.num_generations % 2:
-                raise ValueError(f"pair_grouping 'pair' needs an even num_generations (half for each order), "
-                                 f"got {self.num_generations}")
-            if self.use_vllm and self.vllm_mode == "server":
-                raise ValueError("vLLM server mode generates num_generations completions per distinct prompt, so "
-                                 "a group cannot hold both orders: use vllm_mode colocate or pair_grouping order")
-        elif self.generation_batch_size % (2 * self.num_generations):
-            raise ValueError(f"pair_grouping 'order' needs generation_batch_size ({self.generation_batch_size}) "
-                             f"divisible by 2 x num_generations, so both orders of a pair share a batch")
-
+from rm_core.errors import run_recipe
 
 # -- data ----------------------------------------------------------------------------------------------------
 
@@ -247,8 +194,11 @@ class PairPMGRPOTrainer(GRPOTrainer):
 def evaluate_reasoning_judge(judge, prefs: list[dict]) -> dict:
     """Verdict accuracy of a ReasoningPairPMJudge on preference pairs: both orders combined (P(chosen) > 0.5;
     a position-following pair is 0.5, counted wrong; a failed pair wrong), each order alone, the order-flip
-    rate among parsed pairs, the malformed-output rate and the share of "A" verdicts."""
+    rate among parsed pairs (judges.conflicts: the project's definitions), the malformed-output rate and the share
+    of "A" verdicts."""
     from collections import Counter
+
+    from judges.conflicts import OrderStats, one_order_accuracies
 
     items = [(p["prompt"], p["chosen"][-1]["content"], p["rejected"][-1]["content"]) for p in prefs]
     before = Counter(judge.verdict_stats)
@@ -256,15 +206,15 @@ def evaluate_reasoning_judge(judge, prefs: list[dict]) -> dict:
     stats = Counter(judge.verdict_stats)
     stats.subtract(before)
     n, outputs = len(verdicts), 2 * len(verdicts)
-    parsed = [v for v in verdicts if v.p is not None]
+    order, acc = OrderStats.of(verdicts), one_order_accuracies(verdicts)
     malformed = {k.split(": ", 1)[1]: c for k, c in stats.items() if k.startswith("malformed") and c}
     said = stats["verdict A"] + stats["verdict B"]
     return {"pairs": n,
-            "accuracy": sum(v.p is not None and v.p > 0.5 for v in verdicts) / n,
-            "accuracy_chosen_as_a": sum(v.p_forward == 1.0 for v in verdicts) / n,
-            "accuracy_chosen_as_b": sum(v.p_backward == 1.0 for v in verdicts) / n,
-            "failed_pairs": n - len(parsed),
-            "order_inconsistency_rate": (sum(not v.consistent for v in parsed) / len(parsed)) if parsed else None,
+            "accuracy": acc["both_orders"],
+            "accuracy_chosen_as_a": acc["chosen_first"],  # one order's P is 1 or 0: > 0.5 is "== 1"
+            "accuracy_chosen_as_b": acc["chosen_second"],
+            "failed_pairs": n - order.pairs,
+            "order_inconsistency_rate": order.inconsistency_rate,
             "malformed_rate": sum(malformed.values()) / outputs,
             "malformed_by_reason": malformed,
             "answer_a_rate": stats["verdict A"] / said if said else None}
@@ -275,8 +225,8 @@ def first_token_probs(model, tokenizer, prefs: list[dict], max_length: int, batc
     pair: not its verdict (it reasons first) but one forward per prompt, finite exactly when the model's outputs
     are: what the end-of-training check (rm_core.finite) reads."""
     from judges.base import prompt_text
+    from pair_pm.judge import first_probs
     from pair_pm.prepare_data import REASONING_QUESTION, answer_token_ids, encode_pair
-    from pair_pm.scoring import first_probs
 
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # left pads are masked out
@@ -306,16 +256,9 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
     from trl.import_utils import is_vllm_available
 
     from pair_pm.grpo_rewards import make_verdict_reward_func, verdict_reward
+    from pair_pm.judge import ReasoningPairPMJudge
     from pair_pm.prepare_data import REASONING_TEMPLATE_NAME
-    from pair_pm.scoring import ReasoningPairPMJudge
-    from rm_core.hub import (
-        atomic_write_json,
-        atomic_write_text,
-        command_line,
-        describe_checkpoint,
-        model_card,
-        push_folder,
-    )
+    from rm_core.hub import CardInfo, publish
     from rm_core.models import load_causal_lm
     from rm_core.pipeline import finalise_checkpoint, held_out_line, load_preference_splits, peft_and_push, run_training
 
@@ -349,7 +292,11 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
     peft_config, push, hub_model_id = peft_and_push(model_args, training_args, "CAUSAL_LM")
     trainer = PairPMGRPOTrainer(model=model, reward_funcs=[make_verdict_reward_func(reward)], args=training_args,
                                 train_dataset=train_ds, processing_class=tokenizer, peft_config=peft_config)
-    train_result, out_dir = run_training(trainer, training_args)
+    max_new = training_args.judge_max_new_tokens or training_args.max_completion_length
+    fields = {"pair_pm_reasoning": True, "pair_pm_template": REASONING_TEMPLATE_NAME,
+              "pair_pm_max_length": training_args.max_prompt_length, "pair_pm_max_new_tokens": max_new,
+              "base_model": model_args.model_name_or_path}
+    train_result, out_dir = run_training(trainer, training_args, "pair_pm", fields)
 
     results = {"train": {k: v for k, v in train_result.metrics.items() if isinstance(v, (int, float))},
                "data": data_report, "reward_curve": reward_curve(trainer.state.log_history),
@@ -363,12 +310,6 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
         check_final_rewards(first_token_probs(model_out, tokenizer, checked, training_args.max_prompt_length),
                             f"the final model's first-token P(A) over the {len(checked)} "
                             f"{'held-out' if test else 'first training'} pairs in both orders", out_dir)
-        max_new = training_args.judge_max_new_tokens or training_args.max_completion_length
-        describe_checkpoint(model_out, tokenizer, "pair_pm", pair_pm_reasoning=True,
-                            pair_pm_template=REASONING_TEMPLATE_NAME,
-                            pair_pm_max_length=training_args.max_prompt_length, pair_pm_max_new_tokens=max_new,
-                            base_model=model_args.model_name_or_path)
-        model_out.config.save_pretrained(out_dir)
         if test:
             judge = ReasoningPairPMJudge(model_out, tokenizer, training_args.max_prompt_length,
                                          max_new_tokens=max_new)
@@ -377,7 +318,6 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
             print(f"[eval] held-out verdict accuracy {held['accuracy']:.4f} (chosen as A "
                   f"{held['accuracy_chosen_as_a']:.4f}, as B {held['accuracy_chosen_as_b']:.4f}); malformed "
                   f"outputs {held['malformed_rate']:.4f}; {held['pairs']} pairs", flush=True)
-        atomic_write_json(out_dir / "eval_results.json", results)
         training = {"base model": model_args.model_name_or_path, "data": data_args.dataset_name,
                     "train pairs": len(train), "prompts (both orders)": len(train_ds),
                     "num_generations": training_args.num_generations, "pair grouping": training_args.pair_grouping,
@@ -386,24 +326,19 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
                     "max_steps": training_args.max_steps, "learning rate": training_args.learning_rate,
                     "LoRA": bool(peft_config), "malformed penalty": training_args.malformed_penalty,
                     "held-out set": f"{len(test)} pairs: {data_report['held_out']['description']}"}
-        atomic_write_text(out_dir / "README.md", model_card(
-            model_name=hub_model_id or out_dir.name, base_model=model_args.model_name_or_path, rm_family="pair_pm",
-            datasets=[data_args.dataset_name], eval_results={f"held-out {k}": v for k, v in
-                                                             results.get("held_out", {}).items()
-                                                             if isinstance(v, (int, float))},
-            training=training, command=command_line()))
-        if push:
-            if not hub_model_id:
-                raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME")
-            results["hub_commit"] = push_folder(out_dir, hub_model_id, private=bool(training_args.hub_private_repo),
-                                                ignore=("format-warmup/*",))
-        print(f"[done] checkpoint: {out_dir.resolve()}", flush=True)
+        metrics = {f"held-out {k}": v for k, v in results.get("held_out", {}).items() if isinstance(v, (int, float))}
+        publish(out_dir, model_out, tokenizer, rm_family="pair_pm", family_fields=fields, eval_results=results,
+                card=CardInfo(base_model=model_args.model_name_or_path, datasets=[data_args.dataset_name],
+                              training=training, metrics=metrics),
+                push=push, hub_model_id=hub_model_id, private=training_args.hub_private_repo,
+                ignore=("format-warmup/*",))
     state.wait_for_everyone()
     return results
 
 
-if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from rm_core.errors import run_cli
+def cli() -> None:  # `python pair_pm/train_grpo.py`, `python -m pair_pm.train_grpo`, `rm-train-pair-pm-grpo`
+    run_recipe(main, make_parser)
 
-    run_cli(main, *make_parser().parse_args_and_config())
+
+if __name__ == "__main__":
+    cli()

@@ -1,4 +1,13 @@
-"""Arguments shared by the recipes: TrlParser dataclasses, `--config recipe.yaml` with CLI overrides."""
+"""Arguments shared by the recipes: TrlParser dataclasses, `--config recipe.yaml` with CLI overrides.
+
+    DataArguments           the preference data of every pairwise recipe
+    ChatTemplateArguments   mixin: --chat_template (every training config)
+    PrecisionArguments      mixin: --bf16 defaulting to what the machine supports (every training config)
+    RewardModelConfig       TRL's RewardConfig with both mixins (Bradley-Terry, ODIN, scalar ORM)
+
+A family's config extends TRL's config with the mixins first, so each field and the precision rule are
+written once: `class PairPMConfig(PrecisionArguments, ChatTemplateArguments, SFTConfig)`.
+"""
 
 from __future__ import annotations
 
@@ -45,17 +54,37 @@ class DataArguments:
 
 
 @dataclass
-class RewardModelConfig(RewardConfig):
-    """TRL's RewardConfig with the few fields the recipes add, and CPU-aware precision defaults."""
+class ChatTemplateArguments:
+    """Mixin: the chat template a recipe renders with (rm_core.templates.set_chat_template)."""
 
     chat_template: str | None = field(
         default=None,
         metadata={"help": "Chat template: a Jinja string, a .jinja path, or 'plain'. Default: the tokenizer's."},
     )
+
+
+@dataclass
+class PrecisionArguments:
+    """Mixin for a transformers TrainingArguments subclass: bf16 defaults to on where the GPU supports it and off
+    on CPU; bf16 asked for on a machine without CUDA trains on the CPU (use_cpu), the only place it can run."""
+
     bf16: bool | None = field(
         default=None,
         metadata={"help": "bf16 mixed precision. Default: on when the GPU supports it, off on CPU."},
     )
+
+    def __post_init__(self):
+        if self.bf16 is None:
+            self.bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        if self.bf16 and not torch.cuda.is_available():
+            self.use_cpu = True  # bf16 autocast on CPU is allowed only when asked for explicitly
+        super().__post_init__()
+
+
+@dataclass
+class RewardModelConfig(PrecisionArguments, ChatTemplateArguments, RewardConfig):
+    """TRL's RewardConfig with the few fields the recipes add, and CPU-aware precision defaults."""
+
     train_sampling_strategy: str = field(
         default="group_by_length",
         metadata={"help": "Sampler: 'group_by_length' (default here: far less padding) or 'random'."},
@@ -65,10 +94,3 @@ class RewardModelConfig(RewardConfig):
         metadata={"help": "Longer pairs are cut from the front (end of the response kept) and counted, not dropped."},
     )
     remove_unused_columns: bool = field(default=True, metadata={"help": "As in transformers."})
-
-    def __post_init__(self):
-        if self.bf16 is None:
-            self.bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-        if self.bf16 and not torch.cuda.is_available():
-            self.use_cpu = True  # bf16 autocast on CPU is allowed only when asked for explicitly
-        super().__post_init__()

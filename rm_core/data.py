@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,6 +31,18 @@ from pathlib import Path
 from rm_core.errors import MissingPathError, UserInputError, check_local_path
 
 ROLES = ("system", "user", "assistant")
+SHARED_DATA_ENV = "RM_SHARED_DATA"
+
+
+def shared_data_dir(override: str | Path | None = None, required: bool = False) -> Path:
+    """The folder of the project's offline data sets (HH-RLHF, LLMBar, GSM8K; its README.md says their splits):
+    `override` when given, else the environment variable RM_SHARED_DATA, else <repo>/../shared/data. Every
+    default path into those sets (recipes, eval_report, bench, tests) is built from it. required: a missing
+    folder raises MissingPathError naming the variable."""
+    path = Path(override or os.environ.get(SHARED_DATA_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data")
+    if required and not path.is_dir():
+        raise MissingPathError(f"offline data folder {path} is absent (set {SHARED_DATA_ENV} or pass its folder)")
+    return path
 
 
 class RowError(UserInputError):
@@ -632,24 +645,18 @@ def make_candidates(prompt, responses: list[str], correct: list, row_name: str =
 
 # -- GSM8K ---------------------------------------------------------------------------------------------
 
-_GSM8K_FINAL = re.compile(r"(?:####|^A:)\s*([^\n]+?)\s*$", re.MULTILINE)
 GSM8K_SOLUTION_MODELS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
 GSM8K_SOLUTIONS_TRAIN_QUESTIONS = 1000  # ../shared/data/README.md: index < 1000 trains, the other 319 evaluate
 
 
 def gsm8k_answer(text: str) -> str:
-    """The final answer of a GSM8K solution: after its last "#### " (the data set's answers) or on its last
-    "A: " line (the labelled model solutions), thousands commas removed ("#### 1,000" -> "1000")."""
-    found = _GSM8K_FINAL.findall(text or "")
-    if not found:
+    """The final answer of a GSM8K solution (rm_core.answers.gsm8k_final_answer); a RowError when it has none."""
+    from rm_core.answers import gsm8k_final_answer
+
+    answer = gsm8k_final_answer(text)
+    if answer is None:
         raise RowError("no '#### n' or 'A: n' final answer in the GSM8K solution")
-    answer = found[-1].strip()
-    return answer.replace(",", "") if re.fullmatch(r"-?[\d,]+(?:\.\d+)?", answer) else answer
-
-
-def gsm8k_solution_body(text: str) -> str:
-    """The worked solution without its final-answer line ("#### n")."""
-    return re.sub(r"\n?####[^\n]*\s*$", "", text).rstrip()
+    return answer
 
 
 def from_gsm8k(row: dict) -> list[dict]:

@@ -77,20 +77,13 @@ def pick_dtype(dtype: str | torch.dtype = "auto", device: torch.device | None = 
 
 def load_backbone(name_or_path: str, dtype: str | torch.dtype = "auto", device: str | None = None):
     """(backbone without LM head, tokenizer) for embedding extraction."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
-    from rm_core.models import resolve_model
+    from rm_core.models import inference_device, load_for_inference
 
-    path = resolve_model(name_or_path)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = AutoModel.from_pretrained(path, dtype=pick_dtype(dtype, dev)).to(dev).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    return model, tokenizer
-
-
-def _last_index(mask: torch.Tensor) -> torch.Tensor:
-    """Index of the last real token per row (right or left padding)."""
-    return mask.shape[1] - 1 - mask.flip(1).long().argmax(dim=1)
+    dev = inference_device(device)
+    model, tokenizer = load_for_inference(name_or_path, AutoModel.from_pretrained, pick_dtype(dtype, dev), device=dev)
+    return model.eval(), tokenizer
 
 
 @torch.inference_mode()
@@ -174,14 +167,14 @@ class EmbeddingCache:
     def write_shard(self, keys: list[str], emb: torch.Tensor, prompt_emb: torch.Tensor) -> None:
         from safetensors.torch import save_file
 
-        from rm_core.hub import _umask, atomic_write_json
+        from rm_core.hub import atomic_write_json, new_file_mode
 
         name = "shard-" + hashlib.sha1("".join(keys).encode()).hexdigest()[:16]
         meta, shard = self.folder / f"{name}.json", self.folder / f"{name}.safetensors"
         atomic_write_json(meta, {"keys": keys})
         tmp = shard.with_suffix(".tmp")
         save_file({"embeddings": emb.contiguous(), "prompt_embeddings": prompt_emb.contiguous()}, str(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, shard)
         for row, key in enumerate(keys):
             self.index[key] = (shard, row)

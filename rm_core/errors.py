@@ -6,7 +6,7 @@
     @cli_entry                                                       # a console script's main(argv)
     def main(argv=None): ...
 
-    run_cli(main, *make_parser().parse_args_and_config())            # a recipe's `__main__`
+    def cli(): run_recipe(main, make_parser)                         # a recipe's console script / `__main__`
 
 A command prints `error: <message>` on stderr and exits 2 for a UserInputError, 3 for a TooManyFailedError (a
 long job that wrote what it got but saw more failed items than it allows); every other exception keeps its
@@ -91,3 +91,13 @@ def cli_entry(main):
 def run_cli(main, *args, **kwargs):
     """Run `main(*args)` as a command (see `cli_entry`)."""
     return cli_entry(main)(*args, **kwargs)
+
+
+def run_recipe(main, make_parser=None) -> None:
+    """A recipe's command (its `cli()`, also run by `python <family>/<script>.py` and `python -m ...`): the
+    tokenizers fork warning off, then `main` run as a command (run_cli: a user error prints one line) on what
+    `make_parser()` (a TrlParser: `--config recipe.yaml`, flags override) parses from the command line, or on
+    nothing when main parses sys.argv itself. main's return value is for Python callers, not an exit status."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = make_parser().parse_args_and_config() if make_parser is not None else ()
+    run_cli(main, *args)

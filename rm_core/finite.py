@@ -3,8 +3,8 @@
 A run whose final model gives a NaN or an infinite reward has diverged (a learning rate far too high, an
 overflow in half precision, a poisoned batch). Its loss can still look fine: the last optimizer step is taken
 after the last loss was computed. So every recipe scores its final model on the held-out data (or on the first
-training examples when it has no held-out set) and passes the numbers to `check_final_rewards` before it
-describes, evaluates and marks the checkpoint done. A non-finite number stops the run with
+training examples when it has no held-out set) and passes the numbers to `check_final_rewards` before the one
+publish step (rm_core.hub.publish) describes it, writes its results and card, and marks it done. A non-finite number stops the run with
 `TrainingDivergedError` (the process exits non-zero with the message), and the final model files found in
 the output folder are moved into `<output_dir>/diverged/`, so that nothing loads them as a trained reward
 model. Intermediate `checkpoint-*` folders are left as they are.

@@ -1,4 +1,6 @@
-"""Atomic writes, self-describing reward-model metadata, model cards and `push_to_hub`."""
+"""Atomic writes, self-describing reward-model metadata, model cards, `push_to_hub`, and `publish`: the one
+step every training recipe ends in (self-description in config.json, eval_results.json, the model card, then
+the upload)."""
 
 from __future__ import annotations
 
@@ -6,17 +8,20 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 RM_FAMILIES = ("bradley_terry", "pair_pm", "armo", "odin", "decision_tree", "orm", "prm")
 
 
-def _umask() -> int:
+def new_file_mode() -> int:
+    """The mode open() gives a new file under the process's umask (mkstemp and similar make 0600)."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -25,7 +30,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
+        os.chmod(tmp, new_file_mode())  # mkstemp makes 0600; give the file the mode open() would
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -65,14 +70,30 @@ def atomic_write_jsonl(path: str | Path, rows) -> Path:
     return atomic_write_text(path, "".join(json_dumps(r) + "\n" for r in rows))
 
 
-def describe_checkpoint(model, tokenizer, rm_family: str, **fields) -> None:
-    """Record in config.json what a loader needs to use this head without the training script."""
+def self_description(rm_family: str, chat_template: str | None, **fields) -> dict:
+    """The config.json entries that make a checkpoint self-describing: rm_family, rm_chat_template and the
+    family's own fields (what a loader needs to use the head without the training script)."""
     if rm_family not in RM_FAMILIES:
         raise ValueError(f"unknown rm_family {rm_family!r}; expected one of {RM_FAMILIES}")
-    model.config.rm_family = rm_family
-    model.config.rm_chat_template = tokenizer.chat_template
-    for key, value in fields.items():
+    return {"rm_family": rm_family, "rm_chat_template": chat_template, **fields}
+
+
+def describe_checkpoint(model, tokenizer, rm_family: str, **fields) -> None:
+    """Record on model.config (so in the config.json it is saved to) the self_description."""
+    for key, value in self_description(rm_family, tokenizer.chat_template, **fields).items():
         setattr(model.config, key, value)
+
+
+def describe_config_file(folder: str | Path, rm_family: str, chat_template: str | None, **fields) -> bool:
+    """Add the self_description to the config.json already in `folder` (a Trainer's checkpoint-N), atomically.
+    False, and nothing written, when the folder has no config.json (a LoRA checkpoint holds only the adapter)."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        return False
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config.update(self_description(rm_family, chat_template, **fields))
+    atomic_write_text(path, json_dumps(config, indent=2, sort_keys=True) + "\n")
+    return True
 
 
 def model_card(
@@ -161,3 +182,75 @@ def push_folder(folder: str | Path, repo_id: str, private: bool = False, commit_
     info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message=commit_message,
                              ignore_patterns=["checkpoint-*", "*.tmp*", *ignore])
     return str(getattr(info, "commit_url", info))
+
+
+# ---------------------------------------------------------------- the one publish step
+
+
+@dataclass
+class CardInfo:
+    """What the model card (model_card) says besides the name and the family. metrics: the evaluation table
+    (None or empty: "Not evaluated."); command: the reproduce line, by default the command that ran
+    (command_line(), secrets redacted)."""
+
+    base_model: str
+    datasets: list[str]
+    training: dict
+    metrics: dict | None = None
+    command: str | None = None
+
+
+def save_config_atomically(config, out_dir: str | Path) -> None:
+    """config.save_pretrained into a staging folder inside out_dir, then each file it wrote (config.json, and the
+    configuration module of a custom class registered for the Auto classes) moved into out_dir with os.replace:
+    a reader, or an upload, never sees half a config.json."""
+    out_dir = Path(out_dir)
+    stage = Path(tempfile.mkdtemp(prefix=".publish-", suffix=".tmp", dir=out_dir))
+    try:
+        config.save_pretrained(stage)
+        for path in sorted(stage.iterdir()):
+            if path.is_file():
+                os.replace(path, out_dir / path.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def publish(out_dir: str | Path, model, tokenizer, *, rm_family: str, family_fields: dict | None = None,
+            eval_results: dict, card: CardInfo, push: bool = False, hub_model_id: str | None = None,
+            private: bool = False, ignore: tuple[str, ...] = (), save_model: bool = False) -> dict:
+    """The end of every training recipe, on the main process, once the final model passed the divergence check
+    (rm_core.finite.check_final_rewards: a diverged model is never described). In this order, all of it before
+    anything is uploaded, config.json, eval_results.json and README.md each written atomically:
+
+    1. config.json: describe_checkpoint(model, tokenizer, rm_family, **family_fields), the family's own fields
+       (head token ids, reward mean/std, `math_rm_head`, ...) as arguments, so none is added after the upload;
+       with save_model, the weights and the tokenizer too (save_pretrained: a model built in memory, armo_rm), else
+       config.json alone (save_config_atomically: the weights are in out_dir already, saved by the Trainer or
+       merged by pipeline.finalise_checkpoint);
+    2. eval_results.json: `eval_results`;
+    3. README.md: the model card (model_card; its name hub_model_id or the folder's, its reproduce line
+       card.command or the command that ran, secrets redacted);
+    4. with push: the folder uploaded to hub_model_id (push_folder, with the token take_hub_token kept;
+       checkpoint-*, temporary files and `ignore` globs left out); eval_results["hub_commit"] is its URL.
+
+    Returns eval_results."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    describe_checkpoint(model, tokenizer, rm_family, **(family_fields or {}))
+    if save_model:
+        model.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
+    else:
+        save_config_atomically(model.config, out_dir)
+    atomic_write_json(out_dir / "eval_results.json", eval_results)
+    atomic_write_text(out_dir / "README.md", model_card(
+        model_name=hub_model_id or out_dir.name, base_model=card.base_model, rm_family=rm_family,
+        datasets=card.datasets, eval_results=card.metrics, training=card.training,
+        command=card.command if card.command is not None else command_line()))
+    if push:
+        if not hub_model_id:
+            raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME")
+        eval_results["hub_commit"] = push_folder(out_dir, hub_model_id, private=bool(private), ignore=ignore)
+        print(f"[hub] pushed to {hub_model_id}", flush=True)
+    print(f"[done] checkpoint: {out_dir.resolve()}", flush=True)
+    return eval_results

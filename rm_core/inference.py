@@ -13,12 +13,14 @@ from __future__ import annotations
 import torch
 
 
-def _batches(order: list[int], size: int):
+def batches(order: list[int], size: int):
+    """`order` in consecutive slices of `size` (the last may be shorter)."""
     for start in range(0, len(order), size):
         yield order[start:start + size]
 
 
-def _pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_right(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask) of token sequences right-padded with `pad_id` to the longest."""
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -38,8 +40,8 @@ def score_sequences(model, sequences: list[list[int]], pad_id: int, batch_size: 
     scores: list[float] = [0.0] * len(sequences)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     device = _device(model)
-    for batch in _batches(order, batch_size):
-        ids, mask = _pad([sequences[i] for i in batch], pad_id)
+    for batch in batches(order, batch_size):
+        ids, mask = pad_right([sequences[i] for i in batch], pad_id)
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
         for i, value in zip(batch, logits[:, 0].float().tolist()):
             scores[i] = value
@@ -92,16 +94,16 @@ def score_pairs(
     results: list[tuple[float, float]] = [(0.0, 0.0)] * len(pairs)
     # By whole length: groups long prompts (HH) and long responses (LLMBar) alike, so padding stays small.
     order = sorted(range(len(pairs)), key=lambda i: (max(len(pairs[i][0]), len(pairs[i][1])), prefix_lens[i]))
-    for batch in _batches(order, batch_size):
+    for batch in batches(order, batch_size):
         lens = [prefix_lens[i] for i in batch]
         suffixes = [seq[n:] for i, n in zip(batch, lens) for seq in pairs[i]]  # chosen, rejected, chosen, ...
-        suffix_ids, suffix_mask = _pad(suffixes, pad_id)
+        suffix_ids, suffix_mask = pad_right(suffixes, pad_id)
         starts = torch.tensor(lens, dtype=torch.long).repeat_interleave(2)
         positions = starts[:, None] + torch.arange(suffix_ids.shape[1])[None, :]
         cache = None
         mask = suffix_mask
         if max(lens) > 0:
-            prefix_ids, prefix_mask = _pad([pairs[i][0][: max(n, 1)] for i, n in zip(batch, lens)], pad_id)
+            prefix_ids, prefix_mask = pad_right([pairs[i][0][: max(n, 1)] for i, n in zip(batch, lens)], pad_id)
             if min(lens) == 0:  # a pair with nothing shared: its 1-token "prefix" is masked out below
                 for row, n in enumerate(lens):
                     if n == 0:
@@ -136,7 +138,7 @@ def next_token_choice_probs(model, sequences: list[list[int]], pad_id: int, toke
     pick = torch.tensor(token_ids, device=device)
     out: list[list[float]] = [[] for _ in sequences]
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    for batch in _batches(order, batch_size):
+    for batch in batches(order, batch_size):
         width = max(len(sequences[i]) for i in batch)
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)

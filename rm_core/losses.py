@@ -124,3 +124,41 @@ def odin_orthogonality_loss(weight_a: torch.Tensor, weight_b: torch.Tensor, eps:
         raise ValueError(f"head weights of different sizes: {tuple(a.shape)} and {tuple(b.shape)}")
     norms = ((a * a).sum() * (b * b).sum()).clamp_min(eps * eps).sqrt()
     return ((a * b).sum() / norms).abs()
+
+
+# ---------------------------------------------------------------------------------------- sparse labels
+# The generative recipes (pair-PM: the answer token; math PRM/ORM: the "+"/"-" judgement at each step slot)
+# train a causal LM on a few labelled tokens per sequence. The loss is the shifted causal-LM cross-entropy over
+# those labels (the logits at position t predict labels[:, t + 1]), computed from logits at the labelled
+# positions only: the stock loss builds vocabulary-wide logits at every position and masks all but a few.
+
+
+def sparse_label_positions(labels: torch.Tensor, ignore_index: int = -100) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                      torch.Tensor]:
+    """(rows, positions, keep) of a (batch, seq) label tensor: label k sits at labels[rows[k], positions[k] + 1]
+    and is predicted by the logits at positions[k]; `keep` is the sorted set of positions the batch needs (pass
+    it as the model's `logits_to_keep`)."""
+    rows, positions = (labels[:, 1:] != ignore_index).nonzero(as_tuple=True)
+    return rows, positions, torch.unique(positions)
+
+
+def sparse_label_loss(
+    kept_logits: torch.Tensor,
+    labels: torch.Tensor,
+    rows: torch.Tensor,
+    positions: torch.Tensor,
+    keep: torch.Tensor,
+    num_items_in_batch: int | torch.Tensor | None = None,
+    num_processes: int = 1,
+) -> torch.Tensor:
+    """Cross-entropy of the labelled tokens, in fp32, from logits computed at the `keep` positions only.
+
+    kept_logits: (batch, len(keep), vocab); rows, positions, keep: from `sparse_label_positions`. The sum over
+    labels is divided by their number in this batch, or, as transformers' Trainer does under gradient
+    accumulation, by `num_items_in_batch` (labels in the whole accumulated, all-process batch) times
+    `num_processes` (DDP averages the processes' gradients, so each process's share is scaled back up)."""
+    logits = kept_logits[rows, torch.searchsorted(keep, positions)]
+    loss = F.cross_entropy(logits.float(), labels[rows, positions + 1], reduction="sum")
+    if num_items_in_batch is None:
+        return loss / len(rows)
+    return loss / num_items_in_batch * num_processes

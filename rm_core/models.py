@@ -120,23 +120,56 @@ def resolve_model(name_or_path: str) -> str:
     return name_or_path
 
 
+def torch_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
+    """A torch dtype from its name ("float32", "bfloat16", "float16"), a torch.dtype as is; "auto" or None: fp32."""
+    if dtype in ("auto", None):
+        return torch.float32
+    return getattr(torch, dtype) if isinstance(dtype, str) else dtype
+
+
+def inference_device(device: str | torch.device | None = None) -> torch.device:
+    """`device`, or by default cuda when there is one, else cpu."""
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def load_pretrained(name_or_path: str, loader, dtype: torch.dtype | str | None = "auto",
+                    chat_template: str | None = None, revision: str | None = None, **model_kwargs):
+    """(model, tokenizer, resolved path): the one way every recipe and judge loads weights. The path is resolved
+    (a folder, a Hub id, or its offline provisioned copy: resolve_model), the tokenizer gets `chat_template`
+    (rm_core.templates.set_chat_template), and the model is `loader(path, dtype=torch_dtype(dtype),
+    revision=revision, **model_kwargs)`: an Auto class's from_pretrained, or a family's own builder."""
+    from transformers import AutoTokenizer
+
+    from rm_core.templates import set_chat_template
+
+    path = resolve_model(name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+    set_chat_template(tokenizer, chat_template)
+    model = loader(path, dtype=torch_dtype(dtype), revision=revision, **model_kwargs)
+    return model, tokenizer, path
+
+
+def load_for_inference(name_or_path: str, loader, dtype: torch.dtype | str | None = "float32",
+                       chat_template: str | None = None, device: str | torch.device | None = None,
+                       revision: str | None = None, **model_kwargs):
+    """(model on `device` (default: inference_device()), tokenizer): what a judge's from_pretrained loads, with
+    load_pretrained. The judge applies its own pad policy and options; generic callers (judges.load, the eval
+    commands) pass only the options every judge takes (dtype, chat_template, device, revision, max_length,
+    batch_size), never a family's own flag unless the user set it."""
+    model, tokenizer, _ = load_pretrained(name_or_path, loader, dtype, chat_template, revision, **model_kwargs)
+    return model.to(inference_device(device)), tokenizer
+
+
 def load_reward_model(name_or_path: str, dtype: torch.dtype | str | None = "auto", chat_template: str | None = None,
                       revision: str | None = None, **kwargs):
     """(model, tokenizer) for a sequence-classification reward head with one output, pad policy applied.
     A head the checkpoint lacks is initialised from torch's RNG: seed it first for a repeatable run."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
-    from rm_core.templates import ensure_pad_token, set_chat_template
+    from rm_core.templates import ensure_pad_token
 
-    path = resolve_model(name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
-    if dtype in ("auto", None):
-        dtype = torch.float32
-    elif isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=dtype, revision=revision,
-                                                               **kwargs)
-    set_chat_template(tokenizer, chat_template)
+    model, tokenizer, _ = load_pretrained(name_or_path, AutoModelForSequenceClassification.from_pretrained, dtype,
+                                          chat_template, revision, num_labels=1, **kwargs)
     ensure_pad_token(tokenizer, model)
     return model, tokenizer
 
@@ -144,15 +177,12 @@ def load_reward_model(name_or_path: str, dtype: torch.dtype | str | None = "auto
 def load_causal_lm(model_args, chat_template: str | None = None):
     """(causal LM, tokenizer, resolved path) from TRL ModelConfig fields, template and pad policy applied: the
     start of every generative recipe (pair-PM, its GRPO path, math PRM/ORM). dtype "auto"/None means fp32."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    from rm_core.templates import ensure_pad_token, set_chat_template
+    from rm_core.templates import ensure_pad_token
 
-    path = resolve_model(model_args.model_name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(path, revision=model_args.model_revision)
-    set_chat_template(tokenizer, chat_template)
-    dtype = model_args.dtype if model_args.dtype not in (None, "auto") else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, revision=model_args.model_revision,
-                                                 attn_implementation=model_args.attn_implementation)
+    model, tokenizer, path = load_pretrained(model_args.model_name_or_path, AutoModelForCausalLM.from_pretrained,
+                                             model_args.dtype, chat_template, model_args.model_revision,
+                                             attn_implementation=model_args.attn_implementation)
     ensure_pad_token(tokenizer, model)
     return model, tokenizer, path

@@ -1,9 +1,10 @@
 """The pairwise reward-model training pipeline that thin recipe scripts call.
 
 load data -> canonical preference rows (bad rows counted) -> tokenise (truncate, never drop) ->
-PairwiseRewardTrainer (full or LoRA) -> resume if a checkpoint exists -> save a self-describing
-checkpoint (LoRA merged) -> score the held-out pairs -> reward mean/std in config.json, model card,
-eval_results.json -> optional push to the Hub.
+PairwiseRewardTrainer (full or LoRA; each checkpoint-N self-described as it is saved) -> resume if a checkpoint
+exists -> save the final model (LoRA merged) -> score the held-out pairs -> the divergence check ->
+rm_core.hub.publish: reward mean/std and the family's fields in config.json, eval_results.json, model card,
+optional push to the Hub.
 """
 
 from __future__ import annotations
@@ -14,19 +15,13 @@ from pathlib import Path
 
 import torch
 from accelerate import PartialState
+from transformers import TrainerCallback
 
 from rm_core.args import DataArguments, RewardModelConfig
 from rm_core.collators import tokenize_preferences
 from rm_core.data import drop_seen, hh_split, load_rows, load_split, split_pairs, to_preferences
 from rm_core.errors import UserInputError
-from rm_core.hub import (
-    atomic_write_json,
-    atomic_write_text,
-    describe_checkpoint,
-    model_card,
-    push_folder,
-    take_hub_token,
-)
+from rm_core.hub import CardInfo, describe_config_file, publish, self_description, take_hub_token
 from rm_core.inference import score_pairs
 from rm_core.metrics import pairwise_accuracy
 from rm_core.models import cache_dir, load_reward_model, resolve_model
@@ -187,9 +182,30 @@ def check_trained_pairs(evaluate_fn, model, tokenizer, test: list[dict], train: 
     check_final_rewards([held_out["reward_mean"], held_out["reward_std"]], what, out_dir)
 
 
-def run_training(trainer, training_args) -> tuple:
-    """Train (resuming as `resume_point` says: --resume_from_checkpoint auto | fresh | PATH), save the final model, and
+class SelfDescribingCheckpoints(TrainerCallback):
+    """Writes the self-description (rm_family, the chat template, the family's fields known before training) into
+    the config.json of each checkpoint-N as soon as the Trainer has saved it (main process), so every saved
+    checkpoint says what it is. What is measured only at the end (reward mean/std) is written by publish, into
+    the final model alone; the final model's config.json is described only after the divergence check. A LoRA
+    checkpoint (the adapter alone, no config.json) is left as it is."""
+
+    def __init__(self, rm_family: str, chat_template: str | None, family_fields: dict | None = None):
+        self_description(rm_family, chat_template, **(family_fields or {}))  # a bad family fails before training
+        self.rm_family, self.chat_template, self.fields = rm_family, chat_template, dict(family_fields or {})
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            describe_config_file(Path(args.output_dir) / f"checkpoint-{state.global_step}", self.rm_family,
+                                 self.chat_template, **self.fields)
+        return control
+
+
+def run_training(trainer, training_args, rm_family: str, family_fields: dict | None = None) -> tuple:
+    """Train (resuming as `resume_point` says: --resume_from_checkpoint auto | fresh | PATH; every checkpoint-N
+    described as `rm_family` with `family_fields`, SelfDescribingCheckpoints), save the final model, and
     leave DeepSpeed's from_pretrained hook off for what follows. Returns (train_result, output folder)."""
+    trainer.add_callback(SelfDescribingCheckpoints(rm_family, getattr(trainer.processing_class, "chat_template", None),
+                                                   family_fields))
     resume = resume_point(training_args.output_dir, training_args.resume_from_checkpoint)
     train_result = trainer.train(resume_from_checkpoint=resume)
     out_dir = Path(training_args.output_dir)
@@ -204,15 +220,18 @@ def run_training(trainer, training_args) -> tuple:
 
 
 def train_pairwise_reward_model(
-    data_args: DataArguments, training_args: RewardModelConfig, model_args, rm_family: str, command: str,
+    data_args: DataArguments, training_args: RewardModelConfig, model_args, rm_family: str, command: str | None = None,
     trainer_cls=PairwiseRewardTrainer, model_loader=None, tokenize_fn=tokenize_preferences,
-    evaluate_fn=evaluate_pairs,
+    evaluate_fn=evaluate_pairs, family_fields: dict | None = None, evaluate_more=None,
 ) -> dict:
-    """The whole recipe. Hooks for families that keep this pipeline but change a part of it (odin_rm):
-    model_loader(path, dtype, chat_template, revision=, attn_implementation=) -> (model, tokenizer), default
+    """The whole recipe. Hooks for families that keep this pipeline but change a part of it (odin_rm, the scalar
+    ORM): model_loader(path, dtype, chat_template, revision=, attn_implementation=) -> (model, tokenizer), default
     `load_reward_model`, also used to rebuild the base a LoRA adapter is merged into; tokenize_fn(prefs,
     tokenizer, max_length) -> (Dataset, TokenizeReport); evaluate_fn(model, tokenizer, prefs, max_length,
-    batch_size) -> dict with at least accuracy, reward_mean and reward_std."""
+    batch_size) -> dict with at least accuracy, reward_mean and reward_std; family_fields: the family's own
+    config.json fields (every checkpoint-N's and the final model's); evaluate_more(model, tokenizer) ->
+    (more eval_results.json entries, more model-card metrics), run on the final model after the divergence check
+    and before it is published. command: the card's reproduce line (default: the command that ran)."""
     from transformers import set_seed
 
     state = PartialState()
@@ -241,7 +260,8 @@ def train_pairwise_reward_model(
     trainer = trainer_cls(model=model, args=training_args, train_dataset=train_ds,
                           eval_dataset=eval_ds if training_args.eval_strategy != "no" else None,
                           processing_class=tokenizer, peft_config=peft_config)
-    train_result, out_dir = run_training(trainer, training_args)
+    fields = {"base_model": model_args.model_name_or_path, **(family_fields or {})}
+    train_result, out_dir = run_training(trainer, training_args, rm_family, fields)
 
     results = {"train": {k: v for k, v in train_result.metrics.items() if isinstance(v, (int, float))},
                "data": data_report}
@@ -262,28 +282,23 @@ def train_pairwise_reward_model(
         check_trained_pairs(evaluate_fn, model_out, tokenizer, test, train, training_args, out_dir,
                             results.get("held_out"))
         held = results.get("held_out", {})
-        describe_checkpoint(model_out, tokenizer, rm_family, reward_mean=held.get("reward_mean"),
-                            reward_std=held.get("reward_std"), base_model=model_args.model_name_or_path,
-                            reward_stats_on=f"held-out: {len(test)} pairs" if held else None)
-        model_out.config.save_pretrained(out_dir)
-        atomic_write_json(out_dir / "eval_results.json", results)
+        card_metrics = {f"held-out {k}": v for k, v in held.items()}
+        if evaluate_more is not None:
+            more_results, more_metrics = evaluate_more(model_out, tokenizer)
+            results.update(more_results)
+            card_metrics.update(more_metrics)
         training = {"base model": model_args.model_name_or_path, "data": data_args.dataset_name,
                     "train pairs": len(train), "max_length": training_args.max_length,
                     "epochs": training_args.num_train_epochs, "max_steps": training_args.max_steps,
                     "learning rate": training_args.learning_rate, "LoRA": bool(peft_config),
                     "truncated train pairs": train_tok.truncated,
                     "held-out set": f"{len(test)} pairs: {data_report['held_out']['description']}"}
-        card_metrics = {f"held-out {k}": v for k, v in held.items()}
-        atomic_write_text(out_dir / "README.md", model_card(
-            model_name=hub_model_id or out_dir.name, base_model=model_args.model_name_or_path,
-            rm_family=rm_family, datasets=[data_args.dataset_name], eval_results=card_metrics,
-            training=training, command=command))
-        if push:
-            if not hub_model_id:
-                raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME")
-            results["hub_commit"] = push_folder(out_dir, hub_model_id, private=bool(training_args.hub_private_repo))
-            print(f"[hub] pushed to {hub_model_id}", flush=True)
-        print(f"[done] checkpoint: {out_dir.resolve()}", flush=True)
+        publish(out_dir, model_out, tokenizer, rm_family=rm_family, eval_results=results,
+                family_fields={**fields, "reward_mean": held.get("reward_mean"), "reward_std": held.get("reward_std"),
+                               "reward_stats_on": f"held-out: {len(test)} pairs" if held else None},
+                card=CardInfo(base_model=model_args.model_name_or_path, datasets=[data_args.dataset_name],
+                              training=training, metrics=card_metrics, command=command),
+                push=push, hub_model_id=hub_model_id, private=training_args.hub_private_repo)
     state.wait_for_everyone()
     return results
 

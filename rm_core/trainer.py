@@ -1,4 +1,5 @@
-"""TRL's RewardTrainer with the project's loss, length-grouped batches and a hard stop on a NaN loss."""
+"""TRL's RewardTrainer with the project's loss, length-grouped batches and a hard stop on a NaN loss; and the
+sparse-label loss step of the generative recipes' SFTTrainers (pair-PM, math PRM/ORM)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import torch
 from trl import RewardTrainer
 
-from rm_core.losses import bradley_terry_loss
+from rm_core.losses import bradley_terry_loss, sparse_label_loss, sparse_label_positions
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -49,3 +50,29 @@ class PairwiseRewardTrainer(RewardTrainer):
             margin_mean = (rewards_chosen - rewards_rejected).mean()
             self._metrics[mode]["margin"].append(self.accelerator.gather_for_metrics(margin_mean).mean().item())
         return (loss, outputs) if return_outputs else loss
+
+
+def sparse_label_loss_step(trainer, model, inputs: dict, num_items_in_batch=None, what: str = "label",
+                           one_per_row: bool = False, stop_on_nonfinite: bool = False):
+    """(loss, outputs) for an SFTTrainer's compute_loss on sparsely labelled sequences: the LM head runs only at
+    the positions that predict a label (`logits_to_keep`), and the loss is rm_core.losses.sparse_label_loss,
+    equal to the stock shifted causal-LM loss over those labels.
+
+    what: the labelled token, for the messages; one_per_row: each sequence holds exactly one (the pair-PM's
+    answer token), else a batch must hold at least one; stop_on_nonfinite: a NaN/inf loss raises
+    NonFiniteLossError naming the step. `trainer` is read only under gradient accumulation (num_items_in_batch
+    given): its args.average_tokens_across_devices and accelerator.num_processes."""
+    labels = inputs["labels"]
+    rows, positions, keep = sparse_label_positions(labels)
+    if one_per_row and (len(rows) != labels.shape[0] or len(set(rows.tolist())) != labels.shape[0]):
+        raise ValueError(f"each example must have exactly one {what} in its labels")
+    if len(rows) == 0:
+        raise ValueError(f"a batch without any {what}: the dataset builder should have dropped it")
+    outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"), use_cache=False,
+                    logits_to_keep=keep)
+    processes = (trainer.accelerator.num_processes
+                 if num_items_in_batch is not None and trainer.args.average_tokens_across_devices else 1)
+    loss = sparse_label_loss(outputs.logits, labels, rows, positions, keep, num_items_in_batch, processes)
+    if stop_on_nonfinite and not math.isfinite(loss.item()):
+        raise NonFiniteLossError(f"non-finite loss at step {trainer.state.global_step}; lower the learning rate")
+    return loss, outputs

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from rm_core.data import RowError, make_rating, to_ratings
+from rm_core.data import RowError, make_rating, shared_data_dir, to_ratings
 
 ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = shared_data_dir()
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,7 @@ def test_ratings_converters_mask_unlabelled_and_count_bad_rows():
         make_rating("p", "r", {"a": None})
 
 
-@pytest.mark.skipif(not (ROOT.parent / "shared" / "data").is_dir(), reason="../shared/data is absent")
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent")
 def test_offline_multi_objective_set_has_honest_labels():
     from armo_rm.data import add_verbosity, load_preferences, load_ratings
 
@@ -257,7 +258,7 @@ def test_both_stages_train_and_the_checkpoint_describes_itself(trained):
 def test_judge_scores_what_stage_two_scored_and_explains_it(trained):
     import judges
     from armo_rm.data import pair_items
-    from armo_rm.scoring import ArmoJudge
+    from armo_rm.judge import ArmoJudge
     from armo_rm.train_regression import embed_items
     from judges.base import conversation
     from rm_core.data import to_preferences
@@ -336,7 +337,7 @@ def test_eval_reward_bench_scores_an_armo_checkpoint(trained, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (ROOT.parent / "shared" / "data").is_dir(), reason="../shared/data is absent")
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent")
 def test_armo_on_real_smollm2_and_real_pairs(tmp_path):
     """Both stages on SmolLM2-135M-Instruct embeddings of 24 HH-RLHF pairs and 6 GSM8K questions, then the
     exported checkpoint through judges.load scores as stage 2 did."""

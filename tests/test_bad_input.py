@@ -155,7 +155,8 @@ def test_the_fixed_hh_split_is_the_shared_hash_rule():
 
 
 def test_math_one_candidates_file_holds_out_questions_by_hash(tmp_path):
-    from math_rm.data import MathDataArguments, load_math_splits
+    from math_rm.config import MathDataArguments
+    from math_rm.data import load_math_splits
 
     cands = [{"id": f"q{i}", "prompt": f"What is {i} + 1?", "responses": [str(i + 1), str(i)],
               "correct": [True, False]} for i in range(60)]
@@ -196,12 +197,9 @@ def _bt_argv(base: Path, data: Path, out: Path, *extra: str) -> list[str]:
 
 
 def _bt_recipe():
-    import importlib.util
+    from bradley_terry_rm import train
 
-    spec = importlib.util.spec_from_file_location("bt_train_recipe_bad_input", REPO / "bradley_terry_rm" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return train
 
 
 def test_bt_on_one_file_reports_the_carved_held_out_set_everywhere(tiny, tmp_path, capsys):

@@ -13,9 +13,8 @@ from judges.compose import (
     MathAnswerMatch,
     RegexFormatRule,
     RepetitionPenalty,
-    answers_match,
-    extract_final_answer,
 )
+from rm_core.answers import answers_match, extract_final_answer
 
 
 def convs(*responses: str) -> list:

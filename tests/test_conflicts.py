@@ -101,3 +101,55 @@ def test_cli_reports_a_checkpoint_on_a_preference_file(tmp_path, capsys):
     report = json.loads((tmp_path / "report.json").read_text())
     assert set(report["subsets"]) == {"s1", "s2"} and report["overall"]["pairs"] == 2
     assert report["overall"]["order_inconsistent"] == 0  # a pointwise RM cannot flip with the order
+
+
+# ---------------------------------------------------------------- position bias: one definition of each rate
+
+
+HAND_MADE = [
+    PairVerdict(0.9, 0.8),    # a wins in both orders: consistent; first shown wins 0.9 and 1 - 0.8 = 0.2
+    PairVerdict(0.7, 0.2),    # a wins shown first, loses shown second: inconsistent; first wins 0.7 and 0.8
+    PairVerdict(0.5, 0.5),    # a tie both times: consistent (the same winner: none); first wins 0.5 and 0.5
+    PairVerdict(0.6, None),   # the backward order failed: in no position rate, wrong in every accuracy
+]
+
+
+def test_order_stats_rates_on_a_hand_made_example():
+    from judges.conflicts import OrderStats
+
+    stats = OrderStats.of(HAND_MADE)
+    assert stats.pairs == 3 and stats.inconsistent == 1  # decided pairs only
+    assert stats.inconsistency_rate == pytest.approx(1 / 3)
+    assert stats.consistency_rate == pytest.approx(2 / 3)
+    assert stats.position_a_rate == pytest.approx((0.9 + 0.2 + 0.7 + 0.8 + 0.5 + 0.5) / 6)  # = 0.6
+    assert stats.as_dict() == {"pairs": 3, "inconsistent": 1, "inconsistency_rate": pytest.approx(1 / 3),
+                               "position_a_rate": pytest.approx(0.6)}
+    empty = OrderStats.of([PairVerdict(None, 0.3)])
+    assert empty.pairs == 0 and empty.inconsistency_rate is None and empty.position_a_rate is None
+
+
+def test_one_order_accuracies_on_a_hand_made_example():
+    from judges.conflicts import one_order_accuracies
+
+    acc = one_order_accuracies(HAND_MADE)  # a is the chosen response; over all 4 pairs
+    assert acc["chosen_first"] == pytest.approx(3 / 4)   # 0.9, 0.7, 0.6 > 0.5; the tie is wrong
+    assert acc["chosen_second"] == pytest.approx(1 / 4)  # 0.8 only; the failed order is wrong
+    assert acc["both_orders"] == pytest.approx(1 / 4)    # means 0.85, 0.45, 0.5 (a tie: wrong), failed
+
+
+def test_every_position_report_uses_the_one_definition():
+    """The conflicts report, the LLM judge's order_stats, the pair-PM evaluation and the decision tree's report
+    give the same rate on the same verdicts (failed pairs out of the denominator)."""
+    from decision_tree.collect_preferences import agreement_report
+    from pair_pm.train import evaluate_pair_pm
+
+    table = {("a", "b"): (0.9, 0.8), ("a", "c"): (0.7, 0.2), ("b", "c"): (0.5, 0.5)}
+    conflicts = detect_conflicts(BothOrders(table), [{"prompt": "q", "responses": ["a", "b", "c"]}])["overall"]
+    assert conflicts["order_inconsistency_rate"] == pytest.approx(1 / 3)
+    # pair-PM: P_A over both orders; P(a better) backward = 1 - P_A(b, a)
+    probs = [x for f, b in table.values() for x in (f, 1.0 - b)]
+    held = evaluate_pair_pm(None, [{}] * 3, probs)
+    assert held["order_inconsistency_rate"] == pytest.approx(1 / 3) and held["accuracy_chosen_as_a"] == pytest.approx(2 / 3)
+    labels = [{"judge": "j", "pair": k, "p_forward": f, "p_backward": b} for k, (f, b) in enumerate(table.values())]
+    report = agreement_report([{"id": k, "a_is_chosen": True} for k in range(3)], labels)
+    assert report["j"]["order_consistency"] == pytest.approx(round(2 / 3, 4))

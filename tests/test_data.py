@@ -22,10 +22,11 @@ from rm_core.data import (
     load_rows,
     parse_hh_transcript,
     read_rows,
+    shared_data_dir,
     to_preferences,
 )
 
-SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
+SHARED_DATA = shared_data_dir()  # $RM_SHARED_DATA, else ../shared/data
 
 
 def U(text):
@@ -272,6 +273,18 @@ def test_read_rows_json_object_is_rejected(tmp_path):
 # ---------------------------------------------------------------- real data in ../shared/data
 
 needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent (real data sets)")
+
+
+def test_the_shared_data_folder_is_found_one_way(monkeypatch, tmp_path):
+    from rm_core.errors import MissingPathError
+
+    monkeypatch.delenv("RM_SHARED_DATA", raising=False)
+    assert shared_data_dir() == Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data
+    monkeypatch.setenv("RM_SHARED_DATA", str(tmp_path))
+    assert shared_data_dir() == tmp_path and shared_data_dir(required=True) == tmp_path
+    assert shared_data_dir(tmp_path / "mine") == tmp_path / "mine"  # an explicit folder wins
+    with pytest.raises(MissingPathError, match="RM_SHARED_DATA"):
+        shared_data_dir(tmp_path / "absent", required=True)
 
 
 @needs_shared

@@ -220,7 +220,7 @@ def test_tree_recovers_the_rule_saves_as_json_and_judges_symmetrically(tmp_path,
     import judges
     from decision_tree import fit_tree
     from decision_tree.collect_preferences import collect, present
-    from decision_tree.modeling import DecisionTreeJudge
+    from decision_tree.judge import DecisionTreeJudge
 
     collect({"human": "human"}, present(rule_pairs(300)), tmp_path / "train")
     collect({"human": "human"}, present(rule_pairs(100, seed=1)), tmp_path / "test")
@@ -249,7 +249,7 @@ def test_tree_recovers_the_rule_saves_as_json_and_judges_symmetrically(tmp_path,
 def test_tree_json_predicts_exactly_like_sklearn():
     from sklearn.tree import DecisionTreeClassifier
 
-    from decision_tree.modeling import TreeData, tree_to_json
+    from decision_tree.judge import TreeData, tree_to_json
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 3))
@@ -302,7 +302,7 @@ def test_checkpoint_loads_its_attribute_model_only_from_inside_or_when_confirmed
     import judges
     from decision_tree import fit_tree
     from decision_tree.collect_preferences import collect, present
-    from decision_tree.modeling import resolve_attribute_model
+    from decision_tree.judge import resolve_attribute_model
 
     collect({"human": "human"}, present(rule_pairs(60)), tmp_path / "train")
     fit_tree.main(["--preferences", str(tmp_path / "train"), "--judge", "human", "--attribute_model", str(rule_model),
@@ -366,7 +366,7 @@ def _one_split_tree() -> dict:
 
 
 def test_a_nan_attribute_score_is_a_counted_failure_not_a_leaf():
-    from decision_tree.modeling import DecisionTreeJudge, TreeData
+    from decision_tree.judge import DecisionTreeJudge, TreeData
 
     judge = DecisionTreeJudge(TreeData(_one_split_tree()), NanAttributes(), ["polite", "numeric"])
     prompt = [{"role": "user", "content": "q"}]

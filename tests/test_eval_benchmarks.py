@@ -128,7 +128,7 @@ def test_rb2_ties_formula_by_hand():
     assert t["tied_accuracy"] == 0.0 and t["ref_accuracy"] == 1.0 and t["correctness_preferred"] == 0.0
 
 
-def _rb2_rows():
+def rb2_rows():
     """One prompt per subset: Factuality strict win (1), Precise IF 2-way tie at the top (1/2), Math loss (0),
     Safety 3-way tie (1/3), Focus win (1); Ties: prompt 0 of test_rb2_ties_formula_by_hand."""
     def row(i, subset, chosen, rejected, num_correct=None):
@@ -154,7 +154,7 @@ RB2_TABLE = {"f-good": 3, "f-b1": 1, "f-b2": 2, "f-b3": 0,
 
 
 def test_rb2_end_to_end_hub_schema(tmp_path):
-    data = _write_jsonl(tmp_path / "rb2.jsonl", _rb2_rows())
+    data = _write_jsonl(tmp_path / "rb2.jsonl", rb2_rows())
     judge = TableJudge(RB2_TABLE)
     s = rb2.evaluate(_args(rb2, data, tmp_path / "out", judge))
     expect = {"Factuality": 1.0, "Precise IF": 0.5, "Math": 0.0, "Safety": 1 / 3, "Focus": 1.0}
@@ -164,7 +164,7 @@ def test_rb2_end_to_end_hub_schema(tmp_path):
     ties = 0.3 + 0.3 + 0.2 + 0.2 + 0.01 * math.tanh(min(3.0, 1.5) / 0.5 - 1)
     assert s["subsets"]["Ties"]["score"] == pytest.approx(ties)
     assert s["score"] == pytest.approx((sum(expect.values()) + ties) / 6)
-    assert len(judge.scored) == sum(len(r["chosen"]) + len(r["rejected"]) for r in _rb2_rows())  # each once
+    assert len(judge.scored) == sum(len(r["chosen"]) + len(r["rejected"]) for r in rb2_rows())  # each once
     assert s["failed_prompts"] == 0 and not (tmp_path / "out" / "scores.partial.jsonl").exists()
     # a pairwise judge ranks each prompt's responses; with P = sigmoid(difference) the order is the same
     s2 = rb2.evaluate(_args(rb2, data, tmp_path / "pair", PairTableJudge(RB2_TABLE)))
@@ -173,20 +173,20 @@ def test_rb2_end_to_end_hub_schema(tmp_path):
 
 
 def test_rb2_failures_are_counted(tmp_path):
-    data = _write_jsonl(tmp_path / "rb2.jsonl", _rb2_rows())
+    data = _write_jsonl(tmp_path / "rb2.jsonl", rb2_rows())
     table = dict(RB2_TABLE, **{"f-good": None, "x-b1": None})
     s = rb2.evaluate(_args(rb2, data, tmp_path / "out", TableJudge(table)))
     assert s["subsets"]["Factuality"]["score"] == 0.0 and s["subsets"]["Factuality"]["failed"] == 1
     assert s["subsets"]["Focus"]["score"] == 1.0  # a failed rejected answer cannot win
     assert s["failed_prompts"] == 2 and s["judge_failures"]["total"] == 2
     # a malformed row is skipped and counted; a missing subset makes the overall score None
-    rows = _rb2_rows()[:5] + [{"id": "bad", "subset": "Math", "prompt": "q", "chosen": "not a list", "rejected": []}]
+    rows = rb2_rows()[:5] + [{"id": "bad", "subset": "Math", "prompt": "q", "chosen": "not a list", "rejected": []}]
     s = rb2.evaluate(_args(rb2, _write_jsonl(tmp_path / "bad.jsonl", rows), tmp_path / "bad", TableJudge(RB2_TABLE)))
     assert s["skipped_rows"]["skipped"] == 1 and s["score"] is None and s["score_present_subsets"] is not None
 
 
 def test_resume_of_a_killed_run_scores_only_the_rest(tmp_path):
-    data = _write_jsonl(tmp_path / "rb2.jsonl", _rb2_rows())
+    data = _write_jsonl(tmp_path / "rb2.jsonl", rb2_rows())
     items, skipped = rb2.load(str(data))
     args = _args(rb2, data, tmp_path / "out", TableJudge(RB2_TABLE, fail_after=8))  # dies in the 3rd chunk
     with pytest.raises(RuntimeError, match="killed"):
@@ -210,7 +210,7 @@ def test_resume_of_a_killed_run_scores_only_the_rest(tmp_path):
 # ------------------------------------------------------------------ RM-Bench
 
 
-def _rmb_rows():
+def rmb_rows():
     return [
         {"id": 0, "domain": "chat", "prompt": "p0", "chosen": ["c0", "c1", "c2"], "rejected": ["r0", "r1", "r2"]},
         {"id": 1, "domain": "safety-refuse", "prompt": "p1", "chosen": ["d0", "d1", "d2"],
@@ -235,7 +235,7 @@ def _check_rmb(s):
 
 def test_rm_bench_matrix_pointwise_and_pairwise(tmp_path):
     data = tmp_path / "total_dataset.json"
-    data.write_text(json.dumps(_rmb_rows()))  # the repository's JSON list form
+    data.write_text(json.dumps(rmb_rows()))  # the repository's JSON list form
     judge = TableJudge(RMB_TABLE)
     s = rmb.evaluate(_args(rmb, data, tmp_path / "point", judge))
     _check_rmb(s)
@@ -261,7 +261,7 @@ def test_judgebench_consistency_rule():
     assert o("B>A", "B>A", "A>B") == -1 and o(None, None, "B>A") == 0 and o("B>A", "A=B", "B>A") == 1
 
 
-def _jb_rows():
+def jb_rows():
     rows = []
     for k, (source, label) in enumerate([("mmlu-pro-law", "A>B"), ("mmlu-pro-math", "B>A"),
                                          ("livebench-math", "A>B"), ("livecodebench", "B>A")]):
@@ -272,7 +272,7 @@ def _jb_rows():
 
 
 def test_judgebench_per_source_and_both_orders(tmp_path):
-    data = _write_jsonl(tmp_path / "jb.jsonl", _jb_rows())
+    data = _write_jsonl(tmp_path / "jb.jsonl", jb_rows())
     # a{k} > b{k} for k = 0, 1, 3; a tie for k = 2
     table = {"a0": 2, "b0": 1, "a1": 2, "b1": 1, "a2": 1, "b2": 1, "a3": 0, "b3": 5}
     s = jb.evaluate(_args(jb, data, tmp_path / "point", TableJudge(table)))
@@ -297,7 +297,7 @@ def test_judgebench_per_source_and_both_orders(tmp_path):
 # ------------------------------------------------------------------ best-of-N
 
 
-def _cands():
+def cand_rows():
     def c(i, answers, correct):
         return {"id": f"q{i}", "prompt": f"question {i}",
                 "responses": [f"q{i} candidate {k}\n#### {a}" for k, a in enumerate(answers)],
@@ -308,8 +308,8 @@ def _cands():
 
 
 def test_best_of_n_with_baselines(tmp_path):
-    data = _write_jsonl(tmp_path / "cands.jsonl", _cands())
-    cands = _cands()
+    data = _write_jsonl(tmp_path / "cands.jsonl", cand_rows())
+    cands = cand_rows()
     # the judge picks candidate 2 for q0 (wrong), candidate 0 for q1 (right), anything for q2 (wrong)
     scores = [[1, 0, 3, 2], [9, 1, 1, 1], [1, 2, 3, 4]]
     table = {r: s for c, row in zip(cands, scores) for r, s in zip(c["responses"], row)}
@@ -320,7 +320,7 @@ def test_best_of_n_with_baselines(tmp_path):
     # weighted vote (logits -> sigmoid weights): q0 "5" 0.73 + 0.50 beats "7" 0.95 (right); q1 "4" 0.73 + 0.73
     # beats "3" 1.00 (wrong); q2 wrong
     assert s["judge_weighted_vote"] == pytest.approx(1 / 3)
-    assert [r["correct_weighted_vote"] for r in map(json.loads, open(tmp_path / "out" / "scores.jsonl"))] == [1, 0, 0]
+    assert [r["correct_weighted_vote"] for r in map(json.loads, (tmp_path / "out" / "scores.jsonl").read_text().splitlines())] == [1, 0, 0]
     b = s["baselines"]
     assert b["random"] == pytest.approx((0.5 + 0.25 + 0.0) / 3)
     assert b["majority_vote"] == pytest.approx(1 / 3) and b["oracle"] == pytest.approx(2 / 3)
@@ -343,10 +343,10 @@ def tiny(tmp_path_factory):
     _write_jsonl(root / "pairs.jsonl", [{"id": f"x{i}", "subset": "mine", "prompt": p, "chosen": "The answer is 5.",
                                          "rejected": "I cannot help with that request." + " no" * i}
                                         for i, p in enumerate(prompts)])
-    _write_jsonl(root / "cands.jsonl", _cands())
-    _write_jsonl(root / "rb2.jsonl", _rb2_rows())
-    (root / "rmb.json").write_text(json.dumps(_rmb_rows()))
-    _write_jsonl(root / "jb.jsonl", _jb_rows())
+    _write_jsonl(root / "cands.jsonl", cand_rows())
+    _write_jsonl(root / "rb2.jsonl", rb2_rows())
+    (root / "rmb.json").write_text(json.dumps(rmb_rows()))
+    _write_jsonl(root / "jb.jsonl", jb_rows())
     return root
 
 
@@ -403,7 +403,7 @@ def test_bench_script_smoke(tiny, tmp_path):
     config = runs / "family" / "one" / "config.json"
     config.write_text(json.dumps({**json.loads(config.read_text()), "rm_family": "bradley_terry"}))
     (runs / "family" / "notes").mkdir()  # no config.json: not a checkpoint
-    proc = subprocess.run([sys.executable, "bench/eval_report.py", "--runs_dir", str(runs), "--limit", "2",
+    proc = subprocess.run([sys.executable, "-m", "bench.eval_report", "--runs_dir", str(runs), "--limit", "2",
                            "--output_dir", str(tmp_path / "rep")], cwd=REPO, capture_output=True, text=True,
                           timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -463,16 +463,16 @@ def test_identical_responses_are_skipped_and_counted_by_every_pairwise_benchmark
     """A chosen/rejected (A/B) pair of identical texts is skipped with its reason, never scored: only float
     noise could order it."""
     reason = "chosen and rejected are identical"
-    rows = _rb2_rows() + [{"id": "9", "subset": "Focus", "prompt": "q", "chosen": ["same"],
+    rows = rb2_rows() + [{"id": "9", "subset": "Focus", "prompt": "q", "chosen": ["same"],
                            "rejected": ["other", " same\n"], "num_correct": 1}]
     items, skipped = rb2.load(str(_write_jsonl(tmp_path / "rb2.jsonl", rows)))
-    assert [it["id"] for it in items] == [r["id"] for r in _rb2_rows()]
+    assert [it["id"] for it in items] == [r["id"] for r in rb2_rows()]
     assert skipped.counts == {f"{reason} (a rejected response equals a chosen one)": 1}
-    rows = _rmb_rows() + [{"id": 2, "domain": "chat", "prompt": "p2", "chosen": ["e0", "e1", "e2"],
+    rows = rmb_rows() + [{"id": 2, "domain": "chat", "prompt": "p2", "chosen": ["e0", "e1", "e2"],
                            "rejected": ["f0", "e1", "f2"]}]
     items, skipped = rmb.load(str(_write_jsonl(tmp_path / "rmb.jsonl", rows)))
     assert [it["id"] for it in items] == ["0", "1"] and skipped.counts == {reason: 1}
-    rows = _jb_rows() + [{**_jb_rows()[0], "pair_id": "same", "response_B": _jb_rows()[0]["response_A"]}]
+    rows = jb_rows() + [{**jb_rows()[0], "pair_id": "same", "response_B": jb_rows()[0]["response_A"]}]
     data = _write_jsonl(tmp_path / "jb.jsonl", rows)
     items, skipped = jb.load(str(data))
     assert [it["id"] for it in items] == ["p0", "p1", "p2", "p3"] and skipped.counts == {reason: 1}

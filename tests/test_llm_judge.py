@@ -912,7 +912,7 @@ def test_eval_reward_bench_with_an_openai_judge_and_its_flags(server, tmp_path, 
 def test_every_eval_command_runs_an_openai_judge(server, tmp_path, monkeypatch):
     """eval_reward_bench2, eval_rm_bench, eval_judgebench and eval_best_of_n take the same judge flags, score
     through the endpoint, and rerun from the cache without a request."""
-    from test_eval_benchmarks import _cands, _jb_rows, _rb2_rows, _rmb_rows
+    from test_eval_benchmarks import cand_rows, jb_rows, rb2_rows, rmb_rows
 
     from eval import best_of_n, judgebench, reward_bench2, rm_bench
 
@@ -924,11 +924,11 @@ def test_every_eval_command_runs_an_openai_judge(server, tmp_path, monkeypatch):
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         return path
 
-    (tmp_path / "rmb.json").write_text(json.dumps(_rmb_rows()))
-    cases = [(reward_bench2, jsonl("rb2.jsonl", _rb2_rows()), [], "pairwise"),
+    (tmp_path / "rmb.json").write_text(json.dumps(rmb_rows()))
+    cases = [(reward_bench2, jsonl("rb2.jsonl", rb2_rows()), [], "pairwise"),
              (rm_bench, tmp_path / "rmb.json", [], "pointwise"),
-             (judgebench, jsonl("jb.jsonl", _jb_rows()), [], "pairwise"),
-             (best_of_n, jsonl("cands.jsonl", _cands()), ["--split", "all"], "pointwise")]
+             (judgebench, jsonl("jb.jsonl", jb_rows()), [], "pairwise"),
+             (best_of_n, jsonl("cands.jsonl", cand_rows()), ["--split", "all"], "pointwise")]
     for module, data, extra, mode in cases:
         name = module.__name__
         argv = ["--model", "openai:judge-model", "--dataset", str(data), "--judge_mode", mode, *extra,

@@ -74,6 +74,52 @@ def test_loss_is_finite_for_large_differences():
     assert bradley_terry_loss(t(-1000.0), t(1000.0)).item() == pytest.approx(2000.0)
 
 
+# ---------------------------------------------------------------- sparse-label loss (pair-PM, math PRM/ORM)
+
+
+def _sparse_example():
+    """Two sequences of 4 tokens, vocabulary {0, 1}: row 0 labels token 2 (predicted at position 1) with 1; row 1
+    labels token 1 with 0 and token 3 with 1 (predicted at positions 0 and 2)."""
+    ignore = -100
+    labels = torch.tensor([[ignore, ignore, 1, ignore], [ignore, 0, ignore, 1]])
+    ln3 = math.log(3)
+    # logits at the kept positions 0, 1, 2 only; 99 marks entries no label reads
+    kept_logits = torch.tensor([[[99.0, 99.0], [0.0, 0.0], [99.0, 99.0]],      # row 0: [0, 0] -> P(1) = 1/2
+                                [[ln3, 0.0], [99.0, 99.0], [0.0, ln3]]])      # row 1: P(0) = 3/4, P(1) = 3/4
+    return labels, kept_logits
+
+
+def test_sparse_label_positions_are_the_shifted_label_slots():
+    from rm_core.losses import sparse_label_positions
+
+    labels, _ = _sparse_example()
+    rows, positions, keep = sparse_label_positions(labels)
+    assert rows.tolist() == [0, 1, 1] and positions.tolist() == [1, 0, 2] and keep.tolist() == [0, 1, 2]
+
+
+def test_sparse_label_loss_on_hand_computed_numbers():
+    from rm_core.losses import sparse_label_loss, sparse_label_positions
+
+    labels, kept_logits = _sparse_example()
+    rows, positions, keep = sparse_label_positions(labels)
+    total = math.log(2) + 2 * math.log(4 / 3)  # -log 1/2 - 2 log 3/4
+    assert sparse_label_loss(kept_logits, labels, rows, positions, keep).item() == pytest.approx(total / 3)
+    # under gradient accumulation: the sum over the labels of the whole batch (4 of them), times 2 processes
+    loss = sparse_label_loss(kept_logits, labels, rows, positions, keep, num_items_in_batch=4, num_processes=2)
+    assert loss.item() == pytest.approx(total / 4 * 2)
+
+
+def test_sparse_label_loss_equals_the_full_causal_lm_loss():
+    from rm_core.losses import sparse_label_loss, sparse_label_positions
+
+    labels, _ = _sparse_example()
+    full = torch.randn(2, 4, 2, generator=torch.Generator().manual_seed(0))  # logits at every position
+    rows, positions, keep = sparse_label_positions(labels)
+    expected = torch.nn.functional.cross_entropy(full[:, :-1].reshape(-1, 2), labels[:, 1:].reshape(-1))
+    got = sparse_label_loss(full[:, keep], labels, rows, positions, keep)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
 # ---------------------------------------------------------------- metrics
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import math_rm.scoring  # noqa: F401  (registers the "prm" and "orm" judges)
 from math_rm.encoding import choose_step_tag, encode_solution, judgement_token_ids
 from rm_core.data import (
     RowError,
@@ -21,13 +20,14 @@ from rm_core.data import (
     from_rlhflow_best_of_n,
     from_rlhflow_step_chat,
     gsm8k_answer,
+    shared_data_dir,
     split_steps,
     to_candidates,
     to_steps,
 )
 
 torch.set_num_threads(1)
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k"
+SHARED = shared_data_dir() / "gsm8k"
 Q = [{"role": "user", "content": "What is 2 + 3?"}]
 
 
@@ -184,7 +184,7 @@ def test_auto_conversion_counts_bad_rows():
 
 @pytest.mark.skipif(not (SHARED / "example_model_solutions.jsonl").is_file(), reason="../shared/data absent")
 def test_real_gsm8k_solutions_split_and_baselines():
-    from math_rm.best_of_n import baselines, load_candidates
+    from rm_core.best_of_n import baselines, load_candidates
 
     test = load_candidates(str(SHARED / "example_model_solutions.jsonl"), "test")
     assert len(test) == 319 and sum(len(c["responses"]) for c in test) == 1276
@@ -196,7 +196,7 @@ def test_real_gsm8k_solutions_split_and_baselines():
 
 
 def test_best_of_n_baselines_on_a_hand_table():
-    from math_rm.best_of_n import baselines, majority_pick, score_pick
+    from rm_core.best_of_n import baselines, majority_pick, score_pick
 
     cands = [
         # answers 5, 5, 7: majority 5 (correct); random 2/3; oracle 1
@@ -219,7 +219,8 @@ def test_best_of_n_baselines_on_a_hand_table():
 
 
 def test_weighted_vote_on_a_hand_table():
-    from math_rm.best_of_n import judge_accuracy, weighted_vote_pick
+    from math_rm.best_of_n import judge_accuracy
+    from rm_core.best_of_n import weighted_vote_pick
 
     five_five_seven = ["x\nA: 5", "y\nA: 5.0", "z\nA: 7"]
     right = [True, True, False]
@@ -289,7 +290,7 @@ def test_loss_mask_only_at_judgement_positions(tok, tiny_lm):
 
 
 def test_one_pass_scores_equal_per_step_scores(tok, tiny_lm):
-    from math_rm.scoring import ProcessRewardJudge, aggregate
+    from math_rm.judge import ProcessRewardJudge, aggregate
 
     judge = ProcessRewardJudge(tiny_lm, tok, max_length=512)
     convs = [Q + [{"role": "assistant", "content": "the quick fox\njumps over\nthe lazy dog\nA: 5"}],
@@ -362,7 +363,7 @@ def _argv(base, data, out, *extra):
 def test_prm_learns_a_step_rule_and_loads_as_a_judge(tmp_path):
     import judges
     from math_rm import train_prm
-    from math_rm.scoring import ProcessRewardJudge
+    from math_rm.judge import ProcessRewardJudge
     from math_rm.training import make_parser
 
     base, data = _synthetic(tmp_path, 48, 10)
@@ -386,7 +387,7 @@ def test_orm_and_scalar_orm_train_and_load(tmp_path):
     import judges
     from judges.rm_judge import RewardModelJudge
     from math_rm import train_orm, train_scalar_orm
-    from math_rm.scoring import OutcomeRewardJudge
+    from math_rm.judge import OutcomeRewardJudge
     from math_rm.training import make_parser
 
     base, data = _synthetic(tmp_path, 48, 8, seed=1)
@@ -575,7 +576,7 @@ def test_offline_rule_labelling_output_trains_a_prm_format(tmp_path):
 @pytest.mark.skipif(not (SHARED / "example_model_solutions.jsonl").is_file(), reason="../shared/data absent")
 def test_smollm2_prm_short_training_and_one_pass_scoring(tmp_path):
     from math_rm import train_prm
-    from math_rm.scoring import ProcessRewardJudge
+    from math_rm.judge import ProcessRewardJudge
     from math_rm.training import make_parser
 
     out = tmp_path / "prm"
@@ -600,7 +601,7 @@ def test_a_nan_step_score_fails_the_solution_whatever_the_aggregation(tok, tiny_
     counted, whatever the aggregation."""
     import math
 
-    from math_rm.scoring import ProcessRewardJudge, aggregate
+    from math_rm.judge import ProcessRewardJudge, aggregate
 
     assert math.isnan(aggregate([0.4, math.nan], "min")) and math.isnan(aggregate([math.inf, 0.4], "mean"))
     judge = ProcessRewardJudge(tiny_lm, tok, max_length=512)

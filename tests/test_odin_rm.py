@@ -8,7 +8,6 @@ reward then correlates with length on data of that kind; ODIN's quality head mus
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -279,13 +278,6 @@ def test_checkpoint_with_pre_fix_code_loads_here_and_refreshes(tmp_path):
 # ------------------------------------------------------------------------------------------ training
 
 
-def _load_script(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _rows(n: int, tag: str, rng: random.Random) -> list[dict]:
     def words(k):
         return " ".join(rng.choice(WORDS) for _ in range(k))
@@ -317,8 +309,9 @@ def trained(tmp_path_factory):
               "--max_length", str(MAX_LENGTH), "--activation_checkpointing", "false", "--disable_tqdm", "true",
               "--use_cpu", "true", "--seed", "0", "--report_to", "none", "--save_strategy", "no",
               "--train_sampling_strategy", "random"]
-    odin = _load_script(REPO / "odin_rm" / "train.py", "odin_train_recipe")
-    bt = _load_script(REPO / "bradley_terry_rm" / "train.py", "bt_train_recipe_for_odin")
+    from bradley_terry_rm import train as bt
+    from odin_rm import train as odin
+
     results = {"odin": odin.main(*odin.make_parser().parse_args_and_config(common + ["--output_dir", str(root / "odin")])),
                "bt": bt.main(*bt.make_parser().parse_args_and_config(common + ["--output_dir", str(root / "bt")]))}
     return {"root": root, "base": base, "data": data, "test": test, "results": results, "odin_recipe": odin}
@@ -327,7 +320,7 @@ def trained(tmp_path_factory):
 def test_quality_head_loses_the_length_correlation_that_bt_learns(trained):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from odin_rm.scoring import pair_head_scores, summarize_heads
+    from odin_rm.judge import pair_head_scores, summarize_heads
     from rm_core.data import to_preferences
 
     held = trained["results"]["odin"]["held_out"]
@@ -353,8 +346,7 @@ def test_checkpoint_is_self_describing_and_loads_through_judges(trained):
     from transformers import AutoTokenizer
 
     import judges
-    import odin_rm.scoring  # noqa: F401  (until judges._register_families imports it)
-    from odin_rm.scoring import OdinJudge, pair_head_scores
+    from odin_rm.judge import OdinJudge, pair_head_scores
     from rm_core.data import to_preferences
 
     out = trained["root"] / "odin"
@@ -414,7 +406,7 @@ def test_lora_run_merges_into_an_odin_model(trained):
 
 def test_a_nan_odin_checkpoint_gives_counted_failures_on_the_batched_path(tmp_path):
     import odin_rm
-    from odin_rm.scoring import OdinJudge
+    from odin_rm.judge import OdinJudge
     from rm_core.testing import save_tiny_backbone, tiny_tokenizer
 
     base = save_tiny_backbone(tmp_path / "base")

@@ -99,7 +99,7 @@ def tiny_lm(tok):
 
 
 def test_first_probs_batched_left_padding_equals_one_at_a_time(tok, tiny_lm):
-    from pair_pm.scoring import first_probs
+    from pair_pm.judge import first_probs
 
     ids = answer_token_ids(tok)
     seqs = [encode_pair(tok, "q " * k, "a", "b b " * k, 256) for k in (1, 5, 9)]
@@ -111,7 +111,7 @@ def test_first_probs_batched_left_padding_equals_one_at_a_time(tok, tiny_lm):
 
 
 def test_judge_debiases_by_averaging_both_orders(tok, tiny_lm):
-    from pair_pm.scoring import PairPMJudge
+    from pair_pm.judge import PairPMJudge
 
     judge = PairPMJudge(tiny_lm, tok, max_length=256)
     items = [("What is 2 + 3?", "The answer is 5.", "no"), ("Say hello.", "hello world", "the fox")]
@@ -152,7 +152,7 @@ def _backbone_and_data(tmp_path: Path, sizes: dict[str, int], seed: int) -> tupl
 def test_training_learns_and_the_checkpoint_is_a_pair_pm_judge(tmp_path):
     import judges
     from eval.reward_bench import evaluate, make_parser
-    from pair_pm.scoring import PairPMJudge
+    from pair_pm.judge import PairPMJudge
 
     base, data = _backbone_and_data(tmp_path, {"train": 32, "test": 12}, seed=0)
     from pair_pm import train as recipe
@@ -273,7 +273,7 @@ def test_a_nan_pair_pm_gives_counted_failures_on_every_path(tok):
     from transformers import LlamaForCausalLM
 
     from eval.runner import pair_verdicts
-    from pair_pm.scoring import PairPMJudge
+    from pair_pm.judge import PairPMJudge
     from rm_core.testing import tiny_llama_config
 
     torch.manual_seed(0)

@@ -178,7 +178,7 @@ def test_pair_sampler_puts_both_orders_in_one_group():
 
 
 def test_config_validates_grouping(tmp_path):
-    from pair_pm.train_grpo import PairPMGRPOConfig
+    from pair_pm.config import PairPMGRPOConfig
 
     common = dict(output_dir=str(tmp_path), use_cpu=True, report_to="none", per_device_train_batch_size=4)
     with pytest.raises(ValueError, match="even num_generations"):
@@ -196,7 +196,8 @@ def test_config_validates_grouping(tmp_path):
 def _trainer(tmp_path, tok_path, prefs, grouping="pair", num_generations=4, batch=8, **overrides):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pair_pm.train_grpo import PairPMGRPOConfig, PairPMGRPOTrainer, build_grpo_dataset
+    from pair_pm.config import PairPMGRPOConfig
+    from pair_pm.train_grpo import PairPMGRPOTrainer, build_grpo_dataset
 
     tokenizer = AutoTokenizer.from_pretrained(tok_path)
     ds, _, _ = build_grpo_dataset(prefs, tokenizer, 448)
@@ -328,7 +329,7 @@ def test_grpo_run_trains_and_saves_a_reasoning_pair_pm(trained):
 
 def test_judges_load_returns_the_reasoning_judge_and_counts_failures(trained):
     import judges
-    from pair_pm.scoring import PairPMJudge, ReasoningPairPMJudge
+    from pair_pm.judge import PairPMJudge, ReasoningPairPMJudge
 
     out, _, _ = trained
     judge = judges.load(str(out))
@@ -353,7 +354,7 @@ class Scripted:
 
 
 def test_reasoning_judge_maps_verdicts_back_to_the_pair(trained):
-    from pair_pm.scoring import ReasoningPairPMJudge
+    from pair_pm.judge import ReasoningPairPMJudge
 
     out, _, _ = trained
     judge = ReasoningPairPMJudge.from_pretrained(str(out))
@@ -375,7 +376,7 @@ def test_reasoning_judge_maps_verdicts_back_to_the_pair(trained):
 
 
 def test_real_generation_is_greedy_and_batched_like_one_at_a_time(trained):
-    from pair_pm.scoring import ReasoningPairPMJudge
+    from pair_pm.judge import ReasoningPairPMJudge
 
     out, _, _ = trained
     judge = ReasoningPairPMJudge.from_pretrained(str(out), batch_size=3)
@@ -400,7 +401,7 @@ def test_eval_reward_bench_scores_the_reasoning_checkpoint(trained, tmp_path):
 def test_evaluate_reasoning_judge_summary():
     from types import SimpleNamespace
 
-    from pair_pm.scoring import ReasoningPairPMJudge
+    from pair_pm.judge import ReasoningPairPMJudge
     from pair_pm.train_grpo import evaluate_reasoning_judge
 
     model = SimpleNamespace(config=SimpleNamespace(), eval=lambda: model, parameters=lambda: iter([torch.zeros(1)]))
@@ -457,7 +458,7 @@ def test_real_smollm2_one_grpo_step_and_its_judge(tmp_path):
     checkpoint judging a pair in both orders. Under a minute on a 2-core CPU."""
     import judges
     from pair_pm import train_grpo as recipe
-    from pair_pm.scoring import ReasoningPairPMJudge
+    from pair_pm.judge import ReasoningPairPMJudge
     from rm_core.models import SMOLLM2, resolve_model
 
     try:

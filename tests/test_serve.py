@@ -307,9 +307,9 @@ def test_a_request_that_breaks_the_judge_fails_alone_not_its_batch(serve):
 def test_rm_judge_keeps_max_length_within_the_model_positions():
     from types import SimpleNamespace
 
-    from judges.rm_judge import _within_positions
+    from judges.rm_judge import within_positions
 
-    assert _within_positions(SimpleNamespace(max_position_embeddings=512), 2048) == 512
-    assert _within_positions(SimpleNamespace(max_position_embeddings=8192), 2048) == 2048
+    assert within_positions(SimpleNamespace(max_position_embeddings=512), 2048) == 512
+    assert within_positions(SimpleNamespace(max_position_embeddings=8192), 2048) == 2048
     nested = SimpleNamespace(text_config=SimpleNamespace(max_position_embeddings=256))
-    assert _within_positions(nested, 1024) == 256 and _within_positions(SimpleNamespace(), 1024) == 1024
+    assert within_positions(nested, 1024) == 256 and within_positions(SimpleNamespace(), 1024) == 1024

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from rm_core.data import shared_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = shared_data_dir()
 
 pytestmark = pytest.mark.slow
 needs_data = pytest.mark.skipif(not SHARED.is_dir(), reason=f"real data folder {SHARED} is absent")
@@ -123,8 +125,8 @@ def test_pair_pm_template_and_scoring_on_smollm2_with_hh_pairs(smollm2_path):
     prompt, long HH pairs fitted without losing the answer slot, and the order-debiased identity."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from pair_pm.judge import PairPMJudge
     from pair_pm.prepare_data import TruncationReport, answer_token_ids, encode_pair
-    from pair_pm.scoring import PairPMJudge
     from rm_core.data import hh_split, read_rows, to_preferences
     from rm_core.templates import ensure_pad_token
 

@@ -6,7 +6,6 @@ with another. The runs are a few optimizer steps each, in-process (one TRL impor
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import time
@@ -26,10 +25,9 @@ BAD_END = "I cannot help with that request."
 
 
 def _load_recipe():
-    spec = importlib.util.spec_from_file_location("bt_train_recipe", REPO / "bradley_terry_rm" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from bradley_terry_rm import train
+
+    return train
 
 
 def _rows(n: int, tag: str, rng: random.Random, long_every: int | None = None) -> list[dict]:

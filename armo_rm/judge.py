@@ -10,10 +10,9 @@ from __future__ import annotations
 import torch
 
 import armo_rm  # noqa: F401  (registers the Auto classes)
-from judges.base import Judge, register_judge, split_conversation
+from judges.base import Judge, split_conversation
 
 
-@register_judge("armo")
 class ArmoJudge(Judge):
     pointwise = True
 
@@ -33,19 +32,15 @@ class ArmoJudge(Judge):
     @classmethod
     def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "float32", chat_template: str | None = None,
                         device: str | torch.device | None = None, revision: str | None = None, **judge_kwargs):
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
         from rm_core.embeddings import pick_dtype
-        from rm_core.models import resolve_model
-        from rm_core.templates import set_chat_template
+        from rm_core.models import inference_device, load_for_inference
 
-        judge_kwargs.pop("share_prefix", None)  # a BT-only option that generic callers pass
-        path = resolve_model(name_or_path)
-        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dev = inference_device(device)
         # the heads load in fp32 whatever `dtype` is (ArmoRMModel._keep_in_fp32_modules_strict) and compute in fp32
-        model = AutoModel.from_pretrained(path, dtype=pick_dtype(dtype, dev), revision=revision).to(dev)
-        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
-        set_chat_template(tokenizer, chat_template)
+        model, tokenizer = load_for_inference(name_or_path, AutoModel.from_pretrained, pick_dtype(dtype, dev),
+                                              chat_template, dev, revision)
         return cls(model, tokenizer, **judge_kwargs)
 
     @torch.no_grad()

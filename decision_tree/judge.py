@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from judges.base import Judge, PairVerdict, Prompt, conversation, register_judge
+from judges.base import Judge, PairVerdict, Prompt, conversation
 
 LENGTH_FEATURE = "length_diff_words"
 
@@ -77,23 +77,6 @@ class TreeData:
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.array([self.path(x)[-1]["p_a"] for x in np.atleast_2d(X)])
 
-    def rules_text(self) -> str:
-        lines = []
-
-        def walk(i: int, depth: int) -> None:
-            node = self.nodes[i]
-            pad = "|   " * depth
-            if node["leaf"]:
-                lines.append(f"{pad}-> P(a better) = {node['p_a']:.3f} ({node['samples']} samples)")
-                return
-            lines.append(f"{pad}if {node['feature']} <= {node['threshold']:.4f}:")
-            walk(node["left"], depth + 1)
-            lines.append(f"{pad}else:  # {node['feature']} > {node['threshold']:.4f}")
-            walk(node["right"], depth + 1)
-
-        walk(0, 0)
-        return "\n".join(lines)
-
 
 def pair_features(attr_a: list[dict], attr_b: list[dict], len_a: list[int], len_b: list[int],
                   attributes: list[str]) -> np.ndarray:
@@ -131,7 +114,6 @@ def resolve_attribute_model(folder: Path, stored: str, trusted: bool = False) ->
     return stored
 
 
-@register_judge("decision_tree")
 class DecisionTreeJudge(Judge):
     pointwise = False
     default_rank_method = "bt"

@@ -11,7 +11,8 @@ A solution's score is the aggregation of its step scores (config.json `math_rm_a
 
 `judges.load(ckpt)` builds ProcessRewardJudge for rm_family "prm" and OutcomeRewardJudge for "orm". An "orm"
 checkpoint with `math_rm_head: "scalar"` (math_rm/train_scalar_orm.py, a sequence-classification head) is
-served by the Bradley-Terry judge instead: its score is the scalar reward, not a probability.
+served by the shared scalar-head judge instead (judges.rm_judge.RewardModelJudge, the Bradley-Terry judge's
+engine): its score is the scalar reward, not a probability.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 
 import torch
 
-from judges.base import Judge, register_judge, split_conversation
+from judges.base import Judge, split_conversation
 from math_rm.encoding import TEMPLATE_NAME, EncodeReport, choose_step_tag, encode_solution, judgement_token_ids
 from rm_core.data import split_steps
 
@@ -97,7 +98,6 @@ def per_step_probs(model, ids: list[int], slots: list[int | None], judgement_ids
     return out
 
 
-@register_judge("prm")
 class ProcessRewardJudge(Judge):
     """Pointwise: score(conversation) = the aggregated P(step good) of the last assistant turn's steps."""
 
@@ -127,22 +127,16 @@ class ProcessRewardJudge(Judge):
     @classmethod
     def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "float32", chat_template: str | None = None,
                         device: str | torch.device | None = None, revision: str | None = None, **judge_kwargs):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
-        from rm_core.models import resolve_model
-        from rm_core.templates import set_chat_template
+        from rm_core.models import load_for_inference
 
-        judge_kwargs.pop("share_prefix", None)  # a BT-only option that generic callers pass
-        path = resolve_model(name_or_path)
-        dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
-        set_chat_template(tokenizer, chat_template)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, revision=revision)
+        model, tokenizer = load_for_inference(name_or_path, AutoModelForCausalLM.from_pretrained, dtype, chat_template,
+                                              device, revision)
         template = getattr(model.config, "math_rm_template", TEMPLATE_NAME)
         if template != TEMPLATE_NAME:
             raise ValueError(f"{name_or_path} was trained with template {template!r}; this code reads {TEMPLATE_NAME!r}")
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        return cls(model.to(device), tokenizer, **judge_kwargs)
+        return cls(model, tokenizer, **judge_kwargs)
 
     def steps_of(self, response: str) -> list[str]:
         """The steps the PRM judges (rm_core.data.split_steps); an empty response is one empty step."""
@@ -172,7 +166,6 @@ class ProcessRewardJudge(Judge):
         return out
 
 
-@register_judge("orm")
 class OutcomeRewardJudge(ProcessRewardJudge):
     """The whole response is one step: score = P(correct) at the slot after it."""
 

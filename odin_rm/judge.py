@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from judges.base import register_judge
+from judges.base import response_of
 from judges.rm_judge import RewardModelJudge
 
 ENCODER_TYPES = ("bert", "roberta", "deberta", "deberta-v2", "electra")
@@ -33,13 +33,13 @@ def response_token_length(tokenizer, response) -> int:
 def score_heads(model, sequences: list[list[int]], pad_id: int, batch_size: int = 16) -> list[list[float]]:
     """Every head's reward for each token sequence: ODIN's `head_logits` (config.head_names order), or the
     logits of any other sequence classifier (one column for a BT model). Length-sorted, right-padded batches."""
-    from rm_core.inference import _batches, _pad
+    from rm_core.inference import batches, pad_right
 
     out: list[list[float]] = [[] for _ in sequences]
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     device = next(model.parameters()).device
-    for batch in _batches(order, batch_size):
-        ids, mask = _pad([sequences[i] for i in batch], pad_id)
+    for batch in batches(order, batch_size):
+        ids, mask = pad_right([sequences[i] for i in batch], pad_id)
         result = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
         heads = getattr(result, "head_logits", None)
         heads = result.logits if heads is None else heads
@@ -67,13 +67,9 @@ def pair_head_scores(model, tokenizer, prefs: list[dict], max_length: int | None
         truncated += cut
     rows = score_heads(model, sequences, tokenizer.pad_token_id, batch_size)
     scores = {name: ([r[k] for r in rows[0::2]], [r[k] for r in rows[1::2]]) for k, name in enumerate(head_names(model))}
-    lengths = ([response_token_length(tokenizer, _response(p["chosen"])) for p in prefs],
-               [response_token_length(tokenizer, _response(p["rejected"])) for p in prefs])
+    lengths = ([response_token_length(tokenizer, response_of(p["chosen"])) for p in prefs],
+               [response_token_length(tokenizer, response_of(p["rejected"])) for p in prefs])
     return {"scores": scores, "lengths": lengths, "truncated_pairs": truncated}
-
-
-def _response(messages: list[dict]):
-    return messages[0]["content"] if len(messages) == 1 else messages
 
 
 def length_correlation(chosen: list[float], rejected: list[float], chosen_len: list[int], rejected_len: list[int]) -> float:
@@ -117,7 +113,6 @@ def evaluate_odin(model, tokenizer, prefs: list[dict], max_length: int | None, b
     return out
 
 
-@register_judge("odin")
 class OdinJudge(RewardModelJudge):
     """A pointwise judge on an ODIN checkpoint's served head (quality), or on `head` when given."""
 

@@ -25,24 +25,18 @@ from collections.abc import Sequence
 
 import torch
 
-from judges.base import Judge, PairVerdict, Prompt, prompt_text, register_judge
+from judges.base import Judge, PairVerdict, Prompt, prompt_text
 from pair_pm.prepare_data import REASONING_QUESTION, TruncationReport, answer_token_ids, encode_pair
 
 
-def _load_causal_lm(name_or_path: str, dtype: str | torch.dtype, chat_template: str | None,
-                    device: str | torch.device | None, revision: str | None):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_judge_lm(name_or_path: str, dtype: str | torch.dtype = "float32", chat_template: str | None = None,
+                  device: str | torch.device | None = None, revision: str | None = None):
+    """(causal LM on `device`, tokenizer) of a pair-PM checkpoint (rm_core.models.load_for_inference)."""
+    from transformers import AutoModelForCausalLM
 
-    from rm_core.models import resolve_model
-    from rm_core.templates import set_chat_template
+    from rm_core.models import load_for_inference
 
-    path = resolve_model(name_or_path)
-    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-    tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
-    set_chat_template(tokenizer, chat_template)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, revision=revision)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return model.to(device), tokenizer
+    return load_for_inference(name_or_path, AutoModelForCausalLM.from_pretrained, dtype, chat_template, device, revision)
 
 
 def first_probs(model, sequences: list[list[int]], pad_id: int, answer_ids: dict[str, int],
@@ -54,7 +48,6 @@ def first_probs(model, sequences: list[list[int]], pad_id: int, answer_ids: dict
     return [p_a for p_a, _ in probs]
 
 
-@register_judge("pair_pm")
 class PairPMJudge(Judge):
     pointwise = False
     default_rank_method = "bt"
@@ -75,10 +68,9 @@ class PairPMJudge(Judge):
     @classmethod
     def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "float32", chat_template: str | None = None,
                         device: str | torch.device | None = None, revision: str | None = None, **judge_kwargs):
-        judge_kwargs.pop("share_prefix", None)  # a BT-only option that generic callers pass
-        model, tokenizer = _load_causal_lm(name_or_path, dtype, chat_template, device, revision)
-        if getattr(model.config, "pair_pm_reasoning", False):  # trained by pair_pm/train_grpo.py: it generates
-            return ReasoningPairPMJudge(model, tokenizer, **judge_kwargs)
+        model, tokenizer = load_judge_lm(name_or_path, dtype, chat_template, device, revision)
+        if cls is PairPMJudge and getattr(model.config, "pair_pm_reasoning", False):
+            cls = ReasoningPairPMJudge  # trained by pair_pm/train_grpo.py: it generates
         return cls(model, tokenizer, **judge_kwargs)
 
     def first_probs(self, items: Sequence[tuple[Prompt, str, str]]) -> list[float]:
@@ -125,12 +117,7 @@ class ReasoningPairPMJudge(Judge):
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token  # left pads are masked out
 
-    @classmethod
-    def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "float32", chat_template: str | None = None,
-                        device: str | torch.device | None = None, revision: str | None = None, **judge_kwargs):
-        judge_kwargs.pop("share_prefix", None)
-        model, tokenizer = _load_causal_lm(name_or_path, dtype, chat_template, device, revision)
-        return cls(model, tokenizer, **judge_kwargs)
+    from_pretrained = PairPMJudge.__dict__["from_pretrained"]  # the same loading, always this class
 
     def _eos_ids(self) -> list[int]:
         eos = getattr(self.model.generation_config, "eos_token_id", None)
