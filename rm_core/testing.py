@@ -71,3 +71,40 @@ def save_tiny_backbone(path: str | Path, seed: int = 0) -> Path:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return Path(path)
+
+
+PROJECT_PACKAGES = ("rm_core", "judges", "eval", "bradley_terry_rm", "pair_pm", "armo_rm", "math_rm", "odin_rm",
+                    "decision_tree")
+
+
+def run_without_project(code: str, cwd: str | Path) -> dict:
+    """Run `code` in a fresh interpreter where this project's packages cannot be imported (even installed in the
+    venv): how a user without the project loads a trust_remote_code checkpoint. `code` prints one JSON line
+    last; returns it parsed. Fails with the child's stderr when it exits non-zero."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    preamble = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {PROJECT_PACKAGES!r}:\n"
+        "            raise ImportError(name + ' is blocked: this project is not importable here')\n"
+        "sys.meta_path.insert(0, Block())\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", HF_MODULES_CACHE=str(Path(cwd) / "modules"))
+    proc = subprocess.run([sys.executable, "-c", preamble + code], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+    if proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}: {proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def save_tiny_reward_model(path: str | Path, seed: int = 0) -> Path:
+    """tiny_reward_model(seed) and its tokenizer saved as a checkpoint folder."""
+    model, tokenizer = tiny_reward_model(seed=seed)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return Path(path)

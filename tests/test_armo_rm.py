@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -295,29 +292,19 @@ def test_checkpoint_loads_from_its_folder_with_trust_remote_code_without_this_pr
     import judges
     from judges.base import conversation
     from rm_core.templates import tokenize_messages
+    from rm_core.testing import run_without_project
 
     judge = judges.load(cfg.output_dir)
     conv = conversation(prefs[1]["prompt"], prefs[1]["chosen"])
     ids = tokenize_messages(judge.tokenizer, conv)
     expected = judge.score([conv])[0]
-    script = (
-        "import json, sys, torch\n"
-        "class Block:  # this project's packages cannot be imported here (even when installed in the venv)\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('armo_rm', 'rm_core', 'judges'):\n"
-        "            raise ImportError(name + ' is blocked in this test')\n"
-        "sys.meta_path.insert(0, Block())\n"
+    got = run_without_project(
+        "import json, torch\n"
         "from transformers import AutoModel\n"
         f"m = AutoModel.from_pretrained({cfg.output_dir!r}, trust_remote_code=True)\n"
         f"out = m(torch.tensor([{ids!r}]))\n"
         "assert 'armo_rm' not in sys.modules and type(m).__module__.startswith('transformers_modules')\n"
-        "print(json.dumps({'score': out.score.item(), 'fields': sorted(k for k in out.keys())}))\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["HF_MODULES_CACHE"] = str(tmp_path / "modules")
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+        "print(json.dumps({'score': out.score.item(), 'fields': sorted(k for k in out.keys())}))\n", tmp_path)
     assert abs(got["score"] - expected) < 1e-5
     assert {"score", "rewards", "gating_output"} <= set(got["fields"])
 
@@ -505,30 +492,20 @@ def test_bf16_checkpoint_loads_with_trust_remote_code_in_bf16(bf16_export, tmp_p
     import judges
     from judges.base import conversation
     from rm_core.templates import tokenize_messages
+    from rm_core.testing import run_without_project
 
     judge = judges.load(cfg.output_dir, dtype="bfloat16")
     conv = conversation(prefs[2]["prompt"], prefs[2]["chosen"])
     ids = tokenize_messages(judge.tokenizer, conv)
     expected = _training_formula(cfg, weight, bias, head, [conv])[0]
-    script = (
-        "import json, sys, torch\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('armo_rm', 'rm_core', 'judges'):\n"
-        "            raise ImportError(name + ' is blocked in this test')\n"
-        "sys.meta_path.insert(0, Block())\n"
+    got = run_without_project(
+        "import json, torch\n"
         "from transformers import AutoModel\n"
         f"m = AutoModel.from_pretrained({cfg.output_dir!r}, trust_remote_code=True, dtype=torch.bfloat16)\n"
         f"out = m(torch.tensor([{ids!r}]))\n"
         "heads = [m.regression.weight, m.gating.mlp[0].weight, m.logit_scale, m.reward_transform]\n"
         "print(json.dumps({'score': out.score.item(), 'heads': sorted({str(t.dtype) for t in heads}),\n"
-        "                  'backbone': str(next(m.backbone.parameters()).dtype)}))\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["HF_MODULES_CACHE"] = str(tmp_path / "modules")
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+        "                  'backbone': str(next(m.backbone.parameters()).dtype)}))\n", tmp_path)
     assert got["heads"] == ["torch.float32"] and got["backbone"] == "torch.bfloat16"
     assert abs(got["score"] - expected) < 1e-5
 

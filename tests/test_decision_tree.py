@@ -64,14 +64,18 @@ class Flaky(Judge):
     """A pairwise judge that prefers the first shown reply half the time and fails on pair ids ending in 3."""
 
     pointwise = False
+    error = "timeout"
+
+    def fails(self, question: str) -> bool:
+        return question.endswith("3")
 
     def judge_pairs(self, items):
         from judges.base import PairVerdict
 
         out = []
         for prompt, a, b in items:
-            if prompt[-1]["content"].endswith("3"):
-                out.append(PairVerdict(None, None, error="timeout"))
+            if self.fails(prompt[-1]["content"]):
+                out.append(PairVerdict(None, None, error=self.error))
             else:
                 polite = a.count("please") > b.count("please")
                 out.append(PairVerdict(1.0 if polite else 0.0, 1.0 if polite else 0.0))
@@ -100,32 +104,19 @@ def test_collect_labels_both_orders_counts_failures_and_resumes(tmp_path):
     assert len(set(keys)) == 20
 
 
-class Endpoint(Judge):
+class Endpoint(Flaky):
     """A pairwise judge behind an 'endpoint': every pair fails while `down`, pairs whose prompt ends with a
     digit in `fails_on` always fail; records the prompts it is asked about."""
 
-    pointwise = False
+    error = "connection refused"
 
     def __init__(self, down: bool = False, fails_on: str = ""):
         super().__init__()
         self.down, self.fails_on, self.asked = down, fails_on, []
 
-    def judge_pairs(self, items):
-        from judges.base import PairVerdict
-
-        out = []
-        for prompt, a, b in items:
-            q = prompt[-1]["content"]
-            self.asked.append(q)
-            if self.down or q[-1] in self.fails_on:
-                out.append(PairVerdict(None, None, error="connection refused"))
-            else:
-                polite = a.count("please") > b.count("please")
-                out.append(PairVerdict(1.0 if polite else 0.0, 1.0 if polite else 0.0))
-        return out
-
-    def _compare(self, items):
-        return [v.p for v in self.judge_pairs(items)]
+    def fails(self, question: str) -> bool:
+        self.asked.append(question)
+        return self.down or question[-1] in self.fails_on
 
 
 def test_a_rerun_asks_again_exactly_the_stored_failures(tmp_path):

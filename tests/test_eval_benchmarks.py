@@ -332,13 +332,11 @@ def test_best_of_n_with_baselines(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from rm_core.testing import tiny_reward_model
+    from rm_core.testing import save_tiny_reward_model
 
     root = tmp_path_factory.mktemp("report")
     for name, seed in (("ckpt_a", 1), ("ckpt_b", 2)):
-        model, tokenizer = tiny_reward_model(seed=seed)
-        model.save_pretrained(root / name)
-        tokenizer.save_pretrained(root / name)
+        save_tiny_reward_model(root / name, seed)
     prompts = ["What is 2 + 3?", "Say hello.", "Name a color.", "Who are you?", "Write a poem about the sea."]
     _write_jsonl(root / "pairs.jsonl", [{"id": f"x{i}", "subset": "mine", "prompt": p, "chosen": "The answer is 5.",
                                          "rejected": "I cannot help with that request." + " no" * i}

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -201,7 +198,7 @@ def test_trust_remote_code_load_without_this_project(tmp_path):
     """A fresh interpreter that cannot import odin_rm (repo off sys.path) loads the checkpoint from its own
     copy of modeling.py and computes the same rewards."""
     import odin_rm
-    from rm_core.testing import save_tiny_backbone
+    from rm_core.testing import run_without_project, save_tiny_backbone
 
     torch.manual_seed(0)
     model = odin_rm.odin_from_backbone(str(save_tiny_backbone(tmp_path / "base")), dtype=torch.float32).eval()
@@ -209,14 +206,8 @@ def test_trust_remote_code_load_without_this_project(tmp_path):
     ids = [[5, 6, 7, 8, 9, 10]]
     with torch.no_grad():
         expected = model(input_ids=torch.tensor(ids)).head_logits[0].tolist()
-    script = f"""
-import json, sys
-class Block:  # this project's packages cannot be imported here (even when installed in the venv)
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("odin_rm", "rm_core", "judges", "armo_rm", "pair_pm", "math_rm"):
-            raise ImportError(f"{{name}} is blocked in this test")
-sys.meta_path.insert(0, Block())
-import torch
+    got = run_without_project(f"""
+import json, torch
 from transformers import AutoModelForSequenceClassification
 model = AutoModelForSequenceClassification.from_pretrained({str(tmp_path / "ckpt")!r}, trust_remote_code=True)
 assert "odin_rm" not in sys.modules and type(model).__module__.startswith("transformers_modules"), type(model).__module__
@@ -224,13 +215,7 @@ with torch.no_grad():
     out = model(input_ids=torch.tensor({ids!r}))
 print(json.dumps({{"heads": out.head_logits[0].tolist(), "served": out.logits[0, 0].item(),
                    "served_head": model.config.served_head, "family": model.config.rm_family}}))
-"""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+""", tmp_path)
     assert got["heads"] == pytest.approx(expected, abs=1e-6)
     assert got["served"] == pytest.approx(expected[0], abs=1e-6)
     assert (got["served_head"], got["family"]) == ("quality", "odin")

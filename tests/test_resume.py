@@ -47,13 +47,11 @@ def test_store_reader_drops_and_cuts_a_torn_last_line_and_names_a_bad_middle_lin
 
 @pytest.fixture(scope="module")
 def evalsetup(tmp_path_factory):
-    from rm_core.testing import tiny_reward_model
+    from rm_core.testing import save_tiny_reward_model
 
     root = tmp_path_factory.mktemp("resume-eval")
     for name, seed in (("a", 7), ("b", 8)):
-        model, tok = tiny_reward_model(seed=seed)
-        model.save_pretrained(root / name)
-        tok.save_pretrained(root / name)
+        save_tiny_reward_model(root / name, seed)
     rows = [{"id": f"r{i}", "subset": "mine", "prompt": f"question {i}?", "chosen": f"Sure, answer {i}.",
              "rejected": "no"} for i in range(10)]
     (root / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
