@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: installs what it needs, then runs the default tier plus the slow real-model tests.
+# The test command: installs what it needs, then runs the default tier, the verl tests on the real verl, and the
+# slow real-model and distributed tests.
 # Extra arguments go to pytest, e.g. `bash run_tests.sh -m distributed`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,4 +10,5 @@ if [ "$#" -gt 0 ]; then
   exec python -m pytest "$@"
 fi
 python -m pytest -q -m "not slow and not distributed and not gpu"
+bash scripts/verl_tests.sh  # the verl adapters against the real verl, in an overlay venv (requirements/test-verl.txt)
 python -m pytest -q -m "slow or distributed"

@@ -139,7 +139,7 @@ class Judge:
         out = self._score(conversations, None if references is None else list(references))
         if len(out) != len(conversations):
             raise RuntimeError(f"{type(self).__name__} returned {len(out)} scores for {len(conversations)} items")
-        return [_checked(v, self.failures, i) for i, v in enumerate(out)]
+        return [checked_score(v, self.failures, i) for i, v in enumerate(out)]
 
     def score_pairs(self, items: Sequence[tuple[Prompt, str, str]]) -> list[tuple[float | None, float | None]]:
         """(score of a, score of b) for each (prompt, a, b); pointwise judges may share the prompt's compute."""
@@ -163,7 +163,7 @@ class Judge:
             raise RuntimeError(f"{type(self).__name__} returned {len(out)} probabilities for {len(items)} pairs")
         checked = []
         for i, p in enumerate(out):
-            p = _checked(p, self.failures, i)
+            p = checked_score(p, self.failures, i)
             if p is not None and not 0.0 <= p <= 1.0:
                 self.failures.add("probability outside [0, 1]", i)
                 p = None
@@ -203,7 +203,7 @@ class Judge:
 NONFINITE = "non-finite score"
 
 
-def _checked(value, failures: FailureLog, index: int) -> float | None:
+def checked_score(value, failures: FailureLog, index: int) -> float | None:
     if value is None:
         return None  # the subclass has already counted why
     value = float(value)
@@ -221,7 +221,7 @@ def _finite_checked(wrapper):
 def _check_score_pairs(method):
     @functools.wraps(method)
     def score_pairs(self, items):
-        return [(_checked(a, self.failures, f"pair #{i} (a)"), _checked(b, self.failures, f"pair #{i} (b)"))
+        return [(checked_score(a, self.failures, f"pair #{i} (a)"), checked_score(b, self.failures, f"pair #{i} (b)"))
                 for i, (a, b) in enumerate(method(self, items))]
     return _finite_checked(score_pairs)
 
@@ -253,14 +253,14 @@ def _check_judge_pairs(method):
 def _check_rank(method):
     @functools.wraps(method)
     def rank(self, *args, **kwargs):
-        return [_checked(v, self.failures, i) for i, v in enumerate(method(self, *args, **kwargs))]
+        return [checked_score(v, self.failures, i) for i, v in enumerate(method(self, *args, **kwargs))]
     return _finite_checked(rank)
 
 
 def _check_rank_many(method):
     @functools.wraps(method)
     def rank_many(self, items):
-        return [[_checked(v, self.failures, f"group #{g}, response #{i}") for i, v in enumerate(scores)]
+        return [[checked_score(v, self.failures, f"group #{g}, response #{i}") for i, v in enumerate(scores)]
                 for g, scores in enumerate(method(self, items))]
     return _finite_checked(rank_many)
 

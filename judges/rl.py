@@ -1,10 +1,16 @@
 """Judges as RL rewards: adapters for verl, TRL and OpenRLHF.
 
+    verl, reward loop (default)    JudgeRewardManager: verl's per-sample reward-loop manager (`run_single`),
+                                   registered as "judge", or by import path pkg://judges.rl; pointwise judges;
+                                   concurrent samples are batched into one judge call, off the event loop
     verl, one response at a time   make_verl_compute_score(judge) / module-level `compute_score`
-                                   (custom_reward_function.path=judges/rl.py, name=compute_score)
-    verl, batched                  module-level `compute_score_batch` for verl's "batch" reward manager
-    verl, GRPO groups              GroupJudgeRewardManager: the n responses of one prompt (one `uid`) are
-                                   judged in ONE call, groups run concurrently, each with a real timeout
+                                   (custom_reward_function.path=pkg://judges.rl, name=compute_score)
+    verl, batched                  module-level `compute_score_batch` for verl's legacy "batch" reward manager
+    verl, GRPO groups (legacy)     GroupJudgeRewardManager ("judge_group"): the n responses of one prompt (one
+                                   `uid`) judged in ONE call (pairwise/listwise ranking within the group);
+                                   only where verl still calls batch-level managers: reward_model.use_reward_loop
+                                   =False, verl <= 0.7.0. From verl 0.7.1 on, every reward goes through the
+                                   reward loop, which sees one sample at a time.
     TRL                            make_trl_reward_func(judge) -> a `reward_funcs` entry for GRPOTrainer & co.
     OpenRLHF                       openrlhf_get_reward(judge, payload) for the remote RM (POST /get_reward);
                                    openrlhf_reward_func(judge) / module-level `reward_func` for --remote_rm_url
@@ -23,13 +29,16 @@ An exception raised inside a judge is a bug, not a failed item: it propagates.
 Configuration of the module-level functions, which frameworks load by file path: keyword arguments
 (verl's custom_reward_function.reward_kwargs) `judge` (a `judges.load` spec: checkpoint folder, Hub id,
 "llm:..." or "openai:..."), `failure_reward`, `judge_kwargs`; otherwise the environment variables RM_JUDGE
-and RM_FAILURE_REWARD. The judge is loaded once per process and its calls are serialised by a lock
-(model judges are not thread-safe; OpenRLHF calls reward functions from several threads).
+and RM_FAILURE_REWARD. verl's reward managers read the same options from verl's reward_kwargs
+(reward.reward_kwargs in verl >= 0.7.1, reward_model.reward_kwargs before). The judge is loaded once per
+process and its calls are serialised by a lock (model judges are not thread-safe; OpenRLHF calls reward
+functions from several threads).
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import importlib
 import json
 import math
 import os
@@ -37,9 +46,10 @@ import queue
 import sys
 import threading
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from judges.base import Conversation, FailureLog, Judge, Prompt, conversation
 
@@ -137,7 +147,8 @@ def make_verl_compute_score(judge: Judge, failure_reward: float | None = None,
     """
     if not judge.pointwise:
         raise TypeError(f"{type(judge).__name__} is a pairwise judge: it cannot score one response alone; use "
-                        "GroupJudgeRewardManager, which ranks the responses of a prompt together")
+                        "GroupJudgeRewardManager, which ranks the responses of a prompt together (verl <= 0.7.0 "
+                        "with reward_model.use_reward_loop=False)")
     failure_reward = _check_failure_reward(failure_reward)
     lock = lock or threading.Lock()
 
@@ -173,9 +184,10 @@ def _verl_scorer(judge: str | None, failure_reward, judge_kwargs: dict | None) -
 def compute_score(data_source: str | None, solution_str: str, ground_truth: Any = None,
                   extra_info: dict | None = None, judge: str | None = None, failure_reward: float | None = None,
                   judge_kwargs: dict | None = None, **_: Any) -> dict:
-    """verl custom reward function (custom_reward_function.path=judges/rl.py, name=compute_score); the judge
-    comes from reward_kwargs `judge` or RM_JUDGE, loaded once per process. See make_verl_compute_score.
-    Other keyword arguments verl may add (e.g. its reward loop's reward_router_address) are ignored."""
+    """verl custom reward function (custom_reward_function.path=pkg://judges.rl, name=compute_score; under verl
+    >= 0.7.1 the keys are reward.custom_reward_function.*); the judge comes from reward_kwargs `judge` or
+    RM_JUDGE, loaded once per process. See make_verl_compute_score. Other keyword arguments verl may add (e.g.
+    its reward loop's reward_router_address) are ignored."""
     return _verl_scorer(judge, failure_reward, judge_kwargs)(data_source, solution_str, ground_truth, extra_info)
 
 
@@ -183,7 +195,8 @@ def compute_score_batch(data_sources: Sequence, solution_strs: Sequence[str], gr
                         extra_infos: Sequence[dict | None] | None = None, judge: str | None = None,
                         failure_reward: float | None = None, judge_kwargs: dict | None = None,
                         **_: Any) -> list[dict]:
-    """The same for verl's "batch" reward manager (reward_model.reward_manager=batch, name=compute_score_batch)."""
+    """The same for verl's legacy "batch" reward manager (verl <= 0.7.0 with reward_model.use_reward_loop=False,
+    reward_model.reward_manager=batch, custom_reward_function.name=compute_score_batch)."""
     return _verl_scorer(judge, failure_reward, judge_kwargs).batch(data_sources, solution_strs, ground_truths,
                                                                    extra_infos)
 
@@ -237,12 +250,19 @@ class GroupJudgeRewardManager:
     prompt) are judged in ONE judge call, so a pairwise/listwise judge ranks them against each other;
     groups are judged concurrently, each under a real timeout.
 
-    Use it in verl either by import path (reward_manager.source=importlib, reward_manager.module.path=
-    judges/rl.py, reward_manager.name=GroupJudgeRewardManager) or by name "judge_group" (registered when
-    this module is loaded in a process that has imported verl, e.g. as the custom reward function file).
-    Options come from reward_model.reward_kwargs: judge (a spec; default RM_JUDGE), judge_kwargs,
-    group_timeout_s, max_workers, failure_reward, rank_method. verl's `compute_score` is ignored: the judge
-    is the reward.
+    A batch-level (legacy) verl reward manager: verl calls it as reward_fn(batch, return_dict=True) only with
+    reward_model.use_reward_loop=False, in verl <= 0.7.0 (and main before the reward refactor; mirror commit
+    b178a3cd). verl's reward loop, the default there and the only path from verl 0.7.1 on, scores one sample
+    per call and cannot hand a manager a group: there, use JudgeRewardManager with a pointwise judge.
+    Select it by name, reward_model.use_reward_loop=False reward_model.reward_manager=judge_group (registered
+    when this module is loaded in a process that has imported verl: also set custom_reward_function.path=
+    pkg://judges.rl, name=compute_score, which verl loads before it looks the name up), or by import path
+    (reward_manager.source=importlib, reward_manager.module.path=pkg://judges.rl,
+    reward_manager.name=GroupJudgeRewardManager). Options come from reward_model.reward_kwargs (add them with
+    +reward_model.reward_kwargs.judge=...): judge (a spec; default RM_JUDGE), judge_kwargs, group_timeout_s,
+    max_workers, failure_reward, rank_method. verl's `compute_score` is ignored: the judge is the reward.
+    A batch that already holds "rm_scores" is passed through as verl's own managers pass it (the judge is
+    not called).
 
     What it reads from the DataProto: batch "prompts" (left-padded), "responses" (right-padded),
     "attention_mask" (prompt + response); non_tensor_batch "uid" (groups; without it, items are grouped by
@@ -292,6 +312,9 @@ class GroupJudgeRewardManager:
     def __call__(self, data, return_dict: bool = False):
         import torch
 
+        passed = verl_rm_scores(data, return_dict)
+        if passed is not None:  # rewards already computed (verl's reward loop / a reward model): not judged again
+            return passed
         prompt_ids, response_ids = data.batch["prompts"], data.batch["responses"]
         attention_mask = data.batch["attention_mask"]
         prompt_len = prompt_ids.shape[-1]
@@ -372,20 +395,310 @@ class GroupJudgeRewardManager:
                       "\n[score]", info["score"][i], "[judge_failed]", info["judge_failed"][i])
 
 
-def register_with_verl(name: str = "judge_group") -> bool:
-    """Register GroupJudgeRewardManager in verl's reward-manager registry (reward_model.reward_manager=<name>).
-    True when registered now or already; a second copy of this module (verl loads files by path) keeps the
-    first registration instead of failing."""
-    from verl.workers.reward_manager import registry
+# -- verl: reward-loop manager (one sample per call) ---------------------------------------------------------------
+JUDGE_MANAGER_OPTIONS = ("judge", "judge_kwargs", "failure_reward", "max_batch_size")
+GROUP_MANAGER_OPTIONS = ("group_timeout_s", "max_workers", "rank_method")
+POINTWISE_ONLY = (
+    "{name} is a pairwise judge: it cannot score one response alone, and verl's reward loop calls its reward "
+    "manager (JudgeRewardManager) with one sample at a time. To rank the responses of a prompt against each "
+    "other, use GroupJudgeRewardManager (reward_model.reward_manager=judge_group) with "
+    "reward_model.use_reward_loop=False, which only verl <= 0.7.0 has; otherwise use a pointwise judge")
+GROUP_IN_REWARD_LOOP = (
+    "reward manager 'judge_group' (GroupJudgeRewardManager) judges the n responses of a prompt together, but "
+    "verl's reward loop (reward_model.use_reward_loop=True, the default; the only reward path from verl 0.7.1 on) "
+    "calls its reward manager with one sample at a time. Set reward_model.use_reward_loop=False (verl <= 0.7.0) "
+    "to judge groups, or use reward manager 'judge' (JudgeRewardManager) with a pointwise judge")
 
-    if name not in registry.REWARD_MANAGER_REGISTRY:
-        registry.register(name)(GroupJudgeRewardManager)
+
+def _plain(value: Any) -> Any:
+    """An OmegaConf container (verl's config) as plain dicts and lists; anything else as it is."""
+    if type(value).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def verl_reward_kwargs(config: Any) -> dict:
+    """A reward manager's options in a verl config: reward.reward_kwargs (verl >= 0.7.1, where its DAPO manager
+    reads them), else reward_model.reward_kwargs (verl 0.7.0); {} without a config or either key."""
+    for section in ("reward", "reward_model"):
+        node = config.get(section) if hasattr(config, "get") else None
+        kwargs = node.get("reward_kwargs") if hasattr(node, "get") else None
+        if kwargs:
+            return dict(_plain(kwargs))
+    return {}
+
+
+def verl_rm_scores(data: Any, return_dict: bool = False) -> Any:
+    """verl's pass-through of rewards already in a batch (AbstractRewardManager._extract_reward_from_rm_scores,
+    verl/workers/reward_manager/abstract.py, which verl's own managers call first): None when data.batch has no
+    "rm_scores"; else that tensor, or with return_dict {"reward_tensor": it, "reward_extra_info": the
+    non_tensor_batch columns named in meta_info["reward_extra_keys"]}."""
+    if "rm_scores" not in data.batch.keys():  # noqa: SIM118 (as verl checks it, for any TensorDict)
+        return None
+    if not return_dict:
+        return data.batch["rm_scores"]
+    keys = data.meta_info.get("reward_extra_keys", [])
+    return {"reward_tensor": data.batch["rm_scores"], "reward_extra_info": {k: data.non_tensor_batch[k] for k in keys}}
+
+
+def verl_sample(tokenizer: Any, item: Any) -> tuple[Prompt, str, Any, int]:
+    """(prompt, response text, ground truth, valid response length) of one verl DataProtoItem, read as verl's
+    reward-loop managers read it (verl/experimental/reward_loop/reward_manager/naive.py): the valid response
+    length is attention_mask summed over the last len(responses) positions, the response is those tokens decoded
+    without special tokens, the ground truth reward_model["ground_truth"]. The prompt is raw_prompt (the
+    dataset's messages, which verl's agent loop passes along), else extra_info "prompt"/"question", else the
+    prompt's attended tokens decoded."""
+    batch, ntb = item.batch, item.non_tensor_batch
+    response_ids, mask = batch["responses"], batch["attention_mask"]
+    width = response_ids.shape[-1]
+    valid_len = int(mask[-width:].sum()) if width else 0  # mask[-0:] would be the whole mask
+    response = tokenizer.decode(response_ids[:valid_len], skip_special_tokens=True) if valid_len else ""
+    raw = ntb.get("raw_prompt")
+    if isinstance(raw, str) and raw:
+        prompt: Prompt | None = raw
+    elif raw is not None and not isinstance(raw, str) and len(raw):  # messages: a list or a numpy object array
+        prompt = [dict(m) for m in raw]
+    else:
+        prompt = verl_prompt(ntb.get("extra_info"))
+    if prompt is None:
+        prompt_ids = batch["prompts"]
+        prompt = tokenizer.decode(prompt_ids[mask[:prompt_ids.shape[-1]].bool()], skip_special_tokens=True)
+    reward_model = ntb.get("reward_model")
+    reference = reward_model.get("ground_truth") if isinstance(reward_model, dict) else None
+    return prompt, response, reference, valid_len
+
+
+class JudgeRewardManager:
+    """verl's reward-loop manager over a pointwise judge, for verl's default reward path: the reward loop
+    (reward_model.use_reward_loop=True in verl 0.7.0, the only path from verl 0.7.1 on). verl's RewardLoopWorker
+    (verl/experimental/reward_loop/reward_loop.py) builds it as cls(config, tokenizer, compute_score,
+    reward_router_address, reward_model_tokenizer) and awaits run_single(data) per sample: data holds one sample
+    (from verl 0.8 it may hold the turns of one trajectory, and the last one is scored, as verl's managers do).
+
+    Select it (verl >= 0.7.1): reward.reward_manager.source=importlib reward.reward_manager.module.path=
+    pkg://judges.rl reward.reward_manager.name=JudgeRewardManager. verl 0.7.0: custom_reward_function.path=
+    pkg://judges.rl custom_reward_function.name=compute_score reward_model.reward_manager=judge ("judge" is
+    registered when verl imports this module, which it does for the custom reward function before it looks the
+    name up). Options: keyword arguments, else verl's reward_kwargs (+reward.reward_kwargs.judge=... in verl
+    >= 0.7.1, +reward_model.reward_kwargs.judge=... in 0.7.0), else RM_JUDGE / RM_FAILURE_REWARD: judge,
+    judge_kwargs, failure_reward, max_batch_size (default 64). verl's compute_score is ignored: the judge is the
+    reward. The judge is loaded on first use, so a process that only builds the manager (verl 0.7.0's driver,
+    to which rewards come back as rm_scores) never loads it.
+
+    Per sample: the prompt, the response and the reference as verl_sample reads them. Samples awaited
+    concurrently (verl gathers a whole chunk, and its agent loop streams samples as rollouts finish) are scored
+    together: while a judge call runs, the samples that arrive queue up and go into the next call, at most
+    max_batch_size per call. Calls run in a worker thread (off the event loop), one at a time per judge, under
+    the process-wide lock it shares with `compute_score`.
+
+    run_single returns {"reward_score": reward, "reward_extra_info": {"score", "judge_failed",
+    "empty_response"}}, the same keys for every sample (verl stacks them into columns). A failed item raises
+    JudgeFailedError, or with failure_reward gets it, flagged judge_failed=1.0. A response with no valid token is
+    not judged: reward 0.0, flagged empty_response. A sample that already carries "rm_scores" returns that
+    reward (its row's sum) without judging, as verl's managers pass rm_scores through.
+    `__call__(data, return_dict)` is the batch form verl's legacy code calls (rm_scores passed through, else all
+    samples judged in one call), and `assemble_rm_scores` places rewards in the rm_scores layout verl's
+    RewardManagerBase uses.
+    """
+
+    def __init__(self, config: Any = None, tokenizer: Any = None, compute_score: Callable | None = None,
+                 reward_router_address: str | None = None, reward_model_tokenizer: Any = None, *,
+                 num_examine: int = 0, reward_fn_key: str = "data_source", **reward_kwargs: Any):
+        if tokenizer is None:
+            raise TypeError("JudgeRewardManager needs the policy's tokenizer (verl passes it)")
+        options = {**verl_reward_kwargs(config), **reward_kwargs}
+        unknown = sorted(set(options) - set(JUDGE_MANAGER_OPTIONS))
+        if unknown:
+            group = " (group_timeout_s, max_workers and rank_method are GroupJudgeRewardManager's)" if set(
+                unknown) & set(GROUP_MANAGER_OPTIONS) else ""
+            raise TypeError(f"unknown JudgeRewardManager option(s) {unknown}{group}; its options are "
+                            f"{list(JUDGE_MANAGER_OPTIONS)}")
+        self.config = config
+        self.tokenizer = tokenizer
+        self.compute_score = compute_score  # verl's reward function: not used, the judge is the reward
+        self.reward_router_address = reward_router_address
+        self.reward_model_tokenizer = reward_model_tokenizer
+        self.num_examine = num_examine  # accepted for verl's legacy constructor call
+        self.reward_fn_key = reward_fn_key
+        self.failure_reward = _env_failure_reward(options.get("failure_reward"))
+        self.max_batch_size = 64 if options.get("max_batch_size") is None else int(options["max_batch_size"])
+        if self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be at least 1, got {self.max_batch_size}")
+        judge = options.get("judge")
+        self._judge: Judge | None = None
+        self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
+        self._judge_spec, self._judge_kwargs = None, options.get("judge_kwargs")
+        if isinstance(judge, Judge):
+            self._set_judge(judge, self._lock)
+        elif judge or os.environ.get("RM_JUDGE"):
+            self._judge_spec = judge
+        else:
+            raise ValueError("no judge configured: pass judge=<checkpoint, Hub id or llm:/openai: spec> (verl: "
+                             "+reward.reward_kwargs.judge=..., or +reward_model.reward_kwargs.judge=... in verl "
+                             "0.7.0) or set RM_JUDGE")
+        self._queue: list[tuple[Conversation, Any, asyncio.Future]] = []
+        self._queue_loop: asyncio.AbstractEventLoop | None = None
+        self._drainer: asyncio.Task | None = None
+
+    def _set_judge(self, judge: Judge, lock: threading.Lock) -> None:
+        if not judge.pointwise:
+            raise TypeError(POINTWISE_ONLY.format(name=type(judge).__name__))
+        self._lock = lock
+        self._judge = judge
+
+    @property
+    def judge(self) -> Judge:
+        """The judge, loaded on first use (once per process for a spec: see cached_judge)."""
+        if self._judge is None:
+            with self._load_lock:
+                if self._judge is None:
+                    self._set_judge(*cached_judge(self._judge_spec, self._judge_kwargs))
+        return self._judge
+
+    def _score_blocking(self, convs: list[Conversation], refs: list) -> list[float | None]:
+        judge = self.judge
+        with self._lock:
+            return list(judge.score(convs, None if all(r is None for r in refs) else refs))
+
+    def _reward(self, score: float | None) -> float:
+        if score is None:
+            return self.failure_reward
+        if not math.isfinite(score):  # the judge contract forbids it; never train on it
+            raise RuntimeError(f"non-finite reward {score!r} from {type(self._judge).__name__}")
+        return float(score)
+
+    # -- per sample, on verl's event loop
+    async def _score(self, conv: Conversation, ref: Any) -> float | None:
+        loop = asyncio.get_running_loop()
+        if self._queue_loop is not loop:  # first use, or a new event loop: nothing of an old one is pending
+            self._queue_loop, self._queue, self._drainer = loop, [], None
+        future = loop.create_future()
+        self._queue.append((conv, ref, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        """Judge the queued samples, max_batch_size per call, in a worker thread, until none is left."""
+        while self._queue:
+            batch, self._queue = self._queue[:self.max_batch_size], self._queue[self.max_batch_size:]
+            try:
+                scores = await asyncio.to_thread(self._score_blocking, [c for c, _, _ in batch],
+                                                 [r for _, r, _ in batch])
+            except Exception as exc:  # a judge bug (or a pairwise judge): every sample of the call raises it
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            except BaseException:
+                for _, _, future in batch:
+                    future.cancel()
+                raise
+            else:
+                for (_, _, future), score in zip(batch, scores):
+                    if not future.done():
+                        future.set_result(score)
+
+    async def run_single(self, data: Any) -> dict:
+        """The reward of one sample, as verl's RewardLoopWorker.compute_score awaits it (see the class docstring)."""
+        item = data[len(data) - 1]  # verl >= 0.8 may pass the turns of one trajectory: the last one is scored
+        if "rm_scores" in item.batch.keys():  # noqa: SIM118 (as verl checks it, for any TensorDict)
+            keys = data.meta_info.get("reward_extra_keys", [])
+            return {"reward_score": float(item.batch["rm_scores"].sum()),
+                    "reward_extra_info": {k: item.non_tensor_batch[k] for k in keys}}
+        prompt, response, ref, valid_len = await asyncio.to_thread(verl_sample, self.tokenizer, item)
+        score = await self._score(conversation(prompt, response), ref) if valid_len else 0.0
+        if score is None and self.failure_reward is None:
+            raise _failed_error(1, 1, "a verl reward-loop sample", self._judge)
+        reward = self._reward(score)
+        return {"reward_score": reward, "reward_extra_info": {"score": reward, "judge_failed": float(score is None),
+                                                              "empty_response": float(not valid_len)}}
+
+    # -- a whole batch, for verl's legacy callers
+    @classmethod
+    def assemble_rm_scores(cls, data: Any, scores: Sequence[float]):
+        """Rewards in verl's rm_scores layout (RewardManagerBase.assemble_rm_scores, verl >= 0.8): float32, shaped
+        like "responses", each reward at its row's last valid response token; a row without one stays zero."""
+        import torch
+
+        responses = data.batch["responses"]
+        valid = data.batch["attention_mask"][:, data.batch["prompts"].shape[-1]:].sum(dim=-1).tolist()
+        rm_scores = torch.zeros(responses.shape, dtype=torch.float32, device=responses.device)
+        for i, (length, score) in enumerate(zip(valid, scores, strict=True)):
+            if length > 0:
+                rm_scores[i, int(length) - 1] = float(score)
+        if not torch.isfinite(rm_scores).all():
+            raise RuntimeError("non-finite reward in the reward tensor")
+        return rm_scores
+
+    def __call__(self, data: Any, return_dict: bool = False) -> Any:
+        passed = verl_rm_scores(data, return_dict)
+        if passed is not None:  # rewards already computed by verl's reward loop: not judged again
+            return passed
+        n = len(data)
+        samples = [verl_sample(self.tokenizer, data[i]) for i in range(n)]
+        todo = [i for i in range(n) if samples[i][3] > 0]
+        got = dict(zip(todo, self._score_blocking([conversation(samples[i][0], samples[i][1]) for i in todo],
+                                                  [samples[i][2] for i in todo]) if todo else []))
+        failed = [i in got and got[i] is None for i in range(n)]
+        if any(failed) and self.failure_reward is None:
+            raise _failed_error(sum(failed), n, "verl reward manager", self._judge)
+        rewards = [self._reward(got[i]) if i in got else 0.0 for i in range(n)]
+        reward_tensor = self.assemble_rm_scores(data, rewards)
+        if not return_dict:
+            return reward_tensor
+        return {"reward_tensor": reward_tensor,
+                "reward_extra_info": {"score": rewards, "judge_failed": [float(f) for f in failed],
+                                      "empty_response": [float(i not in got) for i in range(n)]}}
+
+
+class GroupJudgeInRewardLoop:
+    """What verl's reward loop finds under "judge_group": constructing it raises a TypeError that says why a group
+    manager cannot run there and what to use instead (GROUP_IN_REWARD_LOOP)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        raise TypeError(GROUP_IN_REWARD_LOOP)
+
+
+def register_with_verl(name: str = "judge_group", loop_name: str = "judge") -> bool:
+    """Register the managers with the verl imported in this process:
+    - verl's reward-loop registry (verl/experimental/reward_loop/reward_manager/registry.py): JudgeRewardManager as
+      `loop_name`, and under `name` GroupJudgeInRewardLoop, which explains why a group manager cannot run there;
+    - verl's legacy registry (verl/workers/reward_manager/registry.py): GroupJudgeRewardManager as `name`, and
+      JudgeRewardManager as `loop_name` (verl 0.7.0's driver also builds a legacy reward function from
+      reward_model.reward_manager, to pass the reward loop's rm_scores through).
+    True when registered now or already; ImportError without verl. A name another class already holds (a second
+    copy of this module, loaded by file path) keeps its first registration instead of failing."""
+    registries = {
+        "verl.workers.reward_manager": {name: GroupJudgeRewardManager, loop_name: JudgeRewardManager},
+        "verl.experimental.reward_loop.reward_manager": {loop_name: JudgeRewardManager, name: GroupJudgeInRewardLoop},
+    }
+    found = False
+    for module_name, entries in registries.items():
+        try:
+            registry = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        found = True
+        for key, cls in entries.items():
+            try:
+                registry.get_reward_manager_cls(key)
+            except ValueError:  # verl's "Unknown reward manager"
+                registry.register(key)(cls)
+    if not found:
+        raise ImportError("verl is not importable: no reward-manager registry to register with")
     return True
 
 
 if "verl" in sys.modules:  # inside a verl process only: importing verl elsewhere would pull in ray
-    with contextlib.suppress(ImportError):
+    try:
         register_with_verl()
+    except ImportError:
+        pass
+    except Exception as exc:  # an unexpected verl layout must not stop compute_score from loading
+        warnings.warn(f"judges.rl could not register its reward managers with verl: {exc!r}", stacklevel=1)
 
 
 # -- TRL -------------------------------------------------------------------------------------------------------
@@ -435,6 +748,56 @@ def make_trl_reward_func(judge: Judge, name: str | None = None, reference_column
 
 
 # -- OpenRLHF -------------------------------------------------------------------------------------------------
+# How /get_reward reads a query (see openrlhf_items). OpenRLHF (openrlhf/utils/agent.py, SingleTurnAgentExecutor)
+# sends query = tokenizer.decode(prompt ids + response ids, skip_special_tokens=False): with --apply_chat_template
+# the prompt is already the chat-templated text, and the response ends with the policy's EOS token.
+QUERY_FORMATS = ("auto", "text", "messages")
+
+
+class TemplateMarks(NamedTuple):
+    """What a chat template writes around an assistant turn (`chat_template_marks`); "" where it writes none."""
+
+    header: str  # the assistant header add_generation_prompt writes, whitespace stripped: "<|im_start|>assistant"
+    turn_end: str  # the end of an assistant turn, trailing whitespace stripped: "<|im_end|>"
+    after_end: str  # the whitespace the template writes after turn_end: "\n" for ChatML, "" for Llama 3
+
+
+def chat_template_marks(tokenizer) -> TemplateMarks:
+    """The tokenizer's TemplateMarks, read off a rendered probe conversation (empty when it cannot render one)."""
+    user, reply = [{"role": "user", "content": "PROBE_PROMPT"}], "PROBE_RESPONSE"
+    try:
+        bare = tokenizer.apply_chat_template(user, tokenize=False)
+        opened = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(user + [{"role": "assistant", "content": reply}], tokenize=False)
+    except Exception:  # a template that needs more than a user turn (a system turn, tools): nothing to read
+        return TemplateMarks("", "", "")
+    header = opened[len(bare):].strip() if opened.startswith(bare) else ""
+    tail = full[full.rfind(reply) + len(reply):] if reply in full else ""
+    return TemplateMarks(header, tail.rstrip(), tail[len(tail.rstrip()):])
+
+
+def openrlhf_query_format(judge: Judge, query_format: str | None = None) -> str:
+    """The query format /get_reward uses for `judge`: `query_format`, checked, or by default "auto" for a judge
+    that scores rendered text (`score_texts`: the reward-model judges), "messages" for one that does not (LLM
+    judges, rules). ValueError for "auto"/"text" with a judge that cannot score text: at server start."""
+    can_text = callable(getattr(judge, "score_texts", None))
+    if query_format is None:
+        return "auto" if can_text else "messages"
+    if query_format not in QUERY_FORMATS:
+        raise ValueError(f"unknown query format {query_format!r}; expected one of {list(QUERY_FORMATS)}")
+    if query_format != "messages" and not can_text:
+        raise ValueError(f"query format {query_format!r} scores the chat-templated query text, which "
+                         f"{type(judge).__name__} cannot do (it judges messages): use query format 'messages' "
+                         "and run OpenRLHF without --apply_chat_template, so its prompts are plain text")
+    return query_format
+
+
+def openrlhf_text_scorer(judge: Judge, query_format: str) -> Callable[[list[str]], list[float | None]]:
+    """`texts -> scores` for the items openrlhf_items gives as text: "auto" tokenizes as `judge.score` tokenizes a
+    rendered conversation (exactly one BOS), "text" adds no special tokens (OpenRLHF's serve_rm)."""
+    return lambda texts: judge.score_texts(texts, add_special_tokens=query_format != "text")
+
+
 def _strip_markers(text: str, markers: Sequence[str], at_end: bool) -> str:
     while True:
         body = text.rstrip() if at_end else text.lstrip()
@@ -446,6 +809,41 @@ def _strip_markers(text: str, markers: Sequence[str], at_end: bool) -> str:
             return text
 
 
+def _openrlhf_fields(payload: dict, need_prompts: bool = True) -> tuple[list[str], list[str] | None, list]:
+    """(queries, prompts, labels) of OpenRLHF's payload, checked; ValueError when malformed."""
+    if not isinstance(payload, dict):
+        raise ValueError(f"the payload must be a JSON object, got {type(payload).__name__}")
+    if "query" not in payload:
+        raise ValueError("the payload has no 'query': OpenRLHF sends {'query': [prompt + response, ...], "
+                         "'prompts': [...], 'labels': [...]}")
+    queries, prompts, labels = payload["query"], payload.get("prompts"), payload.get("labels")
+    if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
+        raise ValueError("'query' must be a list of strings (prompt + response texts)")
+    if prompts is None and need_prompts:
+        raise ValueError("the payload has no 'prompts': they are needed to split each query into prompt and "
+                         "response (OpenRLHF sends them along with 'query')")
+    if prompts is not None:
+        if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+            raise ValueError("'prompts' must be a list of strings")
+        if len(prompts) != len(queries):
+            raise ValueError(f"{len(queries)} queries but {len(prompts)} prompts: they must have equal lengths")
+    if labels is None:
+        labels = [None] * len(queries)
+    if not isinstance(labels, list) or len(labels) != len(queries):
+        raise ValueError(f"{len(queries)} queries but 'labels' is not a list of the same length: {labels!r:.200}")
+    return queries, prompts, list(labels)
+
+
+def _split_query(query: str, prompt: str, parse_prompt: Callable[[str], Prompt] | None,
+                 end_markers: Sequence[str]) -> Conversation | None:
+    if not query.startswith(prompt):
+        query = _strip_markers(query, end_markers, at_end=False)
+    if not query.startswith(prompt):
+        return None
+    response = _strip_markers(query[len(prompt):], end_markers, at_end=True)
+    return conversation(parse_prompt(prompt) if parse_prompt else prompt, response)
+
+
 def openrlhf_conversations(payload: dict, failures: FailureLog | None = None,
                            parse_prompt: Callable[[str], Prompt] | None = None,
                            end_markers: Sequence[str] = END_MARKERS) -> tuple[list[Conversation | None], list]:
@@ -455,42 +853,60 @@ def openrlhf_conversations(payload: dict, failures: FailureLog | None = None,
     Each response is the query minus its prompt prefix, with trailing end-of-turn/pad markers (END_MARKERS:
     OpenRLHF decodes with skip_special_tokens=False) removed; leading markers (left padding) are removed
     when the query does not start with its prompt otherwise. A query that still does not start with its
-    prompt cannot be split: its conversation is None, counted in `failures`. The prompt text (OpenRLHF's
-    prompts are usually already chat-templated) becomes the user message as it is, unless `parse_prompt`
-    turns it back into messages. Labels are the references. A malformed payload raises ValueError.
+    prompt cannot be split: its conversation is None, counted in `failures`. The prompt text becomes the user
+    message as it is, unless `parse_prompt` turns it back into messages: right for a plain-text prompt, wrong
+    for a chat-templated one (it would be templated twice; openrlhf_items scores those as text). Labels are
+    the references. A malformed payload raises ValueError.
     """
-    if not isinstance(payload, dict):
-        raise ValueError(f"the payload must be a JSON object, got {type(payload).__name__}")
-    if "query" not in payload:
-        raise ValueError("the payload has no 'query': OpenRLHF sends {'query': [prompt + response, ...], "
-                         "'prompts': [...], 'labels': [...]}")
-    queries, prompts, labels = payload["query"], payload.get("prompts"), payload.get("labels")
-    if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
-        raise ValueError("'query' must be a list of strings (prompt + response texts)")
-    if prompts is None:
-        raise ValueError("the payload has no 'prompts': they are needed to split each query into prompt and "
-                         "response (OpenRLHF sends them along with 'query')")
-    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
-        raise ValueError("'prompts' must be a list of strings")
-    if len(prompts) != len(queries):
-        raise ValueError(f"{len(queries)} queries but {len(prompts)} prompts: they must have equal lengths")
-    if labels is None:
-        labels = [None] * len(queries)
-    if not isinstance(labels, list) or len(labels) != len(queries):
-        raise ValueError(f"{len(queries)} queries but 'labels' is not a list of the same length: {labels!r:.200}")
-
+    queries, prompts, labels = _openrlhf_fields(payload)
     convs: list[Conversation | None] = []
     for i, (query, prompt) in enumerate(zip(queries, prompts)):
-        if not query.startswith(prompt):
-            query = _strip_markers(query, end_markers, at_end=False)
-        if not query.startswith(prompt):
-            if failures is not None:
+        convs.append(_split_query(query, prompt, parse_prompt, end_markers))
+        if convs[-1] is None and failures is not None:
+            failures.add("query does not start with its prompt", i)
+    return convs, labels
+
+
+def openrlhf_items(payload: dict, query_format: str = "auto", marks: TemplateMarks | None = None,
+                   failures: FailureLog | None = None, parse_prompt: Callable[[str], Prompt] | None = None,
+                   end_markers: Sequence[str] = END_MARKERS) -> tuple[list[str | None], list[Conversation | None],
+                                                                        list]:
+    """(texts, conversations, references) from OpenRLHF's payload: item i is scored as the text texts[i]
+    (openrlhf_text_scorer) or as the conversation conversations[i] (`judge.score`); both None: it failed,
+    counted in `failures`. `query_format` (QUERY_FORMATS):
+
+    - "text": the query exactly as sent, as OpenRLHF's own serve_rm scores it (openrlhf/cli/serve_rm.py at
+      3c3be62: `tokenizer(queries, add_special_tokens=False, ...)`, no template, nothing stripped or appended).
+    - "auto": a query whose prompt carries the template's assistant header (`marks.header`: OpenRLHF ran with
+      --apply_chat_template) is scored as its text, plus the whitespace the template writes after an assistant
+      turn (`marks.after_end`, "\\n" for ChatML) when the query stops at the turn's end marker (the policy's EOS):
+      the tokens `judge.score` reads for the same conversation. Any other query is scored as in "messages".
+    - "messages": split into prompt and response (openrlhf_conversations) and rendered with the judge's
+      template: for plain-text prompts (OpenRLHF without --apply_chat_template) and judges that read messages.
+    """
+    if query_format not in QUERY_FORMATS:
+        raise ValueError(f"unknown query format {query_format!r}; expected one of {list(QUERY_FORMATS)}")
+    queries, prompts, labels = _openrlhf_fields(payload, need_prompts=query_format != "text")
+    texts: list[str | None] = [None] * len(queries)
+    convs: list[Conversation | None] = [None] * len(queries)
+    marks = marks or TemplateMarks("", "", "")
+    for i, query in enumerate(queries):
+        if query_format == "text":
+            texts[i] = query
+        elif query_format == "auto" and marks.header and marks.header in prompts[i]:
+            completes = marks.turn_end and marks.after_end and query.endswith(marks.turn_end)
+            texts[i] = query + marks.after_end if completes else query
+        else:
+            convs[i] = _split_query(query, prompts[i], parse_prompt, end_markers)
+            if convs[i] is None and failures is not None:
                 failures.add("query does not start with its prompt", i)
-            convs.append(None)
-            continue
-        response = _strip_markers(query[len(prompt):], end_markers, at_end=True)
-        convs.append(conversation(parse_prompt(prompt) if parse_prompt else prompt, response))
-    return convs, list(labels)
+    return texts, convs, labels
+
+
+def judge_marks(judge: Judge) -> TemplateMarks:
+    """The TemplateMarks of the judge's tokenizer (empty for a judge without one)."""
+    tokenizer = getattr(judge, "tokenizer", None)
+    return chat_template_marks(tokenizer) if tokenizer is not None else TemplateMarks("", "", "")
 
 
 def score_present(score: Callable[[list, list | None], list], convs: Sequence[Conversation | None],
@@ -517,22 +933,32 @@ def openrlhf_response(scores: Sequence[float | None], failure_reward: float | No
 
 
 def openrlhf_get_reward(judge: Judge, payload: dict, failure_reward: float | None = None,
-                        parse_prompt: Callable[[str], Prompt] | None = None) -> dict:
+                        parse_prompt: Callable[[str], Prompt] | None = None, query_format: str | None = None,
+                        marks: TemplateMarks | None = None) -> dict:
     """POST /get_reward for OpenRLHF's remote RM: payload in, response JSON out (a pure function; the HTTP
-    server wraps it). See openrlhf_conversations and openrlhf_response."""
+    server wraps it). query_format: see openrlhf_items (default: openrlhf_query_format). marks: the judge's
+    chat_template_marks (read from its tokenizer when None)."""
     if not judge.pointwise:
         raise TypeError(f"{type(judge).__name__} is a pairwise judge; OpenRLHF's remote RM scores single responses")
-    convs, refs = openrlhf_conversations(payload, judge.failures, parse_prompt)
-    return openrlhf_response(score_present(judge.score, convs, refs), failure_reward)
+    query_format = openrlhf_query_format(judge, query_format)
+    if marks is None and query_format == "auto":
+        marks = judge_marks(judge)
+    texts, convs, refs = openrlhf_items(payload, query_format, marks, judge.failures, parse_prompt)
+    scores = score_present(judge.score, convs, refs)
+    text_scores = score_present(lambda items, _: openrlhf_text_scorer(judge, query_format)(items), texts, refs)
+    return openrlhf_response([t if text is not None else s for text, t, s in zip(texts, text_scores, scores)],
+                             failure_reward)
 
 
 def openrlhf_reward_func(judge: Judge, failure_reward: float | None = None,
                          parse_prompt: Callable[[str], Prompt] | None = None,
-                         lock: threading.Lock | None = None) -> Callable[..., dict]:
+                         lock: threading.Lock | None = None, query_format: str | None = None) -> Callable[..., dict]:
     """`reward_func(queries, prompts, labels, **kwargs)` for OpenRLHF's custom reward file (--remote_rm_url
     my_reward.py, whose module defines `reward_func`): {"rewards": tensor, "scores": tensor,
-    "extra_logs": {"judge_failed": tensor}}."""
+    "extra_logs": {"judge_failed": tensor}}. query_format: as openrlhf_get_reward's (checked here, at load)."""
     lock = lock or threading.Lock()  # OpenRLHF calls it from several threads at once
+    query_format = openrlhf_query_format(judge, query_format)
+    marks = judge_marks(judge) if query_format == "auto" else None
 
     def reward_func(queries: list[str], prompts: list[str], labels: list | None = None, **_: Any) -> dict:
         import torch
@@ -540,7 +966,7 @@ def openrlhf_reward_func(judge: Judge, failure_reward: float | None = None,
         with lock:
             out = openrlhf_get_reward(judge, {"query": list(queries), "prompts": list(prompts),
                                               "labels": None if labels is None else list(labels)},
-                                      failure_reward, parse_prompt)
+                                      failure_reward, parse_prompt, query_format, marks)
         return {"rewards": torch.tensor(out["rewards"], dtype=torch.float32),
                 "scores": torch.tensor(out["scores"], dtype=torch.float32),
                 "extra_logs": {k: torch.tensor(v, dtype=torch.float32) for k, v in out["extra_logs"].items()}}
@@ -550,6 +976,8 @@ def openrlhf_reward_func(judge: Judge, failure_reward: float | None = None,
 
 def reward_func(queries: list[str], prompts: list[str], labels: list | None = None, **kwargs: Any) -> dict:
     """OpenRLHF custom reward function when --remote_rm_url points at this file: the judge from RM_JUDGE,
-    failed items get RM_FAILURE_REWARD (unset: they raise)."""
+    failed items get RM_FAILURE_REWARD (unset: they raise), queries read as RM_QUERY_FORMAT (see openrlhf_items;
+    unset: openrlhf_query_format's default)."""
     judge, lock = cached_judge()
-    return openrlhf_reward_func(judge, _env_failure_reward(None), lock=lock)(queries, prompts, labels)
+    return openrlhf_reward_func(judge, _env_failure_reward(None), lock=lock,
+                                query_format=os.environ.get("RM_QUERY_FORMAT") or None)(queries, prompts, labels)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from judges.base import Judge, Prompt, conversation
+from judges.base import Judge, Prompt, checked_score, conversation
 
 
 def within_positions(config, max_length: int) -> int:
@@ -81,6 +81,34 @@ class RewardModelJudge(Judge):
         sequences = [self._render(conv) for conv in conversations]
         raw = score_sequences(self.model, sequences, self.tokenizer.pad_token_id, self.batch_size)
         return [self._normalized(v) for v in raw]
+
+    def score_texts(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[float | None]:
+        """A reward per text that is already a rendered conversation (chat template applied, e.g. OpenRLHF's
+        decoded prompt + response), scored without applying the template again. add_special_tokens=True
+        tokenizes it as `score` tokenizes a rendered conversation (the tokenizer's special tokens, exactly one
+        BOS), so the text of a conversation scores as the conversation does; False adds none (OpenRLHF's
+        serve_rm). Cut from the front past max_length, normalized as `score`. An empty text fails (None)."""
+        from rm_core.inference import score_sequences
+        from rm_core.templates import collapse_double_bos, leading_specials, truncate_keep_end
+
+        self.last_item_info = []
+        sequences, todo = [], []
+        for i, text in enumerate(texts):
+            ids = list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+            ids, cut = truncate_keep_end(collapse_double_bos(self.tokenizer, ids) if add_special_tokens else ids,
+                                         self.max_length, leading_specials(self.tokenizer))
+            self.truncated += cut
+            self.last_item_info.append({"tokens": len(ids), "truncated": cut})
+            if ids:
+                sequences.append(ids)
+                todo.append(i)
+            else:
+                self.failures.add("empty text", i)
+        out: list[float | None] = [None] * len(texts)
+        raw = score_sequences(self.model, sequences, self.tokenizer.pad_token_id, self.batch_size) if todo else []
+        for i, v in zip(todo, raw):
+            out[i] = checked_score(self._normalized(v), self.failures, i)
+        return out
 
     def score_pairs(self, items: Sequence[tuple[Prompt, str, str]]) -> list[tuple[float | None, float | None]]:
         from rm_core.inference import score_pairs

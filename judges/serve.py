@@ -9,10 +9,19 @@ Endpoints
                    or {"pairs": [{"prompt", "response_a", "response_b"}, ...]}     -> {"p_a_better": [...]}
 - POST /rank       {"prompt": ..., "responses": [str, ...], "method": "auto"}    -> {"scores": [...], "order": [...]}
 - POST /get_reward OpenRLHF's remote RM protocol: {"query": [...], "prompts": [...], "labels": [...]}
-                   -> {"rewards": [...], "scores": [...], "extra_logs": {...}}
+                   -> {"rewards": [...], "scores": [...], "extra_logs": {"judge_failed": [...]}}
+                   each query read as `--query_format` says (judges.rl.openrlhf_items): auto (default for reward
+                   models) scores a chat-templated query as its text, not templated again; text scores it exactly
+                   as OpenRLHF's own serve_rm does; messages splits it into prompt and response and renders them
 - GET  /health     -> {"status": "ok", "judge": ..., "pointwise": bool, "failures": {...}}
 
 A null score is an item the judge failed on (counted in /health's failures), never a default value.
+/get_reward has no null: a failed item gets `--failure_reward` (flagged in extra_logs.judge_failed) or, without
+it, the request gets a 500. OpenRLHF's client (openrlhf/utils/agent.py at 3c3be62, `_post_request`) tries any
+non-2xx answer 5 times, 1 s apart, then raises; `execute` only logs that and leaves the sample's reward None
+(samples_generator.py: `rewards=None`), which merging experiences does not accept (experience.py `_merge_item`,
+experience_maker.py "reward_model_group is required"): the step fails rather than train on an invented reward.
+With several remote RM URLs OpenRLHF sends each query to the first and empty lists to the others: answered 200.
 Malformed requests get a 422 (schema) or 400 (e.g. a conversation not ending with an assistant message).
 
 Limits (`Limits`, each a flag): a body over `--max_body_mb` (default 8 MiB) gets 413 before it is read whole;
@@ -43,7 +52,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from judges.base import Judge, split_conversation
-from rm_core.errors import cli_entry
+from rm_core.errors import UserInputError, cli_entry
 
 
 # Request schemas (module level: FastAPI resolves the annotations by name).
@@ -198,13 +207,20 @@ class DynamicBatcher:
 
 
 def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0, name: str = "judge",
-               failure_reward: float | None = None, limits: Limits | None = None, api_key: str | None = None):
+               failure_reward: float | None = None, limits: Limits | None = None, api_key: str | None = None,
+               query_format: str | None = None):
     """The FastAPI app. failure_reward: the reward /get_reward gives an item the judge failed on (flagged in
     extra_logs.judge_failed); None answers such a request with a 500 naming the failures. limits: see Limits.
-    api_key: required as a bearer token on every route but /health (None: no key)."""
+    api_key: required as a bearer token on every route but /health (None: no key). query_format: how /get_reward
+    reads a query (judges.rl.QUERY_FORMATS; None: judges.rl.openrlhf_query_format's default for the judge); one
+    the judge cannot serve is a ValueError here, at start."""
     from fastapi import Depends, FastAPI, Header, HTTPException
 
+    from judges.rl import judge_marks, openrlhf_query_format, openrlhf_text_scorer
+
     limits = limits or Limits()
+    query_format = openrlhf_query_format(judge, query_format) if judge.pointwise else None
+    marks = judge_marks(judge) if query_format == "auto" else None
 
     def too_many(what: str, n: int, limit: int):
         if n > limit:
@@ -222,27 +238,32 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
     score_batcher = DynamicBatcher(lambda items: judge.score([c for c, _ in items], [r for _, r in items]),
                                    max_batch_size, max_wait_ms, lock)
     compare_batcher = DynamicBatcher(judge.compare_batch, max_batch_size, max_wait_ms, lock)
+    batchers = {"score": score_batcher, "compare": compare_batcher}
+    if query_format in ("auto", "text"):  # /get_reward's chat-templated queries, scored as text
+        batchers["text"] = DynamicBatcher(openrlhf_text_scorer(judge, query_format), max_batch_size, max_wait_ms,
+                                          lock)
 
     def plain(prompt):
         return prompt if isinstance(prompt, str) else [m.model_dump() for m in prompt]
 
     async def lifespan(app):
-        score_batcher.start()
-        compare_batcher.start()
+        for batcher in batchers.values():
+            batcher.start()
         yield
-        await score_batcher.stop()
-        await compare_batcher.stop()
+        for batcher in batchers.values():
+            await batcher.stop()
 
     app = FastAPI(title="reward-model judge", lifespan=lifespan)
     keyed = [Depends(authorized)]  # every route but /health
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     app.state.limits = limits
-    app.state.batchers = {"score": score_batcher, "compare": compare_batcher}
+    app.state.batchers = batchers
 
     @app.get("/health")
     async def health():
         return {"status": "ok", "judge": name, "type": type(judge).__name__, "pointwise": judge.pointwise,
-                "failures": judge.failures.as_dict(), "batches": {k: b.batches for k, b in app.state.batchers.items()}}
+                "query_format": query_format, "failures": judge.failures.as_dict(),
+                "batches": {k: b.batches for k, b in app.state.batchers.items()}}
 
     @app.post("/score", dependencies=keyed)
     async def score(req: ScoreRequest):
@@ -301,23 +322,29 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
 
     @app.post("/get_reward", dependencies=keyed)
     async def get_reward(payload: dict):
-        from judges.rl import (
-            JudgeFailedError,
-            openrlhf_conversations,
-            openrlhf_response,
-        )
+        from judges.rl import JudgeFailedError, openrlhf_items, openrlhf_response
 
         if not judge.pointwise:
             raise HTTPException(400, f"{type(judge).__name__} is a pairwise judge; OpenRLHF scores single responses")
-        too_many("queries", len(payload.get("query") or []), limits.max_items)
+        if not isinstance(payload.get("query"), list):
+            raise HTTPException(400, "the payload has no 'query' list: OpenRLHF sends {'query': [prompt + response, "
+                                     "...], 'prompts': [...], 'labels': [...]}")
+        too_many("queries", len(payload["query"]), limits.max_items)
         try:
-            convs, refs = openrlhf_conversations(payload, judge.failures)
+            texts, convs, refs = openrlhf_items(payload, query_format, marks, judge.failures)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
-        todo = [i for i, c in enumerate(convs) if c is not None]  # a query not starting with its prompt: failed
-        scores: list = [None] * len(convs)
-        if todo:
-            for i, s in zip(todo, await score_batcher.submit([(convs[i], refs[i]) for i in todo])):
+        # each item is a text or a conversation; neither: a query that could not be split, failed
+        as_text = [i for i, t in enumerate(texts) if t is not None]
+        as_conv = [i for i, c in enumerate(convs) if c is not None]
+        jobs = []
+        if as_text:
+            jobs.append((as_text, batchers["text"].submit([texts[i] for i in as_text])))
+        if as_conv:
+            jobs.append((as_conv, score_batcher.submit([(convs[i], refs[i]) for i in as_conv])))
+        scores: list = [None] * len(texts)
+        for (indices, _), got in zip(jobs, await asyncio.gather(*(job for _, job in jobs))):
+            for i, s in zip(indices, got):
                 scores[i] = s
         try:
             return openrlhf_response(scores, failure_reward)
@@ -364,6 +391,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_length", type=int, default=2048)
     p.add_argument("--failure_reward", type=float, default=None,
                    help="/get_reward: reward for an item the judge failed on (flagged); default: answer 500")
+    p.add_argument("--query_format", default=None, choices=["auto", "text", "messages"],
+                   help="/get_reward (OpenRLHF): 'auto' (default for reward models) scores a chat-templated query "
+                        "(--apply_chat_template) as its text, not templated again, completing the template's turn "
+                        "end; other queries as messages. 'text': exactly as OpenRLHF's serve_rm (the text as sent, "
+                        "no special tokens added; for RMs trained by OpenRLHF). 'messages' (default for LLM judges): "
+                        "split into prompt and response and render them with the template")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max_batch_size", type=int, default=32, help="items per judge call")
@@ -403,8 +436,12 @@ def main(argv: list[str] | None = None) -> None:
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     if api_key is None and args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"[serve] warning: listening on {args.host} without an API key (set {API_KEY_ENV})", flush=True)
-    app = create_app(judge, args.max_batch_size, args.max_wait_ms, name=args.judge, failure_reward=args.failure_reward,
-                     limits=limits, api_key=api_key)
+    try:
+        app = create_app(judge, args.max_batch_size, args.max_wait_ms, name=args.judge,
+                         failure_reward=args.failure_reward, limits=limits, api_key=api_key,
+                         query_format=args.query_format)
+    except ValueError as exc:  # a --query_format the judge cannot serve
+        raise UserInputError(str(exc)) from None
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 

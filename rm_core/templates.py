@@ -68,7 +68,7 @@ def ensure_pad_token(tokenizer, model=None) -> int:
     return tokenizer.pad_token_id
 
 
-def _collapse_double_bos(tokenizer, ids: list[int]) -> list[int]:
+def collapse_double_bos(tokenizer, ids: list[int]) -> list[int]:
     bos = tokenizer.bos_token_id
     while bos is not None and len(ids) >= 2 and ids[0] == bos and ids[1] == bos:
         ids = ids[1:]
@@ -87,7 +87,7 @@ def tokenize_messages(tokenizer, messages: list[dict], add_generation_prompt: bo
         raise TemplateError("empty conversation")
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
     ids = tokenizer(text, add_special_tokens=True)["input_ids"]
-    return _collapse_double_bos(tokenizer, list(ids))
+    return collapse_double_bos(tokenizer, list(ids))
 
 
 def truncate_keep_end(ids: list[int], max_length: int | None, leading_special_ids: set[int]) -> tuple[list[int], bool]:

@@ -9,7 +9,9 @@ from packaging.version import Version
 
 def main(lock_path: str) -> int:
     wrong = []
-    for line in open(lock_path, encoding="utf-8"):
+    with open(lock_path, encoding="utf-8") as lock:
+        lines = lock.read().splitlines()
+    for line in lines:
         line = line.split("#", 1)[0].split(";", 1)[0].strip()
         if "==" not in line:
             continue

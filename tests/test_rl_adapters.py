@@ -4,6 +4,7 @@ verl is not installed here: `verl` 0.9 imports ray at `from verl import DataProt
 transformers<5.11 and tensordict<=0.10. The reward-manager tests therefore use DataProtoLike, which mirrors
 verl's DataProto layout exactly (batch tensors, numpy object arrays in non_tensor_batch, built the way
 verl's collate_fn builds them); when verl is importable, the same tests run on a real DataProto.from_dict.
+The reward-loop manager and verl's own entry points (registries, RewardLoopWorker) are in tests/test_verl.py.
 TRL is installed: its adapter is also checked inside a real GRPOTrainer step.
 """
 
@@ -173,19 +174,20 @@ def test_module_compute_score_as_verl_loads_it(loaded, monkeypatch):
 # -- verl: group reward manager ----------------------------------------------------------------------------------
 class DataProtoLike:
     """verl.DataProto's layout: .batch (tensors sharing batch dim 0), .non_tensor_batch (numpy object arrays
-    of length bsz), .meta_info, len(), data[i] -> an item with the same three fields."""
+    of length bsz), .meta_info, len(), data[i] -> an item with the same three fields, data[i:j] -> a DataProto of
+    those rows; both keep meta_info, as verl's do."""
 
-    def __init__(self, tensors: dict, non_tensors: dict):
+    def __init__(self, tensors: dict, non_tensors: dict, meta_info: dict | None = None):
         self.batch = tensors
         self.non_tensor_batch = non_tensors
-        self.meta_info = {}
+        self.meta_info = {} if meta_info is None else meta_info
 
     def __len__(self):
         return next(iter(self.batch.values())).shape[0]
 
     def __getitem__(self, i):
         return DataProtoLike({k: v[i] for k, v in self.batch.items()},
-                             {k: v[i] for k, v in self.non_tensor_batch.items()})
+                             {k: v[i] for k, v in self.non_tensor_batch.items()}, self.meta_info)
 
 
 def _object_array(values):

@@ -313,3 +313,113 @@ def test_rm_judge_keeps_max_length_within_the_model_positions():
     assert within_positions(SimpleNamespace(max_position_embeddings=8192), 2048) == 2048
     nested = SimpleNamespace(text_config=SimpleNamespace(max_position_embeddings=256))
     assert within_positions(nested, 1024) == 256 and within_positions(SimpleNamespace(), 1024) == 1024
+
+
+# ---------------------------------------------------------------- /get_reward exactly as OpenRLHF calls it
+@pytest.fixture(scope="module")
+def tiny_rm(tmp_path_factory):
+    """A tiny reward-model checkpoint with a ChatML template (the assistant turn ends "<|im_end|>\\n")."""
+    import judges
+    from rm_core.testing import save_tiny_reward_model
+
+    path = save_tiny_reward_model(tmp_path_factory.mktemp("rm") / "rm", seed=0)
+    return path, judges.load(str(path))
+
+
+def openrlhf_payload(tokenizer, messages: list[dict], responses: list[str | None], labels: list | None = None):
+    """The body OpenRLHF 3c3be62 posts to --remote_rm_url, built its way: the prompt chat-templated by the dataset
+    (openrlhf/datasets/prompts_dataset.py:37), tokenized without special tokens (utils/agent.py:211), the policy's
+    tokens appended (vLLM's token_ids end with the EOS it stopped at; None: a response cut by max_tokens, no EOS),
+    decoded with special tokens kept (agent.py:283), posted as {query, prompts, labels} (agent.py:332-336)."""
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    prompt_ids = tokenizer(text=prompt, add_special_tokens=False)["input_ids"]
+    queries = []
+    for response in responses:
+        stopped = response is not None
+        action_ids = tokenizer(response if stopped else "The answer is", add_special_tokens=False)["input_ids"]
+        queries.append(tokenizer.decode(prompt_ids + action_ids + ([tokenizer.eos_token_id] if stopped else []),
+                                        skip_special_tokens=False))
+    return {"query": queries, "prompts": [prompt] * len(responses), "labels": labels or [""] * len(responses)}
+
+
+def test_get_reward_scores_openrlhfs_exact_payload_as_score_scores_the_clean_conversation(serve, tiny_rm):
+    from transformers import AutoTokenizer
+
+    path, judge = tiny_rm
+    policy_tokenizer = AutoTokenizer.from_pretrained(path)  # the policy shares the RM's tokenizer and template
+    messages = [{"role": "user", "content": "What is 2 + 3?"}]
+    responses = ["The answer is 5.", "5", "Sure, here is a short answer in one word: five."]
+    payload = openrlhf_payload(policy_tokenizer, messages, responses, labels=["5", "5", "5"])
+    assert payload["query"][0] == ("<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n"
+                                   "The answer is 5.<|im_end|>")
+    url = serve(judge)
+    assert httpx.get(url + "/health").json()["query_format"] == "auto"
+    clean = httpx.post(url + "/score", json={"conversations": [messages + [{"role": "assistant", "content": r}]
+                                                               for r in responses]}).json()["scores"]
+    r = httpx.post(url + "/get_reward", json=payload)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["rewards"] == pytest.approx(clean, abs=1e-6) and body["scores"] == body["rewards"]
+    assert body["extra_logs"] == {"judge_failed": [0.0, 0.0, 0.0]}
+    assert clean[0] == pytest.approx(-0.20402, abs=1e-4)  # the issue's clean score
+
+    # the old reading wrapped the templated prompt in the template again: a different (wrong) reward
+    double = httpx.post(serve(judge, query_format="messages") + "/get_reward", json=payload).json()["rewards"]
+    assert double[0] == pytest.approx(-0.20814, abs=1e-4) and abs(double[0] - clean[0]) > 1e-3
+
+    # "text": OpenRLHF's serve_rm (cli/serve_rm.py:62-71) tokenizes the query as it is, no special tokens added,
+    # and reads the reward at the last token: here "<|im_end|>", one token before where this checkpoint's
+    # rendered conversations end ("<|im_end|>\n"), so its reward is not the clean conversation's
+    as_upstream = httpx.post(serve(judge, query_format="text") + "/get_reward", json=payload).json()["rewards"]
+    with torch.no_grad():
+        batch = judge.tokenizer(payload["query"][:1], return_tensors="pt", add_special_tokens=False,
+                                max_length=2048, padding=True, truncation=True)
+        upstream = judge.model(**batch).logits[0, 0].item()
+    assert as_upstream[0] == pytest.approx(upstream, abs=1e-6) and abs(upstream - clean[0]) > 1e-3
+
+
+def test_get_reward_auto_reads_each_query_the_way_it_was_built(serve, tiny_rm):
+    _, judge = tiny_rm
+    tok = judge.tokenizer
+    url = serve(judge, failure_reward=-9.0)
+
+    def clean(prompt, response):
+        return httpx.post(url + "/score", json={"conversations": [
+            [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]]}).json()["scores"][0]
+
+    # OpenRLHF without --apply_chat_template: a plain prompt, scored as the conversation it is
+    plain = {"query": ["What is 2 + 3?The answer is 5." + tok.eos_token], "prompts": ["What is 2 + 3?"],
+             "labels": [""]}
+    assert httpx.post(url + "/get_reward", json=plain).json()["rewards"] == pytest.approx(
+        [clean("What is 2 + 3?", "The answer is 5.")], abs=1e-6)
+    # a response cut by max_tokens has no EOS: scored as the text it is, the turn not completed
+    cut = openrlhf_payload(tok, [{"role": "user", "content": "What is 2 + 3?"}], [None])
+    assert not cut["query"][0].endswith("<|im_end|>")
+    assert httpx.post(url + "/get_reward", json=cut).json()["rewards"] == pytest.approx(
+        judge.score_texts(cut["query"]), abs=1e-6)
+    # several --remote_rm_url servers: OpenRLHF shards one query over them, the later ones get empty lists
+    r = httpx.post(url + "/get_reward", json={"query": [], "prompts": [], "labels": []})
+    assert r.status_code == 200 and r.json() == {"rewards": [], "scores": [], "extra_logs": {"judge_failed": []}}
+    # an empty query text fails (flagged, failure_reward), a malformed payload is a 400
+    r = httpx.post(serve(judge, failure_reward=-9.0, query_format="text") + "/get_reward", json={"query": ["", "x"]})
+    assert r.json()["rewards"][0] == -9.0 and r.json()["extra_logs"]["judge_failed"] == [1.0, 0.0]
+    assert httpx.post(url + "/get_reward", json={"prompts": ["p"]}).status_code == 400
+
+
+def test_a_judge_that_cannot_score_text_refuses_text_formats_at_start(serve):
+    with pytest.raises(ValueError, match="cannot do"):
+        create_app(CountingJudge(), query_format="text")
+    with pytest.raises(ValueError, match="unknown query format"):
+        create_app(CountingJudge(), query_format="raw")
+    url = serve(CountingJudge())  # default for a judge that reads messages: messages
+    assert httpx.get(url + "/health").json()["query_format"] == "messages"
+
+
+def test_serve_cli_rejects_a_query_format_the_judge_cannot_serve(monkeypatch, capsys):
+    import judges
+    import judges.serve
+
+    monkeypatch.setattr(judges, "load", lambda spec, **kwargs: CountingJudge())  # a judge that reads messages
+    with pytest.raises(SystemExit) as exc:
+        judges.serve.main(["--judge", "outputs/some-judge", "--query_format", "auto"])
+    assert exc.value.code != 0 and "query format 'auto'" in capsys.readouterr().err
