@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rm_core.args import ReportingArguments
+
 
 @dataclass
-class ArmoConfig:
+class ArmoConfig(ReportingArguments):  # + --quiet, --report_to, --run_name
     model_name_or_path: str = field(default="HuggingFaceTB/SmolLM2-135M-Instruct", metadata={
         "help": "Frozen backbone (Hub id or folder). ArmoRM's paper uses a BT-trained RM's backbone."})
     output_dir: str = field(default="outputs/armo-rm", metadata={"help": "Stage outputs and the exported model."})
@@ -22,7 +24,8 @@ class ArmoConfig:
         "help": "Folder of the offline data sets (default: $RM_SHARED_DATA, else ../shared/data beside the "
                 "project: rm_core.data.shared_data_dir)."})
     ratings_sources: list[str] = field(default_factory=lambda: ["offline:hh-harmless", "offline:gsm8k"], metadata={
-        "help": "Stage 1 ratings: Hub ids / files (HelpSteer2, UltraFeedback, Ratings rows) or the offline sets "
+        "help": "Stage 1 ratings: Hub ids / files (RLHFlow/ArmoRM-Multi-Objective-Data-v0.1: the published 19 "
+                "objectives; HelpSteer2, UltraFeedback, Ratings rows) or the offline sets "
                 "offline:hh-harmless (relative harmlessness) and offline:gsm8k (correctness). A suffix [N] keeps the "
                 "first N pairs (GSM8K: questions) of that source."})
     preference_sources: list[str] = field(default_factory=lambda: ["offline:hh-harmless", "offline:gsm8k"], metadata={
@@ -33,8 +36,12 @@ class ArmoConfig:
         "help": "Use the first N pairs (or the questions' pairs for the first N GSM8K questions) of each source."})
     max_test_pairs: int | None = field(default=None, metadata={"help": "First N pairs of each test source."})
     verbosity_attribute: str = field(default="verbosity", metadata={
-        "help": "Attribute that measures length: added from the response length when no source labels it, and "
-                "the reference of the debiasing."})
+        "help": "Attribute that measures length: the reference of the debiasing (and, with verbosity_from_length, "
+                "labelled from the response length where no source rates it)."})
+    verbosity_from_length: bool = field(default=True, metadata={
+        "help": "Label verbosity_attribute from the response length on rows whose source does not rate it (the "
+                "offline sets rate no verbosity). False: such rows stay unlabelled for it (masked), as published: "
+                "the 19-objective set rates helpsteer-verbosity on its HelpSteer rows only."})
     val_fraction: float = field(default=0.2, metadata={"help": "Validation share (split by prompt) in both stages."})
     ridge_alphas: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0],
                                       metadata={"help": "Ridge regularisation grid, picked per objective on validation R^2."})
@@ -49,7 +56,12 @@ class ArmoConfig:
     gating_dropout: float = field(default=0.2, metadata={"help": "Dropout in the gating MLP."})
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (cosine schedule)."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
-    max_steps: int = field(default=2000, metadata={"help": "Gating training steps."})
+    max_steps: int = field(default=2000, metadata={"help": "Gating training steps (published stage 2: 2000)."})
+    eval_steps: int = field(default=100, metadata={
+        "help": "Gating: steps between two validation evaluations (the early-stopping check)."})
+    early_stopping_patience: int = field(default=0, metadata={
+        "help": "Gating: stop when the validation loss has not improved for this many evaluations in a row and "
+                "keep the best weights; 0: train all max_steps (the published stage 2 has no early stopping)."})
     batch_size: int = field(default=512, metadata={"help": "Pairs per gating step (sampled with replacement)."})
     seed: int = field(default=42, metadata={"help": "Seed of the splits and the gating training."})
     push_to_hub: bool = field(default=False, metadata={"help": "Push the exported model (needs hub_model_id)."})

@@ -90,17 +90,36 @@ class GatedScore(torch.nn.Module):
         return self.logit_scale * (self.gating(prompt_hidden) * (rewards @ self.transform)).sum(dim=-1)
 
 
-def train_gating(head: GatedScore, prompt_c, rewards_c, prompt_r, rewards_r, cfg: ArmoConfig, log_every: int = 100):
-    """BT training of `head` on pairs (index-aligned tensors); returns the loss history."""
+def train_gating(head: GatedScore, prompt_c, rewards_c, prompt_r, rewards_r, cfg: ArmoConfig, log_every: int = 100,
+                 val: tuple | None = None):
+    """BT training of `head` on pairs (index-aligned tensors); returns the loss history.
+
+    `val` (prompt_c, rewards_c, prompt_r, rewards_r of the validation pairs) is scored every cfg.eval_steps; with
+    cfg.early_stopping_patience > 0 training stops after that many evaluations in a row without a lower
+    validation loss, and the head keeps the weights of the best one. The history then ends with an entry
+    {"stopped_at", "best_step", "best_val_loss"}."""
+    import copy
+
     from rm_core.losses import bradley_terry_loss
+    from rm_core.progress import progress
+
+    def val_loss() -> float:
+        head.eval()
+        with torch.no_grad():
+            loss = bradley_terry_loss(head(val[0], val[1]), head(val[2], val[3])).item()
+        head.train()
+        return loss
 
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_steps)
     history = []
+    checking = val is not None and len(val[0]) > 0 and cfg.eval_steps > 0
+    best = (math.inf, -1, None)  # validation loss, step, state
+    since_best = 0
     head.train()
-    for step in range(cfg.max_steps):
+    for step in progress(range(cfg.max_steps), desc="gating", unit="step"):  # off with --quiet / not a terminal
         idx = torch.randint(0, prompt_c.shape[0], (cfg.batch_size,), generator=gen)
         loss = bradley_terry_loss(head(prompt_c[idx], rewards_c[idx]), head(prompt_r[idx], rewards_r[idx]))
         if not torch.isfinite(loss):
@@ -109,8 +128,23 @@ def train_gating(head: GatedScore, prompt_c, rewards_c, prompt_r, rewards_r, cfg
         loss.backward()
         opt.step()
         sched.step()
-        if step % log_every == 0 or step == cfg.max_steps - 1:
-            history.append({"step": step, "loss": round(loss.item(), 5)})
+        entry = {"step": step, "loss": round(loss.item(), 5)} if step % log_every == 0 else None
+        last = step == cfg.max_steps - 1
+        if checking and ((step + 1) % cfg.eval_steps == 0 or last):
+            current = val_loss()
+            entry = {"step": step, "loss": round(loss.item(), 5), "val_loss": round(current, 5)}
+            if current < best[0]:
+                best, since_best = (current, step, copy.deepcopy(head.state_dict())), 0
+            else:
+                since_best += 1
+            if cfg.early_stopping_patience > 0 and since_best >= cfg.early_stopping_patience:
+                history.append(entry)
+                break
+        if entry is not None or last:
+            history.append(entry or {"step": step, "loss": round(loss.item(), 5)})
+    if checking and cfg.early_stopping_patience > 0 and best[2] is not None:
+        head.load_state_dict(best[2])  # the best validation loss seen, not the last step
+        history.append({"stopped_at": step, "best_step": best[1], "best_val_loss": round(best[0], 5)})
     head.eval()
     return history
 
@@ -178,7 +212,7 @@ def export_model(cfg: ArmoConfig, attributes: list[str], weight, bias, head: Gat
     eval_results.json, model card, then the push when --push_to_hub)."""
     from armo_rm.modeling import ArmoRMConfig, ArmoRMModel
     from armo_rm.train_regression import config_backbone
-    from rm_core.hub import CardInfo, publish
+    from rm_core.hub import CardEval, CardInfo, publish
 
     backbone, tokenizer = config_backbone(cfg)
     config = ArmoRMConfig(backbone_config=backbone.config.to_dict(), attributes=attributes,
@@ -204,7 +238,8 @@ def export_model(cfg: ArmoConfig, attributes: list[str], weight, bias, head: Gat
         training={"objectives": ", ".join(attributes), "debiasing threshold": cfg.corr_threshold,
                   "gating steps": cfg.max_steps, "batch": cfg.batch_size, "learning rate": cfg.learning_rate,
                   "max_length": cfg.max_length},
-        metrics=metrics,
+        metrics=metrics, evals=[CardEval(name, "test", {"held-out accuracy": v.get("accuracy")})
+                                for name, v in results.get("test", {}).items() if "accuracy" in v],
         command="python armo_rm/train_regression.py --config <yaml> && python armo_rm/train_gating.py --config <yaml>")
     publish(out_dir, model, tokenizer, rm_family="armo",
             family_fields={"armo_max_length": cfg.max_length, "base_model": cfg.model_name_or_path},
@@ -256,7 +291,8 @@ def main(cfg: ArmoConfig) -> dict:
     tr, va = torch.from_numpy(np.flatnonzero(train_mask)), torch.from_numpy(np.flatnonzero(val_mask))
     head = GatedScore(weight.shape[1], cfg, transform)
     train_start = time.perf_counter()
-    history = train_gating(head, t["prompt_c"][tr], t["rewards_c"][tr], t["prompt_r"][tr], t["rewards_r"][tr], cfg)
+    history = train_gating(head, t["prompt_c"][tr], t["rewards_c"][tr], t["prompt_r"][tr], t["rewards_r"][tr], cfg,
+                           val=(t["prompt_c"][va], t["rewards_c"][va], t["prompt_r"][va], t["rewards_r"][va]))
     train_seconds = time.perf_counter() - train_start
     results = {"attributes": attributes, "pairs": len(prefs), "train_pairs": len(tr), "val_pairs": len(va),
                "penalties": dict(zip(attributes, penalties.tolist())),
@@ -299,8 +335,26 @@ def main(cfg: ArmoConfig) -> dict:
     return results
 
 
+def track_gating(tracker, results: dict) -> None:
+    """Stage 2 to the tracker (rm_core.tracking): the gating's loss curve, the debiasing penalties and the
+    accuracies (train, validation, each test set: the summary; per-objective test accuracies: a table)."""
+    for point in results.get("loss_history", []):
+        tracker.log({"gating/loss": point["loss"]}, step=point["step"])
+    rows = [{"test_set": name, "objective": objective, "accuracy": acc} for name, entry in results.get("test", {}).items()
+            for objective, acc in entry.get("single_objective", {}).items()]
+    if rows:
+        tracker.log_table("single_objective_accuracy", rows)
+    tracker.summary({key: results[key] for key in ("train_accuracy", "val_accuracy", "penalties", "pairs",
+                                                   "train_pairs", "val_pairs", "gating_train_seconds")
+                     if key in results}
+                    | {"test": {name: {k: v for k, v in entry.items() if k in ("pairs", "accuracy", "subsets")}
+                                for name, entry in results.get("test", {}).items()}})
+
+
 def cli() -> None:  # `python armo_rm/train_gating.py`, `python -m armo_rm.train_gating`, `rm-train-armo-gating`
-    run_recipe(main, make_parser)
+    from armo_rm.train_regression import run_stage
+
+    run_recipe(lambda cfg: run_stage(main, cfg, "armo-gating", track_gating), make_parser)
 
 
 if __name__ == "__main__":

@@ -111,7 +111,8 @@ def main(cfg: ArmoConfig) -> dict:
         from rm_core.errors import UserInputError
 
         raise UserInputError(f"no rated responses in {cfg.ratings_sources}")
-    add_verbosity(rows, cfg.verbosity_attribute)
+    if cfg.verbosity_from_length:  # False: as published, only the sources that rate verbosity label it
+        add_verbosity(rows, cfg.verbosity_attribute)
     attributes = list(dict.fromkeys(name for r in rows for name in r["attributes"]))
     print(f"[stage 1] {len(rows)} rated responses from {sources}; objectives {attributes}", flush=True)
 
@@ -144,8 +145,36 @@ def main(cfg: ArmoConfig) -> dict:
     return result
 
 
+def run_stage(main, cfg: ArmoConfig, stage: str, track=None) -> dict:
+    """A stage as a command: --quiet (no progress bars), then `main(cfg)` inside a run of --report_to
+    (rm_core.tracking; the main process only) that `track(tracker, results)` fills."""
+    from dataclasses import asdict
+
+    from rm_core.embeddings import process_state
+    from rm_core.tracking import apply_run_args, start_run
+
+    apply_run_args(cfg)
+    config = {k: v for k, v in asdict(cfg).items() if k not in ("quiet", "report_to", "run_name")}
+    with start_run(cfg.report_to, name=cfg.run_name or f"{stage}-{Path(cfg.output_dir).name}", config=config,
+                   enabled=process_state().is_main_process) as tracker:
+        results = main(cfg)
+        if results and track is not None:
+            track(tracker, results)
+    return results
+
+
+def track_regression(tracker, results: dict) -> None:
+    """Stage 1 to the tracker: validation R^2 / Spearman / alpha per objective (a table and the summary)."""
+    objectives = results.get("objectives", {})
+    tracker.log_table("objectives", [{"objective": name, **{k: v for k, v in r.items() if not isinstance(v, dict)}}
+                                     for name, r in objectives.items()])
+    tracker.summary({"objectives": {name: {k: r[k] for k in ("val_r2", "val_spearman", "alpha") if k in r}
+                                    for name, r in objectives.items()},
+                     "embedding": results.get("embedding", {}), "fit_seconds": results.get("fit_seconds")})
+
+
 def cli() -> None:  # `rm-train-armo-regression`, `python -m armo_rm.train_regression` or `python <this file>`
-    run_recipe(main, make_parser)
+    run_recipe(lambda cfg: run_stage(main, cfg, "armo-regression", track_regression), make_parser)
 
 
 if __name__ == "__main__":

@@ -149,13 +149,13 @@ class HFBackend(_CachingBackend):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from rm_core.models import resolve_model
+        from rm_core.models import inference_device, resolve_model
         from rm_core.templates import set_chat_template
 
         path = resolve_model(model_name_or_path)
         self.name = str(model_name_or_path)
         self.batch_size, self.max_length = batch_size, max_length
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = inference_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         set_chat_template(self.tokenizer, chat_template)
         if self.tokenizer.pad_token is None:
@@ -185,11 +185,15 @@ class HFBackend(_CachingBackend):
                 else:
                     todo.append((len(ids), i, ids))
         todo.sort()
-        for start in range(0, len(todo), self.batch_size):
-            batch = todo[start:start + self.batch_size]
-            for (_, i, _), value in zip(batch, run([ids for _, _, ids in batch])):
-                results[i] = Result(value)
-                self._store(keys[i], results[i])
+        from rm_core.progress import progress
+
+        with progress(total=len(todo), desc="judge calls", unit="call", leave=False) as bar:
+            for start in range(0, len(todo), self.batch_size):
+                batch = todo[start:start + self.batch_size]
+                for (_, i, _), value in zip(batch, run([ids for _, _, ids in batch])):
+                    results[i] = Result(value)
+                    self._store(keys[i], results[i])
+                bar.update(len(batch))
         return results
 
     def _left_padded(self, batch: list[list[int]]):
@@ -341,7 +345,15 @@ class OpenAIBackend(_CachingBackend):
         todo = {i: {"model": self.name, "messages": list(requests[i]), **body}
                 for i, r in enumerate(results) if r is None}
         if todo:
-            done = _run_coroutine(lambda: self._call_all(todo, read, lambda i, r: self._store(keys[i], r)))
+            from rm_core.progress import progress
+
+            with progress(total=len(todo), desc="judge calls", unit="call", leave=False) as bar:
+
+                def on_done(i: int, result: Result) -> None:
+                    self._store(keys[i], result)
+                    bar.update(1)
+
+                done = _run_coroutine(lambda: self._call_all(todo, read, on_done))
             for i, result in done.items():
                 results[i] = result
         return results

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -49,11 +48,11 @@ class HFPolicy:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from rm_core.models import resolve_model
+        from rm_core.models import inference_device, resolve_model
 
         path = resolve_model(name_or_path)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = inference_device(device)
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(self.device).eval()
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
@@ -211,10 +210,10 @@ def store_fingerprint(args) -> dict:
 
 def run(args) -> dict:
     """Label the selected questions into args.output, skipping finished ones; returns throughput figures."""
-    from tqdm.auto import tqdm
-
     from rm_core.data import gsm8k_answer, load_rows
     from rm_core.errors import UserInputError
+    from rm_core.progress import progress
+    from rm_core.progress import write as progress_write
     from rm_core.resume import check_or_write_fingerprint
 
     out = Path(args.output)
@@ -240,7 +239,7 @@ def run(args) -> dict:
         args.backend, args.policy, max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p)
     t_all = time.perf_counter()
     with open(out, "a", encoding="utf-8") as f:
-        for i in tqdm(todo, desc="questions", disable=args.no_progress):
+        for i in progress(todo, desc="labelling questions", unit="question", enabled=not getattr(args, "quiet", False)):
             row = rows[i]
             t0 = time.perf_counter()
             if args.offline_rule:
@@ -258,8 +257,8 @@ def run(args) -> dict:
                 except Exception as err:  # this question only: not written, so a rerun samples it again
                     stats["failed"] += 1
                     stats["failed_indices"].append(i)
-                    tqdm.write(f"[sample] question {i} failed ({type(err).__name__}: {err}); not written, a rerun "
-                               "samples it again", file=sys.stderr)
+                    progress_write(f"[sample] question {i} failed ({type(err).__name__}: {err}); not written, a "
+                                   "rerun samples it again")
                     continue
             seconds = time.perf_counter() - t0
             append_row(f, {"index": i, "id": str(row.get("id", f"q{i}")), "question": question,
@@ -305,7 +304,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True)
     p.add_argument("--overwrite", action="store_true",
                    help="start OUTPUT afresh when its rows were made by another policy, data set or sampling option")
-    p.add_argument("--no_progress", action="store_true")
+    from rm_core.tracking import add_run_args
+
+    add_run_args(p, tracking=False)  # --quiet: no progress bar
+    p.add_argument("--no_progress", dest="quiet", action="store_true", help="the same as --quiet")
     p.add_argument("--max_failed_share", type=share_arg, default=DEFAULT_MAX_FAILED_SHARE,
                    help="exit 3 (after writing every finished question) when more than this share of the selected "
                         "questions failed to sample (0: any failure; 1: never); a rerun samples them again")
@@ -314,8 +316,10 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict:
     from rm_core.resume import check_failed_share
+    from rm_core.tracking import apply_run_args
 
     args = make_parser().parse_args(argv)
+    apply_run_args(args)
     stats = run(args)
     print(json.dumps(stats, indent=2))
     check_failed_share({"": (stats["failed"], stats["selected"])}, args.max_failed_share, "questions",

@@ -52,7 +52,7 @@ def main(data_args, training_args: ScalarORMConfig, model_args) -> dict:
     from rm_core.args import DataArguments
     from rm_core.data import to_candidates
     from rm_core.errors import check_local_path
-    from rm_core.hub import atomic_write_jsonl
+    from rm_core.hub import CardEval, atomic_write_jsonl
     from rm_core.pipeline import train_pairwise_reward_model
 
     check_local_path(model_args.model_name_or_path, "--model_name_or_path")  # before the data
@@ -75,22 +75,27 @@ def main(data_args, training_args: ScalarORMConfig, model_args) -> dict:
         more = {"math_data": report}
         if not eval_cands:
             return more, {}
-        import torch
-
         from judges.rm_judge import RewardModelJudge
+        from rm_core.models import inference_device
 
-        judge = RewardModelJudge(model.to("cuda" if torch.cuda.is_available() else "cpu"), tokenizer)
+        judge = RewardModelJudge(model.to(inference_device()), tokenizer)
         bon = best_of_n.evaluate(eval_cands, {"scalar_orm": judge}, progress=not training_args.disable_tqdm)
         more["best_of_n"] = {k: v for k, v in bon.items() if k != "scalar_orm"}
         more["best_of_n"]["scalar_orm"] = {k: v for k, v in bon["scalar_orm"].items() if k != "scores"}
         print(f"[eval] best-of-N scalar ORM {bon['scalar_orm']['accuracy']:.4f} on {bon['questions']} questions "
               f"(majority vote {bon['majority_vote']:.4f})", flush=True)
         return more, {"best-of-N scalar_orm": bon["scalar_orm"]["accuracy"],
-                      "best-of-N majority_vote": bon["majority_vote"]}
+                      "best-of-N majority_vote": bon["majority_vote"]}, [
+            CardEval(eval_source, data_args.dataset_test_split or "test",
+                     {"best-of-N accuracy": bon["scalar_orm"]["accuracy"],
+                      "best-of-N weighted vote accuracy": bon["scalar_orm"]["weighted_vote_accuracy"]},
+                     task_name="Best-of-N selection")]
 
     # math_rm_head is an argument of the one publish step: config.json says "scalar" before anything is uploaded
+    eval_source = data_args.eval_dataset_name or data_args.dataset_name  # the card names the math data, not pairs/
     return train_pairwise_reward_model(pair_args, training_args, model_args, rm_family="orm", command=command_line(),
-                                       family_fields={"math_rm_head": "scalar"}, evaluate_more=evaluate_best_of_n)
+                                       family_fields={"math_rm_head": "scalar"}, evaluate_more=evaluate_best_of_n,
+                                       card_fields={"datasets": [data_args.dataset_name], "eval_dataset": eval_source})
 
 
 def cli() -> None:  # `python math_rm/train_scalar_orm.py`, `python -m math_rm.train_scalar_orm`, `rm-train-scalar-orm`

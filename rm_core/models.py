@@ -128,8 +128,22 @@ def torch_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
 
 
 def inference_device(device: str | torch.device | None = None) -> torch.device:
-    """`device`, or by default cuda when there is one, else cpu."""
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    """`device`, or by default this process's own GPU when there is one, else cpu.
+
+    Under a multi-process launch (accelerate launch, torchrun) every rank must load onto its own GPU: a bare
+    "cuda" is GPU 0 for all of them (8 copies of an 8B model on one card). The GPU is accelerate's PartialState
+    device when a state exists, else cuda:LOCAL_RANK (set by both launchers for every rank) modulo the GPUs this
+    process sees; a single process gets cuda:0."""
+    if device is not None:
+        return torch.device(device)
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    from accelerate import PartialState
+
+    if PartialState._shared_state and PartialState().device.type == "cuda":  # already initialised: its choice
+        return PartialState().device
+    local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
 
 
 def load_pretrained(name_or_path: str, loader, dtype: torch.dtype | str | None = "auto",

@@ -221,6 +221,36 @@ def test_gating_softmax_is_over_objectives_and_learns_which_one_a_prompt_needs()
     assert gates[kind == 0, 0].mean() > 0.8 and gates[kind == 1, 1].mean() > 0.8
 
 
+def test_gating_stops_early_on_validation_loss_and_keeps_the_best_weights():
+    from armo_rm.config import ArmoConfig
+    from armo_rm.train_gating import GatedScore, train_gating
+    from rm_core.losses import bradley_terry_loss
+
+    # training pairs prefer objective 0; the validation pairs prefer the opposite, so every step that learns the
+    # training signal makes the validation loss worse: the first check is the best one
+    g = torch.Generator().manual_seed(0)
+    n, hidden = 512, 4
+    prompts = torch.randn(n, hidden, generator=g)
+    rc, rr = torch.rand(n, 2, generator=g), torch.rand(n, 2, generator=g)
+    rc[:, 0], rr[:, 0] = rc[:, 0] + 1.0, rr[:, 0] - 1.0
+    cfg = ArmoConfig(max_steps=400, batch_size=64, learning_rate=5e-2, gating_dropout=0.0, gating_hidden_dim=8,
+                     eval_steps=10, early_stopping_patience=3)
+    head = GatedScore(hidden, cfg, torch.eye(2))
+    history = train_gating(head, prompts, rc, prompts, rr, cfg, val=(prompts, rr, prompts, rc))
+    end = history[-1]
+    assert end["best_step"] == 9 and end["stopped_at"] == 39  # checks at 9 (best), 19, 29, 39 -> 3 without gain
+    checks = [h["val_loss"] for h in history if "val_loss" in h]
+    assert len(checks) == 4 and checks[0] == min(checks) and checks[-1] > checks[0]
+    with torch.no_grad():  # the head holds the weights of the best check, not the last step's
+        restored = bradley_terry_loss(head(prompts, rr), head(prompts, rc)).item()
+    assert restored == pytest.approx(end["best_val_loss"], abs=1e-4) and restored < checks[-1]
+
+    cfg.early_stopping_patience = 0  # off: all steps run, validation still logged
+    history = train_gating(GatedScore(hidden, cfg, torch.eye(2)), prompts, rc, prompts, rr, cfg,
+                           val=(prompts, rr, prompts, rc))
+    assert history[-1]["step"] == 399 and sum("val_loss" in h for h in history) == 40
+
+
 def test_nan_gating_loss_is_an_error():
     from armo_rm.config import ArmoConfig
     from armo_rm.train_gating import GatedScore, train_gating

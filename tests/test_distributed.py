@@ -362,3 +362,51 @@ def test_armo_stage1_two_processes_split_the_embeddings_and_match_one_process(tm
     for key in ("weight", "bias"):
         assert (w1[key] - w2[key]).abs().max() < 1e-4
     assert r1["objectives"]["polite"]["labelled"] == r2["objectives"]["polite"]["labelled"] == 14
+
+
+# ------------------------------------------------------------------ the GPU smoke's CPU analogue
+
+
+@pytest.mark.distributed
+@pytest.mark.skipif(_zero3_unavailable() is not None, reason=str(_zero3_unavailable()))
+def test_gpu_smoke_cpu_analogue_runs_the_bt_and_pair_pm_gpu_configs_on_two_ranks(work, tmp_path):
+    """`python -m bench.gpu_smoke --cpu`: the Llama-3 BT and pair-PM GPU configs, launched as their headers say
+    (ZeRO-3), on two CPU ranks with a tiny model; each trains its steps and saves one full model."""
+    out = tmp_path / "smoke"
+    cmd = [sys.executable, "-m", "bench.gpu_smoke", "--cpu", "--only", "bt-llama3-8b", "pair-pm-llama3-8b",
+           "--model", str(work / "backbone"), "--data", str(work / "train.jsonl"), "--steps", "2", "--no_eval",
+           "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    report = json.loads((out / "gpu_smoke.json").read_text())
+    assert set(report["recipes"]) == {"bt-llama3-8b", "pair-pm-llama3-8b"}
+    for name, record in report["recipes"].items():
+        assert record["ok"] and "zero3.yaml" in record["launch"], record
+        train = record["steps"]["train"]
+        assert "--num_processes 2" in train["command"] and "--config_file configs/accelerate/zero3.yaml" in train["command"]
+        log = Path(train["log"]).read_text()
+        assert log.count("[done] checkpoint") == 1, log[-3000:]
+        assert (out / name / "config.json").exists()
+
+
+def test_gpu_smoke_without_a_gpu_says_so_and_exits_0(monkeypatch, capsys):
+    import torch
+
+    from bench import gpu_smoke
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_smoke.main([]) == 0
+    assert "no CUDA GPU" in capsys.readouterr().out
+
+
+def test_gpu_smoke_covers_every_gpu_config_and_reads_each_launch_line():
+    from bench import gpu_smoke
+
+    configs = sorted(str(p.relative_to(REPO)) for pattern in ("*/configs/*-8xa100.yaml", "*/configs/*-zero2.yaml")
+                     for p in REPO.glob(pattern))
+    assert sorted(s.config for s in gpu_smoke.SMOKES) == configs
+    for smoke in gpu_smoke.SMOKES:
+        options, script = gpu_smoke.launch_line(REPO / smoke.config)
+        assert (REPO / script).exists(), smoke.config
+        assert "--config_file" in options or "--num_processes" in options, smoke.config
