@@ -110,21 +110,25 @@ def collect(judges_by_name: dict, pairs: list[dict], out_dir: str | Path, chunk:
         atomic_write_jsonl(pairs_path, pairs)
     stored = latest_rows(read_jsonl_store(labels_path), lambda r: (r["pair"], r["judge"]))
     done = {key for key, r in stored.items() if not (retry_failed and decided(r) is None)}
+    from rm_core.progress import progress
+
     with open(labels_path, "a", encoding="utf-8") as f:
         for name, judge in judges_by_name.items():
             todo = [p for p in pairs if (p["id"], name) not in done]
             retried = sum((p["id"], name) in stored for p in todo)
             if retried:
                 print(f"[collect] {name}: asking again {retried} pair(s) whose stored verdict failed", flush=True)
-            for start in range(0, len(todo), chunk):
-                part = todo[start:start + chunk]
-                if judge == HUMAN:
-                    got = [(float(p["a_is_chosen"]), float(p["a_is_chosen"]), None) for p in part]
-                else:
-                    got = verdicts(judge, [(p["prompt"], p["a"], p["b"]) for p in part])
-                append_jsonl(f, [{"pair": p["id"], "judge": name, "p_forward": fwd, "p_backward": bwd, "error": err}
-                                 for p, (fwd, bwd, err) in zip(part, got)])
-                print(f"[collect] {name}: {min(start + chunk, len(todo))}/{len(todo)}", flush=True)
+            with progress(total=len(todo), desc=f"labelling ({name})", unit="pair") as bar:
+                for start in range(0, len(todo), chunk):
+                    part = todo[start:start + chunk]
+                    if judge == HUMAN:
+                        got = [(float(p["a_is_chosen"]), float(p["a_is_chosen"]), None) for p in part]
+                    else:
+                        got = verdicts(judge, [(p["prompt"], p["a"], p["b"]) for p in part])
+                    append_jsonl(f, [{"pair": p["id"], "judge": name, "p_forward": fwd, "p_backward": bwd,
+                                      "error": err} for p, (fwd, bwd, err) in zip(part, got)])
+                    bar.update(len(part))
+            print(f"[collect] {name}: {len(todo)} pair(s) labelled, {len(pairs) - len(todo)} already there", flush=True)
     report = agreement_report(pairs, read_jsonl(labels_path))
     atomic_write_json(out / "report.json", report)
     return report
@@ -206,7 +210,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--max_failed_share", type=share_arg, default=DEFAULT_MAX_FAILED_SHARE,
                    help="exit 3 (after writing everything) when a judge of this run has more than this share of "
                         "the pairs failed, counted after retries (0: any failure; 1: never)")
-    args = p.parse_args(argv)
+    from rm_core.tracking import add_run_args, apply_run_args
+
+    args = add_run_args(p, tracking=False).parse_args(argv)  # --quiet
+    apply_run_args(args)
     for spec in args.judge:  # every judge before the data
         if "=" in spec:
             judges.check_judge_spec(spec.partition("=")[2], "--judge")

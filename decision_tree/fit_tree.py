@@ -172,9 +172,6 @@ def save(out_dir: str | Path, tree, names: list[str], attributes: list[str], att
 
 
 def main(argv: list[str] | None = None) -> dict:
-    import judges
-    from decision_tree.judge import TreeData, feature_names, tree_to_json
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preferences", required=True, help="collect_preferences.py output folder (training pairs)")
     p.add_argument("--judge", required=True, help="the judge whose preferences the tree imitates (or 'human')")
@@ -186,9 +183,41 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--embedding_cache", default=None, help="ArmoRM embedding cache to read attribute inputs from")
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
+    from rm_core.tracking import add_run_args, apply_run_args, start_run
 
+    args = add_run_args(p).parse_args(argv)  # --quiet, --report_to, --run_name
+    apply_run_args(args)
+    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "report_to", "run_name")}
+    with start_run(args.report_to, name=args.run_name or f"fit-tree-{Path(args.output_dir).name}",
+                   config=config) as tracker:
+        info = fit_and_save(args)
+        track_fit(tracker, info)
+    return info
+
+
+def track_fit(tracker, info: dict) -> None:
+    """--report_to: the CV accuracy per depth as a curve (step = depth), every (depth, min leaf) cell as a table
+    (cv_grid), the held-out numbers per depth as a table, and the chosen tree's numbers as the run's summary."""
+    for depth, accuracy in sorted(info["cv_accuracy_by_depth"].items()):
+        tracker.log({"cv_accuracy_by_depth": accuracy}, step=int(depth))
+    tracker.log_table("cv_grid", [{"max_depth": d, "min_samples_leaf": leaf, "accuracy": acc}
+                                      for d, leaves in info["cv_accuracy"].items() for leaf, acc in leaves.items()])
+    rows = [{"test_set": folder, "max_depth": d, **v} for folder, entry in info["test"].items()
+            for d, v in entry.get("by_depth", {}).items()]
+    if rows:
+        tracker.log_table("held_out_by_depth", rows)
+    tracker.summary({"train_pairs": info["train_pairs"], "left_out": info["left_out"], "best": info["best"],
+                     "cv_accuracy": max(info["cv_accuracy_by_depth"].values()),
+                     "test": {folder: {k: v for k, v in entry.items() if k != "by_depth"}
+                              for folder, entry in info["test"].items()}})
+
+
+def fit_and_save(args) -> dict:
+    """Features, CV fit, held-out scores, save (the command without its arguments); returns the info."""
     from sklearn.tree import DecisionTreeClassifier
+
+    import judges
+    from decision_tree.judge import TreeData, feature_names, tree_to_json
 
     kwargs = {"embedding_cache": args.embedding_cache} if args.embedding_cache else {}
     attribute_judge = judges.load(args.attribute_model, **kwargs)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 
-from eval.runner import add_judge_args, check_model, listwise_scores, run_benchmark
+from eval.runner import add_judge_args, check_model, listwise_scores, run_benchmark, run_eval_command
 from rm_core.best_of_n import DEFAULT_CANDIDATES, baselines, load_candidates, score_pick, weighted_vote_pick
 from rm_core.data import SkipReport
 from rm_core.errors import cli_entry
@@ -104,7 +104,7 @@ def evaluate(args) -> dict | None:
 
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
-    evaluate(make_parser().parse_args(argv))
+    run_eval_command(evaluate, make_parser(), argv, "best_of_n")  # + --quiet, --report_to
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import argparse
 
-from eval.runner import add_judge_args, check_model, pair_verdicts, run_benchmark
+from eval.runner import add_judge_args, check_model, pair_verdicts, run_benchmark, run_eval_command
 from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, load_rows, same_response
 from rm_core.errors import cli_entry
 
@@ -191,7 +191,7 @@ def evaluate(args) -> dict | None:
 
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
-    evaluate(make_parser().parse_args(argv))
+    run_eval_command(evaluate, make_parser(), argv, "judgebench")  # + --quiet, --report_to
 
 
 if __name__ == "__main__":

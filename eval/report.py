@@ -166,6 +166,49 @@ def headline(kind: str, summary: dict) -> dict[str, float | None]:
     return _module(kind).headline(summary)
 
 
+# ---------------------------------------------------------------- --push_results: a benchmark into a model card
+
+
+def model_index_metrics(kind: str, summary: dict) -> dict[str, float | None]:
+    """The numbers --push_results files in a model card's model-index for one benchmark: its headline, less what
+    is not the judge's own (best-of-N's baselines) and RewardBench's per-subset accuracies (its score, sections and
+    accuracy over all pairs stay)."""
+    if kind == "best_of_n":
+        return {"judge's pick accuracy": summary.get("judge"),
+                "judge-weighted vote accuracy": summary.get("judge_weighted_vote")}
+    head = headline(kind, summary)
+    if kind in ("reward_bench", "pairs"):
+        head = {k: v for k, v in head.items() if k not in summary.get("subsets", {})}
+    return head
+
+
+def push_results(args, benchmark: str, summary: dict) -> str | None:
+    """With --push_results TARGET: add this benchmark's results (model_index_metrics) to the model-index of a
+    model card, through rm_core.hub.push_eval_results: TARGET a local checkpoint folder (its README.md, updated
+    in place) or a Hub model id (huggingface_hub.metadata_update; token: HF_TOKEN). A result already there for the
+    same benchmark, split and metric is replaced. The data set is named by its Hub id (else its file or folder
+    name, never its path); a run on part of it (--limit, --subsets, --domains, --sources) says so in the name, so
+    it never stands in for the full benchmark's. Returns the README path or commit URL; None without the flag."""
+    target = getattr(args, "push_results", None)
+    if not target:
+        return None
+    from rm_core.hub import CardEval, dataset_label, push_eval_results
+
+    dataset = str(args.dataset)
+    title = next((b["title"] for b in builtin_benchmarks(DATA_ROOT).values()
+                  if b["dataset"] == dataset or (Path(dataset).exists() and Path(b["dataset"]).exists()
+                                                 and Path(b["dataset"]).resolve() == Path(dataset).resolve())), None)
+    part = [f"first {args.limit}"] if getattr(args, "limit", None) else []
+    part += [f"{key} {', '.join(getattr(args, key))}" for key in ("subsets", "domains", "sources")
+             if getattr(args, key, None)]
+    name = (title or dataset_label(dataset)) + (f" ({'; '.join(part)})" if part else "")
+    where = push_eval_results(target, [CardEval(dataset, getattr(args, "split", None),
+                                                model_index_metrics(benchmark, summary), dataset_name=name)],
+                              commit_message=f"Add {name} results ({benchmark}, split {getattr(args, 'split', None)})")
+    print(f"[eval] {benchmark} results added to the model card of {target}: {where}", flush=True)
+    return where
+
+
 # ---------------------------------------------------------------- the report
 
 
@@ -251,12 +294,18 @@ def make_parser() -> argparse.ArgumentParser:
     from judges.cli import add_llm_judge_args
 
     add_llm_judge_args(p)  # for the llm:/openai: judges among --judge (as the eval_* commands and rm-judge-serve)
+    from rm_core.tracking import add_run_args
+
+    add_run_args(p)  # --quiet, --report_to (the report's table and headlines), --run_name
     return p
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> dict | None:
     args = make_parser().parse_args(argv)
+    from rm_core.tracking import apply_run_args
+
+    apply_run_args(args)
     import judges as judges_mod
     from judges.base import FailureLog
 
@@ -333,8 +382,26 @@ def main(argv: list[str] | None = None) -> dict | None:
 
     report = {"judges": judge_specs, "benchmarks": benches, "options": options, "results": results}
     atomic_write_json(report_dir / "report.json", report)
+    track_report(args, report)
     print(f"report: {(report_dir / 'report.md').resolve()}")
     return report
+
+
+def track_report(args, report: dict) -> None:
+    """--report_to: one run holding every judge's headline numbers per benchmark (summary keys judge/benchmark/metric)
+    and the whole report as a table (one row per judge and benchmark)."""
+    if not any(name != "none" for name in getattr(args, "report_to", None) or []):
+        return
+    from rm_core.tracking import start_run
+
+    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "report_to", "run_name")}
+    with start_run(args.report_to, name=args.run_name or f"report-{Path(args.output_dir).name}",
+                   config=config) as tracker:
+        results = report["results"]
+        tracker.summary({j: {b: cell.get("headline") or {} for b, cell in cells.items()} for j, cells in results.items()})
+        tracker.log_table("report", [{"judge": j, "benchmark": b, "items": cell.get("items"),
+                                      "seconds": cell.get("seconds"), **(cell.get("headline") or {})}
+                                     for j, cells in results.items() for b, cell in cells.items()])
 
 
 def cli() -> None:

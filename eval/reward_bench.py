@@ -23,6 +23,7 @@ from eval.runner import (
     finish,
     load_judge,
     process_state,
+    run_eval_command,
     score_items,
     speed,
 )
@@ -127,12 +128,16 @@ def evaluate(args) -> dict | None:
     if run.seconds > 0:
         print(f"speed: {summary['speed']['pairs_per_second']} pairs/s ({run.scored_now} pairs in {run.seconds:.1f} s)")
     print(f"results: {(out_dir / 'results.json').resolve()}\nscores:  {(out_dir / 'scores.jsonl').resolve()}")
+    if getattr(args, "push_results", None):  # --push_results: the model card's model-index (eval/report.py)
+        from eval.report import push_results
+
+        push_results(args, "reward_bench", summary)
     return summary
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
-    evaluate(make_parser().parse_args(argv))
+    run_eval_command(evaluate, make_parser(), argv, "reward_bench")  # + --quiet, --report_to
 
 
 if __name__ == "__main__":

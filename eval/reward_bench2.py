@@ -38,7 +38,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from eval.runner import add_judge_args, check_model, listwise_scores, mean, run_benchmark
+from eval.runner import add_judge_args, check_model, listwise_scores, mean, run_benchmark, run_eval_command
 from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, load_rows, same_response
 from rm_core.errors import cli_entry
 
@@ -250,7 +250,7 @@ def evaluate(args) -> dict | None:
 
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
-    evaluate(make_parser().parse_args(argv))
+    run_eval_command(evaluate, make_parser(), argv, "reward_bench2")  # + --quiet, --report_to
 
 
 if __name__ == "__main__":

@@ -95,6 +95,11 @@ def add_judge_args(p: argparse.ArgumentParser, unit: str = "items",
 
     add_llm_judge_args(p)  # --judge_cache_dir, --judge_base_url, --judge_timeout_s, ... (shared with serve, report)
     add_attribute_model_args(p)
+    from rm_core.hub import push_target
+
+    p.add_argument("--push_results", default=None, metavar="REPO_ID_OR_FOLDER", type=push_target,
+                   help="add the results to a model card's model-index: a Hub model id (huggingface_hub."
+                        "metadata_update, token from HF_TOKEN) or a local checkpoint folder (its README.md)")
     return p
 
 
@@ -276,6 +281,10 @@ def score_items(items: Sequence[dict], scorer: Callable[[list[dict]], list[dict]
               + (f", {retried} stored failure(s) asked again" if retried else "")
               + f"), {state.num_processes} process(es)", flush=True)
     seconds = 0.0
+    from rm_core.progress import progress
+
+    # one bar on the main process, moved per gathered chunk (the unit of resume); rate and ETA are tqdm's
+    bar = progress(total=len(todo), desc="scoring", unit=label.rstrip("s") or label, enabled=state.is_main_process)
     for start in range(0, len(todo), chunk_size):
         chunk = todo[start:start + chunk_size]
         with state.split_between_processes(chunk) as mine:
@@ -295,6 +304,8 @@ def score_items(items: Sequence[dict], scorer: Callable[[list[dict]], list[dict]
                 append_jsonl(f, rows)
             for r in rows:
                 done[str(r["id"])] = r
+        bar.update(len(chunk))
+    bar.close()
     if not state.is_main_process:
         return None
     return ScoringRun([done[str(it["id"])] for it in items], len(todo), seconds)
@@ -315,6 +326,39 @@ def finish(out_dir: str | Path, rows: list[dict], summary: dict) -> None:
 def speed(run: ScoringRun, unit: str) -> dict:
     return {f"{unit}_scored_now": run.scored_now, "seconds": round(run.seconds, 3),
             f"{unit}_per_second": round(run.scored_now / run.seconds, 3) if run.seconds > 0 else None}
+
+
+# ---------------------------------------------------------------- the command: --quiet, --report_to
+
+
+def run_eval_command(evaluate: Callable, parser: argparse.ArgumentParser, argv: Sequence[str] | None,
+                     benchmark: str) -> None:
+    """An eval_* command's main: the benchmark's parser plus --quiet / --report_to / --run_name
+    (rm_core.tracking.add_run_args), then `evaluate(args)` inside a tracked run (main process only) that gets the
+    summary. Returns None: a console script exits 0 after a finished run."""
+    from rm_core.tracking import add_run_args, apply_run_args, start_run
+
+    args = add_run_args(parser).parse_args(argv)
+    apply_run_args(args)  # before anything is loaded: an uninstalled --report_to backend is one line
+    if not any(name != "none" for name in args.report_to):
+        evaluate(args)
+        return
+    config = {k: v for k, v in vars(args).items() if k not in ("judge", "quiet", "report_to", "run_name")}
+    with start_run(args.report_to, name=args.run_name or f"{benchmark}-{Path(args.model.rstrip('/')).name}",
+                   config={"benchmark": benchmark, **config}, enabled=process_state().is_main_process) as tracker:
+        summary = evaluate(args)
+        if summary is not None:
+            track_summary(tracker, summary)
+
+
+def track_summary(tracker, summary: dict) -> None:
+    """A benchmark's summary into a tracker: every number (nested keys joined with /) as the run's summary, and
+    each per-group mapping (subsets, sections, domains, sources, categories, baselines) as a table too."""
+    tracker.summary({k: v for k, v in summary.items() if k != "fingerprint"})
+    for key, value in summary.items():
+        if key != "fingerprint" and isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+            tracker.log_table(key, [{"name": name, **{k: v for k, v in row.items() if not isinstance(v, (dict, list))}}
+                                    for name, row in value.items()])
 
 
 # ---------------------------------------------------------------- how a judge answers
@@ -392,4 +436,8 @@ def run_benchmark(args, benchmark: str, items: list[dict], skipped, make_scorer:
         print(format_table(summary))
     print(f"{unit}: {len(run.rows)}  {skipped}  judge {judge.failures}")
     print(f"results: {(out_dir / 'results.json').resolve()}")
+    if getattr(args, "push_results", None):  # --push_results: the model card's model-index (eval/report.py)
+        from eval.report import push_results
+
+        push_results(args, benchmark, summary)
     return summary

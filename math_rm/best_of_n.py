@@ -20,14 +20,15 @@ from rm_core.best_of_n import DEFAULT_CANDIDATES, baselines, load_candidates, sc
 
 def score_candidates(judge, cands: list[dict], chunk: int = 32, progress: bool = True) -> list[list[float | None]]:
     """The judge's score of every candidate (judge.score over chunks of conversations, with a progress bar)."""
-    from tqdm.auto import tqdm
-
     from judges.base import conversation
+    from rm_core.progress import progress as progress_bar
 
     flat = [(q, conversation(c["prompt"], r)) for q, c in enumerate(cands) for r in c["responses"]]
     scores: list[float | None] = []
-    for start in tqdm(range(0, len(flat), chunk), desc="scoring", disable=not progress, unit="chunk"):
-        scores += judge.score([conv for _, conv in flat[start:start + chunk]])
+    with progress_bar(total=len(flat), desc="scoring", unit="response", enabled=progress) as bar:
+        for start in range(0, len(flat), chunk):
+            scores += judge.score([conv for _, conv in flat[start:start + chunk]])
+            bar.update(len(flat[start:start + chunk]))
     out: list[list[float | None]] = [[] for _ in cands]
     for (q, _), s in zip(flat, scores):
         out[q].append(s)
@@ -64,7 +65,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--judge", action="append", default=[], help="NAME=SPEC or SPEC (judges.load); repeatable")
     p.add_argument("--aggregation", default=None, help="PRM step aggregation override: min, prod, last, mean")
     p.add_argument("--output", default=None, help="write the results (with per-candidate scores) as JSON")
-    args = p.parse_args(argv)
+    from rm_core.tracking import add_run_args, apply_run_args
+
+    args = add_run_args(p, tracking=False).parse_args(argv)  # --quiet
+    apply_run_args(args)
 
     import judges as judges_mod
 

@@ -92,7 +92,7 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
     from math_rm.encoding import TEMPLATE_NAME, choose_step_tag, judgement_token_ids
     from math_rm.judge import AGGREGATIONS, OutcomeRewardJudge, ProcessRewardJudge
     from rm_core.errors import UserInputError
-    from rm_core.hub import CardInfo, atomic_write_json, publish
+    from rm_core.hub import CardEval, CardInfo, atomic_write_json, publish, trainer_tags
     from rm_core.models import load_causal_lm
     from rm_core.pipeline import finalise_checkpoint, peft_and_push, run_training
 
@@ -163,9 +163,13 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
                     "max_steps": training_args.max_steps, "learning rate": training_args.learning_rate,
                     "LoRA": bool(peft_config), "step tag": repr(step_tag), "aggregation": aggregation,
                     "held-out set": f"{len(eval_cands)} questions: {data_report['held_out']['description']}"}
+        evals = [CardEval(data_args.eval_dataset_name or data_args.dataset_name, data_args.dataset_test_split or "test",
+                          {"best-of-N accuracy": held[rm_family]["accuracy"],
+                           "best-of-N weighted vote accuracy": held[rm_family]["weighted_vote_accuracy"]},
+                          task_name="Best-of-N selection")] if rm_family in held else []
         publish(out_dir, model_out, tokenizer, rm_family=rm_family, family_fields=fields, eval_results=results,
                 card=CardInfo(base_model=model_args.model_name_or_path, datasets=[data_args.dataset_name],
-                              training=training, metrics=card_metrics),
+                              training=training, metrics=card_metrics, evals=evals, tags=trainer_tags(trainer)),
                 push=push, hub_model_id=hub_model_id, private=training_args.hub_private_repo)
     state.wait_for_everyone()
     return results

@@ -137,6 +137,9 @@ class ReasoningPairPMJudge(Judge):
                                   eos_token_id=self._eos_ids())
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         texts: list[str] = [""] * len(seqs)
+        from rm_core.progress import progress
+
+        bar = progress(total=len(order), desc="reasoning verdicts", unit="output", leave=False)
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
             width = max(len(seqs[i]) for i in batch)
@@ -148,6 +151,8 @@ class ReasoningPairPMJudge(Judge):
             # decoded as TRL decodes completions in training (special tokens dropped), then parsed the same way
             for i, text in zip(batch, self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)):
                 texts[i] = text
+            bar.update(len(batch))
+        bar.close()
         return texts
 
     def judge_pairs(self, items: Sequence[tuple[Prompt, str, str]]) -> list[PairVerdict]:

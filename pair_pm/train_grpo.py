@@ -236,6 +236,19 @@ def first_token_probs(model, tokenizer, prefs: list[dict], max_length: int, batc
     return first_probs(model, seqs, tokenizer.pad_token_id, answer_token_ids(tokenizer), batch_size)
 
 
+def track_held_out(training_args, held: dict) -> None:
+    """The held-out evaluation (outside the Trainer) to the config's report_to (its wandb/trackio entries,
+    rm_core.tracking): into the training's wandb run when it is still open, else a run named <run>-held-out."""
+    from rm_core.tracking import start_run, trainer_report_to
+
+    backends = trainer_report_to(training_args.report_to)
+    if not backends:
+        return
+    name = f"{training_args.run_name or Path(training_args.output_dir).name}-held-out"
+    with start_run(backends, name=name, config={"output_dir": training_args.output_dir}) as tracker:
+        tracker.summary({"held_out": held})
+
+
 def reward_curve(log_history: list[dict], name: str = "pair_pm_verdict") -> list[dict]:
     """Per logged step: the mean reward, the verdict accuracy and the malformed rate of the sampled completions."""
     keys = {"reward": "reward", "accuracy": f"{name}/verdict", "malformed_rate": f"{name}/malformed_rate",
@@ -258,7 +271,7 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
     from pair_pm.grpo_rewards import make_verdict_reward_func, verdict_reward
     from pair_pm.judge import ReasoningPairPMJudge
     from pair_pm.prepare_data import REASONING_TEMPLATE_NAME
-    from rm_core.hub import CardInfo, publish
+    from rm_core.hub import CardEval, CardInfo, held_out_split, publish, trainer_tags
     from rm_core.models import load_causal_lm
     from rm_core.pipeline import finalise_checkpoint, held_out_line, load_preference_splits, peft_and_push, run_training
 
@@ -313,8 +326,12 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
         if test:
             judge = ReasoningPairPMJudge(model_out, tokenizer, training_args.max_prompt_length,
                                          max_new_tokens=max_new)
-            held = evaluate_reasoning_judge(judge, test)
+            from rm_core.progress import quiet_while
+
+            with quiet_while(training_args.disable_tqdm):  # the Trainer's bars and this one: one switch
+                held = evaluate_reasoning_judge(judge, test)
             results["held_out"] = held
+            track_held_out(training_args, held)
             print(f"[eval] held-out verdict accuracy {held['accuracy']:.4f} (chosen as A "
                   f"{held['accuracy_chosen_as_a']:.4f}, as B {held['accuracy_chosen_as_b']:.4f}); malformed "
                   f"outputs {held['malformed_rate']:.4f}; {held['pairs']} pairs", flush=True)
@@ -329,7 +346,10 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
         metrics = {f"held-out {k}": v for k, v in results.get("held_out", {}).items() if isinstance(v, (int, float))}
         publish(out_dir, model_out, tokenizer, rm_family="pair_pm", family_fields=fields, eval_results=results,
                 card=CardInfo(base_model=model_args.model_name_or_path, datasets=[data_args.dataset_name],
-                              training=training, metrics=metrics),
+                              training=training, metrics=metrics, tags=trainer_tags(trainer),
+                              evals=[CardEval(data_args.dataset_name, held_out_split(data_report["held_out"]),
+                                              {"held-out verdict accuracy": results["held_out"]["accuracy"]})
+                                     ] if test else []),
                 push=push, hub_model_id=hub_model_id, private=training_args.hub_private_repo,
                 ignore=("format-warmup/*",))
     state.wait_for_everyone()

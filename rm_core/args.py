@@ -4,6 +4,8 @@
     ChatTemplateArguments   mixin: --chat_template (every training config)
     PrecisionArguments      mixin: --bf16 defaulting to what the machine supports (every training config)
     RewardModelConfig       TRL's RewardConfig with both mixins (Bradley-Terry, ODIN, scalar ORM)
+    ReportingArguments      mixin: --quiet, --report_to, --run_name for a config whose stages run their own loops
+                            (ArmoRM); an argparse CLI adds the same with rm_core.tracking.add_run_args
 
 A family's config extends TRL's config with the mixins first, so each field and the precision rule are
 written once: `class PairPMConfig(PrecisionArguments, ChatTemplateArguments, SFTConfig)`.
@@ -15,6 +17,8 @@ from dataclasses import dataclass, field
 
 import torch
 from trl import RewardConfig
+
+from rm_core import tracking
 
 
 @dataclass
@@ -94,3 +98,12 @@ class RewardModelConfig(PrecisionArguments, ChatTemplateArguments, RewardConfig)
         metadata={"help": "Longer pairs are cut from the front (end of the response kept) and counted, not dropped."},
     )
     remove_unused_columns: bool = field(default=True, metadata={"help": "As in transformers."})
+
+
+@dataclass
+class ReportingArguments:
+    """Mixin for a config whose stages run their own loops (not the Trainer): --quiet, --report_to, --run_name."""
+
+    quiet: bool = field(default=False, metadata={"help": tracking.QUIET_HELP})
+    report_to: list[str] = field(default_factory=lambda: ["none"], metadata={"help": tracking.REPORT_TO_HELP})
+    run_name: str | None = field(default=None, metadata={"help": "The tracked run's name (--report_to)."})

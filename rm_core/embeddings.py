@@ -208,8 +208,7 @@ def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], ca
     `model_id` names the backbone in the cache's fingerprint (for the reader; the weights themselves identify
     it); `overwrite` empties a cache built by another backbone or dtype instead of refusing it.
     Returns {"embeddings", "prompt_embeddings": [N, H] fp32, "stats": {...}}."""
-    from tqdm.auto import tqdm
-
+    from rm_core.progress import progress
     from rm_core.templates import ensure_pad_token
 
     state = process_state()
@@ -244,7 +243,7 @@ def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], ca
     tokens = sum(len(by_key[k].ids) + (len(by_key[k].prompt_ids) if by_key[k].prompt_end is None else 0)
                  for s in mine for k in s)
     start = time.perf_counter()
-    with tqdm(total=tokens, unit="tok", desc=desc, disable=rank != 0 or not mine) as bar:
+    with progress(total=tokens, unit="tok", desc=desc, enabled=rank == 0 and bool(mine)) as bar:
         for shard_keys in mine:
             items = [by_key[k] for k in shard_keys]
             emb, prompt_emb = forward_items(model, items, pad_id, batch_size)

@@ -21,7 +21,16 @@ from rm_core.args import DataArguments, RewardModelConfig
 from rm_core.collators import tokenize_preferences
 from rm_core.data import drop_seen, hh_split, load_rows, load_split, split_pairs, to_preferences
 from rm_core.errors import UserInputError
-from rm_core.hub import CardInfo, describe_config_file, publish, self_description, take_hub_token
+from rm_core.hub import (
+    CardEval,
+    CardInfo,
+    describe_config_file,
+    held_out_split,
+    publish,
+    self_description,
+    take_hub_token,
+    trainer_tags,
+)
 from rm_core.inference import score_pairs
 from rm_core.metrics import pairwise_accuracy
 from rm_core.models import cache_dir, load_reward_model, resolve_model
@@ -222,7 +231,7 @@ def run_training(trainer, training_args, rm_family: str, family_fields: dict | N
 def train_pairwise_reward_model(
     data_args: DataArguments, training_args: RewardModelConfig, model_args, rm_family: str, command: str | None = None,
     trainer_cls=PairwiseRewardTrainer, model_loader=None, tokenize_fn=tokenize_preferences,
-    evaluate_fn=evaluate_pairs, family_fields: dict | None = None, evaluate_more=None,
+    evaluate_fn=evaluate_pairs, family_fields: dict | None = None, evaluate_more=None, card_fields: dict | None = None,
 ) -> dict:
     """The whole recipe. Hooks for families that keep this pipeline but change a part of it (odin_rm, the scalar
     ORM): model_loader(path, dtype, chat_template, revision=, attn_implementation=) -> (model, tokenizer), default
@@ -230,8 +239,10 @@ def train_pairwise_reward_model(
     tokenizer, max_length) -> (Dataset, TokenizeReport); evaluate_fn(model, tokenizer, prefs, max_length,
     batch_size) -> dict with at least accuracy, reward_mean and reward_std; family_fields: the family's own
     config.json fields (every checkpoint-N's and the final model's); evaluate_more(model, tokenizer) ->
-    (more eval_results.json entries, more model-card metrics), run on the final model after the divergence check
-    and before it is published. command: the card's reproduce line (default: the command that ran)."""
+    (more eval_results.json entries, more model-card metrics[, more model-index entries: CardEval]), run on the
+    final model after the divergence check and before it is published. command: the card's reproduce line
+    (default: the command that ran); card_fields: CardInfo fields that replace the pipeline's (datasets, ...),
+    and eval_dataset: the data set the held-out pairs' model-index entry names (default data_args.dataset_name)."""
     from transformers import set_seed
 
     state = PartialState()
@@ -283,10 +294,15 @@ def train_pairwise_reward_model(
                             results.get("held_out"))
         held = results.get("held_out", {})
         card_metrics = {f"held-out {k}": v for k, v in held.items()}
+        card_fields = dict(card_fields or {})
+        eval_dataset = card_fields.pop("eval_dataset", data_args.dataset_name)
+        evals = [CardEval(eval_dataset, held_out_split(data_report["held_out"]),
+                          {"held-out accuracy": held.get("accuracy")})] if held else []
         if evaluate_more is not None:
-            more_results, more_metrics = evaluate_more(model_out, tokenizer)
+            more_results, more_metrics, *more_evals = evaluate_more(model_out, tokenizer)
             results.update(more_results)
             card_metrics.update(more_metrics)
+            evals += [e for group in more_evals for e in group]
         training = {"base model": model_args.model_name_or_path, "data": data_args.dataset_name,
                     "train pairs": len(train), "max_length": training_args.max_length,
                     "epochs": training_args.num_train_epochs, "max_steps": training_args.max_steps,
@@ -296,8 +312,9 @@ def train_pairwise_reward_model(
         publish(out_dir, model_out, tokenizer, rm_family=rm_family, eval_results=results,
                 family_fields={**fields, "reward_mean": held.get("reward_mean"), "reward_std": held.get("reward_std"),
                                "reward_stats_on": f"held-out: {len(test)} pairs" if held else None},
-                card=CardInfo(base_model=model_args.model_name_or_path, datasets=[data_args.dataset_name],
-                              training=training, metrics=card_metrics, command=command),
+                card=CardInfo(**{"base_model": model_args.model_name_or_path, "datasets": [data_args.dataset_name],
+                                 "training": training, "metrics": card_metrics, "command": command, "evals": evals,
+                                 "tags": trainer_tags(trainer), **card_fields}),
                 push=push, hub_model_id=hub_model_id, private=training_args.hub_private_repo)
     state.wait_for_everyone()
     return results

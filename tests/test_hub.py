@@ -104,6 +104,36 @@ def test_describe_checkpoint_writes_family_template_and_fields():
     assert (model.config.reward_mean, model.config.reward_std) == (0.25, 1.5)
 
 
+def test_reward_mean_and_std_are_also_written_under_openrlhf_names(tmp_path):
+    """OpenRLHF's --normalize_reward reads config.mean / config.std: written beside reward_mean / reward_std,
+    in memory (describe_checkpoint, saved by save_pretrained) and into a saved config.json (describe_config_file);
+    a None one (no held-out set) is not, as OpenRLHF would load None."""
+    from transformers import AutoConfig
+
+    from rm_core.hub import describe_config_file
+    from rm_core.testing import tiny_reward_model
+
+    model, tokenizer = tiny_reward_model()
+    describe_checkpoint(model, tokenizer, "bradley_terry", reward_mean=-0.5, reward_std=2.0)
+    model.config.save_pretrained(tmp_path / "a")
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert (saved["mean"], saved["std"]) == (saved["reward_mean"], saved["reward_std"]) == (-0.5, 2.0)
+    config = AutoConfig.from_pretrained(tmp_path / "a")
+    assert (config.mean, config.std) == (-0.5, 2.0)
+
+    model, tokenizer = tiny_reward_model()
+    model.config.save_pretrained(tmp_path / "b")
+    assert describe_config_file(tmp_path / "b", "odin", None, reward_mean=0.25, reward_std=1.5)
+    saved = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert (saved["mean"], saved["std"], saved["reward_mean"], saved["reward_std"]) == (0.25, 1.5, 0.25, 1.5)
+
+    bare = SimpleNamespace(config=SimpleNamespace())
+    describe_checkpoint(bare, tokenizer, "bradley_terry", reward_mean=None, reward_std=None)
+    assert bare.config.reward_mean is None and not hasattr(bare.config, "mean") and not hasattr(bare.config, "std")
+    describe_checkpoint(bare, tokenizer, "pair_pm", pair_pm_max_length=8)  # no reward stats: none of the four
+    assert not hasattr(bare.config, "mean")
+
+
 def test_describe_checkpoint_round_trips_through_config_json(tmp_path):
     from transformers import AutoConfig
 
@@ -133,27 +163,129 @@ def test_families():
 # ---------------------------------------------------------------- model card
 
 
-def test_model_card_contains_the_metrics_and_command():
-    card = model_card(model_name="org/my-rm", base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
+def _card(tmp_path, text: str):
+    """The card as the Hub reads it: huggingface_hub.ModelCard.load of the README.md."""
+    from huggingface_hub import ModelCard
+
+    (tmp_path / "README.md").write_text(text, encoding="utf-8")
+    return ModelCard.load(tmp_path / "README.md")
+
+
+def test_model_card_contains_the_metrics_and_command(tmp_path):
+    text = model_card(model_name="org/my-rm", base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
                       rm_family="bradley_terry", datasets=["Anthropic/hh-rlhf"],
                       eval_results={"held-out accuracy": 0.87654, "held-out pairs": 446},
                       training={"learning rate": 1e-5, "LoRA": False}, command="python bradley_terry_rm/train.py --x 1")
-    assert card.startswith("---\n")
-    front = card.split("---")[1]
-    assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in front
-    assert "- Anthropic/hh-rlhf" in front and "- bradley_terry" in front and "- reward-model" in front
-    assert "# org/my-rm" in card
-    assert "| held-out accuracy | 0.8765 |" in card
-    assert "| held-out pairs | 446 |" in card
-    assert "| learning rate | 1e-05 |" in card
-    assert "python bradley_terry_rm/train.py --x 1" in card
+    assert text.startswith("---\n")
+    data = _card(tmp_path, text).data
+    assert data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct" and data.datasets == ["Anthropic/hh-rlhf"]
+    assert data.tags == ["reward-model", "bradley_terry"]
+    assert (data.pipeline_tag, data.library_name) == ("text-classification", "transformers")
+    assert "# org/my-rm" in text
+    assert "| held-out accuracy | 0.8765 |" in text
+    assert "| held-out pairs | 446 |" in text
+    assert "| learning rate | 1e-05 |" in text
+    assert "python bradley_terry_rm/train.py --x 1" in text
 
 
-def test_model_card_without_results():
-    card = model_card(model_name="m", base_model="b", rm_family="orm", datasets=[], eval_results=None,
+def test_model_card_without_results(tmp_path):
+    text = model_card(model_name="m", base_model="b", rm_family="orm", datasets=[], eval_results=None,
                       training={}, command="c")
-    assert "Not evaluated." in card
-    assert "datasets:" not in card
+    assert "Not evaluated." in text
+    assert "datasets:" not in text and "model-index" not in text and "base_model" not in text
+    assert _card(tmp_path, text).data.eval_results is None
+
+
+def test_model_card_round_trips_its_results_through_modelcard_load(tmp_path):
+    """model-index as the Hub reads it: ModelCard.load(...).data.eval_results gives back task, data set, split,
+    metric and value of every numeric result; None (a failure) and non-numbers are left out."""
+    from rm_core.hub import CardEval
+
+    evals = [CardEval("Anthropic/hh-rlhf", "test", {"held-out accuracy": 0.8125, "failed": None, "note": "x"}),
+             CardEval("../data/gsm8k/solutions.jsonl", "test", {"best-of-N accuracy": 0.5},
+                      task_name="Best-of-N selection")]
+    text = model_card(model_name="org/rm", base_model="HuggingFaceTB/SmolLM2-135M-Instruct", rm_family="prm",
+                      datasets=["builtin", str(tmp_path), "RLHFlow/Mistral-PRM-Data[500]", "offline:hh-harmless[20]",
+                                "Anthropic/hh-rlhf"],
+                      eval_results={"held-out accuracy": 0.8125}, training={}, command="c", evals=evals)
+    card = _card(tmp_path, text)
+    results = card.data.eval_results
+    assert card.data.model_name == "org/rm"
+    assert [(r.task_type, r.task_name, r.dataset_type, r.dataset_name, r.dataset_split, r.metric_type,
+             r.metric_name, r.metric_value) for r in results] == [
+        ("text-classification", "Reward modeling", "Anthropic/hh-rlhf", "Anthropic/hh-rlhf", "test", "accuracy",
+         "held-out accuracy", 0.8125),
+        ("text-classification", "Best-of-N selection", "solutions", "solutions", "test", "accuracy",
+         "best-of-N accuracy", 0.5)]
+    # Hub ids only: never "builtin" or a local path; a row limit dropped; an offline stand-in as its source
+    assert card.data.datasets == ["RLHFlow/Mistral-PRM-Data", "Anthropic/hh-rlhf"]
+    assert str(tmp_path) not in text.split("\n---\n")[0] and "builtin" not in text
+
+
+@pytest.mark.parametrize("family,fields,tag,library", [
+    ("bradley_terry", None, "text-classification", "transformers"),
+    ("armo", None, "text-classification", "transformers"),
+    ("odin", None, "text-classification", "transformers"),
+    ("orm", {"math_rm_head": "scalar"}, "text-classification", "transformers"),
+    ("orm", {"math_rm_judgement_ids": [1, 2]}, "text-generation", "transformers"),
+    ("prm", None, "text-generation", "transformers"),
+    ("pair_pm", None, "text-generation", "transformers"),
+    ("decision_tree", None, "tabular-classification", "sklearn"),
+])
+def test_pipeline_tag_and_library_fit_the_family(tmp_path, family, fields, tag, library):
+    from rm_core.hub import family_card
+
+    assert family_card(family, fields) == (tag, library)
+    data = _card(tmp_path, model_card(model_name="m", base_model=None, rm_family=family, datasets=[],
+                                      eval_results=None, training={}, command="c", family_fields=fields,
+                                      tags=["trl", "sft"])).data
+    assert (data.pipeline_tag, data.library_name) == (tag, library)
+    assert data.tags == ["reward-model", family, "trl", "sft"]
+
+
+def test_families_all_have_a_card_kind():
+    from rm_core.hub import FAMILY_CARD
+
+    assert set(FAMILY_CARD) == set(RM_FAMILIES)
+
+
+def test_base_model_of_provisioned_folders_is_their_hub_id(tmp_path, monkeypatch):
+    """The folders rm_core.models.provision builds offline stand for SmolLM2 and MiniLM on the Hub."""
+    from rm_core.hub import hub_base_model
+    from rm_core.models import MINILM, SMOLLM2, cache_dir
+
+    monkeypatch.setenv("RM_CACHE", str(tmp_path / "cache"))
+    for repo_id in (SMOLLM2, MINILM):
+        folder = cache_dir() / repo_id.replace("/", "--")  # where provision() puts it
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps({"model_type": "llama"}), encoding="utf-8")
+        assert hub_base_model(str(folder)) == repo_id
+    assert hub_base_model(SMOLLM2) == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert hub_base_model(MINILM) == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_base_model_of_a_local_path_is_its_recorded_hub_id_or_nothing(tmp_path, monkeypatch):
+    from rm_core.hub import hub_base_model
+    from rm_core.testing import save_tiny_backbone
+
+    plain = save_tiny_backbone(tmp_path / "base")  # transformers records no origin: no base_model
+    assert hub_base_model(str(plain)) is None
+    named = tmp_path / "llama"
+    named.mkdir()
+    (named / "config.json").write_text(json.dumps({"_name_or_path": "meta-llama/Llama-3.1-8B-Instruct"}))
+    assert hub_base_model(str(named)) == "meta-llama/Llama-3.1-8B-Instruct"
+    (named / "config.json").write_text(json.dumps({"_name_or_path": str(plain)}))
+    assert hub_base_model(str(named)) is None  # a path recorded as the origin is still a path
+    snapshot = tmp_path / "hub" / "models--Qwen--Qwen2.5-0.5B" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    assert hub_base_model(str(snapshot)) == "Qwen/Qwen2.5-0.5B"
+    monkeypatch.chdir(tmp_path)
+    assert hub_base_model("base") is None  # a relative folder, though shaped like nothing else
+    assert hub_base_model("./missing/model") is None and hub_base_model("") is None
+    text = model_card(model_name="m", base_model=str(plain), rm_family="bradley_terry", datasets=[str(plain)],
+                      eval_results=None, training={}, command="c")
+    assert str(plain) not in text and "fine-tuned from a local model" in text
+    assert _card(tmp_path, text).data.base_model is None
 
 
 # ---------------------------------------------------------------- push_folder

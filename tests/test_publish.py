@@ -80,11 +80,18 @@ def _read(folder: Path, name: str) -> dict:
     return json.loads((folder / name).read_text(encoding="utf-8"))
 
 
+def _card(folder: Path):
+    """The folder's README.md as the Hub reads it (huggingface_hub.ModelCard.load)."""
+    from huggingface_hub import ModelCard
+
+    return ModelCard.load(folder / "README.md")
+
+
 # ---------------------------------------------------------------- publish itself
 
 
 def test_publish_writes_everything_before_the_upload_and_never_a_token(tmp_path, hub, monkeypatch):
-    from rm_core.hub import CardInfo, publish
+    from rm_core.hub import CardEval, CardInfo, publish
     from rm_core.testing import tiny_reward_model
 
     model, tokenizer = tiny_reward_model()
@@ -94,7 +101,8 @@ def test_publish_writes_everything_before_the_upload_and_never_a_token(tmp_path,
     monkeypatch.setattr(sys, "argv", ["train.py", "--hub_token", "hf_abcdefghijklmnopqrstu", "--seed", "1"])
     returned = publish(out, model, tokenizer, rm_family="orm", family_fields={"math_rm_head": "scalar"},
                        eval_results=results, card=CardInfo(base_model="base", datasets=["d"], training={"steps": 2},
-                                                           metrics={"held-out accuracy": 0.75}),
+                                                           metrics={"held-out accuracy": 0.75},
+                                                           evals=[CardEval("d", "test", {"held-out accuracy": 0.75})]),
                        push=True, hub_model_id="org/rm", ignore=("skip/*",))
     assert returned is results and results["hub_commit"] == "https://huggingface.co/org/rm/commit/0"
     [uploaded] = hub.uploads
@@ -105,6 +113,11 @@ def test_publish_writes_everything_before_the_upload_and_never_a_token(tmp_path,
     card = (uploaded / "README.md").read_text()
     assert "# org/rm" in card and "| held-out accuracy | 0.7500 |" in card and "| steps | 2 |" in card
     assert "python train.py --hub_token *** --seed 1" in card and "hf_abc" not in card
+    data = _card(uploaded).data  # the card as the Hub reads it
+    assert (data.pipeline_tag, data.library_name) == ("text-classification", "transformers")  # the scalar ORM
+    assert data.base_model is None and data.datasets is None  # "base" and "d" are no Hub ids
+    assert [(r.dataset_type, r.dataset_split, r.metric_name, r.metric_value) for r in data.eval_results] == [
+        ("d", "test", "held-out accuracy", 0.75)]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging folder left behind
 
 
@@ -200,7 +213,21 @@ RECIPES = {
 }
 
 
-def _run_recipe(name: str, root: Path):
+# the card each recipe publishes: (pipeline_tag, tags beside reward-model and the family, the data set its
+# model-index names (the local folder's name: never its path), the metrics there)
+CARDS = {
+    "bradley_terry": ("text-classification", ["trl", "reward-trainer"], "prefs", ["held-out accuracy"]),
+    "odin": ("text-classification", ["trl", "reward-trainer"], "prefs", ["held-out accuracy"]),
+    "pair_pm": ("text-generation", ["trl", "sft"], "prefs", ["held-out accuracy"]),
+    "pair_pm_grpo": ("text-generation", ["trl", "grpo"], "prefs", ["held-out verdict accuracy"]),
+    "prm": ("text-generation", ["trl", "sft"], "math", ["best-of-N accuracy", "best-of-N weighted vote accuracy"]),
+    "orm": ("text-generation", ["trl", "sft"], "math", ["best-of-N accuracy", "best-of-N weighted vote accuracy"]),
+    "scalar_orm": ("text-classification", ["trl", "reward-trainer"], "math",
+                   ["held-out accuracy", "best-of-N accuracy", "best-of-N weighted vote accuracy"]),
+}
+
+
+def _run_recipe(name: str, root: Path, *more: str):
     import importlib
 
     from rm_core.testing import save_tiny_backbone
@@ -211,7 +238,7 @@ def _run_recipe(name: str, root: Path):
     data = _preferences(root) if kind == "prefs" else _math(root)
     out = root / "out"
     argv = ["--model_name_or_path", str(base), "--dataset_name", str(data), "--output_dir", str(out),
-            *TRAINER_FLAGS, *extra]
+            *TRAINER_FLAGS, *extra, *more]
     return recipe.main(*recipe.make_parser().parse_args_and_config(argv)), out
 
 
@@ -230,6 +257,18 @@ def test_every_recipe_ends_in_one_publish_with_its_family_fields(name, tmp_path,
                                                     if k != "hub_commit"}
     assert (uploaded / "README.md").read_text() == (out / "README.md").read_text()
     assert results["hub_commit"].startswith("https://huggingface.co/org/rm/")
+    if "reward_mean" in config:  # OpenRLHF's names beside the project's
+        assert (config["mean"], config["std"]) == (config["reward_mean"], config["reward_std"])
+    pipeline_tag, tags, dataset, metrics = CARDS[name]
+    data = _card(uploaded).data
+    assert (data.pipeline_tag, data.library_name, data.tags) == (pipeline_tag, "transformers",
+                                                                 ["reward-model", family, *tags])
+    assert data.base_model is None and data.datasets is None  # a local backbone and local data: no path written
+    assert data.model_name == "org/rm"
+    assert [r.metric_name for r in data.eval_results] == metrics
+    assert {(r.dataset_type, r.dataset_split, r.metric_type) for r in data.eval_results} == {(dataset, "test",
+                                                                                              "accuracy")}
+    assert all(0.0 <= r.metric_value <= 1.0 for r in data.eval_results)
 
 
 def test_scalar_orm_hub_copy_is_a_scalar_orm_when_uploaded(tmp_path, fake_hub):
@@ -252,6 +291,17 @@ def test_scalar_orm_hub_copy_is_a_scalar_orm_when_uploaded(tmp_path, fake_hub):
     assert results["best_of_n"]["scalar_orm"] == saved["best_of_n"]["scalar_orm"]
 
 
+@pytest.mark.parametrize("name", ["bradley_terry", "scalar_orm"])
+def test_a_recipe_without_a_held_out_set_publishes_a_card_without_model_index(name, tmp_path, hub):
+    """No held-out set: no model-index entry (nothing was measured), and no OpenRLHF mean/std (the reward stats are
+    null, and OpenRLHF cannot load a null)."""
+    _, out = _run_recipe(name, tmp_path, "--dataset_test_split", "", "--eval_fraction", "0")
+    config = _read(out, "config.json")
+    assert config["reward_mean"] is None and "mean" not in config and "std" not in config
+    data = _card(out).data
+    assert data.eval_results is None and data.pipeline_tag == "text-classification"
+
+
 def test_armo_export_ends_in_publish(tiny_armo, tmp_path, hub):
     """Stage 2 again on the session's stage 1 (its output folder copied), pushed: the export is published."""
     import dataclasses
@@ -271,6 +321,12 @@ def test_armo_export_ends_in_publish(tiny_armo, tmp_path, hub):
     assert config["auto_map"] and (uploaded / "model.safetensors").is_file()
     assert not (uploaded / "regression.safetensors").exists() and not (uploaded / "embeddings").exists()
     assert _read(uploaded, "eval_results.json")["test"] == json.loads(json.dumps(results["test"]))
+    data = _card(uploaded).data
+    assert (data.pipeline_tag, data.tags) == ("text-classification", ["reward-model", "armo"])  # not TRL-trained
+    from rm_core.hub import dataset_label
+
+    tested = {dataset_label(name): v["accuracy"] for name, v in results["test"].items() if "accuracy" in v}
+    assert {r.dataset_type: r.metric_value for r in data.eval_results or []} == pytest.approx(tested)
 
 
 # ---------------------------------------------------------------- checkpoint-N
@@ -298,3 +354,119 @@ def test_every_trainer_checkpoint_is_self_described(tmp_path, hub):
         assert (checkpoint / "trainer_state.json").is_file()
     assert "reward_mean" in _read(out, "config.json")
     assert not [p for p in hub.uploads[0].rglob("*") if "checkpoint-" in str(p)]  # checkpoints stay local
+
+
+# ---------------------------------------------------------------- --push_results: an evaluation into a card
+
+
+def _reward_bench_rows(path: Path) -> Path:
+    rows = [{"id": f"{subset}-{i}", "subset": subset, "prompt": f"Question {i}?", "chosen": f"Answer {i}: yes.",
+             "rejected": "no", "chosen_model": "x", "rejected_model": "y"}
+            for subset in ("alpacaeval-easy", "llmbar-natural") for i in range(3)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_push_results_adds_a_benchmark_to_a_local_checkpoints_card(tmp_path):
+    """eval_reward_bench --push_results FOLDER: the checkpoint's README.md gets the benchmark in its model-index,
+    read back by ModelCard.load; what the card said before (its held-out result, base model, text) stays, and a
+    second run replaces its own entries instead of adding more."""
+    from eval.report import model_index_metrics
+    from eval.reward_bench import evaluate, make_parser
+    from rm_core.hub import CardEval, CardInfo, publish
+    from rm_core.testing import tiny_reward_model
+
+    model, tokenizer = tiny_reward_model(seed=7)
+    ckpt = tmp_path / "ckpt"
+    model.save_pretrained(ckpt)
+    tokenizer.save_pretrained(ckpt)
+    publish(ckpt, model, tokenizer, rm_family="bradley_terry", eval_results={},
+            card=CardInfo(base_model="HuggingFaceTB/SmolLM2-135M-Instruct", datasets=["Anthropic/hh-rlhf"],
+                          training={}, command="c", evals=[CardEval("Anthropic/hh-rlhf", "test",
+                                                                    {"held-out accuracy": 0.7})]))
+    before = _card(ckpt)
+    rows = _reward_bench_rows(tmp_path / "rows.jsonl")
+
+    def run(out: str) -> dict:
+        return evaluate(make_parser().parse_args(["--model", str(ckpt), "--dataset", str(rows), "--output_dir",
+                                                  str(tmp_path / out), "--batch_size", "6",
+                                                  "--push_results", str(ckpt)]))
+
+    summary = run("first")
+    card = _card(ckpt)
+    assert card.text == before.text and card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert card.data.pipeline_tag == "text-classification" and card.data.datasets == ["Anthropic/hh-rlhf"]
+    held, *added = card.data.eval_results
+    assert (held.dataset_type, held.metric_name, held.metric_value) == ("Anthropic/hh-rlhf", "held-out accuracy", 0.7)
+    expected = {k: v for k, v in model_index_metrics("reward_bench", summary).items() if v is not None}
+    assert "accuracy (all pairs)" in expected
+    assert {r.metric_name: r.metric_value for r in added} == pytest.approx(expected)
+    assert {(r.task_type, r.dataset_type, r.dataset_name, r.dataset_split) for r in added} == {
+        ("text-classification", "rows", "rows", "filtered")}
+    run("second")  # the same benchmark again: replaced, not repeated
+    assert len(_card(ckpt).data.eval_results) == 1 + len(added)
+
+
+def test_push_results_to_a_folder_without_a_card_writes_one(tmp_path):
+    from huggingface_hub import ModelCard
+
+    from rm_core.hub import CardEval, push_eval_results
+
+    folder = tmp_path / "third-party-rm"
+    folder.mkdir()
+    assert push_eval_results(folder, [CardEval("allenai/reward-bench", "filtered", {"score": 0.61}, "RewardBench")]) \
+        == str(folder / "README.md")
+    card = ModelCard.load(folder / "README.md")
+    [r] = card.data.eval_results
+    assert (card.data.model_name, r.dataset_type, r.dataset_name, r.metric_name, r.metric_value) == (
+        "third-party-rm", "allenai/reward-bench", "RewardBench", "score", 0.61)
+    with pytest.raises(ValueError, match="overwrite"):  # another value for it, without overwrite: refused
+        push_eval_results(folder, [CardEval("allenai/reward-bench", "filtered", {"score": 0.5}, "RewardBench")],
+                          overwrite=False)
+
+
+def test_push_results_to_the_hub_sends_model_index_through_metadata_update(tmp_path, monkeypatch):
+    """eval_best_of_n --push_results ORG/NAME: one huggingface_hub.metadata_update with the model-index entries of
+    the judge's own numbers (not the baselines), overwrite on, and no token passed: huggingface_hub reads HF_TOKEN,
+    which nothing writes."""
+    import huggingface_hub
+
+    from eval.best_of_n import evaluate, make_parser
+    from rm_core.testing import save_tiny_reward_model
+
+    calls = []
+
+    def metadata_update(repo_id, metadata, **kwargs):
+        calls.append((repo_id, json.loads(json.dumps(metadata)), kwargs))
+        return f"https://huggingface.co/{repo_id}/commit/1"
+
+    monkeypatch.setattr(huggingface_hub, "metadata_update", metadata_update)
+    token = "hf_SecretTokenForThisTest0123456789"
+    monkeypatch.setenv("HF_TOKEN", token)
+    ckpt = save_tiny_reward_model(tmp_path / "ckpt", seed=3)
+    cands = tmp_path / "cands.jsonl"
+    cands.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"What is {i} + 1?",
+                                         "responses": [f"It is {i + 1}.", "No idea.", f"It is {i}."],
+                                         "correct": [True, False, False]}) + "\n" for i in range(3)))
+    out = tmp_path / "out"
+    summary = evaluate(make_parser().parse_args(["--model", str(ckpt), "--dataset", str(cands), "--output_dir",
+                                                 str(out), "--push_results", "org/rm"]))
+    [(repo_id, metadata, kwargs)] = calls
+    assert repo_id == "org/rm" and kwargs["overwrite"] is True and kwargs.get("token") is None
+    assert metadata == {"model-index": [{"name": "org/rm", "results": [{
+        "task": {"type": "text-classification", "name": "Reward modeling"},
+        "dataset": {"name": "cands", "type": "cands", "split": "test"},
+        "metrics": [{"type": "accuracy", "value": summary["judge"], "name": "judge's pick accuracy"},
+                    {"type": "accuracy", "value": summary["judge_weighted_vote"],
+                     "name": "judge-weighted vote accuracy"}]}]}]}
+    for path in [*out.rglob("*"), *ckpt.rglob("*")]:
+        assert not path.is_file() or token.encode() not in path.read_bytes()
+
+
+@pytest.mark.parametrize("target", ["/no/such/folder", "a/b/c", "data/rows.jsonl"])
+def test_push_results_refuses_a_target_that_is_neither_a_folder_nor_a_hub_id(target, tmp_path, capsys):
+    from eval.best_of_n import make_parser
+
+    with pytest.raises(SystemExit):
+        make_parser().parse_args(["--model", str(tmp_path), "--push_results", target])
+    assert "neither a local checkpoint folder nor a Hub model id" in capsys.readouterr().err
