@@ -19,6 +19,12 @@ One implementation of the rules: the baselines and the pick are rm_core/best_of_
 - the judge-weighted vote: majority vote with the judge's scores as vote weights (probabilities as they are,
   other scores through a sigmoid; rm_core.best_of_n.weighted_vote_pick).
 Scoring goes through the shared resumable, process-split loop (eval/runner.py), one question per item.
+
+Intervals and length (rm_core.stats, rm_core.length): the judge's pick, its weighted vote and every baseline have a
+95% interval in the summary's `ci95` tree (`ci95["judge"]`, `ci95["baselines"]["oracle"]`), a seeded bootstrap over
+the questions. `length`: "shorter wins" is the accuracy of picking the shortest candidate (a tie at the shortest
+counts the share of the tied ones that are correct), "longer wins" the longest; a question's correct candidates
+are "longer" when their mean length exceeds the incorrect ones' (questions all right or all wrong: neither).
 """
 
 from __future__ import annotations
@@ -26,9 +32,17 @@ from __future__ import annotations
 import argparse
 
 from eval.runner import add_judge_args, check_model, listwise_scores, run_benchmark, run_eval_command
-from rm_core.best_of_n import DEFAULT_CANDIDATES, baselines, load_candidates, score_pick, weighted_vote_pick
+from rm_core.best_of_n import (
+    DEFAULT_CANDIDATES,
+    baselines,
+    load_candidates,
+    question_values,
+    score_pick,
+    weighted_vote_pick,
+)
 from rm_core.data import SkipReport
 from rm_core.errors import cli_entry
+from rm_core.stats import interval_at, interval_tree, value_at
 
 DEFAULT_DATASET = DEFAULT_CANDIDATES
 
@@ -47,11 +61,57 @@ def make_scorer(judge):
         for c, scores in zip(items, all_scores):
             pick, right = score_pick(scores, c["correct"])
             _, voted_right = weighted_vote_pick(c["responses"], scores, c["correct"])
-            rows.append({"id": c["id"], "scores": scores, "pick": pick, "correct_pick": right,
-                         "correct_weighted_vote": voted_right,
-                         "failed_candidates": sum(s is None for s in scores)})
+            row = {"id": c["id"], "scores": scores, "pick": pick, "correct_pick": right,
+                   "correct_weighted_vote": voted_right, "failed_candidates": sum(s is None for s in scores)}
+            if not judge.pointwise:
+                row["pairwise"] = True
+            rows.append(row)
         return rows
     return scorer
+
+
+BASELINES = ("random", "majority_vote", "majority_vote_expected_ties", "oracle")
+
+
+def units(rows: list[dict], cands: list[dict] | None = None) -> dict[str, dict[str, dict[str, float]]]:
+    """The bootstrap's units: {"all": {question id: {"judge": 1/0, "judge_weighted_vote": 1/0, and with the
+    candidates each baseline's value (rm_core.best_of_n.question_values)}}}."""
+    by_id = {str(c["id"]): c for c in cands or []}
+    out = {}
+    for r in rows:
+        unit = {"judge": float(r["correct_pick"]), "judge_weighted_vote": float(r["correct_weighted_vote"])}
+        if str(r["id"]) in by_id:
+            unit.update(question_values(by_id[str(r["id"])]))
+        out[str(r["id"])] = unit
+    return {"all": out}
+
+
+def statistics(units_all: dict) -> dict[tuple, object]:
+    """Every accuracy of `summarize` as a mean over the (resampled) questions, keyed by its path."""
+    columns = {c for u in units_all.get("all", {}).values() for c in u}
+    stats: dict[tuple, object] = {(k,): (lambda m, k=k: m["all"][k]) for k in ("judge", "judge_weighted_vote")}
+    stats.update({("baselines", k): (lambda m, k=k: m["all"][k]) for k in BASELINES if k in columns})
+    return stats
+
+
+def length_block(rows: list[dict], cands: list[dict]) -> dict | None:
+    """rm_core.length.length_control over the questions: "shorter wins" is the accuracy of picking the shortest
+    candidate (ties at the shortest: the share of them that are correct), the correct candidates "longer" when
+    their mean length exceeds the incorrect ones'; questions all right or all wrong are in neither group."""
+    from rm_core.length import chars, length_control
+
+    by_id = {str(c["id"]): c for c in cands}
+    rows = [r for r in rows if str(r["id"]) in by_id]
+    if not rows:
+        return None
+    pairwise = any(r.get("pairwise") for r in rows)
+    items, responses = [], []
+    for r in rows:
+        c = by_id[str(r["id"])]
+        lengths = [chars(x) for x in c["responses"]]
+        items.append({"lengths": lengths, "correct": c["correct"], "value": float(r["correct_pick"])})
+        responses += list(zip(r["scores"], lengths))
+    return length_control(items, None if pairwise else responses, pairwise=pairwise)
 
 
 def summarize_with(cands: list[dict]):
@@ -59,13 +119,14 @@ def summarize_with(cands: list[dict]):
         if not rows:
             return {"judge": None, "baselines": None}
         base = baselines(cands)
+        by_unit = units(rows, cands)
         return {"judge": sum(r["correct_pick"] for r in rows) / len(rows),
                 "judge_weighted_vote": sum(r["correct_weighted_vote"] for r in rows) / len(rows),
-                "baselines": {k: base[k] for k in ("random", "majority_vote", "majority_vote_expected_ties",
-                                                   "oracle")},
+                "baselines": {k: base[k] for k in BASELINES},
                 "questions": base["questions"], "candidates": base["candidates"],
                 "failed_candidates": sum(r["failed_candidates"] for r in rows),
-                "questions_with_no_pick": sum(r["pick"] is None for r in rows)}
+                "questions_with_no_pick": sum(r["pick"] is None for r in rows),
+                "ci95": interval_tree(by_unit, statistics(by_unit)), "length": length_block(rows, cands)}
     return summarize
 
 
@@ -73,18 +134,34 @@ def _pct(v):
     return "n/a" if v is None else f"{100 * v:.2f}"
 
 
+def _ci(summary: dict, path: tuple) -> str:
+    ci = interval_at(summary, path)
+    return "" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
 def format_table(summary: dict) -> str:
-    lines = [f"{'method':<28}  {'acc %':>7}", "-" * 37]
+    lines = [f"{'method':<28}  {'acc %':>7}  95% CI", "-" * 50]
     for name, v in (summary.get("baselines") or {}).items():
-        lines.append(f"{name:<28}  {_pct(v):>7}")
-    lines.append(f"{'judge (' + str(summary.get('model')) + ')':<28}  {_pct(summary.get('judge')):>7}")
-    lines.append(f"{'judge-weighted vote':<28}  {_pct(summary.get('judge_weighted_vote')):>7}")
+        lines.append(f"{name:<28}  {_pct(v):>7}  {_ci(summary, ('baselines', name))}")
+    lines.append(f"{'judge (' + str(summary.get('model')) + ')':<28}  {_pct(summary.get('judge')):>7}  "
+                 f"{_ci(summary, ('judge',))}")
+    lines.append(f"{'judge-weighted vote':<28}  {_pct(summary.get('judge_weighted_vote')):>7}  "
+                 f"{_ci(summary, ('judge_weighted_vote',))}")
+    lines.append("(95% CI: bootstrap over the questions)")
+    from rm_core.length import format_length
+
+    lines.extend(format_length(summary.get("length")))
     return "\n".join(lines)
 
 
+def headline_paths(summary: dict) -> dict[str, tuple]:
+    """The numbers a report compares side by side, each with the path of the number (and of its interval)."""
+    return {"judge's pick": ("judge",), "judge-weighted vote": ("judge_weighted_vote",),
+            **{k: ("baselines", k) for k in (summary.get("baselines") or {})}}
+
+
 def headline(summary: dict) -> dict[str, float | None]:
-    return {"judge's pick": summary["judge"], "judge-weighted vote": summary.get("judge_weighted_vote"),
-            **(summary.get("baselines") or {})}
+    return {name: value_at(summary, path) for name, path in headline_paths(summary).items()}
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -26,6 +26,13 @@ response once: A>B when score(A) > score(B), B>A when lower, a tie when equal; i
 both orders (the official repository runs order-independent judges with --single_game, which is this). The
 official reward-model judges turn an exact tie into "B>A"; here a tie is a tie and never correct (the
 project's one tie rule).
+
+Intervals and controls (rm_core.stats, rm_core.length, judges.conflicts): every accuracy (overall, per category,
+per source) has a 95% interval in the summary's `ci95` tree (`ci95["accuracy"]`,
+`ci95["sources"][name]["accuracy"]`), a seeded bootstrap over the pairs resampled within each source. `length` is
+the length control over the pairs (the labelled-better response as the chosen one, a pair counted right when its
+official outcome is correct); `order` (pairwise judges) gives the accuracy in each order and the order-flip rate
+by judges.conflicts' definitions, beside the official `inconsistent` count.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ import argparse
 from eval.runner import add_judge_args, check_model, pair_verdicts, run_benchmark, run_eval_command
 from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, load_rows, same_response
 from rm_core.errors import cli_entry
+from rm_core.length import chars
+from rm_core.stats import interval_at, interval_tree, value_at
 
 DEFAULT_DATASET = "ScalerLab/JudgeBench"
 LABELS = ("A>B", "B>A")
@@ -113,12 +122,13 @@ def make_scorer(judge):
             verdicts = pair_verdicts(judge, triples)
             # p_backward is P(A better) with A shown second: its decision is already in A/B terms (rule 1)
             decisions = [(decision_from_p(v.p_forward), decision_from_p(v.p_backward)) for v in verdicts]
-            extra = [{"p_forward": v.p_forward, "p_backward": v.p_backward} for v in verdicts]
+            extra = [{"p_forward": v.p_forward, "p_backward": v.p_backward, "pairwise": True} for v in verdicts]
         rows = []
         for it, (d1, d2), ex in zip(items, decisions, extra):
             rows.append({"id": it["id"], "source": it["source"], "label": it["label"], "decision_forward": d1,
                          "decision_backward": d2, "outcome": pair_outcome(d1, d2, it["label"]),
-                         "failed": d1 is None or d2 is None, **ex})
+                         "failed": d1 is None or d2 is None, "chars_A": chars(it["response_A"]),
+                         "chars_B": chars(it["response_B"]), **ex})
         return rows
     return scorer
 
@@ -135,6 +145,70 @@ def _tally(rows: list[dict]) -> dict:
             "nulls": sum(r["decision_forward"] is None or r["decision_backward"] is None for r in rows)}
 
 
+def units(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """The bootstrap's units: {source: {pair id: {"correct": 1 when the pair's outcome is correct, else 0}}}."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        out.setdefault(r["source"], {})[str(r["id"])] = {"correct": float(r["outcome"] > 0)}
+    return out
+
+
+def statistics(units_by_source: dict) -> dict[tuple, object]:
+    """Every accuracy of `summarize` from the (resampled) per-source accuracies, keyed by its path: a pooled one
+    is the per-source accuracies weighted by the sources' sizes (rm_core.stats)."""
+    sizes = {s: len(u) for s, u in units_by_source.items()}
+
+    def pooled(m, names):
+        total = sum(sizes[s] for s in names)
+        return sum(sizes[s] * m[s]["correct"] for s in names) / total if total else None
+
+    everything = list(units_by_source)
+    stats: dict[tuple, object] = {("accuracy",): lambda m: pooled(m, everything),
+                                  ("overall", "accuracy"): lambda m: pooled(m, everything)}
+    for s in units_by_source:
+        stats[("sources", s, "accuracy")] = lambda m, s=s: m[s]["correct"]
+    for c in CATEGORIES:
+        mine = [s for s in units_by_source if category_of(s) == c]
+        if mine:
+            stats[("categories", c, "accuracy")] = lambda m, mine=mine: pooled(m, mine)
+    return stats
+
+
+def _chosen_first(r: dict):
+    """The pair's verdict with the CHOSEN (labelled better) response as a: for label B>A, P(B better) with B shown
+    first is 1 - p_backward and with B shown second 1 - p_forward."""
+    from judges.base import PairVerdict
+
+    if r["label"] == "A>B":
+        return PairVerdict(r["p_forward"], r["p_backward"])
+    flip_p = [None if p is None else 1.0 - p for p in (r["p_backward"], r["p_forward"])]
+    return PairVerdict(*flip_p)
+
+
+def length_block(rows: list[dict]) -> dict | None:
+    """rm_core.length.length_control over the pairs (the labelled-better response as the chosen one; a pair's
+    value is 1 when its official outcome is correct); None when the rows carry no lengths."""
+    from rm_core.length import length_control, pair_item
+
+    if not rows or not all("chars_A" in r for r in rows):
+        return None
+    pairwise = any(r.get("pairwise") for r in rows)
+    items = [pair_item(*((r["chars_A"], r["chars_B"]) if r["label"] == "A>B" else (r["chars_B"], r["chars_A"])),
+                       float(r["outcome"] > 0)) for r in rows]
+    responses = None if pairwise else [x for r in rows for x in ((r.get("score_A"), r["chars_A"]),
+                                                                     (r.get("score_B"), r["chars_B"]))]
+    return length_control(items, responses, pairwise=pairwise, strata=[r["source"] for r in rows])
+
+
+def order_block(rows: list[dict]) -> dict | None:
+    """judges.conflicts.order_report over the pairs a pairwise judge answered (chosen = the labelled-better one)."""
+    from judges.conflicts import order_report
+
+    if not rows or not all("p_forward" in r for r in rows):
+        return None
+    return order_report([_chosen_first(r) for r in rows], strata=[r["source"] for r in rows])
+
+
 def summarize(rows: list[dict]) -> dict:
     if not rows:
         return {"accuracy": None, "overall": None, "sources": {}, "categories": {}}
@@ -145,32 +219,54 @@ def summarize(rows: list[dict]) -> dict:
         if mine:
             categories[c] = _tally(mine)
     overall = _tally(rows)
-    return {"accuracy": overall["accuracy"], "overall": overall, "categories": categories, "sources": sources}
+    by_unit = units(rows)
+    return {"accuracy": overall["accuracy"], "overall": overall, "categories": categories, "sources": sources,
+            "ci95": interval_tree(by_unit, statistics(by_unit)), "length": length_block(rows),
+            "order": order_block(rows)}
 
 
 def _pct(v):
     return "n/a" if v is None else f"{100 * v:.2f}"
 
 
+def _ci(summary: dict, path: tuple) -> str:
+    ci = interval_at(summary, path)
+    return "" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
 def format_table(summary: dict) -> str:
     width = max([len("source")] + [len(s) for s in summary["sources"]])
-    lines = [f"{'source':<{width}}  {'n':>4}  {'acc %':>6}  inconsistent", "-" * (width + 28)]
-    for name, t in list(summary["categories"].items()) + [("", None)] + list(summary["sources"].items()):
+    lines = [f"{'source':<{width}}  {'n':>4}  {'acc %':>6}  {'95% CI':<12}  inconsistent", "-" * (width + 42)]
+    rows = ([(name, t, "categories") for name, t in summary["categories"].items()] + [("", None, "")]
+            + [(name, t, "sources") for name, t in summary["sources"].items()])
+    for name, t, where in rows:
         if t is None:
             lines.append("")
             continue
-        lines.append(f"{name:<{width}}  {t['n']:>4}  {_pct(t['accuracy']):>6}  {t['inconsistent']}")
+        lines.append(f"{name:<{width}}  {t['n']:>4}  {_pct(t['accuracy']):>6}  "
+                     f"{_ci(summary, (where, name, 'accuracy')):<12}  {t['inconsistent']}")
     if summary["overall"]:
         o = summary["overall"]
-        lines.append(f"\nAccuracy: {_pct(o['accuracy'])} ({o['correct']}/{o['n']}; ties {o['tie']}, "
-                     f"inconsistent {o['inconsistent']}, with a failed judgment {o['nulls']})")
+        lines.append(f"\nAccuracy: {_pct(o['accuracy'])} {_ci(summary, ('accuracy',))} ({o['correct']}/{o['n']}; "
+                     f"ties {o['tie']}, inconsistent {o['inconsistent']}, with a failed judgment {o['nulls']})")
+        lines.append("(95% CI: bootstrap over the pairs, resampled within each source)")
+    from judges.conflicts import format_order
+    from rm_core.length import format_length
+
+    lines.extend(format_length(summary.get("length")))
+    lines.extend(format_order(summary.get("order")))
     return "\n".join(lines)
 
 
-def headline(summary: dict) -> dict[str, float | None]:
-    out = {"accuracy": summary["accuracy"]}
-    out.update({c: t["accuracy"] for c, t in summary["categories"].items()})
+def headline_paths(summary: dict) -> dict[str, tuple]:
+    """The numbers a report compares side by side, each with the path of the number (and of its interval)."""
+    out = {"accuracy": ("accuracy",)}
+    out.update({c: ("categories", c, "accuracy") for c in summary["categories"]})
     return out
+
+
+def headline(summary: dict) -> dict[str, float | None]:
+    return {name: value_at(summary, path) for name, path in headline_paths(summary).items()}
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -7,8 +7,12 @@
     accelerate launch --num_processes 8 -m eval.report ...          # every benchmark split over the processes
 
 Writes DIR/report.md (a markdown table per benchmark: one column per judge, the benchmark's headline numbers
-as rows, then the time each took), DIR/<benchmark>.png (a grouped bar chart per benchmark section) and
-DIR/report.json. Each (judge, benchmark) result is cached in DIR/cache/<judge>__<benchmark>__<key>/ (the
+as rows, each with its 95% interval, then the length control, a pairwise judge's both orders and order-flip rate,
+the time each took, and the paired comparison of every two judges on the benchmark's main number: the
+difference, its paired-bootstrap interval and whether it excludes zero), DIR/overview.png (the chart to look at
+first: each benchmark's main number per judge with interval bars, the length baselines and the `--baseline`
+judge as reference lines), DIR/<benchmark>.png (a grouped bar chart of every headline number, with intervals)
+and DIR/report.json. Each (judge, benchmark) result is cached in DIR/cache/<judge>__<benchmark>__<key>/ (the
 benchmark's own results.json and scores.jsonl) under a key made of the judge spec, its checkpoint's files (by
 content), the benchmark, its data set (path and content, or Hub commit), split and options: a second run with one
 more judge scores only that judge; a checkpoint or data set changed in place, or a changed option, scores again. A killed run resumes inside a benchmark
@@ -151,19 +155,39 @@ def run_one(judge, judge_spec: str, bench: dict, out_dir: Path, options: dict, s
     return module.evaluate(args)
 
 
+def scoring_module(kind: str):
+    """The module that scores a benchmark kind: `headline_paths(summary)`, `units(rows)`, `statistics(units)`."""
+    import importlib
+
+    return importlib.import_module("eval.scoring") if kind in ("reward_bench", "pairs") else _module(kind)
+
+
+def headline_paths(kind: str, summary: dict) -> dict[str, tuple]:
+    """The numbers a report puts side by side for one benchmark kind, each with its path in the summary."""
+    return scoring_module(kind).headline_paths(summary)
+
+
 def headline(kind: str, summary: dict) -> dict[str, float | None]:
     """The numbers a report puts side by side for one benchmark kind."""
+    from rm_core.stats import value_at
+
+    return {name: value_at(summary, path) for name, path in headline_paths(kind, summary).items()}
+
+
+def headline_ci(kind: str, summary: dict) -> dict[str, list | None]:
+    """The 95% interval of each headline number ([low, high], None where the summary has none)."""
+    from rm_core.stats import interval_at
+
+    return {name: interval_at(summary, path) for name, path in headline_paths(kind, summary).items()}
+
+
+def main_metric(kind: str, head: dict) -> str | None:
+    """The one number per benchmark the overview chart and the paired comparisons use: RewardBench's score when
+    it has one, else its accuracy over all pairs; the first headline number of the other kinds (RewardBench 2's
+    score, RM-Bench's total, JudgeBench's accuracy, best-of-N's judge's pick)."""
     if kind in ("reward_bench", "pairs"):
-        subsets = summary["subsets"]
-        total_n = sum(s["n"] for s in subsets.values())
-        out = {"accuracy (all pairs)": sum(s["correct"] for s in subsets.values()) / total_n if total_n else None}
-        if summary.get("score") is not None:
-            out["score"] = summary["score"]
-        out.update({k: v for k, v in summary.get("sections", {}).items() if v is not None and len(subsets) > 1})
-        if len(subsets) > 1:
-            out.update({k: s["accuracy"] for k, s in subsets.items()})
-        return out
-    return _module(kind).headline(summary)
+        return "score" if head.get("score") is not None else "accuracy (all pairs)"
+    return next(iter(head), None)
 
 
 # ---------------------------------------------------------------- --push_results: a benchmark into a model card
@@ -216,57 +240,141 @@ def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}"
 
 
-def markdown(results: dict, benches: dict, judges: list[str]) -> str:
+def _with_ci(v, ci) -> str:
+    return _pct(v) + ("" if v is None or not ci else f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]")
+
+
+LENGTH_ROWS = [("length baseline: shorter wins", "shorter_wins"), ("length baseline: longer wins", "longer_wins"),
+               ("chosen is the longer (share of items)", "chosen_longer_share"),
+               ("accuracy where chosen is longer", "accuracy_chosen_longer"),
+               ("accuracy where chosen is shorter", "accuracy_chosen_shorter"),
+               ("length-balanced accuracy", "length_balanced_accuracy")]
+ORDER_ROWS = [("both orders (pairwise judge)", "both_orders"), ("chosen shown first", "chosen_first"),
+              ("chosen shown second", "chosen_second"), ("order-flip rate", "order_flip_rate")]
+
+
+def _cell(results: dict, judge: str, bname: str) -> dict:
+    return results.get(judge, {}).get(bname, {})
+
+
+def _metrics(results: dict, bname: str, judges: list[str]) -> list[str]:
+    metrics: list[str] = []
+    for j in judges:
+        for m in (_cell(results, j, bname).get("headline") or {}):
+            if m not in metrics:
+                metrics.append(m)
+    return metrics
+
+
+def markdown(results: dict, benches: dict, judges: list[str], comparisons: dict | None = None,
+             baseline: str | None = None) -> str:
     lines = ["# Evaluation report", "",
-             "Accuracies and scores in percent; time = wall seconds of that (judge, benchmark) evaluation "
-             "(data loading and scoring; `cached` when it came from the cache this run).", ""]
+             "Accuracies and scores in percent, each with its 95% confidence interval in brackets: a seeded bootstrap "
+             "(2,000 resamples) over the items (pairs, prompts, questions), resampled within each subset and combined "
+             "with the benchmark's official weights. Length is counted in characters; \"shorter wins\" is the "
+             "accuracy of always preferring the shorter response (the shortest of N), a tie in length counting half. "
+             "time = wall seconds of that (judge, benchmark) evaluation (data loading and scoring; `cached` when it "
+             "came from the cache this run).", ""]
+    if baseline:
+        lines += [f"Baseline judge (a reference line in the charts): `{baseline}`.", ""]
+    lines += ["![overview](overview.png)", ""]
+    names = [f"{j} (baseline)" if j == baseline else j for j in judges]
     for bname, bench in benches.items():
         lines += [f"## {bench['title']}", "", f"`{bench['kind']}` on `{bench['dataset']}` (split `{bench['split']}`)", ""]
-        metrics: list[str] = []
-        for j in judges:
-            for m in (results.get(j, {}).get(bname, {}).get("headline") or {}):
-                if m not in metrics:
-                    metrics.append(m)
-        lines.append("| metric | " + " | ".join(judges) + " |")
+        lines.append("| metric | " + " | ".join(names) + " |")
         lines.append("|---|" + "---|" * len(judges))
-        for m in metrics:
-            cells = [_pct((results.get(j, {}).get(bname, {}).get("headline") or {}).get(m)) for j in judges]
+        for m in _metrics(results, bname, judges):
+            cells = [_with_ci((_cell(results, j, bname).get("headline") or {}).get(m),
+                              (_cell(results, j, bname).get("headline_ci95") or {}).get(m)) for j in judges]
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        for label, key in LENGTH_ROWS:
+            blocks = [_cell(results, j, bname).get("length") for j in judges]
+            if any(blocks):
+                cells = ["n/a" if not b else _with_ci(b.get(key), (b.get("ci95") or {}).get(key)) for b in blocks]
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        blocks = [_cell(results, j, bname).get("length") for j in judges]
+        if any(blocks):
+            rhos = ["n/a" if not b or b.get("spearman_score_length") is None else f"{b['spearman_score_length']:+.3f}"
+                    for b in blocks]
+            lines.append("| Spearman(score, length) | " + " | ".join(rhos) + " |")
+        for label, key in ORDER_ROWS:
+            blocks = [_cell(results, j, bname).get("order") for j in judges]
+            if any(blocks):
+                cells = ["n/a" if not b else _with_ci(b.get(key), (b.get("ci95") or {}).get(key)) for b in blocks]
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
         times = []
         for j in judges:
-            r = results.get(j, {}).get(bname, {})
+            r = _cell(results, j, bname)
             t = r.get("seconds")
             times.append("n/a" if t is None else (f"{t:.1f}" if t < 100 else f"{t:.0f}")
                          + (" (cached)" if r.get("cached") else ""))
-        items = [str(results.get(j, {}).get(bname, {}).get("items", "n/a")) for j in judges]
+        items = [str(_cell(results, j, bname).get("items", "n/a")) for j in judges]
         lines.append("| items scored | " + " | ".join(items) + " |")
         lines.append("| time (s) | " + " | ".join(times) + " |")
+        rows = (comparisons or {}).get(bname) or []
+        if rows:
+            lines += ["", f"Paired comparisons on the same items ({rows[0]['metric']}; paired bootstrap: the same "
+                          "items resampled for both judges):", "",
+                      "| judges | difference (points) | 95% CI | excludes 0 | items |", "|---|---|---|---|---|"]
+            for c in rows:
+                if c.get("difference") is None:
+                    lines.append(f"| {c['a']} − {c['b']} | n/a | | | |")
+                    continue
+                lines.append(f"| {c['a']} − {c['b']} | {100 * c['difference']:+.1f} | "
+                             f"[{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] | "
+                             f"{'yes' if c['excludes_zero'] else 'no'} | {c['n']} |")
         lines += ["", f"![{bname}]({bname}.png)", ""]
     return "\n".join(lines)
 
 
-def bar_chart(path: Path, title: str, results: dict, bname: str, judges: list[str]) -> None:
+def _errors(values: list[float], cis: list) -> list[list[float]]:
+    """matplotlib's yerr (distances below and above) from intervals in percent; 0 where there is none."""
+    low = [max(0.0, v - 100 * ci[0]) if ci else 0.0 for v, ci in zip(values, cis)]
+    high = [max(0.0, 100 * ci[1] - v) if ci else 0.0 for v, ci in zip(values, cis)]
+    return [low, high]
+
+
+def _length_lines(ax, blocks: list, x0: float, x1: float, label: bool = True) -> None:
+    block = next((b for b in blocks if b), None)
+    if not block:
+        return
+    for key, style, name in (("shorter_wins", "--", "shorter wins"), ("longer_wins", ":", "longer wins")):
+        if block.get(key) is not None:
+            ax.hlines(100 * block[key], x0, x1, colors="tab:red", linestyles=style, linewidth=1.2,
+                      label=f"length baseline: {name}" if label else None)
+
+
+def bar_chart(path: Path, title: str, results: dict, bname: str, judges: list[str], baseline: str | None = None) -> None:
+    """One benchmark: each headline number per judge as a bar with its 95% interval; the baseline judge (if named)
+    as a black line over each number's group; the length baselines as red lines across."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics: list[str] = []
-    for j in judges:
-        for m in (results.get(j, {}).get(bname, {}).get("headline") or {}):
-            if m not in metrics:
-                metrics.append(m)
+    metrics = _metrics(results, bname, judges)
     if not metrics:
         return
-    width = 0.8 / max(1, len(judges))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.0 + 0.9 * len(metrics) * max(1, len(judges)) ** 0.5), 4.0))
-    for k, j in enumerate(judges):
-        head = results.get(j, {}).get(bname, {}).get("headline") or {}
+    bars = [j for j in judges if j != baseline] or judges
+    width = 0.8 / max(1, len(bars))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.0 + 0.9 * len(metrics) * max(1, len(bars)) ** 0.5), 4.0))
+    for k, j in enumerate(bars):
+        head = _cell(results, j, bname).get("headline") or {}
+        cis = _cell(results, j, bname).get("headline_ci95") or {}
         values = [100 * head[m] if head.get(m) is not None else 0.0 for m in metrics]
-        ax.bar([i + (k - (len(judges) - 1) / 2) * width for i in range(len(metrics))], values, width, label=j)
+        ax.bar([i + (k - (len(bars) - 1) / 2) * width for i in range(len(metrics))], values, width, label=j,
+               yerr=_errors(values, [cis.get(m) if head.get(m) is not None else None for m in metrics]),
+               capsize=2, error_kw={"linewidth": 0.8})
+    if baseline and baseline in judges and bars != [baseline]:
+        head = _cell(results, baseline, bname).get("headline") or {}
+        for i, m in enumerate(metrics):
+            if head.get(m) is not None:
+                ax.hlines(100 * head[m], i - 0.45, i + 0.45, colors="black", linewidth=1.5,
+                          label=f"{baseline} (baseline)" if i == 0 else None)
+    _length_lines(ax, [_cell(results, j, bname).get("length") for j in judges], -0.5, len(metrics) - 0.5)
     ax.set_xticks(range(len(metrics)))
     ax.set_xticklabels(metrics, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("%")
+    ax.set_ylabel("% (95% CI)")
     ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
@@ -275,12 +383,113 @@ def bar_chart(path: Path, title: str, results: dict, bname: str, judges: list[st
     plt.close(fig)
 
 
+def overview_chart(path: Path, benches: dict, results: dict, judges: list[str], baseline: str | None = None) -> None:
+    """The chart a reader looks at first: one panel per benchmark, its main number (main_metric) per judge as a bar
+    with its 95% interval; the length baselines (shorter wins, longer wins) and the baseline judge (with its
+    interval as a band) as reference lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [b for b in benches if any(_cell(results, j, b).get("headline") for j in judges)]
+    if not names:
+        return
+    bars = [j for j in judges if j != baseline] or judges
+    cols = min(3, len(names))
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4.5, 0.55 * len(bars) + 2.5) * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    for ax, bname in zip(axes.flat, names):
+        kind = benches[bname]["kind"]
+        metric = next((main_metric(kind, _cell(results, j, bname).get("headline") or {}) for j in judges
+                       if _cell(results, j, bname).get("headline")), None)
+        values, cis = [], []
+        for j in bars:
+            v = (_cell(results, j, bname).get("headline") or {}).get(metric)
+            values.append(100 * v if v is not None else 0.0)
+            cis.append((_cell(results, j, bname).get("headline_ci95") or {}).get(metric) if v is not None else None)
+        ax.bar(range(len(bars)), values, 0.6, yerr=_errors(values, cis), capsize=3, color="tab:blue",
+               error_kw={"linewidth": 1.0})
+        if baseline and baseline in judges and bars != [baseline]:
+            v = (_cell(results, baseline, bname).get("headline") or {}).get(metric)
+            ci = (_cell(results, baseline, bname).get("headline_ci95") or {}).get(metric)
+            if v is not None:
+                ax.axhline(100 * v, color="black", linewidth=1.5, label=f"{baseline} (untrained baseline)")
+                if ci:
+                    ax.axhspan(100 * ci[0], 100 * ci[1], color="black", alpha=0.08)
+        _length_lines(ax, [_cell(results, j, bname).get("length") for j in judges], -0.5, len(bars) - 0.5)
+        ax.set_xticks(range(len(bars)))
+        ax.set_xticklabels(bars, rotation=30, ha="right", fontsize=7)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel(f"{metric} % (95% CI)", fontsize=8)
+        ax.set_title(benches[bname]["title"], fontsize=9)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def cell_dir(report_dir: Path, judge_name: str, bname: str, key: str) -> Path:
+    return report_dir / "cache" / f"{judge_name.replace('/', '+')}__{bname}__{key}"
+
+
+def _read_rows(folder: Path) -> list[dict] | None:
+    path = folder / "scores.jsonl"
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def paired_comparisons(report_dir: Path, results: dict, benches: dict, judges: list[str]) -> dict[str, list[dict]]:
+    """Every two judges scored on the same items of a benchmark, compared on its main number (main_metric) with a
+    paired, stratified bootstrap (rm_core.stats.paired_statistic) from the per-item rows in each cell's
+    scores.jsonl: {benchmark: [{"a", "b", "metric", "difference", "low", "high", "excludes_zero", "n"}]}."""
+    from itertools import combinations
+
+    from rm_core.stats import paired_statistic
+
+    out: dict[str, list[dict]] = {}
+    for bname, bench in benches.items():
+        module = scoring_module(bench["kind"])
+        loaded = {}
+        for j in judges:
+            cell = _cell(results, j, bname)
+            folder = cell_dir(report_dir, j, bname, cell["key"]) if cell.get("key") else None
+            rows = _read_rows(folder) if folder else None
+            summary_path = folder / "results.json" if folder else None
+            if rows and summary_path and summary_path.is_file():
+                summary = json.loads(summary_path.read_text(encoding="utf-8"))
+                loaded[j] = (module.units(rows), headline_paths(bench["kind"], summary), cell.get("headline") or {})
+        comparisons = []
+        for a, b in combinations([j for j in judges if j in loaded], 2):
+            units_a, paths, head = loaded[a]
+            units_b = loaded[b][0]
+            metric = main_metric(bench["kind"], head)
+            if metric is None or metric not in paths or metric not in loaded[b][1]:
+                continue
+            shared_a = {g: {u: v for u, v in us.items() if u in units_b.get(g, {})} for g, us in units_a.items()}
+            shared_a = {g: us for g, us in shared_a.items() if us}
+            statistic = module.statistics(shared_a).get(tuple(paths[metric]))
+            result = None if statistic is None else paired_statistic(shared_a, units_b, statistic)
+            comparisons.append({"a": a, "b": b, "metric": metric, **(result or {"difference": None})})
+        if comparisons:
+            out[bname] = comparisons
+    return out
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eval_report", description=__doc__.split("\n\n")[0])
     p.add_argument("--judge", action="append", required=True,
                    help="NAME=SPEC or SPEC: a checkpoint folder / Hub id, or llm:<id> / openai:<model>; repeatable")
     p.add_argument("--bench", action="append", required=True, help="benchmark name or NAME=KIND:DATASET[:SPLIT]")
     p.add_argument("--output_dir", required=True)
+    p.add_argument("--baseline", default=None, metavar="NAME",
+                   help="one judge NAME of --judge (e.g. the untrained model), drawn as a reference line in the charts "
+                        "rather than as a bar")
     p.add_argument("--data_root", default=str(DATA_ROOT), help="folder of the shared data (llmbar, hh-rlhf, gsm8k)")
     p.add_argument("--limit", type=int, default=None, help="score only the first N items of each benchmark")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
@@ -314,6 +523,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     data_root = Path(args.data_root)
     benches = dict(parse_bench(b, data_root) for b in args.bench)
     judge_specs = dict(parse_judge(j) for j in args.judge)
+    if args.baseline is not None and args.baseline not in judge_specs:
+        from rm_core.errors import UserInputError
+
+        raise UserInputError(f"--baseline {args.baseline}: not one of the --judge names ({', '.join(judge_specs)})")
     for spec in judge_specs.values():  # every judge before any data set
         judges_mod.check_judge_spec(spec, "--judge")
     from judges.cli import check_llm_judge_args, llm_judge_kwargs
@@ -329,7 +542,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         judge, load_seconds = None, None
         for bname, bench in benches.items():
             key = cache_key(spec, bname, bench, options)
-            cell = report_dir / "cache" / f"{jname.replace('/', '+')}__{bname}__{key}"
+            cell = cell_dir(report_dir, jname, bname, key)
             entry_path = cell / "entry.json"
             entry = json.loads(entry_path.read_text(encoding="utf-8")) if entry_path.is_file() else None
             entry = broadcast(state, entry if state.is_main_process else None)
@@ -362,6 +575,8 @@ def main(argv: list[str] | None = None) -> dict | None:
             if state.is_main_process:
                 entry = {"judge": jname, "spec": spec, "benchmark": bname, "key": key, "seconds": seconds,
                          "judge_load_seconds": load_seconds, "headline": headline(bench["kind"], summary),
+                         "headline_ci95": headline_ci(bench["kind"], summary), "length": summary.get("length"),
+                         "order": summary.get("order"),
                          "items": next((summary[u] for u in ("pairs", "prompts", "questions") if u in summary), None),
                          "judge_failures": summary.get("judge_failures", {}).get("total")}
                 from rm_core.hub import atomic_write_json
@@ -375,12 +590,16 @@ def main(argv: list[str] | None = None) -> dict | None:
         return None
     names = list(judge_specs)
     report_dir.mkdir(parents=True, exist_ok=True)
+    comparisons = paired_comparisons(report_dir, results, benches, names)
     for bname, bench in benches.items():
-        bar_chart(report_dir / f"{bname}.png", bench["title"], results, bname, names)
-    (report_dir / "report.md").write_text(markdown(results, benches, names) + "\n", encoding="utf-8")
+        bar_chart(report_dir / f"{bname}.png", bench["title"], results, bname, names, args.baseline)
+    overview_chart(report_dir / "overview.png", benches, results, names, args.baseline)
+    (report_dir / "report.md").write_text(markdown(results, benches, names, comparisons, args.baseline) + "\n",
+                                          encoding="utf-8")
     from rm_core.hub import atomic_write_json
 
-    report = {"judges": judge_specs, "benchmarks": benches, "options": options, "results": results}
+    report = {"judges": judge_specs, "benchmarks": benches, "options": options, "baseline": args.baseline,
+              "results": results, "comparisons": comparisons}
     atomic_write_json(report_dir / "report.json", report)
     track_report(args, report)
     print(f"report: {(report_dir / 'report.md').resolve()}")

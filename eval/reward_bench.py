@@ -4,7 +4,9 @@
         [--batch_size 16] [--max_length 2048] [--dtype bfloat16] [--output_dir DIR]
     accelerate launch --num_processes 8 -m eval.reward_bench --model ...   # pairs split across processes
 
-Writes DIR/results.json (per-subset accuracy, sections, leaderboard score, speed, skips, truncation) and
+Writes DIR/results.json (per-subset accuracy, sections, leaderboard score, each with its 95% interval under
+`ci95`; the length control over all pairs under `length`; a pairwise judge's both orders and order-flip rate under
+`order`; speed, skips, truncation: eval/scoring.py) and
 DIR/scores.jsonl (one line per pair), both atomically, and prints a table. A killed run resumes: the
 scores of finished chunks are kept in DIR/scores.partial.jsonl and are not scored again; a resume by another
 model, data set or setting stops, naming what differs (DIR/fingerprint.json), unless --overwrite.
@@ -36,6 +38,7 @@ from rm_core.data import (
     to_preferences,
 )
 from rm_core.errors import UserInputError, cli_entry
+from rm_core.length import chars
 from rm_core.metrics import pair_correct
 
 DEFAULT_DATASET = "allenai/reward-bench"
@@ -79,16 +82,26 @@ def _score_chunk(judge, prefs: list[dict]) -> list[dict]:
     error, an unparsable answer, a NaN or inf score) is flagged `failed`, its scores null (and `correct` false); the
     summary counts it, and scores it wrong as the official code does (eval/scoring.py)."""
     items = [(p["prompt"], response_of(p["chosen"]), response_of(p["rejected"])) for p in prefs]
+    orders = None
     if judge.pointwise:
         scores = judge.score_pairs(items)
+    elif hasattr(judge, "judge_pairs"):  # both orders, kept: P(chosen better) is their mean, as compare() gives
+        orders = judge.judge_pairs(items)
+        scores = [(None, None) if v.p is None else (v.p, 1.0 - v.p) for v in orders]
     else:
         scores = [(None, None) if q is None else (q, 1.0 - q) for q in judge.compare_batch(items)]
     info = getattr(judge, "last_item_info", None) or [{}] * len(prefs)
     rows = []
-    for p, (c, r), extra in zip(prefs, scores, info):
+    for k, (p, (c, r), extra) in enumerate(zip(prefs, scores, info)):
         failed = c is None or r is None
-        rows.append({"id": p["id"], "subset": p["subset"], "chosen_score": c, "rejected_score": r,
-                     "correct": pair_correct(c, r), "failed": failed, **extra})
+        row = {"id": p["id"], "subset": p["subset"], "chosen_score": c, "rejected_score": r,
+               "correct": pair_correct(c, r), "failed": failed,
+               "chosen_chars": chars(items[k][1]), "rejected_chars": chars(items[k][2])}
+        if not judge.pointwise:
+            row["pairwise"] = True
+        if orders is not None:
+            row.update(p_forward=orders[k].p_forward, p_backward=orders[k].p_backward)
+        rows.append({**row, **extra})
     return rows
 
 

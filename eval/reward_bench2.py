@@ -31,6 +31,14 @@ maximum. A Ties prompt with any failed response is not accurate, fails both marg
 margin score. Every failed prompt is flagged and counted (`failed_prompts`). Deliberate differences: a score
 needs its data (Ties is None without a ref/tied pair; the overall score is None unless all six subsets are
 present, with `score_present_subsets` the mean of those present).
+
+Intervals and length (rm_core.stats, rm_core.length): every score has a 95% interval in the summary's `ci95` tree
+(`ci95["subsets"][name]["score"]`, `ci95["score"]`, `ci95["ties"][part]`), a seeded bootstrap over the prompts
+resampled within each subset (Ties: over its prompt ids, a ref:k and tied:k row together), the six subsets then
+combined as the official score does. `length` is the length control over the best-of-N subsets (Ties left out):
+"shorter wins" is the accuracy of picking the SHORTEST of a prompt's responses (ties at the shortest shared as
+the official rule shares a tie at the top), "longer wins" the longest; "chosen longer" = chosen[0] longer than the
+mean of the rejected ones.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ import math
 from eval.runner import add_judge_args, check_model, listwise_scores, mean, run_benchmark, run_eval_command
 from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, load_rows, same_response
 from rm_core.errors import cli_entry
+from rm_core.length import chars
+from rm_core.stats import interval_at, interval_tree, value_at
 
 DEFAULT_DATASET = "allenai/reward-bench-2"
 SUBSETS = ["Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties"]
@@ -139,32 +149,48 @@ def _tanh_ratio(margin: float, spread: float) -> float:
     return math.tanh(margin / spread - 1)
 
 
-def ties_score(rows: list[dict]) -> dict:
-    """Rule 2 on rows {"id": "ref:k" | "tied:k", "scores", "num_correct"}."""
+TIES_COLUMNS = {"tied_accuracy": "tied", "ref_accuracy": "ref", "correctness_preferred": "preferred",
+                "correctness_preferred_hard": "preferred_hard", "correctness_margin_score": "margin"}
+
+
+def ties_units(rows: list[dict]) -> dict[str, dict[str, float | None]]:
+    """Rule 2 per prompt id k: {k: {"ref": accurate (1/0) of ref:k, "tied": of tied:k (None where that row is
+    absent), and where both are there "preferred", "preferred_hard", "margin"}}, k in sorted order. The Ties
+    score is the weighted sum of these columns' means (`ties_score`); the bootstrap resamples prompt ids."""
     ref, tied = {}, {}
     for r in rows:
         kind, prompt_id = _ties_key(r["id"])
         (ref if kind == "ref" else tied)[prompt_id] = prompt_stats(r["scores"], r["num_correct"])
-    ref_acc = mean([float(s[0]) for s in ref.values()])
-    tied_acc = mean([float(s[0]) for s in tied.values()])
-    both = sorted(set(ref) & set(tied))
-    preferred, preferred_hard, margins = [], [], []
-    for k in both:
-        _, spread, tied_margin = tied[k]
-        ref_margin = ref[k][2]
-        if spread is None or tied_margin is None or ref_margin is None:  # a failure (or one correct answer)
-            preferred.append(0.0)
-            preferred_hard.append(0.0)
-            margins.append(0.0)
-            continue
-        hard = min(ref_margin, tied_margin)
-        preferred.append(float(tied_margin > spread))
-        preferred_hard.append(float(hard > spread))
-        margins.append(_tanh_ratio(hard, spread))
-    parts = {"tied_accuracy": tied_acc, "ref_accuracy": ref_acc, "correctness_preferred": mean(preferred),
-             "correctness_preferred_hard": mean(preferred_hard), "correctness_margin_score": mean(margins)}
-    score = None if any(v is None for v in parts.values()) else sum(TIES_WEIGHTS[k] * v for k, v in parts.items())
-    return {"score": score, **parts, "ref_prompts": len(ref), "tied_prompts": len(tied), "matched_prompts": len(both)}
+    out = {}
+    for k in sorted(set(ref) | set(tied)):
+        unit = {"ref": float(ref[k][0]) if k in ref else None, "tied": float(tied[k][0]) if k in tied else None}
+        if k in ref and k in tied:
+            _, spread, tied_margin = tied[k]
+            ref_margin = ref[k][2]
+            if spread is None or tied_margin is None or ref_margin is None:  # a failure (or one correct answer)
+                unit.update(preferred=0.0, preferred_hard=0.0, margin=0.0)
+            else:
+                hard = min(ref_margin, tied_margin)
+                unit.update(preferred=float(tied_margin > spread), preferred_hard=float(hard > spread),
+                            margin=_tanh_ratio(hard, spread))
+        out[k] = unit
+    return out
+
+
+def ties_combine(parts: dict) -> float | None:
+    """The Ties score from its five parts (numbers, or arrays of bootstrap replicates); None if one is missing."""
+    if any(parts.get(k) is None for k in TIES_WEIGHTS):
+        return None
+    return sum(TIES_WEIGHTS[k] * parts[k] for k in TIES_WEIGHTS)
+
+
+def ties_score(rows: list[dict]) -> dict:
+    """Rule 2 on rows {"id": "ref:k" | "tied:k", "scores", "num_correct"}."""
+    units = ties_units(rows)
+    parts = {name: mean([u.get(col) for u in units.values()]) for name, col in TIES_COLUMNS.items()}
+    return {"score": ties_combine(parts), **parts, "ref_prompts": sum(u["ref"] is not None for u in units.values()),
+            "tied_prompts": sum(u["tied"] is not None for u in units.values()),
+            "matched_prompts": sum("preferred" in u for u in units.values())}
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -189,6 +215,11 @@ def summarize(rows: list[dict]) -> dict:
     unknown = [s for s in subsets if s.lower() not in order]
     if unknown:
         notes.append(f"subsets outside RewardBench 2, not in the score: {', '.join(unknown)}")
+    by_unit = units(rows)
+    length = length_block(rows)
+    if length is not None:
+        notes.append("length control over the best-of-N subsets (Ties left out: several correct answers, its own "
+                     "rule); shorter/longer wins = the shortest/longest of a prompt's responses wins")
     return {
         "subsets": subsets,
         "score": None if missing else mean([present[s.lower()] for s in SUBSETS]),
@@ -196,7 +227,60 @@ def summarize(rows: list[dict]) -> dict:
         "ties": ties,
         "failed_prompts": sum(bool(r["failed"]) for r in rows),
         "notes": notes,
+        "ci95": interval_tree(by_unit, statistics(by_unit)),
+        "length": length,
     }
+
+
+def units(rows: list[dict]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """The bootstrap's units: {subset: {prompt id: {"result": the official best-of-N value}}}; Ties: {k: its
+    ties_units columns} (its ref:k and tied:k rows move together)."""
+    by_subset: dict[str, list[dict]] = {}
+    for r in rows:
+        by_subset.setdefault(r["subset"], []).append(r)
+    return {name: ties_units(group) if name.lower() == TIES else
+            {str(r["id"]): {"result": float(r["result"])} for r in group} for name, group in by_subset.items()}
+
+
+def statistics(units_by_subset: dict) -> dict[tuple, object]:
+    """Every number of `summarize` from the (resampled) column means, keyed by its path (rm_core.stats)."""
+    def subset_score(m, name):
+        if name.lower() == TIES:
+            return ties_combine({part: m[name].get(col) for part, col in TIES_COLUMNS.items()})
+        return m[name]["result"]
+
+    names = {name.lower(): name for name in units_by_subset}
+    stats: dict[tuple, object] = {("subsets", name, "score"): (lambda m, name=name: subset_score(m, name))
+                                  for name in units_by_subset}
+    if TIES in names:
+        for part, col in TIES_COLUMNS.items():
+            stats[("ties", part)] = lambda m, col=col: m[names[TIES]].get(col)
+
+    def overall(m, require_all):
+        scores = [subset_score(m, names[s.lower()]) for s in SUBSETS if s.lower() in names]
+        if require_all and (len(scores) < len(SUBSETS) or any(v is None for v in scores)):
+            return None
+        scores = [v for v in scores if v is not None]
+        return sum(scores) / len(scores) if scores else None
+
+    stats[("score",)] = lambda m: overall(m, True)
+    stats[("score_present_subsets",)] = lambda m: overall(m, False)
+    return stats
+
+
+def length_block(rows: list[dict]) -> dict | None:
+    """rm_core.length.length_control over the prompts of every subset but Ties (chosen[0] the correct response,
+    the value the official best-of-N one); None when the rows carry no lengths."""
+    from rm_core.length import length_control
+
+    rows = [r for r in rows if r["subset"].lower() != TIES]
+    if not rows or not all("lengths" in r for r in rows):
+        return None
+    pairwise = any(r.get("pairwise") for r in rows)
+    items = [{"lengths": r["lengths"], "correct": [True] + [False] * (len(r["lengths"]) - 1), "value": r["result"]}
+             for r in rows]
+    responses = None if pairwise else [x for r in rows for x in zip(r["scores"], r["lengths"])]
+    return length_control(items, responses, pairwise=pairwise, strata=[r["subset"] for r in rows])
 
 
 def make_scorer(judge):
@@ -206,8 +290,12 @@ def make_scorer(judge):
         for it, scores in zip(items, all_scores):
             failed = any(s is None for s in scores)
             ties = it["subset"].lower() == TIES
-            rows.append({"id": it["id"], "subset": it["subset"], "num_correct": it["num_correct"],
-                         "scores": scores, "result": None if ties else best_of_n_result(scores), "failed": failed})
+            row = {"id": it["id"], "subset": it["subset"], "num_correct": it["num_correct"],
+                   "scores": scores, "result": None if ties else best_of_n_result(scores), "failed": failed,
+                   "lengths": [chars(r) for r in it["responses"]]}
+            if not judge.pointwise:
+                row["pairwise"] = True
+            rows.append(row)
         return rows
     return scorer
 
@@ -216,20 +304,35 @@ def _pct(v):
     return "n/a" if v is None else f"{100 * v:.2f}"
 
 
+def _ci(summary: dict, path: tuple) -> str:
+    ci = interval_at(summary, path)
+    return "" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
 def format_table(summary: dict) -> str:
-    lines = [f"{'subset':<12}  {'n':>5}  {'score %':>7}  failed", "-" * 36]
+    lines = [f"{'subset':<12}  {'n':>5}  {'score %':>7}  {'95% CI':<12}  failed", "-" * 50]
     for name, row in summary["subsets"].items():
-        lines.append(f"{name:<12}  {row['n']:>5}  {_pct(row['score']):>7}  {row['failed']}")
-    lines.append(f"\nScore (mean of the six subsets): {_pct(summary['score'])}")
+        lines.append(f"{name:<12}  {row['n']:>5}  {_pct(row['score']):>7}  "
+                     f"{_ci(summary, ('subsets', name, 'score')):<12}  {row['failed']}")
+    lines.append(f"\nScore (mean of the six subsets): {_pct(summary['score'])}  {_ci(summary, ('score',))}")
+    lines.append("(95% CI: bootstrap over the prompts, resampled within each subset; Ties by prompt id)")
+    from rm_core.length import format_length
+
+    lines.extend(format_length(summary.get("length")))
     lines.extend(f"note: {n}" for n in summary["notes"])
     return "\n".join(lines)
 
 
+def headline_paths(summary: dict) -> dict[str, tuple]:
+    """The numbers a report compares side by side, each with the path of the number (and of its interval)."""
+    out = {"score": ("score",) if summary["score"] is not None else ("score_present_subsets",)}
+    out.update({name: ("subsets", name, "score") for name in summary["subsets"]})
+    return out
+
+
 def headline(summary: dict) -> dict[str, float | None]:
     """The numbers a report compares side by side."""
-    out = {"score": summary["score"] if summary["score"] is not None else summary["score_present_subsets"]}
-    out.update({name: row["score"] for name, row in summary["subsets"].items()})
-    return out
+    return {name: value_at(summary, path) for name, path in headline_paths(summary).items()}
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -24,6 +24,13 @@ Judges. A pointwise judge scores each of the six responses once and the nine cel
 the official script does. A pairwise judge compares each of the nine (chosen i, rejected j) cells in both
 orders (judges.base.PairVerdict); the cell is 1 when P(chosen better), averaged over the two orders, is
 > 0.5 strictly. A cell the judge failed on (a None score or either order failing) is 0, flagged and counted.
+
+Intervals and controls (rm_core.stats, rm_core.length, judges.conflicts): hard, normal, easy and the average of
+every domain and overall have a 95% interval in the summary's `ci95` tree (`ci95["domains"]["chat"]["hard"]`,
+`ci95["total"]`), a seeded bootstrap over the prompts resampled within each domain, combined over domains as
+rule 4 does (the 3x3 matrices have none). `length` treats each of the nine cells as a pair (chosen style i vs
+rejected style j) and resamples a prompt's nine cells together; `order` (pairwise judges) gives both orders and
+the order-flip rate over the cells.
 """
 
 from __future__ import annotations
@@ -33,7 +40,9 @@ import argparse
 from eval.runner import add_judge_args, check_model, mean, pair_verdicts, run_benchmark, run_eval_command
 from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, load_rows, same_response
 from rm_core.errors import cli_entry
+from rm_core.length import chars
 from rm_core.metrics import pair_correct
+from rm_core.stats import interval_at, interval_tree, value_at
 
 DEFAULT_DATASET = "THU-KEG/RM-Bench"
 STYLES = ["concise", "detailed_plain", "detailed_markdown"]
@@ -80,6 +89,10 @@ def load(dataset: str = DEFAULT_DATASET, split: str = "train", domains=None, lim
 # ---------------------------------------------------------------- scoring
 
 
+def _lengths(item: dict) -> dict:
+    return {"chosen_chars": [chars(r) for r in item["chosen"]], "rejected_chars": [chars(r) for r in item["rejected"]]}
+
+
 def make_scorer(judge):
     def scorer(items: list[dict]) -> list[dict]:
         if judge.pointwise:
@@ -93,7 +106,7 @@ def make_scorer(judge):
                 rows.append({"id": it["id"], "domain": it["domain"], "score_chosen": chosen,
                              "score_rejected": rejected, "matrix": matrix,
                              "failed_cells": sum(chosen[i] is None or rejected[j] is None
-                                                 for i in range(3) for j in range(3))})
+                                                 for i in range(3) for j in range(3)), **_lengths(it)})
             return rows
         cells = [(it["prompt"], it["chosen"][i], it["rejected"][j]) for it in items for i in range(3) for j in range(3)]
         verdicts = pair_verdicts(judge, cells)
@@ -103,7 +116,10 @@ def make_scorer(judge):
             probs = [[mine[3 * i + j].p for j in range(3)] for i in range(3)]
             matrix = [[int(p is not None and p > 0.5) for p in row] for row in probs]
             rows.append({"id": it["id"], "domain": it["domain"], "p_chosen": probs, "matrix": matrix,
-                         "failed_cells": sum(p is None for row in probs for p in row)})
+                         "failed_cells": sum(p is None for row in probs for p in row), "pairwise": True,
+                         "p_forward": [[mine[3 * i + j].p_forward for j in range(3)] for i in range(3)],
+                         "p_backward": [[mine[3 * i + j].p_backward for j in range(3)] for i in range(3)],
+                         **_lengths(it)})
         return rows
     return scorer
 
@@ -119,13 +135,76 @@ def matrix_scores(matrices: list[list[list[int]]]) -> dict:
             "n": n}
 
 
+def units(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """The bootstrap's units: {domain: {row id: {"hard", "normal", "easy" (the row's triangle means), "average"
+    (the mean of its nine cells)}}}: a domain's figures are the means of these over its rows."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        m = r["matrix"]
+        out.setdefault(domain_of(r["domain"]), {})[str(r["id"])] = {
+            "hard": sum(m[i][j] for i, j in HARD) / 3, "normal": sum(m[i][j] for i, j in NORMAL) / 3,
+            "easy": sum(m[i][j] for i, j in EASY) / 3, "average": sum(map(sum, m)) / 9}
+    return out
+
+
+def statistics(units_by_domain: dict) -> dict[tuple, object]:
+    """Every number of `summarize` from the (resampled) domain means, keyed by its path (rm_core.stats)."""
+    present = [d for d in DOMAINS if d in units_by_domain]
+    stats: dict[tuple, object] = {}
+    for d in present:
+        for k in ("hard", "normal", "easy", "average"):
+            stats[("domains", d, k)] = lambda m, d=d, k=k: m[d][k]
+    for k, col in (("hard", "hard"), ("normal", "normal"), ("easy", "easy"), ("total", "average")):
+        stats[(k,)] = lambda m, col=col: sum(m[d][col] for d in present) / len(present) if present else None
+    return stats
+
+
+def length_block(rows: list[dict]) -> dict | None:
+    """rm_core.length.length_control over every (chosen style i, rejected style j) cell as a pair, a prompt's
+    nine cells resampled together; None when the rows carry no lengths."""
+    from rm_core.length import length_control, pair_item
+
+    if not rows or not all("chosen_chars" in r for r in rows):
+        return None
+    pairwise = any(r.get("pairwise") for r in rows)
+    items, clusters, responses = [], [], []
+    for r in rows:
+        for i in range(3):
+            for j in range(3):
+                items.append(pair_item(r["chosen_chars"][i], r["rejected_chars"][j], r["matrix"][i][j]))
+                clusters.append(str(r["id"]))
+        if not pairwise:
+            responses += list(zip(r["score_chosen"], r["chosen_chars"])) + list(zip(r["score_rejected"],
+                                                                                   r["rejected_chars"]))
+    return length_control(items, None if pairwise else responses, clusters, pairwise,
+                          [domain_of(r["domain"]) for r in rows for _ in range(9)])
+
+
+def order_block(rows: list[dict]) -> dict | None:
+    """judges.conflicts.order_report over every cell a pairwise judge answered in both orders (a prompt's nine
+    cells resampled together); None for a pointwise judge."""
+    from judges.base import PairVerdict
+    from judges.conflicts import order_report
+
+    if not rows or not all("p_forward" in r for r in rows):
+        return None
+    verdicts = [PairVerdict(r["p_forward"][i][j], r["p_backward"][i][j]) for r in rows for i in range(3)
+                for j in range(3)]
+    return order_report(verdicts, [str(r["id"]) for r in rows for _ in range(9)],
+                        [domain_of(r["domain"]) for r in rows for _ in range(9)])
+
+
 def summarize(rows: list[dict]) -> dict:
     domains = {}
     for d in DOMAINS:
         mats = [r["matrix"] for r in rows if domain_of(r["domain"]) == d]
         if mats:
             domains[d] = matrix_scores(mats)
+    by_unit = units(rows)
     return {
+        "ci95": interval_tree(by_unit, statistics(by_unit)),
+        "length": length_block(rows),
+        "order": order_block(rows),
         "domains": domains,
         "hard": mean([v["hard"] for v in domains.values()]),
         "normal": mean([v["normal"] for v in domains.values()]),
@@ -141,24 +220,42 @@ def _pct(v):
     return "n/a" if v is None else f"{100 * v:.2f}"
 
 
+def _with_ci(summary: dict, path: tuple) -> str:
+    ci = interval_at(summary, path)
+    value = _pct(value_at(summary, path))
+    return value if not ci else f"{value} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
 def format_table(summary: dict) -> str:
-    lines = [f"{'domain':<8}  {'n':>5}  {'hard':>6}  {'normal':>6}  {'easy':>6}  {'avg':>6}", "-" * 46]
+    w = 20
+    lines = [f"{'domain':<8}  {'n':>5}  {'hard':>{w}}  {'normal':>{w}}  {'easy':>{w}}  {'avg':>{w}}", "-" * 98]
     for d, v in summary["domains"].items():
-        lines.append(f"{d:<8}  {v['n']:>5}  {_pct(v['hard']):>6}  {_pct(v['normal']):>6}  {_pct(v['easy']):>6}  "
-                     f"{_pct(v['average']):>6}")
-    lines.append(f"{'all':<8}  {'':>5}  {_pct(summary['hard']):>6}  {_pct(summary['normal']):>6}  "
-                 f"{_pct(summary['easy']):>6}  {_pct(summary['total']):>6}")
+        lines.append(f"{d:<8}  {v['n']:>5}  " + "  ".join(f"{_with_ci(summary, ('domains', d, k)):>{w}}"
+                                                         for k in ("hard", "normal", "easy", "average")))
+    lines.append(f"{'all':<8}  {'':>5}  " + "  ".join(f"{_with_ci(summary, (k,)):>{w}}"
+                                                     for k in ("hard", "normal", "easy", "total")))
+    lines.append("(percent, 95% CI in brackets: bootstrap over the prompts, resampled within each domain)")
     if summary["matrix_all_rows"]:
         lines.append("\nchosen style (rows) vs rejected style (columns), all rows, %: " + ", ".join(STYLES))
         for name, row in zip(STYLES, summary["matrix_all_rows"]):
             lines.append(f"  {name:<18}" + "  ".join(f"{_pct(v):>6}" for v in row))
+    from judges.conflicts import format_order
+    from rm_core.length import format_length
+
+    lines.extend(format_length(summary.get("length")))
+    lines.extend(format_order(summary.get("order")))
     return "\n".join(lines)
 
 
-def headline(summary: dict) -> dict[str, float | None]:
-    out = {"total": summary["total"], "hard": summary["hard"], "normal": summary["normal"], "easy": summary["easy"]}
-    out.update({d: v["average"] for d, v in summary["domains"].items()})
+def headline_paths(summary: dict) -> dict[str, tuple]:
+    """The numbers a report compares side by side, each with the path of the number (and of its interval)."""
+    out = {k: (k,) for k in ("total", "hard", "normal", "easy")}
+    out.update({d: ("domains", d, "average") for d in summary["domains"]})
     return out
+
+
+def headline(summary: dict) -> dict[str, float | None]:
+    return {name: value_at(summary, path) for name, path in headline_paths(summary).items()}
 
 
 def make_parser() -> argparse.ArgumentParser:

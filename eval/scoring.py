@@ -22,6 +22,14 @@ judge failed on (flagged `failed`, or a None/NaN/inf score) is counted per subse
 and, as the official code does with a NaN, counted wrong: n is every pair, so a judge cannot
 raise its accuracy by failing on hard pairs. `score_excluding_failures` gives the accuracy
 over the pairs scored beside it.
+
+Intervals (rm_core.stats): every accuracy, section and score has a 95% interval in `ci95` (the summary's `ci95`
+mirrors it: `ci95["sections"]["Chat"]`, `ci95["subsets"][name]["accuracy"]`, `ci95["score"]`), from a seeded
+bootstrap that resamples pairs within each subset and combines the resampled subset accuracies with the official
+weights above (`statistics`). `accuracy` is the plain accuracy over all pairs (each subset as large as it is).
+Beside them, when the rows carry the responses' lengths (`chosen_chars`, `rejected_chars`: eval/reward_bench.py
+writes them), `length` holds the length control of rm_core/length.py over all pairs; when they carry both orders
+of a pairwise judge (`p_forward`, `p_backward`), `order` holds judges.conflicts.order_report.
 """
 
 from __future__ import annotations
@@ -131,8 +139,74 @@ def leaderboard_score_with_prior_sets(sections: Mapping[str, float | None]) -> f
     return sum(values[s] * w for s, w in weights.items()) / sum(weights.values())
 
 
+def _correct(result: Mapping[str, Any]) -> float:
+    return 0.0 if pair_failed(result) else float(pair_correct(result["chosen_score"], result["rejected_score"]))
+
+
+def units(results: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """The bootstrap's units: {subset: {pair id: {"correct": 1/0 (a failure 0), "scored_correct": 1/0, None for
+    a failure}}}; a row without an id is known by its position."""
+    out: dict[str, dict[str, dict]] = {}
+    for index, result in enumerate(results):
+        value = _correct(result)
+        key = str(result.get("id", f"#{index}"))
+        out.setdefault(str(result["subset"]), {})[key] = {
+            "correct": value, "scored_correct": None if pair_failed(result) else value}
+    return out
+
+
+def statistics(units_by_subset: Mapping[str, Mapping[str, Any]]) -> dict[tuple, Any]:
+    """Every number of `summarize` as a function of the (resampled) subset means, keyed by its path: the
+    official combinations of this module applied to numpy arrays of replicates (rm_core.stats)."""
+    sizes = {name: len(u) for name, u in units_by_subset.items()}
+    total = sum(sizes.values())
+    scored = [name for name, u in units_by_subset.items() if any(r["scored_correct"] is not None for r in u.values())]
+
+    def acc(m):
+        return {name: m[name]["correct"] for name in m}
+
+    stats: dict[tuple, Any] = {("accuracy",): lambda m: sum(sizes[name] * m[name]["correct"] for name in m) / total}
+    for name in units_by_subset:
+        stats[("subsets", name, "accuracy")] = lambda m, name=name: m[name]["correct"]
+    for section in [*SECTIONS, PRIOR_SETS_SECTION]:
+        stats[("sections", section)] = lambda m, section=section: section_scores(acc(m))[section]
+    stats[("score",)] = lambda m: leaderboard_score(section_scores(acc(m)))
+    stats[("score_with_prior_sets",)] = lambda m: leaderboard_score_with_prior_sets(section_scores(acc(m)))
+    stats[("score_excluding_failures",)] = lambda m: leaderboard_score(
+        section_scores({name: m[name]["scored_correct"] for name in scored}))
+    return stats
+
+
+def length_block(results: list[Mapping[str, Any]]) -> dict | None:
+    """rm_core.length.length_control over every pair whose row carries both lengths (all rows, or None)."""
+    from rm_core.length import length_control, pair_item
+
+    if not results or not all("chosen_chars" in r and "rejected_chars" in r for r in results):
+        return None
+    pairwise = any(r.get("pairwise") for r in results)
+    responses = None if pairwise else [x for r in results for x in ((r["chosen_score"], r["chosen_chars"]),
+                                                                        (r["rejected_score"], r["rejected_chars"]))]
+    return length_control([pair_item(r["chosen_chars"], r["rejected_chars"], _correct(r)) for r in results],
+                          responses, pairwise=pairwise, strata=[str(r["subset"]) for r in results])
+
+
+def order_block(results: list[Mapping[str, Any]]) -> dict | None:
+    """judges.conflicts.order_report over the pairs a pairwise judge answered in both orders (the chosen
+    response as a); None when the rows do not carry both orders."""
+    from judges.base import PairVerdict
+    from judges.conflicts import order_report
+
+    if not results or not all("p_forward" in r and "p_backward" in r for r in results):
+        return None
+    return order_report([PairVerdict(r["p_forward"], r["p_backward"]) for r in results],
+                        strata=[str(r["subset"]) for r in results])
+
+
 def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Everything, JSON-ready: subsets, sections, scores, and notes on what is missing or failed."""
+    """Everything, JSON-ready: subsets, sections, scores, their intervals, length control, both orders, and
+    notes on what is missing or failed."""
+    from rm_core.stats import interval_tree
+
     results = list(results)
     subsets = subset_accuracies(results)
     accuracies = {name: row["accuracy"] for name, row in subsets.items()}
@@ -162,9 +236,15 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         notes.append(f"{failed} pair(s) the judge failed on count as wrong in every accuracy (the official rule); "
                      "score_excluding_failures leaves them out instead")
 
+    by_subset = units(results)
+    order = order_block(results)
+    if any(r.get("pairwise") for r in results) and order is None:
+        notes.append("the pairwise judge answered one order only: no both-order figures")
+    total = sum(row["n"] for row in subsets.values())
     return {
         "subsets": subsets,
         "sections": sections,
+        "accuracy": sum(row["correct"] for row in subsets.values()) / total if total else None,
         "score": leaderboard_score(sections),
         "score_with_prior_sets": leaderboard_score_with_prior_sets(sections),
         "score_excluding_failures": leaderboard_score(section_scores(scored_only)),
@@ -172,7 +252,31 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "incomplete_sections": incomplete_sections,
         "unrecognized_subsets": unrecognized,
         "notes": notes,
+        "ci95": interval_tree(by_subset, statistics(by_subset)),
+        "length": length_block(results),
+        "order": order,
     }
+
+
+def headline_paths(summary: Mapping[str, Any]) -> dict[str, tuple]:
+    """The numbers a report puts side by side for a RewardBench-scored set (eval/report.py), each with the path
+    of the number (and of its interval) in the summary: the accuracy over all pairs, the score when there is one,
+    the sections present and, with more than one subset, each subset."""
+    subsets = summary["subsets"]
+    out: dict[str, tuple] = {"accuracy (all pairs)": ("accuracy",)}
+    if summary.get("score") is not None:
+        out["score"] = ("score",)
+    if len(subsets) > 1:
+        out.update({k: ("sections", k) for k, v in summary.get("sections", {}).items() if v is not None})
+        out.update({k: ("subsets", k, "accuracy") for k in subsets})
+    return out
+
+
+def _ci(summary: Mapping[str, Any], path: tuple) -> str:
+    from rm_core.stats import interval_at
+
+    ci = interval_at(summary, path)
+    return "" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
 def _pct(value: float | None) -> str:
@@ -183,25 +287,35 @@ def format_table(summary: Mapping[str, Any]) -> str:
     """Plain-text report of a summarize() result; accuracies in percent."""
     subsets = summary["subsets"]
     width = max([len("subset")] + [len(s) for s in subsets])
-    lines = [f"{'subset':<{width}}  {'section':<10}  {'n':>5}  {'acc %':>7}  {'failed':>6}"]
+    lines = [f"{'subset':<{width}}  {'section':<10}  {'n':>5}  {'acc %':>7}  {'95% CI':<12}  {'failed':>6}"]
     lines.append("-" * len(lines[0]))
     for name, row in subsets.items():
         section = SECTION_OF.get(name) or (PRIOR_SETS_SECTION if name in PRIOR_SETS else "-")
         lines.append(f"{name:<{width}}  {section:<10}  {row['n']:>5}  {_pct(row['accuracy']):>7}  "
-                     f"{row.get('failed', 0):>6}")
+                     f"{_ci(summary, ('subsets', name, 'accuracy')):<12}  {row.get('failed', 0):>6}")
 
     lines.append("")
-    lines.append(f"{'section':<12}  {'score %':>7}  subsets")
-    lines.append("-" * 32)
+    lines.append(f"{'section':<12}  {'score %':>7}  {'95% CI':<12}  subsets")
+    lines.append("-" * 45)
     for section, value in summary["sections"].items():
         names = SECTIONS.get(section, PRIOR_SETS_IN_SCORE)
         have = sum(s in subsets for s in names)
-        lines.append(f"{section:<12}  {_pct(value):>7}  {have}/{len(names)}")
+        lines.append(f"{section:<12}  {_pct(value):>7}  {_ci(summary, ('sections', section)):<12}  {have}/{len(names)}")
 
     lines.append("")
-    lines.append(f"Score (mean of 4 sections):            {_pct(summary['score'])}")
-    lines.append(f"Score with prior sets (2,2,2,2,1)/9:   {_pct(summary['score_with_prior_sets'])}")
+    if summary.get("accuracy") is not None:
+        lines.append(f"Accuracy over all pairs:               {_pct(summary['accuracy'])}  {_ci(summary, ('accuracy',))}")
+    lines.append(f"Score (mean of 4 sections):            {_pct(summary['score'])}  {_ci(summary, ('score',))}")
+    lines.append(f"Score with prior sets (2,2,2,2,1)/9:   {_pct(summary['score_with_prior_sets'])}  "
+                 f"{_ci(summary, ('score_with_prior_sets',))}")
     if any(row.get("failed") for row in subsets.values()):
-        lines.append(f"Score over the pairs scored:           {_pct(summary.get('score_excluding_failures'))}")
+        lines.append(f"Score over the pairs scored:           {_pct(summary.get('score_excluding_failures'))}  "
+                     f"{_ci(summary, ('score_excluding_failures',))}")
+    lines.append("(95% CI: bootstrap over the pairs, resampled within each subset, combined with the official weights)")
+    from judges.conflicts import format_order
+    from rm_core.length import format_length
+
+    lines.extend(format_length(summary.get("length")))
+    lines.extend(format_order(summary.get("order")))
     lines.extend(f"note: {note}" for note in summary["notes"])
     return "\n".join(lines)

@@ -15,6 +15,10 @@ bench scripts all compute them with these. Over pairs judged in both orders (jud
   project's one tie rule, rm_core.metrics): chosen first = p_forward > 0.5, chosen second = p_backward > 0.5,
   both orders = their mean > 0.5.
 
+`order_report(verdicts)` puts them together for the evaluators (eval/reward_bench.py, rm_bench.py, judgebench.py):
+the three one-order accuracies, the order-flip rate (= order_inconsistency_rate) and position_a_rate, each with a
+95% bootstrap interval over the pairs (rm_core.stats; clusters of pairs resampled together where given).
+
 JudgeBench's `inconsistent` count (eval/judgebench.py) is that benchmark's own official rule (decisions compared
 as strings, a failed one included) and stays with its scoring.
 
@@ -93,6 +97,67 @@ def one_order_accuracies(verdicts: Sequence[PairVerdict]) -> dict[str, float]:
 
     return {"both_orders": share(v.p for v in verdicts), "chosen_first": share(v.p_forward for v in verdicts),
             "chosen_second": share(v.p_backward for v in verdicts)}
+
+
+ORDER_FIGURES = ["both_orders", "chosen_first", "chosen_second", "order_flip_rate", "position_a_rate"]
+
+
+def order_report(pair_verdicts: Sequence[PairVerdict], clusters: Sequence | None = None,
+                 strata: Sequence | None = None) -> dict | None:
+    """Position bias of a pairwise judge over pairs judged in both orders, each verdict's a being the CHOSEN
+    response: {"pairs", "decided_pairs", "failed_pairs", "order_flips", "both_orders", "chosen_first",
+    "chosen_second" (one_order_accuracies), "order_flip_rate" (OrderStats.inconsistency_rate), "position_a_rate",
+    "ci95": {figure: [low, high]}}. The intervals resample pairs (or the clusters given, one key per pair: pairs
+    that move together), within strata when given (one key per pair: its subset); the rates over decided pairs
+    are ratios of totals. None when there are no pairs."""
+    from rm_core.stats import bootstrap_statistics, ratio, summed_units, total
+
+    pair_verdicts = list(pair_verdicts)
+    if not pair_verdicts:
+        return None
+    stats = OrderStats.of(pair_verdicts)
+    accuracies = one_order_accuracies(pair_verdicts)
+    rows = []
+    for v in pair_verdicts:
+        decided = v.p is not None
+        rows.append({"n": 1.0, "both": float(decided and v.p > 0.5),
+                     "first": float(v.p_forward is not None and v.p_forward > 0.5),
+                     "second": float(v.p_backward is not None and v.p_backward > 0.5), "decided": float(decided),
+                     "flip": float(decided and not v.consistent),
+                     "first_wins": v.p_forward + (1.0 - v.p_backward) if decided else 0.0})
+    columns, sizes = summed_units(rows, clusters, strata)
+
+    def share(name, over="n", times=1.0):
+        return lambda m: ratio(total(m, sizes, name), times * total(m, sizes, over))
+
+    results = bootstrap_statistics(columns, {
+        "both_orders": share("both"), "chosen_first": share("first"), "chosen_second": share("second"),
+        "order_flip_rate": share("flip", "decided"), "position_a_rate": share("first_wins", "decided", 2.0)})
+    out = {"pairs": len(pair_verdicts), "decided_pairs": stats.pairs, "failed_pairs": len(pair_verdicts) - stats.pairs,
+           "order_flips": stats.inconsistent, **accuracies, "order_flip_rate": stats.inconsistency_rate,
+           "position_a_rate": stats.position_a_rate}
+    out["ci95"] = {name: None if out[name] is None or results[name] is None or results[name]["ci95"] is None
+                   else list(results[name]["ci95"]) for name in ORDER_FIGURES}
+    return out
+
+
+def format_order(block: dict | None) -> list[str]:
+    """Lines for an evaluator's printed table: both orders and the order-flip rate, in percent with intervals."""
+    if not block:
+        return []
+
+    def fig(name):
+        v, ci = block.get(name), (block.get("ci95") or {}).get(name)
+        return ("n/a" if v is None else f"{100 * v:.1f}") + ("" if not ci else f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]")
+
+    return [f"both orders (pairwise judge; {block['pairs']} pairs, {block['failed_pairs']} with a failed order; "
+            "95% CI in brackets):",
+            f"  accuracy, both orders averaged     {fig('both_orders')}",
+            f"  accuracy, chosen shown first       {fig('chosen_first')}",
+            f"  accuracy, chosen shown second      {fig('chosen_second')}",
+            f"  order-flip rate                    {fig('order_flip_rate')} ({block['order_flips']} of "
+            f"{block['decided_pairs']} decided pairs)",
+            f"  P(the first shown wins)            {fig('position_a_rate')}"]
 
 
 def verdicts(judge: Judge, items: list[tuple]) -> list[PairVerdict]:

@@ -90,6 +90,15 @@ def weighted_vote_pick(responses: list[str], scores: list[float | None], correct
     return pick, float(correct[pick])
 
 
+def question_values(cand: dict) -> dict[str, float]:
+    """One question's value under each baseline (random, majority_vote, majority_vote_expected_ties, oracle): the
+    per-question values whose means `baselines` gives, for intervals over questions (rm_core.stats)."""
+    return {"random": random_pick(cand["correct"]),
+            "majority_vote": majority_pick(cand["responses"], cand["correct"], "first"),
+            "majority_vote_expected_ties": majority_pick(cand["responses"], cand["correct"], "expected"),
+            "oracle": oracle_pick(cand["correct"])}
+
+
 def baselines(cands: list[dict]) -> dict:
     n = len(cands)
     return {"questions": n, "candidates": sum(len(c["responses"]) for c in cands),

@@ -166,10 +166,22 @@ def test_rb2_end_to_end_hub_schema(tmp_path):
     assert s["score"] == pytest.approx((sum(expect.values()) + ties) / 6)
     assert len(judge.scored) == sum(len(r["chosen"]) + len(r["rejected"]) for r in rb2_rows())  # each once
     assert s["failed_prompts"] == 0 and not (tmp_path / "out" / "scores.partial.jsonl").exists()
+    # one prompt per subset (one prompt id in Ties): every resample is the data itself, so each interval is a point
+    assert s["ci95"]["subsets"]["Factuality"]["score"] == [1.0, 1.0]
+    assert s["ci95"]["subsets"]["Ties"]["score"] == pytest.approx([ties, ties])
+    assert s["ci95"]["score"] == pytest.approx([s["score"], s["score"]])
+    assert s["ci95"]["ties"]["tied_accuracy"] == [1.0, 1.0]
+    # length over the five best-of-4 prompts (Ties left out): "x-good" (6 characters) is the longest of its four
+    length = s["length"]
+    assert length["items"] == 5 and length["shorter_wins"] == 0.0 and length["longer_wins"] == 1.0
+    assert length["chosen_longer_share"] == 1.0 and length["length_balanced_accuracy"] is None
+    assert length["accuracy_chosen_longer"] == pytest.approx(sum(expect.values()) / 5)
+    assert length["spearman_score_length"] is not None  # pointwise: a score per response
     # a pairwise judge ranks each prompt's responses; with P = sigmoid(difference) the order is the same
     s2 = rb2.evaluate(_args(rb2, data, tmp_path / "pair", PairTableJudge(RB2_TABLE)))
     for name in ("Factuality", "Math", "Focus"):
         assert s2["subsets"][name]["score"] == s["subsets"][name]["score"]
+    assert s2["length"]["spearman_score_length"] is None and "pairwise" in s2["length"]["score_length_note"]
 
 
 def test_rb2_failures_are_counted(tmp_path):
@@ -239,11 +251,19 @@ def test_rm_bench_matrix_pointwise_and_pairwise(tmp_path):
     judge = TableJudge(RMB_TABLE)
     s = rmb.evaluate(_args(rmb, data, tmp_path / "point", judge))
     _check_rmb(s)
+    # one prompt per domain: the intervals are points; every response has 2 characters: length ties everywhere
+    assert s["ci95"]["domains"]["chat"]["easy"] == [1.0, 1.0] and s["ci95"]["total"] == pytest.approx([s["total"]] * 2)
+    assert s["length"]["items"] == 18 and s["length"]["equal_length_share"] == 1.0
+    assert s["length"]["shorter_wins"] == 0.5 and s["length"]["accuracy"] == 0.5  # 3 + 6 of 18 cells
+    assert s["order"] is None
     assert sorted(judge.scored) == sorted(RMB_TABLE)  # each of the six responses per row scored once
     pair = PairTableJudge(RMB_TABLE)
     s = rmb.evaluate(_args(rmb, data, tmp_path / "pair", pair))
     _check_rmb(s)
     assert len(pair.asked) == 2 * 9 * 2  # every cell in both orders
+    # no position bias: the same answer in both orders, except the tied cells (0.5 both ways: a tie, no flip)
+    assert s["order"]["pairs"] == 18 and s["order"]["order_flips"] == 0
+    assert s["order"]["chosen_first"] == s["order"]["both_orders"] == 0.5
     assert ("r0", "c0") in pair.asked and ("c0", "r0") in pair.asked
     # one failed response: its three cells are wrong and counted
     s = rmb.evaluate(_args(rmb, data, tmp_path / "fail", TableJudge(dict(RMB_TABLE, c2=None))))
@@ -281,6 +301,10 @@ def test_judgebench_per_source_and_both_orders(tmp_path):
     assert s["categories"]["Knowledge"]["accuracy"] == 0.5 and s["categories"]["Math"]["accuracy"] == 0.0
     assert s["categories"]["Coding"]["accuracy"] == 1.0
     assert s["overall"]["inconsistent"] == 0 and s["overall"]["tie"] == 1
+    # one pair per source, resampled within its source: every interval is a point
+    assert s["ci95"]["accuracy"] == [0.5, 0.5] and s["ci95"]["sources"]["mmlu-pro-law"]["accuracy"] == [1.0, 1.0]
+    assert s["ci95"]["categories"]["Knowledge"]["accuracy"] == [0.5, 0.5]
+    assert s["length"]["items"] == 4 and s["length"]["shorter_wins"] == 0.5 and s["order"] is None
     # a pairwise judge with a strong position bias says "the first is better" in both orders: inconsistent
     biased = PairTableJudge(table, first_bias=1.0)
     s = jb.evaluate(_args(jb, data, tmp_path / "biased", biased))
@@ -289,6 +313,10 @@ def test_judgebench_per_source_and_both_orders(tmp_path):
     assert [r["decision_forward"] for r in rows] == ["A>B"] * 4
     assert [r["decision_backward"] for r in rows] == ["B>A"] * 4
     assert s["accuracy"] == 0.0 and s["overall"]["inconsistent"] == 4 and s["overall"]["tie"] == 4
+    # the same by judges.conflicts' definitions, the chosen response (A or B by the label) as a
+    o = s["order"]
+    assert (o["chosen_first"], o["chosen_second"], o["both_orders"]) == (1.0, 0.0, 0.0)
+    assert o["order_flip_rate"] == 1.0 and o["position_a_rate"] == 1.0 and o["ci95"]["order_flip_rate"] == [1.0, 1.0]
     # an unbiased pairwise judge agrees with the pointwise one
     s = jb.evaluate(_args(jb, data, tmp_path / "fair", PairTableJudge(table)))
     assert s["accuracy"] == 0.5 and s["overall"]["inconsistent"] == 0
@@ -325,6 +353,11 @@ def test_best_of_n_with_baselines(tmp_path):
     assert b["random"] == pytest.approx((0.5 + 0.25 + 0.0) / 3)
     assert b["majority_vote"] == pytest.approx(1 / 3) and b["oracle"] == pytest.approx(2 / 3)
     assert s["questions"] == 3 and s["failed_candidates"] == 0
+    # three questions: resampled means of the judge's 0, 1, 0 run from 0 (P 8/27) to 1 (P 1/27 > 2.5%)
+    assert s["ci95"]["judge"] == [0.0, 1.0] and s["ci95"]["baselines"]["random"] == [0.0, 0.5]
+    assert s["ci95"]["baselines"]["oracle"] == [0.0, 1.0]
+    # a question's candidates are all as long: "shortest wins" picks among all of them, i.e. the random baseline
+    assert s["length"]["shorter_wins"] == pytest.approx(b["random"]) and s["length"]["equal_length_share"] == 1.0
 
 
 # ------------------------------------------------------------------ the report (tiny real checkpoints)
@@ -369,6 +402,17 @@ def test_report_caches_per_checkpoint_and_benchmark(tiny, tmp_path):
     assert second["results"]["ckpt_a"]["pairs"]["headline"] == first["results"]["ckpt_a"]["pairs"]["headline"]
     md = (out / "report.md").read_text()
     assert "| metric | ckpt_a | ckpt_b |" in md and "time (s)" in md and "(cached)" in md
+    # intervals in the table, the paired comparison on the same items, the overview chart
+    a, b = (second["results"][j]["pairs"] for j in ("ckpt_a", "ckpt_b"))
+    ci = a["headline_ci95"]["accuracy (all pairs)"]
+    assert ci[0] <= a["headline"]["accuracy (all pairs)"] <= ci[1]
+    assert f"| accuracy (all pairs) | {100 * a['headline']['accuracy (all pairs)']:.1f} [{100 * ci[0]:.1f}," in md
+    pair = second["comparisons"]["pairs"][0]
+    assert (pair["a"], pair["b"], pair["n"]) == ("ckpt_a", "ckpt_b", 5)
+    assert pair["difference"] == pytest.approx(a["headline"]["accuracy (all pairs)"] - b["headline"]["accuracy (all pairs)"])
+    assert "| ckpt_a − ckpt_b |" in md and "Paired comparisons on the same items" in md
+    assert a["length"]["shorter_wins"] == 1.0  # every chosen "The answer is 5." is shorter than its rejected
+    assert (out / "overview.png").stat().st_size > 1000
     assert "| oracle |" in md and "| judge's pick |" in md and "| items scored | 5 | 5 |" in md
     assert (out / "pairs.png").stat().st_size > 1000 and (out / "bon.png").stat().st_size > 1000
     # a checkpoint is known by content: a touched file is the same checkpoint, one changed in place is another

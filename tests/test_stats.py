@@ -55,8 +55,8 @@ def test_paired_difference_sees_what_two_unpaired_intervals_miss():
     better = base.copy()
     flip = np.flatnonzero(base == 0)[:16]  # the second judge gets 16 more of the SAME items right (+4 points)
     better[flip] = 1.0
-    a_low, a_high = bootstrap_ci(better)
-    b_low, b_high = bootstrap_ci(base)
+    a_low, _a_high = bootstrap_ci(better)
+    _b_low, b_high = bootstrap_ci(base)
     assert a_low < b_high  # the separate intervals overlap...
     out = paired_bootstrap(better, base)
     assert out["difference"] == pytest.approx(0.04) and out["excludes_zero"] and out["low"] > 0  # ...the paired one does not
@@ -64,3 +64,66 @@ def test_paired_difference_sees_what_two_unpaired_intervals_miss():
     assert same["difference"] == 0.0 and not same["excludes_zero"]
     with pytest.raises(ValueError, match="differ in number"):
         paired_bootstrap([1.0], [1.0, 0.0])
+
+
+def test_bootstrap_statistics_share_replicates_and_match_stratified_bootstrap():
+    from rm_core.stats import bootstrap_statistics
+
+    groups = {"a": [1.0] * 90 + [0.0] * 10, "b": [1.0] * 5 + [0.0] * 5}
+    out = bootstrap_statistics({g: {"v": v} for g, v in groups.items()},
+                               {"weighted": lambda m: (3 * m["a"]["v"] + m["b"]["v"]) / 4,
+                                "b only": lambda m: m["b"]["v"], "absent": lambda m: None})
+    assert out["weighted"]["value"] == pytest.approx((3 * 0.9 + 0.5) / 4)
+    # the same generator order as stratified_bootstrap: the same interval
+    assert out["weighted"]["ci95"] == pytest.approx(stratified_bootstrap(groups, lambda m: (3 * m["a"] + m["b"]) / 4))
+    assert out["absent"] is None and out["b only"]["value"] == 0.5
+
+
+def test_exact_small_sample_intervals_by_hand():
+    """Two items 1, 0: a resample's mean is 0, 1/2 or 1 with probabilities 1/4, 1/2, 1/4, so the 95% percentile
+    interval is [0, 1]. Four items 1, 1, 1, 0: P(mean 0) = 1/256 and P(mean <= 1/4) = 13/256 straddle 2.5%, and
+    P(mean 1) = 81/256 > 2.5%, so the interval is [1/4, 1]."""
+    from rm_core.stats import bootstrap_statistics
+
+    assert bootstrap_ci([1.0, 0.0]) == (0.0, 1.0)
+    assert bootstrap_ci([1.0, 1.0, 1.0, 0.0]) == (0.25, 1.0)
+    out = bootstrap_statistics({"g": {"v": [1.0, 1.0, 1.0, 0.0]}}, {"mean": lambda m: m["g"]["v"]})
+    assert out["mean"] == {"value": 0.75, "ci95": (0.25, 1.0)}
+
+
+def test_columns_with_absent_values_ratios_and_clusters():
+    """A column's mean is over the units it applies to; summed_units + total make a ratio of sums over all items
+    with clusters resampled together."""
+    from rm_core.stats import bootstrap_statistics, ratio, summed_units, total
+
+    out = bootstrap_statistics({"g": {"x": [1.0, None, 0.0, None], "y": [1.0, 1.0, 1.0, 0.0]}},
+                               {"x": lambda m: m["g"]["x"], "y": lambda m: m["g"]["y"]})
+    assert out["x"]["value"] == 0.5 and out["y"]["value"] == 0.75
+    # items: 3 in cluster "p" (2 right), 1 in cluster "q" (right): 3/4 over items; a cluster is one unit
+    rows = [{"n": 1.0, "v": 1.0}, {"n": 1.0, "v": 1.0}, {"n": 1.0, "v": 0.0}, {"n": 1.0, "v": 1.0}]
+    groups, sizes = summed_units(rows, clusters=["p", "p", "p", "q"])
+    assert groups == {"all": {"n": [3.0, 1.0], "v": [2.0, 1.0]}} and sizes == {"all": 2}
+    res = bootstrap_statistics(groups, {"acc": lambda m: ratio(total(m, sizes, "v"), total(m, sizes, "n"))})
+    assert res["acc"]["value"] == 0.75
+    # resamples of two clusters: pp (2/3), pq (3/4), qq (1): the interval's ends are 2/3 and 1
+    assert res["acc"]["ci95"] == pytest.approx((2 / 3, 1.0))
+    assert np.isnan(ratio(1.0, 0.0))
+
+
+def test_paired_statistic_and_interval_lookup():
+    from rm_core.stats import interval_at, interval_tree, paired_statistic, value_at
+
+    a = {"s": {f"i{k}": {"c": 1.0 if k < 12 else 0.0} for k in range(20)}}
+    b = {"s": {f"i{k}": {"c": 1.0 if k < 6 else 0.0} for k in range(20)}}
+    out = paired_statistic(a, b, lambda m: m["s"]["c"])
+    assert out["difference"] == pytest.approx(0.3) and out["n"] == 20 and out["excludes_zero"]
+    direct = paired_bootstrap([a["s"][k]["c"] for k in a["s"]], [b["s"][k]["c"] for k in b["s"]])
+    assert (out["low"], out["high"]) == pytest.approx((direct["low"], direct["high"]))
+    assert paired_statistic(a, {"other": {}}, lambda m: m["s"]["c"]) is None
+    tree = interval_tree(a, {("subsets", "s", "accuracy"): lambda m: m["s"]["c"], ("score",): lambda m: None})
+    assert tree["score"] is None and len(tree["subsets"]["s"]["accuracy"]) == 2
+    summary = {"subsets": {"s": {"accuracy": 0.6}}, "ci95": tree,
+               "length": {"shorter_wins": 0.4, "ci95": {"shorter_wins": [0.3, 0.5]}}}
+    assert interval_at(summary, ("subsets", "s", "accuracy")) == tree["subsets"]["s"]["accuracy"]
+    assert interval_at(summary, ("length", "shorter_wins")) == [0.3, 0.5]  # the deepest ci95 on the path
+    assert interval_at(summary, ("nothing",)) is None and value_at(summary, ("subsets", "s", "accuracy")) == 0.6
