@@ -40,6 +40,17 @@ class PairPMGRPOConfig(PrecisionArguments, ChatTemplateArguments, GRPOConfig):
     pair_grouping: str = field(default="pair", metadata={
         "help": "'pair': both orders of a pair in one GRPO group (num_generations/2 completions each); "
                 "'order': one group per order, the pair's two groups in the same batch."})
+    order_consistency: bool = field(default=True, metadata={
+        "help": "Reward agreement across a pair's two orders (train_grpo.make_order_consistent_reward_func): a right "
+                "verdict earns 1 - consistency_weight x the share of the swapped order's parsed completions of the "
+                "same pair that pick the other response. False: each order scored alone (1 right, 0 wrong)."})
+    consistency_weight: float = field(default=0.5, metadata={
+        "help": "w in [0, 1]: what a right verdict loses when every completion of the swapped order contradicts it "
+                "(1: a verdict that flips with the order earns nothing; 0: off, as order_consistency false)."})
+    held_out_eval_pairs: int | None = field(default=None, metadata={
+        "help": "Held-out pairs judged (greedy, both orders) at each evaluation step DURING training (eval_strategy "
+                "steps, eval_steps, eval_on_start): eval_strict_accuracy, eval_order_flip_rate, ... in the log and "
+                "eval_results.json's held_out_curve. None: the whole held-out split (max_eval_pairs)."})
     malformed_penalty: float = field(default=1.0, metadata={
         "help": "Reward lost by an output with no verdict tag (half of it for a malformed verdict); a right verdict earns 1."})
     reasoning_min_words: int = field(default=0, metadata={"help": "Length band on the reasoning: lower end."})
@@ -69,3 +80,16 @@ class PairPMGRPOConfig(PrecisionArguments, ChatTemplateArguments, GRPOConfig):
         elif self.generation_batch_size % (2 * self.num_generations):
             raise ValueError(f"pair_grouping 'order' needs generation_batch_size ({self.generation_batch_size}) "
                              f"divisible by 2 x num_generations, so both orders of a pair share a batch")
+        if not 0.0 <= self.consistency_weight <= 1.0:
+            raise ValueError(f"consistency_weight is in [0, 1], got {self.consistency_weight}")
+        if self.held_out_eval_pairs is not None and self.held_out_eval_pairs < 1:
+            raise ValueError(f"held_out_eval_pairs is a positive number of pairs or None, got {self.held_out_eval_pairs}")
+        if self.order_consistency and self.consistency_weight:
+            # The reward function sees one process's generation batch: every pair must lie whole in it
+            slots = self.num_generations * (1 if self.pair_grouping == "pair" else 2)  # completions per pair
+            local = self.generation_batch_size // max(1, self.world_size)
+            if local % slots:
+                raise ValueError(f"the order-consistency reward compares a pair's two orders within one process's "
+                                 f"generation batch ({local} completions = per_device_train_batch_size x "
+                                 f"steps_per_generation), which must hold whole pairs ({slots} completions each): "
+                                 f"change the batch or set order_consistency false")

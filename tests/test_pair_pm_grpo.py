@@ -4,6 +4,7 @@ checkpoint as a reasoning pair-PM judge (judges.load, failures counted, eval_rew
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from pathlib import Path
@@ -116,6 +117,77 @@ def test_trl_reward_func_logs_components_and_position_rate():
     assert logged["pair_pm_verdict/judge_failed"] == 0.0
 
 
+# -- the order-consistency reward ------------------------------------------------------------------------------
+def _pair_call(fn, fwd: list[str], bwd: list[str], pair: str = "p0", **kw):
+    """The reward function on one pair: the forward-order completions (chosen as A, label A), then the backward ones."""
+    texts = fwd + bwd
+    n = len(texts)
+    return fn(prompts=[[{"role": "user", "content": "p"}]] * n,
+              completions=[[{"role": "assistant", "content": t}] for t in texts],
+              label=["A"] * len(fwd) + ["B"] * len(bwd), pair_id=[pair] * n,
+              order=["forward"] * len(fwd) + ["backward"] * len(bwd), trainer_state=None, **kw)
+
+
+def _v(letter: str) -> str:
+    return f"<verdict>{letter}</verdict>"
+
+
+def test_order_consistent_reward_on_hand_made_judges():
+    from pair_pm.train_grpo import make_order_consistent_reward_func
+
+    fn = make_order_consistent_reward_func(verdict_reward(), consistency_weight=0.5)
+    right = _pair_call(fn, [_v("A")] * 2, [_v("B")] * 2)  # right in both orders
+    wrong = _pair_call(fn, [_v("B")] * 2, [_v("A")] * 2)  # wrong in both orders
+    always_b = _pair_call(fn, [_v("B")] * 2, [_v("B")] * 2)  # answers by position
+    always_a = _pair_call(fn, [_v("A")] * 2, [_v("A")] * 2)
+    assert right == [1.0] * 4 and wrong == [0.0] * 4
+    assert always_b == [0.0, 0.0, 0.5, 0.5] and always_a == [0.5, 0.5, 0.0, 0.0]  # right ones paid 1 - w
+    plain = make_verdict_reward_func(verdict_reward())
+    assert _pair_call(plain, [_v("B")] * 2, [_v("B")] * 2) == [0.0, 0.0, 1.0, 1.0]  # the old reward: 1/2 on average
+    # one forward completion leaves the position: it agrees with the whole backward order, they with half of it
+    assert _pair_call(fn, [_v("A"), _v("B")], [_v("B")] * 2) == [1.0, 0.0, 0.75, 0.75]
+
+    # every judge of 2 + 2 parsed completions: the consistently right one alone gets the maximum, the consistently
+    # wrong one alone the minimum, and a position-constant judge less than a consistent right one
+    means = {}
+    for letters in itertools.product("AB", repeat=4):
+        out = _pair_call(fn, [_v(c) for c in letters[:2]], [_v(c) for c in letters[2:]])
+        assert all(0.0 <= r <= 1.0 for r in out)
+        means["".join(letters)] = sum(out) / 4
+    assert max(means, key=means.get) == "AABB" and means["AABB"] == 1.0
+    assert [k for k, m in means.items() if m == 1.0] == ["AABB"] and [k for k, m in means.items() if m == 0.0] == ["BBAA"]
+    assert means["BBBB"] == means["AAAA"] == 0.25 < means["AABB"]
+
+
+def test_order_consistent_reward_keeps_format_terms_and_pairs_apart():
+    from pair_pm.train_grpo import make_order_consistent_reward_func, order_agreement
+
+    fn = make_order_consistent_reward_func(verdict_reward(malformed_penalty=1.0), consistency_weight=1.0)
+    # malformed outputs: the format ladder as before (-1/2 malformed, -1 missing), and they are no evidence
+    assert _pair_call(fn, [_v("a"), "Verdict: A"], [_v("B"), _v("B")]) == [-0.5, -1.0, 1.0, 1.0]
+    assert _pair_call(fn, [_v("a"), _v("A")], [_v("B"), "no verdict"]) == [-0.5, 1.0, 1.0, -1.0]
+    assert _pair_call(fn, [_v("B")] * 2, [_v("B")] * 2) == [0.0] * 4  # w = 1: a flipping verdict earns nothing
+    # two pairs in one call (as in a generation batch): each compared with its own other order only
+    texts = [_v("A"), _v("B"), _v("B"), _v("B")]
+    assert order_agreement(["A", "B", "B", "B"], ["A", "B", "A", "B"], ["x", "x", "y", "y"],
+                           ["forward", "backward", "forward", "backward"]) == [1.0, 1.0, 0.0, 0.0]
+    logged = {}
+    out = fn(prompts=[[{"role": "user", "content": "p"}]] * 4, completions=[[{"role": "assistant", "content": t}]
+                                                                            for t in texts],
+             label=["A", "B", "A", "B"], pair_id=["x", "x", "y", "y"], order=["forward", "backward"] * 2,
+             trainer_state=None, log_metric=lambda k, v: logged.__setitem__(k, v))
+    assert out == [1.0, 1.0, 0.0, 0.0]
+    assert logged["pair_pm_verdict/order_agreement"] == 0.5 and logged["pair_pm_verdict/consistency"] == -0.25
+    assert logged["pair_pm_verdict/agreement_coverage"] == 1.0 and logged["pair_pm_verdict/verdict"] == 0.75
+    # the off switch is the plain reward; the pair columns are required when it is on
+    off = make_order_consistent_reward_func(verdict_reward(), consistency_weight=0.0)
+    assert _pair_call(off, [_v("B")] * 2, [_v("B")] * 2) == [0.0, 0.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="pair_id"):
+        fn(prompts=[[]], completions=[_v("A")], label=["A"], order=["forward"])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        make_order_consistent_reward_func(verdict_reward(), consistency_weight=1.5)
+
+
 # -- data and grouping ----------------------------------------------------------------------------------------
 def _pref(i: int, prompt: str = "Say hello.", chosen: str = GOOD, rejected: str = BAD) -> dict:
     return {"prompt": [{"role": "user", "content": prompt}], "chosen": [{"role": "assistant", "content": chosen}],
@@ -151,6 +223,8 @@ def test_dataset_has_both_orders_adjacent_and_cut_prompts(tok):
     bad = ds.select([1, 0, 2, 3])
     with pytest.raises(ValueError, match="not the two orders"):
         check_pair_layout(bad)
+    same_id, _, _ = build_grpo_dataset([_pref(0), _pref(0, prompt="Say bye.")], tok, max_prompt_length=400)
+    assert same_id["pair_id"] == ["p0", "p0", "p0#1", "p0#1"]  # a repeated id: still two pairs to the reward
 
 
 def test_pair_sampler_puts_both_orders_in_one_group():
@@ -192,8 +266,78 @@ def test_config_validates_grouping(tmp_path):
     assert PairPMGRPOConfig(num_generations=4, **common).bf16 is False  # CPU default
 
 
+def test_config_validates_order_consistency(tmp_path, monkeypatch):
+    from transformers import TrainingArguments
+
+    from pair_pm.config import PairPMGRPOConfig
+
+    common = dict(output_dir=str(tmp_path), use_cpu=True, report_to="none", per_device_train_batch_size=4)
+    args = PairPMGRPOConfig(num_generations=4, **common)
+    assert args.order_consistency and args.consistency_weight == 0.5 and args.held_out_eval_pairs is None
+    with pytest.raises(ValueError, match=r"consistency_weight is in \[0, 1\]"):
+        PairPMGRPOConfig(num_generations=4, consistency_weight=-0.1, **common)
+    # two processes: a global generation batch of 8 holds a group of 8, but each process sees 4 completions
+    monkeypatch.setattr(TrainingArguments, "world_size", property(lambda self: 2))
+    with pytest.raises(ValueError, match="must hold whole pairs"):
+        PairPMGRPOConfig(num_generations=8, **common)
+    assert PairPMGRPOConfig(num_generations=8, order_consistency=False, **common).generation_batch_size == 8
+    assert PairPMGRPOConfig(num_generations=4, **common).generation_batch_size == 8
+
+
+def _shard_batches(sampler, local_batch: int, num_processes: int) -> list[list[list[int]]]:
+    """What each process's dataloader yields, as accelerate prepares the Trainer's (BatchSampler over the sampler,
+    then BatchSamplerShard: whole consecutive batches to each process in turn)."""
+    from accelerate.data_loader import BatchSamplerShard
+    from torch.utils.data import BatchSampler
+
+    return [list(BatchSamplerShard(BatchSampler(sampler, local_batch, drop_last=False), num_processes, rank))
+            for rank in range(num_processes)]
+
+
+@pytest.mark.parametrize("grouping, num_generations, per_device, steps_per_gen, processes", [
+    ("pair", 4, 4, 2, 1), ("pair", 4, 2, 2, 2), ("pair", 8, 4, 2, 2), ("order", 2, 4, 1, 2), ("order", 4, 8, 1, 1)])
+def test_both_orders_of_a_pair_reach_the_same_reward_call(grouping, num_generations, per_device, steps_per_gen,
+                                                          processes, tmp_path, monkeypatch):
+    """As GRPOTrainer samples: the config's generation batch for `processes` processes (GRPOConfig), the sampler
+    of PairPMGRPOTrainer._get_train_sampler, TRL's per-process generation batch (per_device x steps_per_generation)
+    and accelerate's sharding: every process's generation batch, the rows one reward call sees, holds whole
+    pairs, both orders of each, in TRL's groups of num_generations consecutive rows."""
+    from types import SimpleNamespace
+
+    from datasets import Dataset
+    from transformers import TrainingArguments
+
+    from pair_pm.config import PairPMGRPOConfig
+    from pair_pm.train_grpo import PairPMGRPOTrainer
+
+    monkeypatch.setattr(TrainingArguments, "world_size", property(lambda self: processes))
+    args = PairPMGRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", seed=3,
+                            per_device_train_batch_size=per_device, steps_per_generation=steps_per_gen,
+                            num_generations=num_generations, pair_grouping=grouping)
+    local = args.generation_batch_size // processes
+    assert local == per_device * steps_per_gen
+    ds = Dataset.from_dict({"label": ["A", "B"] * 7, "pair_id": [f"p{i // 2}" for i in range(14)]})
+    fake = SimpleNamespace(train_dataset=ds, args=args, num_generations=num_generations, num_iterations=1,
+                           shuffle_dataset=True)
+    sampler = PairPMGRPOTrainer._get_train_sampler(fake, ds)
+    shards = _shard_batches(sampler, local, processes)
+    assert len({len(b) for b in shards}) == 1 and shards[0]
+    for batches in shards:
+        for batch in batches:
+            assert len(batch) == local
+            pairs = {i // 2 for i in batch}
+            for k in pairs:  # each pair whole: num_generations of each order (per-pair groups: half each)
+                each = num_generations // 2 if grouping == "pair" else num_generations
+                assert batch.count(2 * k) == batch.count(2 * k + 1) == each
+            for g in range(0, local, num_generations):  # TRL's groups: consecutive num_generations rows
+                group = batch[g:g + num_generations]
+                assert len({i // 2 for i in group}) == 1
+                assert len(set(group)) == (2 if grouping == "pair" else 1)
+
+
 # -- a real GRPOTrainer ---------------------------------------------------------------------------------------
-def _trainer(tmp_path, tok_path, prefs, grouping="pair", num_generations=4, batch=8, **overrides):
+def _trainer(tmp_path, tok_path, prefs, grouping="pair", num_generations=4, batch=8, reward_func=None,
+             held_out=None, **overrides):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from pair_pm.config import PairPMGRPOConfig
@@ -206,7 +350,9 @@ def _trainer(tmp_path, tok_path, prefs, grouping="pair", num_generations=4, batc
                             use_cpu=True, save_strategy="no", pair_grouping=grouping, seed=0,
                             **overrides)
     return PairPMGRPOTrainer(model=AutoModelForCausalLM.from_pretrained(tok_path), args=args, train_dataset=ds,
-                             reward_funcs=[make_verdict_reward_func(verdict_reward())], processing_class=tokenizer)
+                             reward_funcs=[reward_func or make_verdict_reward_func(verdict_reward())],
+                             processing_class=tokenizer, held_out=held_out,
+                             eval_dataset=build_grpo_dataset(held_out, tokenizer, 448)[0] if held_out else None)
 
 
 def _scripted(trainer, answer):
@@ -279,6 +425,77 @@ def test_content_following_policy_has_nothing_left_to_learn(tmp_path, tiny_path)
     assert adv == pytest.approx([0.0] * 8, abs=1e-5)
 
 
+def test_trainer_pays_order_consistency_on_the_whole_generation_batch(tmp_path, tiny_path):
+    """The real trainer (TRL's dataloader with PairPMGRPOTrainer's sampler, two optimizer steps per generation):
+    the reward function is called once on the generation batch, which holds both orders of each pair, so a position-
+    following answer is paid less than the content-following one beside it, and the advantages show it."""
+    from pair_pm.train_grpo import make_order_consistent_reward_func
+
+    fn = make_order_consistent_reward_func(verdict_reward(), consistency_weight=0.5)
+    trainer = _trainer(tmp_path, tiny_path, PREFS, batch=4, steps_per_generation=2, reward_func=fn)
+    assert trainer.args.generation_batch_size == 8
+    # "B" everywhere but the first completion of each group (a forward one): it leaves the position and is right
+    state = _scripted(trainer, lambda label, i: "A" if i % 4 == 0 else "B")
+    batch, adv, letters = _advantages(trainer, state)
+    assert len(batch) == 8 and [x["order"] for x in batch[:4]] == ["forward"] * 2 + ["backward"] * 2
+    assert letters == ["A", "B", "B", "B"] * 2
+    rewards = list(trainer._logs["rewards"]["pair_pm_verdict"])
+    # forward A: right, every backward completion agrees -> 1; forward B: wrong -> 0; backward B: right, but half
+    # of the forward completions pick the other response -> 1 - 0.5 x 0.5
+    assert rewards == [1.0, 0.0, 0.75, 0.75] * 2
+    per_group = [adv[g:g + 4] for g in range(0, 8, 4)]
+    for group in per_group:
+        assert group[0] > group[2] == group[3] > 0 > group[1]  # the consistent right answer leads
+    plain = _trainer(tmp_path, tiny_path, PREFS, batch=4, steps_per_generation=2)
+    state = _scripted(plain, lambda label, i: "A" if i % 4 == 0 else "B")
+    _, plain_adv, _ = _advantages(plain, state)
+    assert plain_adv[0] == pytest.approx(plain_adv[2])  # the plain reward pays both right answers alike
+
+
+def test_in_training_evaluation_logs_strict_accuracy_and_flip_rate(tmp_path, tiny_path, monkeypatch):
+    from pair_pm.judge import ReasoningPairPMJudge
+    from pair_pm.train_grpo import held_out_curve
+
+    trainer = _trainer(tmp_path, tiny_path, PREFS, held_out=PREFS[:3], eval_strategy="steps", eval_steps=1)
+    monkeypatch.setattr(ReasoningPairPMJudge, "generate", lambda self, items: Scripted([
+        _v("A"), _v("B"),  # right in both orders
+        _v("B"), _v("B"),  # follows the slot: a flip
+        _v("B"), "no verdict",  # wrong, then malformed
+    ])(items))
+    trainer.model.train()
+    metrics = trainer.evaluate()
+    assert trainer.model.training  # given back in training mode
+    assert metrics["eval_strict_accuracy"] == pytest.approx(1 / 3) and metrics["eval_order_flip_rate"] == 0.5
+    assert metrics["eval_accuracy_chosen_as_a"] == pytest.approx(1 / 3)
+    assert metrics["eval_malformed_rate"] == pytest.approx(1 / 6) and metrics["eval_failed_pairs"] == 1
+    logged = trainer.state.log_history[-1]
+    assert logged["eval_strict_accuracy"] == metrics["eval_strict_accuracy"] and "reward" not in logged
+    assert metrics["eval_strict_accuracy_ci95_low"] <= 1 / 3 <= metrics["eval_strict_accuracy_ci95_high"]
+    curve = held_out_curve(trainer.state.log_history)
+    ci = {k: [metrics[f"eval_{k}_ci95_low"], metrics[f"eval_{k}_ci95_high"]]
+          for k in ("strict_accuracy", "order_flip_rate")}
+    assert curve == [{"step": 0, "strict_accuracy": pytest.approx(1 / 3), "order_flip_rate": 0.5,
+                      "accuracy_chosen_as_a": pytest.approx(1 / 3), "accuracy_chosen_as_b": pytest.approx(2 / 3),
+                      "malformed_rate": pytest.approx(1 / 6), "answer_a_rate": pytest.approx(0.2),
+                      "failed_pairs": 1.0, "pairs": 3.0, "ci95": ci}]
+
+
+def test_both_order_metrics_on_probabilities():
+    from judges.base import PairVerdict
+    from pair_pm.train_grpo import both_order_metrics
+
+    verdicts = [PairVerdict(0.9, 0.6), PairVerdict(0.9, 0.3), PairVerdict(0.4, 0.45), PairVerdict(0.7, None)]
+    # order-debiased the second pair is right (0.6 > 0.5), strictly it is not (wrong with the chosen shown second)
+    got = both_order_metrics(verdicts)
+    assert got["strict_accuracy"] == 0.25 and got["order_flip_rate"] == pytest.approx(1 / 3)
+    low, high = got["ci95"]["strict_accuracy"]
+    assert 0.0 <= low <= 0.25 <= high <= 1.0 and got == both_order_metrics(verdicts)  # seeded
+    assert got["ci95"]["order_flip_rate"][0] <= 1 / 3 <= got["ci95"]["order_flip_rate"][1]
+    assert both_order_metrics([PairVerdict(None, 0.7)])["ci95"]["order_flip_rate"] is None  # nothing decided
+    with pytest.raises(ValueError):
+        both_order_metrics([])
+
+
 # -- end to end: train, save, load, evaluate ------------------------------------------------------------------
 def _data_dir(tmp_path: Path, sizes: dict[str, int]) -> Path:
     rng = random.Random(0)
@@ -303,7 +520,8 @@ def trained(tmp_path_factory, tiny_path):
             "--num_generations", "4", "--per_device_train_batch_size", "8", "--max_completion_length", "12",
             "--max_prompt_length", "448", "--max_steps", "2", "--learning_rate", "1e-3", "--logging_steps", "1",
             "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", "--use_cpu", "true",
-            "--seed", "0", "--length_weight", "0.1", "--reasoning_max_words", "20", "--format_warmup_steps", "2"]
+            "--seed", "0", "--length_weight", "0.1", "--reasoning_max_words", "20", "--format_warmup_steps", "2",
+            "--eval_strategy", "steps", "--eval_steps", "1", "--eval_on_start", "true", "--held_out_eval_pairs", "2"]
     results = recipe.main(*recipe.make_parser().parse_args_and_config(argv))
     return out, data, results
 
@@ -324,7 +542,12 @@ def test_grpo_run_trains_and_saves_a_reasoning_pair_pm(trained):
     held = results["held_out"]
     assert held["pairs"] == 3 and held["malformed_rate"] == 1.0 and held["failed_pairs"] == 3
     assert held["accuracy"] == 0.0 and sum(held["malformed_by_reason"].values()) == 6  # outputs, both orders
+    assert held["strict_accuracy"] == 0.0 and held["order_flip_rate"] is None  # no pair parsed in both orders
     assert json.loads((out / "eval_results.json").read_text())["held_out"] == held
+    # the held-out evaluation during training: before the first step and after each, on held_out_eval_pairs pairs
+    assert [(c["step"], c["pairs"], c["strict_accuracy"], c["order_flip_rate"], c["malformed_rate"])
+            for c in results["held_out_curve"]] == [(s, 2, 0.0, None, 1.0) for s in (0, 1, 2)]
+    assert results["order_consistency"] == {"weight": 0.5, "held_out_eval_pairs": 2}
 
 
 def test_judges_load_returns_the_reasoning_judge_and_counts_failures(trained):
@@ -450,6 +673,49 @@ def test_recipe_yamls_parse(name, tmp_path):
     assert args.generation_batch_size % args.num_generations == 0 and args.malformed_penalty == 1.0
     if name.startswith("qwen"):
         assert args.use_vllm and args.vllm_mode == "colocate" and args.format_warmup_steps == 0
+
+
+def test_bench_dry_run_and_its_training_command_parse(tmp_path, capsys, monkeypatch):
+    """bench/pair_pm_grpo.py (an hour: not run here): --dry_run prints the plan, and the train stage's command
+    parses with the recipe's own parser into a run with the held-out curve and the consistency weight asked for."""
+    import shlex
+
+    from bench.pair_pm_grpo import main as bench_main
+    from pair_pm.train_grpo import make_parser
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    bench_main(["--dry_run", "--runs", str(tmp_path / "runs"), "--consistency_weight", "0.25", "--curve_pairs", "12",
+                "--eval_every", "4", "--max_steps", "8"])
+    out = capsys.readouterr().out
+    assert not (tmp_path / "runs").exists()  # nothing run, nothing written
+    cmd = shlex.split(next(line for line in out.splitlines() if line.startswith("[bench] train: $ "))[17:])
+    assert cmd[1] == "pair_pm/train_grpo.py"
+    data_args, args, _ = make_parser().parse_args_and_config(cmd[2:])
+    assert args.consistency_weight == 0.25 and args.order_consistency and args.max_steps == 8
+    assert args.eval_strategy == "steps" and args.eval_steps == 4 and args.eval_on_start
+    assert data_args.dataset_test_split == "test" and data_args.max_eval_pairs == 12
+    with pytest.raises(SystemExit):
+        bench_main(["--dry_run", "--consistency_weight", "2"])
+
+
+def test_bench_curve_table():
+    from bench.pair_pm_grpo import curve_table
+
+    point = {"strict_accuracy": 0.0, "order_flip_rate": 1.0, "malformed_rate": 0.5, "answer_a_rate": None,
+             "pairs": 20.0}
+    train = {"budget": {"train_pairs": 64, "max_steps": 6, "warmup_steps": 6, "consistency_weight": 0.5},
+             "train_seconds": 400.0,
+             "held_out_curve": [{"step": 0, **point}, {"step": 6, **point, "strict_accuracy": 0.25,
+                                                         "order_flip_rate": None,
+                                                         "ci95": {"strict_accuracy": [0.05, 0.45],
+                                                                  "order_flip_rate": None}}]}
+    sft = {"budget": "64 pairs", "hh_curve": {"strict_accuracy": 0.4, "order_flip_rate": 0.35}}
+    table = curve_table(train, sft)
+    assert "20 HH test pairs" in table and "64 training pairs, 6 steps" in table and "400 s" in table
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rows == ["| GRPO reasoning pair-PM | 0 | 0.0% | 100.0% | 50.0% | - |",
+                    "| GRPO reasoning pair-PM | 6 | 25.0% [5.0, 45.0] | - | 50.0% | - |",
+                    "| SFT pair-PM (64 pairs) | end | 40.0% | 35.0% | - | - |"]
 
 
 @pytest.mark.slow
