@@ -6,12 +6,13 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-BASE_SITE="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+BASE_PY="${VIRTUAL_ENV:-$ROOT/.venv}/bin/python"  # the project's venv (run_tests.sh activates it; RM_VENV may move it)
+BASE_SITE="$("$BASE_PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 OVERLAY="${RM_VERL_VENV:-$ROOT/.venv-verl}"
-STAMP="$OVERLAY/.installed-$(sha256sum requirements/test-verl.txt | cut -c1-16)"
+STAMP="$OVERLAY/.installed-$( (cat requirements/test-verl.txt; echo "$BASE_SITE") | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP" ]; then
   rm -rf "$OVERLAY"
-  .venv/bin/python -m venv "$OVERLAY"
+  "$BASE_PY" -m venv "$OVERLAY"
   OVERLAY_SITE="$("$OVERLAY/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
   echo "$BASE_SITE" > "$OVERLAY_SITE/_rm_base_venv.pth"
   "$OVERLAY/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r requirements/test-verl.txt
