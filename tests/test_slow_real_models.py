@@ -71,37 +71,54 @@ def _train(tmp_path, config, extra):
     return out, json.loads((out / "eval_results.json").read_text())
 
 
-def _untrained_accuracy(model_path, chat_template, n_test):
+def _correct_per_pair(model_path, chat_template, n_test):
+    """Per held-out pair, 1.0 when the chosen response scores above the rejected one (evaluate_pairs' strict rule),
+    else 0.0; a base model gets the fresh reward head training starts from (seed 42, the configs' seed)."""
     from rm_core.builtin_data import build_builtin_preferences
     from rm_core.data import to_preferences
+    from rm_core.inference import score_pairs
     from rm_core.models import load_reward_model
-    from rm_core.pipeline import evaluate_pairs
+    from rm_core.templates import render_ids
 
     torch.manual_seed(42)
     model, tok = load_reward_model(model_path, chat_template=chat_template)
     prefs, _ = to_preferences(build_builtin_preferences()[1][:n_test])
-    return evaluate_pairs(model.eval(), tok, prefs, 256)["accuracy"]
+    pairs = [(render_ids(tok, p["prompt"] + p["chosen"], 256)[0], render_ids(tok, p["prompt"] + p["rejected"], 256)[0])
+             for p in prefs]
+    return [1.0 if c > r else 0.0 for c, r in score_pairs(model.eval(), pairs, tok.pad_token_id, 16)]
+
+
+def _assert_learned(untrained, trained, results, margin):
+    """The recipe's held-out accuracy is the trained model's, above the untrained one's by `margin`, and the paired
+    bootstrap interval of the difference (the same held-out pairs) excludes zero (issue 21)."""
+    from rm_core.stats import paired_bootstrap
+
+    before, after = sum(untrained) / len(untrained), sum(trained) / len(trained)
+    assert after == pytest.approx(results["held_out"]["accuracy"], abs=1.01 / len(trained))  # batch padding: ~1e-6
+    assert after > before + margin, (before, after)
+    diff = paired_bootstrap(trained, untrained)
+    print(f"held-out accuracy {after:.3f} vs untrained {before:.3f}: {diff['difference']:+.3f} "
+          f"(95% CI {diff['low']:+.3f} .. {diff['high']:+.3f}, n={diff['n']})")
+    assert diff["excludes_zero"] and diff["difference"] > 0, diff
 
 
 def test_minilm_bt_training_beats_untrained(tmp_path):
     from rm_core.models import MINILM, resolve_model
 
     path = resolve_model(MINILM)
-    before = _untrained_accuracy(path, "plain", 120)
-    _, results = _train(tmp_path, "bradley_terry_rm/configs/minilm-l6-cpu.yaml",
-                        ["--model_name_or_path", path, "--max_train_pairs", "480", "--max_eval_pairs", "120",
-                         "--num_train_epochs", "1"])
-    after = results["held_out"]["accuracy"]
-    assert after > before + 0.15, (before, after)
+    before = _correct_per_pair(path, "plain", 120)
+    ckpt, results = _train(tmp_path, "bradley_terry_rm/configs/minilm-l6-cpu.yaml",
+                           ["--model_name_or_path", path, "--max_train_pairs", "480", "--max_eval_pairs", "120",
+                            "--num_train_epochs", "1"])
+    _assert_learned(before, _correct_per_pair(str(ckpt), "plain", 120), results, 0.15)
 
 
 def test_smollm2_bt_training_beats_untrained(tmp_path, smollm2_path):
-    before = _untrained_accuracy(smollm2_path, None, 64)
+    before = _correct_per_pair(smollm2_path, None, 64)
     ckpt, results = _train(tmp_path, "bradley_terry_rm/configs/smollm2-135m-cpu.yaml",
                            ["--model_name_or_path", smollm2_path, "--max_train_pairs", "96",
                             "--max_eval_pairs", "64", "--learning_rate", "5e-5"])
-    after = results["held_out"]["accuracy"]
-    assert after > before + 0.1, (before, after)
+    _assert_learned(before, _correct_per_pair(str(ckpt), None, 64), results, 0.1)
     config = json.loads((ckpt / "config.json").read_text())
     assert config["rm_family"] == "bradley_terry" and config["reward_std"] > 0
 
