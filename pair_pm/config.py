@@ -40,10 +40,10 @@ class PairPMGRPOConfig(PrecisionArguments, ChatTemplateArguments, GRPOConfig):
     pair_grouping: str = field(default="pair", metadata={
         "help": "'pair': both orders of a pair in one GRPO group (num_generations/2 completions each); "
                 "'order': one group per order, the pair's two groups in the same batch."})
-    order_consistency: bool = field(default=True, metadata={
-        "help": "Reward agreement across a pair's two orders (train_grpo.make_order_consistent_reward_func): a right "
-                "verdict earns 1 - consistency_weight x the share of the swapped order's parsed completions of the "
-                "same pair that pick the other response. False: each order scored alone (1 right, 0 wrong)."})
+    order_consistency: bool = field(default=True, metadata={"help": (
+        "Reward agreement across a pair's two orders (train_grpo.make_order_consistent_reward_func): a right verdict "
+        "earns 1 - consistency_weight x the share of the swapped order's parsed completions of the same pair that "
+        "pick the other response. False: each order scored alone (1 right, 0 wrong).")})
     consistency_weight: float = field(default=0.5, metadata={
         "help": "w in [0, 1]: what a right verdict loses when every completion of the swapped order contradicts it "
                 "(1: a verdict that flips with the order earns nothing; 0: off, as order_consistency false)."})
