@@ -133,8 +133,9 @@ def train_gating(head: GatedScore, prompt_c, rewards_c, prompt_r, rewards_r, cfg
         if checking and ((step + 1) % cfg.eval_steps == 0 or last):
             current = val_loss()
             entry = {"step": step, "loss": round(loss.item(), 5), "val_loss": round(current, 5)}
-            if current < best[0]:
-                best, since_best = (current, step, copy.deepcopy(head.state_dict())), 0
+            if current < best[0]:  # the weights are kept only when they may be restored
+                state = copy.deepcopy(head.state_dict()) if cfg.early_stopping_patience > 0 else None
+                best, since_best = (current, step, state), 0
             else:
                 since_best += 1
             if cfg.early_stopping_patience > 0 and since_best >= cfg.early_stopping_patience:

@@ -42,7 +42,7 @@ from rm_core.best_of_n import (
 )
 from rm_core.data import SkipReport
 from rm_core.errors import cli_entry
-from rm_core.stats import interval_at, interval_tree, value_at
+from rm_core.stats import interval_at, interval_tree
 
 DEFAULT_DATASET = DEFAULT_CANDIDATES
 
@@ -158,10 +158,6 @@ def headline_paths(summary: dict) -> dict[str, tuple]:
     """The numbers a report compares side by side, each with the path of the number (and of its interval)."""
     return {"judge's pick": ("judge",), "judge-weighted vote": ("judge_weighted_vote",),
             **{k: ("baselines", k) for k in (summary.get("baselines") or {})}}
-
-
-def headline(summary: dict) -> dict[str, float | None]:
-    return {name: value_at(summary, path) for name, path in headline_paths(summary).items()}
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -43,7 +43,7 @@ from eval.runner import add_judge_args, check_model, pair_verdicts, run_benchmar
 from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, load_rows, same_response
 from rm_core.errors import cli_entry
 from rm_core.length import chars
-from rm_core.stats import interval_at, interval_tree, value_at
+from rm_core.stats import interval_at, interval_tree
 
 DEFAULT_DATASET = "ScalerLab/JudgeBench"
 LABELS = ("A>B", "B>A")
@@ -263,10 +263,6 @@ def headline_paths(summary: dict) -> dict[str, tuple]:
     out = {"accuracy": ("accuracy",)}
     out.update({c: ("categories", c, "accuracy") for c in summary["categories"]})
     return out
-
-
-def headline(summary: dict) -> dict[str, float | None]:
-    return {name: value_at(summary, path) for name, path in headline_paths(summary).items()}
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -50,7 +50,7 @@ from eval.runner import add_judge_args, check_model, listwise_scores, mean, run_
 from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, load_rows, same_response
 from rm_core.errors import cli_entry
 from rm_core.length import chars
-from rm_core.stats import interval_at, interval_tree, value_at
+from rm_core.stats import interval_at, interval_tree
 
 DEFAULT_DATASET = "allenai/reward-bench-2"
 SUBSETS = ["Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties"]
@@ -328,11 +328,6 @@ def headline_paths(summary: dict) -> dict[str, tuple]:
     out = {"score": ("score",) if summary["score"] is not None else ("score_present_subsets",)}
     out.update({name: ("subsets", name, "score") for name in summary["subsets"]})
     return out
-
-
-def headline(summary: dict) -> dict[str, float | None]:
-    """The numbers a report compares side by side."""
-    return {name: value_at(summary, path) for name, path in headline_paths(summary).items()}
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -254,10 +254,6 @@ def headline_paths(summary: dict) -> dict[str, tuple]:
     return out
 
 
-def headline(summary: dict) -> dict[str, float | None]:
-    return {name: value_at(summary, path) for name, path in headline_paths(summary).items()}
-
-
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eval_rm_bench", description=__doc__.split("\n\n")[0])
     add_judge_args(p)

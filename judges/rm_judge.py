@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from judges.base import Judge, Prompt, checked_score, conversation
+from judges.base import Judge, Prompt, conversation
 
 
 def within_positions(config, max_length: int) -> int:
@@ -107,7 +107,7 @@ class RewardModelJudge(Judge):
         out: list[float | None] = [None] * len(texts)
         raw = score_sequences(self.model, sequences, self.tokenizer.pad_token_id, self.batch_size) if todo else []
         for i, v in zip(todo, raw):
-            out[i] = checked_score(self._normalized(v), self.failures, i)
+            out[i] = self._normalized(v)  # non-finite -> None, counted: Judge's _CHECKED_PATHS
         return out
 
     def score_pairs(self, items: Sequence[tuple[Prompt, str, str]]) -> list[tuple[float | None, float | None]]:

@@ -58,8 +58,7 @@ def test_without_a_gpu_every_rank_is_on_cpu(monkeypatch):
     assert inference_device() == torch.device("cpu")
 
 
-@pytest.mark.parametrize("rank", [0, 7])
-def test_every_loader_goes_through_the_rank_aware_default(eight_gpus, rank):
+def test_every_loader_goes_through_the_rank_aware_default():
     """The places that move a model without being given a device: embeddings, RM judges, ArmoRM, LLM backends,
     the solution sampler and the scalar ORM's evaluation all call inference_device, none a bare "cuda"."""
     import re
@@ -70,7 +69,3 @@ def test_every_loader_goes_through_the_rank_aware_default(eight_gpus, rank):
     bare = [f"{p.relative_to(root)}:{i}" for p in ours for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
             if re.search(r"""["']cuda["'] if torch\.cuda\.is_available\(\)|\.cuda\(\)|\.to\(["']cuda["']\)""", line)]
     assert bare == [], f"models moved to a bare 'cuda' (GPU 0 on every rank): {bare}"
-    eight_gpus.setenv("LOCAL_RANK", str(rank))
-    from rm_core.models import inference_device
-
-    assert inference_device().index == rank

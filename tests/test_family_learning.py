@@ -35,7 +35,7 @@ import pytest
 import torch
 
 from rm_core.data import shared_data_dir
-from rm_core.stats import paired_bootstrap
+from rm_core.stats import paired_bootstrap, stratified_bootstrap
 
 torch.set_num_threads(1)  # tiny models: one thread is faster than two on 2 shared cores
 
@@ -96,34 +96,34 @@ def builtin_backbone(tmp_path_factory, builtin):
     return save_tiny_backbone_for(tmp_path_factory.mktemp("builtin") / "tiny", _texts(builtin[0]))
 
 
-def test_pair_pm_learns_the_builtin_set(tmp_path, builtin, builtin_backbone):
-    """SFT on the answer token, both orders, 2 epochs; held-out accuracy order-debiased (~45 s)."""
+def _learns_the_builtin_set(name: str, recipe, tmp_path, builtin, backbone, max_length: int) -> None:
+    """Train the recipe 2 epochs on the built-in set (and at lr 0), score both checkpoints through judges.load on
+    the held-out pairs: the judge agrees with the recipe's own held-out accuracy, and training beats lr 0."""
     import judges
-    from pair_pm import train as recipe
     from rm_core.testing import pairwise_correct
 
     held_out = builtin[1]
-    argv = ["--model_name_or_path", str(builtin_backbone), "--dataset_name", "builtin", "--max_length", "512", *COMMON]
+    argv = ["--model_name_or_path", str(backbone), "--dataset_name", "builtin", "--max_length", str(max_length),
+            *COMMON]
     trained, _ = _trained_and_untrained(recipe, tmp_path, argv, ["--learning_rate", "3e-3", "--num_train_epochs", "2"])
     after = pairwise_correct(judges.load(str(tmp_path / "trained"), batch_size=16), held_out)
     before = pairwise_correct(judges.load(str(tmp_path / "untrained"), batch_size=16), held_out)
     assert _mean(after) == pytest.approx(trained["held_out"]["accuracy"], abs=ONE_PAIR)  # the judge scores as the recipe
-    _assert_beats("pair-PM", after, before)
+    _assert_beats(name, after, before)
+
+
+def test_pair_pm_learns_the_builtin_set(tmp_path, builtin, builtin_backbone):
+    """SFT on the answer token, both orders, 2 epochs; held-out accuracy order-debiased (~45 s)."""
+    from pair_pm import train as recipe
+
+    _learns_the_builtin_set("pair-PM", recipe, tmp_path, builtin, builtin_backbone, max_length=512)
 
 
 def test_odin_learns_the_builtin_set(tmp_path, builtin, builtin_backbone):
     """Quality and length heads, 2 epochs; the served quality head is scored (~15 s)."""
-    import judges
     from odin_rm import train as recipe
-    from rm_core.testing import pairwise_correct
 
-    held_out = builtin[1]
-    argv = ["--model_name_or_path", str(builtin_backbone), "--dataset_name", "builtin", "--max_length", "256", *COMMON]
-    trained, _ = _trained_and_untrained(recipe, tmp_path, argv, ["--learning_rate", "3e-3", "--num_train_epochs", "2"])
-    after = pairwise_correct(judges.load(str(tmp_path / "trained"), batch_size=16), held_out)
-    before = pairwise_correct(judges.load(str(tmp_path / "untrained"), batch_size=16), held_out)
-    assert _mean(after) == pytest.approx(trained["held_out"]["accuracy"], abs=ONE_PAIR)
-    _assert_beats("ODIN", after, before)
+    _learns_the_builtin_set("ODIN", recipe, tmp_path, builtin, builtin_backbone, max_length=256)
 
 
 @pytest.fixture(scope="module")
@@ -300,15 +300,6 @@ BAD = "I cannot help with that."
 WORDS = "the quick brown fox jumps over lazy dog sea poem hello world".split()
 
 
-def bootstrap_difference(a: list[float], b: list[float], n_boot: int = 2000, seed: int = 0) -> dict:
-    """mean(a) - mean(b) of two independent samples, with a 95% percentile bootstrap interval (each resampled)."""
-    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    diffs = (x[rng.integers(0, x.size, (n_boot, x.size))].mean(1) - y[rng.integers(0, y.size, (n_boot, y.size))].mean(1))
-    low, high = np.percentile(diffs, [2.5, 97.5])
-    return {"difference": float(x.mean() - y.mean()), "low": float(low), "high": float(high)}
-
-
 def test_grpo_judge_reward_goes_up(tmp_path, monkeypatch):
     """A tiny policy, 60 format-only SFT steps (random verdicts), then 60 GRPO steps of 2 pairs x 8 completions on
     an easy set; every completion's reward is recorded from the reward function the recipe builds (~60 s)."""
@@ -363,7 +354,8 @@ def test_grpo_judge_reward_goes_up(tmp_path, monkeypatch):
         return [_mean(step[i:i + 8]) for step in steps for i in range(0, len(step), 8)]
 
     first, last = groups(rewards[:10]), groups(rewards[-10:])
-    up = bootstrap_difference(last, first)
+    low, high = stratified_bootstrap({"last": last, "first": first}, lambda m: m["last"] - m["first"])  # unpaired
+    up = {"difference": _mean(last) - _mean(first), "low": low, "high": high}
     print(f"[GRPO] reward, last 10 steps {_mean(last):.3f} vs first 10 {_mean(first):.3f}: {up['difference']:+.3f} "
           f"(95% CI {up['low']:+.3f} .. {up['high']:+.3f}, bootstrap over {len(last)} and {len(first)} groups of 8 "
           "completions)")

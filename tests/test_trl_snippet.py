@@ -53,7 +53,6 @@ def test_readme_trl_snippet_trains_a_step_on_a_loaded_reward_model(tmp_path):
     for conv in conversations:  # TRL's conversational call: prompt messages + the assistant's completion
         assert conv[0]["role"] == "user" and conv[-1]["role"] == "assistant" and isinstance(conv[-1]["content"], str)
     assert all(s is not None for s in scores)
-    assert scores == pytest.approx(score(conversations), abs=1e-6)  # the same reward as judge.score outside TRL
     log = next(entry for entry in trainer.state.log_history if "rewards/rm/mean" in entry)
     assert log["rewards/rm/mean"] == pytest.approx(np.mean(scores), abs=1e-5)
     assert log["rm/judge_failed"] == 0.0
