@@ -26,10 +26,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from rm_core.data import (
+from rm_core.data import (  # noqa: F401  ARMO_*: ArmoRM's published objectives, re-exported for the recipe
+    ARMO_MULTI_OBJECTIVE_DATA,
+    ARMO_OBJECTIVES,
     GSM8K_SOLUTION_MODELS,
-    RowError,
-    SkipReport,
     gsm8k_solutions_split,
     hh_split,
     load_llmbar_as_reward_bench,
@@ -43,51 +43,6 @@ from rm_core.data import (
 from rm_core.errors import UserInputError
 
 OFFLINE = ("offline:hh-harmless", "offline:hh-harmless-test", "offline:gsm8k", "offline:gsm8k-test", "offline:llmbar")
-
-# The published 19 reward objectives, in the order of RLHFlow's stage 1 (armo-rm/stage-1_prepare.py, commit fc39179):
-# the columns of RLHFlow/ArmoRM-Multi-Objective-Data-v0.1 and the rows of the published regression layer.
-ARMO_MULTI_OBJECTIVE_DATA = "RLHFlow/ArmoRM-Multi-Objective-Data-v0.1"
-ARMO_OBJECTIVES = (
-    "helpsteer-helpfulness", "helpsteer-correctness", "helpsteer-coherence", "helpsteer-complexity",
-    "helpsteer-verbosity", "ultrafeedback-overall_score", "ultrafeedback-instruction_following",
-    "ultrafeedback-truthfulness", "ultrafeedback-honesty", "ultrafeedback-helpfulness", "beavertails-is_safe",
-    "prometheus-score", "argilla-overall_quality", "argilla-judge_lm", "code-complexity", "code-style",
-    "code-explanation", "code-instruction-following", "code-readability",
-)
-
-
-def is_armo_multi_objective_row(row) -> bool:
-    """A row in the schema of RLHFlow/ArmoRM-Multi-Objective-Data-v0.1: `messages` and the objective columns."""
-    return isinstance(row, dict) and "messages" in row and any(name in row for name in ARMO_OBJECTIVES)
-
-
-def from_armo_multi_objective(row: dict, index: int = 0) -> dict:
-    """One row of the published 19-objective set -> one Ratings row: the prompt is every message before the last
-    (an assistant reply, the rated response); every objective column becomes an attribute, None (or NaN) where
-    the row is not rated for it."""
-    messages = row["messages"]
-    if not isinstance(messages, list) or len(messages) < 2 or not isinstance(messages[-1], dict) \
-            or messages[-1].get("role") != "assistant":
-        raise RowError("`messages` must end with the rated assistant reply after at least one prompt message")
-    attrs = {}
-    for name in ARMO_OBJECTIVES:
-        value = row.get(name)
-        attrs[name] = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-    return make_rating(messages[:-1], messages[-1].get("content"), attrs, str(row.get("id", index)))
-
-
-def armo_multi_objective_ratings(raw: list[dict], strict: bool = False) -> tuple[list[dict], SkipReport]:
-    """Ratings rows of a source in the published 19-objective schema; bad rows are skipped and counted (or raise)."""
-    out, report = [], SkipReport()
-    for i, row in enumerate(raw):
-        try:
-            out.append(from_armo_multi_objective(row, i))
-        except (RowError, KeyError, TypeError, ValueError) as err:
-            if strict:
-                raise
-            report.add(str(err) if isinstance(err, RowError) else f"missing or wrong field {err}", f"row {i}")
-    return out, report
-
 
 def source_limit(source: str, limit: int | None) -> tuple[str, int | None]:
     """"name[N]" -> (name, N): a per-source cap (pairs, or questions for GSM8K) overriding `limit`."""
@@ -161,7 +116,7 @@ def load_ratings(source: str, shared: str | None = None, limit: int | None = Non
     if source.startswith("offline:"):
         raise ValueError(f"{source} is not a ratings source; offline ratings: offline:hh-harmless, offline:gsm8k")
     raw = load_rows(source)
-    rows, report = armo_multi_objective_ratings(raw) if raw and is_armo_multi_objective_row(raw[0]) else to_ratings(raw)
+    rows, report = to_ratings(raw)  # HelpSteer2, UltraFeedback, ArmoRM's 19 objectives or Ratings rows, by their keys
     if not rows:
         raise UserInputError(f"no usable ratings rows in {source}: {len(raw)} rows read, {report}")
     if report.total:

@@ -148,15 +148,11 @@ def main(cfg: ArmoConfig) -> dict:
 def run_stage(main, cfg: ArmoConfig, stage: str, track=None) -> dict:
     """A stage as a command: --quiet (no progress bars), then `main(cfg)` inside a run of --report_to
     (rm_core.tracking; the main process only) that `track(tracker, results)` fills."""
-    from dataclasses import asdict
-
     from rm_core.embeddings import process_state
-    from rm_core.tracking import apply_run_args, start_run
+    from rm_core.tracking import apply_run_args, command_run
 
     apply_run_args(cfg)
-    config = {k: v for k, v in asdict(cfg).items() if k not in ("quiet", "report_to", "run_name")}
-    with start_run(cfg.report_to, name=cfg.run_name or f"{stage}-{Path(cfg.output_dir).name}", config=config,
-                   enabled=process_state().is_main_process) as tracker:
+    with command_run(cfg, f"{stage}-{Path(cfg.output_dir).name}", enabled=process_state().is_main_process) as tracker:
         results = main(cfg)
         if results and track is not None:
             track(tracker, results)

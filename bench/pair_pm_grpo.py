@@ -139,7 +139,9 @@ def sft_accuracy(sets: dict[str, list[dict]], pool: list[dict], args, runs: Path
 
 def _pct(x, ci=None) -> str:
     """A rate in percent, with its 95% interval in brackets when there is one."""
-    return "-" if x is None else f"{100 * x:.1f}%" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
+    from rm_core.stats import percent_with_ci
+
+    return percent_with_ci(x, ci, none="-", unit="%")
 
 
 def curve_table(train: dict, sft: dict | None = None, curve_set: str = "hh_curve") -> str:

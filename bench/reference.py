@@ -55,6 +55,7 @@ from types import SimpleNamespace
 from bench._common import ROOT, run_logged
 from rm_core.data import shared_data_dir
 from rm_core.models import SMOLLM2
+from rm_core.stats import difference_with_ci, percent_with_ci
 
 RUNS = ROOT / "bench" / "runs" / "reference"
 SHARED = shared_data_dir()
@@ -154,11 +155,6 @@ def module_cmd(module: str, args: list) -> list[str]:
 
 def read_json(path: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def lr_tag(lr: float) -> str:
@@ -384,8 +380,10 @@ def hh_recipe_args(fam: Family, opts, data: Path, out: Path, lr: float, units: i
                           "--dataset_test_split", "test" if val else "")[2:]
     from bench.odin_hh import train_args  # its --dataset_test_split "": no held-out set unless a sweep asks for one
 
-    return ["--config", fam.config, *train_args(ns, opts.model, data, out, steps_of(fam, units)),
-            *(["--dataset_test_split", "test"] if val else []), "--disable_tqdm", "true"]
+    args = train_args(ns, opts.model, data, out, steps_of(fam, units))
+    if val:  # the sweep's validation slice is the run's held-out split
+        args[args.index("--dataset_test_split") + 1] = "test"
+    return ["--config", fam.config, *args, "--disable_tqdm", "true"]
 
 
 def math_recipe_args(fam: Family, opts, data: Path, out: Path, lr: float, val: Path | None) -> list:
@@ -702,11 +700,6 @@ def print_plan(p: Plan) -> None:
 # ---------------------------------------------------------------- the reference and its section
 
 
-def load_results(folder: str | Path) -> tuple[dict, list[dict]]:
-    folder = Path(folder)
-    return read_json(folder / "results.json"), read_jsonl(folder / "scores.jsonl")
-
-
 def digest(kind: str, summary: dict) -> dict:
     """What the section and the chart read of one evaluation: eval.report's headline numbers with their intervals,
     the main one, the length control and both orders."""
@@ -716,32 +709,20 @@ def digest(kind: str, summary: dict) -> dict:
     metric = main_metric(kind, head)
     return {"metric": metric, "value": head.get(metric), "ci95": cis.get(metric), "headline": head,
             "headline_ci95": cis, "length": summary.get("length"), "order": summary.get("order"),
-            "items": next((summary[u] for u in ("pairs", "questions") if u in summary), None)}
-
-
-def paired_difference(kind: str, rows_a: list[dict], rows_b: list[dict], path: tuple) -> dict | None:
-    """a - b on the number at `path`, over the items both scored: a paired, stratified bootstrap (rm_core.stats)."""
-    from eval.report import scoring_module
-    from rm_core.stats import paired_statistic
-
-    module = scoring_module(kind)
-    units_a, units_b = module.units(rows_a), module.units(rows_b)
-    shared = {g: {u: v for u, v in us.items() if u in units_b.get(g, {})} for g, us in units_a.items()}
-    shared = {g: us for g, us in shared.items() if us}
-    statistic = module.statistics(shared).get(tuple(path)) if shared else None
-    return None if statistic is None else paired_statistic(shared, units_b, statistic)
+            "items": next((summary[u] for u in ("pairs", "prompts", "questions", "items", "solutions") if u in summary),
+                          None)}
 
 
 def set_entry(kind: str, trained: str | Path, untrained: str | Path) -> dict:
-    """One test set: the trained and the untrained model's digests and their paired difference."""
-    from eval.report import headline_paths
+    """One test set: the trained and the untrained model's digests and their paired difference (eval.report's)."""
+    from eval.report import headline_paths, paired_difference, read_scored, scoring_module
 
-    summary_t, rows_t = load_results(trained)
-    summary_u, rows_u = load_results(untrained)
+    (summary_t, rows_t), (summary_u, rows_u) = read_scored(trained), read_scored(untrained)
     entry = {"kind": kind, "trained": digest(kind, summary_t), "untrained": digest(kind, summary_u),
              "folders": {"trained": str(trained), "untrained": str(untrained)}}
     path = headline_paths(kind, summary_t).get(entry["trained"]["metric"])
-    entry["trained_minus_untrained"] = paired_difference(kind, rows_t, rows_u, path) if path else None
+    units = scoring_module(kind).units
+    entry["trained_minus_untrained"] = paired_difference(kind, units(rows_t), units(rows_u), path) if path else None
     return entry
 
 
@@ -775,9 +756,7 @@ def build_reference(p: Plan, done: dict, load: dict) -> dict:
 
 
 def pct(value, ci=None) -> str:
-    if value is None:
-        return "n/a"
-    return f"{100 * value:.1f}%" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
+    return percent_with_ci(value, ci, unit="%")
 
 
 def length_cell(block: dict | None, key: str) -> str:
@@ -792,8 +771,7 @@ def spearman_cell(block: dict | None) -> str:
 def difference_cell(d: dict | None) -> str:
     if not d or d.get("difference") is None:
         return "n/a"
-    return (f"{100 * d['difference']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
-            + (" (excludes 0)" if d["excludes_zero"] else ""))
+    return difference_with_ci(d["difference"], d["low"], d["high"]) + (" (excludes 0)" if d["excludes_zero"] else "")
 
 
 def machine_lines(ref: dict) -> list[str]:

@@ -183,13 +183,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--embedding_cache", default=None, help="ArmoRM embedding cache to read attribute inputs from")
     p.add_argument("--seed", type=int, default=0)
-    from rm_core.tracking import add_run_args, apply_run_args, start_run
+    from rm_core.tracking import add_run_args, apply_run_args, command_run
 
     args = add_run_args(p).parse_args(argv)  # --quiet, --report_to, --run_name
     apply_run_args(args)
-    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "report_to", "run_name")}
-    with start_run(args.report_to, name=args.run_name or f"fit-tree-{Path(args.output_dir).name}",
-                   config=config) as tracker:
+    with command_run(args, f"fit-tree-{Path(args.output_dir).name}") as tracker:
         info = fit_and_save(args)
         track_fit(tracker, info)
     return info

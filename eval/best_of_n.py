@@ -42,7 +42,7 @@ from rm_core.best_of_n import (
 )
 from rm_core.data import SkipReport
 from rm_core.errors import cli_entry
-from rm_core.stats import interval_at, interval_tree
+from rm_core.stats import interval_text_at, interval_tree, percent
 
 DEFAULT_DATASET = DEFAULT_CANDIDATES
 
@@ -130,23 +130,14 @@ def summarize_with(cands: list[dict]):
     return summarize
 
 
-def _pct(v):
-    return "n/a" if v is None else f"{100 * v:.2f}"
-
-
-def _ci(summary: dict, path: tuple) -> str:
-    ci = interval_at(summary, path)
-    return "" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
-
-
 def format_table(summary: dict) -> str:
     lines = [f"{'method':<28}  {'acc %':>7}  95% CI", "-" * 50]
     for name, v in (summary.get("baselines") or {}).items():
-        lines.append(f"{name:<28}  {_pct(v):>7}  {_ci(summary, ('baselines', name))}")
-    lines.append(f"{'judge (' + str(summary.get('model')) + ')':<28}  {_pct(summary.get('judge')):>7}  "
-                 f"{_ci(summary, ('judge',))}")
-    lines.append(f"{'judge-weighted vote':<28}  {_pct(summary.get('judge_weighted_vote')):>7}  "
-                 f"{_ci(summary, ('judge_weighted_vote',))}")
+        lines.append(f"{name:<28}  {percent(v):>7}  {interval_text_at(summary, ('baselines', name))}")
+    lines.append(f"{'judge (' + str(summary.get('model')) + ')':<28}  {percent(summary.get('judge')):>7}  "
+                 f"{interval_text_at(summary, ('judge',))}")
+    lines.append(f"{'judge-weighted vote':<28}  {percent(summary.get('judge_weighted_vote')):>7}  "
+                 f"{interval_text_at(summary, ('judge_weighted_vote',))}")
     lines.append("(95% CI: bootstrap over the questions)")
     from rm_core.length import format_length
 

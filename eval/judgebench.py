@@ -43,7 +43,7 @@ from eval.runner import add_judge_args, check_model, pair_verdicts, run_benchmar
 from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, load_rows, same_response
 from rm_core.errors import cli_entry
 from rm_core.length import chars
-from rm_core.stats import interval_at, interval_tree
+from rm_core.stats import interval_text_at, interval_tree, percent
 
 DEFAULT_DATASET = "ScalerLab/JudgeBench"
 LABELS = ("A>B", "B>A")
@@ -225,15 +225,6 @@ def summarize(rows: list[dict]) -> dict:
             "order": order_block(rows)}
 
 
-def _pct(v):
-    return "n/a" if v is None else f"{100 * v:.2f}"
-
-
-def _ci(summary: dict, path: tuple) -> str:
-    ci = interval_at(summary, path)
-    return "" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
-
-
 def format_table(summary: dict) -> str:
     width = max([len("source")] + [len(s) for s in summary["sources"]])
     lines = [f"{'source':<{width}}  {'n':>4}  {'acc %':>6}  {'95% CI':<12}  inconsistent", "-" * (width + 42)]
@@ -243,11 +234,11 @@ def format_table(summary: dict) -> str:
         if t is None:
             lines.append("")
             continue
-        lines.append(f"{name:<{width}}  {t['n']:>4}  {_pct(t['accuracy']):>6}  "
-                     f"{_ci(summary, (where, name, 'accuracy')):<12}  {t['inconsistent']}")
+        lines.append(f"{name:<{width}}  {t['n']:>4}  {percent(t['accuracy']):>6}  "
+                     f"{interval_text_at(summary, (where, name, 'accuracy')):<12}  {t['inconsistent']}")
     if summary["overall"]:
         o = summary["overall"]
-        lines.append(f"\nAccuracy: {_pct(o['accuracy'])} {_ci(summary, ('accuracy',))} ({o['correct']}/{o['n']}; "
+        lines.append(f"\nAccuracy: {percent(o['accuracy'])} {interval_text_at(summary, ('accuracy',))} ({o['correct']}/{o['n']}; "
                      f"ties {o['tie']}, inconsistent {o['inconsistent']}, with a failed judgment {o['nulls']})")
         lines.append("(95% CI: bootstrap over the pairs, resampled within each source)")
     from judges.conflicts import format_order

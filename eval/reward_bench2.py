@@ -50,7 +50,7 @@ from eval.runner import add_judge_args, check_model, listwise_scores, mean, run_
 from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, load_rows, same_response
 from rm_core.errors import cli_entry
 from rm_core.length import chars
-from rm_core.stats import interval_at, interval_tree
+from rm_core.stats import interval_text_at, interval_tree, percent
 
 DEFAULT_DATASET = "allenai/reward-bench-2"
 SUBSETS = ["Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties"]
@@ -300,21 +300,12 @@ def make_scorer(judge):
     return scorer
 
 
-def _pct(v):
-    return "n/a" if v is None else f"{100 * v:.2f}"
-
-
-def _ci(summary: dict, path: tuple) -> str:
-    ci = interval_at(summary, path)
-    return "" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
-
-
 def format_table(summary: dict) -> str:
     lines = [f"{'subset':<12}  {'n':>5}  {'score %':>7}  {'95% CI':<12}  failed", "-" * 50]
     for name, row in summary["subsets"].items():
-        lines.append(f"{name:<12}  {row['n']:>5}  {_pct(row['score']):>7}  "
-                     f"{_ci(summary, ('subsets', name, 'score')):<12}  {row['failed']}")
-    lines.append(f"\nScore (mean of the six subsets): {_pct(summary['score'])}  {_ci(summary, ('score',))}")
+        lines.append(f"{name:<12}  {row['n']:>5}  {percent(row['score']):>7}  "
+                     f"{interval_text_at(summary, ('subsets', name, 'score')):<12}  {row['failed']}")
+    lines.append(f"\nScore (mean of the six subsets): {percent(summary['score'])}  {interval_text_at(summary, ('score',))}")
     lines.append("(95% CI: bootstrap over the prompts, resampled within each subset; Ties by prompt id)")
     from rm_core.length import format_length
 

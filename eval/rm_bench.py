@@ -42,7 +42,7 @@ from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, l
 from rm_core.errors import cli_entry
 from rm_core.length import chars
 from rm_core.metrics import pair_correct
-from rm_core.stats import interval_at, interval_tree, value_at
+from rm_core.stats import interval_at, interval_tree, percent, percent_with_ci, value_at
 
 DEFAULT_DATASET = "THU-KEG/RM-Bench"
 STYLES = ["concise", "detailed_plain", "detailed_markdown"]
@@ -216,14 +216,8 @@ def summarize(rows: list[dict]) -> dict:
     }
 
 
-def _pct(v):
-    return "n/a" if v is None else f"{100 * v:.2f}"
-
-
 def _with_ci(summary: dict, path: tuple) -> str:
-    ci = interval_at(summary, path)
-    value = _pct(value_at(summary, path))
-    return value if not ci else f"{value} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+    return percent_with_ci(value_at(summary, path), interval_at(summary, path), digits=2)
 
 
 def format_table(summary: dict) -> str:
@@ -238,7 +232,7 @@ def format_table(summary: dict) -> str:
     if summary["matrix_all_rows"]:
         lines.append("\nchosen style (rows) vs rejected style (columns), all rows, %: " + ", ".join(STYLES))
         for name, row in zip(STYLES, summary["matrix_all_rows"]):
-            lines.append(f"  {name:<18}" + "  ".join(f"{_pct(v):>6}" for v in row))
+            lines.append(f"  {name:<18}" + "  ".join(f"{percent(v):>6}" for v in row))
     from judges.conflicts import format_order
     from rm_core.length import format_length
 

@@ -48,6 +48,7 @@ from eval.subsets import (
     SECTIONS,
 )
 from rm_core.metrics import pair_correct  # the project's one tie rule
+from rm_core.stats import interval_text_at, percent
 
 CORE_SECTIONS: list[str] = list(SECTIONS)
 
@@ -272,17 +273,6 @@ def headline_paths(summary: Mapping[str, Any]) -> dict[str, tuple]:
     return out
 
 
-def _ci(summary: Mapping[str, Any], path: tuple) -> str:
-    from rm_core.stats import interval_at
-
-    ci = interval_at(summary, path)
-    return "" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.2f}"
-
-
 def format_table(summary: Mapping[str, Any]) -> str:
     """Plain-text report of a summarize() result; accuracies in percent."""
     subsets = summary["subsets"]
@@ -291,8 +281,8 @@ def format_table(summary: Mapping[str, Any]) -> str:
     lines.append("-" * len(lines[0]))
     for name, row in subsets.items():
         section = SECTION_OF.get(name) or (PRIOR_SETS_SECTION if name in PRIOR_SETS else "-")
-        lines.append(f"{name:<{width}}  {section:<10}  {row['n']:>5}  {_pct(row['accuracy']):>7}  "
-                     f"{_ci(summary, ('subsets', name, 'accuracy')):<12}  {row.get('failed', 0):>6}")
+        lines.append(f"{name:<{width}}  {section:<10}  {row['n']:>5}  {percent(row['accuracy']):>7}  "
+                     f"{interval_text_at(summary, ('subsets', name, 'accuracy')):<12}  {row.get('failed', 0):>6}")
 
     lines.append("")
     lines.append(f"{'section':<12}  {'score %':>7}  {'95% CI':<12}  subsets")
@@ -300,17 +290,17 @@ def format_table(summary: Mapping[str, Any]) -> str:
     for section, value in summary["sections"].items():
         names = SECTIONS.get(section, PRIOR_SETS_IN_SCORE)
         have = sum(s in subsets for s in names)
-        lines.append(f"{section:<12}  {_pct(value):>7}  {_ci(summary, ('sections', section)):<12}  {have}/{len(names)}")
+        lines.append(f"{section:<12}  {percent(value):>7}  {interval_text_at(summary, ('sections', section)):<12}  {have}/{len(names)}")
 
     lines.append("")
     if summary.get("accuracy") is not None:
-        lines.append(f"Accuracy over all pairs:               {_pct(summary['accuracy'])}  {_ci(summary, ('accuracy',))}")
-    lines.append(f"Score (mean of 4 sections):            {_pct(summary['score'])}  {_ci(summary, ('score',))}")
-    lines.append(f"Score with prior sets (2,2,2,2,1)/9:   {_pct(summary['score_with_prior_sets'])}  "
-                 f"{_ci(summary, ('score_with_prior_sets',))}")
+        lines.append(f"Accuracy over all pairs:               {percent(summary['accuracy'])}  {interval_text_at(summary, ('accuracy',))}")
+    lines.append(f"Score (mean of 4 sections):            {percent(summary['score'])}  {interval_text_at(summary, ('score',))}")
+    lines.append(f"Score with prior sets (2,2,2,2,1)/9:   {percent(summary['score_with_prior_sets'])}  "
+                 f"{interval_text_at(summary, ('score_with_prior_sets',))}")
     if any(row.get("failed") for row in subsets.values()):
-        lines.append(f"Score over the pairs scored:           {_pct(summary.get('score_excluding_failures'))}  "
-                     f"{_ci(summary, ('score_excluding_failures',))}")
+        lines.append(f"Score over the pairs scored:           {percent(summary.get('score_excluding_failures'))}  "
+                     f"{interval_text_at(summary, ('score_excluding_failures',))}")
     lines.append("(95% CI: bootstrap over the pairs, resampled within each subset, combined with the official weights)")
     from judges.conflicts import format_order
     from rm_core.length import format_length

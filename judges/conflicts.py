@@ -147,8 +147,9 @@ def format_order(block: dict | None) -> list[str]:
         return []
 
     def fig(name):
-        v, ci = block.get(name), (block.get("ci95") or {}).get(name)
-        return ("n/a" if v is None else f"{100 * v:.1f}") + ("" if not ci else f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]")
+        from rm_core.stats import percent_with_ci
+
+        return percent_with_ci(block.get(name), (block.get("ci95") or {}).get(name))
 
     return [f"both orders (pairwise judge; {block['pairs']} pairs, {block['failed_pairs']} with a failed order; "
             "95% CI in brackets):",

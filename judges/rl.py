@@ -297,37 +297,14 @@ class GroupJudgeRewardManager:
         self.rank_method = rank_method
         self.timeouts = 0  # groups timed out so far
 
-    # -- reading the batch
-    def _prompt(self, data, i: int, prompt_ids, valid_prompt_len: int) -> Prompt:
-        raw = data.non_tensor_batch.get("raw_prompt")
-        if raw is not None and raw[i] is not None and len(raw[i]):
-            return raw[i] if isinstance(raw[i], str) else [dict(m) for m in raw[i]]
-        extra = data.non_tensor_batch.get("extra_info")
-        prompt = verl_prompt(extra[i] if extra is not None else None)
-        if prompt is not None:
-            return prompt
-        ids = prompt_ids[len(prompt_ids) - valid_prompt_len:] if valid_prompt_len else prompt_ids[:0]
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
-
     def __call__(self, data, return_dict: bool = False):
-        import torch
-
         passed = verl_rm_scores(data, return_dict)
         if passed is not None:  # rewards already computed (verl's reward loop / a reward model): not judged again
             return passed
-        prompt_ids, response_ids = data.batch["prompts"], data.batch["responses"]
-        attention_mask = data.batch["attention_mask"]
-        prompt_len = prompt_ids.shape[-1]
-        valid_prompt_lens = attention_mask[:, :prompt_len].sum(dim=-1).tolist()
-        valid_lens = attention_mask[:, prompt_len:].sum(dim=-1).tolist()
         n = len(data)
         ntb = data.non_tensor_batch
-
-        prompts = [self._prompt(data, i, prompt_ids[i], int(valid_prompt_lens[i])) for i in range(n)]
-        responses = [self.tokenizer.decode(response_ids[i][:int(valid_lens[i])], skip_special_tokens=True)
-                     for i in range(n)]
-        reward_model = ntb.get("reward_model")
-        refs = [(reward_model[i] or {}).get("ground_truth") if reward_model is not None else None for i in range(n)]
+        samples = [verl_sample(self.tokenizer, data[i]) for i in range(n)]  # (prompt, response, reference, length)
+        prompts, responses, refs, valid_lens = ([s[k] for s in samples] for k in range(4))
         keys = list(ntb["uid"]) if "uid" in ntb else [json.dumps(p, sort_keys=True) for p in prompts]
 
         groups: dict[Any, list[int]] = defaultdict(list)  # uid -> items with a token to carry the reward
@@ -359,14 +336,9 @@ class GroupJudgeRewardManager:
         if any(failed) and self.failure_reward is None:
             raise _failed_error(sum(failed), n, f"{sum(timed_out)} in groups that timed out", self.judge)
 
-        reward_tensor = torch.zeros(response_ids.shape, dtype=torch.float32, device=response_ids.device)
-        rewards = [0.0] * n
-        for i in range(n):
-            if valid_lens[i] > 0:
-                rewards[i] = self.failure_reward if failed[i] else float(scores[i])
-                reward_tensor[i, int(valid_lens[i]) - 1] = rewards[i]  # outcome reward at the last valid token
-        if not torch.isfinite(reward_tensor).all():  # the judge contract forbids it; never train on it
-            raise RuntimeError("non-finite reward in the reward tensor")
+        rewards = [(self.failure_reward if failed[i] else float(scores[i])) if valid_lens[i] > 0 else 0.0
+                   for i in range(n)]
+        reward_tensor = verl_reward_tensor(data, rewards)  # outcome reward at each row's last valid token
 
         info: dict[str, list] = {"score": rewards, "judge_failed": [float(f) for f in failed],
                                  "judge_timeout": [float(t) for t in timed_out],
@@ -441,6 +413,23 @@ def verl_rm_scores(data: Any, return_dict: bool = False) -> Any:
         return data.batch["rm_scores"]
     keys = data.meta_info.get("reward_extra_keys", [])
     return {"reward_tensor": data.batch["rm_scores"], "reward_extra_info": {k: data.non_tensor_batch[k] for k in keys}}
+
+
+def verl_reward_tensor(data: Any, rewards: Sequence[float]):
+    """Rewards in verl's reward-tensor layout (RewardManagerBase.assemble_rm_scores, verl >= 0.8; the legacy
+    managers' reward_tensor): float32, shaped like "responses", each reward at its row's last valid response token;
+    a row without one stays zero. A non-finite reward is an error: the judge contract forbids it, never train on it."""
+    import torch
+
+    responses = data.batch["responses"]
+    valid = data.batch["attention_mask"][:, data.batch["prompts"].shape[-1]:].sum(dim=-1).tolist()
+    tensor = torch.zeros(responses.shape, dtype=torch.float32, device=responses.device)
+    for i, (length, reward) in enumerate(zip(valid, rewards, strict=True)):
+        if length > 0:
+            tensor[i, int(length) - 1] = float(reward)
+    if not torch.isfinite(tensor).all():
+        raise RuntimeError("non-finite reward in the reward tensor")
+    return tensor
 
 
 def verl_sample(tokenizer: Any, item: Any) -> tuple[Prompt, str, Any, int]:
@@ -617,21 +606,7 @@ class JudgeRewardManager:
                                                               "empty_response": float(not valid_len)}}
 
     # -- a whole batch, for verl's legacy callers
-    @classmethod
-    def assemble_rm_scores(cls, data: Any, scores: Sequence[float]):
-        """Rewards in verl's rm_scores layout (RewardManagerBase.assemble_rm_scores, verl >= 0.8): float32, shaped
-        like "responses", each reward at its row's last valid response token; a row without one stays zero."""
-        import torch
-
-        responses = data.batch["responses"]
-        valid = data.batch["attention_mask"][:, data.batch["prompts"].shape[-1]:].sum(dim=-1).tolist()
-        rm_scores = torch.zeros(responses.shape, dtype=torch.float32, device=responses.device)
-        for i, (length, score) in enumerate(zip(valid, scores, strict=True)):
-            if length > 0:
-                rm_scores[i, int(length) - 1] = float(score)
-        if not torch.isfinite(rm_scores).all():
-            raise RuntimeError("non-finite reward in the reward tensor")
-        return rm_scores
+    assemble_rm_scores = staticmethod(verl_reward_tensor)  # the name verl >= 0.8 gives it
 
     def __call__(self, data: Any, return_dict: bool = False) -> Any:
         passed = verl_rm_scores(data, return_dict)
@@ -646,7 +621,7 @@ class JudgeRewardManager:
         if any(failed) and self.failure_reward is None:
             raise _failed_error(sum(failed), n, "verl reward manager", self._judge)
         rewards = [self._reward(got[i]) if i in got else 0.0 for i in range(n)]
-        reward_tensor = self.assemble_rm_scores(data, rewards)
+        reward_tensor = verl_reward_tensor(data, rewards)
         if not return_dict:
             return reward_tensor
         return {"reward_tensor": reward_tensor,

@@ -72,7 +72,7 @@ def main(data_args: DataArguments, training_args: PairPMConfig, model_args) -> d
     from pair_pm.judge import PairPMJudge
     from pair_pm.prepare_data import TEMPLATE_NAME, answer_token_ids, build_dataset
     from rm_core.finite import CHECK_EXAMPLES, check_final_rewards
-    from rm_core.hub import CardEval, CardInfo, held_out_split, publish, trainer_tags
+    from rm_core.hub import CardInfo, held_out_evals, publish, trainer_tags
     from rm_core.models import load_causal_lm
     from rm_core.pipeline import finalise_checkpoint, held_out_line, load_preference_splits, peft_and_push, run_training
 
@@ -126,9 +126,9 @@ def main(data_args: DataArguments, training_args: PairPMConfig, model_args) -> d
                 card=CardInfo(base_model=model_args.model_name_or_path, datasets=[data_args.dataset_name],
                               training=training,
                               metrics={f"held-out {k}": v for k, v in results.get("held_out", {}).items()},
-                              evals=[CardEval(data_args.dataset_name, held_out_split(data_report["held_out"]),
-                                              {"held-out accuracy": results["held_out"]["accuracy"]})
-                                     ] if test else [], tags=trainer_tags(trainer)),
+                              evals=held_out_evals(data_args.dataset_name, data_report["held_out"], {
+                                  "held-out accuracy": results.get("held_out", {}).get("accuracy")}),
+                              tags=trainer_tags(trainer)),
                 push=push, hub_model_id=hub_model_id, private=training_args.hub_private_repo)
     state.wait_for_everyone()
     return results

@@ -451,7 +451,7 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
     from pair_pm.grpo_rewards import verdict_reward
     from pair_pm.judge import ReasoningPairPMJudge
     from pair_pm.prepare_data import REASONING_TEMPLATE_NAME
-    from rm_core.hub import CardEval, CardInfo, held_out_split, publish, trainer_tags
+    from rm_core.hub import CardInfo, held_out_evals, publish, trainer_tags
     from rm_core.models import load_causal_lm
     from rm_core.pipeline import finalise_checkpoint, held_out_line, load_preference_splits, peft_and_push, run_training
 
@@ -542,9 +542,8 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
         publish(out_dir, model_out, tokenizer, rm_family="pair_pm", family_fields=fields, eval_results=results,
                 card=CardInfo(base_model=model_args.model_name_or_path, datasets=[data_args.dataset_name],
                               training=training, metrics=metrics, tags=trainer_tags(trainer),
-                              evals=[CardEval(data_args.dataset_name, held_out_split(data_report["held_out"]),
-                                              {"held-out verdict accuracy": results["held_out"]["accuracy"]})
-                                     ] if test else []),
+                              evals=held_out_evals(data_args.dataset_name, data_report["held_out"], {
+                                  "held-out verdict accuracy": results.get("held_out", {}).get("accuracy")})),
                 push=push, hub_model_id=hub_model_id, private=training_args.hub_private_repo,
                 ignore=("format-warmup/*",))
     state.wait_for_everyone()

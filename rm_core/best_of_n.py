@@ -100,13 +100,11 @@ def question_values(cand: dict) -> dict[str, float]:
 
 
 def baselines(cands: list[dict]) -> dict:
+    """The baselines' accuracies over `cands`: the means of question_values."""
+    values = [question_values(c) for c in cands]
     n = len(cands)
     return {"questions": n, "candidates": sum(len(c["responses"]) for c in cands),
-            "random": sum(random_pick(c["correct"]) for c in cands) / n,
-            "majority_vote": sum(majority_pick(c["responses"], c["correct"], "first") for c in cands) / n,
-            "majority_vote_expected_ties": sum(majority_pick(c["responses"], c["correct"], "expected")
-                                               for c in cands) / n,
-            "oracle": sum(oracle_pick(c["correct"]) for c in cands) / n}
+            **{name: sum(v[name] for v in values) / n for name in values[0]}}
 
 
 def load_candidates(source: str, split: str = "test", max_questions: int | None = None) -> list[dict]:

@@ -11,6 +11,7 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,6 +124,8 @@ EVAL_TASK_TYPE, EVAL_TASK_NAME = "text-classification", "Reward modeling"
 # the offline stand-ins of Hub data sets (armo_rm/data.py): what they were drawn from
 OFFLINE_DATASETS = {"offline:hh-harmless": "Anthropic/hh-rlhf", "offline:hh-harmless-test": "Anthropic/hh-rlhf",
                     "offline:gsm8k": "openai/gsm8k", "offline:gsm8k-test": "openai/gsm8k"}
+
+
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 _FILE_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv", ".tsv", ".gz", ".arrow", ".txt", ".zip", ".jinja")
 
@@ -136,10 +139,13 @@ def family_card(rm_family: str, family_fields: dict | None = None) -> tuple[str,
 
 
 def looks_like_hub_id(name: str | None) -> bool:
-    """`org/name` as the Hub spells repo ids (no "--" or "..", not a file name), and no such local path."""
-    if not isinstance(name, str) or not _HUB_ID.match(name) or "--" in name or ".." in name:
+    """`org/name` (a namespace, as a card's base_model or a push target needs) that can be a Hub repo id
+    (rm_core.errors.looks_like_local_path: valid, not a file name) and is no local path that exists."""
+    from rm_core.errors import looks_like_local_path
+
+    if not isinstance(name, str) or name.count("/") != 1 or looks_like_local_path(name):
         return False
-    return not name.lower().endswith(_FILE_SUFFIXES) and not Path(name).exists()
+    return not Path(name).exists()
 
 
 def hub_base_model(name_or_path: str | None) -> str | None:
@@ -233,6 +239,13 @@ def held_out_split(held: dict | None) -> str:
     if held.get("rule") == "split" and held.get("split"):
         return str(held["split"])
     return {"hh_sha1": "test (hh_sha1)", "hashed": "held-out (sha1 hash)"}.get(held.get("rule"), "held-out")
+
+
+def held_out_evals(dataset: str, held_out_report: dict | None, metrics: Mapping) -> list[CardEval]:
+    """A recipe's held-out evaluation as model-index entries: one CardEval on `dataset` at held_out_split of its
+    data report's `held_out`, with the metrics that have a value; [] when none has (no held-out set)."""
+    metrics = {k: v for k, v in metrics.items() if v is not None}
+    return [CardEval(dataset, held_out_split(held_out_report), metrics)] if metrics else []
 
 
 def card_data(*, model_name: str, rm_family: str, base_model: str | None = None, datasets=(), evals=(),

@@ -147,13 +147,10 @@ def length_control(items: Sequence[Mapping], responses: Sequence[tuple[float | N
     return out
 
 
-def _pct(v) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f}"
+def _fig(block: Mapping, name: str) -> str:
+    from rm_core.stats import percent_with_ci
 
-
-def _ci(block: Mapping, name: str) -> str:
-    ci = (block.get("ci95") or {}).get(name)
-    return "" if not ci else f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+    return percent_with_ci(block.get(name), (block.get("ci95") or {}).get(name))
 
 
 def format_length(block: Mapping | None) -> list[str]:
@@ -162,18 +159,14 @@ def format_length(block: Mapping | None) -> list[str]:
         return []
     n = block["items"]
     lines = [f"length control (length in {block.get('unit', UNIT)}; {n} items; 95% CI in brackets):",
-             f"  judge accuracy, all items pooled   {_pct(block['accuracy'])}{_ci(block, 'accuracy')}",
-             f"  shorter wins (length baseline)     {_pct(block['shorter_wins'])}{_ci(block, 'shorter_wins')}",
-             f"  longer wins                        {_pct(block['longer_wins'])}{_ci(block, 'longer_wins')}",
-             f"  chosen is the longer               {_pct(block['chosen_longer_share'])}"
-             f"{_ci(block, 'chosen_longer_share')} of items ({block['items_chosen_longer']}; shorter: "
-             f"{block['items_chosen_shorter']})",
-             f"  accuracy where chosen is longer    {_pct(block['accuracy_chosen_longer'])}"
-             f"{_ci(block, 'accuracy_chosen_longer')}",
-             f"  accuracy where chosen is shorter   {_pct(block['accuracy_chosen_shorter'])}"
-             f"{_ci(block, 'accuracy_chosen_shorter')}",
-             f"  length-balanced accuracy           {_pct(block['length_balanced_accuracy'])}"
-             f"{_ci(block, 'length_balanced_accuracy')}"]
+             f"  judge accuracy, all items pooled   {_fig(block, 'accuracy')}",
+             f"  shorter wins (length baseline)     {_fig(block, 'shorter_wins')}",
+             f"  longer wins                        {_fig(block, 'longer_wins')}",
+             f"  chosen is the longer               {_fig(block, 'chosen_longer_share')}"
+             f" of items ({block['items_chosen_longer']}; shorter: {block['items_chosen_shorter']})",
+             f"  accuracy where chosen is longer    {_fig(block, 'accuracy_chosen_longer')}",
+             f"  accuracy where chosen is shorter   {_fig(block, 'accuracy_chosen_shorter')}",
+             f"  length-balanced accuracy           {_fig(block, 'length_balanced_accuracy')}"]
     rho = block.get("spearman_score_length")
     lines.append("  Spearman(score, length)            "
                  + (f"{rho:+.3f} over {block.get('spearman_responses')} responses" if rho is not None

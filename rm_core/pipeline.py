@@ -22,10 +22,9 @@ from rm_core.collators import tokenize_preferences
 from rm_core.data import drop_seen, hh_split, load_rows, load_split, split_pairs, to_preferences
 from rm_core.errors import UserInputError
 from rm_core.hub import (
-    CardEval,
     CardInfo,
     describe_config_file,
-    held_out_split,
+    held_out_evals,
     publish,
     self_description,
     take_hub_token,
@@ -296,8 +295,7 @@ def train_pairwise_reward_model(
         card_metrics = {f"held-out {k}": v for k, v in held.items()}
         card_fields = dict(card_fields or {})
         eval_dataset = card_fields.pop("eval_dataset", data_args.dataset_name)
-        evals = [CardEval(eval_dataset, held_out_split(data_report["held_out"]),
-                          {"held-out accuracy": held.get("accuracy")})] if held else []
+        evals = held_out_evals(eval_dataset, data_report["held_out"], {"held-out accuracy": held.get("accuracy")})
         if evaluate_more is not None:
             more_results, more_metrics, *more_evals = evaluate_more(model_out, tokenizer)
             results.update(more_results)

@@ -222,6 +222,34 @@ def interval_at(summary: Mapping, path: Sequence) -> list | None:
     return found
 
 
+def percent(value: float | None, digits: int = 2, none: str = "n/a") -> str:
+    """A rate as percent text (0.5833 -> "58.33"), `none` for a missing one: every table's one format."""
+    return none if value is None else f"{100 * value:.{digits}f}"
+
+
+def interval_text(ci: Sequence[float] | None, digits: int = 1) -> str:
+    """A 95% interval as "[53.7, 62.9]" (percent), "" when there is none."""
+    return "" if not ci else f"[{100 * ci[0]:.{digits}f}, {100 * ci[1]:.{digits}f}]"
+
+
+def interval_text_at(summary: Mapping, path: Sequence, digits: int = 1) -> str:
+    """interval_text of the interval at `path` in a summary (interval_at)."""
+    return interval_text(interval_at(summary, path), digits)
+
+
+def percent_with_ci(value: float | None, ci: Sequence[float] | None, digits: int = 1, none: str = "n/a",
+                    unit: str = "") -> str:
+    """"58.3 [53.7, 62.9]" (with unit="%": "58.3% [53.7, 62.9]"); the interval only beside a value."""
+    if value is None:
+        return none
+    return percent(value, digits) + unit + ("" if not ci else " " + interval_text(ci, digits))
+
+
+def difference_with_ci(difference: float, low: float, high: float) -> str:
+    """A paired difference of rates in signed percentage points with its interval: "+3.1 [+0.4, +5.8]"."""
+    return f"{100 * difference:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
 def paired_statistic(units_a: Mapping[str, Mapping[str, Mapping[str, float | None]]],
                      units_b: Mapping[str, Mapping[str, Mapping[str, float | None]]], statistic: Callable,
                      n_boot: int = N_BOOT, seed: int = 0, level: float = LEVEL) -> dict | None:

@@ -231,3 +231,19 @@ def start_run(report_to, name: str | None = None, config: Mapping | None = None,
     out = trackers[0] if len(trackers) == 1 else _Several(trackers)
     out.backends = tuple(names)
     return out
+
+
+RUN_ARGS = ("quiet", "report_to", "run_name")  # how a command is tracked, not what it does: never in a config
+
+
+def command_run(args, default_name: str, enabled: bool = True, skip: Iterable[str] = (),
+                extra_config: Mapping | None = None) -> Tracker:
+    """start_run for a command that took add_run_args (or a ReportingArguments dataclass): its --report_to, its
+    --run_name (else `default_name`), and every other option (but `skip`) as the run's config."""
+    from dataclasses import asdict, is_dataclass
+
+    values = asdict(args) if is_dataclass(args) else vars(args)
+    config = {**(extra_config or {}),
+              **{k: v for k, v in values.items() if k not in RUN_ARGS and k not in set(skip)}}
+    return start_run(getattr(args, "report_to", None), name=getattr(args, "run_name", None) or default_name,
+                     config=config, enabled=enabled)

@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny ArmoRM trained end to end (both stages) on a tiny random backbone."""
+"""Shared fixtures: a tiny ArmoRM trained end to end (both stages) on a tiny random backbone; a tiny reward model."""
 
 from __future__ import annotations
 
@@ -40,3 +40,14 @@ def tiny_armo(tmp_path_factory):
     stage1 = train_regression.main(cfg)
     stage2 = train_gating.main(cfg)
     return cfg, stage1, stage2, prefs
+
+
+@pytest.fixture(scope="session")
+def tiny_rm(tmp_path_factory):
+    """(path, judge) of a tiny reward-model checkpoint with a ChatML template (the assistant turn ends
+    "<|im_end|>\\n"), for the OpenRLHF and service tests."""
+    import judges
+    from rm_core.testing import save_tiny_reward_model
+
+    path = save_tiny_reward_model(tmp_path_factory.mktemp("rm") / "rm", seed=0)
+    return path, judges.load(str(path))

@@ -18,6 +18,7 @@ from judges.rl import (
     openrlhf_query_format,
     openrlhf_reward_func,
 )
+from rm_core.testing import openrlhf_payload
 
 torch.set_num_threads(1)
 
@@ -32,24 +33,8 @@ NO_NEWLINE_TEMPLATE = (
 )
 
 
-@pytest.fixture(scope="module")
-def rm(tmp_path_factory):
-    import judges
-    from rm_core.testing import save_tiny_reward_model
-
-    path = save_tiny_reward_model(tmp_path_factory.mktemp("rm") / "rm", seed=0)
-    return path, judges.load(str(path))
-
-
 def payload_of(tokenizer, messages=MESSAGES, responses=RESPONSES) -> dict:
-    """OpenRLHF's {query, prompts, labels}: the prompt chat-templated (datasets/prompts_dataset.py:37), its ids
-    without special tokens (utils/agent.py:211) + the response's ids + the EOS vLLM stopped at, decoded with
-    special tokens kept (agent.py:283)."""
-    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    prompt_ids = tokenizer(text=prompt, add_special_tokens=False)["input_ids"]
-    queries = [tokenizer.decode(prompt_ids + tokenizer(r, add_special_tokens=False)["input_ids"]
-                                + [tokenizer.eos_token_id], skip_special_tokens=False) for r in responses]
-    return {"query": queries, "prompts": [prompt] * len(queries), "labels": [""] * len(queries)}
+    return openrlhf_payload(tokenizer, messages, responses)  # OpenRLHF's {query, prompts, labels}, built its way
 
 
 class LenJudge(Judge):
@@ -73,8 +58,8 @@ def test_chat_template_marks():
     assert chat_template_marks(strict) == TemplateMarks("", "", "")  # nothing to read: auto reads messages
 
 
-def test_get_reward_equals_the_clean_conversation(rm):
-    _, judge = rm
+def test_get_reward_equals_the_clean_conversation(tiny_rm):
+    _, judge = tiny_rm
     payload = payload_of(judge.tokenizer)
     clean = clean_scores(judge)
     assert openrlhf_get_reward(judge, payload)["rewards"] == pytest.approx(clean, abs=1e-6)
@@ -102,8 +87,8 @@ def test_auto_adds_nothing_where_the_template_ends_the_turn_at_its_marker(tmp_pa
             clean, abs=1e-6)
 
 
-def test_query_format_defaults_and_refusals(rm):
-    _, judge = rm
+def test_query_format_defaults_and_refusals(tiny_rm):
+    _, judge = tiny_rm
     assert openrlhf_query_format(judge) == "auto" and openrlhf_query_format(LenJudge()) == "messages"
     with pytest.raises(ValueError, match="cannot do"):
         openrlhf_query_format(LenJudge(), "text")
@@ -117,8 +102,8 @@ def test_query_format_defaults_and_refusals(rm):
         openrlhf_items({"query": ["abc"]}, "auto")
 
 
-def test_the_reward_file_reads_queries_as_the_server_does(rm, monkeypatch):
-    path, judge = rm
+def test_the_reward_file_reads_queries_as_the_server_does(tiny_rm, monkeypatch):
+    path, judge = tiny_rm
     payload = payload_of(judge.tokenizer)
     clean = clean_scores(judge)
     out = openrlhf_reward_func(judge)(payload["query"], payload["prompts"], payload["labels"])

@@ -15,6 +15,7 @@ import pytest
 
 from bench import reference as ref
 from bench._common import ROOT
+from rm_core.resume import read_jsonl_store
 
 HAS_DATA = all(p.exists() for p in (ref.HH_FILE, ref.LLMBAR, ref.SOLUTIONS))
 needs_data = pytest.mark.skipif(not HAS_DATA, reason=f"{ref.SHARED} is absent")
@@ -101,8 +102,8 @@ def test_hh_sweep_data_and_commands(tmp_path, monkeypatch):
     p = ref.plan(ref.FAMILIES["bt"], options(tmp_path, "bt"))
     sweep = next(s for s in p.stages if s.phase == "sweep")
     sweep.prepare()
-    train = ref.read_jsonl(tmp_path / "bt" / "data" / "sweep" / "train.jsonl")
-    val = ref.read_jsonl(tmp_path / "bt" / "data" / "sweep" / "test.jsonl")
+    train = read_jsonl_store(tmp_path / "bt" / "data" / "sweep" / "train.jsonl")
+    val = read_jsonl_store(tmp_path / "bt" / "data" / "sweep" / "test.jsonl")
     assert len(train) == p.budget["sweep_units"] and len(val) == 200
     usable = ref.hh_train()[0]  # the training part of the fixed split: the first pairs train, the last 200 validate
     assert [r["id"] for r in train] == [r["id"] for r in usable[: len(train)]]
@@ -271,7 +272,7 @@ def test_a_whole_run_with_stub_commands(tiny_evals, tmp_path, monkeypatch):
             for name in ("results.json", "scores.jsonl"):
                 shutil.copy(tiny_evals["untrained" if "--family" in flag else "trained"] / name, out / name)
         else:
-            lr, units = float(flag["--learning_rate"]), len(ref.read_jsonl(ref.Path(flag["--dataset_name"]) / "train.jsonl"))
+            lr, units = float(flag["--learning_rate"]), len(read_jsonl_store(ref.Path(flag["--dataset_name"]) / "train.jsonl"))
             res = {"train": {"train_runtime": 4.0 * units, "train_loss": 0.6}, "data": {"train_pairs": units}}
             if flag.get("--dataset_test_split") == "test":
                 res["held_out"] = {"accuracy": {1e-5: 0.55, 3e-5: 0.6, 1e-4: 0.58}[lr], "pairs": 200}
@@ -284,7 +285,7 @@ def test_a_whole_run_with_stub_commands(tiny_evals, tmp_path, monkeypatch):
     assert calls.count("bradley_terry_rm.train") == 4 and calls.count("eval.reward_bench") == 4
     assert got["budget"]["lr"] == 3e-5 and got["budget"]["measured_unit_seconds"] == 4.0
     assert got["budget"]["units"] == 880 and got["budget"]["steps"] == 110  # (3600 s - the sweep - 60) / 4 s
-    assert len(ref.read_jsonl(tmp_path / "bt" / "data" / "full" / "train.jsonl")) == 880
+    assert len(read_jsonl_store(tmp_path / "bt" / "data" / "full" / "train.jsonl")) == 880
     assert set(got["sets"]) == {"hh_test", "llmbar"} and got["sets"]["hh_test"]["trained_minus_untrained"]
     assert got["load"]["start"] and got["machine"]["cpus"] and [r["lr"] for r in got["sweep"]] == [1e-5, 3e-5, 1e-4]
     section = (tmp_path / "bt" / "section.md").read_text()

@@ -149,13 +149,17 @@ def config_value(key: str, parsed: list, processes: int):
 
 
 def launch_processes(config: Path) -> int:
-    """The number of processes the config's launch command names: --num_processes, else its accelerate config's."""
-    header = "".join(line for line in config.read_text(encoding="utf-8").splitlines(keepends=True) if line.startswith("#"))
-    if m := re.search(r"--num_processes[ =](\d+)", header):
-        return int(m.group(1))
-    m = re.search(r"--config_file (configs/accelerate/\S+\.yaml)", header)
-    assert m, f"{config}: the header names no launch command with --num_processes or --config_file"
-    return int(yaml.safe_load((ROOT / m.group(1)).read_text(encoding="utf-8"))["num_processes"])
+    """The number of processes the config's launch command names (its header, read as bench/gpu_smoke.py reads it):
+    --num_processes, else its accelerate config's."""
+    from bench.gpu_smoke import launch_line
+
+    options, _ = launch_line(config)
+    for i, option in enumerate(options):
+        if option.startswith("--num_processes"):
+            return int(option.split("=", 1)[1] if "=" in option else options[i + 1])
+    config_file = next((options[i + 1] for i, o in enumerate(options[:-1]) if o == "--config_file"), None)
+    assert config_file, f"{config}: the header names no launch command with --num_processes or --config_file"
+    return int(yaml.safe_load((ROOT / config_file).read_text(encoding="utf-8"))["num_processes"])
 
 
 # ---------------------------------------------------------------- the tests

@@ -17,6 +17,7 @@ import uvicorn
 
 from judges.base import Judge, conversation, sigmoid, split_conversation
 from judges.serve import create_app
+from rm_core.testing import openrlhf_payload
 
 torch.set_num_threads(1)
 
@@ -316,30 +317,7 @@ def test_rm_judge_keeps_max_length_within_the_model_positions():
 
 
 # ---------------------------------------------------------------- /get_reward exactly as OpenRLHF calls it
-@pytest.fixture(scope="module")
-def tiny_rm(tmp_path_factory):
-    """A tiny reward-model checkpoint with a ChatML template (the assistant turn ends "<|im_end|>\\n")."""
-    import judges
-    from rm_core.testing import save_tiny_reward_model
-
-    path = save_tiny_reward_model(tmp_path_factory.mktemp("rm") / "rm", seed=0)
-    return path, judges.load(str(path))
-
-
-def openrlhf_payload(tokenizer, messages: list[dict], responses: list[str | None], labels: list | None = None):
-    """The body OpenRLHF 3c3be62 posts to --remote_rm_url, built its way: the prompt chat-templated by the dataset
-    (openrlhf/datasets/prompts_dataset.py:37), tokenized without special tokens (utils/agent.py:211), the policy's
-    tokens appended (vLLM's token_ids end with the EOS it stopped at; None: a response cut by max_tokens, no EOS),
-    decoded with special tokens kept (agent.py:283), posted as {query, prompts, labels} (agent.py:332-336)."""
-    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    prompt_ids = tokenizer(text=prompt, add_special_tokens=False)["input_ids"]
-    queries = []
-    for response in responses:
-        stopped = response is not None
-        action_ids = tokenizer(response if stopped else "The answer is", add_special_tokens=False)["input_ids"]
-        queries.append(tokenizer.decode(prompt_ids + action_ids + ([tokenizer.eos_token_id] if stopped else []),
-                                        skip_special_tokens=False))
-    return {"query": queries, "prompts": [prompt] * len(responses), "labels": labels or [""] * len(responses)}
+# tiny_rm: conftest.py; openrlhf_payload: rm_core/testing.py (shared with test_openrlhf.py)
 
 
 def test_get_reward_scores_openrlhfs_exact_payload_as_score_scores_the_clean_conversation(serve, tiny_rm):

@@ -127,3 +127,17 @@ def test_paired_statistic_and_interval_lookup():
     assert interval_at(summary, ("subsets", "s", "accuracy")) == tree["subsets"]["s"]["accuracy"]
     assert interval_at(summary, ("length", "shorter_wins")) == [0.3, 0.5]  # the deepest ci95 on the path
     assert interval_at(summary, ("nothing",)) is None and value_at(summary, ("subsets", "s", "accuracy")) == 0.6
+
+
+def test_one_text_format_for_rates_and_intervals():
+    from rm_core.stats import difference_with_ci, interval_text, interval_text_at, percent, percent_with_ci
+
+    assert percent(0.58333) == "58.33" and percent(0.58333, 1) == "58.3" and percent(None) == "n/a"
+    assert interval_text([0.537, 0.629]) == "[53.7, 62.9]" and interval_text(None) == ""
+    assert percent_with_ci(0.583, [0.537, 0.629]) == "58.3 [53.7, 62.9]"
+    assert percent_with_ci(0.583, None, unit="%") == "58.3%"
+    assert percent_with_ci(None, [0.1, 0.2], none="-") == "-"  # an interval is never shown without its value
+    summary = {"accuracy": 0.6, "ci95": {"accuracy": [0.55, 0.65]}}
+    assert interval_text_at(summary, ("accuracy",)) == "[55.0, 65.0]"
+    assert interval_text_at(summary, ("score",)) == ""
+    assert difference_with_ci(0.031, -0.004, 0.058) == "+3.1 [-0.4, +5.8]"
