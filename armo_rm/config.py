@@ -12,8 +12,8 @@ class ArmoConfig(ReportingArguments):  # + --quiet, --report_to, --run_name
     model_name_or_path: str = field(default="HuggingFaceTB/SmolLM2-135M-Instruct", metadata={
         "help": "Frozen backbone (Hub id or folder). ArmoRM's paper uses a BT-trained RM's backbone."})
     output_dir: str = field(default="outputs/armo-rm", metadata={"help": "Stage outputs and the exported model."})
-    dtype: str = field(default="auto", metadata={"help": "Backbone dtype: auto (bf16 on a bf16 GPU, else fp32), "
-                                                         "float32, bfloat16."})
+    dtype: str = field(default="auto", metadata={"help": "Backbone dtype: auto (bf16 on a bf16 GPU or a CPU "
+                                                         "with native bf16, else fp32), float32, bfloat16."})
     max_length: int = field(default=1024, metadata={"help": "Longer items are cut from the front, counted."})
     embed_batch_size: int | None = field(default=None, metadata={"help": "Default: 16 on GPU, 1 on CPU."})
     embed_shard_size: int = field(default=64, metadata={

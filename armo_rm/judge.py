@@ -30,17 +30,15 @@ class ArmoJudge(Judge):
         self.attributes = list(model.config.attributes)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "float32", chat_template: str | None = None,
+    def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "auto", chat_template: str | None = None,
                         device: str | torch.device | None = None, revision: str | None = None, **judge_kwargs):
         from transformers import AutoModel
 
-        from rm_core.embeddings import pick_dtype
-        from rm_core.models import inference_device, load_for_inference
+        from rm_core.models import load_for_inference
 
-        dev = inference_device(device)
         # the heads load in fp32 whatever `dtype` is (ArmoRMModel._keep_in_fp32_modules_strict) and compute in fp32
-        model, tokenizer = load_for_inference(name_or_path, AutoModel.from_pretrained, pick_dtype(dtype, dev),
-                                              chat_template, dev, revision)
+        model, tokenizer = load_for_inference(name_or_path, AutoModel.from_pretrained, dtype, chat_template, device,
+                                              revision)
         return cls(model, tokenizer, **judge_kwargs)
 
     @torch.no_grad()

@@ -111,6 +111,7 @@ class _CachingBackend:
 
     name: str
     cache: ResponseCache | None = None
+    cache_tag = ""  # beside the name in every cache key: what else makes an answer differ (the dtype of a local model)
 
     def _open_cache(self, cache_dir: str | Path | None) -> None:
         self.cache = None if cache_dir is None else ResponseCache(Path(cache_dir) / "responses.sqlite")
@@ -119,7 +120,7 @@ class _CachingBackend:
         """(keys, results): results[i] is the cached Result, or None where the call is still to make."""
         if self.cache is None:
             return [None] * len(requests), [None] * len(requests)
-        keys = [ResponseCache.key(self.name, kind, list(r), settings) for r in requests]
+        keys = [ResponseCache.key(self.name + self.cache_tag, kind, list(r), settings) for r in requests]
         results = []
         for key in keys:
             value = self.cache.get(key)
@@ -143,13 +144,13 @@ class HFBackend(_CachingBackend):
 
     supports_choice_probs = True
 
-    def __init__(self, model_name_or_path: str, dtype: str | torch.dtype = "float32", device: str | None = None,
+    def __init__(self, model_name_or_path: str, dtype: str | torch.dtype = "auto", device: str | None = None,
                  batch_size: int = 8, max_length: int = 2048, cache_dir: str | Path | None = None,
                  chat_template: str | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from rm_core.models import inference_device, resolve_model
+        from rm_core.models import inference_device, resolve_dtype, resolve_model
         from rm_core.templates import set_chat_template
 
         path = resolve_model(model_name_or_path)
@@ -163,7 +164,9 @@ class HFBackend(_CachingBackend):
             if self.tokenizer.eos_token is None:
                 raise ValueError(f"tokenizer of {model_name_or_path} has neither a pad nor an EOS token")
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        dtype = resolve_dtype(dtype, self.device)
+        # answers in another dtype are other answers: never served from the same cache (float32 keeps the old keys)
+        self.cache_tag = "" if dtype == torch.float32 else f"@{str(dtype).removeprefix('torch.')}"
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device).eval()
         self._open_cache(cache_dir)
 

@@ -56,12 +56,14 @@ class RewardModelJudge(Judge):
         self.last_item_info: list[dict] = []  # per item of the last call: {"tokens", "truncated"}
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "float32", chat_template: str | None = None,
+    def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "auto", chat_template: str | None = None,
                         device: str | torch.device | None = None, revision: str | None = None, **judge_kwargs):
-        from rm_core.models import inference_device, load_reward_model
+        from rm_core.models import inference_device, load_reward_model, resolve_dtype
 
-        model, tokenizer = load_reward_model(name_or_path, dtype=dtype, chat_template=chat_template, revision=revision)
-        return cls(model.to(inference_device(device)), tokenizer, **judge_kwargs)
+        device = inference_device(device)
+        model, tokenizer = load_reward_model(name_or_path, dtype=resolve_dtype(dtype, device),
+                                             chat_template=chat_template, revision=revision)
+        return cls(model.to(device), tokenizer, **judge_kwargs)
 
     def _render(self, conv: list) -> list[int]:
         from rm_core.templates import render_ids

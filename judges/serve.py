@@ -387,7 +387,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--judge_mode", default=None, choices=["pointwise", "pairwise", "listwise"],
                    help="for llm:/openai: judges")
     p.add_argument("--chat_template", default=None, help="override: Jinja string, .jinja path, or 'plain'")
-    p.add_argument("--dtype", default="float32")
+    from rm_core.models import add_dtype_arg
+
+    add_dtype_arg(p)
     p.add_argument("--max_length", type=int, default=2048)
     p.add_argument("--failure_reward", type=float, default=None,
                    help="/get_reward: reward for an item the judge failed on (flagged); default: answer 500")
@@ -426,6 +428,11 @@ def main(argv: list[str] | None = None) -> None:
 
     args = make_parser().parse_args(argv)
     check_llm_judge_args([args.judge], args)
+    if not args.judge.startswith("openai:"):
+        from rm_core.models import dtype_choice
+
+        args.dtype, why = dtype_choice(args.dtype)
+        print(f"[serve] dtype {args.dtype} ({why})", flush=True)
     if args.judge.startswith(judges.LLM_PREFIXES):  # dtype, batch size, ... go to the backend they belong to
         kwargs = llm_judge_kwargs(args.judge, args)
     else:

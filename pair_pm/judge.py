@@ -29,7 +29,7 @@ from judges.base import Judge, PairVerdict, Prompt, prompt_text
 from pair_pm.prepare_data import REASONING_QUESTION, TruncationReport, answer_token_ids, encode_pair
 
 
-def load_judge_lm(name_or_path: str, dtype: str | torch.dtype = "float32", chat_template: str | None = None,
+def load_judge_lm(name_or_path: str, dtype: str | torch.dtype = "auto", chat_template: str | None = None,
                   device: str | torch.device | None = None, revision: str | None = None):
     """(causal LM on `device`, tokenizer) of a pair-PM checkpoint (rm_core.models.load_for_inference)."""
     from transformers import AutoModelForCausalLM
@@ -66,7 +66,7 @@ class PairPMJudge(Judge):
             tokenizer.pad_token = tokenizer.eos_token  # left pads are masked out
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "float32", chat_template: str | None = None,
+    def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "auto", chat_template: str | None = None,
                         device: str | torch.device | None = None, revision: str | None = None, **judge_kwargs):
         model, tokenizer = load_judge_lm(name_or_path, dtype, chat_template, device, revision)
         if cls is PairPMJudge and getattr(model.config, "pair_pm_reasoning", False):

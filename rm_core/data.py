@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -334,13 +335,43 @@ def from_ratings(row: dict) -> list[dict]:
     return [make_rating(row["prompt"], row["response"], row["attributes"], str(row.get("id", "")))]
 
 
+# ArmoRM's published 19 reward objectives, in the order of RLHFlow's stage 1 (armo-rm/stage-1_prepare.py, commit
+# fc39179): the columns of RLHFlow/ArmoRM-Multi-Objective-Data-v0.1 and the rows of the published regression layer.
+ARMO_MULTI_OBJECTIVE_DATA = "RLHFlow/ArmoRM-Multi-Objective-Data-v0.1"
+ARMO_OBJECTIVES = (
+    "helpsteer-helpfulness", "helpsteer-correctness", "helpsteer-coherence", "helpsteer-complexity",
+    "helpsteer-verbosity", "ultrafeedback-overall_score", "ultrafeedback-instruction_following",
+    "ultrafeedback-truthfulness", "ultrafeedback-honesty", "ultrafeedback-helpfulness", "beavertails-is_safe",
+    "prometheus-score", "argilla-overall_quality", "argilla-judge_lm", "code-complexity", "code-style",
+    "code-explanation", "code-instruction-following", "code-readability",
+)
+
+
+def from_armo_multi_objective(row: dict) -> list[dict]:
+    """One row of the published 19-objective set -> one Ratings row: the prompt is every message before the last
+    (an assistant reply, the rated response); every objective column becomes an attribute, None (or NaN) where
+    the row is not rated for it. The values are kept as published (no rescaling)."""
+    messages = row["messages"]
+    if not isinstance(messages, list) or len(messages) < 2 or not isinstance(messages[-1], dict) \
+            or messages[-1].get("role") != "assistant":
+        raise RowError("`messages` must end with the rated assistant reply after at least one prompt message")
+    attrs = {}
+    for name in ARMO_OBJECTIVES:
+        value = row.get(name)
+        attrs[name] = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    return [make_rating(messages[:-1], messages[-1].get("content"), attrs, str(row.get("id", "")))]
+
+
 RATINGS_CONVERTERS: dict[str, Callable[[dict], list[dict]]] = {
-    "ratings": from_ratings, "helpsteer2": from_helpsteer2, "ultrafeedback": from_ultrafeedback}
+    "ratings": from_ratings, "helpsteer2": from_helpsteer2, "ultrafeedback": from_ultrafeedback,
+    "armo_multi_objective": from_armo_multi_objective}
 
 
 def detect_ratings_format(row: dict) -> str:
     if "attributes" in row:
         return "ratings"
+    if "messages" in row and any(name in row for name in ARMO_OBJECTIVES):
+        return "armo_multi_objective"
     if "completions" in row and "instruction" in row:
         return "ultrafeedback"
     if "response" in row and any(a in row for a in HELPSTEER2_ATTRIBUTES):
@@ -861,3 +892,24 @@ def to_steps(rows: Iterable[dict], fmt: str = "auto", strict: bool = False) -> t
 def to_candidates(rows: Iterable[dict], fmt: str = "auto", strict: bool = False) -> tuple[list[dict], SkipReport]:
     """Convert rows to Candidates rows (CANDIDATES_CONVERTERS); bad rows raise (strict) or are skipped, counted."""
     return _convert_math(rows, CANDIDATES_CONVERTERS, fmt, strict)
+
+
+def load_reward_bench_pairs(dataset: str, split: str = "filtered", subsets=None,
+                            limit: int | None = None) -> tuple[list[dict], SkipReport]:
+    """`dataset` (a Hub id, a file in RewardBench's row schema, or LLMBar's folder) as Preference rows with unique
+    ids: `split` of a Hub data set, only `subsets` when given, the first `limit`; bad rows skipped and counted."""
+    if (Path(dataset) / "natural.json").is_file():  # LLMBar's own folder: its five chat-hard subsets
+        rows = load_llmbar_as_reward_bench(dataset)
+    else:
+        rows = load_rows(dataset, split)
+    if subsets:
+        rows = [r for r in rows if r.get("subset") in set(subsets)]
+    prefs, skipped = to_preferences(rows)
+    if not prefs:
+        raise UserInputError(f"{dataset}: no pairs to score ({len(rows)} rows"
+                             + (f" of subsets {subsets}" if subsets else "") + f", {skipped})")
+    for i, p in enumerate(prefs):
+        p["id"] = p["id"] or str(i)
+    if len({p["id"] for p in prefs}) != len(prefs):
+        raise ValueError(f"{dataset}: row ids are not unique; resuming needs unique ids")
+    return prefs[:limit] if limit else prefs, skipped

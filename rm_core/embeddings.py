@@ -64,25 +64,13 @@ def render_item(tokenizer, prompt: list[dict], response: str, max_length: int | 
     return RenderedItem(ids, prompt_end, prompt_ids, cut)
 
 
-def pick_dtype(dtype: str | torch.dtype = "auto", device: torch.device | None = None) -> torch.dtype:
-    """"auto": bf16 on a GPU that supports it, else fp32 (bf16 is slower than fp32 on CPUs without bf16
-    instructions, e.g. AVX2)."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype == "auto":
-        cuda = (device is None or device.type == "cuda") and torch.cuda.is_available()
-        return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
-    return getattr(torch, dtype)
-
-
 def load_backbone(name_or_path: str, dtype: str | torch.dtype = "auto", device: str | None = None):
-    """(backbone without LM head, tokenizer) for embedding extraction."""
+    """(backbone without LM head, tokenizer) for embedding extraction; dtype "auto": rm_core.models.resolve_dtype."""
     from transformers import AutoModel
 
-    from rm_core.models import inference_device, load_for_inference
+    from rm_core.models import load_for_inference
 
-    dev = inference_device(device)
-    model, tokenizer = load_for_inference(name_or_path, AutoModel.from_pretrained, pick_dtype(dtype, dev), device=dev)
+    model, tokenizer = load_for_inference(name_or_path, AutoModel.from_pretrained, dtype, device=device)
     return model.eval(), tokenizer
 
 

@@ -1,0 +1,131 @@
+"""--dtype auto (issue 22): bf16 only where the hardware computes it natively, the choice printed and recorded,
+and a resume never mixes dtypes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from rm_core import models
+
+torch.set_num_threads(1)
+
+NATIVE = {"architecture": "x86_64", "avx2": True, "avx512_f": True, "avx512_bf16": True}
+AMX = {"architecture": "x86_64", "avx2": True, "avx512_f": True, "amx_tile": True, "amx_bf16": True}
+AVX512_ONLY = {"architecture": "x86_64", "avx2": True, "avx512_f": True, "avx512_bw": True}  # emulated bf16
+AVX2_ONLY = {"architecture": "x86_64", "avx2": True}
+
+
+def _cpu(monkeypatch, caps):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: caps)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+@pytest.mark.parametrize("caps, native", [(NATIVE, True), (AMX, True), (AVX512_ONLY, False), (AVX2_ONLY, False)])
+def test_native_bf16_cpu_reads_the_instruction_sets(monkeypatch, caps, native):
+    _cpu(monkeypatch, caps)
+    assert models.native_bf16_cpu() is native
+    expected = torch.bfloat16 if native else torch.float32
+    assert models.resolve_dtype("auto", "cpu") == expected
+    assert models.resolve_dtype(None) == expected  # default device: cpu here
+
+
+def test_explicit_dtypes_are_kept_whatever_the_cpu(monkeypatch):
+    _cpu(monkeypatch, NATIVE)
+    assert models.resolve_dtype("float32", "cpu") == torch.float32
+    assert models.resolve_dtype(torch.float16, "cpu") == torch.float16
+    _cpu(monkeypatch, AVX2_ONLY)
+    assert models.resolve_dtype("bfloat16", "cpu") == torch.bfloat16
+    assert models.dtype_choice("bfloat16", "cpu") == ("bfloat16", "as asked")
+
+
+def test_gpu_auto_follows_bf16_support(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert models.resolve_dtype("auto", "cuda:0") == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # e.g. a V100
+    name, why = models.dtype_choice("auto", "cuda:0")
+    assert (name, why) == ("float32", "auto: a GPU without bf16")
+
+
+def test_dtype_choice_says_why(monkeypatch):
+    _cpu(monkeypatch, AVX2_ONLY)
+    name, why = models.dtype_choice("auto", "cpu")
+    assert name == "float32" and "no native bf16" in why and why.startswith("auto:")
+    _cpu(monkeypatch, NATIVE)
+    assert models.dtype_choice("auto", "cpu") == ("bfloat16", "auto: this CPU has native bf16 (AVX512-BF16/AMX)")
+
+
+def test_training_keeps_fp32_weights_for_auto():
+    # a recipe's "auto" is fp32 weights (mixed precision is the Trainer's flag), never the machine's choice
+    assert models.torch_dtype("auto") == torch.float32
+
+
+def test_every_inference_command_defaults_to_auto():
+    from eval.report import make_parser as report_parser
+    from eval.reward_bench import make_parser as rb_parser
+    from judges.serve import make_parser as serve_parser
+
+    assert rb_parser().parse_args(["--model", "m"]).dtype == "auto"
+    assert report_parser().parse_args(["--judge", "a=m", "--bench", "llmbar", "--output_dir", "o"]).dtype == "auto"
+    assert serve_parser().parse_args(["--judge", "m"]).dtype == "auto"
+    with pytest.raises(SystemExit):
+        rb_parser().parse_args(["--model", "m", "--dtype", "fp8"])
+
+
+def test_settle_machine_options(monkeypatch, capsys):
+    from eval.runner import settle_machine_options
+
+    _cpu(monkeypatch, NATIVE)
+    args = argparse.Namespace(model="ckpt", dtype="auto", batch_size=None)
+    settle_machine_options(args, torch.device("cpu"))
+    assert (args.dtype, args.batch_size) == ("bfloat16", 1)
+    assert "[eval] dtype bfloat16 (auto: this CPU has native bf16" in capsys.readouterr().out
+    _cpu(monkeypatch, AVX2_ONLY)
+    settle_machine_options(args, torch.device("cpu"))  # settled once: a second call changes nothing
+    assert args.dtype == "bfloat16" and capsys.readouterr().out == ""
+    api = argparse.Namespace(model="openai:gpt-x", dtype="auto", batch_size=4)
+    settle_machine_options(api, torch.device("cpu"))
+    assert api.dtype == "auto" and "API" in api.dtype_reason
+
+
+def test_hf_backend_cache_keys_differ_by_dtype(monkeypatch, tmp_path):
+    from judges.backends import HFBackend
+    from rm_core.testing import save_tiny_backbone
+
+    save_tiny_backbone(tmp_path / "lm")
+    _cpu(monkeypatch, AVX2_ONLY)
+    fp32 = HFBackend(str(tmp_path / "lm"), device="cpu")
+    _cpu(monkeypatch, NATIVE)
+    bf16 = HFBackend(str(tmp_path / "lm"), device="cpu")
+    assert next(fp32.model.parameters()).dtype == torch.float32 and fp32.cache_tag == ""  # old cache keys kept
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16 and bf16.cache_tag == "@bfloat16"
+
+
+def test_eval_records_the_choice_and_refuses_a_mixed_resume(monkeypatch, tmp_path, capsys):
+    from eval.reward_bench import evaluate, make_parser
+    from rm_core.testing import tiny_reward_model
+
+    model, tokenizer = tiny_reward_model(seed=3)
+    model.save_pretrained(tmp_path / "ckpt")
+    tokenizer.save_pretrained(tmp_path / "ckpt")
+    rows = [{"id": f"r{i}", "subset": "llmbar-natural", "prompt": f"Question {i}?", "chosen": "A fine answer " * (i + 1),
+             "rejected": "no"} for i in range(4)]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "out"
+    argv = ["--model", str(tmp_path / "ckpt"), "--dataset", str(data), "--output_dir", str(out)]
+    _cpu(monkeypatch, NATIVE)
+    summary = evaluate(make_parser().parse_args(argv))
+    assert summary["dtype"] == "bfloat16" and summary["dtype_reason"].startswith("auto: this CPU has native")
+    saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert saved["dtype"] == "bfloat16" and saved["fingerprint"]["settings"]["dtype"] == "bfloat16"
+    assert "[eval] dtype bfloat16" in capsys.readouterr().out
+    # the same command on a machine where auto means float32: the bf16 results are not rescored into, nor mixed
+    from rm_core.resume import ResumeError
+
+    _cpu(monkeypatch, AVX2_ONLY)
+    with pytest.raises(ResumeError, match="dtype"):
+        evaluate(make_parser().parse_args(argv))
