@@ -32,14 +32,16 @@ import argparse
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from eval.runner import broadcast, process_state
 from rm_core.data import shared_data_dir
 from rm_core.errors import cli_entry
+from rm_core.stats import difference_with_ci, percent_with_ci
 
 DATA_ROOT = shared_data_dir()  # $RM_SHARED_DATA, else ../shared/data beside the project
-KINDS = ["reward_bench", "pairs", "reward_bench2", "rm_bench", "judgebench", "best_of_n"]
+KINDS = ["reward_bench", "pairs", "reward_bench2", "rm_bench", "judgebench", "best_of_n", "rmb", "prmbench"]
 HH_TEST_SUBSET = "hh-rlhf-harmless-test"
 EMBEDDING_FAMILIES = {"armo", "decision_tree"}  # judges that accept embedding_cache=
 
@@ -74,7 +76,7 @@ def parse_bench(spec: str, data_root: Path) -> tuple[str, dict]:
     if kind not in KINDS:
         raise ValueError(f"benchmark kind {kind!r} is not one of {KINDS}")
     defaults = {"reward_bench": "filtered", "pairs": "train", "reward_bench2": "test", "rm_bench": "train",
-                "judgebench": "gpt", "best_of_n": "test"}
+                "judgebench": "gpt", "best_of_n": "test", "rmb": "", "prmbench": ""}  # RMB, PRMBench: local files
     return name, {"kind": kind, "dataset": dataset, "split": split or defaults[kind], "title": name}
 
 
@@ -134,8 +136,11 @@ def _module(kind: str):
     return importlib.import_module(f"eval.{name}")
 
 
-def run_one(judge, judge_spec: str, bench: dict, out_dir: Path, options: dict, state, report_dir: Path) -> dict | None:
-    """Evaluate one judge on one benchmark through the benchmark's own CLI module; summary on the main process."""
+def run_one(judge, judge_spec: str, bench: dict, out_dir: Path, options: dict, state, report_dir: Path,
+            passed: dict | None = None) -> dict | None:
+    """Evaluate one judge on one benchmark through the benchmark's own CLI module; summary on the main process.
+    `passed`: what the cell records as the report resolved it (dtype_reason) and the judge options the report was
+    given (judge_rubrics, judge_principles: in the cell's own fingerprint too)."""
     module = _module(bench["kind"])
     dataset = bench["dataset"]
     if bench["kind"] == "pairs" and bench["split"] == "hh_test":
@@ -152,6 +157,9 @@ def run_one(judge, judge_spec: str, bench: dict, out_dir: Path, options: dict, s
         argv += ["--batch_size", str(options["batch_size"])]
     args = module.make_parser().parse_args(argv)
     args.judge = judge
+    for key, value in (passed or {}).items():
+        if value is not None:
+            setattr(args, key, value)
     return module.evaluate(args)
 
 
@@ -236,12 +244,6 @@ def push_results(args, benchmark: str, summary: dict) -> str | None:
 # ---------------------------------------------------------------- the report
 
 
-def _pct(v) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f}"
-
-
-def _with_ci(v, ci) -> str:
-    return _pct(v) + ("" if v is None or not ci else f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]")
 
 
 LENGTH_ROWS = [("length baseline: shorter wins", "shorter_wins"), ("length baseline: longer wins", "longer_wins"),
@@ -284,13 +286,13 @@ def markdown(results: dict, benches: dict, judges: list[str], comparisons: dict 
         lines.append("| metric | " + " | ".join(names) + " |")
         lines.append("|---|" + "---|" * len(judges))
         for m in _metrics(results, bname, judges):
-            cells = [_with_ci((_cell(results, j, bname).get("headline") or {}).get(m),
+            cells = [percent_with_ci((_cell(results, j, bname).get("headline") or {}).get(m),
                               (_cell(results, j, bname).get("headline_ci95") or {}).get(m)) for j in judges]
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
         for label, key in LENGTH_ROWS:
             blocks = [_cell(results, j, bname).get("length") for j in judges]
             if any(blocks):
-                cells = ["n/a" if not b else _with_ci(b.get(key), (b.get("ci95") or {}).get(key)) for b in blocks]
+                cells = ["n/a" if not b else percent_with_ci(b.get(key), (b.get("ci95") or {}).get(key)) for b in blocks]
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
         blocks = [_cell(results, j, bname).get("length") for j in judges]
         if any(blocks):
@@ -300,7 +302,7 @@ def markdown(results: dict, benches: dict, judges: list[str], comparisons: dict 
         for label, key in ORDER_ROWS:
             blocks = [_cell(results, j, bname).get("order") for j in judges]
             if any(blocks):
-                cells = ["n/a" if not b else _with_ci(b.get(key), (b.get("ci95") or {}).get(key)) for b in blocks]
+                cells = ["n/a" if not b else percent_with_ci(b.get(key), (b.get("ci95") or {}).get(key)) for b in blocks]
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
         times = []
         for j in judges:
@@ -320,8 +322,8 @@ def markdown(results: dict, benches: dict, judges: list[str], comparisons: dict 
                 if c.get("difference") is None:
                     lines.append(f"| {c['a']} − {c['b']} | n/a | | | |")
                     continue
-                lines.append(f"| {c['a']} − {c['b']} | {100 * c['difference']:+.1f} | "
-                             f"[{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] | "
+                points, interval = difference_with_ci(c["difference"], c["low"], c["high"]).split(" ", 1)
+                lines.append(f"| {c['a']} − {c['b']} | {points} | {interval} | "
                              f"{'yes' if c['excludes_zero'] else 'no'} | {c['n']} |")
         lines += ["", f"![{bname}]({bname}.png)", ""]
     return "\n".join(lines)
@@ -436,12 +438,27 @@ def cell_dir(report_dir: Path, judge_name: str, bname: str, key: str) -> Path:
     return report_dir / "cache" / f"{judge_name.replace('/', '+')}__{bname}__{key}"
 
 
-def _read_rows(folder: Path) -> list[dict] | None:
-    path = folder / "scores.jsonl"
-    if not path.is_file():
-        return None
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+def read_scored(folder: str | Path) -> tuple[dict | None, list[dict] | None]:
+    """(results.json, the scores.jsonl rows) of an evaluation's output folder; None for a file that is not there."""
+    folder = Path(folder)
+    summary = json.loads((folder / "results.json").read_text(encoding="utf-8")) \
+        if (folder / "results.json").is_file() else None
+    if not (folder / "scores.jsonl").is_file():
+        return summary, None
+    with open(folder / "scores.jsonl", encoding="utf-8") as f:
+        return summary, [json.loads(line) for line in f if line.strip()]
+
+
+def paired_difference(kind: str, units_a: dict, units_b: dict, path: Sequence) -> dict | None:
+    """a - b on the number at `path` (headline_paths) over the items both scored, from the benchmark's per-item
+    units (its scoring module's `units(rows)`): a paired, stratified bootstrap (rm_core.stats.paired_statistic)
+    {"difference", "low", "high", "excludes_zero", "n"}; None when the items share nothing or have no such number."""
+    from rm_core.stats import paired_statistic
+
+    shared = {g: {u: v for u, v in us.items() if u in units_b.get(g, {})} for g, us in units_a.items()}
+    shared = {g: us for g, us in shared.items() if us}
+    statistic = scoring_module(kind).statistics(shared).get(tuple(path)) if shared else None
+    return None if statistic is None else paired_statistic(shared, units_b, statistic)
 
 
 def paired_comparisons(report_dir: Path, results: dict, benches: dict, judges: list[str]) -> dict[str, list[dict]]:
@@ -450,19 +467,14 @@ def paired_comparisons(report_dir: Path, results: dict, benches: dict, judges: l
     scores.jsonl: {benchmark: [{"a", "b", "metric", "difference", "low", "high", "excludes_zero", "n"}]}."""
     from itertools import combinations
 
-    from rm_core.stats import paired_statistic
-
     out: dict[str, list[dict]] = {}
     for bname, bench in benches.items():
         module = scoring_module(bench["kind"])
         loaded = {}
         for j in judges:
             cell = _cell(results, j, bname)
-            folder = cell_dir(report_dir, j, bname, cell["key"]) if cell.get("key") else None
-            rows = _read_rows(folder) if folder else None
-            summary_path = folder / "results.json" if folder else None
-            if rows and summary_path and summary_path.is_file():
-                summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            summary, rows = read_scored(cell_dir(report_dir, j, bname, cell["key"])) if cell.get("key") else (None, None)
+            if rows and summary is not None:
                 loaded[j] = (module.units(rows), headline_paths(bench["kind"], summary), cell.get("headline") or {})
         comparisons = []
         for a, b in combinations([j for j in judges if j in loaded], 2):
@@ -471,10 +483,7 @@ def paired_comparisons(report_dir: Path, results: dict, benches: dict, judges: l
             metric = main_metric(bench["kind"], head)
             if metric is None or metric not in paths or metric not in loaded[b][1]:
                 continue
-            shared_a = {g: {u: v for u, v in us.items() if u in units_b.get(g, {})} for g, us in units_a.items()}
-            shared_a = {g: us for g, us in shared_a.items() if us}
-            statistic = module.statistics(shared_a).get(tuple(paths[metric]))
-            result = None if statistic is None else paired_statistic(shared_a, units_b, statistic)
+            result = paired_difference(bench["kind"], units_a, units_b, paths[metric])
             comparisons.append({"a": a, "b": b, "metric": metric, **(result or {"difference": None})})
         if comparisons:
             out[bname] = comparisons
@@ -492,7 +501,9 @@ def make_parser() -> argparse.ArgumentParser:
                         "rather than as a bar")
     p.add_argument("--data_root", default=str(DATA_ROOT), help="folder of the shared data (llmbar, hh-rlhf, gsm8k)")
     p.add_argument("--limit", type=int, default=None, help="score only the first N items of each benchmark")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    from rm_core.models import add_dtype_arg
+
+    add_dtype_arg(p)
     p.add_argument("--max_length", type=int, default=2048)
     p.add_argument("--batch_size", type=int, default=None)
     p.add_argument("--judge_mode", default="pairwise", choices=["pairwise", "pointwise"], help="for llm: judges")
@@ -532,10 +543,20 @@ def main(argv: list[str] | None = None) -> dict | None:
     from judges.cli import check_llm_judge_args, llm_judge_kwargs
 
     check_llm_judge_args(list(judge_specs.values()), args)
+    from rm_core.models import dtype_choice
+
+    args.dtype, dtype_reason = dtype_choice(args.dtype, state.device)  # before any cache key holds it
+    if state.is_main_process:
+        print(f"[report] dtype {args.dtype} ({dtype_reason})", flush=True)
     options = {"limit": args.limit, "dtype": args.dtype, "max_length": args.max_length,
                "batch_size": args.batch_size, "judge_mode": args.judge_mode}
     if args.judge_base_url:  # another endpoint may serve another model under the same name
         options["judge_base_url"] = args.judge_base_url
+    from judges.cli import option_fingerprint
+
+    for name in ("judge_rubrics", "judge_principles"):  # what the LLM judges are shown: by content
+        if getattr(args, name, None):
+            options[name] = option_fingerprint(name, getattr(args, name))
     results: dict[str, dict] = {}
     for jname, spec in judge_specs.items():
         results[jname] = {}
@@ -570,14 +591,16 @@ def main(argv: list[str] | None = None) -> dict | None:
                 load_seconds = round(time.perf_counter() - t0, 3)
             judge.failures = FailureLog()
             t0 = time.perf_counter()
-            summary = run_one(judge, spec, bench, cell, options, state, report_dir)
+            summary = run_one(judge, spec, bench, cell, options, state, report_dir,
+                              {"dtype_reason": dtype_reason, "judge_rubrics": args.judge_rubrics,
+                               "judge_principles": args.judge_principles})
             seconds = round(time.perf_counter() - t0, 3)
             if state.is_main_process:
                 entry = {"judge": jname, "spec": spec, "benchmark": bname, "key": key, "seconds": seconds,
                          "judge_load_seconds": load_seconds, "headline": headline(bench["kind"], summary),
                          "headline_ci95": headline_ci(bench["kind"], summary), "length": summary.get("length"),
                          "order": summary.get("order"),
-                         "items": next((summary[u] for u in ("pairs", "prompts", "questions") if u in summary), None),
+                         "items": next((summary[u] for u in ("pairs", "prompts", "questions", "items", "solutions") if u in summary), None),
                          "judge_failures": summary.get("judge_failures", {}).get("total")}
                 from rm_core.hub import atomic_write_json
 
@@ -611,11 +634,9 @@ def track_report(args, report: dict) -> None:
     and the whole report as a table (one row per judge and benchmark)."""
     if not any(name != "none" for name in getattr(args, "report_to", None) or []):
         return
-    from rm_core.tracking import start_run
+    from rm_core.tracking import command_run
 
-    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "report_to", "run_name")}
-    with start_run(args.report_to, name=args.run_name or f"report-{Path(args.output_dir).name}",
-                   config=config) as tracker:
+    with command_run(args, f"report-{Path(args.output_dir).name}") as tracker:
         results = report["results"]
         tracker.summary({j: {b: cell.get("headline") or {} for b, cell in cells.items()} for j, cells in results.items()})
         tracker.log_table("report", [{"judge": j, "benchmark": b, "items": cell.get("items"),

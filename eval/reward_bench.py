@@ -27,17 +27,13 @@ from eval.runner import (
     process_state,
     run_eval_command,
     score_items,
+    settle_machine_options,
     speed,
 )
 from eval.scoring import format_table, summarize
 from judges.base import response_of
-from rm_core.data import (
-    SkipReport,
-    load_llmbar_as_reward_bench,
-    load_rows,
-    to_preferences,
-)
-from rm_core.errors import UserInputError, cli_entry
+from rm_core.data import SkipReport, load_reward_bench_pairs
+from rm_core.errors import cli_entry
 from rm_core.length import chars
 from rm_core.metrics import pair_correct
 
@@ -58,22 +54,9 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load(args) -> tuple[list[dict], SkipReport]:
-    if (Path(args.dataset) / "natural.json").is_file():  # LLMBar's own folder: its five chat-hard subsets
-        rows = load_llmbar_as_reward_bench(args.dataset)
-    else:
-        rows = load_rows(args.dataset, args.split)
-    if args.subsets:
-        rows = [r for r in rows if r.get("subset") in set(args.subsets)]
-    prefs, skipped = to_preferences(rows)
-    if not prefs:
-        raise UserInputError(f"{args.dataset}: no pairs to score ({len(rows)} rows"
-                             + (f" of subsets {args.subsets}" if args.subsets else "") + f", {skipped})")
-    for i, p in enumerate(prefs):
-        p["id"] = p["id"] or str(i)
-    if len({p["id"] for p in prefs}) != len(prefs):
-        raise ValueError(f"{args.dataset}: row ids are not unique; resuming needs unique ids")
-    return prefs[: args.limit] if args.limit else prefs, skipped
+def load_pairs(args) -> tuple[list[dict], SkipReport]:
+    """rm_core.data.load_reward_bench_pairs with the command's --dataset, --split, --subsets, --limit."""
+    return load_reward_bench_pairs(args.dataset, args.split, args.subsets, args.limit)
 
 
 def _score_chunk(judge, prefs: list[dict]) -> list[dict]:
@@ -110,9 +93,8 @@ def evaluate(args) -> dict | None:
     state = process_state()
     out_dir = Path(args.output_dir or Path("results") / Path(args.model.rstrip("/")).name)
     check_model(args)  # before the data
-    prefs, skipped = _load(args)
-    if args.batch_size is None:
-        args.batch_size = 16 if state.device.type == "cuda" else 1
+    prefs, skipped = load_pairs(args)
+    settle_machine_options(args, state.device, state.is_main_process)
     fingerprint = eval_fingerprint(args, "reward_bench") if state.is_main_process else None
     claim_output(out_dir, fingerprint, getattr(args, "overwrite", False), state)
     judge = load_judge(args, state.device)
@@ -126,6 +108,7 @@ def evaluate(args) -> dict | None:
     summary = summarize(ordered)
     summary.update({
         "model": args.model, "dataset": args.dataset, "pairs": len(ordered), "dtype": args.dtype,
+        "dtype_reason": getattr(args, "dtype_reason", None),
         "max_length": args.max_length, "batch_size": args.batch_size, "processes": state.num_processes,
         "shared_prefix": not args.no_shared_prefix,
         "truncated_pairs": sum(bool(r.get("truncated")) for r in ordered),

@@ -34,7 +34,9 @@ from pathlib import Path
 PARTIAL = "scores.partial.jsonl"
 # options that change a score (or which items are scored): part of the fingerprint of an output_dir
 SCORE_SETTINGS = ("family", "judge_mode", "dtype", "max_length", "chat_template", "seed", "split", "subsets",
-                  "domains", "sources", "limit", "judge_base_url", "attribute_model")
+                  "domains", "sources", "limit", "judge_base_url", "attribute_model", "judge_rubrics", "sets",
+                  "classifications", "threshold", "keep_step_numbers", "judge_principles")
+RECORDED_WHEN_SET = ("judge_rubrics", "judge_principles")  # added later: absent from older fingerprints, so left out when unset
 
 
 # ---------------------------------------------------------------- processes
@@ -83,7 +85,9 @@ def add_judge_args(p: argparse.ArgumentParser, unit: str = "items",
                    help=f"{unit} per forward batch; default 16 on GPU, 1 on CPU (where padding is pure waste)")
     p.add_argument("--max_length", type=int, default=2048,
                    help="longer conversations are cut from the front, keeping the end of the response; counted")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    from rm_core.models import add_dtype_arg
+
+    add_dtype_arg(p)
     p.add_argument("--chat_template", default=None, help="override: Jinja string, .jinja path, or 'plain'")
     p.add_argument("--seed", type=int, default=0, help="seeds a head the checkpoint lacks (an untrained baseline)")
     p.add_argument("--limit", type=int, default=None, help=f"score only the first N {unit}")
@@ -113,6 +117,25 @@ def add_attribute_model_args(p: argparse.ArgumentParser) -> argparse.ArgumentPar
     return p
 
 
+def settle_machine_options(args, device, announce: bool = True) -> None:
+    """Resolve, in place, the options whose default depends on the machine, before anything fingerprints or
+    records them: --batch_size (16 on GPU, 1 on CPU, where padding is pure waste) and --dtype auto
+    (rm_core.models.resolve_dtype; args.dtype becomes the dtype's name, args.dtype_reason says why). An API judge
+    (openai:) has no local weights: its dtype is left as given. `announce` prints the dtype once."""
+    if getattr(args, "batch_size", "absent") is None:
+        args.batch_size = 16 if getattr(device, "type", str(device)) == "cuda" else 1
+    if getattr(args, "dtype_reason", None) is not None or not hasattr(args, "dtype"):
+        return
+    if str(getattr(args, "model", "")).startswith("openai:"):
+        args.dtype_reason = "an API judge: no local weights"
+        return
+    from rm_core.models import dtype_choice
+
+    args.dtype, args.dtype_reason = dtype_choice(args.dtype, device)
+    if announce:
+        print(f"[eval] dtype {args.dtype} ({args.dtype_reason})", flush=True)
+
+
 def load_judge(args, device):
     """judges.load with the CLI flags; a prebuilt Judge passed as `args.judge` (tests, the report) is used as is."""
     import torch
@@ -123,8 +146,7 @@ def load_judge(args, device):
     from judges.cli import check_llm_judge_args, llm_judge_kwargs
 
     torch.manual_seed(getattr(args, "seed", 0))
-    if args.batch_size is None:
-        args.batch_size = 16 if getattr(device, "type", str(device)) == "cuda" else 1
+    settle_machine_options(args, device)
     check_llm_judge_args([args.model], args)
     if args.model.startswith(judges.LLM_PREFIXES):  # dtype, batch size, ... go to the backend they belong to
         return judges.load(args.model, **llm_judge_kwargs(args.model, args, device))
@@ -183,12 +205,20 @@ def read_partial(path: Path) -> dict[str, dict]:
 def eval_fingerprint(args, benchmark: str) -> dict:
     """What makes a benchmark's scores: the judge (a checkpoint by content, a Hub id by commit, an llm: model
     likewise, an openai: model by name), the data set (by content or Hub commit) and the SCORE_SETTINGS."""
-    from rm_core.resume import data_fingerprint, files_sha256, judge_fingerprint
+    from judges.cli import option_fingerprint
+    from rm_core.resume import data_fingerprint, judge_fingerprint
 
-    settings = {k: getattr(args, k) for k in SCORE_SETTINGS if hasattr(args, k)}
-    template = settings.get("chat_template")
-    if template and Path(template).is_file():  # a .jinja file by its content
-        settings["chat_template"] = {"sha256": files_sha256([template])[0], "path": str(Path(template).resolve())}
+    settings = {k: getattr(args, k) for k in SCORE_SETTINGS if hasattr(args, k)
+                and not (k in RECORDED_WHEN_SET and getattr(args, k) is None)}
+    if str(getattr(args, "model", "")).startswith("openai:"):
+        settings.pop("dtype", None)  # an API judge has no local weights: its dtype says nothing
+    elif settings.get("dtype") == "auto":  # not settled yet (settle_machine_options): what auto means here
+        from rm_core.models import dtype_choice
+
+        settings["dtype"] = dtype_choice("auto")[0]
+    for name in ("chat_template", "judge_rubrics", "judge_principles"):
+        if settings.get(name):
+            settings[name] = option_fingerprint(name, settings[name])
     return {"benchmark": benchmark, "model": judge_fingerprint(args.model), "data": data_fingerprint(args.dataset),
             "settings": settings}
 
@@ -336,16 +366,15 @@ def run_eval_command(evaluate: Callable, parser: argparse.ArgumentParser, argv: 
     """An eval_* command's main: the benchmark's parser plus --quiet / --report_to / --run_name
     (rm_core.tracking.add_run_args), then `evaluate(args)` inside a tracked run (main process only) that gets the
     summary. Returns None: a console script exits 0 after a finished run."""
-    from rm_core.tracking import add_run_args, apply_run_args, start_run
+    from rm_core.tracking import add_run_args, apply_run_args, command_run
 
     args = add_run_args(parser).parse_args(argv)
     apply_run_args(args)  # before anything is loaded: an uninstalled --report_to backend is one line
     if not any(name != "none" for name in args.report_to):
         evaluate(args)
         return
-    config = {k: v for k, v in vars(args).items() if k not in ("judge", "quiet", "report_to", "run_name")}
-    with start_run(args.report_to, name=args.run_name or f"{benchmark}-{Path(args.model.rstrip('/')).name}",
-                   config={"benchmark": benchmark, **config}, enabled=process_state().is_main_process) as tracker:
+    with command_run(args, f"{benchmark}-{Path(args.model.rstrip('/')).name}", process_state().is_main_process,
+                     skip=("judge",), extra_config={"benchmark": benchmark}) as tracker:
         summary = evaluate(args)
         if summary is not None:
             track_summary(tracker, summary)
@@ -414,6 +443,7 @@ def run_benchmark(args, benchmark: str, items: list[dict], skipped, make_scorer:
     require_items(items, skipped, args.dataset, unit)
     state = process_state()
     out_dir = default_output_dir(args, benchmark)
+    settle_machine_options(args, state.device, state.is_main_process)
     fingerprint = eval_fingerprint(args, benchmark) if state.is_main_process else None
     claim_output(out_dir, fingerprint, getattr(args, "overwrite", False), state)
     judge = load_judge(args, state.device)
@@ -427,6 +457,7 @@ def run_benchmark(args, benchmark: str, items: list[dict], skipped, make_scorer:
     summary.update({
         "benchmark": benchmark, "model": getattr(args, "model", None), "dataset": args.dataset,
         unit: len(run.rows), "processes": state.num_processes, "dtype": getattr(args, "dtype", None),
+        "dtype_reason": getattr(args, "dtype_reason", None),
         "max_length": getattr(args, "max_length", None),
         "judge_failures": judge.failures.as_dict(), "skipped_rows": skipped.as_dict(),
         "speed": speed(run, unit), "wall_seconds": round(time.perf_counter() - t0, 3), "fingerprint": fingerprint,

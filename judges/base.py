@@ -266,7 +266,8 @@ def _check_rank_many(method):
 
 
 _CHECKED_PATHS = {"score_pairs": _check_score_pairs, "judge_pairs": _check_judge_pairs, "rank": _check_rank,
-                  "rank_many": _check_rank_many, "score_texts": _check_rank}  # score_texts: RewardModelJudge
+                  "rank_many": _check_rank_many, "score_texts": _check_rank,  # score_texts: RewardModelJudge
+                  "score_steps": _check_rank_many}  # score_steps: process judges, a list of step scores per item
 
 
 @dataclass

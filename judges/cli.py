@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 from judges import LLM_PREFIXES
 
@@ -24,6 +25,8 @@ OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "judge_max_retries": ("max_retries", ("openai",)),
     "judge_max_concurrency": ("max_concurrency", ("openai",)),
     "judge_allow_insecure_http": ("allow_insecure_http", ("openai",)),
+    "judge_rubrics": ("rubrics", ("llm", "openai")),
+    "judge_principles": ("principles", ("llm", "openai")),
 }
 
 
@@ -44,6 +47,11 @@ def add_llm_judge_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="openai: retries after a timeout, connection error, 429 or 5xx (default 4)")
     g.add_argument("--judge_max_concurrency", type=int, default=None,
                    help="openai: requests in flight at most (default 8)")
+    g.add_argument("--judge_rubrics", default=None, metavar="RUBRICS_JSON",
+                   help="llm:/openai: a rubric set (python -m judges.rubrics) shown to the judge as its principles")
+    g.add_argument("--judge_principles", default=None, metavar="scenario:NAME|scenario:auto",
+                   help="llm:/openai: principles from the library (judges/principles.py): one scenario's set, or "
+                        "auto (each item's scenario, where the benchmark gives one: RMB's categories)")
     g.add_argument("--judge_allow_insecure_http", action="store_true", default=None,
                    help="openai: allow sending the API key over plain http:// to a host that is not loopback "
                         "(refused by default: anyone on the network path could read it)")
@@ -84,3 +92,17 @@ def llm_judge_kwargs(spec: str, args, device=None) -> dict:
         if device is not None:
             out["device"] = device
     return out
+
+
+def option_fingerprint(name: str, value):
+    """What an option that names something stands for in a fingerprint: a file (a .jinja template, a rubric set) by
+    its content; the principle library's "scenario:..." by the library's version and content; else the value."""
+    from rm_core.resume import files_sha256
+
+    if isinstance(value, str) and Path(value).is_file():
+        return {"sha256": files_sha256([value])[0], "path": str(Path(value).resolve())}
+    if name == "judge_principles" and isinstance(value, str) and value.startswith("scenario:"):
+        from judges.principles import library_fingerprint
+
+        return {"spec": value, "library": library_fingerprint()}
+    return value

@@ -5,7 +5,8 @@ Rules (all pointwise `Judge`s; they read the last assistant message of each conv
     RegexFormatRule(pattern, flags=re.DOTALL, mode="search")   1.0 if the response matches, else 0.0
     LengthRule(min_tokens, max_tokens, unit="words", slope)     1.0 inside the band, linear fall-off to 0.0
     RepetitionPenalty(n=3, max_penalty=1.0)                     0.0 (no repeated n-gram) down to -max_penalty
-    MathAnswerMatch()                                           1.0 if the final answer equals the reference
+    MathAnswerMatch(method="numeric"|"symbolic"|"either")      1.0 if the final answer equals the reference
+    judges.code_exec.CodeExecutionJudge()                      pass rate of the response's code on the tests
 
     ComposedReward([(judge, weight), ...], on_failure="renormalize" | "fail")
 
@@ -165,21 +166,69 @@ class RepetitionPenalty(Rule):
 
 
 class MathAnswerMatch(Rule):
-    """1.0 when the response's final answer (`extract_final_answer`) equals the reference's (`answers_match`),
-    else 0.0; a response with no answer at all gets 0.0. A reference may be a number, a worked solution with a
-    marker ("... #### 72", \\boxed{...}, "The answer is 72"), or else the bare answer, taken whole ("72",
-    "\\frac{1}{2}", "(B)", "x^2+1"). An item with no reference
-    (references None, or None / empty for that item) fails: "no reference"."""
+    """1.0 when the response's final answer equals the reference's, else 0.0; a response with no answer at all
+    gets 0.0. A reference may be a number, a worked solution with a marker ("... #### 72", \\boxed{...}, "The
+    answer is 72"), or else the bare answer, taken whole ("72", "\\frac{1}{2}", "(B)", "x^2+1"). An item with no
+    reference (references None, or None / empty for that item) fails: "no reference".
+
+    method="numeric" (default): the final answers (`extract_final_answer`) compared exactly as numbers or text
+    (`answers_match`). method="symbolic": HF's math-verify (`math_verify.parse` / `verify`: LaTeX, fractions, sets,
+    intervals, equations such as "x=2" against "2"), the reference parsed as the gold answer (a bare one wrapped
+    in $...$ so its LaTeX is read). method="either": 1.0 when either says equal. math-verify's signal-based
+    timeouts run on the main thread only (reward code often runs in worker threads, where they cannot)."""
+
+    METHODS = ("numeric", "symbolic", "either")
+
+    def __init__(self, method: str = "numeric"):
+        super().__init__()
+        if method not in self.METHODS:
+            raise ValueError(f"method must be one of {self.METHODS}, got {method!r}")
+        if method != "numeric":
+            import importlib.util
+
+            if importlib.util.find_spec("math_verify") is None:
+                raise ImportError("MathAnswerMatch(method='symbolic') needs math-verify: pip install "
+                                  "'math-verify[antlr4_13_2]' (it is in the project's lock)")
+        self.method = method
 
     def value(self, response: str, reference) -> float:
         if reference is None or (isinstance(reference, str) and not reference.strip()):
             raise Unscorable("no reference")
+        numeric = self.method in ("numeric", "either") and self._numeric(response, reference)
+        if numeric or self.method == "numeric":
+            return 1.0 if numeric else 0.0
+        return 1.0 if symbolic_match(response, reference) else 0.0
+
+    @staticmethod
+    def _numeric(response: str, reference) -> bool:
         if isinstance(reference, (int, float, Fraction)) and not isinstance(reference, bool):
             expected = str(reference)
         else:
             # A reference without a marker (box, ####, answer cue) is the answer itself: "x^2+1" stays whole
             expected = extract_final_answer(str(reference), last_number=False) or str(reference).strip()
-        return 1.0 if answers_match(extract_final_answer(response), expected) else 0.0
+        return answers_match(extract_final_answer(response), expected)
+
+
+def symbolic_match(response: str, reference) -> bool:
+    """math-verify's verdict: the reference (gold) against the response's final answer. On the main thread with
+    math-verify's own 5-second timeouts; in a worker thread (where its signal-based timeouts cannot run) without."""
+    import logging
+    import threading
+
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    main = threading.current_thread() is threading.main_thread()
+    logging.getLogger("math_verify").setLevel(logging.ERROR)  # its "timeout is disabled" warning, once per call
+    timeout = 5 if main else None
+    configs = [LatexExtractionConfig(), ExprExtractionConfig()]
+    gold_text = str(reference).strip()
+    if "$" not in gold_text and "\\boxed" not in gold_text and "\\(" not in gold_text:
+        gold_text = f"${gold_text}$"  # a bare answer: read its LaTeX
+    gold = parse(gold_text, extraction_config=configs, parsing_timeout=timeout)
+    answer = parse(response, extraction_config=configs, parsing_timeout=timeout)
+    if not gold or not answer:
+        return False
+    return bool(verify(gold, answer, timeout_seconds=timeout))
 
 
 # -- composition --------------------------------------------------------------------------------------------

@@ -77,7 +77,15 @@ class LLMJudge(Judge):
         super().__init__()
         self.backend = backend
         self.template = load_template(template, self.mode)
-        self.principles = list(principles or [])
+        from judges.principles import resolve_principles
+
+        # a list, "scenario:<name>" (judges/principles.py), "scenario:auto" (each item's scenario: for_scenario),
+        # or a rubric set's path
+        self.principles, self.per_item_principles = resolve_principles(principles)
+        if self.per_item_principles:  # until a caller picks an item's scenario (for_scenario, by_scenario): chat
+            from judges.principles import DEFAULT_SCENARIO, scenario_principles
+
+            self.principles = scenario_principles(DEFAULT_SCENARIO)
         self.max_new_tokens, self.temperature = max_new_tokens, temperature
         self.refused: Counter = Counter()  # answers the grammar refused, by reason (judges/prompts.py REFUSALS)
 
@@ -88,6 +96,30 @@ class LLMJudge(Judge):
 
     def _render(self, template, **variables) -> list[Message]:
         return [{"role": "user", "content": template.render(principles=self.principles, **variables)}]
+
+    def for_scenario(self, scenario: str | None) -> LLMJudge:
+        """This judge with the library's principles for `scenario` (judges.principles.scenario_of: a category path
+        or name; unknown: the chat set): a shallow copy sharing the backend, failures and counters."""
+        import copy
+
+        from judges.principles import scenario_of, scenario_principles
+
+        judge = copy.copy(self)
+        judge.principles = scenario_principles(scenario_of(scenario))
+        judge.per_item_principles = False
+        return judge
+
+    def critique(self, conversations: Sequence[Conversation], max_new_tokens: int = 256) -> list[str | None]:
+        """Free-text feedback on each conversation's last response, by this judge's model and principles (the
+        "critique" template): what refinement (judges/refine.py) passes to the policy. None where the call failed
+        (counted in `failures`) or the answer was empty."""
+        template = load_template(None, "critique")
+        requests = []
+        for conv in conversations:
+            prompt, response = split_conversation(list(conv))
+            requests.append(self._render(template, prompt=prompt_text(prompt), response=response))
+        texts = self._generate(requests, max_new_tokens)
+        return [t.strip() if t and t.strip() else None for t in texts]
 
     def _generate(self, requests: list[list[Message]], max_new_tokens: int | None = None) -> list[str | None]:
         results = self.backend.generate(requests, max_new_tokens=max_new_tokens or self.max_new_tokens,
@@ -267,28 +299,42 @@ def llm_judge(backend: ChatBackend, mode: str = "pairwise", **kwargs) -> LLMJudg
     return MODES[mode](backend, **kwargs)
 
 
-def load_llm_judge(spec: str, mode: str = "pairwise", **kwargs) -> LLMJudge:
-    """"llm:<HF id or folder>" (HFBackend) or "openai:<model>" (OpenAIBackend). Keyword arguments that
-    the backend's constructor takes (cache_dir, base_url, batch_size, timeout_s, ...) go to the backend,
-    the others to the judge (template, principles, max_new_tokens, use_choice_probs, ...)."""
+BACKENDS = {"llm": HFBackend, "openai": OpenAIBackend}
+
+
+def load_backend(spec: str, kwargs: dict) -> ChatBackend:
+    """The chat backend of "llm:<HF id or folder>" (HFBackend) or "openai:<model>" (OpenAIBackend), built with the
+    keyword arguments its constructor takes (cache_dir, base_url, batch_size, timeout_s, ...), which are POPPED
+    from `kwargs`; what is left is for the caller (a judge's template, principles, ...). An option of the other
+    backend (dtype for an endpoint, timeout_s for a local model) is an error naming what this one takes."""
     kind, _, model = spec.partition(":")
-    backends = {"llm": HFBackend, "openai": OpenAIBackend}
-    if kind not in backends or not model:
-        raise ValueError(f"LLM judge spec must be 'llm:<model>' or 'openai:<model>', got {spec!r}")
-    cls = backends[kind]
+    if kind not in BACKENDS or not model:
+        raise ValueError(f"an LLM spec must be 'llm:<model>' or 'openai:<model>', got {spec!r}")
+    cls = BACKENDS[kind]
 
     def params(c) -> set[str]:
         return set(inspect.signature(c.__init__).parameters) - {"self"}
 
     backend_params = params(cls)
-    # an option of the other backend (dtype for an endpoint, timeout_s for a local model) would otherwise reach
-    # the judge class as an unexpected keyword argument
-    misplaced = sorted(k for k in kwargs if k not in backend_params and any(k in params(c) for c in backends.values()))
+    misplaced = sorted(k for k in kwargs if k not in backend_params and any(k in params(c) for c in BACKENDS.values()))
     if misplaced:
-        raise ValueError(f"{', '.join(misplaced)}: not an option of {kind}: judges ({cls.__name__} takes "
+        raise ValueError(f"{', '.join(misplaced)}: not an option of {kind}: judges or models ({cls.__name__} takes "
                          f"{', '.join(sorted(backend_params - {'model', 'model_name_or_path'}))})")
-    backend_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in backend_params}
-    return llm_judge(cls(model, **backend_kwargs), mode, **kwargs)
+    return cls(model, **{k: kwargs.pop(k) for k in list(kwargs) if k in backend_params})
+
+
+def load_llm_judge(spec: str, mode: str = "pairwise", **kwargs) -> LLMJudge:
+    """"llm:<HF id or folder>" (HFBackend) or "openai:<model>" (OpenAIBackend). Keyword arguments that
+    the backend's constructor takes (cache_dir, base_url, batch_size, timeout_s, ...) go to the backend
+    (load_backend), the others to the judge (template, principles, max_new_tokens, use_choice_probs, ...);
+    `rubrics=PATH` reads a rubric set (judges/rubrics.py) as the principles."""
+    rubrics = kwargs.pop("rubrics", None)
+    if rubrics is not None:  # a rubric set on disk (judges/rubrics.py): its principles
+        if kwargs.get("principles"):
+            raise ValueError("pass principles or rubrics, not both")
+        kwargs["principles"] = str(rubrics)
+    backend = load_backend(spec, kwargs)
+    return llm_judge(backend, mode, **kwargs)
 
 
 # -- principles from labelled pairs --------------------------------------------------------------------------

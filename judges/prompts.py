@@ -18,6 +18,11 @@ mode the LAST non-empty line is the answer, alone on it (surrounding whitespace 
     listwise    "[2] > [1] > [3]", best first, each of 1..n once       read_ranking / parse_ranking
     principles  a bulleted list ("- ..."), written from `examples`     parse_principles
                 (dicts with prompt, chosen, rejected) and `max_principles`
+    critique    free text (an LLM judge's feedback, judges/refine.py): prompt, response, principles
+    refine      the policy's next response (judges/refine.py): candidates (dicts with response, feedback)
+    rubric_*    judges/rubrics.py: propose / revise (a bulleted list, parse_principles) from prompt, response_a,
+                response_b, better ("A"/"B"), max_rubrics (revise: + rubrics, verdicts); structure ("Theme: ..."
+                lines each followed by "- Tip: ..." lines, parse_themes) from rubrics, max_themes, max_tips
 Everything else is refused with one of the REFUSALS reasons ("missing verdict", "several verdicts", "invalid
 rating", "rating out of range", "text after the ranking", ...); read_* return Parsed(value, error), parse_*
 the value or None. A judge counts a refused answer as a failure ("unparsable verdict" etc., with the reason in
@@ -268,7 +273,98 @@ Below are user requests, each with a better and a worse response.
 Write at most {{ max_principles }} short, general principles that explain why the better responses are better \
 and that would help judge responses to other requests. Write one principle per line, each starting with "- "."""
 
-DEFAULT_TEMPLATES = {"pointwise": POINTWISE, "pairwise": PAIRWISE, "listwise": LISTWISE, "principles": PRINCIPLES}
+# Feedback for refinement (judges/refine.py): an LLM judge's critique of one response, free text.
+CRITIQUE = """\
+Review the response to the user's request. List its most important problems, and how to fix each, in at most \
+five short bullet points. If it has none, say so in one line.
+
+""" + _RUBRIC + """\
+[User request]
+{{ prompt }}
+
+[Response]
+{{ response }}"""
+
+# judges/refine.py: the request for a better response, appended to the conversation as the user's next turn. Every
+# earlier response is shown in its own numbered tags with the judge's feedback in the same number's tags.
+REFINE = """\
+Here are your earlier responses to my last request, each followed by a judge's feedback on it:
+
+{% for c in candidates %}
+<response_{{ loop.index }}>
+{{ c.response }}
+</response_{{ loop.index }}>
+<feedback_{{ loop.index }}>
+{{ c.feedback }}
+</feedback_{{ loop.index }}>
+
+{% endfor %}
+Write a new response to my last request that is better than all of them: fix what the feedback points out and \
+keep what was good. Reply with the new response only, with no tags and no comments about the earlier ones."""
+
+# judges/rubrics.py (Auto-Rubric): propose rubrics from one labelled pair, revise them after the judge got the pair
+# wrong with them, and organise the selected ones into themes with tips.
+_RUBRIC_PAIR = """\
+[User request]
+{{ prompt }}
+
+[Response A]
+{{ response_a }}
+
+[Response B]
+{{ response_b }}
+
+Response {{ better }} is the better response.
+"""
+
+_RUBRIC_ASK = """\
+Write at most {{ max_rubrics }} rubrics: general criteria that explain why Response {{ better }} is better and \
+that would also help judge responses to other requests. Each rubric states one criterion and must make sense on \
+its own, without this example (do not mention Response A or B). Write one rubric per line, each starting with "- "."""
+
+RUBRIC_PROPOSE = """\
+You write rubrics for judging responses to user requests.
+
+""" + _RUBRIC_PAIR + "\n" + _RUBRIC_ASK
+
+RUBRIC_REVISE = """\
+You write rubrics for judging responses to user requests.
+
+""" + _RUBRIC_PAIR + """
+These rubrics were tried:
+{% for r in rubrics %}
+- {{ r }}
+{% endfor %}
+
+A judge following them did not pick Response {{ better }} in both orders of the two responses. Its answers:
+{% for v in verdicts %}
+- {{ v }}
+{% endfor %}
+
+Revise the rubrics so that a judge following them picks Response {{ better }}: make them more precise about what \
+makes it better. """ + _RUBRIC_ASK
+
+RUBRIC_STRUCTURE = """\
+Here are rubrics for judging responses to user requests, each learnt from a different example:
+
+{% for r in rubrics %}
+{{ loop.index }}. {{ r }}
+{% endfor %}
+
+Organise them into at most {{ max_themes }} themes. A theme is one general criterion that applies to any request; \
+its tips are at most {{ max_tips }} more specific points taken from the rubrics above. Each theme must judge a \
+different aspect, and no two may contradict each other. Answer in exactly this format and nothing else:
+
+Theme: <the criterion, in one sentence>
+- Tip: <a specific point>
+- Tip: <another specific point>
+
+Theme: <the next criterion>
+- Tip: <a specific point>"""
+
+DEFAULT_TEMPLATES = {"pointwise": POINTWISE, "pairwise": PAIRWISE, "listwise": LISTWISE, "principles": PRINCIPLES,
+                     "critique": CRITIQUE, "refine": REFINE, "rubric_propose": RUBRIC_PROPOSE,
+                     "rubric_revise": RUBRIC_REVISE, "rubric_structure": RUBRIC_STRUCTURE}
 
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                                      keep_trailing_newline=False, autoescape=False)
@@ -302,3 +398,25 @@ def parse_principles(text: str | None, max_principles: int) -> list[str]:
         if principle and len(principle) <= 300 and principle.lower() not in {p.lower() for p in principles}:
             principles.append(principle)
     return principles[:max_principles]
+
+
+_THEME = re.compile(r"^\s*(?:#+\s*|\*\*)?theme\s*\d*\s*:\s*(?:\*\*)?\s*(.+?)\s*$", re.IGNORECASE)
+_TIP = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])?\s*tip\s*\d*\s*:\s*(.+?)\s*$", re.IGNORECASE)
+
+
+def parse_themes(text: str | None, max_themes: int, max_tips: int) -> list[dict]:
+    """[{"theme", "tips"}] from an answer to the rubric_structure template: a line "Theme: ..." opens a theme, the
+    "- Tip: ..." lines after it are its tips (markdown bold or numbering around the labels tolerated); other lines
+    are ignored. At most `max_themes` themes (in order, duplicates dropped) with at most `max_tips` tips each."""
+    themes: list[dict] = []
+    for line in (text or "").splitlines():
+        if m := _THEME.match(line):
+            theme = m.group(1).replace("**", "").strip()
+            if theme and theme.lower() not in {t["theme"].lower() for t in themes}:
+                themes.append({"theme": theme, "tips": []})
+            continue
+        if (m := _TIP.match(line)) and themes:
+            tip = m.group(1).replace("**", "").strip()
+            if tip and len(themes[-1]["tips"]) < max_tips:
+                themes[-1]["tips"].append(tip)
+    return themes[:max_themes]

@@ -125,7 +125,7 @@ class ProcessRewardJudge(Judge):
             tokenizer.pad_token = tokenizer.eos_token  # right pads are masked and never read
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "float32", chat_template: str | None = None,
+    def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "auto", chat_template: str | None = None,
                         device: str | torch.device | None = None, revision: str | None = None, **judge_kwargs):
         from transformers import AutoModelForCausalLM
 
@@ -150,6 +150,14 @@ class ProcessRewardJudge(Judge):
     def step_scores(self, conversations: Sequence[list]) -> list[list[float | None]]:
         """P(step good) for every step of each conversation's last assistant turn, one forward per sequence."""
         encoded = [self.encode(conv) for conv in conversations]
+        return slot_probs(self.model, encoded, self.tokenizer.pad_token_id, self.judgement_ids, self.batch_size)
+
+    def score_steps(self, items: Sequence[tuple[list, list[str]]]) -> list[list[float | None]]:
+        """P(step good) for solutions given as (prompt messages, their steps as a list): the steps as they are, not
+        split again (a benchmark's own step boundaries, eval/prmbench.py); one forward per solution. A step whose
+        slot was cut by max_length is None."""
+        encoded = [encode_solution(self.tokenizer, list(prompt), list(steps), self.tag_id, self.max_length, self.report)
+                   for prompt, steps in items]
         return slot_probs(self.model, encoded, self.tokenizer.pad_token_id, self.judgement_ids, self.batch_size)
 
     def step_scores_per_step(self, conversations: Sequence[list]) -> list[list[float | None]]:
@@ -185,6 +193,8 @@ class OutcomeRewardJudge(ProcessRewardJudge):
             kwargs.pop("aggregation", None)
             return RewardModelJudge.from_pretrained(name_or_path, **kwargs)
         return super().from_pretrained.__func__(cls, name_or_path, **kwargs)
+
+    score_steps = None  # an ORM judges the whole solution once: it has no step scores
 
     def steps_of(self, response: str) -> list[str]:
         return [response.strip()]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 CHATML_TEMPLATE = (
@@ -154,3 +158,107 @@ def pairwise_correct(judge, prefs: list[dict], tie: float = 0.0) -> list[float]:
     failed pair too): per-item accuracies for rm_core.stats.paired_bootstrap."""
     probs = judge.compare_batch(pair_items(prefs))
     return [0.0 if p is None else 1.0 if p > 0.5 else tie if p == 0.5 else 0.0 for p in probs]
+
+
+def openrlhf_payload(tokenizer, messages: list[dict], responses: list[str | None], labels: list | None = None) -> dict:
+    """The body OpenRLHF 3c3be62 posts to --remote_rm_url, built its way: the prompt chat-templated by the dataset
+    (openrlhf/datasets/prompts_dataset.py:37), tokenized without special tokens (utils/agent.py:211), the policy's
+    tokens appended (vLLM's token_ids end with the EOS it stopped at; None: a response cut by max_tokens, no EOS),
+    decoded with special tokens kept (agent.py:283), posted as {query, prompts, labels} (agent.py:332-336)."""
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    prompt_ids = tokenizer(text=prompt, add_special_tokens=False)["input_ids"]
+    queries = []
+    for response in responses:
+        stopped = response is not None
+        action_ids = tokenizer(response if stopped else "The answer is", add_special_tokens=False)["input_ids"]
+        queries.append(tokenizer.decode(prompt_ids + action_ids + ([tokenizer.eos_token_id] if stopped else []),
+                                        skip_special_tokens=False))
+    return {"query": queries, "prompts": [prompt] * len(responses), "labels": labels or [""] * len(responses)}
+
+
+# ---------------------------------------------------------------- a scripted OpenAI-compatible server on loopback
+
+
+def echo(body: dict) -> tuple[int, dict, dict]:
+    content = "echo: " + body["messages"][-1]["content"]
+    return 200, {"choices": [{"message": {"role": "assistant", "content": content}}]}, {}
+
+
+class FakeOpenAI(ThreadingHTTPServer):
+    """A /v1/chat/completions server on 127.0.0.1 whose answers `behaviour(hit, body)` scripts:
+    (status, payload, headers), "hang" (never answers) or "trickle" (a byte every 50 ms for 4 s: only a
+    total timeout stops it, not httpx's timeout between bytes)."""
+
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.behaviour = lambda hit, body: echo(body)
+        self.hits = self.in_flight = self.max_in_flight = 0
+        self.requests: list[tuple[dict, dict]] = []  # (headers, body)
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        server = self.server
+        assert self.path == "/v1/chat/completions"
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with server.lock:
+            server.hits += 1
+            hit = server.hits
+            server.in_flight += 1
+            server.max_in_flight = max(server.max_in_flight, server.in_flight)
+            server.requests.append((dict(self.headers), body))
+        try:
+            action = server.behaviour(hit, body)
+            if action == "hang":
+                server.release.wait(10)
+                return
+            if action == "trickle":  # headers at once, then a body that does not complete within 4 s
+                self.send_response(200)
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                for _ in range(80):
+                    if server.release.wait(0.05):
+                        break
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                return
+            status, payload, headers = action
+            data = (json.dumps(payload) if isinstance(payload, dict) else payload).encode()
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout under test)
+        finally:
+            with server.lock:
+                server.in_flight -= 1
+
+
+@contextlib.contextmanager
+def fake_openai():
+    """A FakeOpenAI server running in a thread for the `with` block (its `.url` is the base_url to use)."""
+    srv = FakeOpenAI()
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.release.set()
+        srv.shutdown()
+        srv.server_close()

@@ -306,3 +306,33 @@ def test_reference_count_mismatch_propagates():
         composed.score(convs("1", "2", "3"), ["1", "2"])
     with pytest.raises(ValueError, match="references"):
         composed.score_detailed(convs("1", "2", "3"), ["1", "2"])
+
+
+@pytest.mark.parametrize("response, reference, numeric, symbolic", [
+    ("\\boxed{\\frac{\\sqrt{2}}{2}}", "\\frac{1}{\\sqrt{2}}", 0.0, 1.0),  # equal, not as written
+    ("The answer is \\boxed{x=2}.", "2", 1.0, 1.0),  # an equation against its value: both read it
+    ("The set is \\boxed{\\{1,2\\}}.", "\\{2,1\\}", 0.0, 1.0),  # sets in another order
+    ("The answer is \\boxed{\\frac{1}{2}}.", "0.5", 1.0, 1.0),  # both read fractions
+    ("The answer is \\boxed{3}.", "\\frac{1}{2}", 0.0, 0.0),
+    ("#### 72", "72", 1.0, 1.0),
+])
+def test_math_answer_match_symbolic_where_the_numeric_rule_differs(response, reference, numeric, symbolic):
+    pytest.importorskip("math_verify")
+    assert MathAnswerMatch().value(response, reference) == numeric
+    assert MathAnswerMatch(method="symbolic").value(response, reference) == symbolic
+    assert MathAnswerMatch(method="either").value(response, reference) == max(numeric, symbolic)
+
+
+def test_math_answer_match_symbolic_runs_off_the_main_thread():
+    """Reward code runs in worker threads (verl's reward loop): math-verify's signal timeouts must be off."""
+    pytest.importorskip("math_verify")
+    from concurrent.futures import ThreadPoolExecutor
+
+    rule = MathAnswerMatch(method="symbolic")
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(lambda r: rule.value(r, "0.5"), ["\\boxed{\\frac{1}{2}}", "\\boxed{2}"])) == [1.0, 0.0]
+
+
+def test_math_answer_match_refuses_an_unknown_method():
+    with pytest.raises(ValueError, match="method must be one of"):
+        MathAnswerMatch(method="fuzzy")

@@ -8,9 +8,7 @@ import json
 import math
 import re
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -24,6 +22,7 @@ from judges.llm_judge import (
     load_llm_judge,
 )
 from judges.prompts import load_template, parse_principles, parse_ranking, parse_rating, parse_verdict
+from rm_core.testing import echo, fake_openai
 
 # ---------------------------------------------------------------- parsers
 
@@ -400,86 +399,10 @@ def test_generate_principles_kept_only_when_they_raise_heldout_agreement():
 # ---------------------------------------------------------------- OpenAI-compatible backend, real HTTP
 
 
-def echo(body: dict) -> tuple[int, dict, dict]:
-    content = "echo: " + body["messages"][-1]["content"]
-    return 200, {"choices": [{"message": {"role": "assistant", "content": content}}]}, {}
-
-
-class FakeOpenAI(ThreadingHTTPServer):
-    """A /v1/chat/completions server on 127.0.0.1 whose answers `behaviour(hit, body)` scripts:
-    (status, payload, headers), "hang" (never answers) or "trickle" (a byte every 50 ms for 4 s: only a
-    total timeout stops it, not httpx's timeout between bytes)."""
-
-    daemon_threads = True
-    request_queue_size = 64
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.behaviour = lambda hit, body: echo(body)
-        self.hits = self.in_flight = self.max_in_flight = 0
-        self.requests: list[tuple[dict, dict]] = []  # (headers, body)
-        self.lock = threading.Lock()
-        self.release = threading.Event()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        server = self.server
-        assert self.path == "/v1/chat/completions"
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        with server.lock:
-            server.hits += 1
-            hit = server.hits
-            server.in_flight += 1
-            server.max_in_flight = max(server.max_in_flight, server.in_flight)
-            server.requests.append((dict(self.headers), body))
-        try:
-            action = server.behaviour(hit, body)
-            if action == "hang":
-                server.release.wait(10)
-                return
-            if action == "trickle":  # headers at once, then a body that does not complete within 4 s
-                self.send_response(200)
-                self.send_header("Content-Length", "100000")
-                self.end_headers()
-                for _ in range(80):
-                    if server.release.wait(0.05):
-                        break
-                    self.wfile.write(b" ")
-                    self.wfile.flush()
-                return
-            status, payload, headers = action
-            data = (json.dumps(payload) if isinstance(payload, dict) else payload).encode()
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a timeout under test)
-        finally:
-            with server.lock:
-                server.in_flight -= 1
-
-
 @pytest.fixture
 def server():
-    srv = FakeOpenAI()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.release.set()
-    srv.shutdown()
-    srv.server_close()
+    with fake_openai() as srv:
+        yield srv
 
 
 def ask(*texts: str) -> list[list[dict]]:
@@ -1009,7 +932,7 @@ def test_eval_reward_bench_with_a_local_llm_judge(tiny_lm, tmp_path, monkeypatch
 def test_an_option_of_the_other_backend_is_a_clear_error(server):
     import judges
 
-    with pytest.raises(ValueError, match="dtype, max_length: not an option of openai: judges"):
+    with pytest.raises(ValueError, match="dtype, max_length: not an option of openai: judges or models"):
         judges.load("openai:judge-model", mode="pairwise", base_url=server.url, dtype="float32", max_length=512)
 
 

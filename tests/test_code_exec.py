@@ -1,0 +1,185 @@
+"""judges/code_exec.py: untrusted code scored by running it, and the machine unharmed: a correct program, a wrong
+one, an infinite loop, a fork bomb, a memory hog, a program reading secrets and one opening a socket."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from judges.code_exec import (
+    CodeExecutionJudge,
+    Limits,
+    extract_code,
+    isolation,
+    normalize_tests,
+    outputs_match,
+    run_locally,
+)
+
+FAST = Limits(wall_s=4.0, cpu_s=2, memory_mb=256, max_processes=16, output_mb=1)
+ADD_TESTS = {"inputs": ["1 2\n", "5 7\n"], "outputs": ["3\n", "12\n"]}
+
+
+def conv(code: str, fence: str = "python") -> list[dict]:
+    return [{"role": "user", "content": "Add two numbers."},
+            {"role": "assistant", "content": f"Here it is:\n```{fence}\n{code}\n```\nDone."}]
+
+
+def judge(**kw) -> CodeExecutionJudge:
+    return CodeExecutionJudge(limits=FAST, **kw)
+
+
+def test_extract_code_takes_the_last_python_block():
+    text = "```text\nnot code\n```\n```python\nprint(1)\n```\n```py\nprint(2)\n```"
+    assert extract_code(text).strip() == "print(2)"
+    assert extract_code("```\nx = 1\n```").strip() == "x = 1"
+    assert extract_code("print(3)") == "print(3)"  # no fence, but it compiles
+    assert extract_code("Sorry, I cannot write that.") is None and extract_code("") is None
+
+
+def test_normalize_tests_reads_apps_layout_and_refuses_bad_tests():
+    assert normalize_tests({"input_output": '{"inputs": ["1"], "outputs": ["1"]}'})["inputs"] == ["1"]
+    with pytest.raises(ValueError, match="same length"):
+        normalize_tests({"inputs": ["1"], "outputs": []})
+    with pytest.raises(ValueError, match="no case"):
+        normalize_tests({"inputs": [], "outputs": []})
+
+
+def test_outputs_match_ignores_trailing_whitespace_only():
+    assert outputs_match("3  \n\n", "3\n") and outputs_match("a\nb", ["a", "b"])
+    assert not outputs_match("3 4", "3\n4") and not outputs_match("", "3")
+
+
+def test_correct_wrong_and_partly_right_programs():
+    j = judge()
+    right = conv("a, b = map(int, input().split())\nprint(a + b)")
+    wrong = conv("a, b = map(int, input().split())\nprint(a * b)")
+    half = conv("a, b = map(int, input().split())\nprint(3)")
+    assert j.score([right, wrong, half], references=[ADD_TESTS] * 3) == [1.0, 0.0, 0.5]
+    assert j.outcomes["passed"] == 3 and j.outcomes["wrong_answer"] == 3
+    assert judge(all_or_nothing=True).score([half], references=[ADD_TESTS]) == [0.0]
+    assert j.last_item_info[0]["sandbox"] == isolation()
+
+
+def test_call_based_tests_and_solution_classes():
+    tests = {"fn_name": "add", "inputs": [[1, 2], [3, 4]], "outputs": [3, 7]}
+    plain = conv("def add(a, b):\n    print('debug output is ignored')\n    return a + b")
+    leet = conv("class Solution:\n    def add(self, a, b):\n        return (a + b,)[0]")
+    bad = conv("def add(a, b):\n    return a - b")
+    assert judge().score([plain, leet, bad], references=[tests] * 3) == [1.0, 1.0, 0.0]
+
+
+def test_no_code_and_syntax_errors_score_zero_and_are_counted():
+    j = judge()
+    assert j.score([[{"role": "user", "content": "q"}, {"role": "assistant", "content": "I won't."}],
+                    conv("def f(:\n  pass")], references=[ADD_TESTS] * 2) == [0.0, 0.0]
+    assert j.outcomes["no_code"] == 1 and j.outcomes["syntax_error"] == 1
+
+
+def test_an_item_without_tests_is_a_counted_failure():
+    j = judge()
+    assert j.score([conv("print(1)")], references=[None]) == [None]
+    assert j.failures.total == 1
+
+
+def test_an_infinite_loop_is_stopped_and_counted_as_a_timeout():
+    start = time.perf_counter()
+    result = run_locally("while True:\n    pass\n", "", FAST)
+    assert result.status == "timeout" and time.perf_counter() - start < FAST.wall_s + 3
+
+
+def test_a_sleeping_program_is_stopped_by_the_wall_clock():
+    result = run_locally("import time\ntime.sleep(60)\n", "", Limits(wall_s=1.0, cpu_s=2))
+    assert result.status == "timeout" and result.seconds < 5
+
+
+def test_a_memory_hog_is_stopped():
+    result = run_locally("x = bytearray(2 * 1024 ** 3)\nprint(len(x))\n", "", FAST)
+    assert result.status == "memory"
+
+
+def _processes_of(uid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    out.append(int(entry.name))
+            except OSError:
+                pass
+    return out
+
+
+def test_a_fork_bomb_is_contained_and_leaves_nothing_running():
+    bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    before = len(list(Path("/proc").glob("[0-9]*")))
+    result = run_locally(bomb, "", Limits(wall_s=2.0, cpu_s=2, max_processes=16))
+    assert result.status in ("timeout", "runtime_error")
+    deadline = time.monotonic() + 10  # killed processes linger until init reaps them
+    while len(list(Path("/proc").glob("[0-9]*"))) > before + 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    after = len(list(Path("/proc").glob("[0-9]*")))
+    assert after <= before + 2, f"{after - before} processes left behind"
+    if isolation() == "netns+uid":
+        from judges.code_exec import SLOT_UID_BASE
+
+        assert not any(_processes_of(SLOT_UID_BASE + k) for k in range(64))
+
+
+def test_secrets_in_the_environment_do_not_reach_the_program(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    result = run_locally("import os\nprint(sorted(os.environ))\nprint(os.environ.get('OPENAI_API_KEY'))\n", "", FAST)
+    assert result.status == "passed"
+    assert "sk-secret-value" not in result.stdout and "HF_TOKEN" not in result.stdout
+    assert "None" in result.stdout
+
+
+def test_the_program_cannot_reach_the_network_where_the_os_allows_isolation():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(3)
+    port = server.getsockname()[1]
+    got = []
+
+    def accept():
+        with contextlib.suppress(OSError):  # timed out: nobody connected
+            got.append(server.accept())
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    code = (f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+            "s.sendall(b'stolen')\nprint('connected')\n")
+    result = run_locally(code, "", FAST)
+    thread.join(4)
+    server.close()
+    if isolation() == "rlimits":
+        pytest.skip("no network isolation available here (not root, no bwrap): the result says sandbox=rlimits")
+    assert result.status == "runtime_error" and "connected" not in result.stdout
+    assert not got, "the sandboxed program reached a socket on the host"
+
+
+def test_output_floods_are_cut():
+    result = run_locally("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n", "",
+                         Limits(wall_s=4.0, cpu_s=3, output_mb=1))
+    assert result.status in ("output_limit", "runtime_error", "timeout") and len(result.stdout) <= 1024 * 1024
+
+
+def test_concurrent_runs_are_bounded_and_all_scored():
+    j = CodeExecutionJudge(limits=FAST, max_workers=2)
+    convs = [conv("a, b = map(int, input().split())\nprint(a + b)")] * 6
+    assert j.score(convs, references=[ADD_TESTS] * 6) == [1.0] * 6
+
+
+def test_the_working_directory_is_fresh_and_removed():
+    code = "import os\nprint(os.getcwd())\nprint(sorted(os.listdir('.')))\nopen('left.txt', 'w').write('x')\n"
+    result = run_locally(code, "", FAST)
+    cwd = result.stdout.splitlines()[0]
+    assert "rm-code-" in cwd and not os.path.exists(cwd)

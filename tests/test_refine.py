@@ -1,0 +1,231 @@
+"""judges/refine.py: refinement keeps the best response by the judge (not the last), stops when a round does not
+improve, passes feedback in matching tags, counts failures, and refines a file resumably into preference rows."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+
+import pytest
+
+from judges.backends import Result
+from judges.base import Judge, split_conversation
+from judges.refine import main as refine_main
+from judges.refine import preference_row, refine, refine_file
+
+
+class ScriptedPolicy:
+    """Answers in order from `answers` (None: a failed call, "timeout"); records every request."""
+
+    name = "scripted-policy"
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.requests: list[list[dict]] = []
+
+    def generate(self, requests, max_new_tokens=256, temperature=0.0, seed=None):
+        out = []
+        for r in requests:
+            self.requests.append(r)
+            text = self.answers.pop(0)
+            out.append(Result(text) if text is not None else Result(None, "timeout", "scripted"))
+        return out
+
+
+class TableJudge(Judge):
+    """Pointwise: the score of a response is table[response] (absent: a failure)."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = table
+
+    def _score(self, conversations, references):
+        out = []
+        for i, c in enumerate(conversations):
+            value = self.table.get(split_conversation(c)[1])
+            if value is None:
+                self.failures.add("not in the table", i)  # a judge counts why it failed
+            out.append(value)
+        return out
+
+
+class LongerWins(Judge):
+    """Pairwise only: P(a better) = 0.9 when a is longer, 0.1 when shorter."""
+
+    pointwise = False
+
+    def _compare(self, items):
+        return [0.9 if len(a) > len(b) else 0.1 for _, a, b in items]
+
+
+class CritiqueJudge(TableJudge):
+    def critique(self, conversations):
+        return [f"too short: {len(split_conversation(c)[1])} chars" for c in conversations]
+
+
+def test_the_best_is_returned_when_a_later_candidate_scores_worse():
+    policy = ScriptedPolicy(["first", "better", "worse", "worst"])
+    judge = TableJudge({"first": 0.1, "better": 0.8, "worse": 0.3, "worst": 0.2})
+    out = refine(policy, judge, "Say something.", iterations=3, patience=3)
+    assert [c.response for c in out.candidates] == ["first", "better", "worse", "worst"]
+    assert [c.score for c in out.candidates] == [0.1, 0.8, 0.3, 0.2]
+    assert out.best.response == "better" and out.best_index == 1  # not the last, as RM-Gallery returns
+    assert [c.improved for c in out.candidates] == [True, True, False, False]
+    assert out.stop_reason == "3 rounds done"
+
+
+def test_stops_early_after_patience_rounds_without_improvement():
+    policy = ScriptedPolicy(["first", "worse", "never asked"])
+    out = refine(policy, TableJudge({"first": 0.5, "worse": 0.2}), "Q?", iterations=5, patience=1)
+    assert len(out.candidates) == 2 and out.stop_reason == "no improvement in 1 round"
+    assert policy.answers == ["never asked"] and out.best.response == "first"
+
+
+def test_refine_prompt_numbers_response_and_feedback_tags_alike():
+    policy = ScriptedPolicy(["one", "two", "three"])
+    out = refine(policy, CritiqueJudge({"one": 0.1, "two": 0.2, "three": 0.3}), "Q?", iterations=2)
+    assert out.best.response == "three"
+    last = policy.requests[-1]
+    assert last[0] == {"role": "user", "content": "Q?"} and last[-1]["role"] == "user"
+    text = last[-1]["content"]
+    for i, response in enumerate(["one", "two"], start=1):
+        assert f"<response_{i}>\n{response}\n</response_{i}>" in text
+        assert f"<feedback_{i}>\ntoo short: {len(response)} chars\n</feedback_{i}>" in text  # the judge's own words
+    opened = re.findall(r"<response_(\d+)>", text)
+    closed = re.findall(r"</response_(\d+)>", text)
+    assert opened == closed == ["1", "2"]
+
+
+def test_numeric_feedback_for_a_judge_without_words():
+    policy = ScriptedPolicy(["a", "bb"])
+    refine(policy, TableJudge({"a": 0.25, "bb": 0.5}), "Q?", iterations=1)
+    assert "A reward model scored this response 0.250 (higher is better)." in policy.requests[1][-1]["content"]
+
+
+def test_pairwise_judge_compares_with_the_best_so_far():
+    policy = ScriptedPolicy(["short", "a longer one", "tiny", "the longest of them all"])
+    out = refine(policy, LongerWins(), "Q?", iterations=3, patience=2)
+    assert out.judge_mode == "pairwise"
+    assert [c.score for c in out.candidates] == [None, 0.9, 0.1, 0.9]
+    assert out.best.response == "the longest of them all"
+    assert "better than the best earlier one" in out.candidates[1].feedback
+
+
+def test_a_failed_generation_ends_the_refinement_and_keeps_the_best():
+    policy = ScriptedPolicy(["first", None])
+    out = refine(policy, TableJudge({"first": 0.4}), "Q?", iterations=3)
+    assert out.stop_reason == "generation failed: timeout" and out.best.response == "first"
+    assert out.candidates[-1].response is None and out.candidates[-1].error == "generation failed: timeout"
+
+
+def test_an_empty_response_is_a_counted_stop_not_a_candidate():
+    out = refine(ScriptedPolicy(["  "]), TableJudge({}), "Q?", iterations=2)
+    assert out.best is None and out.stop_reason == "empty response"
+
+
+def test_a_judge_failure_leaves_the_candidate_unscored_and_never_best():
+    judge = TableJudge({"first": 0.4, "third": 0.3})
+    out = refine(ScriptedPolicy(["first", "second", "third"]), judge, "Q?", iterations=2, patience=2)
+    assert out.candidates[1].score is None and not out.candidates[1].improved
+    assert out.best.response == "first" and judge.failures.total == 1
+    assert out.candidates[1].feedback == "The judge could not score this response."
+
+
+def test_first_response_given_is_judged_not_generated():
+    policy = ScriptedPolicy(["improved"])
+    out = refine(policy, TableJudge({"given": 0.1, "improved": 0.9}), "Q?", iterations=1, first_response="given")
+    assert len(policy.requests) == 1 and out.best.response == "improved"
+    assert preference_row("x", out.as_dict())["rejected"] == [{"role": "assistant", "content": "given"}]
+
+
+def test_llm_judge_critique_reaches_the_policy():
+    from judges.llm_judge import PointwiseLLMJudge
+
+    seen = []
+
+    def answer(request):
+        seen.append(request[-1]["content"])
+        return "Rating: 3" if "Rate how well" in request[-1]["content"] else "- Add the units."
+
+    judge = PointwiseLLMJudge(ScriptedBackendFor(answer), principles=["State units."])
+    policy = ScriptedPolicy(["5", "5 apples"])
+    out = refine(policy, judge, "How many apples?", iterations=1)
+    assert out.candidates[0].feedback == "- Add the units."
+    assert "State units." in next(s for s in seen if s.startswith("Review the response"))  # principles in the critique
+    assert "<feedback_1>\n- Add the units.\n</feedback_1>" in policy.requests[1][-1]["content"]
+
+
+class ScriptedBackendFor:
+    name = "scripted-judge"
+    supports_choice_probs = False
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def generate(self, requests, max_new_tokens=256, temperature=0.0, seed=None):
+        return [Result(self.answer(r)) for r in requests]
+
+
+# ---------------------------------------------------------------- a file of prompts
+
+
+def _args(tmp_path, **over):
+    base = dict(policy="openai:scripted-policy", judge="openai:scripted-judge", judge_mode=None,
+                prompts=str(tmp_path / "prompts.jsonl"), output_dir=str(tmp_path / "out"), iterations=1, patience=1,
+                max_new_tokens=16, temperature=0.0, limit=None, dtype="auto", overwrite=False)
+    return argparse.Namespace(**{**base, **over})
+
+
+def _prompts(tmp_path):
+    rows = [{"id": "a", "prompt": "Q a?"}, {"id": "b", "prompt": [{"role": "user", "content": "Q b?"}]},
+            {"id": "a", "prompt": "duplicate"}, {"prompt": ""}, {"no": "prompt"}, {"prompt": "Q c?"}]
+    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_refine_file_resumes_and_writes_best_vs_first_preferences(tmp_path):
+    _prompts(tmp_path)
+    table = {"a1": 0.1, "a2": 0.9, "b1": 0.5, "b2": 0.2, "c1": 0.3, "c2": 0.6}
+    # a killed run: prompt a finished and stored
+    first = refine(ScriptedPolicy(["a1", "a2"]), TableJudge(table), "Q a?", iterations=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    from judges.refine import refinement_fingerprint
+    from rm_core.resume import check_or_write_fingerprint
+
+    args = _args(tmp_path)
+    check_or_write_fingerprint(out, refinement_fingerprint(args))
+    (out / "refinements.partial.jsonl").write_text(json.dumps({"id": "a", **first.as_dict()}) + "\n", encoding="utf-8")
+
+    policy = ScriptedPolicy(["b1", "b2", "c1", "c2"])  # only b and c are asked for
+    summary = refine_file(args, policy, TableJudge(table))
+    assert policy.answers == [] and summary["prompts"] == 3
+    assert summary["skipped_rows"] == {"duplicate id": 1, "empty prompt": 1, "no prompt (text or messages)": 1}
+    prefs = [json.loads(line) for line in (out / "preferences.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(p["id"], p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in prefs] == [
+        ("a", "a2", "a1"), (prefs[1]["id"], "c2", "c1")]  # b did not improve: no pair
+    assert summary["improved"] == 2 and summary["mean_first_score"] == pytest.approx((0.1 + 0.5 + 0.3) / 3)
+    assert summary["mean_best_score"] == pytest.approx((0.9 + 0.5 + 0.6) / 3)
+    assert not (out / "refinements.partial.jsonl").exists()
+    assert len((out / "refinements.jsonl").read_text(encoding="utf-8").splitlines()) == 3
+
+
+def test_refine_file_refuses_a_resume_with_other_settings(tmp_path):
+    from rm_core.resume import ResumeError
+
+    _prompts(tmp_path)
+    judge = TableJudge({"x": 0.1, "y": 0.2, "z": 0.3, "w": 0.4})
+    refine_file(_args(tmp_path, limit=1), ScriptedPolicy(["x", "y"]), judge)
+    # a rerun keeps what is finished and refines only the prompts a larger --limit adds
+    summary = refine_file(_args(tmp_path, limit=2), ScriptedPolicy(["z", "w"]), judge)
+    assert summary["prompts"] == 2 and summary["improved"] == 2
+    with pytest.raises(ResumeError, match="iterations"):
+        refine_file(_args(tmp_path, limit=2, iterations=2), ScriptedPolicy([]), TableJudge({}))
+
+
+def test_cli_names_a_missing_prompts_file(tmp_path, capsys):
+    from rm_core.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="prompts missing/p.jsonl: no such file"):
+        refine_main(["--policy", "llm:x/y", "--judge", "x/y", "--prompts", "missing/p.jsonl", "--output_dir",
+                     str(tmp_path / "o")])

@@ -1,0 +1,220 @@
+"""judges/rubrics.py against a scripted OpenAI-compatible server on loopback: the proposals, the judge's verdicts and
+the revisions are chosen here, so the keep / revise / select logic is checked exactly."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+
+import numpy as np
+import pytest
+
+from judges.backends import OpenAIBackend
+from judges.prompts import parse_themes
+from judges.rubrics import (
+    build,
+    coding_rate,
+    generate,
+    load_rubrics,
+    rubrics_for_pair,
+    select,
+    theme_principle,
+    unit_rows,
+)
+from rm_core.testing import fake_openai
+
+GOOD_RUBRIC = "Check that the final number is correct."
+BAD_RUBRIC = "Prefer a friendly tone."
+
+
+def reply(text: str) -> tuple[int, dict, dict]:
+    return 200, {"choices": [{"message": {"role": "assistant", "content": text}}]}, {}
+
+
+class Script:
+    """The LLM behind the fake server. Proposals: BAD_RUBRIC for prompts in `bad_first`, else GOOD_RUBRIC.
+    Revisions: GOOD_RUBRIC unless the prompt is in `stubborn` (then BAD_RUBRIC again). The judge: with a rubric
+    about the final number it picks the response holding the right answer ("5"); otherwise it always answers "A"
+    (position bias: it fails one of the two orders). Structuring: two themes."""
+
+    def __init__(self, bad_first=(), stubborn=()):
+        self.bad_first, self.stubborn = set(bad_first), set(stubborn)
+        self.log: list[tuple[str, str]] = []  # (kind, prompt text)
+
+    def __call__(self, hit, body):
+        text = body["messages"][-1]["content"]
+        request = re.search(r"\[User request\]\n(.*?)\n\n", text, re.S).group(1) if "[User request]" in text else ""
+        if "Organise them into at most" in text:
+            self.log.append(("structure", ""))
+            return reply("Here you are.\n**Theme 1:** Correctness of the answer\n- Tip: Check the final number.\n"
+                         "- Tip 2: Recompute the arithmetic.\nTheme: Tone\n- Tip: Stay friendly.\nthanks")
+        if "These rubrics were tried" in text:
+            self.log.append(("revise", request))
+            return reply(f"- {BAD_RUBRIC if request in self.stubborn else GOOD_RUBRIC}")
+        if text.startswith("You write rubrics"):
+            self.log.append(("propose", request))
+            return reply(f"- {BAD_RUBRIC if request in self.bad_first else GOOD_RUBRIC}\n- {BAD_RUBRIC}\n- extra")
+        a = re.search(r"\[Response A\]\n(.*?)\n\n\[Response B\]", text, re.S).group(1)
+        self.log.append(("judge", request))
+        if "final number" in text:
+            return reply("A" if "5" in a else "B")
+        return reply("A")
+
+
+PAIRS = [{"id": f"p{i}", "prompt": [{"role": "user", "content": f"What is 2 + 3? (case {i})"}],
+          "chosen": [{"role": "assistant", "content": "It is 5."}],
+          "rejected": [{"role": "assistant", "content": "It is 7."}]} for i in range(3)]
+
+
+@pytest.fixture
+def llm():
+    with fake_openai() as server:
+        yield server
+
+
+def backend(server):
+    return OpenAIBackend("scripted", base_url=server.url, timeout_s=5.0, max_retries=0)
+
+
+def test_a_rubric_that_makes_the_judge_right_in_both_orders_is_kept_at_once(llm):
+    llm.behaviour = script = Script()
+    out = rubrics_for_pair(backend(llm), "p0", PAIRS[0]["prompt"], "It is 5.", "It is 7.", max_rubrics=1)
+    assert out.passed and out.rounds == 1 and out.rubrics == [GOOD_RUBRIC]  # capped at max_rubrics
+    assert [k for k, _ in script.log] == ["propose", "judge", "judge"]  # both orders judged
+
+
+def test_a_failing_rubric_is_revised_with_the_judges_answers(llm):
+    llm.behaviour = script = Script(bad_first={"What is 2 + 3? (case 0)"})
+    out = rubrics_for_pair(backend(llm), "p0", PAIRS[0]["prompt"], "It is 5.", "It is 7.", max_rubrics=1)
+    assert out.passed and out.rounds == 2 and out.rubrics == [GOOD_RUBRIC]
+    assert out.history[0]["rubrics"] == [BAD_RUBRIC]
+    # the position-biased judge ("A" both times) is right in one order only: never a pass
+    assert sorted(out.history[0]["verdicts"]) == sorted([
+        "with the better response shown first: it picked the better response (answered 'A')",
+        "with the better response shown second: it picked the worse response (answered 'A')"])
+    revise = next(req for kind, req in script.log if kind == "revise")
+    assert revise == "What is 2 + 3? (case 0)"
+    assert [k for k, _ in script.log] == ["propose", "judge", "judge", "revise", "judge", "judge"]
+
+
+def test_rubrics_that_never_pass_are_dropped_and_the_last_evaluation_is_not_revised(llm):
+    stuck = "What is 2 + 3? (case 0)"
+    llm.behaviour = script = Script(bad_first={stuck}, stubborn={stuck})
+    out = rubrics_for_pair(backend(llm), "p0", PAIRS[0]["prompt"], "It is 5.", "It is 7.", max_rounds=2,
+                           max_rubrics=1)
+    assert not out.passed and out.rubrics == [] and out.rounds == 2
+    assert [k for k, _ in script.log] == ["propose", "judge", "judge", "revise", "judge", "judge"]
+
+
+def test_an_unparsable_proposal_is_a_counted_error(llm):
+    llm.behaviour = lambda hit, body: reply("I would rather not.")
+    out = rubrics_for_pair(backend(llm), "p0", "Q?", "a", "b")
+    assert out.error == "unparsable proposal" and out.rounds == 0 and not out.passed
+
+
+def test_generate_resumes_from_its_store_and_refuses_other_settings(llm, tmp_path):
+    from rm_core.resume import ResumeError
+
+    llm.behaviour = script = Script()
+    store = tmp_path / "generate.partial.jsonl"
+    fp = {"llm": "scripted", "settings": {"max_rounds": 2}}
+    generate(backend(llm), PAIRS[:1], store, fp, max_rounds=2)
+    asked = len(script.log)
+    results = generate(backend(llm), PAIRS, store, fp, max_rounds=2)
+    assert [r.id for r in results] == ["p0", "p1", "p2"] and all(r.passed for r in results)
+    assert sum(1 for k, req in script.log[asked:] if k == "propose") == 2  # p0 was not asked again
+    with pytest.raises(ResumeError, match="max_rounds"):
+        generate(backend(llm), PAIRS, store, {"llm": "scripted", "settings": {"max_rounds": 3}})
+
+
+def test_coding_rate_matches_the_formula_computed_directly():
+    rng = np.random.default_rng(0)
+    z = unit_rows(rng.normal(size=(4, 6)))
+    n, d, eps = 4, 6, 0.1
+    alpha = d / (n * eps ** 2)
+    by_gram = 0.5 * np.log(np.linalg.det(np.eye(n) + alpha * z @ z.T))
+    by_dim = 0.5 * np.log(np.linalg.det(np.eye(d) + alpha * z.T @ z))  # Sylvester: the same number
+    by_singular_values = 0.5 * np.sum(np.log1p(alpha * np.linalg.svd(z, compute_uv=False) ** 2))
+    assert coding_rate(z) == pytest.approx(by_gram) == pytest.approx(by_dim) == pytest.approx(by_singular_values)
+    assert coding_rate(np.zeros((0, 6))) == 0.0
+    one = unit_rows(np.ones((1, 6)))
+    assert coding_rate(one) == pytest.approx(0.5 * np.log(1 + 6 / eps ** 2))  # one unit row: 1/2 log(1 + d/eps^2)
+
+
+def test_selection_picks_the_diverse_rubrics_and_stops_at_a_near_duplicate():
+    e = np.eye(4)
+    rows = np.stack([e[0], e[0] + 0.01 * e[1], e[1], e[2]])  # row 1 nearly repeats row 0
+    sel = select(rows, min_gain=0.05)
+    assert sel.indices == [0, 2, 3] and "min_gain" in sel.stop_reason
+    assert all(g > 0.05 for g in sel.gains)
+    assert select(rows, max_selected=2).indices == [0, 2]
+    # R can fall when a row joins (d/(n eps^2) shrinks as n grows): the near-duplicate's gain is below zero
+    everything = select(rows, min_gain=float("-inf"))
+    assert everything.indices == [0, 2, 3, 1] and everything.gains[-1] < 0
+    with pytest.raises(ValueError, match="zero or not finite"):
+        select(np.stack([e[0], np.zeros(4)]))
+
+
+def test_parse_themes_reads_the_format_and_tolerates_markdown():
+    text = "Intro\n**Theme 1:** Correctness\n- Tip: a\n* Tip 2: b\n- Tip: c\nTheme: correctness\n- Tip: dup\n" \
+           "Theme: Tone\n1. Tip: friendly\n- not a tip"
+    themes = parse_themes(text, max_themes=5, max_tips=2)
+    assert themes == [{"theme": "Correctness", "tips": ["a", "b"]}, {"theme": "Tone", "tips": ["friendly"]}]
+    assert parse_themes("no themes here", 5, 5) == []
+    assert theme_principle(themes[0]) == "Correctness\n  - a\n  - b"
+
+
+def _args(tmp_path, **over):
+    base = dict(llm="openai:scripted", pairs=str(tmp_path / "pairs.jsonl"), output_dir=str(tmp_path / "out"),
+                max_rounds=2, max_rubrics=1, max_selected=5, min_gain=0.05, max_themes=3, max_tips=3,
+                embedding_model=None, seed=0, overwrite=False, judge_base_url=None, subsets=None, split="filtered")
+    return argparse.Namespace(**{**base, **over})
+
+
+def letters(texts):  # a deterministic sentence "embedding" for the test: letter counts
+    return np.array([[t.lower().count(c) + 0.01 for c in "abcdefghijklmnopqrstuvwxyz"] for t in texts])
+
+
+def test_build_writes_a_rubric_set_every_llm_judge_reads(llm, tmp_path):
+    import judges
+
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in PAIRS), encoding="utf-8")
+    llm.behaviour = Script(bad_first={"What is 2 + 3? (case 1)"}, stubborn={"What is 2 + 3? (case 1)"})
+    result = build(_args(tmp_path), backend(llm), PAIRS, embed=letters)
+    assert result["stats"]["passed"] == 2 and result["candidates"] == [GOOD_RUBRIC]
+    assert result["structured"] and result["principles"] == [
+        "Correctness of the answer\n  - Check the final number.\n  - Recompute the arithmetic.", "Tone\n  - Stay friendly."]
+    path = tmp_path / "out" / "rubrics.json"
+    assert load_rubrics(path) == result["principles"]
+
+    llm.behaviour = lambda hit, body: reply("A")
+    judge = judges.load("openai:scripted", mode="pairwise", base_url=llm.url, rubrics=str(path))
+    judge.compare("Q?", "x", "y")
+    shown = llm.requests[-1][1]["messages"][-1]["content"]
+    assert "Judge by these principles:\n- Correctness of the answer\n  - Check the final number." in shown
+
+
+def test_no_passing_rubric_is_one_clear_error(llm, tmp_path):
+    from rm_core.errors import UserInputError
+
+    stuck = {f"What is 2 + 3? (case {i})" for i in range(3)}
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in PAIRS), encoding="utf-8")
+    llm.behaviour = Script(bad_first=stuck, stubborn=stuck)
+    with pytest.raises(UserInputError, match="no rubric passed on any of the 3 pairs"):
+        build(_args(tmp_path), backend(llm), PAIRS, embed=letters)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("not json", "not a readable JSON file"),
+    (json.dumps({"format": "other"}), "not a rm-rubrics file"),
+    (json.dumps({"format": "rm-rubrics", "version": 9, "principles": ["x"]}), "version 9"),
+    (json.dumps({"format": "rm-rubrics", "version": 1, "principles": []}), "non-empty list"),
+])
+def test_a_bad_rubric_file_is_one_line_naming_it(tmp_path, content, message):
+    from rm_core.errors import UserInputError
+
+    path = tmp_path / "r.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(UserInputError, match=message):
+        load_rubrics(path)
