@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import argparse
 
-from eval.runner import add_judge_args, check_model, pair_verdicts, run_benchmark, run_eval_command
+from eval.runner import add_judge_args, check_model, control_lines, pair_verdicts, run_benchmark, run_eval_command
 from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, load_rows, same_response
 from rm_core.errors import cli_entry
 from rm_core.length import chars
@@ -241,11 +241,7 @@ def format_table(summary: dict) -> str:
         lines.append(f"\nAccuracy: {percent(o['accuracy'])} {interval_text_at(summary, ('accuracy',))} ({o['correct']}/{o['n']}; "
                      f"ties {o['tie']}, inconsistent {o['inconsistent']}, with a failed judgment {o['nulls']})")
         lines.append("(95% CI: bootstrap over the pairs, resampled within each source)")
-    from judges.conflicts import format_order
-    from rm_core.length import format_length
-
-    lines.extend(format_length(summary.get("length")))
-    lines.extend(format_order(summary.get("order")))
+    lines.extend(control_lines(summary))
     return "\n".join(lines)
 
 

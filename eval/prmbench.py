@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.runner import add_judge_args, check_model, run_benchmark, run_eval_command
+from eval.runner import add_judge_args, check_model, run_benchmark, run_eval_command, unique_items
 from rm_core.data import RowError, SkipReport
 from rm_core.errors import UserInputError, cli_entry
 from rm_core.stats import interval_text_at, percent
@@ -85,7 +85,7 @@ def load(dataset: str, limit: int | None = None, classifications=None,
     files = [root] if root.is_file() else sorted(root.glob("*.jsonl"))
     if not files:
         raise UserInputError(f"{dataset}: no *.jsonl files")
-    items, skipped, seen = [], SkipReport(), {}
+    located, skipped = [], SkipReport()
     for path in files:
         with open(path, encoding="utf-8") as f:
             for n, line in enumerate(f, start=1):
@@ -99,12 +99,9 @@ def load(dataset: str, limit: int | None = None, classifications=None,
                 except (RowError, ValueError) as err:
                     skipped.add(str(err) if isinstance(err, RowError) else "not JSON", f"{path.name}:{n}")
                     continue
-                if classifications and item["classification"] not in classifications:
-                    continue
-                if item["id"] in seen:
-                    raise UserInputError(f"{path}:{n}: item {item['id']} also at {seen[item['id']]}")
-                seen[item["id"]] = f"{path}:{n}"
-                items.append(item)
+                if not classifications or item["classification"] in classifications:
+                    located.append((item, f"{path}:{n}"))
+    items = unique_items(located)
     if not items:
         raise UserInputError(f"{dataset}: no PRMBench items ({skipped})")
     return (items[:limit] if limit else items), skipped

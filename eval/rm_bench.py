@@ -37,7 +37,15 @@ from __future__ import annotations
 
 import argparse
 
-from eval.runner import add_judge_args, check_model, mean, pair_verdicts, run_benchmark, run_eval_command
+from eval.runner import (
+    add_judge_args,
+    check_model,
+    control_lines,
+    mean,
+    pair_verdicts,
+    run_benchmark,
+    run_eval_command,
+)
 from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, load_rows, same_response
 from rm_core.errors import cli_entry
 from rm_core.length import chars
@@ -233,11 +241,7 @@ def format_table(summary: dict) -> str:
         lines.append("\nchosen style (rows) vs rejected style (columns), all rows, %: " + ", ".join(STYLES))
         for name, row in zip(STYLES, summary["matrix_all_rows"]):
             lines.append(f"  {name:<18}" + "  ".join(f"{percent(v):>6}" for v in row))
-    from judges.conflicts import format_order
-    from rm_core.length import format_length
-
-    lines.extend(format_length(summary.get("length")))
-    lines.extend(format_order(summary.get("order")))
+    lines.extend(control_lines(summary))
     return "\n".join(lines)
 
 

@@ -36,7 +36,16 @@ import argparse
 import json
 from pathlib import Path
 
-from eval.runner import add_judge_args, check_model, mean, pair_verdicts, run_benchmark, run_eval_command
+from eval.runner import (
+    add_judge_args,
+    check_model,
+    control_lines,
+    mean,
+    pair_verdicts,
+    run_benchmark,
+    run_eval_command,
+    unique_items,
+)
 from rm_core.data import RowError, SkipReport
 from rm_core.errors import UserInputError, cli_entry
 from rm_core.length import chars
@@ -101,7 +110,7 @@ def load(dataset: str, limit: int | None = None, sets=None) -> tuple[list[dict],
         raise UserInputError(f"RMB data {dataset}: no such file or directory (clone github.com/Zhou-Zoey/"
                              "RMB-Reward-Model-Benchmark and pass its RMB_dataset folder)")
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*.json") if p.is_file())
-    items, skipped, seen = [], SkipReport(), {}
+    located, skipped = [], SkipReport()
     for path in files:
         try:
             rows = json.loads(path.read_text(encoding="utf-8"))
@@ -117,12 +126,9 @@ def load(dataset: str, limit: int | None = None, sets=None) -> tuple[list[dict],
             except (RowError, KeyError, TypeError) as err:
                 skipped.add(str(err), f"{path.name} item {i}")
                 continue
-            if sets and item["set"] not in sets:
-                continue
-            if item["id"] in seen:
-                raise UserInputError(f"{path} item {i}: id {item['id']} also in {seen[item['id']]}")
-            seen[item["id"]] = f"{path} item {i}"
-            items.append(item)
+            if not sets or item["set"] in sets:
+                located.append((item, f"{path} item {i}"))
+    items = unique_items(located)
     if not items:
         raise UserInputError(f"{dataset}: no RMB items ({skipped})")
     return (items[:limit] if limit else items), skipped
@@ -290,11 +296,7 @@ def format_table(summary: dict) -> str:
                  f"{interval_text_at(summary, ('scenario_macro',))}   items: {summary['items']}, "
                  f"failed: {summary['failed_items']}")
     lines.append("(95% CI: bootstrap over the items, resampled within each scenario)")
-    from judges.conflicts import format_order
-    from rm_core.length import format_length
-
-    lines.extend(format_length(summary.get("length")))
-    lines.extend(format_order(summary.get("order")))
+    lines.extend(control_lines(summary))
     return "\n".join(lines)
 
 

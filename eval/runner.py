@@ -428,6 +428,27 @@ def pair_verdicts(judge, items: Sequence[tuple[object, str, str]]):
             for i in range(len(items))]
 
 
+def control_lines(summary: dict) -> list[str]:
+    """The printed length control and (pairwise judges) both-orders block of a summary, as every table ends."""
+    from judges.conflicts import format_order
+    from rm_core.length import format_length
+
+    return format_length(summary.get("length")) + format_order(summary.get("order"))
+
+
+def unique_items(located: Sequence[tuple[dict, str]]) -> list[dict]:
+    """Items in order from (item, where it was read) pairs; a repeated id is an error naming both places (a
+    resume keys scores by id, so two items under one id would mix)."""
+    from rm_core.errors import UserInputError
+
+    seen: dict[str, str] = {}
+    for item, where in located:
+        if item["id"] in seen:
+            raise UserInputError(f"{where}: id {item['id']} also in {seen[item['id']]}")
+        seen[item["id"]] = where
+    return [item for item, _ in located]
+
+
 def mean(values) -> float | None:
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None

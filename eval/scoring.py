@@ -302,10 +302,8 @@ def format_table(summary: Mapping[str, Any]) -> str:
         lines.append(f"Score over the pairs scored:           {percent(summary.get('score_excluding_failures'))}  "
                      f"{interval_text_at(summary, ('score_excluding_failures',))}")
     lines.append("(95% CI: bootstrap over the pairs, resampled within each subset, combined with the official weights)")
-    from judges.conflicts import format_order
-    from rm_core.length import format_length
+    from eval.runner import control_lines
 
-    lines.extend(format_length(summary.get("length")))
-    lines.extend(format_order(summary.get("order")))
+    lines.extend(control_lines(summary))
     lines.extend(f"note: {note}" for note in summary["notes"])
     return "\n".join(lines)

@@ -68,10 +68,8 @@ Rate how well the response answers the user's request, on a scale from 1 (useles
 
 Reply with only the rating, on one line, in the form "Rating: N" where N is a whole number from 1 to 10, and nothing else."""
 
-PAIRWISE = """\
-Which of the two responses answers the user's request better?
-
-""" + _RUBRIC + """\
+# the pair as every pairwise prompt shows it
+_PAIR_SHOWN = """\
 [User request]
 {{ prompt }}
 
@@ -80,7 +78,12 @@ Which of the two responses answers the user's request better?
 
 [Response B]
 {{ response_b }}
+"""
 
+PAIRWISE = """\
+Which of the two responses answers the user's request better?
+
+""" + _RUBRIC + _PAIR_SHOWN + """
 Reply with a single capital letter and nothing else: "A" if Response A is better, "B" if Response B is better, \
 "C" if they are equally good."""
 
@@ -304,16 +307,7 @@ keep what was good. Reply with the new response only, with no tags and no commen
 
 # judges/rubrics.py (Auto-Rubric): propose rubrics from one labelled pair, revise them after the judge got the pair
 # wrong with them, and organise the selected ones into themes with tips.
-_RUBRIC_PAIR = """\
-[User request]
-{{ prompt }}
-
-[Response A]
-{{ response_a }}
-
-[Response B]
-{{ response_b }}
-
+_RUBRIC_PAIR = _PAIR_SHOWN + """
 Response {{ better }} is the better response.
 """
 
