@@ -47,7 +47,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
@@ -947,6 +947,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--chart", action="store_true", help="draw every family's reference into overview.png")
     p.add_argument("--lrs", type=float, nargs="+", default=None, help="the sweep's learning rates (default: per family)")
     p.add_argument("--sweep_share", type=float, default=0.1, help="share of the budget one sweep run trains for")
+    p.add_argument("--unit_seconds", type=float, default=None,
+                   help="training seconds a pair (question) on this CPU, replacing the family's prior (measured on "
+                        "an AVX2+AVX-512 Intel machine); e.g. a previous run's measured_unit_seconds. On the AVX2-only "
+                        "AMD machine BT measured 5.5 s a pair, not the prior 3.0: its sweep used 51 of 60 minutes")
     p.add_argument("--val_pairs", type=int, default=200, help="HH families: the last N usable train pairs validate")
     p.add_argument("--val_questions", type=int, default=100, help="ORM/PRM: the last N training questions validate")
     p.add_argument("--model", default=SMOLLM2, help="the backbone (Hub id or folder)")
@@ -961,6 +965,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     result = None
     if opts.family:
         fam = FAMILIES[opts.family]
+        if opts.unit_seconds:  # this CPU's own speed (a slower machine's sweep would eat the budget otherwise)
+            fam = replace(fam, unit_seconds=opts.unit_seconds)
         if opts.dry_run:
             print_plan(plan(fam, opts))
         else:
