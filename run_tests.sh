@@ -11,4 +11,4 @@ if [ "$#" -gt 0 ]; then
 fi
 python -m pytest -q -m "not slow and not distributed and not gpu"
 bash scripts/verl_tests.sh  # the verl adapters against the real verl, in an overlay venv (requirements/test-verl.txt)
-python -m pytest -q -m "slow or distributed"
+python -m pytest -q -m "slow or distributed" --durations=12  # the slowest tests named: CI must stay well under 30 min

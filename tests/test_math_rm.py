@@ -583,6 +583,7 @@ def test_smollm2_prm_short_training_and_one_pass_scoring(tmp_path):
     argv = ["--config", str(Path(__file__).resolve().parents[1] / "math_rm" / "configs" / "smollm2-135m-cpu.yaml"),
             "--dataset_name", str(SHARED / "example_model_solutions.jsonl"), "--output_dir", str(out),
             "--max_train_questions", "4", "--max_eval_questions", "2", "--max_steps", "2", "--max_length", "256",
+            "--per_device_train_batch_size", "2",
             "--save_strategy", "no", "--disable_tqdm", "true"]
     results = train_prm.main(*make_parser().parse_args_and_config(argv))
     assert results["best_of_n"]["questions"] == 2 and results["best_of_n"]["prm"]["failed_candidates"] == 0

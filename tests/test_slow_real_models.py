@@ -116,8 +116,8 @@ def test_minilm_bt_training_beats_untrained(tmp_path):
 def test_smollm2_bt_training_beats_untrained(tmp_path, smollm2_path):
     before = _correct_per_pair(smollm2_path, None, 64)
     ckpt, results = _train(tmp_path, "bradley_terry_rm/configs/smollm2-135m-cpu.yaml",
-                           ["--model_name_or_path", smollm2_path, "--max_train_pairs", "96",
-                            "--max_eval_pairs", "64", "--learning_rate", "5e-5"])
+                           ["--model_name_or_path", smollm2_path, "--max_train_pairs", "48",
+                            "--max_eval_pairs", "64", "--learning_rate", "1e-4"])
     _assert_learned(before, _correct_per_pair(str(ckpt), None, 64), results, 0.1)
     config = json.loads((ckpt / "config.json").read_text())
     assert config["rm_family"] == "bradley_terry" and config["reward_std"] > 0
