@@ -257,6 +257,37 @@ def sweep_units(fam: Family, opts) -> int:
     return max(fam.batch, units)
 
 
+PROBE_STEPS = 2
+
+
+def probe_stage(fam: Family, opts) -> Stage:
+    """Two optimizer steps of the family's recipe on the first train pairs (questions), nothing held out: this CPU's
+    training seconds a pair (question), which sizes the sweep. A prior from another machine sized BT's sweep on the
+    AVX2-only AMD machine at 51 of its 60 minutes (5.5 s a pair measured, 3.0 assumed)."""
+    fdir, hh = family_dir(fam, opts), fam.data == "hh"
+    units, lr = PROBE_STEPS * fam.batch, min(opts.lrs or fam.lrs)  # any lr: only the time is read
+    rows = hh_train()[0] if hh else gsm8k()[0]
+    data, out = fdir / "data" / "probe", fdir / "probe"
+    args = (hh_recipe_args(fam, opts, data, out, lr, units, False) if hh else
+            math_recipe_args(fam, opts, data / "train.jsonl", out, lr, None))
+
+    def collect() -> dict:
+        figures = train_figures(recipe_results(out))
+        return {"units": units, "unit_seconds": round(figures["train_runtime"] / units, 3), **figures}
+    return Stage("probe", "probe", f"{units} {'pairs' if hh else 'questions'} ({PROBE_STEPS} steps): this CPU's "
+                 "training speed, which sizes the sweep", fdir / "stages", [module_cmd(fam.module, args)],
+                 {"units": units}, out, prepare=lambda: write_jsonl(data / "train.jsonl", rows[:units]),
+                 collect=collect, estimate_s=units * fam.unit_seconds + OVERHEAD_S)
+
+
+def measured(fam: Family, unit_seconds: float) -> Family:
+    """The family at this CPU's measured training speed; the scoring priors scaled by the same ratio (both are
+    forward passes of the same backbone on the same CPU)."""
+    ratio = unit_seconds / fam.unit_seconds
+    return replace(fam, unit_seconds=unit_seconds,
+                   eval_seconds=tuple((name, round(s * ratio, 3)) for name, s in fam.eval_seconds))
+
+
 def full_units(fam: Family, opts, spent_s: float, unit_s: float, pool: int) -> int:
     """What the budget left after the sweep allows at `unit_s` seconds a pair (question), whole steps, <= pool."""
     left = opts.budget_minutes * 60 - spent_s - OVERHEAD_S
@@ -283,7 +314,7 @@ def select(fam: Family, opts, sweep_markers: list[dict], pool: int) -> dict:
     """Stage 2: the best learning rate on the validation slice, and N from the speed the sweep measured."""
     rows = [{**m["result"], "seconds": m["seconds"]} for m in sweep_markers]
     best = choose(rows)
-    spent = sum(r["seconds"] for r in rows)
+    spent = sum(r["seconds"] for r in rows) + getattr(opts, "probe_seconds", 0.0)  # the probe is in the budget
     out = {"lr": best["lr"], "sweep_seconds": round(spent, 1), "table": rows}
     if fam.data in ("hh", "gsm8k"):
         unit_s = statistics.median(r["train_runtime"] / r["units"] for r in rows)
@@ -488,7 +519,11 @@ def plan(fam: Family, opts, chosen: dict | None = None) -> Plan:
     lrs = tuple(opts.lrs or fam.lrs)
     budget = {"budget_minutes": opts.budget_minutes, "counts": "the learning-rate sweep (its training runs and "
               "validation scoring) and the full training run; the evaluations come on top", "model": opts.model,
-              "max_length": fam.max_length, "lrs": list(lrs), "sweep_share": opts.sweep_share}
+              "max_length": fam.max_length, "lrs": list(lrs), "sweep_share": opts.sweep_share,
+              "unit_seconds": fam.unit_seconds, "speed_from": "the probe (2 steps on this CPU)" if getattr(
+                  opts, "probe", None) else "--unit_seconds" if opts.unit_seconds else "the family's prior"}
+    if getattr(opts, "probe", None):
+        budget["probe"] = opts.probe
     stages: list[Stage] = []
     est: dict = {}
     if fam.data in ("hh", "gsm8k"):  # the validation slice: the end of the training part, never trained on
@@ -644,7 +679,20 @@ def run_stage(stage: Stage, logs: Path, done: dict) -> dict:
     return entry
 
 
+def probe(fam: Family, opts) -> Family:
+    """The family at the speed its probe stage measures on this CPU (run once; a rerun reads its marker)."""
+    marker = run_stage(probe_stage(fam, opts), family_dir(fam, opts) / "logs", {})
+    opts.probe = {**marker["result"], "seconds": marker["seconds"], "prior_unit_seconds": fam.unit_seconds}
+    opts.probe_seconds = marker["seconds"]
+    fam = measured(fam, marker["result"]["unit_seconds"])
+    print(f"[reference] probe: {fam.unit_seconds} s a {'pair' if fam.data == 'hh' else 'question'} on this CPU "
+          f"(prior {opts.probe['prior_unit_seconds']})", flush=True)
+    return fam
+
+
 def run(fam: Family, opts) -> dict:
+    if fam.data in ("hh", "gsm8k") and not opts.unit_seconds:  # size the sweep from this CPU's speed
+        fam = probe(fam, opts)
     first = plan(fam, opts)
     if fam.data == "tree" and read_json(Path(opts.runs_dir) / "armo" / "stages" / "train.json") is None:
         raise SystemExit("the decision tree reads the ArmoRM reference: run `python -m bench.reference --family armo` first")
@@ -660,7 +708,7 @@ def run(fam: Family, opts) -> dict:
         if stage.name not in done:
             done[stage.name] = run_stage(stage, logs, done)
     load["invocation_end"] = load_average()
-    reference = build_reference(final, done, load)
+    reference = build_reference(final, done, load, reused_stages(final, done))
     from rm_core.hub import atomic_write_json, atomic_write_text
 
     atomic_write_json(final.dir / "reference.json", reference)
@@ -677,7 +725,8 @@ def print_plan(p: Plan) -> None:
     if fam.data in ("hh", "gsm8k"):
         print(f"data: {b['usable_train_pairs']} usable training {b['unit']}; validation: {b['val']}; pool {b['pool']}")
         print(f"sweep: lr {', '.join(f'{x:g}' for x in b['lrs'])} on the first {b['sweep_units']} {b['unit']} "
-              f"({b['sweep_steps']} steps) each; prior speed {fam.unit_seconds} s a {b['unit'][:-1]} (bench/RESULTS.md)")
+              f"({b['sweep_steps']} steps) each at {fam.unit_seconds} s a {b['unit'][:-1]} ({b['speed_from']}; a run "
+              f"without --unit_seconds first measures it: {PROBE_STEPS} steps)")
         print(f"full run{' (estimate: lr and N are set by the sweep)' if not b['chosen_by_sweep'] else ''}: "
               f"{b['units']} {b['unit']}, {b['steps']} steps, max_length {b['max_length']}, lr {b['lr']:g}")
     elif fam.data == "embed":
@@ -726,7 +775,20 @@ def set_entry(kind: str, trained: str | Path, untrained: str | Path) -> dict:
     return entry
 
 
-def build_reference(p: Plan, done: dict, load: dict) -> dict:
+def reused_stages(p: Plan, done: dict) -> list[str]:
+    """The untrained baselines (shared by the families) that another family's run made: finished before this
+    family's first own stage began. Their load and time belong to that run; a resumed or rebuilt run keeps its own."""
+    def epoch(stamp: str) -> float:
+        return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S"))
+
+    own = [epoch(done[s.name]["finished"]) - done[s.name]["seconds"] for s in p.stages if s.phase != "untrained"]
+    began = min(own, default=math.inf)
+    return [s.name for s in p.stages if s.phase == "untrained" and epoch(done[s.name]["finished"]) <= began]
+
+
+def build_reference(p: Plan, done: dict, load: dict, reused: list[str] = ()) -> dict:
+    """reference.json of a finished run. `reused`: stages made by another family's run (shared untrained baselines),
+    left out of this run's load figures and named with when they ran."""
     from eval.report import builtin_benchmarks
 
     benches = builtin_benchmarks(SHARED)
@@ -737,8 +799,9 @@ def build_reference(p: Plan, done: dict, load: dict) -> dict:
             for set_name, max_length in p.fam.sets}
     seconds = {}
     for s in p.stages:
-        seconds[s.phase] = round(seconds.get(s.phase, 0.0) + done[s.name]["seconds"], 1)
-    ran = sorted((m for m in done.values() if "load_start" in m), key=lambda m: m["finished"])
+        if s.name not in reused:
+            seconds[s.phase] = round(seconds.get(s.phase, 0.0) + done[s.name]["seconds"], 1)
+    ran = sorted((m for name, m in done.items() if "load_start" in m and name not in reused), key=lambda m: m["finished"])
     budget = dict(p.budget)
     if "select" in done:
         sel = done["select"]["result"]
@@ -747,7 +810,9 @@ def build_reference(p: Plan, done: dict, load: dict) -> dict:
             f"--budget_minutes {p.opts.budget_minutes:g}", "machine": cpu_info(),
             "load": {**load, "start": ran[0]["load_start"] if ran else None, "end": ran[-1]["load_end"] if ran else None,
                      "highest_1min_at_a_stage_start": max((m["load_start"][0] for m in ran), default=None),
-                     "stages": {name: [m["load_start"], m["load_end"]] for name, m in done.items()}},
+                     "stages": {name: [m["load_start"], m["load_end"]] for name, m in done.items()},
+                     "reused": {name: {"finished": done[name]["finished"], "load_start": done[name]["load_start"]}
+                                for name in reused}},
             "budget": budget, "sweep": (done.get("select") or {}).get("result", {}).get("table"),
             "train": done["train"]["result"], "untrained": {"family": p.fam.untrained, "seed": 0},
             "wall_seconds": {**seconds, "total": round(sum(seconds.values()), 1)}, "sets": sets,
@@ -789,7 +854,10 @@ def machine_lines(ref: dict) -> list[str]:
     return [f"Machine: {m['model']}, {m['cpus']} cores ({flags}); torch {m['torch']}, transformers {m['transformers']}, "
             f"fp32. Load average (1 / 5 / 15 min, `uptime`): {fmt(load.get('start'))} at the start, "
             f"{fmt(load.get('end'))} at the end, highest 1-min figure at a stage start "
-            f"{load.get('highest_1min_at_a_stage_start')}. So {verdict}. Finished {ref['finished']}."]
+            f"{load.get('highest_1min_at_a_stage_start')}. So {verdict}. Finished {ref['finished']}."
+            + "".join(f" The stage {name} was reused from an earlier run (finished {r['finished']}, load "
+                      f"{fmt(r['load_start'])} at its start): its scores are deterministic, its time is not this run's."
+                      for name, r in (load.get("reused") or {}).items())]
 
 
 def budget_lines(ref: dict) -> list[str]:
@@ -799,10 +867,16 @@ def budget_lines(ref: dict) -> list[str]:
         return f"{s / 60:.0f} min"
 
     wall = (f"Wall time: sweep {minutes(w.get('sweep', 0))}, training {minutes(w.get('train', 0))}, evaluation "
-            f"{minutes(w.get('eval', 0))}, untrained baseline {minutes(w.get('untrained', 0))}.")
+            f"{minutes(w.get('eval', 0))}, untrained baseline {minutes(w.get('untrained', 0))}"
+            + (f" (not counting {len(ref['load']['reused'])} stage(s) reused from an earlier run)."
+               if (ref.get("load") or {}).get("reused") else "."))
     if fam.data in ("hh", "gsm8k"):
         speed = (f"{b['measured_unit_seconds']} s a {b['unit'][:-1]} measured by the sweep"
                  if b.get("measured_unit_seconds") else f"{fam.unit_seconds} s a {b['unit'][:-1]} (prior)")
+        if b.get("probe"):  # what sized the sweep
+            speed += (f"; the sweep was sized from a {PROBE_STEPS}-step probe on this CPU, {b['probe']['unit_seconds']} "
+                      f"s a {b['unit'][:-1]} (prior {b['probe']['prior_unit_seconds']}; {b['probe']['seconds']:.0f} s "
+                      "of the budget)")
         steps = (f"{b['steps']} steps of {fam.batch} pairs" if fam.data == "hh"
                  else f"~{b['steps']} steps of 8 solutions ({SOLUTIONS_PER_QUESTION} a question)")
         text = (f"Budget: {b['budget_minutes']:g} min for the sweep and the training run (the evaluations come on top). "
@@ -948,9 +1022,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--lrs", type=float, nargs="+", default=None, help="the sweep's learning rates (default: per family)")
     p.add_argument("--sweep_share", type=float, default=0.1, help="share of the budget one sweep run trains for")
     p.add_argument("--unit_seconds", type=float, default=None,
-                   help="training seconds a pair (question) on this CPU, replacing the family's prior (measured on "
-                        "an AVX2+AVX-512 Intel machine); e.g. a previous run's measured_unit_seconds. On the AVX2-only "
-                        "AMD machine BT measured 5.5 s a pair, not the prior 3.0: its sweep used 51 of 60 minutes")
+                   help="training seconds a pair (question) on this CPU, e.g. a previous run's measured_unit_seconds; "
+                        "default: measured by a 2-step probe before the sweep (BT, pair-PM, ODIN, ORM, PRM; ArmoRM "
+                        "uses its prior). The families' priors come from an AVX2+AVX-512 Intel machine: on the "
+                        "AVX2-only AMD machine BT measured 5.5 s a pair, not 3.0, and its sweep used 51 of 60 minutes")
     p.add_argument("--val_pairs", type=int, default=200, help="HH families: the last N usable train pairs validate")
     p.add_argument("--val_questions", type=int, default=100, help="ORM/PRM: the last N training questions validate")
     p.add_argument("--model", default=SMOLLM2, help="the backbone (Hub id or folder)")
@@ -966,7 +1041,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     if opts.family:
         fam = FAMILIES[opts.family]
         if opts.unit_seconds:  # this CPU's own speed (a slower machine's sweep would eat the budget otherwise)
-            fam = replace(fam, unit_seconds=opts.unit_seconds)
+            fam = measured(fam, opts.unit_seconds)
         if opts.dry_run:
             print_plan(plan(fam, opts))
         else:

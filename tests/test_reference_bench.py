@@ -253,7 +253,7 @@ def test_tiny_model_path_to_the_section_and_the_chart(tiny_evals, tmp_path):
 
 @needs_data
 def test_a_whole_run_with_stub_commands(tiny_evals, tmp_path, monkeypatch):
-    """run(): sweep -> select (the best lr, N from the measured speed) -> train -> eval -> untrained ->
+    """run(): probe (this CPU's speed sizes the sweep) -> sweep -> select (the best lr, N from the measured speed) -> train -> eval -> untrained ->
     reference.json and section.md, every command replaced by a stub that writes what the real one writes; a second
     run redoes nothing, and one without the train marker redoes only the training run."""
     import shutil
@@ -282,7 +282,9 @@ def test_a_whole_run_with_stub_commands(tiny_evals, tmp_path, monkeypatch):
     monkeypatch.setattr(ref, "run_logged", stub)
     opts = ref.make_parser().parse_args(["--family", "bt", "--runs_dir", str(tmp_path)])
     got = ref.run(ref.FAMILIES["bt"], opts)
-    assert calls.count("bradley_terry_rm.train") == 4 and calls.count("eval.reward_bench") == 4
+    assert calls.count("bradley_terry_rm.train") == 5 and calls.count("eval.reward_bench") == 4
+    assert calls[0] == "bradley_terry_rm.train" and got["budget"]["probe"]["units"] == 16  # 2 steps of 8 pairs first
+    assert got["budget"]["unit_seconds"] == 4.0 and got["budget"]["sweep_units"] == 88  # 10% of 60 min at 4 s a pair
     assert got["budget"]["lr"] == 3e-5 and got["budget"]["measured_unit_seconds"] == 4.0
     assert got["budget"]["units"] == 880 and got["budget"]["steps"] == 110  # (3600 s - the sweep - 60) / 4 s
     assert len(read_jsonl_store(tmp_path / "bt" / "data" / "full" / "train.jsonl")) == 880
@@ -296,3 +298,12 @@ def test_a_whole_run_with_stub_commands(tiny_evals, tmp_path, monkeypatch):
     (tmp_path / "bt" / "stages" / "train.json").unlink()
     ref.run(ref.FAMILIES["bt"], opts)
     assert calls == ["bradley_terry_rm.train"]
+    # ODIN shares BT's untrained baselines: reused, named, and kept out of its load and wall time
+    calls.clear()
+    odin = ref.run(ref.FAMILIES["odin"], ref.make_parser().parse_args(["--family", "odin", "--runs_dir", str(tmp_path)]))
+    assert calls.count("odin_rm.train") == 5 and calls.count("eval.reward_bench") == 2  # its own two sets only
+    assert set(odin["load"]["reused"]) == {"bradley_terry-hh_test-256", "bradley_terry-llmbar-1024"}
+    assert "untrained" not in odin["wall_seconds"]
+    section = (tmp_path / "odin" / "section.md").read_text()
+    assert "The stage bradley_terry-llmbar-1024 was reused from an earlier run" in section
+    assert "not counting 2 stage(s) reused" in section

@@ -229,3 +229,35 @@ def test_cli_names_a_missing_prompts_file(tmp_path, capsys):
     with pytest.raises(UserInputError, match="prompts missing/p.jsonl: no such file"):
         refine_main(["--policy", "llm:x/y", "--judge", "x/y", "--prompts", "missing/p.jsonl", "--output_dir",
                      str(tmp_path / "o")])
+
+
+@pytest.mark.slow
+def test_rm_refine_end_to_end_on_real_smollm2(tmp_path):
+    """rm-refine with a real local policy and a real local judge (SmolLM2-135M-Instruct both: the pointwise LLM
+    judge scores every candidate and writes the critique the policy is shown), for plumbing: every candidate is
+    scored or its failure counted, the best is the best-scored, and the files are as documented."""
+    from judges.refine import main
+    from rm_core.models import SMOLLM2, resolve_model
+
+    model = f"llm:{resolve_model(SMOLLM2)}"
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"id": i, "prompt": q}) + "\n" for i, q in
+                               [("rain", "Write one sentence about rain."), ("sum", "What is 12 + 30?")]),
+                       encoding="utf-8")
+    out = tmp_path / "out"
+    summary = main(["--policy", model, "--judge", model, "--judge_mode", "pointwise", "--prompts", str(prompts),
+                    "--output_dir", str(out), "--iterations", "1", "--max_new_tokens", "32", "--max_length", "1024",
+                    "--dtype", "float32"])
+    rows = [json.loads(line) for line in (out / "refinements.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert summary["prompts"] == len(rows) == 2 and not (out / "refinements.partial.jsonl").exists()
+    unscored = 0
+    for row in rows:
+        assert row["judge_mode"] == "pointwise" and 1 <= len(row["candidates"]) <= 2
+        scores = [c["score"] for c in row["candidates"] if c["response"] is not None]
+        assert all(s is None or 0.0 <= s <= 1.0 for s in scores)
+        unscored += sum(s is None for s in scores)
+        if row["best_index"] is not None:
+            assert row["candidates"][row["best_index"]]["score"] == max(s for s in scores if s is not None)
+    assert summary["judge_failures"]["total"] >= unscored  # every unscored candidate is a counted judge failure
+    prefs = (out / "preferences.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(prefs) == summary["improved"] <= 2
