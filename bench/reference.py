@@ -666,13 +666,14 @@ def run_stage(stage: Stage, logs: Path, done: dict) -> dict:
     stage.markers.mkdir(parents=True, exist_ok=True)
     atomic_write_json(started, {"settings": key})
     print(f"[reference] {stage.name}: {stage.what}", flush=True)
-    load_start, t0 = load_average(), time.perf_counter()
+    load_start, t0, started_at = load_average(), time.perf_counter(), time.time()
     if stage.prepare is not None:
         stage.prepare()
     for i, cmd in enumerate(stage.cmds):
         run_logged(cmd, logs / (f"{stage.name}-{i}.log" if len(stage.cmds) > 1 else f"{stage.name}.log"))
     result = stage.run(done) if stage.run is not None else (stage.collect() if stage.collect else {})
     entry = {"settings": key, "result": result, "seconds": round(time.perf_counter() - t0, 1),
+             "started_at": started_at, "ended_at": time.time(),  # epoch seconds: "finished" is whole seconds
              "load_start": load_start, "load_end": load_average(), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     atomic_write_json(stage.marker, entry)
     started.unlink(missing_ok=True)
@@ -778,12 +779,12 @@ def set_entry(kind: str, trained: str | Path, untrained: str | Path) -> dict:
 def reused_stages(p: Plan, done: dict) -> list[str]:
     """The untrained baselines (shared by the families) that another family's run made: finished before this
     family's first own stage began. Their load and time belong to that run; a resumed or rebuilt run keeps its own."""
-    def epoch(stamp: str) -> float:
-        return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S"))
+    def ended(m: dict) -> float:  # markers written before started_at / ended_at existed: whole seconds
+        return m.get("ended_at") or time.mktime(time.strptime(m["finished"], "%Y-%m-%d %H:%M:%S"))
 
-    own = [epoch(done[s.name]["finished"]) - done[s.name]["seconds"] for s in p.stages if s.phase != "untrained"]
-    began = min(own, default=math.inf)
-    return [s.name for s in p.stages if s.phase == "untrained" and epoch(done[s.name]["finished"]) <= began]
+    began = min((done[s.name].get("started_at") or ended(done[s.name]) - done[s.name]["seconds"]
+                 for s in p.stages if s.phase != "untrained"), default=math.inf)
+    return [s.name for s in p.stages if s.phase == "untrained" and ended(done[s.name]) <= began]
 
 
 def build_reference(p: Plan, done: dict, load: dict, reused: list[str] = ()) -> dict:
