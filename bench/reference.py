@@ -314,7 +314,8 @@ def select(fam: Family, opts, sweep_markers: list[dict], pool: int) -> dict:
     """Stage 2: the best learning rate on the validation slice, and N from the speed the sweep measured."""
     rows = [{**m["result"], "seconds": m["seconds"]} for m in sweep_markers]
     best = choose(rows)
-    spent = sum(r["seconds"] for r in rows) + getattr(opts, "probe_seconds", 0.0)  # the probe is in the budget
+    probe_s = (getattr(opts, "probe", None) or {}).get("seconds", 0.0)
+    spent = sum(r["seconds"] for r in rows) + probe_s  # the probe is in the budget
     out = {"lr": best["lr"], "sweep_seconds": round(spent, 1), "table": rows}
     if fam.data in ("hh", "gsm8k"):
         unit_s = statistics.median(r["train_runtime"] / r["units"] for r in rows)
@@ -684,7 +685,6 @@ def probe(fam: Family, opts) -> Family:
     """The family at the speed its probe stage measures on this CPU (run once; a rerun reads its marker)."""
     marker = run_stage(probe_stage(fam, opts), family_dir(fam, opts) / "logs", {})
     opts.probe = {**marker["result"], "seconds": marker["seconds"], "prior_unit_seconds": fam.unit_seconds}
-    opts.probe_seconds = marker["seconds"]
     fam = measured(fam, marker["result"]["unit_seconds"])
     print(f"[reference] probe: {fam.unit_seconds} s a {'pair' if fam.data == 'hh' else 'question'} on this CPU "
           f"(prior {opts.probe['prior_unit_seconds']})", flush=True)
@@ -807,8 +807,9 @@ def build_reference(p: Plan, done: dict, load: dict, reused: list[str] = ()) -> 
     if "select" in done:
         sel = done["select"]["result"]
         budget.update({k: sel[k] for k in ("measured_unit_seconds", "estimated_train_seconds") if k in sel})
-    return {"family": p.fam.name, "title": p.fam.title, "command": f"python -m bench.reference --family {p.fam.name} "
-            f"--budget_minutes {p.opts.budget_minutes:g}", "machine": cpu_info(),
+    command = f"python -m bench.reference --family {p.fam.name} --budget_minutes {p.opts.budget_minutes:g}" + (
+        f" --unit_seconds {p.opts.unit_seconds:g}" if p.opts.unit_seconds else "")
+    return {"family": p.fam.name, "title": p.fam.title, "command": command, "machine": cpu_info(),
             "load": {**load, "start": ran[0]["load_start"] if ran else None, "end": ran[-1]["load_end"] if ran else None,
                      "highest_1min_at_a_stage_start": max((m["load_start"][0] for m in ran), default=None),
                      "stages": {name: [m["load_start"], m["load_end"]] for name, m in done.items()},
