@@ -9,6 +9,8 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 if [ "$#" -gt 0 ]; then
   exec python -m pytest "$@"
 fi
-python -m pytest -q -m "not slow and not distributed and not gpu"
+# Two pytest-xdist workers: the test modules pin torch to one thread (two shared cores), so two workers use both.
+PARALLEL=(-n 2 --dist loadgroup)
+python -m pytest -q "${PARALLEL[@]}" -m "not slow and not distributed and not gpu"
 bash scripts/verl_tests.sh  # the verl adapters against the real verl, in an overlay venv (requirements/test-verl.txt)
-python -m pytest -q -m "slow or distributed" --durations=12  # the slowest tests named: CI must stay well under 30 min
+python -m pytest -q "${PARALLEL[@]}" -m "slow or distributed" --durations=12  # the slowest: CI must stay well under 30 min

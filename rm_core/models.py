@@ -101,7 +101,11 @@ def provision(repo_id: str) -> Path:
     os.chmod(tmp, 0o755)
     try:
         builders[repo_id](tmp)
-        os.replace(tmp, target)  # a killed build leaves only a .tmp folder, never a half folder at target
+        try:
+            os.replace(tmp, target)  # a killed build leaves only a .tmp folder, never a half folder at target
+        except OSError:  # another process (a second rank, a parallel test worker) finished the same build first
+            if not (target / "config.json").is_file():
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

@@ -23,6 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs" / "accelerate"
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.accelerate_cli"]  # what the `accelerate` script runs
 TRAIN_PAIRS = 20
+# run_tests.sh runs tests on two pytest-xdist workers (--dist loadgroup): this module's tests stay on one worker, so
+# its module fixtures are built once and no two launches of two ranks each share the two cores.
+pytestmark = pytest.mark.xdist_group("distributed")
 EVAL_PAIRS = 21  # odd: the two processes get 11 and 10 pairs
 
 

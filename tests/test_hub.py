@@ -420,3 +420,29 @@ def test_count_nonfinite_reads_numbers_tensors_arrays_and_nestings():
     check_final_rewards([0.1, None, torch.zeros(3)], "rewards")  # finite: nothing happens
     with pytest.raises(TrainingDivergedError, match="training diverged: rewards: 1 of 2 values are NaN or infinite"):
         check_final_rewards([0.1, math.nan], "rewards")
+
+
+def test_provision_races_with_another_process_and_keeps_the_first_build(tmp_path, monkeypatch):
+    """Two ranks (or test workers) building the same offline model: the one that finishes second finds the folder
+    built and returns it, leaving no .tmp folder; a build that fails with nothing built still raises."""
+    import rm_core.models as models
+
+    monkeypatch.setenv("RM_CACHE", str(tmp_path / "cache"))
+    target = models.cache_dir() / models.SMOLLM2.replace("/", "--")
+
+    def build_while_another_finishes(tmp):
+        (tmp / "config.json").write_text('{"by": "second"}', encoding="utf-8")
+        target.mkdir(parents=True)
+        (target / "config.json").write_text('{"by": "first"}', encoding="utf-8")
+
+    monkeypatch.setattr(models, "_build_smollm2", build_while_another_finishes)
+    assert models.provision(models.SMOLLM2) == target
+    assert json.loads((target / "config.json").read_text(encoding="utf-8")) == {"by": "first"}
+    assert [p.name for p in target.parent.iterdir()] == [target.name]
+
+    other = models.cache_dir() / models.MINILM.replace("/", "--")
+    other.mkdir(parents=True)
+    (other / "weights.bin").write_text("x", encoding="utf-8")  # not a finished build: no config.json
+    monkeypatch.setattr(models, "_build_minilm", lambda tmp: (tmp / "config.json").write_text("{}", encoding="utf-8"))
+    with pytest.raises(OSError):
+        models.provision(models.MINILM)

@@ -60,7 +60,8 @@ class LongerWins(Judge):
 
 
 class CritiqueJudge(TableJudge):
-    def critique(self, conversations):
+    def critique(self, conversations, max_new_tokens=256):
+        self.critique_budgets = [*getattr(self, "critique_budgets", []), max_new_tokens]
         return [f"too short: {len(split_conversation(c)[1])} chars" for c in conversations]
 
 
@@ -148,10 +149,12 @@ def test_llm_judge_critique_reaches_the_policy():
         seen.append(request[-1]["content"])
         return "Rating: 3" if "Rate how well" in request[-1]["content"] else "- Add the units."
 
-    judge = PointwiseLLMJudge(ScriptedBackendFor(answer), principles=["State units."])
+    backend = ScriptedBackendFor(answer)
+    judge = PointwiseLLMJudge(backend, principles=["State units."])
     policy = ScriptedPolicy(["5", "5 apples"])
-    out = refine(policy, judge, "How many apples?", iterations=1)
+    out = refine(policy, judge, "How many apples?", iterations=1, critique_max_new_tokens=40)
     assert out.candidates[0].feedback == "- Add the units."
+    assert {n for text, n in backend.budgets if text.startswith("Review the response")} == {40}  # the critique budget
     assert "State units." in next(s for s in seen if s.startswith("Review the response"))  # principles in the critique
     assert "<feedback_1>\n- Add the units.\n</feedback_1>" in policy.requests[1][-1]["content"]
 
@@ -164,6 +167,7 @@ class ScriptedBackendFor:
         self.answer = answer
 
     def generate(self, requests, max_new_tokens=256, temperature=0.0, seed=None):
+        self.budgets = [*getattr(self, "budgets", []), *[(r[-1]["content"][:20], max_new_tokens) for r in requests]]
         return [Result(self.answer(r)) for r in requests]
 
 
@@ -173,7 +177,7 @@ class ScriptedBackendFor:
 def _args(tmp_path, **over):
     base = dict(policy="openai:scripted-policy", judge="openai:scripted-judge", judge_mode=None,
                 prompts=str(tmp_path / "prompts.jsonl"), output_dir=str(tmp_path / "out"), iterations=1, patience=1,
-                max_new_tokens=16, temperature=0.0, limit=None, dtype="auto", overwrite=False)
+                max_new_tokens=16, critique_max_new_tokens=16, temperature=0.0, limit=None, dtype="auto", overwrite=False)
     return argparse.Namespace(**{**base, **over})
 
 
@@ -246,7 +250,8 @@ def test_rm_refine_end_to_end_on_real_smollm2(tmp_path):
                        encoding="utf-8")
     out = tmp_path / "out"
     summary = main(["--policy", model, "--judge", model, "--judge_mode", "pointwise", "--prompts", str(prompts),
-                    "--output_dir", str(out), "--iterations", "1", "--max_new_tokens", "32", "--max_length", "1024",
+                    "--output_dir", str(out), "--iterations", "1", "--max_new_tokens", "32", "--critique_max_new_tokens", "32",
+                    "--max_length", "1024",
                     "--dtype", "float32"])
     rows = [json.loads(line) for line in (out / "refinements.jsonl").read_text(encoding="utf-8").splitlines()]
     assert summary["prompts"] == len(rows) == 2 and not (out / "refinements.partial.jsonl").exists()
