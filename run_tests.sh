@@ -11,6 +11,7 @@ if [ "$#" -gt 0 ]; then
 fi
 # Two pytest-xdist workers: the test modules pin torch to one thread (two shared cores), so two workers use both.
 PARALLEL=(-n 2 --dist loadgroup)
-python -m pytest -q "${PARALLEL[@]}" -m "not slow and not distributed and not gpu"
+python -m pytest -q "${PARALLEL[@]}" -m "not slow and not distributed and not gpu and not labelstudio"
 bash scripts/verl_tests.sh  # the verl adapters against the real verl, in an overlay venv (requirements/test-verl.txt)
+bash scripts/label_studio_tests.sh  # rm-annotate through a real Label Studio server (its own venv)
 python -m pytest -q "${PARALLEL[@]}" -m "slow or distributed" --durations=12  # the slowest: CI must stay well under 30 min

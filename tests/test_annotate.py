@@ -1,6 +1,6 @@
 """judges/annotate.py: the Label Studio export randomises and records the order; the import undoes it, keeps
 annotators and reasons, and counts ties, skips and unlabelled tasks. (Label Studio's own JSON export schema; the
-round trip through a running Label Studio is a slow test, see test_label_studio_round_trip.)"""
+round trip through a running Label Studio is tests/test_label_studio.py, run by scripts/label_studio_tests.sh.)"""
 
 from __future__ import annotations
 
