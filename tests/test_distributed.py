@@ -23,9 +23,6 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs" / "accelerate"
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.accelerate_cli"]  # what the `accelerate` script runs
 TRAIN_PAIRS = 20
-# run_tests.sh runs tests on two pytest-xdist workers (--dist loadgroup): this module's tests stay on one worker, so
-# its module fixtures are built once and no two launches of two ranks each share the two cores.
-pytestmark = pytest.mark.xdist_group("distributed")
 EVAL_PAIRS = 21  # odd: the two processes get 11 and 10 pairs
 
 
@@ -254,7 +251,7 @@ def _zero3_unavailable() -> str | None:
 
 @pytest.mark.distributed
 @pytest.mark.skipif(_zero3_unavailable() is not None, reason=str(_zero3_unavailable()))
-@pytest.mark.parametrize("config", ["zero3", "zero3_offload"])
+@pytest.mark.parametrize("config", ["zero3", pytest.param("zero3_offload", marks=pytest.mark.heavy)])
 def test_zero3_on_cpu_two_ranks(work, trained, config):
     """The ZeRO-3 config files themselves on two CPU ranks: sharded states, one full checkpoint, same weights.
 

@@ -102,6 +102,7 @@ def _assert_learned(untrained, trained, results, margin):
     assert diff["excludes_zero"] and diff["difference"] > 0, diff
 
 
+@pytest.mark.heavy  # ~3 min on two busy cores; run_tests.sh's CI pass keeps the SmolLM2 learning test above
 def test_minilm_bt_training_beats_untrained(tmp_path):
     from rm_core.models import MINILM, resolve_model
 
