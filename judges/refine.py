@@ -135,7 +135,8 @@ def refine(policy, judge: Judge, prompt: Prompt, iterations: int = 3, patience: 
         else:
             cand.score = judge.compare(messages, cand.response, best.response)
             cand.improved = cand.score is not None and cand.score > 0.5
-        cand.feedback = _critique(judge, messages, cand.response, critique_max_new_tokens) or numeric_feedback(cand, best, pointwise)
+        cand.feedback = (_critique(judge, messages, cand.response, critique_max_new_tokens)
+                         or numeric_feedback(cand, best, pointwise))
         out.candidates.append(cand)
         if cand.improved:
             out.best_index, stale = len(out.candidates) - 1, 0
@@ -196,8 +197,8 @@ def refinement_fingerprint(args) -> dict:
     from rm_core.resume import data_fingerprint, judge_fingerprint
 
     settings = {k: option_fingerprint(k, getattr(args, k, None))
-                for k in ("iterations", "patience", "max_new_tokens", "critique_max_new_tokens", "temperature", "judge_mode", "dtype",
-                          "max_length", "policy_base_url", "judge_base_url", "judge_rubrics", "judge_principles")}
+                for k in ("iterations", "patience", "max_new_tokens", "critique_max_new_tokens", "temperature",
+                          "judge_mode", "dtype", "max_length", "policy_base_url", "judge_base_url", "judge_rubrics", "judge_principles")}
     return {"policy": judge_fingerprint(args.policy), "judge": judge_fingerprint(args.judge),
             "data": data_fingerprint(args.prompts), "settings": settings}
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/test_label_studio.py against a real Label Studio: rm-annotate's tasks and labelling config go into a running
-# server through its REST API, annotations are posted, Label Studio's own JSON export comes back through
+# server through label-studio-sdk (tests/label_studio_client.py), annotations are posted, Label Studio's own JSON export comes back through
 # rm-annotate import. The server runs from its own venv (.venv-labelstudio, or RM_LABEL_STUDIO_VENV), built from
 # requirements/test-labelstudio.txt without dependency resolution and cached by the list's hash; the test itself
 # runs in the project's venv. Run by run_tests.sh; extra arguments go to pytest.

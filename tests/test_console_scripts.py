@@ -25,7 +25,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,8 @@ from pathlib import Path
 
 import pytest
 import tomllib
+
+from rm_core.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS: dict[str, str] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
@@ -299,12 +300,6 @@ def test_every_console_script_has_a_case():
         assert test in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}, f"{name}: {where} is gone"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str, timeout: float = 2.0):
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.status, json.loads(response.read())
@@ -315,7 +310,7 @@ def runs(work):
     """Every case: the driver (all scripts in one interpreter) and, at the same time, the real executables of
     rm-judge-serve (good and bad --judge) and eval_report. Returns {"driver": [...], "server": {...}, ...}."""
     env = _env()
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([str(BIN / SERVER), "--judge", "rm", "--port", str(port), "--max_length", "64"],
                               cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     cases = [{"script": s, "argv": a, "kind": "ok"} for s, a in success_cases()]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -22,15 +21,10 @@ import pytest
 
 from judges.annotate import CHOICE_A, CHOICE_B, CHOICE_TIE
 from judges.annotate import main as annotate_main
+from rm_core.testing import free_port
 
 pytestmark = pytest.mark.labelstudio
 LABEL_STUDIO = os.environ.get("RM_LABEL_STUDIO")  # set by scripts/label_studio_tests.sh
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +35,7 @@ def server(tmp_path_factory):
     if not LABEL_STUDIO:
         pytest.skip("no Label Studio: run `bash scripts/label_studio_tests.sh` (it builds .venv-labelstudio)")
     data = tmp_path_factory.mktemp("label-studio")
-    port, token = _free_port(), secrets.token_hex(16)  # a throwaway token for a server that lives for this test
+    port, token = free_port(), secrets.token_hex(16)  # a throwaway token for a server that lives for this test
     env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data), "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
            "LATEST_VERSION_CHECK": "false", "COLLECT_ANALYTICS": "false", "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": ""}
     log_path = data / "server.log"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import threading
 import time
 
@@ -17,7 +16,7 @@ import uvicorn
 
 from judges.base import Judge, conversation, sigmoid, split_conversation
 from judges.serve import create_app
-from rm_core.testing import openrlhf_payload
+from rm_core.testing import free_port, openrlhf_payload
 
 torch.set_num_threads(1)
 
@@ -43,18 +42,12 @@ class CountingJudge(Judge):
         return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def serve():
     servers = []
 
     def start(judge, **kwargs):
-        port = _free_port()
+        port = free_port()
         server = uvicorn.Server(uvicorn.Config(create_app(judge, **kwargs), host="127.0.0.1", port=port,
                                                log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
