@@ -13,7 +13,10 @@ whose marker holds the same settings, redoes one whose settings changed, and let
 resume from its partial scores; a training run interrupted mid-way starts that run again):
 1. sweep: the family's training recipe, through its own CLI (its CPU YAML plus overrides), at 3 learning rates,
    each on a slice of the training data sized to ~10% of the budget, scored on a validation slice carved from
-   the TRAIN data (never the test sets);
+   the TRAIN data (never the test sets); the whole sweep, validation scoring included, takes at most half the
+   budget (--sweep_cap): the slices shrink to fit, and when not even 4 steps a run fit (PRM/ORM on a 2-core CPU,
+   whose best-of-4 validation costs more than their training) there is no sweep and the run trains at the CPU
+   YAML's learning rate with the whole budget, which the section says;
 2. select: the learning rate with the best validation accuracy, and the number of pairs (questions) the rest of
    the budget allows at the speed the sweep measured (train_runtime / pairs);
 3. train: one pass at that learning rate over that many pairs;
@@ -251,10 +254,28 @@ def write_test_data(runs: Path) -> None:
 # ---------------------------------------------------------------- budget
 
 
-def sweep_units(fam: Family, opts) -> int:
-    """Pairs (questions) of one sweep run: ~sweep_share of the budget at the prior speed, whole steps."""
-    units = int(opts.sweep_share * opts.budget_minutes * 60 / fam.unit_seconds) // fam.batch * fam.batch
-    return max(fam.batch, units)
+MIN_SWEEP_STEPS = 4  # a sweep run shorter than this says nothing about the learning rate of the full run
+
+
+def sweep_units(fam: Family, opts, val_seconds: float) -> int:
+    """Pairs (questions) of one sweep run: ~sweep_share of the budget at this CPU's speed, whole steps, with the
+    whole sweep (every lr's training, validation scoring and start) inside sweep_cap of the budget, so the full run
+    keeps the rest. 0 when not even MIN_SWEEP_STEPS steps a run fit: the run then trains at the recipe's lr, without
+    a sweep. Sized by training alone, the PRM reference on the AVX2-only machine spent 40 of its 60 minutes on a sweep
+    whose validation (100 questions best-of-4, 8 min a run) outweighed its 20 training questions, and the full run
+    got 40 questions; BT's left 88 pairs after three sweep runs of 120."""
+    budget_s = opts.budget_minutes * 60
+    by_share = opts.sweep_share * budget_s / fam.unit_seconds
+    by_cap = (opts.sweep_cap * budget_s / len(opts.lrs or fam.lrs) - val_seconds - OVERHEAD_S) / fam.unit_seconds
+    units = int(min(by_share, by_cap)) // fam.batch * fam.batch
+    return units if units >= MIN_SWEEP_STEPS * fam.batch else 0
+
+
+def recipe_lr(fam: Family) -> float:
+    """The learning rate of the family's CPU YAML: what a run without a sweep trains at."""
+    import yaml
+
+    return float(yaml.safe_load((ROOT / fam.config).read_text())["learning_rate"])
 
 
 PROBE_STEPS = 2
@@ -532,7 +553,8 @@ def plan(fam: Family, opts, chosen: dict | None = None) -> Plan:
         rows = hh_train()[0] if hh else gsm8k()[0]
         n_val = opts.val_pairs if hh else opts.val_questions
         val, pool = list(rows[-n_val:]), list(rows[:-n_val])
-        k = min(sweep_units(fam, opts), len(pool))
+        val_s = len(val) * fam.eval_s(fam.sets[0][0])
+        k = min(sweep_units(fam, opts, val_s), len(pool))
         unit = "pairs" if hh else "questions"
         sweep_data = fdir / "data" / "sweep"  # HH: a folder of train.jsonl + test.jsonl; GSM8K: two files
         if hh:
@@ -550,14 +572,14 @@ def plan(fam: Family, opts, chosen: dict | None = None) -> Plan:
             def args(out, lr):
                 return math_recipe_args(fam, opts, sweep_data / "train.jsonl", out, lr, sweep_data / "val.jsonl")
         how = f"scored on the {len(val)} validation pairs" if hh else f"best-of-4 on the {len(val)} validation questions"
-        for lr in lrs:
+        for lr in lrs if k else ():
             out = fdir / f"sweep-{lr_tag(lr)}"
             stages.append(Stage(f"sweep-{lr_tag(lr)}", "sweep", f"lr {lr:g}: {k} {unit} ({steps_of(fam, k)} steps), {how}",
                                 markers, [module_cmd(fam.module, args(out, lr))], {"units": k, "val": len(val)}, out,
                                 prepare=prepare, collect=sweep_collect(fam, lr, k, out, fdir / "logs" / f"{out.name}.log"),
-                                estimate_s=k * fam.unit_seconds + len(val) * fam.eval_s(fam.sets[0][0]) + OVERHEAD_S))
+                                estimate_s=k * fam.unit_seconds + val_s + OVERHEAD_S))
         budget.update(usable_train_pairs=len(rows), val_items=len(val), pool=len(pool), sweep_units=k,
-                      sweep_steps=steps_of(fam, k), batch=fam.batch, unit=unit,
+                      sweep_steps=steps_of(fam, k), batch=fam.batch, unit=unit, sweep_cap=opts.sweep_cap,
                       val=f"the last {len(val)} usable train pairs, held out of every run" if hh else
                       f"training questions {len(pool)}-{len(rows) - 1}, held out of every run")
     elif fam.data == "embed":
@@ -574,7 +596,19 @@ def plan(fam: Family, opts, chosen: dict | None = None) -> Plan:
         budget.update(usable_train_pairs=len(pairs), pool=len(pairs), units=k, unit="pairs",
                       val="ArmoRM's own: 20% of the training pairs, split by prompt (val_fraction 0.2)",
                       embedding_prior_seconds_a_pair=fam.unit_seconds)
-    if fam.data in ("hh", "gsm8k", "embed"):
+    if fam.data in ("hh", "gsm8k") and not budget["sweep_units"]:  # no sweep fits: the recipe's lr, the whole budget
+        spent = (getattr(opts, "probe", None) or {}).get("seconds", 0.0)
+        units = full_units(fam, opts, spent, fam.unit_seconds, budget["pool"])
+        chosen = {"lr": recipe_lr(fam), "units": units, "steps": steps_of(fam, units)}
+        budget["no_sweep"] = (
+            f"no learning-rate sweep: at {fam.unit_seconds} s a {budget['unit'][:-1]}, fewer than {MIN_SWEEP_STEPS} "
+            f"steps of training a run fit both in {opts.sweep_share:.0%} of the budget (--sweep_share) and, with each "
+            f"run's validation ({len(val)} {budget['unit']}, ~{val_s / 60:.0f} min) and start, {len(lrs)} runs in "
+            f"{opts.sweep_cap:.0%} of it (--sweep_cap); the run trains at the CPU YAML's lr on as many "
+            f"{budget['unit']} as the budget allows (a smaller --val_{'pairs' if hh else 'questions'} or a larger "
+            "--budget_minutes brings the sweep back)")
+        est["sweep_s"] = 0.0
+    elif fam.data in ("hh", "gsm8k", "embed"):
         sweeps = list(stages)
         stages.append(Stage("select", "select", "the best lr on the validation slice; N from the measured speed",
                             markers, settings={"budget_minutes": opts.budget_minutes, "pool": budget["pool"],
@@ -642,7 +676,7 @@ def plan(fam: Family, opts, chosen: dict | None = None) -> Plan:
     est["eval_s"] = sum(s.estimate_s for s in stages if s.phase == "eval")
     est["untrained_s"] = sum(s.estimate_s for s in stages if s.phase == "untrained")
     if fam.data != "tree":
-        budget.update(lr=chosen["lr"], chosen_by_sweep=not chosen.get("estimate"))
+        budget.update(lr=chosen["lr"], chosen_by_sweep=not chosen.get("estimate") and not budget.get("no_sweep"))
         if "units" in chosen:
             budget.update(units=chosen["units"], steps=chosen["steps"])
     return Plan(fam, opts, fdir, budget, stages, est)
@@ -725,10 +759,12 @@ def print_plan(p: Plan) -> None:
         print(f"budget: {b['budget_minutes']:g} min for {b['counts']}")
     if fam.data in ("hh", "gsm8k"):
         print(f"data: {b['usable_train_pairs']} usable training {b['unit']}; validation: {b['val']}; pool {b['pool']}")
-        print(f"sweep: lr {', '.join(f'{x:g}' for x in b['lrs'])} on the first {b['sweep_units']} {b['unit']} "
-              f"({b['sweep_steps']} steps) each at {fam.unit_seconds} s a {b['unit'][:-1]} ({b['speed_from']}; a run "
-              f"without --unit_seconds first measures it: {PROBE_STEPS} steps)")
-        print(f"full run{' (estimate: lr and N are set by the sweep)' if not b['chosen_by_sweep'] else ''}: "
+        speed = (f"at {fam.unit_seconds} s a {b['unit'][:-1]} ({b['speed_from']}; a run without --unit_seconds first "
+                 f"measures it: {PROBE_STEPS} steps)")
+        print(f"sweep: {b['no_sweep']}; {speed}" if b.get("no_sweep") else
+              f"sweep: lr {', '.join(f'{x:g}' for x in b['lrs'])} on the first {b['sweep_units']} {b['unit']} "
+              f"({b['sweep_steps']} steps) each {speed}")
+        print(f"full run{' (estimate: lr and N are set by the sweep)' if not b['chosen_by_sweep'] and not b.get('no_sweep') else ''}: "
               f"{b['units']} {b['unit']}, {b['steps']} steps, max_length {b['max_length']}, lr {b['lr']:g}")
     elif fam.data == "embed":
         print(f"data: the first {b['units']} of {b['pool']} train pairs (embedding prior {fam.unit_seconds} s a pair); "
@@ -874,17 +910,19 @@ def budget_lines(ref: dict) -> list[str]:
                if (ref.get("load") or {}).get("reused") else "."))
     if fam.data in ("hh", "gsm8k"):
         speed = (f"{b['measured_unit_seconds']} s a {b['unit'][:-1]} measured by the sweep"
-                 if b.get("measured_unit_seconds") else f"{fam.unit_seconds} s a {b['unit'][:-1]} (prior)")
-        if b.get("probe"):  # what sized the sweep
+                 if b.get("measured_unit_seconds") else f"{b['unit_seconds']} s a {b['unit'][:-1]} ({b['speed_from']})")
+        if b.get("probe") and not b.get("no_sweep"):  # what sized the sweep
             speed += (f"; the sweep was sized from a {PROBE_STEPS}-step probe on this CPU, {b['probe']['unit_seconds']} "
                       f"s a {b['unit'][:-1]} (prior {b['probe']['prior_unit_seconds']}; {b['probe']['seconds']:.0f} s "
                       "of the budget)")
+        lr_from = "the CPU YAML's: no sweep" if b.get("no_sweep") else "the sweep's best"
         steps = (f"{b['steps']} steps of {fam.batch} pairs" if fam.data == "hh"
                  else f"~{b['steps']} steps of 8 solutions ({SOLUTIONS_PER_QUESTION} a question)")
-        text = (f"Budget: {b['budget_minutes']:g} min for the sweep and the training run (the evaluations come on top). "
+        spent_on = "the probe and the training run (no sweep)" if b.get("no_sweep") else "the sweep and the training run"
+        text = (f"Budget: {b['budget_minutes']:g} min for {spent_on} (the evaluations come on top). "
                 f"**{b['units']} of the {b['pool']} training {b['unit']}** (of {b['usable_train_pairs']} usable; "
                 f"validation: {b['val']}), as many as the budget allowed at {speed}; one pass, {steps}, max_length "
-                f"{b['max_length']}, **lr {b['lr']:g}** (the sweep's best), the CPU YAML's schedule (linear, 5% warm-up), "
+                f"{b['max_length']}, **lr {b['lr']:g}** ({lr_from}), the CPU YAML's schedule (linear, 5% warm-up), "
                 f"fp32, full fine-tune of {b['model']}.")
     elif fam.data == "embed":
         text = (f"Budget: {b['budget_minutes']:g} min. **The first {b['units']} of the {b['pool']} train pairs** "
@@ -907,7 +945,8 @@ def sweep_lines(ref: dict) -> list[str]:
                 f"depth): {cv}; chosen: depth {best.get('max_depth')}, min leaf {best.get('min_samples_leaf')}."]
     rows = ref.get("sweep") or []
     if not rows:
-        return []
+        no_sweep = ref["budget"].get("no_sweep")
+        return [no_sweep[0].upper() + no_sweep[1:] + "."] if no_sweep else []
     b = ref["budget"]
     what = (f"on the first {b['sweep_units']} {b['unit']} ({b['sweep_steps']} steps) each" if fam.data != "embed"
             else f"on the same {b['units']} pairs")
@@ -1023,6 +1062,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--chart", action="store_true", help="draw every family's reference into overview.png")
     p.add_argument("--lrs", type=float, nargs="+", default=None, help="the sweep's learning rates (default: per family)")
     p.add_argument("--sweep_share", type=float, default=0.1, help="share of the budget one sweep run trains for")
+    p.add_argument("--sweep_cap", type=float, default=0.5,
+                   help="share of the budget the whole sweep may take, validation scoring included (fewer pairs a sweep "
+                        "run when it would take more; no sweep, the CPU YAML's lr, when not even "
+                        f"{MIN_SWEEP_STEPS} steps a run fit)")
     p.add_argument("--unit_seconds", type=float, default=None,
                    help="training seconds a pair (question) on this CPU, e.g. a previous run's measured_unit_seconds; "
                         "default: measured by a 2-step probe before the sweep (BT, pair-PM, ODIN, ORM, PRM; ArmoRM "

@@ -49,6 +49,16 @@ class MathRMConfig(PrecisionArguments, ChatTemplateArguments, SFTConfig):
         "help": "The slot token's text (one token). Default: the first of ' ки', 'ки', '§', ' ~', '~' that is."})
     aggregation: str | None = field(default=None, metadata={
         "help": "How the judge combines step scores: min, prod, last or mean (PRM default min; ORM: one step)."})
+    judgement_loss: str = field(default="vocab", metadata={
+        "choices": ["vocab", "tokens"],
+        "help": "vocab: cross-entropy over the whole vocabulary at each slot (RLHFlow's recipes); tokens: over the "
+                "'+' and '-' logits alone (OpenRLHF's --reward_tokens), the softmax the judge scores with, so no "
+                "step is spent learning to emit the two tokens: better for short runs (bench/RESULTS.md)."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.judgement_loss not in ("vocab", "tokens"):  # a YAML value skips argparse's choices
+            raise ValueError(f"judgement_loss must be 'vocab' or 'tokens', got {self.judgement_loss!r}")
 
 
 @dataclass

@@ -6,7 +6,10 @@ Training is TRL's SFTTrainer on pre-tokenised rows: `input_ids` is the solution 
 (shifted convention: the logits at a slot predict it). MathRMTrainer computes exactly the causal-LM loss over
 those labels, but runs the LM head only at the slot positions (the stock loss builds vocabulary-wide logits
 at every position, then masks all but a few). Steps after the last labelled one are dropped before
-encoding: by causal attention they cannot change the loss, only cost time.
+encoding: by causal attention they cannot change the loss, only cost time. `--judgement_loss tokens` takes the
+softmax over the "+" and "-" logits alone (as OpenRLHF's PRMLoss does with --reward_tokens:
+openrlhf/models/loss.py at 04898500, the last commit before PRM training was removed): the two-way softmax the
+judge scores with (math_rm/judge.py), so a short run spends no step learning to emit the two tokens.
 """
 
 from __future__ import annotations
@@ -47,9 +50,15 @@ def build_dataset(rows: list[dict], tokenizer, tag_id: int, judgement_ids: dict[
 class MathRMTrainer(SFTTrainer):
     """SFTTrainer whose loss is the cross-entropy of the judgement tokens, computed at the slots alone."""
 
+    def __init__(self, *args, label_ids: list[int] | None = None, **kwargs):
+        import torch
+
+        super().__init__(*args, **kwargs)
+        self.label_ids = None if label_ids is None else torch.tensor(label_ids)  # --judgement_loss tokens
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, outputs = sparse_label_loss_step(self, model, inputs, num_items_in_batch, "judgement label",
-                                               stop_on_nonfinite=True)
+                                               stop_on_nonfinite=True, label_ids=self.label_ids)
         return (loss, outputs) if return_outputs else loss
 
 
@@ -124,9 +133,11 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
               f"[data] no held-out set ({held}): no best-of-N result is reported", flush=True)
 
     peft_config, push, hub_model_id = peft_and_push(model_args, training_args, "CAUSAL_LM")
+    label_ids = [judgement_ids["+"], judgement_ids["-"]] if training_args.judgement_loss == "tokens" else None
     trainer = MathRMTrainer(model=model, args=training_args, train_dataset=train_ds, processing_class=tokenizer,
-                            peft_config=peft_config)
-    fields = {"math_rm_judgement_ids": judgement_ids, "math_rm_step_tag": step_tag, "math_rm_step_tag_id": tag_id,
+                            peft_config=peft_config, label_ids=label_ids)
+    fields = {"math_rm_judgement_ids": judgement_ids, "math_rm_judgement_loss": training_args.judgement_loss,
+              "math_rm_step_tag": step_tag, "math_rm_step_tag_id": tag_id,
               "math_rm_aggregation": aggregation, "math_rm_template": TEMPLATE_NAME,
               "math_rm_max_length": training_args.max_length, "base_model": model_args.model_name_or_path}
     train_result, out_dir = run_training(trainer, training_args, rm_family, fields)
@@ -162,6 +173,7 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
                     "max_length": training_args.max_length, "epochs": training_args.num_train_epochs,
                     "max_steps": training_args.max_steps, "learning rate": training_args.learning_rate,
                     "LoRA": bool(peft_config), "step tag": repr(step_tag), "aggregation": aggregation,
+                    "judgement loss": training_args.judgement_loss,
                     "held-out set": f"{len(eval_cands)} questions: {data_report['held_out']['description']}"}
         evals = [CardEval(data_args.eval_dataset_name or data_args.dataset_name, data_args.dataset_test_split or "test",
                           {"best-of-N accuracy": held[rm_family]["accuracy"],

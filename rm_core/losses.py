@@ -150,15 +150,25 @@ def sparse_label_loss(
     keep: torch.Tensor,
     num_items_in_batch: int | torch.Tensor | None = None,
     num_processes: int = 1,
+    label_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Cross-entropy of the labelled tokens, in fp32, from logits computed at the `keep` positions only.
 
     kept_logits: (batch, len(keep), vocab); rows, positions, keep: from `sparse_label_positions`. The sum over
     labels is divided by their number in this batch, or, as transformers' Trainer does under gradient
     accumulation, by `num_items_in_batch` (labels in the whole accumulated, all-process batch) times
-    `num_processes` (DDP averages the processes' gradients, so each process's share is scaled back up)."""
+    `num_processes` (DDP averages the processes' gradients, so each process's share is scaled back up).
+    label_ids: the softmax runs over these token ids' logits alone (every label must be one of them), not the
+    whole vocabulary: a classifier over the label tokens, which is what a judge reading their softmax scores."""
     logits = kept_logits[rows, torch.searchsorted(keep, positions)]
-    loss = F.cross_entropy(logits.float(), labels[rows, positions + 1], reduction="sum")
+    targets = labels[rows, positions + 1]
+    if label_ids is not None:
+        label_ids = label_ids.to(logits.device)
+        match = targets[:, None] == label_ids[None, :].to(targets.device)
+        if not bool(match.any(dim=1).all()):
+            raise ValueError(f"a label outside the label tokens {label_ids.tolist()}")
+        logits, targets = logits[:, label_ids], match.int().argmax(dim=1)
+    loss = F.cross_entropy(logits.float(), targets, reduction="sum")
     if num_items_in_batch is None:
         return loss / len(rows)
     return loss / num_items_in_batch * num_processes

@@ -53,15 +53,16 @@ class PairwiseRewardTrainer(RewardTrainer):
 
 
 def sparse_label_loss_step(trainer, model, inputs: dict, num_items_in_batch=None, what: str = "label",
-                           one_per_row: bool = False, stop_on_nonfinite: bool = False):
+                           one_per_row: bool = False, stop_on_nonfinite: bool = False, label_ids=None):
     """(loss, outputs) for an SFTTrainer's compute_loss on sparsely labelled sequences: the LM head runs only at
     the positions that predict a label (`logits_to_keep`), and the loss is rm_core.losses.sparse_label_loss,
     equal to the stock shifted causal-LM loss over those labels.
 
     what: the labelled token, for the messages; one_per_row: each sequence holds exactly one (the pair-PM's
     answer token), else a batch must hold at least one; stop_on_nonfinite: a NaN/inf loss raises
-    NonFiniteLossError naming the step. `trainer` is read only under gradient accumulation (num_items_in_batch
-    given): its args.average_tokens_across_devices and accelerator.num_processes."""
+    NonFiniteLossError naming the step; label_ids: the softmax over these tokens' logits only (sparse_label_loss).
+    `trainer` is read only under gradient accumulation (num_items_in_batch given): its
+    args.average_tokens_across_devices and accelerator.num_processes."""
     labels = inputs["labels"]
     rows, positions, keep = sparse_label_positions(labels)
     if one_per_row and (len(rows) != labels.shape[0] or len(set(rows.tolist())) != labels.shape[0]):
@@ -72,7 +73,7 @@ def sparse_label_loss_step(trainer, model, inputs: dict, num_items_in_batch=None
                     logits_to_keep=keep)
     processes = (trainer.accelerator.num_processes
                  if num_items_in_batch is not None and trainer.args.average_tokens_across_devices else 1)
-    loss = sparse_label_loss(outputs.logits, labels, rows, positions, keep, num_items_in_batch, processes)
+    loss = sparse_label_loss(outputs.logits, labels, rows, positions, keep, num_items_in_batch, processes, label_ids)
     if stop_on_nonfinite and not math.isfinite(loss.item()):
         raise NonFiniteLossError(f"non-finite loss at step {trainer.state.global_step}; lower the learning rate")
     return loss, outputs

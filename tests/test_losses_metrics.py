@@ -120,6 +120,24 @@ def test_sparse_label_loss_equals_the_full_causal_lm_loss():
     assert got.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+def test_sparse_label_loss_over_the_label_tokens_alone_on_hand_computed_numbers():
+    """label_ids: a two-way softmax over the label tokens' logits; the other tokens (here 0 and 2, with the largest
+    logits) take no part, and a label outside them is an error."""
+    from rm_core.losses import sparse_label_loss, sparse_label_positions
+
+    labels = torch.tensor([[-100, -100, 1], [-100, 3, -100]])  # one label a row, predicted at positions 1 and 0
+    rows, positions, keep = sparse_label_positions(labels)
+    kept = torch.zeros(2, 2, 4)
+    kept[0, 1] = torch.tensor([5.0, math.log(3), 7.0, 0.0])  # over tokens (1, 3): P(1) = 3 / 4
+    kept[1, 0] = torch.tensor([0.0, 0.0, 9.0, math.log(3)])  # P(3) = 3 / 4
+    got = sparse_label_loss(kept, labels, rows, positions, keep, label_ids=torch.tensor([1, 3]))
+    assert got.item() == pytest.approx(-math.log(3 / 4))
+    whole_vocab = sparse_label_loss(kept, labels, rows, positions, keep)
+    assert whole_vocab.item() > 5  # tokens 0 and 2 dominate the whole-vocabulary softmax
+    with pytest.raises(ValueError, match="outside the label tokens"):
+        sparse_label_loss(kept, labels, rows, positions, keep, label_ids=torch.tensor([1, 2]))
+
+
 # ---------------------------------------------------------------- metrics
 
 

@@ -281,7 +281,7 @@ def test_loss_mask_only_at_judgement_positions(tok, tiny_lm):
     for i, r in enumerate(ds):
         n = len(r["input_ids"])
         ids[i, :n], mask[i, :n], labels[i, :n] = torch.tensor(r["input_ids"]), 1, torch.tensor(r["labels"])
-    loss = MathRMTrainer.compute_loss(SimpleNamespace(state=SimpleNamespace(global_step=0)), tiny_lm,
+    loss = MathRMTrainer.compute_loss(SimpleNamespace(state=SimpleNamespace(global_step=0), label_ids=None), tiny_lm,
                                       {"input_ids": ids, "attention_mask": mask, "labels": labels})
     logits = tiny_lm(input_ids=ids, attention_mask=mask).logits
     expected = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
@@ -381,6 +381,34 @@ def test_prm_learns_a_step_rule_and_loads_as_a_judge(tmp_path):
     assert judge.compare(prompt, good, bad) > 0.5
     assert results["best_of_n"]["prm"]["accuracy"] == 1.0 and results["best_of_n"]["random"] == pytest.approx(1 / 3)
     assert judges.load(str(out), aggregation="mean").aggregation == "mean"
+
+
+def test_prm_with_the_two_token_loss_learns_the_rule_and_records_it(tmp_path):
+    """--judgement_loss tokens: the loss is the two-way cross-entropy from the first step (about ln 2 for an
+    untrained judge, where the vocabulary-wide one starts near ln(vocab)), and the rule is learnt; a bad value in
+    a YAML (which argparse's choices never see) is refused too."""
+    import math
+
+    import judges
+    from math_rm import train_prm
+    from math_rm.training import make_parser
+
+    base, data = _synthetic(tmp_path, 48, 10)
+    out = tmp_path / "prm"
+    args = _argv(base, data, out, "--num_train_epochs", "6", "--judgement_loss", "tokens")
+    results = train_prm.main(*make_parser().parse_args_and_config(args))
+    assert json.loads((out / "config.json").read_text())["math_rm_judgement_loss"] == "tokens"
+    assert results["train"]["train_loss"] < math.log(2)
+    prompt = [{"role": "user", "content": "the quick fox"}]
+    good, bad = "hello world\nthe lazy dog\njumps over", "hello world\nthe sea dog\njumps over"
+    s_good, s_bad = judges.load(str(out)).step_scores([prompt + [{"role": "assistant", "content": r}] for r in (good, bad)])
+    assert min(s_good) > 0.5 and s_bad[1] < 0.5
+    with pytest.raises(SystemExit):  # an unknown choice is refused by the parser
+        make_parser().parse_args_and_config(_argv(base, data, out, "--judgement_loss", "binary"))
+    config = tmp_path / "bad.yaml"
+    config.write_text("judgement_loss: token\n")
+    with pytest.raises(ValueError, match="judgement_loss must be"):
+        make_parser().parse_args_and_config(_argv(base, data, out, "--config", str(config)))
 
 
 def test_orm_and_scalar_orm_train_and_load(tmp_path):

@@ -125,6 +125,28 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     assert "estimated:" in out and list(tmp_path.iterdir()) == []
 
 
+@needs_data
+def test_the_sweep_with_its_validation_fits_the_cap_or_is_left_out(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    # BT at the AVX2 machine's measured 5.49 s a pair: 10% of the budget would be 64 pairs a run, but three runs with
+    # their validation (200 pairs at 0.6 * 5.49 / 3 s) and starts must fit half the budget: (600 - 219.6 - 60) / 5.49
+    bt = ref.measured(ref.FAMILIES["bt"], 5.49)
+    p = ref.plan(bt, options(tmp_path, "bt"))
+    assert p.budget["sweep_units"] == 56 and "no_sweep" not in p.budget
+    assert p.estimates["sweep_s"] <= 0.5 * 3600 + 1
+    # PRM at its measured 14.4 s a question: one validation (100 questions best-of-4, ~7 min) leaves under 4 steps
+    # of training a run inside the cap, so no sweep: the CPU YAML's lr and the whole budget for training
+    prm = ref.measured(ref.FAMILIES["prm"], 14.4)
+    p = ref.plan(prm, options(tmp_path, "prm"))
+    assert p.budget["sweep_units"] == 0 and [s.phase for s in p.stages].count("sweep") == 0
+    assert "select" not in [s.name for s in p.stages] and p.budget["chosen_by_sweep"] is False
+    assert p.budget["lr"] == 3e-5 and p.budget["units"] == int((3600 - ref.OVERHEAD_S) / 14.4) // 2 * 2
+    assert "no learning-rate sweep" in p.budget["no_sweep"]
+    # fewer validation questions bring the sweep back, inside the cap
+    p = ref.plan(prm, options(tmp_path, "prm", "--val_questions", "30"))
+    assert p.budget["sweep_units"] >= ref.MIN_SWEEP_STEPS * 2 and p.estimates["sweep_s"] <= 0.5 * 3600 + 1
+
+
 def test_select_best_lr_and_size_from_the_measured_speed():
     fam = ref.FAMILIES["bt"]
     opts = argparse.Namespace(budget_minutes=60.0, sweep_share=0.1, lrs=None)
@@ -249,6 +271,39 @@ def test_tiny_model_path_to_the_section_and_the_chart(tiny_evals, tmp_path):
     (tmp_path / "runs" / "bt" / "reference.json").write_text(json.dumps(reference))
     assert ref.overview(tmp_path / "runs") == tmp_path / "runs" / "overview.png"
     assert (tmp_path / "runs" / "overview.png").stat().st_size > 1000
+
+
+@needs_data
+def test_a_run_without_a_sweep_trains_at_the_recipe_lr(tiny_evals, tmp_path, monkeypatch):
+    """At 30 s a pair not even 4 steps a sweep run fit beside their validation: one training run at the YAML's lr."""
+    import shutil
+
+    from bench._common import Measured
+
+    monkeypatch.chdir(ROOT)
+    calls = []
+
+    def stub(cmd, log=None, **kwargs):
+        module, args = cmd[2], cmd[3:]
+        calls.append(module)
+        flag = {a: args[i + 1] for i, a in enumerate(args[:-1]) if a.startswith("--")}
+        out = ref.Path(flag["--output_dir"])
+        out.mkdir(parents=True, exist_ok=True)
+        if module.startswith("eval."):
+            for name in ("results.json", "scores.jsonl"):
+                shutil.copy(tiny_evals["untrained" if "--family" in flag else "trained"] / name, out / name)
+        else:
+            (out / "eval_results.json").write_text(json.dumps({"train": {"train_runtime": 100.0, "train_loss": 0.6}}))
+        return Measured(0.1, 1.0)
+
+    monkeypatch.setattr(ref, "run_logged", stub)
+    opts = ref.make_parser().parse_args(["--family", "bt", "--runs_dir", str(tmp_path), "--unit_seconds", "30"])
+    got = ref.run(ref.measured(ref.FAMILIES["bt"], 30.0), opts)
+    assert calls.count("bradley_terry_rm.train") == 1 and got["sweep"] is None  # the full run only
+    assert got["budget"]["lr"] == ref.recipe_lr(ref.FAMILIES["bt"])
+    assert got["budget"]["units"] == 112  # (3600 s - 60) / 30 s, whole steps of 8
+    section = (tmp_path / "bt" / "section.md").read_text()
+    assert "No learning-rate sweep" in section and "the CPU YAML's: no sweep" in section
 
 
 @needs_data
