@@ -715,24 +715,25 @@ def run_stage(stage: Stage, logs: Path, done: dict) -> dict:
     return entry
 
 
-def probe(fam: Family, opts) -> Family:
-    """The family at the speed its probe stage measures on this CPU (run once; a rerun reads its marker)."""
+def probe(fam: Family, opts) -> tuple[Family, dict]:
+    """The family at the speed its probe stage measures on this CPU (run once; a rerun reads its marker), and the
+    marker: the run's first stage, so its load at the start is the run's."""
     marker = run_stage(probe_stage(fam, opts), family_dir(fam, opts) / "logs", {})
     opts.probe = {**marker["result"], "seconds": marker["seconds"], "prior_unit_seconds": fam.unit_seconds}
     fam = measured(fam, marker["result"]["unit_seconds"])
     print(f"[reference] probe: {fam.unit_seconds} s a {'pair' if fam.data == 'hh' else 'question'} on this CPU "
           f"(prior {opts.probe['prior_unit_seconds']})", flush=True)
-    return fam
+    return fam, marker
 
 
 def run(fam: Family, opts) -> dict:
+    done: dict = {}
     if fam.data in ("hh", "gsm8k") and not opts.unit_seconds:  # size the sweep from this CPU's speed
-        fam = probe(fam, opts)
+        fam, done["probe"] = probe(fam, opts)
     first = plan(fam, opts)
     if fam.data == "tree" and read_json(Path(opts.runs_dir) / "armo" / "stages" / "train.json") is None:
         raise SystemExit("the decision tree reads the ArmoRM reference: run `python -m bench.reference --family armo` first")
     load = {"invocation_start": load_average()}
-    done: dict = {}
     logs = first.dir / "logs"
     for stage in first.stages:
         done[stage.name] = run_stage(stage, logs, done)

@@ -273,29 +273,34 @@ def test_tiny_model_path_to_the_section_and_the_chart(tiny_evals, tmp_path):
     assert (tmp_path / "runs" / "overview.png").stat().st_size > 1000
 
 
-@needs_data
-def test_a_run_without_a_sweep_trains_at_the_recipe_lr(tiny_evals, tmp_path, monkeypatch):
-    """At 30 s a pair not even 4 steps a sweep run fit beside their validation: one training run at the YAML's lr."""
+def stub_runner(tiny_evals: dict, calls: list, train_results):
+    """A stand-in for run_logged: records each command's module and writes what the real command writes (an
+    evaluator's results.json and scores.jsonl from tiny_evals; a recipe's eval_results.json, train_results(flags))."""
     import shutil
 
     from bench._common import Measured
 
-    monkeypatch.chdir(ROOT)
-    calls = []
-
     def stub(cmd, log=None, **kwargs):
         module, args = cmd[2], cmd[3:]
         calls.append(module)
-        flag = {a: args[i + 1] for i, a in enumerate(args[:-1]) if a.startswith("--")}
+        flag = {a: args[i + 1] for i, a in enumerate(args[:-1]) if a.startswith("--")}  # the last of each flag
         out = ref.Path(flag["--output_dir"])
         out.mkdir(parents=True, exist_ok=True)
         if module.startswith("eval."):
             for name in ("results.json", "scores.jsonl"):
                 shutil.copy(tiny_evals["untrained" if "--family" in flag else "trained"] / name, out / name)
         else:
-            (out / "eval_results.json").write_text(json.dumps({"train": {"train_runtime": 100.0, "train_loss": 0.6}}))
+            (out / "eval_results.json").write_text(json.dumps(train_results(flag)))
         return Measured(0.1, 1.0)
+    return stub
 
+
+@needs_data
+def test_a_run_without_a_sweep_trains_at_the_recipe_lr(tiny_evals, tmp_path, monkeypatch):
+    """At 30 s a pair not even 4 steps a sweep run fit beside their validation: one training run at the YAML's lr."""
+    monkeypatch.chdir(ROOT)
+    calls = []
+    stub = stub_runner(tiny_evals, calls, lambda flag: {"train": {"train_runtime": 100.0, "train_loss": 0.6}})
     monkeypatch.setattr(ref, "run_logged", stub)
     opts = ref.make_parser().parse_args(["--family", "bt", "--runs_dir", str(tmp_path), "--unit_seconds", "30"])
     got = ref.run(ref.measured(ref.FAMILIES["bt"], 30.0), opts)
@@ -311,29 +316,15 @@ def test_a_whole_run_with_stub_commands(tiny_evals, tmp_path, monkeypatch):
     """run(): probe (this CPU's speed sizes the sweep) -> sweep -> select (the best lr, N from the measured speed) -> train -> eval -> untrained ->
     reference.json and section.md, every command replaced by a stub that writes what the real one writes; a second
     run redoes nothing, and one without the train marker redoes only the training run."""
-    import shutil
-
-    from bench._common import Measured
+    def train_results(flag: dict) -> dict:
+        lr, units = float(flag["--learning_rate"]), len(read_jsonl_store(ref.Path(flag["--dataset_name"]) / "train.jsonl"))
+        res = {"train": {"train_runtime": 4.0 * units, "train_loss": 0.6}, "data": {"train_pairs": units}}
+        if flag.get("--dataset_test_split") == "test":
+            res["held_out"] = {"accuracy": {1e-5: 0.55, 3e-5: 0.6, 1e-4: 0.58}[lr], "pairs": 200}
+        return res
 
     calls = []
-
-    def stub(cmd, log=None, **kwargs):
-        module, args = cmd[2], cmd[3:]
-        calls.append(module)
-        flag = {a: args[i + 1] for i, a in enumerate(args[:-1]) if a.startswith("--")}  # the last of each flag
-        out = ref.Path(flag["--output_dir"])
-        out.mkdir(parents=True, exist_ok=True)
-        if module.startswith("eval."):
-            for name in ("results.json", "scores.jsonl"):
-                shutil.copy(tiny_evals["untrained" if "--family" in flag else "trained"] / name, out / name)
-        else:
-            lr, units = float(flag["--learning_rate"]), len(read_jsonl_store(ref.Path(flag["--dataset_name"]) / "train.jsonl"))
-            res = {"train": {"train_runtime": 4.0 * units, "train_loss": 0.6}, "data": {"train_pairs": units}}
-            if flag.get("--dataset_test_split") == "test":
-                res["held_out"] = {"accuracy": {1e-5: 0.55, 3e-5: 0.6, 1e-4: 0.58}[lr], "pairs": 200}
-            (out / "eval_results.json").write_text(json.dumps(res))
-        return Measured(0.1, 1.0)
-
+    stub = stub_runner(tiny_evals, calls, train_results)
     monkeypatch.setattr(ref, "run_logged", stub)
     opts = ref.make_parser().parse_args(["--family", "bt", "--runs_dir", str(tmp_path)])
     got = ref.run(ref.FAMILIES["bt"], opts)
@@ -345,6 +336,8 @@ def test_a_whole_run_with_stub_commands(tiny_evals, tmp_path, monkeypatch):
     assert len(read_jsonl_store(tmp_path / "bt" / "data" / "full" / "train.jsonl")) == 880
     assert set(got["sets"]) == {"hh_test", "llmbar"} and got["sets"]["hh_test"]["trained_minus_untrained"]
     assert got["load"]["start"] and got["machine"]["cpus"] and [r["lr"] for r in got["sweep"]] == [1e-5, 3e-5, 1e-4]
+    probe_marker = json.loads((tmp_path / "bt" / "stages" / "probe.json").read_text())
+    assert got["load"]["start"] == probe_marker["load_start"]  # the probe is the run's first stage
     section = (tmp_path / "bt" / "section.md").read_text()
     assert "**880 of the 1662 training pairs**" in section and "Load average" in section
     calls.clear()
