@@ -261,9 +261,9 @@ def sweep_units(fam: Family, opts, val_seconds: float) -> int:
     """Pairs (questions) of one sweep run: ~sweep_share of the budget at this CPU's speed, whole steps, with the
     whole sweep (every lr's training, validation scoring and start) inside sweep_cap of the budget, so the full run
     keeps the rest. 0 when not even MIN_SWEEP_STEPS steps a run fit: the run then trains at the recipe's lr, without
-    a sweep. Sized by training alone, the PRM reference on the AVX2-only machine spent 40 of its 60 minutes on a sweep
-    whose validation (100 questions best-of-4, 8 min a run) outweighed its 20 training questions, and the full run
-    got 40 questions; BT's left 88 pairs after three sweep runs of 120."""
+    a sweep. Sized by training alone, the first PRM attempt on the AVX2-only machine spent 38 of its 50 minutes on a
+    sweep whose validation (100 questions best-of-4, 8 min a run) outweighed its 20 training questions, and the full
+    run got 40 questions; BT's left 88 pairs after three sweep runs of 120."""
     budget_s = opts.budget_minutes * 60
     by_share = opts.sweep_share * budget_s / fam.unit_seconds
     by_cap = (opts.sweep_cap * budget_s / len(opts.lrs or fam.lrs) - val_seconds - OVERHEAD_S) / fam.unit_seconds

@@ -53,7 +53,7 @@ class MathRMConfig(PrecisionArguments, ChatTemplateArguments, SFTConfig):
         "choices": ["vocab", "tokens"],
         "help": "vocab: cross-entropy over the whole vocabulary at each slot (RLHFlow's recipes); tokens: over the "
                 "'+' and '-' logits alone (OpenRLHF's --reward_tokens), the softmax the judge scores with, so no "
-                "step is spent learning to emit the two tokens: better for short runs (bench/RESULTS.md)."})
+                "step is spent learning to emit the two tokens (meant for short runs; not yet compared on GSM8K)."})
 
     def __post_init__(self):
         super().__post_init__()
