@@ -39,9 +39,23 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out or ROOT / "bench" / "runs" / "rubrics" / name)
     endpoint = ["--judge_base_url", args.base_url] if args.base_url else []
     load = {"start": [round(x, 2) for x in os.getloadavg()]}
-    seconds = {"rubrics": run_seconds([sys.executable, "-m", "judges.rubrics", "--llm", args.llm, *endpoint,
-                                       "--pairs", llmbar, "--subsets", "llmbar-natural", "--max_pairs",
-                                       args.max_pairs, "--output_dir", out / "set"], out / "rubrics.log")}
+    started = time.perf_counter()
+    try:
+        seconds = {"rubrics": run_seconds([sys.executable, "-m", "judges.rubrics", "--llm", args.llm, *endpoint,
+                                           "--pairs", llmbar, "--subsets", "llmbar-natural", "--max_pairs",
+                                           args.max_pairs, "--output_dir", out / "set"], out / "rubrics.log")}
+    except RuntimeError:
+        if "no rubric passed" not in (out / "rubrics.log").read_text(encoding="utf-8", errors="replace"):
+            raise
+        # a result in itself (a small LLM): say what the generation did, and that there is nothing to compare
+        result = {"llm": args.llm, "rubric_set": None, "generation": generation_summary(out / "set"),
+                  "seconds": {"rubrics": round(time.perf_counter() - started, 1)},
+                  "load": {**load, "end": [round(x, 2) for x in os.getloadavg()]},
+                  "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+        (out / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+        (out / "section.md").write_text(section(result), encoding="utf-8")
+        print((out / "section.md").read_text(encoding="utf-8"))
+        return result
     rubric_set = json.loads((out / "set" / "rubrics.json").read_text(encoding="utf-8"))
     limit = ["--limit", args.limit] if args.limit else []
     for label, extra in (("plain", []), ("rubrics", ["--judge_rubrics", out / "set" / "rubrics.json"])):
@@ -51,11 +65,36 @@ def main(argv: list[str] | None = None) -> dict:
     load["end"] = [round(x, 2) for x in os.getloadavg()]
     result = {"llm": args.llm, "rubric_set": {k: rubric_set[k] for k in ("principles", "stats", "structured")},
               "seconds": seconds, "load": load, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    result["generation"] = generation_summary(out / "set")
     result.update(compare(out))
     (out / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     (out / "section.md").write_text(section(result), encoding="utf-8")
     print((out / "section.md").read_text(encoding="utf-8"))
     return result
+
+
+def generation_summary(folder: Path) -> dict:
+    """What the propose-evaluate-revise loop did, from its store (generate.partial.jsonl): pairs, how many passed,
+    the failures by kind, and, over every evaluated round, which response the rubric-guided judge picked in each
+    order. "slot A both orders" = the better response when shown first and the worse when shown second: the
+    judge picked the first slot whatever the rubrics said."""
+    from collections import Counter
+
+    from rm_core.resume import read_jsonl_store
+
+    rows = read_jsonl_store(folder / "generate.partial.jsonl")
+    picks = Counter()
+    for row in rows:
+        for round_ in row["history"]:
+            got = tuple("picked the better" in v for v in round_["verdicts"][:2])
+            if len(round_["verdicts"]) < 2 or any("no answer" in v or "failed" in v for v in round_["verdicts"]):
+                picks["no answer"] += 1
+            else:
+                picks[{(True, True): "better both orders", (True, False): "slot A both orders",
+                       (False, True): "slot B both orders", (False, False): "worse both orders"}[got]] += 1
+    return {"pairs": len(rows), "passed": sum(r["passed"] for r in rows),
+            "failures": dict(Counter(r["error"] for r in rows if r["error"])),
+            "evaluated_rounds": sum(picks.values()), "picks": dict(picks)}
 
 
 def compare(out: Path) -> dict:
@@ -79,6 +118,15 @@ def compare(out: Path) -> dict:
 def section(r: dict) -> str:
     from rm_core.stats import difference_with_ci, percent_with_ci
 
+    g = r["generation"]
+    made = (f"Rubric generation over {g['pairs']} pairs: {g['passed']} passed in both orders; failures by kind "
+            f"{g['failures'] or 'none'}; over the {g['evaluated_rounds']} rounds the rubric-guided judge evaluated, "
+            f"its picks: {g['picks'] or 'none'}.")
+    if r["rubric_set"] is None:
+        return "\n".join([f"### Rubrics learnt from LLMBar-natural pairs ({r['llm']}): none passed", "", made, "",
+                          "No rubric survived verification, so there is no rubric set to compare with the plain judge: "
+                          "this LLM cannot run the method. Seconds: " f"{r['seconds']}. Load average before "
+                          f"{r['load']['start']}, after {r['load']['end']}."]) + "\n"
     lines = [f"### Rubrics learnt from 70 LLMBar-natural pairs ({r['llm']})", "",
              "| judge (pairwise, both orders) | accuracy (95% CI) | order-flip rate | pairs | failed |", "|---|---|---|---|---|"]
     for label, j in r["judges"].items():
@@ -89,6 +137,7 @@ def section(r: dict) -> str:
         lines += ["", f"Rubrics − plain, paired over the same pairs: {difference_with_ci(d['difference'], d['low'], d['high'])}"
                       f" points ({'excludes' if d['excludes_zero'] else 'includes'} 0)."]
     stats = r["rubric_set"]["stats"]
+    lines += ["", made]
     lines += ["", f"Rubric generation: {stats['passed']} of {stats['pairs']} pairs gave rubrics that passed in both "
                   f"orders; {len(r['rubric_set']['principles'])} principles kept "
                   f"({'themes with tips' if r['rubric_set']['structured'] else 'unstructured'}). Seconds: "

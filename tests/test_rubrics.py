@@ -205,6 +205,24 @@ def test_no_passing_rubric_is_one_clear_error(llm, tmp_path):
         build(_args(tmp_path), backend(llm), PAIRS, embed=letters)
 
 
+def test_the_benchs_generation_summary_counts_each_judges_picks(llm, tmp_path):
+    """bench/rubrics_llmbar's account of a run where nothing passed: the scripted judge always answers "A", so
+    every evaluated round is "slot A both orders"; the unparsable proposal is a counted failure."""
+    from bench.rubrics_llmbar import generation_summary, section
+
+    stuck = {f"What is 2 + 3? (case {i})" for i in range(2)}
+    script = Script(bad_first=stuck, stubborn=stuck)
+    llm.behaviour = lambda hit, body: (reply("I would rather not.") if "(case 2)" in body["messages"][-1]["content"]
+                                       and body["messages"][-1]["content"].startswith("You write") else script(hit, body))
+    generate(backend(llm), PAIRS, tmp_path / "generate.partial.jsonl", {"llm": "scripted"}, max_rounds=2)
+    got = generation_summary(tmp_path)
+    assert got == {"pairs": 3, "passed": 0, "failures": {"unparsable proposal": 1}, "evaluated_rounds": 4,
+                   "picks": {"slot A both orders": 4}}
+    text = section({"llm": "openai:scripted", "rubric_set": None, "generation": got, "seconds": {"rubrics": 1.0},
+                    "load": {"start": [0.1], "end": [0.2]}})
+    assert "none passed" in text and "cannot run the method" in text
+
+
 @pytest.mark.parametrize("content, message", [
     ("not json", "not a readable JSON file"),
     (json.dumps({"format": "other"}), "not a rm-rubrics file"),
