@@ -430,13 +430,13 @@ def hh_recipe_args(fam: Family, opts, data: Path, out: Path, lr: float, units: i
         from bench.pair_pm_hh import train_args
 
         return train_args(data, out, ns, "--model_name_or_path", opts.model, "--max_steps", steps_of(fam, units),
-                          "--dataset_test_split", "test" if val else "")[2:]
+                          "--dataset_test_split", "test" if val else "")[2:] + extra_recipe_args(opts)
     from bench.odin_hh import train_args  # its --dataset_test_split "": no held-out set unless a sweep asks for one
 
     args = train_args(ns, opts.model, data, out, steps_of(fam, units))
     if val:  # the sweep's validation slice is the run's held-out split
         args[args.index("--dataset_test_split") + 1] = "test"
-    return ["--config", fam.config, *args, "--disable_tqdm", "true"]
+    return ["--config", fam.config, *args, "--disable_tqdm", "true", *extra_recipe_args(opts)]
 
 
 def math_recipe_args(fam: Family, opts, data: Path, out: Path, lr: float, val: Path | None) -> list:
@@ -445,7 +445,13 @@ def math_recipe_args(fam: Family, opts, data: Path, out: Path, lr: float, val: P
     args = ["--config", fam.config, "--model_name_or_path", opts.model, "--dataset_name", data, "--output_dir", out,
             "--max_length", fam.max_length, "--learning_rate", lr, "--per_device_train_batch_size", 8,
             "--save_strategy", "no", "--logging_steps", 1, "--disable_tqdm", "true"]
-    return args + (["--eval_dataset_name", val] if val else [])
+    return args + (["--eval_dataset_name", val] if val else []) + extra_recipe_args(opts)
+
+
+def extra_recipe_args(opts) -> list[str]:
+    """--recipe_args: the options every training command of the run gets last (so they override the YAML and the
+    bench's own), e.g. "--judgement_loss tokens". They are in each stage's commands, so a change reruns the stages."""
+    return shlex.split(getattr(opts, "recipe_args", None) or "")
 
 
 def armo_config(fam: Family, fdir: Path) -> Path:
@@ -845,7 +851,8 @@ def build_reference(p: Plan, done: dict, load: dict, reused: list[str] = ()) -> 
         sel = done["select"]["result"]
         budget.update({k: sel[k] for k in ("measured_unit_seconds", "estimated_train_seconds") if k in sel})
     command = f"python -m bench.reference --family {p.fam.name} --budget_minutes {p.opts.budget_minutes:g}" + (
-        f" --unit_seconds {p.opts.unit_seconds:g}" if p.opts.unit_seconds else "")
+        f" --unit_seconds {p.opts.unit_seconds:g}" if p.opts.unit_seconds else "") + (
+        f" --recipe_args {shlex.quote(p.opts.recipe_args)}" if getattr(p.opts, "recipe_args", None) else "")
     return {"family": p.fam.name, "title": p.fam.title, "command": command, "machine": cpu_info(),
             "load": {**load, "start": ran[0]["load_start"] if ran else None, "end": ran[-1]["load_end"] if ran else None,
                      "highest_1min_at_a_stage_start": max((m["load_start"][0] for m in ran), default=None),
@@ -1075,6 +1082,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--val_pairs", type=int, default=200, help="HH families: the last N usable train pairs validate")
     p.add_argument("--val_questions", type=int, default=100, help="ORM/PRM: the last N training questions validate")
     p.add_argument("--model", default=SMOLLM2, help="the backbone (Hub id or folder)")
+    p.add_argument("--recipe_args", default=None,
+                   help="options added last to every training command of BT, pair-PM, ODIN, ORM and PRM (probe, sweep, "
+                        'full run), e.g. "--judgement_loss tokens" for ORM/PRM; they are in the stages\' commands and '
+                        "the section's command")
     p.add_argument("--runs_dir", default=str(RUNS), help="where the runs go")
     return p
 

@@ -147,6 +147,19 @@ def test_the_sweep_with_its_validation_fits_the_cap_or_is_left_out(tmp_path, mon
     assert p.budget["sweep_units"] >= ref.MIN_SWEEP_STEPS * 2 and p.estimates["sweep_s"] <= 0.5 * 3600 + 1
 
 
+def test_recipe_args_reach_every_training_command_and_the_section_command(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    prm = ref.measured(ref.FAMILIES["prm"], 14.4)
+    p = ref.plan(prm, options(tmp_path, "prm", "--recipe_args", "--judgement_loss tokens"))
+    training = [s for s in p.stages if s.phase == "train"]
+    assert training and all([str(x) for x in c][-2:] == ["--judgement_loss", "tokens"] for s in training for c in s.cmds)
+    plain = ref.plan(prm, options(tmp_path, "prm"))
+    assert [s.key() for s in plain.stages if s.phase == "train"] != [s.key() for s in training]  # a change reruns
+    assert not any("--judgement_loss" in [str(x) for x in c] for s in plain.stages for c in s.cmds)
+    bt = ref.plan(ref.measured(ref.FAMILIES["bt"], 5.49), options(tmp_path, "bt", "--recipe_args", "--seed 3"))
+    assert all([str(x) for x in c][-2:] == ["--seed", "3"] for s in bt.stages if s.phase in ("sweep", "train") for c in s.cmds)
+
+
 def test_select_best_lr_and_size_from_the_measured_speed():
     fam = ref.FAMILIES["bt"]
     opts = argparse.Namespace(budget_minutes=60.0, sweep_share=0.1, lrs=None)
