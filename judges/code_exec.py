@@ -28,8 +28,10 @@ The model's code is untrusted. Locally (`run_locally`), each run gets:
 - as root without CAP_SYS_ADMIN (a default Docker container: no network namespace), the unprivileged uid alone.
 The strongest of these that actually runs a probe program here is used (`isolation()`, found once); what ran is
 in every result (`sandbox`: "bwrap", "netns+uid", "uid" or "rlimits"), and a run with no network isolation says
-so ("uid" or "rlimits": an unprivileged user without bwrap). Only bwrap keeps the program from writing where its
-user may write (/tmp, world-writable folders). A run the sandbox could not start is a judge failure (None,
+so ("uid" as root, "rlimits" for an unprivileged user without bwrap; a line on stderr when it is chosen). As root,
+untrusted code never runs as root: when no kind can drop to the unprivileged uid, isolation() raises instead of
+falling back to "rlimits". Only bwrap keeps the program from writing where its user may write (/tmp,
+world-writable folders). A run the sandbox could not start is a judge failure (None,
 counted), never a zero reward. For scale, `sandbox_fusion_url` sends each run
 to a SandboxFusion server instead (the service verl's code recipes use: POST {code, stdin, run_timeout,
 memory_limit_MB, language, ...} to .../run_code; read at verl b178a3c verl/utils/reward_score/sandbox_fusion/utils.py).
@@ -177,7 +179,8 @@ def sandbox_python() -> str:
     candidates = [os.environ.get("RM_SANDBOX_PYTHON"), sys.executable, shutil.which("python3"), "/usr/bin/python3"]
     for path in candidates:
         if path and _world_runnable(path):
-            return path
+            # the resolved file: a venv's bin/python may sit under a folder the sandbox uid cannot enter (/root)
+            return os.path.realpath(path)
     return sys.executable
 
 
@@ -203,7 +206,9 @@ def _preexec(limits: Limits, kind: str, uid: int | None, nproc: int):
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if kind == "netns+uid" and _UNSHARE(CLONE_NEWNET) != 0:  # root: no network, then an unprivileged uid
-            os._exit(121)  # refuse to run the code with the network it was not meant to have
+            # refuse to run the code with the network it was not meant to have: an error raised here reaches the
+            # parent (SubprocessError), so no exit status the program itself could fake means "sandbox failed"
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
         if uid is not None:  # so RLIMIT_NPROC binds (root is exempt from it) and no capability is left
             os.setgroups([])
             os.setgid(uid)
@@ -284,7 +289,8 @@ def _run(program: str, stdin: str, limits: Limits, kind: str) -> RunResult:
                     proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=fin, stdout=fout, stderr=ferr,
                                             start_new_session=True, close_fds=True,
                                             preexec_fn=_preexec(limits, kind, uid, nproc))
-                except OSError as err:  # the sandbox could not start the program: no result, never a score
+                except (OSError, subprocess.SubprocessError) as err:  # the sandbox could not start the program:
+                    # no result, never a score (SubprocessError: preexec_fn failed, e.g. setuid or the unshare)
                     return RunResult("sandbox_error", stderr=f"{type(err).__name__}: {err}", sandbox=kind)
                 try:
                     proc.wait(timeout=limits.wall_s)
@@ -310,8 +316,6 @@ def _run(program: str, stdin: str, limits: Limits, kind: str) -> RunResult:
                 code = 128 - code
             if timed_out or (code in (-signal.SIGXCPU, -signal.SIGKILL) and seconds >= limits.cpu_s):
                 status = "timeout"
-            elif code == 121 and kind == "netns+uid":
-                status = "sandbox_error"
             elif code == -signal.SIGXFSZ or "File too large" in stderr or len(out_bytes) > cap - 1:
                 status = "output_limit"
             elif "MemoryError" in stderr:
@@ -337,6 +341,8 @@ def probe(kind: str) -> str | None:
         return "no bwrap binary"
     if kind in ("netns+uid", "uid") and os.geteuid() != 0:
         return "needs root"
+    if kind == "rlimits" and os.geteuid() == 0:  # untrusted code never runs as root, with root's capabilities
+        return "it would run the program as root (no kind that drops to an unprivileged uid works here)"
     result = _run(PROBE, "", Limits(wall_s=20.0, cpu_s=10), kind)
     if result.status == "passed" and result.stdout.strip() == "42":
         return None
@@ -351,8 +357,9 @@ def isolation() -> str:
     """The strongest isolation that runs a probe program here, found once, in the order of KINDS: "bwrap"
     (bubblewrap present and allowed to make its namespaces; as root, run by the slot's uid), "netns+uid" (root with
     CAP_SYS_ADMIN: a network namespace and an unprivileged uid), "uid" (root without CAP_SYS_ADMIN, as in a default
-    Docker container: the unprivileged uid only, no network isolation), else "rlimits" (resource limits and a clean
-    environment only: no network isolation). RuntimeError when not even that can run a program."""
+    Docker container: the unprivileged uid only, no network isolation), else "rlimits" (not root: resource limits and
+    a clean environment only, no network isolation). RuntimeError when none runs a program (as root: when none can
+    drop to the unprivileged uid, since untrusted code never runs as root)."""
     global _ISOLATION
     if _ISOLATION is None:
         tried = []
@@ -360,6 +367,9 @@ def isolation() -> str:
             why_not = probe(kind)
             if why_not is None:
                 _ISOLATION = kind
+                if kind in ("uid", "rlimits"):
+                    print(f"[code_exec] sandbox {kind!r}: no network isolation for the programs "
+                          f"({'; '.join(tried)})", file=sys.stderr, flush=True)
                 break
             tried.append(f"{kind}: {why_not}")
         else:

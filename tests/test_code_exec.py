@@ -156,9 +156,7 @@ def test_a_fork_bomb_is_contained_and_leaves_nothing_running(kind):
 def test_the_program_runs_without_privileges(kind):
     """No capability and no_new_privs under every kind (as root, the program runs as a slot uid, never uid 0). The
     regression: root's bwrap left the program CapEff 1fffeffffff, CAP_SYS_ADMIN included."""
-    runnable(kind)
-    if kind == "rlimits" and os.geteuid() == 0:
-        pytest.skip("as root, isolation() never picks rlimits while the uid kinds run")
+    runnable(kind)  # (rlimits as root never runs: probe refuses it)
     code = ("import os\nstatus = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
             "print(os.getuid(), int(status['CapEff'].strip(), 16), status['NoNewPrivs'].strip())\n")
     result = _run(code, "", FAST, kind)
@@ -167,6 +165,27 @@ def test_the_program_runs_without_privileges(kind):
     assert caps == "0" and no_new_privs == "1"
     if os.geteuid() == 0:
         assert SLOT_UID_BASE <= int(uid) < SLOT_UID_BASE + 64
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_exit_status_the_program_chooses_makes_its_run_a_sandbox_failure(kind):
+    """A sandbox failure is a judge failure (None) rather than a zero: if a status the program can choose (exit 121,
+    the old sentinel for "could not unshare") meant that, a policy could dodge its zero rewards."""
+    runnable(kind)
+    for code in (1, 121, 126, 127):
+        result = _run(f"import sys\nsys.exit({code})\n", "", FAST, kind)
+        assert result.status == "runtime_error" and result.returncode == code
+
+
+def test_as_root_the_program_never_runs_as_root():
+    if os.geteuid() != 0:
+        pytest.skip("not root")
+    assert "as root" in probe("rlimits")
+    assert isolation() != "rlimits"
+    from judges.code_exec import _world_runnable, sandbox_python
+
+    python = sandbox_python()  # the resolved file: every folder above it searchable by the sandbox uid
+    assert python == os.path.realpath(python) and _world_runnable(python)
 
 
 def test_only_bwrap_keeps_the_program_from_writing_outside_its_directory():
