@@ -161,7 +161,7 @@ def _bwrap() -> str | None:
         return None
 
 
-def _world_runnable(path: str) -> bool:
+def world_runnable(path: str) -> bool:
     """Whether any user may execute `path`: every directory above it searchable by others, the file r-x for them."""
     real = Path(os.path.realpath(path))
     try:
@@ -178,7 +178,7 @@ def sandbox_python() -> str:
     only, never this project's environment."""
     candidates = [os.environ.get("RM_SANDBOX_PYTHON"), sys.executable, shutil.which("python3"), "/usr/bin/python3"]
     for path in candidates:
-        if path and _world_runnable(path):
+        if path and world_runnable(path):
             # the resolved file: a venv's bin/python may sit under a folder the sandbox uid cannot enter (/root)
             return os.path.realpath(path)
     return sys.executable
@@ -258,7 +258,7 @@ def _slot():
         time.sleep(0.05)
 
 
-def _run(program: str, stdin: str, limits: Limits, kind: str) -> RunResult:
+def run_sandboxed(program: str, stdin: str, limits: Limits, kind: str) -> RunResult:
     with _slot() as slot:
         uid = SLOT_UID_BASE + slot if _as_slot_uid(kind) else None
         outer = Path(tempfile.mkdtemp(prefix="rm-code-"))
@@ -343,7 +343,7 @@ def probe(kind: str) -> str | None:
         return "needs root"
     if kind == "rlimits" and os.geteuid() == 0:  # untrusted code never runs as root, with root's capabilities
         return "it would run the program as root (no kind that drops to an unprivileged uid works here)"
-    result = _run(PROBE, "", Limits(wall_s=20.0, cpu_s=10), kind)
+    result = run_sandboxed(PROBE, "", Limits(wall_s=20.0, cpu_s=10), kind)
     if result.status == "passed" and result.stdout.strip() == "42":
         return None
     return f"{result.status} {result.stderr.strip()[-200:]}"
@@ -379,7 +379,7 @@ def isolation() -> str:
 
 def run_locally(program: str, stdin: str, limits: Limits = Limits()) -> RunResult:
     """Run `program` (Python source) with `stdin` under the strongest isolation that works here (isolation())."""
-    return _run(program, stdin, limits, isolation())
+    return run_sandboxed(program, stdin, limits, isolation())
 
 
 # ---------------------------------------------------------------- SandboxFusion

@@ -17,13 +17,13 @@ from judges.code_exec import (
     SLOT_UID_BASE,
     CodeExecutionJudge,
     Limits,
-    _run,
     extract_code,
     isolation,
     normalize_tests,
     outputs_match,
     probe,
     run_locally,
+    run_sandboxed,
 )
 
 FAST = Limits(wall_s=4.0, cpu_s=2, memory_mb=256, max_processes=16, output_mb=1)
@@ -138,7 +138,7 @@ def test_a_fork_bomb_is_contained_and_leaves_nothing_running(kind):
     runnable(kind)
     bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     before = len(list(Path("/proc").glob("[0-9]*")))
-    result = _run(bomb, "", Limits(wall_s=2.0, cpu_s=2, max_processes=16), kind)
+    result = run_sandboxed(bomb, "", Limits(wall_s=2.0, cpu_s=2, max_processes=16), kind)
     assert result.status in ("timeout", "runtime_error") and result.sandbox == kind
     def left() -> tuple[int, int]:
         return (len(list(Path("/proc").glob("[0-9]*"))) - before,
@@ -159,7 +159,7 @@ def test_the_program_runs_without_privileges(kind):
     runnable(kind)  # (rlimits as root never runs: probe refuses it)
     code = ("import os\nstatus = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
             "print(os.getuid(), int(status['CapEff'].strip(), 16), status['NoNewPrivs'].strip())\n")
-    result = _run(code, "", FAST, kind)
+    result = run_sandboxed(code, "", FAST, kind)
     assert result.status == "passed", result.stderr
     uid, caps, no_new_privs = result.stdout.split()
     assert caps == "0" and no_new_privs == "1"
@@ -173,7 +173,7 @@ def test_no_exit_status_the_program_chooses_makes_its_run_a_sandbox_failure(kind
     the old sentinel for "could not unshare") meant that, a policy could dodge its zero rewards."""
     runnable(kind)
     for code in (1, 121, 126, 127):
-        result = _run(f"import sys\nsys.exit({code})\n", "", FAST, kind)
+        result = run_sandboxed(f"import sys\nsys.exit({code})\n", "", FAST, kind)
         assert result.status == "runtime_error" and result.returncode == code
 
 
@@ -182,10 +182,10 @@ def test_as_root_the_program_never_runs_as_root():
         pytest.skip("not root")
     assert "as root" in probe("rlimits")
     assert isolation() != "rlimits"
-    from judges.code_exec import _world_runnable, sandbox_python
+    from judges.code_exec import sandbox_python, world_runnable
 
     python = sandbox_python()  # the resolved file: every folder above it searchable by the sandbox uid
-    assert python == os.path.realpath(python) and _world_runnable(python)
+    assert python == os.path.realpath(python) and world_runnable(python)
 
 
 def test_only_bwrap_keeps_the_program_from_writing_outside_its_directory():
@@ -195,7 +195,7 @@ def test_only_bwrap_keeps_the_program_from_writing_outside_its_directory():
     target = Path(tempfile.mkdtemp(dir="/var/tmp"))  # outside /tmp, which bwrap replaces with its own
     try:
         target.chmod(0o777)  # a folder any user may write: the program's uid alone would not be stopped
-        result = _run(f"open({str(target / 'planted')!r}, 'w').write('x')\n", "", FAST, "bwrap")
+        result = run_sandboxed(f"open({str(target / 'planted')!r}, 'w').write('x')\n", "", FAST, "bwrap")
         assert result.status == "runtime_error" and "Read-only file system" in result.stderr
         assert not (target / "planted").exists()
     finally:
@@ -231,7 +231,7 @@ def test_the_program_cannot_reach_the_network(kind):
     thread.start()
     code = (f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
             "s.sendall(b'stolen')\nprint('connected')\n")
-    result = _run(code, "", FAST, kind)
+    result = run_sandboxed(code, "", FAST, kind)
     thread.join(4)
     server.close()
     assert result.status == "runtime_error" and "connected" not in result.stdout
