@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> dict:
         seconds = {"rubrics": run_seconds([sys.executable, "-m", "judges.rubrics", "--llm", args.llm, *endpoint,
                                            "--pairs", llmbar, "--subsets", "llmbar-natural", "--max_pairs",
                                            args.max_pairs, "--output_dir", out / "set"], out / "rubrics.log")}
-    except RuntimeError:
-        if "no rubric passed" not in (out / "rubrics.log").read_text(encoding="utf-8", errors="replace"):
+    except RuntimeError:  # judges.rubrics stops when no pair passed: read that from its store, not its message
+        store = out / "set" / "generate.partial.jsonl"
+        if not store.is_file() or generation_summary(out / "set")["passed"]:
             raise
         # a result in itself (a small LLM): say what the generation did, and that there is nothing to compare
         result = {"llm": args.llm, "rubric_set": None, "generation": generation_summary(out / "set"),
@@ -138,8 +139,8 @@ def section(r: dict) -> str:
                       f" points ({'excludes' if d['excludes_zero'] else 'includes'} 0)."]
     stats = r["rubric_set"]["stats"]
     lines += ["", made]
-    lines += ["", f"Rubric generation: {stats['passed']} of {stats['pairs']} pairs gave rubrics that passed in both "
-                  f"orders; {len(r['rubric_set']['principles'])} principles kept "
+    lines += ["", f"Of the rubrics of the {stats['passed']} pairs that passed, {len(r['rubric_set']['principles'])} "
+                  "principles kept "
                   f"({'themes with tips' if r['rubric_set']['structured'] else 'unstructured'}). Seconds: "
                   f"{r['seconds']}. Load average before {r['load']['start']}, after {r['load']['end']}."]
     return "\n".join(lines) + "\n"
