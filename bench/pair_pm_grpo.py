@@ -3,7 +3,7 @@ split: strict both-order accuracy and order-flip rate over the training steps (h
 training), beside the SFT-trained pair-PM on the same pairs at the same budget; verdict accuracy and malformed-
 verdict rate before and after RL on HH test pairs and LLMBar (both orders); the reward curve.
 
-    python -m bench.pair_pm_grpo                       # the default budget: about an hour on a 2-core CPU
+    python -m bench.pair_pm_grpo                       # the default budget: about two hours on a 2-core CPU
     python -m bench.pair_pm_grpo --max_steps 60 --eval_pairs 50
     python -m bench.pair_pm_grpo --consistency_weight 0 --runs bench/runs/pair_pm_grpo-per-order   # the old reward
     python -m bench.pair_pm_grpo --dry_run             # the plan and the training command; nothing is run
@@ -28,10 +28,10 @@ Stages (each writes bench/runs/pair_pm_grpo/<stage>.json and is skipped when tha
 - report: report.md, the curve table (`curve_table`): per evaluation step the GRPO judge's strict accuracy and
   flip rate on the curve pairs, the SFT pair-PM's on the same pairs beside it, with each run's budget.
 
-Time (estimated, not measured end to end: the machine was busy): a GRPO step ~1 min (generation of 8 x 64 tokens
-+ the update on 8 x ~450 tokens), a greedy verdict ~2-3 s in batches of 8, so: warm-up ~3 min, 30 steps ~30 min,
-6 curve evaluations (2 x 20 outputs each) ~10 min, 3 evaluations (2 x 160 + 40 outputs) ~20 min, SFT baseline
-~2 min (+7 min when its checkpoint must be trained).
+Time, measured end to end on a 2-core AVX2-only AMD EPYC with nothing else running (2026-12-02): the train stage
+(6 warm-up steps, 30 GRPO steps, 6 curve evaluations of 2 x 20 verdicts) took 89 minutes, about 2.5 minutes a GRPO
+step with its share of the curve; then the evaluations and the SFT baseline (trained here when missing) come on
+top. Plan on about two hours for the defaults on such a CPU.
 """
 
 from __future__ import annotations
