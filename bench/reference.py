@@ -4,7 +4,9 @@
     python -m bench.reference --family bt --dry_run            # the plan: every stage, command and estimate
     python -m bench.reference --chart                          # every family's results -> overview.png
 
-Writes bench/runs/reference/<family>/reference.json and section.md (the text for bench/RESULTS.md). Run one
+Writes bench/runs/reference/<family>/reference.json and section.md (the text for bench/RESULTS.md); with --record
+also bench/records/reference-<family>.json, committed with the section so the chart can be redrawn on a machine
+without the runs (`--chart --record` copies the finished runs there and draws from runs and records). Run one
 family at a time, with the machine to itself: the load average (as `uptime` gives it) at the start and end of
 every stage is recorded, and the section prints it beside the figures.
 
@@ -61,6 +63,9 @@ from rm_core.models import SMOLLM2
 from rm_core.stats import difference_with_ci, percent_with_ci
 
 RUNS = ROOT / "bench" / "runs" / "reference"
+# Each finished run's reference.json, committed beside bench/RESULTS.md: bench/runs is a scratch folder a machine
+# can lose (one was, with five families' runs in it), and the chart is redrawn from these when a run is missing.
+RECORDS = ROOT / "bench" / "records"
 SHARED = shared_data_dir()
 HH_FILE = SHARED / "hh-rlhf" / "harmless-base-test.jsonl.gz"
 LLMBAR = SHARED / "llmbar"
@@ -732,6 +737,10 @@ def probe(fam: Family, opts) -> tuple[Family, dict]:
     return fam, marker
 
 
+def record_path(family: str, records: Path = RECORDS) -> Path:
+    return records / f"reference-{family}.json"
+
+
 def run(fam: Family, opts) -> dict:
     done: dict = {}
     if fam.data in ("hh", "gsm8k") and not opts.unit_seconds:  # size the sweep from this CPU's speed
@@ -755,6 +764,8 @@ def run(fam: Family, opts) -> dict:
 
     atomic_write_json(final.dir / "reference.json", reference)
     atomic_write_text(final.dir / "section.md", section_markdown(reference))
+    if opts.record:
+        atomic_write_json(record_path(fam.name, Path(opts.record)), reference)
     print(section_markdown(reference))
     return reference
 
@@ -1030,15 +1041,21 @@ def section_markdown(ref: dict) -> str:
 # ---------------------------------------------------------------- the chart
 
 
-def overview(runs_dir: str | Path = RUNS) -> Path | None:
+def overview(runs_dir: str | Path = RUNS, records: str | Path | None = RECORDS) -> Path | None:
     """Every family's reference results in one chart (runs_dir/overview.png) by eval.report's own overview_chart:
     one panel per test set, each family's main figure as a bar with its interval, the length baselines as red lines
     and the untrained scalar head (bt's baseline) as the black line with its band; the other untrained models (the
-    pair-PM's, ORM's, PRM's base LM) are bars."""
+    pair-PM's, ORM's, PRM's base LM) are bars. A family without a run in runs_dir is read from its committed record
+    (bench/records/reference-<family>.json), if any."""
     from eval.report import builtin_benchmarks, overview_chart
 
     runs_dir = Path(runs_dir)
-    refs = [r for r in (read_json(runs_dir / name / "reference.json") for name in FAMILIES) if r]
+
+    def reference(name: str) -> dict | None:
+        found = read_json(runs_dir / name / "reference.json")
+        return found if found is not None or records is None else read_json(record_path(name, Path(records)))
+
+    refs = [r for r in map(reference, FAMILIES) if r]
     if not refs:
         return None
     builtin = builtin_benchmarks(SHARED)
@@ -1054,6 +1071,7 @@ def overview(runs_dir: str | Path = RUNS) -> Path | None:
             results.setdefault(ref["family"], {})[set_name] = entry["trained"]
             results.setdefault(name, {}).setdefault(set_name, entry["untrained"])
     baseline = "untrained" if "untrained" in untrained else None
+    runs_dir.mkdir(parents=True, exist_ok=True)
     path = runs_dir / "overview.png"
     overview_chart(path, benches, results, judges + untrained, baseline)
     return path
@@ -1087,6 +1105,10 @@ def make_parser() -> argparse.ArgumentParser:
                         'full run), e.g. "--judgement_loss tokens" for ORM/PRM; they are in the stages\' commands and '
                         "the section's command")
     p.add_argument("--runs_dir", default=str(RUNS), help="where the runs go")
+    p.add_argument("--record", nargs="?", const=str(RECORDS), default=None,
+                   help="also write the finished run's reference.json to RECORD/reference-<family>.json (default "
+                        "bench/records: commit it with the section, so the chart survives a lost runs_dir); with "
+                        "--chart and no --family, copy every family's reference.json in runs_dir there")
     return p
 
 
@@ -1108,7 +1130,14 @@ def main(argv: list[str] | None = None) -> dict | None:
                       "section will say so", flush=True)
             result = run(fam, opts)
     if opts.chart:
-        path = overview(opts.runs_dir)
+        if opts.record and not opts.family:
+            for name in FAMILIES:
+                found = read_json(Path(opts.runs_dir) / name / "reference.json")
+                if found is not None:
+                    from rm_core.hub import atomic_write_json
+
+                    atomic_write_json(record_path(name, Path(opts.record)), found)
+        path = overview(opts.runs_dir, opts.record or RECORDS)
         print(f"[reference] chart: {path}" if path else "[reference] no reference.json yet: no chart")
     return result
 

@@ -282,8 +282,14 @@ def test_tiny_model_path_to_the_section_and_the_chart(tiny_evals, tmp_path):
     assert f"{100 * entry['trained']['value']:.1f}% [" in text and "shorter wins" in text
     (tmp_path / "runs" / "bt").mkdir(parents=True)
     (tmp_path / "runs" / "bt" / "reference.json").write_text(json.dumps(reference))
-    assert ref.overview(tmp_path / "runs") == tmp_path / "runs" / "overview.png"
+    assert ref.overview(tmp_path / "runs", records=None) == tmp_path / "runs" / "overview.png"
     assert (tmp_path / "runs" / "overview.png").stat().st_size > 1000
+    # --chart --record copies every run's reference.json to the committed records; a lost runs folder is then
+    # redrawn from them, and without a record (and no run) there is no chart
+    ref.main(["--chart", "--runs_dir", str(tmp_path / "runs"), "--record", str(tmp_path / "records")])
+    assert json.loads((tmp_path / "records" / "reference-bt.json").read_text()) == reference
+    assert ref.overview(tmp_path / "lost", records=tmp_path / "records") == tmp_path / "lost" / "overview.png"
+    assert ref.overview(tmp_path / "lost2", records=tmp_path / "no-records") is None
 
 
 def stub_runner(tiny_evals: dict, calls: list, train_results):
