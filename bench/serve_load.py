@@ -137,6 +137,14 @@ async def run_mixed(url: str, requests: list[tuple[str, dict]], clients: int) ->
     return {k: dict(v) for k, v in codes.items()}, latencies, wall
 
 
+def server_stack() -> dict:
+    """What uvicorn runs on in this venv (the server's): uvloop + httptools when installed, else asyncio + h11."""
+    from importlib.util import find_spec
+
+    return {"event_loop": "uvloop" if find_spec("uvloop") else "asyncio",
+            "http_parser": "httptools" if find_spec("httptools") else "h11"}
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -160,6 +168,7 @@ def main() -> None:
     args.output = args.output or str(ROOT / "bench" / "runs" / f"serve_load{'_hostile' if args.mix == 'hostile' else ''}.json")
     key = "bench-key-0123456789"
 
+    before_load = list(os.getloadavg())  # the machine should be to itself: say so beside the figure
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
     cmd = [sys.executable, "-m", "judges.serve", "--judge", args.judge, "--family", args.family, "--port",
            str(args.port), "--max_batch_size", str(args.max_batch_size), "--max_wait_ms", str(args.max_wait_ms)]
@@ -199,7 +208,8 @@ def main() -> None:
         "p50_ms": round(1000 * statistics.median(latencies), 1), "p99_ms": round(1000 * percentile(latencies, 0.99), 1),
         "server_batches": health["batches"]["score"] - before,
         "mean_batch": round(len(latencies) / max(1, health["batches"]["score"] - before), 1),
-        "judge_failures": health["failures"]["total"], "cpu_count": os.cpu_count(),
+        "judge_failures": health["failures"]["total"], "cpu_count": os.cpu_count(), **server_stack(),
+        "load_average_before": before_load,
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")

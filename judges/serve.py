@@ -449,6 +449,12 @@ def main(argv: list[str] | None = None) -> None:
                          query_format=args.query_format)
     except ValueError as exc:  # a --query_format the judge cannot serve
         raise UserInputError(str(exc)) from None
+    # uvicorn's "auto" loop and parser: uvloop and httptools when installed (requirements/judges.txt), else
+    # asyncio and the pure-Python h11, slower per request; say which, so a slow deployment can tell
+    from importlib.util import find_spec
+
+    loop, http = ("uvloop" if find_spec("uvloop") else "asyncio"), ("httptools" if find_spec("httptools") else "h11")
+    print(f"[serve] uvicorn with {loop} and {http} on {args.host}:{args.port}", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
