@@ -59,7 +59,10 @@ def _text(messages) -> str:
 
 
 def _response(side) -> str:
-    return side if isinstance(side, str) else side[-1]["content"]
+    """A response as the annotator reads it: a continuation of several turns with every turn labelled."""
+    from judges.base import response_of, response_text
+
+    return side if isinstance(side, str) else response_text(response_of(side))
 
 
 def pairs_from_preferences(path: str) -> tuple[list[dict], Counter]:

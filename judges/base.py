@@ -72,6 +72,20 @@ def prompt_text(prompt: Prompt) -> str:
     return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
 
 
+def response_text(response: str | list[Message]) -> str:
+    """A response as the text a prompted judge reads: one reply as it is; a continuation of several turns (a pair
+    whose two sides part before the last turn, as some HH-RLHF pairs do) with every turn labelled, as prompt_text
+    labels a prompt, so no turn is dropped and no message list reaches a tokenizer or a template."""
+    if isinstance(response, str):
+        return response
+    return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in response)
+
+
+def pair_texts(pref: dict) -> tuple[str, str]:
+    """(chosen, rejected) of a preference row (rm_core.data) as response_text gives them."""
+    return response_text(response_of(pref["chosen"])), response_text(response_of(pref["rejected"]))
+
+
 def sigmoid(x: float) -> float:
     if x >= 0:
         return 1.0 / (1.0 + math.exp(-x))

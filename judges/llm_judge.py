@@ -50,6 +50,7 @@ from judges.base import (
     PairVerdict,
     Prompt,
     prompt_text,
+    response_text,
     split_conversation,
 )
 from judges.conflicts import OrderStats
@@ -196,7 +197,7 @@ class PairwiseLLMJudge(LLMJudge):
         items = list(items)
         requests = []
         for prompt, a, b in items:
-            text = prompt_text(prompt)
+            text, a, b = prompt_text(prompt), response_text(a), response_text(b)
             requests.append(self._render(self.pair_template, prompt=text, response_a=a, response_b=b))
             requests.append(self._render(self.pair_template, prompt=text, response_a=b, response_b=a))
         first_wins, texts, errors = self._first_wins(requests)

@@ -51,7 +51,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from judges.base import Conversation, FailureLog, Judge, Prompt, conversation
+from judges.base import Conversation, FailureLog, Judge, Prompt, conversation, response_text
 
 # End-of-turn / padding markers that a decode with skip_special_tokens=False leaves around a response.
 END_MARKERS = ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "<end_of_turn>", "</s>", "<eos>",
@@ -79,10 +79,6 @@ def _failed_error(n_failed: int, n: int, what: str, judge: Judge | None = None) 
         f"failure_reward=<float> (or RM_FAILURE_REWARD) to give failed items that reward, flagged as judge_failed")
 
 
-def _response_text(response: str | list) -> str:
-    return response if isinstance(response, str) else response[-1]["content"]
-
-
 def judge_items(judge: Judge, prompt: Prompt, responses: Sequence[str | list], references: Sequence | None = None,
                 rank_method: str = "auto") -> list[float | None]:
     """Scores of the responses to ONE prompt, in one judge call: `judge.score` for a pointwise judge (with the
@@ -90,7 +86,7 @@ def judge_items(judge: Judge, prompt: Prompt, responses: Sequence[str | list], r
     if judge.pointwise and rank_method == "auto":
         refs = None if references is None or all(r is None for r in references) else list(references)
         return judge.score([conversation(prompt, r) for r in responses], refs)
-    return judge.rank(prompt, [_response_text(r) for r in responses], rank_method)
+    return judge.rank(prompt, [response_text(r) for r in responses], rank_method)
 
 
 # -- judges loaded by spec, for the module-level entry points ---------------------------------------------------

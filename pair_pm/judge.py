@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import torch
 
-from judges.base import Judge, PairVerdict, Prompt, prompt_text
+from judges.base import Judge, PairVerdict, Prompt, prompt_text, response_text
 from pair_pm.prepare_data import REASONING_QUESTION, TruncationReport, answer_token_ids, encode_pair
 
 
@@ -75,8 +75,8 @@ class PairPMJudge(Judge):
 
     def first_probs(self, items: Sequence[tuple[Prompt, str, str]]) -> list[float]:
         """P_A(a, b) for each (prompt, a, b) in the order given: one order, no debiasing."""
-        seqs = [encode_pair(self.tokenizer, prompt_text(p), a, b, self.max_length, self.truncation)
-                for p, a, b in items]
+        seqs = [encode_pair(self.tokenizer, prompt_text(p), response_text(a), response_text(b), self.max_length,
+                            self.truncation) for p, a, b in items]
         return first_probs(self.model, seqs, self.tokenizer.pad_token_id, self.answer_ids, self.batch_size)
 
     def judge_pairs(self, items: Sequence[tuple[Prompt, str, str]]) -> list[PairVerdict]:
@@ -130,8 +130,8 @@ class ReasoningPairPMJudge(Judge):
         """The judge's output text for each (prompt, a, b), a shown as Response A: one order, greedy."""
         from transformers import GenerationConfig
 
-        seqs = [encode_pair(self.tokenizer, prompt_text(p), a, b, self.max_length, self.truncation,
-                            question=REASONING_QUESTION, reserve=0) for p, a, b in items]
+        seqs = [encode_pair(self.tokenizer, prompt_text(p), response_text(a), response_text(b), self.max_length,
+                            self.truncation, question=REASONING_QUESTION, reserve=0) for p, a, b in items]
         pad = self.tokenizer.pad_token_id
         config = GenerationConfig(max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=pad,
                                   eos_token_id=self._eos_ids())

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from judges.base import prompt_text
+from judges.base import pair_texts, prompt_text
 
 ANSWERS = ("A", "B")
 QUESTION = "Which response is better, A or B? Answer with one letter."
@@ -155,7 +155,7 @@ def fit_pair(tokenizer, context: str, a: str, b: str, max_length: int, report: T
 def pair_examples(pref: dict, both_orders: bool = True) -> list[tuple[str, str, str, str]]:
     """(context, response A, response B, answer) rows of one Preference row; a tie gets both answers."""
     context = prompt_text(pref["prompt"])
-    chosen, rejected = pref["chosen"][-1]["content"], pref["rejected"][-1]["content"]
+    chosen, rejected = pair_texts(pref)
     orders = [(chosen, rejected, "A"), (rejected, chosen, "B")][: 2 if both_orders else 1]
     rows = []
     for a, b, answer in orders:

@@ -74,6 +74,7 @@ def pseudo_label(unlabelled: list[dict], verdict_ps: list[float | None], keep: l
 
 
 def run_ssrm(data_args, training_args, model_args, ssrm: SSRMArguments) -> dict:
+    from judges.base import pair_texts
     from pair_pm import train as recipe
     from pair_pm.judge import PairPMJudge
     from rm_core.hub import atomic_write_json, atomic_write_jsonl
@@ -118,7 +119,7 @@ def run_ssrm(data_args, training_args, model_args, ssrm: SSRMArguments) -> dict:
             continue  # the last round, or the next one already trained (a resumed run)
         # pseudo-label the unlabelled pairs with this round's model, for the next round
         judge = PairPMJudge.from_pretrained(str(round_dir), max_length=training_args.max_length)
-        items = [(p["prompt"], p["chosen"][-1]["content"], p["rejected"][-1]["content"]) for p in unlabelled]
+        items = [(p["prompt"], *pair_texts(p)) for p in unlabelled]
         ps = [v.p for v in judge.judge_pairs(items)]
         keep, threshold = select_pseudo_labels(ps, ssrm.confidence, ssrm.confidence_quantile)
         pseudo, stats = pseudo_label(unlabelled, ps, keep)

@@ -41,7 +41,9 @@ def make_parser():
 
 def both_orders(prefs: list[dict]) -> list[tuple]:
     """(prompt, chosen, rejected) then (prompt, rejected, chosen) for every pair: the judge's two readings."""
-    items = [(p["prompt"], p["chosen"][-1]["content"], p["rejected"][-1]["content"]) for p in prefs]
+    from judges.base import pair_texts
+
+    items = [(p["prompt"], *pair_texts(p)) for p in prefs]
     return [x for q, a, b in items for x in ((q, a, b), (q, b, a))]
 
 

@@ -50,7 +50,7 @@ def build_grpo_dataset(prefs: list[dict], tokenizer, max_prompt_length: int):
     skipped (no label). Returns the datasets.Dataset, the TruncationReport and the number of ties skipped."""
     from datasets import Dataset
 
-    from judges.base import prompt_text
+    from judges.base import pair_texts, prompt_text
     from pair_pm.prepare_data import REASONING_QUESTION, TruncationReport, fit_pair, pair_messages
 
     report, ties, seen = TruncationReport(), 0, set()
@@ -63,7 +63,7 @@ def build_grpo_dataset(prefs: list[dict], tokenizer, max_prompt_length: int):
         pair_id = f"{pair_id}#{k}" if pair_id in seen else pair_id  # the consistency reward groups by it
         seen.add(pair_id)
         context = prompt_text(pref["prompt"])
-        chosen, rejected = pref["chosen"][-1]["content"], pref["rejected"][-1]["content"]
+        chosen, rejected = pair_texts(pref)
         for a, b, label, order in ((chosen, rejected, "A", "forward"), (rejected, chosen, "B", "backward")):
             _, cut = fit_pair(tokenizer, context, a, b, max_prompt_length, report, REASONING_QUESTION, reserve=0)
             rows["prompt"].append(pair_messages(*cut, question=REASONING_QUESTION))
@@ -108,7 +108,7 @@ def format_warmup(model, tokenizer, prefs: list[dict], args: PairPMGRPOConfig, o
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from judges.base import prompt_text
+    from judges.base import pair_texts, prompt_text
     from pair_pm.prepare_data import REASONING_QUESTION, fit_pair, pair_messages
 
     rng = random.Random(args.seed)
@@ -116,7 +116,7 @@ def format_warmup(model, tokenizer, prefs: list[dict], args: PairPMGRPOConfig, o
     for pref in prefs:
         if pref.get("tie"):
             continue
-        chosen, rejected = pref["chosen"][-1]["content"], pref["rejected"][-1]["content"]
+        chosen, rejected = pair_texts(pref)
         for a, b in ((chosen, rejected), (rejected, chosen)):
             _, cut = fit_pair(tokenizer, prompt_text(pref["prompt"]), a, b, args.max_prompt_length,
                               question=REASONING_QUESTION, reserve=0)
@@ -358,9 +358,10 @@ def evaluate_reasoning_judge(judge, prefs: list[dict]) -> dict:
     definitions), the malformed-output rate and the share of "A" verdicts."""
     from collections import Counter
 
+    from judges.base import pair_texts
     from judges.conflicts import OrderStats, one_order_accuracies
 
-    items = [(p["prompt"], p["chosen"][-1]["content"], p["rejected"][-1]["content"]) for p in prefs]
+    items = [(p["prompt"], *pair_texts(p)) for p in prefs]
     before = Counter(judge.verdict_stats)
     verdicts = judge.judge_pairs(items)
     stats = Counter(judge.verdict_stats)
@@ -385,15 +386,14 @@ def first_token_probs(model, tokenizer, prefs: list[dict], max_length: int, batc
     """P("A") among the answer letters as the first token the reasoning judge would write, for both orders of each
     pair: not its verdict (it reasons first) but one forward per prompt, finite exactly when the model's outputs
     are: what the end-of-training check (rm_core.finite) reads."""
-    from judges.base import prompt_text
+    from judges.base import pair_texts, prompt_text
     from pair_pm.judge import first_probs
     from pair_pm.prepare_data import REASONING_QUESTION, answer_token_ids, encode_pair
 
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # left pads are masked out
     seqs = [encode_pair(tokenizer, prompt_text(p["prompt"]), a, b, max_length, question=REASONING_QUESTION, reserve=0)
-            for p in prefs for a, b in ((p["chosen"][-1]["content"], p["rejected"][-1]["content"]),
-                                        (p["rejected"][-1]["content"], p["chosen"][-1]["content"]))]
+            for p in prefs for a, b in (pair_texts(p), pair_texts(p)[::-1])]
     return first_probs(model, seqs, tokenizer.pad_token_id, answer_token_ids(tokenizer), batch_size)
 
 

@@ -125,6 +125,25 @@ def test_judge_debiases_by_averaging_both_orders(tok, tiny_lm):
     assert len(judge.rank("q", ["a", "bb", "ccc"])) == 3
 
 
+def test_a_pair_whose_sides_part_before_the_last_turn_keeps_every_turn(tok, tiny_lm):
+    """Some HH-RLHF pairs differ from an earlier turn on, so each side is several messages (judges.base.response_of
+    gives a list). Training rows and the judge read every turn, labelled, even where the pair must be cut (a list
+    once reached the tokenizer there and stopped a reference run at HH test pair 400)."""
+    from judges.base import response_of
+    from pair_pm.judge import PairPMJudge
+
+    turns = lambda reply, follow: [{"role": "assistant", "content": reply}, {"role": "user", "content": follow},  # noqa: E731
+                                   {"role": "assistant", "content": "final " + reply}]
+    pref = {"prompt": [{"role": "user", "content": "Tell me."}], "chosen": turns("yes " * 40, "why?"),
+            "rejected": turns("no " * 40, "how?"), "id": "m", "subset": ""}
+    (_, a, b, _), _ = pair_examples(pref)
+    assert a.startswith("Assistant: yes") and "\n\nUser: why?\n\nAssistant: final yes" in a and "User: how?" in b
+    judge = PairPMJudge(tiny_lm, tok, max_length=200)  # shorter than the pair: the cutting path
+    (verdict,) = judge.judge_pairs([(pref["prompt"], response_of(pref["chosen"]), response_of(pref["rejected"]))])
+    assert 0.0 < verdict.p < 1.0 and judge.truncation.truncated > 0
+    assert judge.judge_pairs([(pref["prompt"], a, b)])[0].p == pytest.approx(verdict.p)  # the same text either way
+
+
 # ------------------------------------------------------------------ end to end
 
 
