@@ -37,12 +37,10 @@ HH_FILE = shared_data_dir() / "hh-rlhf" / "harmless-base-test.jsonl.gz"
 
 
 def hh_rows() -> list[dict]:
-    import hashlib
+    """All 2,312 pairs as eval.report builds the HH test rows (speed needs no held-out part)."""
+    from eval.report import hh_test_rows
 
-    from rm_core.data import read_rows
-
-    return [{"id": "hh-" + hashlib.sha1(r["chosen"].encode("utf-8")).hexdigest()[:16], "subset": "hh-rlhf-harmless",
-             "chosen": r["chosen"], "rejected": r["rejected"]} for r in read_rows(HH_FILE)]
+    return hh_test_rows(HH_FILE, test_only=False)
 
 
 def long_rows(rows: list[dict], n: int, chars: int) -> list[dict]:

@@ -741,6 +741,12 @@ def record_path(family: str, records: Path = RECORDS) -> Path:
     return records / f"reference-{family}.json"
 
 
+def save_record(family: str, reference: dict, records: str | Path) -> None:
+    from rm_core.hub import atomic_write_json
+
+    atomic_write_json(record_path(family, Path(records)), reference)
+
+
 def run(fam: Family, opts) -> dict:
     done: dict = {}
     if fam.data in ("hh", "gsm8k") and not opts.unit_seconds:  # size the sweep from this CPU's speed
@@ -765,7 +771,7 @@ def run(fam: Family, opts) -> dict:
     atomic_write_json(final.dir / "reference.json", reference)
     atomic_write_text(final.dir / "section.md", section_markdown(reference))
     if opts.record:
-        atomic_write_json(record_path(fam.name, Path(opts.record)), reference)
+        save_record(fam.name, reference, opts.record)
     print(section_markdown(reference))
     return reference
 
@@ -1134,9 +1140,7 @@ def main(argv: list[str] | None = None) -> dict | None:
             for name in FAMILIES:
                 found = read_json(Path(opts.runs_dir) / name / "reference.json")
                 if found is not None:
-                    from rm_core.hub import atomic_write_json
-
-                    atomic_write_json(record_path(name, Path(opts.record)), found)
+                    save_record(name, found, opts.record)
         path = overview(opts.runs_dir, opts.record or RECORDS)
         print(f"[reference] chart: {path}" if path else "[reference] no reference.json yet: no chart")
     return result

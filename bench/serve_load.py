@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 
 from bench._common import rss_mib
+from judges.serve import server_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,14 +138,6 @@ async def run_mixed(url: str, requests: list[tuple[str, dict]], clients: int) ->
     return {k: dict(v) for k, v in codes.items()}, latencies, wall
 
 
-def server_stack() -> dict:
-    """What uvicorn runs on in this venv (the server's): uvloop + httptools when installed, else asyncio + h11."""
-    from importlib.util import find_spec
-
-    return {"event_loop": "uvloop" if find_spec("uvloop") else "asyncio",
-            "http_parser": "httptools" if find_spec("httptools") else "h11"}
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -208,7 +201,8 @@ def main() -> None:
         "p50_ms": round(1000 * statistics.median(latencies), 1), "p99_ms": round(1000 * percentile(latencies, 0.99), 1),
         "server_batches": health["batches"]["score"] - before,
         "mean_batch": round(len(latencies) / max(1, health["batches"]["score"] - before), 1),
-        "judge_failures": health["failures"]["total"], "cpu_count": os.cpu_count(), **server_stack(),
+        "judge_failures": health["failures"]["total"], "cpu_count": os.cpu_count(),
+        **server_stack(),  # the server runs in this venv
         "load_average_before": before_load,
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -111,12 +111,13 @@ def cache_key(judge_spec: str, bench_name: str, bench: dict, options: dict) -> s
 # ---------------------------------------------------------------- running one (judge, benchmark)
 
 
-def hh_test_rows(dataset: str | Path) -> list[dict]:
-    """The HH-RLHF test part of the fixed split as RewardBench-schema-compatible rows (ids from sha1(chosen))."""
+def hh_test_rows(dataset: str | Path, test_only: bool = True) -> list[dict]:
+    """The HH-RLHF test part of the fixed split (every pair with test_only=False) as RewardBench-schema-compatible
+    rows (ids from sha1(chosen))."""
     from rm_core.data import hh_is_test, read_rows
 
     return [{"id": "hh-" + hashlib.sha1(r["chosen"].encode("utf-8")).hexdigest()[:16], "subset": HH_TEST_SUBSET,
-             "chosen": r["chosen"], "rejected": r["rejected"]} for r in read_rows(dataset) if hh_is_test(r)]
+             "chosen": r["chosen"], "rejected": r["rejected"]} for r in read_rows(dataset) if not test_only or hh_is_test(r)]
 
 
 def _hh_test_file(bench: dict, out_dir: Path) -> Path:

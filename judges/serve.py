@@ -380,6 +380,14 @@ def _aggregate_pointwise(scores: list, method: str) -> list[float | None]:
     return _aggregate_pairs(n, pairs, probs, method)
 
 
+def server_stack() -> dict:
+    """What uvicorn's "auto" runs on: uvloop and httptools when installed, else asyncio and the pure-Python h11."""
+    from importlib.util import find_spec
+
+    return {"event_loop": "uvloop" if find_spec("uvloop") else "asyncio",
+            "http_parser": "httptools" if find_spec("httptools") else "h11"}
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rm-judge-serve", description=__doc__.split("\n\n")[0])
     p.add_argument("--judge", required=True, help="checkpoint folder / Hub id, or llm:<id> / openai:<model>")
@@ -449,12 +457,8 @@ def main(argv: list[str] | None = None) -> None:
                          query_format=args.query_format)
     except ValueError as exc:  # a --query_format the judge cannot serve
         raise UserInputError(str(exc)) from None
-    # uvicorn's "auto" loop and parser: uvloop and httptools when installed (requirements/judges.txt), else
-    # asyncio and the pure-Python h11, slower per request; say which, so a slow deployment can tell
-    from importlib.util import find_spec
-
-    loop, http = ("uvloop" if find_spec("uvloop") else "asyncio"), ("httptools" if find_spec("httptools") else "h11")
-    print(f"[serve] uvicorn with {loop} and {http} on {args.host}:{args.port}", flush=True)
+    stack = server_stack()
+    print(f"[serve] uvicorn with {stack['event_loop']} and {stack['http_parser']} on {args.host}:{args.port}", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
