@@ -32,13 +32,15 @@ def response_token_length(tokenizer, response) -> int:
 @torch.inference_mode()
 def score_heads(model, sequences: list[list[int]], pad_id: int, batch_size: int = 16) -> list[list[float]]:
     """Every head's reward for each token sequence: ODIN's `head_logits` (config.head_names order), or the
-    logits of any other sequence classifier (one column for a BT model). Length-sorted, right-padded batches."""
-    from rm_core.inference import batches, pad_right
+    logits of any other sequence classifier (one column for a BT model). Length-sorted, right-padded batches
+    with bounded padding."""
+    from rm_core.inference import pad_right, padding_bounded_batches
 
     out: list[list[float]] = [[] for _ in sequences]
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    lengths = [len(s) for s in sequences]
+    order = sorted(range(len(sequences)), key=lengths.__getitem__)
     device = next(model.parameters()).device
-    for batch in batches(order, batch_size):
+    for batch in padding_bounded_batches(order, lengths, batch_size):
         ids, mask = pad_right([sequences[i] for i in batch], pad_id)
         result = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
         heads = getattr(result, "head_logits", None)

@@ -7,7 +7,13 @@ import random
 import pytest
 import torch
 
-from rm_core.inference import score_pairs, score_sequences, shared_prefix_length, supports_shared_prefix
+from rm_core.inference import (
+    padding_bounded_batches,
+    score_pairs,
+    score_sequences,
+    shared_prefix_length,
+    supports_shared_prefix,
+)
 from rm_core.templates import render_ids, set_chat_template
 from rm_core.testing import tiny_reward_model
 
@@ -131,6 +137,17 @@ def test_shared_prefix_length():
     assert shared_prefix_length([1, 2], [1, 2, 3]) == 1  # leave one token of each
     assert shared_prefix_length([1, 2, 3], [1, 2, 3]) == 2
     assert shared_prefix_length([1], [2]) == 0
+
+
+def test_padding_bounded_batches_cut_where_padding_would_exceed_slack():
+    lengths = [5, 50, 5, 5, 10, 11, 12, 12, 13]
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    got = [[lengths[i] for i in g] for g in padding_bounded_batches(order, lengths, size=4)]
+    # 5,5,5 then 10: 4 x 10 = 40 > 1.3 x 25; 10..12 then 12 hits the size cap; 50 would pad 13 to 50.
+    assert got == [[5, 5, 5], [10, 11, 12, 12], [13], [50]]
+    assert sorted(i for g in padding_bounded_batches(order, lengths, size=4) for i in g) == list(range(len(lengths)))
+    # No slack limit: plain slices of `size`.
+    assert [len(g) for g in padding_bounded_batches(order, lengths, size=4, slack=float("inf"))] == [4, 4, 1]
 
 
 def test_score_sequences_matches_one_by_one(llama):
