@@ -1,0 +1,45 @@
+"""bench/forward_profile.py and bench/judge_split.py on a tiny reward model: the flop count behind the GFLOP/s
+figure, and the padding bound the split reports."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import forward_profile, judge_split
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from rm_core.testing import save_tiny_reward_model
+
+    return save_tiny_reward_model(tmp_path_factory.mktemp("speed") / "rm")
+
+
+def test_forward_profile_counts_weight_and_attention_flops(tiny_model, tmp_path):
+    from transformers import AutoConfig
+
+    out = forward_profile.main(["--model", str(tiny_model), "--gemm_rows", "8", "--lengths", "16", "32",
+                                "--reps", "1", "--profile_length", "8", "--profile_reps", "1",
+                                "--output", str(tmp_path / "fp.json")])
+    config = AutoConfig.from_pretrained(tiny_model)
+    for length in (16, 32):
+        run = out["forward"][length]
+        flops_per_token = 2 * out["non_embedding_params"] + 2 * config.num_hidden_layers * config.hidden_size * length
+        assert run["gflops"] == pytest.approx(run["tokens_per_s"] * flops_per_token / 1e9, rel=0.05, abs=0.05)
+    assert set(out["gemm"]) == {8}  # one rate per --gemm_rows (too small here to be above rounding)
+    shares = out["profile_self_cpu_share"]
+    assert 0.99 <= sum(shares.values()) <= 1.001 or len(shares) == 12
+    assert any(op in shares for op in ("aten::mm", "aten::addmm", "aten::linear"))
+    assert json.loads((tmp_path / "fp.json").read_text())["threads"] >= 1
+
+
+def test_judge_split_keeps_padding_within_the_slack(tiny_model, tmp_path):
+    out = judge_split.main(["--judge", str(tiny_model), "--items", "40", "--batch_sizes", "8",
+                            "--slack", "inf", "1.1", "--output", str(tmp_path / "split.json")])
+    plain, tight = out["runs"]
+    assert plain["slack"] == "none" and plain["forwards_per_batch"] == 1.0
+    assert tight["slack"] == 1.1 and tight["padded_over_real"] <= 1.1 <= plain["padded_over_real"]
+    assert tight["forwards_per_batch"] > 1.0
+    assert all(run["render_ms"] > 0 and run["forward_ms"] > 0 for run in out["runs"])
