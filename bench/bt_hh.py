@@ -2,6 +2,8 @@
 
     python -m bench.bt_hh --pairs 512 --max_length 256            # quality + speed (about an hour on 2 cores)
     python -m bench.bt_hh --pairs 64 --skip_eval --runs ours trl  # speed only
+    python -m bench.bt_hh --pairs 64 --skip_eval --runs ours trl --max_length 0 --trl_learning_rate same
+                                                                  # speed with nothing dropped, loss curves comparable
 
 Data: the project's fixed split of ../shared/data/hh-rlhf (1858 usable train pairs, 446 test pairs);
 the first --pairs train pairs. Both trainers get the same pairs, batch size, max_length and number of
@@ -9,7 +11,10 @@ optimizer steps (ceil(pairs / batch)). TRL runs as shipped (`python -m trl.scrip
 defaults except what a CPU forces (--bf16 false) and the shared budget. Every checkpoint, and the
 untrained model (same seeded random head), is scored by eval_reward_bench on the 446 HH test pairs and
 on LLMBar (RewardBench chat-hard llmbar subsets, 419 pairs). Training speed = non-pad tokens seen /
-train_runtime, from each run's trainer_state.json; peak RSS from /usr/bin/time.
+train_runtime, from each run's trainer_state.json; peak RSS from /usr/bin/time. Each run's loss a step is
+recorded (`loss_curve`). TRL drops every pair with a side longer than max_length (`trl_dropped_pairs` counts
+them, by the chat template's tokenisation, as TRL does); `--max_length 0` sets it to the longest pair, so
+neither trainer drops or truncates anything.
 """
 
 from __future__ import annotations
@@ -43,9 +48,18 @@ def train_speed(log: Path) -> dict:
     text = log.read_text(errors="replace")
     runtime = float(re.findall(r"'train_runtime': '([\d.]+)'", text)[-1])
     tokens = max(int(float(x)) for x in re.findall(r"'num_tokens': '([\d.e+]+)'", text))
-    steps = len(re.findall(r"'loss': '", text))
-    return {"steps": steps, "train_runtime_s": runtime, "non_pad_tokens": tokens,
-            "tokens_per_second": round(tokens / runtime, 1)}
+    losses = [round(float(x), 4) for x in re.findall(r"'loss': '([\d.e+-]+)'", text)]
+    return {"steps": len(losses), "train_runtime_s": runtime, "non_pad_tokens": tokens,
+            "tokens_per_second": round(tokens / runtime, 1), "loss_curve": losses}
+
+
+def conversation_lengths(rows: list[dict], model: str) -> list[int]:
+    """Per pair, its longer side's tokens as TRL counts them: the chat template over prompt + response."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    return [max(len(tokenizer.apply_chat_template(row["prompt"] + row[side], tokenize=True, return_dict=True)["input_ids"])
+                for side in ("chosen", "rejected")) for row in rows]
 
 
 def evaluate(model: str, name: str, llmbar: bool) -> dict:
@@ -68,9 +82,10 @@ def evaluate(model: str, name: str, llmbar: bool) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pairs", type=int, default=512)
-    p.add_argument("--max_length", type=int, default=256)
+    p.add_argument("--max_length", type=int, default=256, help="0: the longest pair's length (nothing dropped)")
     p.add_argument("--batch_size", type=int, default=8)
-    p.add_argument("--learning_rate", type=float, default=2e-5, help="ours (TRL keeps its default 1e-4)")
+    p.add_argument("--learning_rate", type=float, default=2e-5, help="ours")
+    p.add_argument("--trl_learning_rate", default="default", help="'default' (TRL's 1e-4), 'same' (ours) or a number")
     p.add_argument("--runs", nargs="+", default=["untrained", "ours", "trl"])
     p.add_argument("--skip_eval", action="store_true")
     p.add_argument("--eval_only", action="store_true", help="score checkpoints an earlier run of this budget left")
@@ -82,17 +97,21 @@ def main() -> None:
     train, train_skips = to_preferences(train_rows)
     test, test_skips = to_preferences(test_rows)
     atomic_write_jsonl(RUNS / "data" / "train.jsonl", train[: args.pairs])
+    lengths = conversation_lengths(train[: args.pairs], base)
+    if args.max_length == 0:
+        args.max_length = max(lengths)
     atomic_write_jsonl(RUNS / "data" / "test.jsonl", [{**t, "subset": "hh-rlhf-harmless"} for t in test])
     steps = math.ceil(args.pairs / args.batch_size)
     budget = {"pairs": args.pairs, "steps": steps, "batch_size": args.batch_size, "max_length": args.max_length,
+              "longest_pair_tokens": max(lengths), "trl_dropped_pairs": sum(n > args.max_length for n in lengths),
               "train_skipped_rows": train_skips.total, "test_pairs": len(test), "test_skipped_rows": test_skips.total}
     print(f"[bench] budget {budget}", flush=True)
 
-    report_path = RUNS / f"results-{args.pairs}.json"
+    report_path = RUNS / f"results-{args.pairs}-{args.max_length}.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     report["budget"] = budget
     for run in args.runs:
-        out_dir = RUNS / f"{run}-{args.pairs}"
+        out_dir = RUNS / f"{run}-{args.pairs}-{args.max_length}"
         entry = dict(report.get(run, {}))
         if args.eval_only and run != "untrained":
             model = str(out_dir)
@@ -113,7 +132,9 @@ def main() -> None:
                                 "--dataset_name", str(RUNS / "data"), "--output_dir", str(out_dir),
                                 "--max_length", str(args.max_length), "--per_device_train_batch_size",
                                 str(args.batch_size), "--max_steps", str(steps), "--bf16", "false",
-                                "--save_strategy", "no", "--report_to", "none", "--logging_steps", "1"],
+                                "--save_strategy", "no", "--report_to", "none", "--logging_steps", "1"]
+                               + ([] if args.trl_learning_rate == "default" else ["--learning_rate", str(
+                                   args.learning_rate if args.trl_learning_rate == "same" else float(args.trl_learning_rate))]),
                                RUNS / "logs" / f"train-trl-{args.pairs}.log"))
             entry.update(train_speed(RUNS / "logs" / f"train-trl-{args.pairs}.log"))
             model = str(out_dir)
@@ -122,7 +143,7 @@ def main() -> None:
         else:
             raise ValueError(run)
         if not args.skip_eval:
-            entry.update(evaluate(model, f"{run}-{args.pairs}", not args.no_llmbar))
+            entry.update(evaluate(model, f"{run}-{args.pairs}-{args.max_length}", not args.no_llmbar))
         report[run] = entry
         atomic_write_json(report_path, report)
         print(f"[bench] {run}: {entry}", flush=True)

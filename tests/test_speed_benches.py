@@ -43,3 +43,15 @@ def test_judge_split_keeps_padding_within_the_slack(tiny_model, tmp_path):
     assert tight["slack"] == 1.1 and tight["padded_over_real"] <= 1.1 <= plain["padded_over_real"]
     assert tight["forwards_per_batch"] > 1.0
     assert all(run["render_ms"] > 0 and run["forward_ms"] > 0 for run in out["runs"])
+
+
+def test_bt_bench_reads_speed_and_loss_curve_from_the_trainer_log(tmp_path):
+    from bench.bt_hh import train_speed
+
+    log = tmp_path / "train.log"
+    log.write_text("{'loss': '0.6931', 'grad_norm': '1.2', 'num_tokens': '1200.0'}\n"
+                   "noise\n{'loss': '0.5', 'num_tokens': '2.4e+03'}\n"
+                   "{'train_runtime': '12.0', 'train_loss': '0.6'}\n")
+    got = train_speed(log)
+    assert got == {"steps": 2, "train_runtime_s": 12.0, "non_pad_tokens": 2400, "tokens_per_second": 200.0,
+                   "loss_curve": [0.6931, 0.5]}
