@@ -35,6 +35,7 @@ from rm_core.models import SMOLLM2, resolve_model
 
 SHARED = shared_data_dir()
 RUNS = ROOT / "bench" / "runs" / "bt_hh"
+DEFAULT_MAX_LENGTH = 256
 
 
 def timed(cmd: list[str], log: Path) -> dict:
@@ -82,7 +83,7 @@ def evaluate(model: str, name: str, llmbar: bool) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pairs", type=int, default=512)
-    p.add_argument("--max_length", type=int, default=256, help="0: the longest pair's length (nothing dropped)")
+    p.add_argument("--max_length", type=int, default=DEFAULT_MAX_LENGTH, help="0: the longest pair's length (nothing dropped)")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--learning_rate", type=float, default=2e-5, help="ours")
     p.add_argument("--trl_learning_rate", default="default", help="'default' (TRL's 1e-4), 'same' (ours) or a number")
@@ -107,11 +108,13 @@ def main() -> None:
               "train_skipped_rows": train_skips.total, "test_pairs": len(test), "test_skipped_rows": test_skips.total}
     print(f"[bench] budget {budget}", flush=True)
 
-    report_path = RUNS / f"results-{args.pairs}-{args.max_length}.json"
+    # Names carry the budget; the default max_length keeps the short form other benches read (bench/runs/bt_hh/ours-64).
+    budget_tag = f"{args.pairs}" if args.max_length == DEFAULT_MAX_LENGTH else f"{args.pairs}-L{args.max_length}"
+    report_path = RUNS / f"results-{budget_tag}.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     report["budget"] = budget
     for run in args.runs:
-        out_dir = RUNS / f"{run}-{args.pairs}-{args.max_length}"
+        out_dir = RUNS / f"{run}-{budget_tag}"
         entry = dict(report.get(run, {}))
         if args.eval_only and run != "untrained":
             model = str(out_dir)
@@ -122,9 +125,9 @@ def main() -> None:
                                 "--max_length", str(args.max_length), "--per_device_train_batch_size",
                                 str(args.batch_size), "--max_steps", str(steps), "--learning_rate",
                                 str(args.learning_rate), "--save_strategy", "no", "--dataset_test_split", "", "--logging_steps", "1"],
-                               RUNS / "logs" / f"train-ours-{args.pairs}.log"))
-            entry.update(train_speed(RUNS / "logs" / f"train-ours-{args.pairs}.log"))
-            log = (RUNS / "logs" / f"train-ours-{args.pairs}.log").read_text()
+                               RUNS / "logs" / f"train-ours-{budget_tag}.log"))
+            entry.update(train_speed(RUNS / "logs" / f"train-ours-{budget_tag}.log"))
+            log = (RUNS / "logs" / f"train-ours-{budget_tag}.log").read_text()
             entry["truncated_pairs"] = int(re.search(r"(\d+) truncated to fit", log).group(1))
             model = str(out_dir)
         elif run == "trl":
@@ -135,15 +138,15 @@ def main() -> None:
                                 "--save_strategy", "no", "--report_to", "none", "--logging_steps", "1"]
                                + ([] if args.trl_learning_rate == "default" else ["--learning_rate", str(
                                    args.learning_rate if args.trl_learning_rate == "same" else float(args.trl_learning_rate))]),
-                               RUNS / "logs" / f"train-trl-{args.pairs}.log"))
-            entry.update(train_speed(RUNS / "logs" / f"train-trl-{args.pairs}.log"))
+                               RUNS / "logs" / f"train-trl-{budget_tag}.log"))
+            entry.update(train_speed(RUNS / "logs" / f"train-trl-{budget_tag}.log"))
             model = str(out_dir)
         elif run == "untrained":
             model = base
         else:
             raise ValueError(run)
         if not args.skip_eval:
-            entry.update(evaluate(model, f"{run}-{args.pairs}-{args.max_length}", not args.no_llmbar))
+            entry.update(evaluate(model, f"{run}-{budget_tag}", not args.no_llmbar))
         report[run] = entry
         atomic_write_json(report_path, report)
         print(f"[bench] {run}: {entry}", flush=True)

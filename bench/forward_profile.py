@@ -5,7 +5,8 @@
 Three measurements, one sequence at a time (no padding):
 - the bare `torch.matmul` rate (GFLOP/s) at the model's MLP shape (T x hidden by hidden x intermediate);
 - the forward's tokens/s and GFLOP/s at each --lengths, counting 2 flops a non-embedding weight a token plus
-  causal attention (QK^T and AV: 2 x layers x hidden x T^2 in all);
+  causal attention (QK^T and AV over half the T x T scores: 2 x layers x heads x head_dim x T^2 in all; a
+  decoder's count, an encoder's attention is twice that);
 - a `torch.profiler` table of the ops over --profile_reps forwards of --profile_length tokens.
 Their ratio says what is left to gain in the forward itself (issue 22); JSON to --output, the table to stdout.
 """
@@ -53,7 +54,10 @@ def main(argv: list[str] | None = None) -> dict:
     model.eval()
     config = model.config
     hidden, inter, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    weights = sum(p.numel() for n, p in model.named_parameters() if "embed_tokens" not in n)
+    heads = config.num_attention_heads
+    attention_width = heads * (getattr(config, "head_dim", None) or hidden // heads)
+    embedding = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters())
+    weights = sum(p.numel() for p in model.parameters()) - embedding  # every weight a token meets
     out = {"model": args.model, "dtype": str(dtype), "threads": torch.get_num_threads(),
            "load_average_before": load_before, "non_embedding_params": weights, "gemm": {}, "forward": {}}
 
@@ -66,13 +70,13 @@ def main(argv: list[str] | None = None) -> dict:
     with torch.inference_mode():
         for length in args.lengths:
             ids = torch.randint(100, vocab, (1, length))
-            dt = seconds_per_call(args.reps, model, input_ids=ids)
-            flops = 2 * weights * length + 2 * layers * hidden * length * length
+            dt = seconds_per_call(args.reps, model, input_ids=ids, use_cache=False)
+            flops = 2 * weights * length + 2 * layers * attention_width * length * length  # causal attention
             out["forward"][length] = {"tokens_per_s": round(length / dt, 1), "gflops": round(flops / dt / 1e9, 1)}
         ids = torch.randint(100, vocab, (1, args.profile_length))
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(args.profile_reps):
-                model(input_ids=ids)
+                model(input_ids=ids, use_cache=False)
     total = sum(e.self_cpu_time_total for e in prof.key_averages())
     out["profile_self_cpu_share"] = {e.key: round(e.self_cpu_time_total / total, 3)
                                      for e in sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:12]}

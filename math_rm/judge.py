@@ -53,13 +53,15 @@ def _device(model) -> torch.device:
 def slot_probs(model, encoded: list[tuple[list[int], list[int | None]]], pad_id: int, judgement_ids: dict[str, int],
                batch_size: int = 1) -> list[list[float | None]]:
     """P("+") at every slot of every (ids, slots), one forward pass per batch of sequences (right-padded,
-    length-sorted; the LM head runs only at slot positions)."""
+    length-sorted, padding bounded; the LM head runs only at slot positions)."""
+    from rm_core.inference import padding_bounded_batches
+
     device = _device(model)
     pick = torch.tensor([judgement_ids["+"], judgement_ids["-"]], device=device)
     out: list[list[float | None]] = [[] for _ in encoded]
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
-    for start in range(0, len(order), batch_size):
-        batch = order[start:start + batch_size]
+    lengths = [len(ids) for ids, _ in encoded]
+    order = sorted(range(len(encoded)), key=lengths.__getitem__)
+    for batch in padding_bounded_batches(order, lengths, batch_size):
         width = max(len(encoded[i][0]) for i in batch)
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from rm_core.inference import padding_bounded_batches
 from rm_core.templates import leading_specials, tokenize_messages, truncate_keep_end
 
 
@@ -93,18 +94,17 @@ def forward_items(model, items: list[RenderedItem], pad_id: int, batch_size: int
         out = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).last_hidden_state
         return [out[r, pos].float().cpu() for r, pos in enumerate(gather_at)]
 
-    order = sorted(range(len(items)), key=lambda i: len(items[i].ids))
-    for start in range(0, len(order), batch_size):
-        batch = order[start:start + batch_size]
+    lengths = [len(item.ids) for item in items]
+    order = sorted(range(len(items)), key=lengths.__getitem__)
+    for batch in padding_bounded_batches(order, lengths, batch_size):
         gathered = run([items[i].ids for i in batch],
                        [[len(items[i].ids) - 1, items[i].prompt_end if items[i].prompt_end is not None
                          else len(items[i].ids) - 1] for i in batch])
         for i, g in zip(batch, gathered):
             emb[i], prompt_emb[i] = g[0], g[1]
-    alone = [i for i in range(len(items)) if items[i].prompt_end is None]
-    alone.sort(key=lambda i: len(items[i].prompt_ids))
-    for start in range(0, len(alone), batch_size):
-        batch = alone[start:start + batch_size]
+    prompt_lengths = [len(item.prompt_ids) for item in items]
+    alone = sorted((i for i in range(len(items)) if items[i].prompt_end is None), key=prompt_lengths.__getitem__)
+    for batch in padding_bounded_batches(alone, prompt_lengths, batch_size):
         gathered = run([items[i].prompt_ids for i in batch], [[len(items[i].prompt_ids) - 1] for i in batch])
         for i, g in zip(batch, gathered):
             prompt_emb[i] = g[0]

@@ -199,3 +199,8 @@ def test_bert_plain_path_equals_per_sequence(batch_size):
     for (c, r), (cs, rs) in zip(pairs, got):
         assert cs == pytest.approx(_one_by_one(model, c), abs=ATOL)
         assert rs == pytest.approx(_one_by_one(model, r), abs=ATOL)
+
+
+def test_padding_bounded_batches_refuses_a_batch_size_below_one():
+    with pytest.raises(ValueError, match="batch size must be at least 1, got 0"):
+        list(padding_bounded_batches([0], [3], size=0))
