@@ -138,6 +138,12 @@ async def run_mixed(url: str, requests: list[tuple[str, dict]], clients: int) ->
     return {k: dict(v) for k, v in codes.items()}, latencies, wall
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a running process has used (/proc/<pid>/stat, all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -188,7 +194,10 @@ def main() -> None:
             return hostile(args, url, server, convs, key)
         asyncio.run(run_clients(url, convs[: args.clients * 2], args.clients))  # warm-up, not measured
         before = httpx.get(url + "/health").json()["batches"]["score"]
+        cpu_before = cpu_seconds(server.pid), time.process_time()
         latencies, errors, wall = asyncio.run(run_clients(url, convs, args.clients))
+        cpu_used = {"server": round(cpu_seconds(server.pid) - cpu_before[0], 1),
+                    "clients": round(time.process_time() - cpu_before[1], 1)}
         health = httpx.get(url + "/health").json()
     finally:
         server.terminate()
@@ -202,6 +211,8 @@ def main() -> None:
         "server_batches": health["batches"]["score"] - before,
         "mean_batch": round(len(latencies) / max(1, health["batches"]["score"] - before), 1),
         "judge_failures": health["failures"]["total"], "cpu_count": os.cpu_count(),
+        # where the cores went during the measured run: CPU seconds of the server and of this (client) process
+        "cpu_seconds": cpu_used,
         **server_stack(),  # the server runs in this venv
         "load_average_before": before_load,
     }
@@ -211,6 +222,7 @@ def main() -> None:
     print(f"| {args.judge} | {result['requests']} req, {args.clients} clients, batch<={args.max_batch_size} | "
           f"{result['requests_per_second']} req/s | p50 {result['p50_ms']} ms | p99 {result['p99_ms']} ms | "
           f"{errors} errors | mean batch {result['mean_batch']} |")
+    print(f"CPU seconds in {result['seconds']} s: server {cpu_used['server']}, clients {cpu_used['clients']}")
 
 
 def hostile(args, url: str, server, convs: list, key: str) -> None:

@@ -43,12 +43,12 @@ def test_forward_profile_counts_weight_and_attention_flops(tiny_model, tmp_path)
 
 def test_judge_split_keeps_padding_within_the_slack(tiny_model, tmp_path):
     out = judge_split.main(["--judge", str(tiny_model), "--items", "40", "--batch_sizes", "8",
-                            "--slack", "inf", "1.1", "--output", str(tmp_path / "split.json")])
+                            "--slack", "inf", "1.1", "--repeats", "2", "--output", str(tmp_path / "split.json")])
     plain, tight = out["runs"]
     assert plain["slack"] == "none" and plain["forwards_per_batch"] == 1.0
     assert tight["slack"] == 1.1 and tight["padded_over_real"] <= 1.1 <= plain["padded_over_real"]
     assert tight["forwards_per_batch"] > 1.0
-    assert all(run["render_ms"] > 0 and run["forward_ms"] > 0 for run in out["runs"])
+    assert all(run["render_ms"] > 0 and run["forward_ms"] > 0 and len(run["forward_ms_passes"]) == 2 for run in out["runs"])
 
 
 def test_bt_bench_reads_speed_and_loss_curve_from_the_trainer_log(tmp_path):
@@ -61,3 +61,16 @@ def test_bt_bench_reads_speed_and_loss_curve_from_the_trainer_log(tmp_path):
     got = train_speed(log)
     assert got == {"steps": 2, "train_runtime_s": 12.0, "non_pad_tokens": 2400, "tokens_per_second": 200.0,
                    "loss_curve": [0.6931, 0.5]}
+
+
+def test_serve_load_reads_a_process_cpu_time_from_proc():
+    import os
+    import time
+
+    from bench.serve_load import cpu_seconds
+
+    before, own_before = cpu_seconds(os.getpid()), time.process_time()
+    sum(i * i for i in range(2_000_000))  # busy for a fraction of a second
+    spent = time.process_time() - own_before
+    assert spent > 0.05
+    assert cpu_seconds(os.getpid()) - before == pytest.approx(spent, abs=0.05)
