@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> dict:
     judge = judges.load(args.judge, family=args.family, chat_template=args.chat_template, dtype=args.dtype)
     convs = conversations(args.items)
     pad_id = judge.tokenizer.pad_token_id
+    lengths = [len(render_ids(judge.tokenizer, c, judge.max_length)[0]) for c in convs]
     score_sequences(judge.model, [render_ids(judge.tokenizer, c, judge.max_length)[0] for c in convs[:8]], pad_id)
+
     def one_pass(size: int, slack: float) -> tuple[float, float]:
         """Seconds rendering and in the forward, over every item in batches of `size`."""
         render_s = forward_s = 0.0
@@ -65,12 +67,11 @@ def main(argv: list[str] | None = None) -> dict:
         """(forwards, real tokens, padded tokens) of the batches score_sequences runs."""
         forwards = real = padded = 0
         for start in range(0, len(convs), size):
-            lengths = [len(render_ids(judge.tokenizer, c, judge.max_length)[0]) for c in convs[start:start + size]]
-            for group in padding_bounded_batches(sorted(range(len(lengths)), key=lengths.__getitem__), lengths,
-                                                 size, slack):
+            chunk = lengths[start:start + size]
+            for group in padding_bounded_batches(chunk, size, slack):
                 forwards += 1
-                real += sum(lengths[i] for i in group)
-                padded += max(lengths[i] for i in group) * len(group)
+                real += sum(chunk[i] for i in group)
+                padded += max(chunk[i] for i in group) * len(group)
         return forwards, real, padded
 
     settings = [(size, slack) for size in args.batch_sizes for slack in args.slack]

@@ -59,9 +59,7 @@ def slot_probs(model, encoded: list[tuple[list[int], list[int | None]]], pad_id:
     device = _device(model)
     pick = torch.tensor([judgement_ids["+"], judgement_ids["-"]], device=device)
     out: list[list[float | None]] = [[] for _ in encoded]
-    lengths = [len(ids) for ids, _ in encoded]
-    order = sorted(range(len(encoded)), key=lengths.__getitem__)
-    for batch in padding_bounded_batches(order, lengths, batch_size):
+    for batch in padding_bounded_batches([len(ids) for ids, _ in encoded], batch_size):
         width = max(len(encoded[i][0]) for i in batch)
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)

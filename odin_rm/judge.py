@@ -37,10 +37,8 @@ def score_heads(model, sequences: list[list[int]], pad_id: int, batch_size: int 
     from rm_core.inference import pad_right, padding_bounded_batches
 
     out: list[list[float]] = [[] for _ in sequences]
-    lengths = [len(s) for s in sequences]
-    order = sorted(range(len(sequences)), key=lengths.__getitem__)
     device = next(model.parameters()).device
-    for batch in padding_bounded_batches(order, lengths, batch_size):
+    for batch in padding_bounded_batches([len(s) for s in sequences], batch_size):
         ids, mask = pad_right([sequences[i] for i in batch], pad_id)
         result = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
         heads = getattr(result, "head_logits", None)

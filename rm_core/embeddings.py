@@ -94,17 +94,14 @@ def forward_items(model, items: list[RenderedItem], pad_id: int, batch_size: int
         out = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).last_hidden_state
         return [out[r, pos].float().cpu() for r, pos in enumerate(gather_at)]
 
-    lengths = [len(item.ids) for item in items]
-    order = sorted(range(len(items)), key=lengths.__getitem__)
-    for batch in padding_bounded_batches(order, lengths, batch_size):
+    for batch in padding_bounded_batches([len(item.ids) for item in items], batch_size):
         gathered = run([items[i].ids for i in batch],
                        [[len(items[i].ids) - 1, items[i].prompt_end if items[i].prompt_end is not None
                          else len(items[i].ids) - 1] for i in batch])
         for i, g in zip(batch, gathered):
             emb[i], prompt_emb[i] = g[0], g[1]
-    prompt_lengths = [len(item.prompt_ids) for item in items]
-    alone = sorted((i for i in range(len(items)) if items[i].prompt_end is None), key=prompt_lengths.__getitem__)
-    for batch in padding_bounded_batches(alone, prompt_lengths, batch_size):
+    alone = [i for i in range(len(items)) if items[i].prompt_end is None]
+    for batch in padding_bounded_batches([len(item.prompt_ids) for item in items], batch_size, indices=alone):
         gathered = run([items[i].prompt_ids for i in batch], [[len(items[i].prompt_ids) - 1] for i in batch])
         for i, g in zip(batch, gathered):
             prompt_emb[i] = g[0]

@@ -141,13 +141,12 @@ def test_shared_prefix_length():
 
 def test_padding_bounded_batches_cut_where_padding_would_exceed_slack():
     lengths = [5, 50, 5, 5, 10, 11, 12, 12, 13]
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    got = [[lengths[i] for i in g] for g in padding_bounded_batches(order, lengths, size=4)]
+    got = [[lengths[i] for i in g] for g in padding_bounded_batches(lengths, size=4)]
     # 5,5,5 then 10: 4 x 10 = 40 > 1.3 x 25; 10..12 then 12 hits the size cap; 50 would pad 13 to 50.
     assert got == [[5, 5, 5], [10, 11, 12, 12], [13], [50]]
-    assert sorted(i for g in padding_bounded_batches(order, lengths, size=4) for i in g) == list(range(len(lengths)))
+    assert sorted(i for g in padding_bounded_batches(lengths, size=4) for i in g) == list(range(len(lengths)))
     # No slack limit: plain slices of `size`.
-    assert [len(g) for g in padding_bounded_batches(order, lengths, size=4, slack=float("inf"))] == [4, 4, 1]
+    assert [len(g) for g in padding_bounded_batches(lengths, size=4, slack=float("inf"))] == [4, 4, 1]
 
 
 def test_score_sequences_matches_one_by_one(llama):
@@ -203,4 +202,4 @@ def test_bert_plain_path_equals_per_sequence(batch_size):
 
 def test_padding_bounded_batches_refuses_a_batch_size_below_one():
     with pytest.raises(ValueError, match="batch size must be at least 1, got 0"):
-        list(padding_bounded_batches([0], [3], size=0))
+        list(padding_bounded_batches([3], size=0))

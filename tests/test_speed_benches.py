@@ -20,11 +20,11 @@ def tiny_model(tmp_path_factory):
 def test_forward_profile_counts_weight_and_attention_flops(tiny_model, tmp_path):
     from transformers import AutoConfig
 
+    from rm_core.testing import tiny_reward_model
+
     out = forward_profile.main(["--model", str(tiny_model), "--gemm_rows", "8", "--lengths", "16", "32",
                                 "--reps", "1", "--profile_length", "8", "--profile_reps", "1",
                                 "--output", str(tmp_path / "fp.json")])
-    from rm_core.testing import tiny_reward_model
-
     config = AutoConfig.from_pretrained(tiny_model)
     model, _ = tiny_reward_model()
     # Every weight but the token embedding's (the tiny Llama has rotary positions, no position table).
