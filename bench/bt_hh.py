@@ -14,7 +14,8 @@ on LLMBar (RewardBench chat-hard llmbar subsets, 419 pairs). Training speed = no
 train_runtime, from each run's trainer_state.json; peak RSS from /usr/bin/time. Each run's loss a step is
 recorded (`loss_curve`). TRL drops every pair with a side longer than max_length (`trl_dropped_pairs` counts
 them, by the chat template's tokenisation, as TRL does); `--max_length 0` sets it to the longest pair, so
-neither trainer drops or truncates anything.
+neither trainer drops or truncates anything. `--ours_micro_batch_size N` gives ours N pairs a forward with
+gradient accumulation up to --batch_size (same optimizer steps; the run names gain `-mbN`).
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pairs", type=int, default=512)
     p.add_argument("--max_length", type=int, default=DEFAULT_MAX_LENGTH, help="0: the longest pair's length (nothing dropped)")
-    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--batch_size", type=int, default=8, help="pairs an optimizer step, both trainers")
+    p.add_argument("--ours_micro_batch_size", type=int, default=None,
+                   help="ours only: pairs a forward, with gradient accumulation up to --batch_size (default: all)")
     p.add_argument("--learning_rate", type=float, default=2e-5, help="ours")
     p.add_argument("--trl_learning_rate", default="default", help="'default' (TRL's 1e-4), 'same' (ours) or a number")
     p.add_argument("--runs", nargs="+", default=["untrained", "ours", "trl"])
@@ -92,6 +95,9 @@ def main() -> None:
     p.add_argument("--eval_only", action="store_true", help="score checkpoints an earlier run of this budget left")
     p.add_argument("--no_llmbar", action="store_true")
     args = p.parse_args()
+    micro = args.ours_micro_batch_size or args.batch_size
+    if micro < 1 or args.batch_size % micro:
+        p.error(f"--ours_micro_batch_size {micro} must divide --batch_size {args.batch_size}")
 
     base = resolve_model(SMOLLM2)
     train_rows, test_rows = hh_split(read_rows(SHARED / "hh-rlhf" / "harmless-base-test.jsonl.gz"))
@@ -103,13 +109,16 @@ def main() -> None:
         args.max_length = max(lengths)
     atomic_write_jsonl(RUNS / "data" / "test.jsonl", [{**t, "subset": "hh-rlhf-harmless"} for t in test])
     steps = math.ceil(args.pairs / args.batch_size)
-    budget = {"pairs": args.pairs, "steps": steps, "batch_size": args.batch_size, "max_length": args.max_length,
+    budget = {"pairs": args.pairs, "steps": steps, "batch_size": args.batch_size, "ours_micro_batch_size": micro,
+              "max_length": args.max_length,
               "longest_pair_tokens": max(lengths), "trl_dropped_pairs": sum(n > args.max_length for n in lengths),
               "train_skipped_rows": train_skips.total, "test_pairs": len(test), "test_skipped_rows": test_skips.total}
     print(f"[bench] budget {budget}", flush=True)
 
     # Names carry the budget; the default max_length keeps the short form other benches read (bench/runs/bt_hh/ours-64).
     budget_tag = f"{args.pairs}" if args.max_length == DEFAULT_MAX_LENGTH else f"{args.pairs}-L{args.max_length}"
+    if micro != args.batch_size:
+        budget_tag += f"-mb{micro}"
     report_path = RUNS / f"results-{budget_tag}.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     report["budget"] = budget
@@ -122,8 +131,9 @@ def main() -> None:
             entry.update(timed([sys.executable, "bradley_terry_rm/train.py", "--config",
                                 "bradley_terry_rm/configs/smollm2-135m-cpu.yaml", "--model_name_or_path", base,
                                 "--dataset_name", str(RUNS / "data"), "--output_dir", str(out_dir),
-                                "--max_length", str(args.max_length), "--per_device_train_batch_size",
-                                str(args.batch_size), "--max_steps", str(steps), "--learning_rate",
+                                "--max_length", str(args.max_length), "--per_device_train_batch_size", str(micro),
+                                "--gradient_accumulation_steps", str(args.batch_size // micro),
+                                "--max_steps", str(steps), "--learning_rate",
                                 str(args.learning_rate), "--save_strategy", "no", "--dataset_test_split", "", "--logging_steps", "1"],
                                RUNS / "logs" / f"train-ours-{budget_tag}.log"))
             entry.update(train_speed(RUNS / "logs" / f"train-ours-{budget_tag}.log"))
