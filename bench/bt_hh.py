@@ -95,7 +95,8 @@ def main() -> None:
     p.add_argument("--eval_only", action="store_true", help="score checkpoints an earlier run of this budget left")
     p.add_argument("--no_llmbar", action="store_true")
     args = p.parse_args()
-    micro = args.ours_micro_batch_size or args.batch_size
+    # `is None`, not `or`: a 0 is refused below, not read as the default
+    micro = args.batch_size if args.ours_micro_batch_size is None else args.ours_micro_batch_size
     if micro < 1 or args.batch_size % micro:
         p.error(f"--ours_micro_batch_size {micro} must divide --batch_size {args.batch_size}")
 
