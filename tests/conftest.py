@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny ArmoRM trained end to end (both stages) on a tiny random backbone; a tiny reward model."""
+"""Shared fixtures: a tiny ArmoRM trained end to end (both stages) on a tiny random backbone; a tiny reward model;
+and the suite runs as on a CPU without native bf16 (below)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,19 @@ import json
 import random
 
 import pytest
+import torch
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cpu_without_native_bf16():
+    """`--dtype auto` picks bf16 on a CPU with native bf16 (AVX512-BF16/AMX), where the tests' exact-score assertions
+    (fp32's, to 1e-5) cannot hold; so every test sees the CPU's capabilities without those two flags and runs the
+    fp32 path whatever the machine. tests/test_dtype_auto.py patches the capabilities itself to test the choice."""
+    real = torch.cpu.get_capabilities
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.cpu, "get_capabilities",
+                      lambda: {k: v for k, v in real().items() if k not in ("avx512_bf16", "amx_bf16")})
+        yield
 
 
 @pytest.fixture(scope="session")
