@@ -15,7 +15,8 @@ train_runtime, from each run's trainer_state.json; peak RSS from /usr/bin/time. 
 recorded (`loss_curve`). TRL drops every pair with a side longer than max_length (`trl_dropped_pairs` counts
 them, by the chat template's tokenisation, as TRL does); `--max_length 0` sets it to the longest pair, so
 neither trainer drops or truncates anything. `--ours_micro_batch_size N` gives ours N pairs a forward with
-gradient accumulation up to --batch_size (same optimizer steps; the run names gain `-mbN`).
+gradient accumulation up to --batch_size (same optimizer steps; the run names gain `-mbN`);
+`--trl_micro_batch_size N` does the same for TRL (`-trlmbN`), to compare the two at the same micro-batch.
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ def main() -> None:
     p.add_argument("--batch_size", type=int, default=8, help="pairs an optimizer step, both trainers")
     p.add_argument("--ours_micro_batch_size", type=int, default=None,
                    help="ours only: pairs a forward, with gradient accumulation up to --batch_size (default: all)")
+    p.add_argument("--trl_micro_batch_size", type=int, default=None,
+                   help="pairs a forward for TRL, with gradient accumulation up to --batch_size (default: --batch_size, "
+                        "TRL as shipped); run names gain -trlmbN")
     p.add_argument("--learning_rate", type=float, default=2e-5, help="ours")
     p.add_argument("--trl_learning_rate", default="default", help="'default' (TRL's 1e-4), 'same' (ours) or a number")
     p.add_argument("--runs", nargs="+", default=["untrained", "ours", "trl"])
@@ -97,8 +101,10 @@ def main() -> None:
     args = p.parse_args()
     # `is None`, not `or`: a 0 is refused below, not read as the default
     micro = args.batch_size if args.ours_micro_batch_size is None else args.ours_micro_batch_size
-    if micro < 1 or args.batch_size % micro:
-        p.error(f"--ours_micro_batch_size {micro} must divide --batch_size {args.batch_size}")
+    trl_micro = args.batch_size if args.trl_micro_batch_size is None else args.trl_micro_batch_size
+    for flag, value in (("--ours_micro_batch_size", micro), ("--trl_micro_batch_size", trl_micro)):
+        if value < 1 or args.batch_size % value:
+            p.error(f"{flag} {value} must divide --batch_size {args.batch_size}")
 
     base = resolve_model(SMOLLM2)
     train_rows, test_rows = hh_split(read_rows(SHARED / "hh-rlhf" / "harmless-base-test.jsonl.gz"))
@@ -111,6 +117,7 @@ def main() -> None:
     atomic_write_jsonl(RUNS / "data" / "test.jsonl", [{**t, "subset": "hh-rlhf-harmless"} for t in test])
     steps = math.ceil(args.pairs / args.batch_size)
     budget = {"pairs": args.pairs, "steps": steps, "batch_size": args.batch_size, "ours_micro_batch_size": micro,
+              "trl_micro_batch_size": trl_micro,
               "max_length": args.max_length,
               "longest_pair_tokens": max(lengths), "trl_dropped_pairs": sum(n > args.max_length for n in lengths),
               "train_skipped_rows": train_skips.total, "test_pairs": len(test), "test_skipped_rows": test_skips.total}
@@ -120,6 +127,8 @@ def main() -> None:
     budget_tag = f"{args.pairs}" if args.max_length == DEFAULT_MAX_LENGTH else f"{args.pairs}-L{args.max_length}"
     if micro != args.batch_size:
         budget_tag += f"-mb{micro}"
+    if trl_micro != args.batch_size:
+        budget_tag += f"-trlmb{trl_micro}"
     report_path = RUNS / f"results-{budget_tag}.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     report["budget"] = budget
@@ -144,8 +153,9 @@ def main() -> None:
         elif run == "trl":
             entry.update(timed([sys.executable, "-m", "trl.scripts.reward", "--model_name_or_path", base,
                                 "--dataset_name", str(RUNS / "data"), "--output_dir", str(out_dir),
-                                "--max_length", str(args.max_length), "--per_device_train_batch_size",
-                                str(args.batch_size), "--max_steps", str(steps), "--bf16", "false",
+                                "--max_length", str(args.max_length), "--per_device_train_batch_size", str(trl_micro),
+                                "--gradient_accumulation_steps", str(args.batch_size // trl_micro),
+                                "--max_steps", str(steps), "--bf16", "false",
                                 "--save_strategy", "no", "--report_to", "none", "--logging_steps", "1"]
                                + ([] if args.trl_learning_rate == "default" else ["--learning_rate", str(
                                    args.learning_rate if args.trl_learning_rate == "same" else float(args.trl_learning_rate))]),

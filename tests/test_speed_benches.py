@@ -76,13 +76,14 @@ def test_serve_load_reads_a_process_cpu_time_from_proc():
     assert cpu_seconds(os.getpid()) - before == pytest.approx(spent, abs=0.05)
 
 
-def test_bt_bench_refuses_a_micro_batch_that_does_not_divide_the_batch(monkeypatch, capsys):
+@pytest.mark.parametrize("flag, value", [("--ours_micro_batch_size", "3"), ("--trl_micro_batch_size", "0")])
+def test_bt_bench_refuses_a_micro_batch_that_does_not_divide_the_batch(monkeypatch, capsys, flag, value):
     import sys
 
     from bench import bt_hh
 
-    monkeypatch.setattr(sys, "argv", ["bt_hh", "--batch_size", "8", "--ours_micro_batch_size", "3"])
+    monkeypatch.setattr(sys, "argv", ["bt_hh", "--batch_size", "8", flag, value])
     with pytest.raises(SystemExit) as exit_info:
         bt_hh.main()
     assert exit_info.value.code == 2
-    assert "--ours_micro_batch_size 3 must divide --batch_size 8" in capsys.readouterr().err
+    assert f"{flag} {value} must divide --batch_size 8" in capsys.readouterr().err
