@@ -32,24 +32,28 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--base_url", default=None, help="openai: endpoint")
     p.add_argument("--max_pairs", type=int, default=70)
     p.add_argument("--limit", type=int, default=None, help="score only the first N pairs of the other subsets")
+    p.add_argument("--verify", default="both_orders", help="judges.rubrics --verify (order_averaged: for a judge "
+                                                          "whose position bias no rubric overcomes)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     llmbar = shared_data_dir(required=True) / "llmbar"
     name = args.llm.split(":", 1)[1].rstrip("/").split("/")[-1]
-    out = Path(args.out or ROOT / "bench" / "runs" / "rubrics" / name)
+    out = Path(args.out or ROOT / "bench" / "runs" / "rubrics" / (name if args.verify == "both_orders" else
+                                                                  f"{name}-{args.verify}"))
     endpoint = ["--judge_base_url", args.base_url] if args.base_url else []
     load = {"start": [round(x, 2) for x in os.getloadavg()]}
     started = time.perf_counter()
     try:
         seconds = {"rubrics": run_seconds([sys.executable, "-m", "judges.rubrics", "--llm", args.llm, *endpoint,
                                            "--pairs", llmbar, "--subsets", "llmbar-natural", "--max_pairs",
-                                           args.max_pairs, "--output_dir", out / "set"], out / "rubrics.log")}
+                                           args.max_pairs, "--verify", args.verify, "--output_dir", out / "set"],
+                                          out / "rubrics.log")}
     except RuntimeError:  # judges.rubrics stops when no pair passed: read that from its store, not its message
         store = out / "set" / "generate.partial.jsonl"
         if not store.is_file() or generation_summary(out / "set")["passed"]:
             raise
         # a result in itself (a small LLM): say what the generation did, and that there is nothing to compare
-        result = {"llm": args.llm, "rubric_set": None, "generation": generation_summary(out / "set"),
+        result = {"llm": args.llm, "verify": args.verify, "rubric_set": None, "generation": generation_summary(out / "set"),
                   "seconds": {"rubrics": round(time.perf_counter() - started, 1)},
                   "load": {**load, "end": [round(x, 2) for x in os.getloadavg()]},
                   "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -64,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
                                       "--judge_mode", "pairwise", "--dataset", llmbar, "--subsets", *OTHER_SUBSETS,
                                       *limit, *extra, "--output_dir", out / label, "--quiet"], out / f"{label}.log")
     load["end"] = [round(x, 2) for x in os.getloadavg()]
-    result = {"llm": args.llm, "rubric_set": {k: rubric_set[k] for k in ("principles", "stats", "structured")},
+    result = {"llm": args.llm, "verify": args.verify, "rubric_set": {k: rubric_set[k] for k in ("principles", "stats", "structured")},
               "seconds": seconds, "load": load, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     result["generation"] = generation_summary(out / "set")
     result.update(compare(out))
@@ -85,8 +89,11 @@ def generation_summary(folder: Path) -> dict:
 
     rows = read_jsonl_store(folder / "generate.partial.jsonl")
     picks = Counter()
+    averaged_better = 0  # rounds whose two orders' mean P(better) is above 1/2 (stores before p_better: not counted)
     for row in rows:
         for round_ in row["history"]:
+            p_better = round_.get("p_better") or [None, None]
+            averaged_better += None not in p_better and sum(p_better) / 2 > 0.5
             got = tuple("picked the better" in v for v in round_["verdicts"][:2])
             if len(round_["verdicts"]) < 2 or any("no answer" in v or "failed" in v for v in round_["verdicts"]):
                 picks["no answer"] += 1
@@ -95,7 +102,7 @@ def generation_summary(folder: Path) -> dict:
                        (False, True): "slot B both orders", (False, False): "worse both orders"}[got]] += 1
     return {"pairs": len(rows), "passed": sum(r["passed"] for r in rows),
             "failures": dict(Counter(r["error"] for r in rows if r["error"])),
-            "evaluated_rounds": sum(picks.values()), "picks": dict(picks)}
+            "evaluated_rounds": sum(picks.values()), "picks": dict(picks), "averaged_better": averaged_better}
 
 
 def compare(out: Path) -> dict:
@@ -120,9 +127,11 @@ def section(r: dict) -> str:
     from rm_core.stats import difference_with_ci, percent_with_ci
 
     g = r["generation"]
-    made = (f"Rubric generation over {g['pairs']} pairs: {g['passed']} passed in both orders; failures by kind "
+    how = "once the two orders are averaged" if r.get("verify") == "order_averaged" else "in both orders"
+    made = (f"Rubric generation over {g['pairs']} pairs: {g['passed']} passed ({how}); failures by kind "
             f"{g['failures'] or 'none'}; over the {g['evaluated_rounds']} rounds the rubric-guided judge evaluated, "
-            f"its picks: {g['picks'] or 'none'}.")
+            f"its picks: {g['picks'] or 'none'}; the better response won the two orders' average in "
+            f"{g.get('averaged_better', 0)} of them.")
     if r["rubric_set"] is None:
         return "\n".join([f"### Rubrics learnt from LLMBar-natural pairs ({r['llm']}): none passed", "", made, "",
                           "No rubric survived verification, so there is no rubric set to compare with the plain judge: "

@@ -311,26 +311,25 @@ _RUBRIC_PAIR = _PAIR_SHOWN + """
 Response {{ better }} is the better response.
 """
 
+# The request comes last, short, with one line of the format shown: SmolLM2-135M wrote a list for 4 of 6 LLMBar
+# pairs this way, and for 1 of 6 with a longer request first and no example (a strong model follows either).
 _RUBRIC_ASK = """\
-Write at most {{ max_rubrics }} rubrics: general criteria that explain why Response {{ better }} is better and \
-that would also help judge responses to other requests. Each rubric states one criterion and must make sense on \
-its own, without this example (do not mention Response A or B). Write one rubric per line, each starting with "- "."""
+Write {{ max_rubrics }} short rules that a judge could use to see why, for any request. Write each rule on its own \
+line starting with "- ", for example:
+- The response does exactly what the request asks."""
 
-RUBRIC_PROPOSE = """\
-You write rubrics for judging responses to user requests.
+RUBRIC_PROPOSE = _PAIR_SHOWN + """
+Response {{ better }} is the better response. """ + _RUBRIC_ASK
 
-""" + _RUBRIC_PAIR + "\n" + _RUBRIC_ASK
-
-RUBRIC_REVISE = """\
-You write rubrics for judging responses to user requests.
-
-""" + _RUBRIC_PAIR + """
+RUBRIC_REVISE = _RUBRIC_PAIR + """
 These rubrics were tried:
 {% for r in rubrics %}
 - {{ r }}
 {% endfor %}
 
-A judge following them did not pick Response {{ better }} in both orders of the two responses. Its answers:
+A judge following them did not pick Response {{ better }} \
+{% if averaged %}once its answers in the two orders of the responses are averaged{% else %}in both orders of the \
+two responses{% endif %}. Its answers:
 {% for v in verdicts %}
 - {{ v }}
 {% endfor %}

@@ -11,7 +11,8 @@ Three steps, each a function:
    from the pair shown in a seeded random order with the better response named; the rubric-guided pairwise judge
    (judges.llm_judge.PairwiseLLMJudge with the rubrics as its principles) then judges the pair in BOTH orders; the
    rubrics pass only when both orders pick the better response (a tie, a failed or unparsable answer is a fail,
-   never a pass); else the LLM revises them, shown the judge's answers, up to `max_rounds` evaluations (no
+   never a pass; `--verify order_averaged` asks only that the two orders' mean picks it, for a judge with a
+   position bias too strong for any rubric to overcome); else the LLM revises them, shown the judge's answers, up to `max_rounds` evaluations (no
    revision after the last). Only rubrics that passed are kept. Resumable: `generate.partial.jsonl` in the output
    folder grows one line per finished pair, under a fingerprint of the LLM, the data and the settings.
 2. `select`: greedy maximal coding rate over the rubrics' sentence embeddings (all-MiniLM-L6-v2, provisioned
@@ -60,7 +61,7 @@ class PairRubrics:
     rubrics: list[str] = field(default_factory=list)  # the rubrics that passed; [] when none did
     passed: bool = False
     rounds: int = 0  # evaluations made
-    history: list[dict] = field(default_factory=list)  # per round: {"rubrics", "verdicts"} (the judge's answers)
+    history: list[dict] = field(default_factory=list)  # per round: {"rubrics", "verdicts", "p_better"}
     error: str | None = None  # why no rubrics were proposed or revised ("unparsable proposal", "timeout", ...)
 
 
@@ -86,12 +87,29 @@ def _answers(verdict) -> list[str]:
     return out
 
 
+VERIFY = ("both_orders", "order_averaged")
+
+
+def passes(verdict, verify: str = "both_orders") -> bool:
+    """Whether the rubric-guided judgement agrees with the label. "both_orders" (the method's check): the better
+    response wins in each order. "order_averaged": it wins once the two orders' probabilities are averaged (the
+    judge's position bias cancels, as eval_reward_bench scores a pairwise judge), for a judge that always leans to
+    one slot. Either way a failed order, or an exact tie, is a fail."""
+    if verdict.p_forward is None or verdict.p_backward is None:
+        return False
+    if verify == "order_averaged":
+        return verdict.p > 0.5
+    return verdict.p_forward > 0.5 and verdict.p_backward > 0.5
+
+
 def rubrics_for_pair(backend: ChatBackend, pair_id: str, prompt: Prompt, chosen: str, rejected: str,
                      max_rounds: int = 3, max_rubrics: int = 3, seed: int = 0, max_new_tokens: int = 256,
-                     judge_kwargs: dict | None = None) -> PairRubrics:
+                     judge_kwargs: dict | None = None, verify: str = "both_orders") -> PairRubrics:
     """Propose, evaluate in both orders, revise (see the module docstring) for one labelled pair."""
     from judges.llm_judge import PairwiseLLMJudge
 
+    if verify not in VERIFY:
+        raise ValueError(f"verify must be one of {VERIFY}, got {verify!r}")
     if max_rounds < 1 or max_rubrics < 1:
         raise ValueError(f"max_rounds and max_rubrics must be >= 1, got {max_rounds} and {max_rubrics}")
     # the proposer sees the pair in a seeded random order, so "the better one is A" is no cue
@@ -110,15 +128,15 @@ def rubrics_for_pair(backend: ChatBackend, pair_id: str, prompt: Prompt, chosen:
         verdict = judge.judge_pairs([(prompt, chosen, rejected)])[0]
         out.rounds = round_
         answers = _answers(verdict)
-        out.history.append({"rubrics": rubrics, "verdicts": answers})
-        if verdict.p_forward is not None and verdict.p_backward is not None \
-                and verdict.p_forward > 0.5 and verdict.p_backward > 0.5:
+        out.history.append({"rubrics": rubrics, "verdicts": answers,  # and P(better) with it shown first, second
+                            "p_better": [verdict.p_forward, verdict.p_backward]})
+        if passes(verdict, verify):
             out.rubrics, out.passed = rubrics, True
             return out
         if round_ == max_rounds:
             return out
         text, error = _ask(backend, load_template(None, "rubric_revise").render(
-            **shown, rubrics=rubrics, verdicts=answers), max_new_tokens)
+            **shown, rubrics=rubrics, verdicts=answers, averaged=verify == "order_averaged"), max_new_tokens)
         rubrics = parse_principles(text, max_rubrics) if error is None else []
     return out
 
@@ -291,11 +309,13 @@ def build(args, backend: ChatBackend, pairs: list[dict], embed: Callable[[list[s
     out = Path(args.output_dir)
     settings = {k: getattr(args, k, None) for k in ("max_rounds", "max_rubrics", "seed", "judge_base_url",
                                                     "subsets", "split", "max_length")}
+    if args.verify != "both_orders":  # only when set, so stores written before the option still resume
+        settings["verify"] = args.verify
     if args.llm.startswith("llm:"):  # a local model's answers depend on its dtype (resolved by main)
         settings["dtype"] = getattr(args, "dtype", None)
     fingerprint = {"llm": judge_fingerprint(args.llm), "data": data_fingerprint(args.pairs), "settings": settings}
     results = generate(backend, pairs, out / "generate.partial.jsonl", fingerprint, args.overwrite,
-                       max_rounds=args.max_rounds, max_rubrics=args.max_rubrics, seed=args.seed)
+                       max_rounds=args.max_rounds, max_rubrics=args.max_rubrics, seed=args.seed, verify=args.verify)
     candidates = list(dict.fromkeys(r for res in results for r in res.rubrics))  # exact duplicates once
     stats = {"pairs": len(results), "passed": sum(r.passed for r in results),
              "rounds": dict(sorted(Counter(r.rounds for r in results if r.passed).items())),
@@ -338,6 +358,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--output_dir", required=True)
     p.add_argument("--max_rounds", type=int, default=3, help="evaluations per pair (revisions: one fewer)")
     p.add_argument("--max_rubrics", type=int, default=3, help="rubrics per proposal")
+    p.add_argument("--verify", choices=VERIFY, default="both_orders",
+                   help="when rubrics pass: the better response wins in both orders (the method), or once the two "
+                        "orders are averaged (for a small judge that always leans to one slot)")
     p.add_argument("--max_selected", type=int, default=20, help="most rubrics the coding-rate selection keeps")
     p.add_argument("--min_gain", type=float, default=0.05, help="stop selecting when the best gain is below this")
     p.add_argument("--max_themes", type=int, default=5, help="themes to organise the selection into (0: none)")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from judges.backends import OpenAIBackend
+from judges.base import PairVerdict
 from judges.prompts import parse_themes
 from judges.rubrics import (
     build,
@@ -52,7 +53,7 @@ class Script:
         if "These rubrics were tried" in text:
             self.log.append(("revise", request))
             return reply(f"- {BAD_RUBRIC if request in self.stubborn else GOOD_RUBRIC}")
-        if text.startswith("You write rubrics"):
+        if "short rules that a judge could use" in text:
             self.log.append(("propose", request))
             return reply(f"- {BAD_RUBRIC if request in self.bad_first else GOOD_RUBRIC}\n- {BAD_RUBRIC}\n- extra")
         a = re.search(r"\[Response A\]\n(.*?)\n\n\[Response B\]", text, re.S).group(1)
@@ -113,6 +114,44 @@ def test_an_unparsable_proposal_is_a_counted_error(llm):
     assert out.error == "unparsable proposal" and out.rounds == 0 and not out.passed
 
 
+def leaning_judge(script: Script):
+    """The Script's LLM, but judging by next-token probabilities (an endpoint with logprobs): P(A) is 0.8 whatever
+    it is shown (a slot-A bias), moved 0.1 towards the response holding "5" under a rubric about the final number."""
+    import math
+
+    def behaviour(hit, body):
+        if not body.get("logprobs"):
+            return script(hit, body)
+        text = body["messages"][-1]["content"]
+        a = re.search(r"\[Response A\]\n(.*?)\n\n\[Response B\]", text, re.S).group(1)
+        script.log.append(("judge", ""))
+        p_a = 0.8 + (0.0 if "final number" not in text else 0.1 if "5" in a else -0.1)
+        top = [{"token": "A", "logprob": math.log(p_a)}, {"token": "B", "logprob": math.log(1 - p_a)}]
+        return 200, {"choices": [{"message": {"content": "A"}, "logprobs": {"content": [{"top_logprobs": top}]}}]}, {}
+
+    return behaviour
+
+
+def test_order_averaged_verification_lets_a_slot_biased_judge_pass_a_rubric_that_moves_it(llm):
+    """The judge answers A with P >= 0.7 in every order, so no rubric ever wins both orders; averaged over the two
+    orders, the good rubric's 0.9 and 0.3 for the better response give 0.6 (a pass), the bad rubric's 0.8 and 0.2
+    give exactly 0.5 (a fail, a tie is never a pass)."""
+    from judges.rubrics import passes
+
+    stuck = "What is 2 + 3? (case 0)"
+    llm.behaviour = leaning_judge(Script(bad_first={stuck}))
+    judge_backend = OpenAIBackend("scripted", base_url=llm.url, timeout_s=5.0, max_retries=0, use_logprobs=True)
+    strict = rubrics_for_pair(judge_backend, "p0", PAIRS[0]["prompt"], "It is 5.", "It is 7.", max_rubrics=1)
+    assert not strict.passed and strict.rounds == 3
+    averaged = rubrics_for_pair(judge_backend, "p0", PAIRS[0]["prompt"], "It is 5.", "It is 7.", max_rubrics=1,
+                                verify="order_averaged")
+    assert averaged.passed and averaged.rounds == 2 and averaged.rubrics == [GOOD_RUBRIC]
+    assert [h["p_better"] for h in averaged.history] == [pytest.approx([0.8, 0.2]), pytest.approx([0.9, 0.3])]
+    assert passes(PairVerdict(0.9, None), "order_averaged") is False  # a failed order is never a pass
+    with pytest.raises(ValueError, match="verify must be one of"):
+        rubrics_for_pair(judge_backend, "p0", "Q?", "a", "b", verify="one_order")
+
+
 def test_generate_resumes_from_its_store_and_refuses_other_settings(llm, tmp_path):
     from rm_core.resume import ResumeError
 
@@ -168,7 +207,7 @@ def test_parse_themes_reads_the_format_and_tolerates_markdown():
 def _args(tmp_path, **over):
     base = dict(llm="openai:scripted", pairs=str(tmp_path / "pairs.jsonl"), output_dir=str(tmp_path / "out"),
                 max_rounds=2, max_rubrics=1, max_selected=5, min_gain=0.05, max_themes=3, max_tips=3,
-                embedding_model=None, seed=0, overwrite=False, judge_base_url=None, subsets=None, split="filtered")
+                embedding_model=None, seed=0, overwrite=False, judge_base_url=None, subsets=None, split="filtered", verify="both_orders")
     return argparse.Namespace(**{**base, **over})
 
 
@@ -213,11 +252,11 @@ def test_the_benchs_generation_summary_counts_each_judges_picks(llm, tmp_path):
     stuck = {f"What is 2 + 3? (case {i})" for i in range(2)}
     script = Script(bad_first=stuck, stubborn=stuck)
     llm.behaviour = lambda hit, body: (reply("I would rather not.") if "(case 2)" in body["messages"][-1]["content"]
-                                       and body["messages"][-1]["content"].startswith("You write") else script(hit, body))
+                                       and "short rules that a judge" in body["messages"][-1]["content"] else script(hit, body))
     generate(backend(llm), PAIRS, tmp_path / "generate.partial.jsonl", {"llm": "scripted"}, max_rounds=2)
     got = generation_summary(tmp_path)
     assert got == {"pairs": 3, "passed": 0, "failures": {"unparsable proposal": 1}, "evaluated_rounds": 4,
-                   "picks": {"slot A both orders": 4}}
+                   "picks": {"slot A both orders": 4}, "averaged_better": 0}
     text = section({"llm": "openai:scripted", "rubric_set": None, "generation": got, "seconds": {"rubrics": 1.0},
                     "load": {"start": [0.1], "end": [0.2]}})
     assert "none passed" in text and "cannot run the method" in text
