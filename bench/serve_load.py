@@ -31,6 +31,7 @@ import httpx
 
 from bench._common import rss_mib
 from judges.serve import server_stack
+from rm_core.models import dtype_choice
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,6 +160,7 @@ def main() -> None:
     p.add_argument("--max_batch_size", type=int, default=32)
     p.add_argument("--max_wait_ms", type=float, default=5.0)
     p.add_argument("--batch_size", type=int, default=None, help="the judge's forward batch (server --batch_size)")
+    p.add_argument("--dtype", default="auto", help="the server's --dtype (auto: bf16 on a GPU or a CPU with native bf16)")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--output", default=None, help="default bench/runs/serve_load[_hostile].json")
     p.add_argument("--mix", default="valid", choices=["valid", "hostile"])
@@ -171,6 +173,7 @@ def main() -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
     cmd = [sys.executable, "-m", "judges.serve", "--judge", args.judge, "--family", args.family, "--port",
            str(args.port), "--max_batch_size", str(args.max_batch_size), "--max_wait_ms", str(args.max_wait_ms)]
+    cmd += ["--dtype", args.dtype]
     if args.batch_size:
         cmd += ["--batch_size", str(args.batch_size)]
     if args.chat_template:
@@ -211,6 +214,7 @@ def main() -> None:
         "server_batches": health["batches"]["score"] - before,
         "mean_batch": round(len(latencies) / max(1, health["batches"]["score"] - before), 1),
         "judge_failures": health["failures"]["total"], "cpu_count": os.cpu_count(),
+        "dtype": dtype_choice(args.dtype)[0],  # what the server resolved: the same machine, the same rule
         # where the cores went during the measured run: CPU seconds of the server and of this (client) process
         "cpu_seconds": cpu_used,
         **server_stack(),  # the server runs in this venv
@@ -243,6 +247,7 @@ def hostile(args, url: str, server, convs: list, key: str) -> None:
         "valid_p99_ms": round(1000 * percentile(latencies, 0.99), 1),
         "status_by_kind": codes, "server_5xx": server_errors, "rss_mb_before": rss_before, "rss_mb_after": rss_after,
         "judge_failures": health["failures"]["total"], "cpu_count": os.cpu_count(),
+        "dtype": dtype_choice(args.dtype)[0],  # what the server resolved: the same machine, the same rule
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
