@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from bench._common import ROOT, run_seconds
+from judges.rubrics import VERIFY
 from rm_core.data import shared_data_dir
 from rm_core.models import SMOLLM2
 
@@ -32,8 +33,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--base_url", default=None, help="openai: endpoint")
     p.add_argument("--max_pairs", type=int, default=70)
     p.add_argument("--limit", type=int, default=None, help="score only the first N pairs of the other subsets")
-    p.add_argument("--verify", default="both_orders", help="judges.rubrics --verify (order_averaged: for a judge "
-                                                          "whose position bias no rubric overcomes)")
+    p.add_argument("--verify", default="both_orders", choices=VERIFY,
+                   help="judges.rubrics --verify (order_averaged: for a judge whose position bias no rubric overcomes)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     llmbar = shared_data_dir(required=True) / "llmbar"
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> dict:
         if not store.is_file() or generation_summary(out / "set")["passed"]:
             raise
         # a result in itself (a small LLM): say what the generation did, and that there is nothing to compare
-        result = {"llm": args.llm, "verify": args.verify, "rubric_set": None, "generation": generation_summary(out / "set"),
+        result = {"llm": args.llm, "verify": args.verify, "rubric_set": None,
+                  "generation": generation_summary(out / "set"),
                   "seconds": {"rubrics": round(time.perf_counter() - started, 1)},
                   "load": {**load, "end": [round(x, 2) for x in os.getloadavg()]},
                   "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
                                       "--judge_mode", "pairwise", "--dataset", llmbar, "--subsets", *OTHER_SUBSETS,
                                       *limit, *extra, "--output_dir", out / label, "--quiet"], out / f"{label}.log")
     load["end"] = [round(x, 2) for x in os.getloadavg()]
-    result = {"llm": args.llm, "verify": args.verify, "rubric_set": {k: rubric_set[k] for k in ("principles", "stats", "structured")},
+    result = {"llm": args.llm, "verify": args.verify,
+              "rubric_set": {k: rubric_set[k] for k in ("principles", "stats", "structured")},
               "seconds": seconds, "load": load, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     result["generation"] = generation_summary(out / "set")
     result.update(compare(out))
