@@ -88,6 +88,8 @@ def generation_summary(folder: Path) -> dict:
     judge picked the first slot whatever the rubrics said."""
     from collections import Counter
 
+    from judges.base import PairVerdict
+    from judges.rubrics import passes
     from rm_core.resume import read_jsonl_store
 
     rows = read_jsonl_store(folder / "generate.partial.jsonl")
@@ -95,8 +97,7 @@ def generation_summary(folder: Path) -> dict:
     averaged_better = 0  # rounds whose two orders' mean P(better) is above 1/2 (stores before p_better: not counted)
     for row in rows:
         for round_ in row["history"]:
-            p_better = round_.get("p_better") or [None, None]
-            averaged_better += None not in p_better and sum(p_better) / 2 > 0.5
+            averaged_better += passes(PairVerdict(*(round_.get("p_better") or [None, None])), "order_averaged")
             got = tuple("picked the better" in v for v in round_["verdicts"][:2])
             if len(round_["verdicts"]) < 2 or any("no answer" in v or "failed" in v for v in round_["verdicts"]):
                 picks["no answer"] += 1

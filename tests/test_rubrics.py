@@ -207,7 +207,8 @@ def test_parse_themes_reads_the_format_and_tolerates_markdown():
 def _args(tmp_path, **over):
     base = dict(llm="openai:scripted", pairs=str(tmp_path / "pairs.jsonl"), output_dir=str(tmp_path / "out"),
                 max_rounds=2, max_rubrics=1, max_selected=5, min_gain=0.05, max_themes=3, max_tips=3,
-                embedding_model=None, seed=0, overwrite=False, judge_base_url=None, subsets=None, split="filtered", verify="both_orders")
+                embedding_model=None, seed=0, overwrite=False, judge_base_url=None, subsets=None, split="filtered",
+                verify="both_orders")
     return argparse.Namespace(**{**base, **over})
 
 
@@ -252,7 +253,8 @@ def test_the_benchs_generation_summary_counts_each_judges_picks(llm, tmp_path):
     stuck = {f"What is 2 + 3? (case {i})" for i in range(2)}
     script = Script(bad_first=stuck, stubborn=stuck)
     llm.behaviour = lambda hit, body: (reply("I would rather not.") if "(case 2)" in body["messages"][-1]["content"]
-                                       and "short rules that a judge" in body["messages"][-1]["content"] else script(hit, body))
+                                       and "short rules that a judge" in body["messages"][-1]["content"]
+                                       else script(hit, body))
     generate(backend(llm), PAIRS, tmp_path / "generate.partial.jsonl", {"llm": "scripted"}, max_rounds=2)
     got = generation_summary(tmp_path)
     assert got == {"pairs": 3, "passed": 0, "failures": {"unparsable proposal": 1}, "evaluated_rounds": 4,
