@@ -907,7 +907,8 @@ def machine_lines(ref: dict) -> list[str]:
     flags = ", ".join(f"{k} {'yes' if m.get(k) else 'no'}" for k in ("avx2", "avx512f", "avx512_bf16", "amx"))
     alone = (load.get("start") or [9])[0] < 0.5 and (load.get("highest_1min_at_a_stage_start") or 0) <= m["cpus"] + 0.5
     verdict = ("nothing else ran: the load at the start was below 0.5 and no stage started above the run's own "
-               f"({m['cpus']} busy cores)" if alone else
+               f"{m['cpus']} busy cores plus 0.5 (a 1-min reading just above {m['cpus']} is the run's own start-up "
+               "threads, or something too brief to move a stage's time)" if alone else
                "**the machine was NOT to itself**: the timings (and so the number of pairs the budget allowed) are low; "
                "the accuracies hold for the budget as stated")
 
