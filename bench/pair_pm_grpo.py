@@ -7,18 +7,25 @@ verdict rate before and after RL on HH test pairs and LLMBar (both orders); the 
     python -m bench.pair_pm_grpo --max_steps 60 --eval_pairs 50
     python -m bench.pair_pm_grpo --consistency_weight 0 --runs bench/runs/pair_pm_grpo-per-order   # the old reward
     python -m bench.pair_pm_grpo --dry_run             # the plan and the training command; nothing is run
+    python -m bench.pair_pm_grpo --data builtin --runs bench/runs/pair_pm_grpo-builtin   # a set 135M can learn
 
-Stages (each writes bench/runs/pair_pm_grpo/<stage>.json and is skipped when that file exists; delete to rerun):
+--data hh (default): the HH-RLHF fixed split, whose preferences a 135M model does not learn from 64 pairs (neither
+way of training does: RESULTS.md). --data builtin: the built-in verifiable set (rm_core/builtin_data.py: refusals,
+arithmetic, format requests; every label checked by a verifier, lengths balanced), where the content decides and a
+small model can learn it, so the run shows whether the order-consistency reward gives a judge that follows content
+rather than position when content can be learnt. Its SFT baseline is trained on the same pairs into RUNS/sft-core.
+
+Stages (each writes <--runs>/<stage>.json, default bench/runs/pair_pm_grpo, and is skipped when that file exists):
 - train: pair_pm/train_grpo.py --config pair_pm/configs/smollm2-135m-grpo-cpu.yaml on the first --train_pairs pairs
   of the fixed split's train part (the 64 pairs of the BT and SFT pair-PM runs), --max_steps steps of 2 pairs x 4
   completions, after --warmup_steps format-only SFT steps (random verdicts: the base model never writes the tag),
   with the order-consistency reward (--consistency_weight w: a right verdict loses w x the share of the swapped
   order's completions that pick the other response; 0: each order alone, the reward of the first run). The first
-  --curve_pairs HH test pairs are its held-out split, judged greedily in both orders before the first step and
+  --curve_pairs test pairs (HH, or the built-in set's) are its held-out split, judged greedily in both orders before the first step and
   every --eval_every steps (eval_strategy steps, eval_on_start): the held-out curve (strict both-order accuracy,
   order-flip rate, malformed rate, share of "A") and the reward curve come from the run's eval_results.json.
 - eval-base / eval-warmup / eval-rl: greedy verdicts in both orders (ReasoningPairPMJudge, --max_new_tokens) on
-  the first --eval_pairs HH test pairs and --eval_pairs LLMBar pairs (the first eval_pairs / 5 of each of its five
+  the first --eval_pairs test pairs (HH or built-in) and --eval_pairs LLMBar pairs (the first eval_pairs / 5 of each of its five
   subsets): the untouched base model (on --base_eval_pairs of each: it writes no verdict at all), the format-
   warmed model (= before RL) and the RL checkpoint (= after RL), through the checkpoint's judges.load.
 - sft: the SFT-trained pair-PM (bench/pair_pm_hh.py's core checkpoint: the same 64 pairs, 8 steps of 8 pairs;
@@ -52,17 +59,27 @@ SHARED = shared_data_dir()
 
 
 def load_data(args) -> tuple[list[dict], list[dict], list[dict]]:
-    """(train pool, HH test pairs, LLMBar pairs), the eval sets cut to --eval_pairs."""
+    """(train pool, held-out test pairs, LLMBar pairs), the eval sets cut to --eval_pairs. --data hh: the HH-RLHF
+    fixed split; --data builtin: the built-in preference set (rm_core/builtin_data.py: every label checked by a
+    verifier, lengths balanced, test prompts never in train), whose signal a 135M model can learn."""
     from rm_core.data import LLMBAR_SUBSETS, hh_split, load_llmbar_as_reward_bench, read_rows, to_preferences
 
-    hh = Path(args.hh_file)
-    train_rows, test_rows = hh_split(read_rows(hh))
-    pool, _ = to_preferences(train_rows)
-    hh_test = [{**t, "subset": "hh-rlhf-harmless"} for t in to_preferences(test_rows)[0]][: args.eval_pairs]
+    if args.data == "builtin":
+        from rm_core.builtin_data import build_builtin_preferences
+
+        train, test = build_builtin_preferences()
+        pool, test_prefs = to_preferences(train)[0], to_preferences(test)[0][: args.eval_pairs]
+    else:
+        train_rows, test_rows = hh_split(read_rows(Path(args.hh_file)))
+        pool, _ = to_preferences(train_rows)
+        test_prefs = [{**t, "subset": "hh-rlhf-harmless"} for t in to_preferences(test_rows)[0]][: args.eval_pairs]
     llmbar_all, _ = to_preferences(load_llmbar_as_reward_bench(args.llmbar_dir))
     per = max(1, args.eval_pairs // len(LLMBAR_SUBSETS))
     llmbar = [p for s in LLMBAR_SUBSETS.values() for p in [q for q in llmbar_all if q["subset"] == s][:per]]
-    return pool, hh_test, llmbar
+    return pool, test_prefs, llmbar
+
+
+DATA_NAMES = {"hh": "HH", "builtin": "built-in"}  # --data -> how the report names its held-out pairs
 
 
 def judge_sets(judge, sets: dict[str, list[dict]]) -> dict:
@@ -129,7 +146,8 @@ def sft_accuracy(sets: dict[str, list[dict]], pool: list[dict], args, runs: Path
         result["budget"] = (f"{args.train_pairs} pairs (both orders), batches of 8 pairs, one epoch, "
                             f"trained here in {result['train_seconds']:.0f} s")
     else:
-        result["budget"] = f"the checkpoint at {core} (bench/pair_pm_hh.py core: 64 pairs, 8 steps of 8 pairs)"
+        result["budget"] = (f"the checkpoint at {core}" + (" (bench/pair_pm_hh.py core: 64 pairs, 8 steps of 8 pairs)"
+                                                            if core == SFT_CORE else ""))
     judge = judges.load(str(core), max_length=1024)
     for name, prefs in sets.items():
         if prefs:
@@ -144,18 +162,20 @@ def _pct(x, ci=None) -> str:
     return percent_with_ci(x, ci, none="-", unit="%")
 
 
-def curve_table(train: dict, sft: dict | None = None, curve_set: str = "hh_curve") -> str:
+def curve_table(train: dict, sft: dict | None = None, curve_set: str | None = None) -> str:
     """Markdown: the GRPO judge's held-out curve (train.json's held_out_curve: strict both-order accuracy, order-
     flip rate, malformed verdicts, share of "A", per evaluation step) and, beside it, the SFT pair-PM on the same
     pairs (sft.json[curve_set]), each with its budget."""
     curve = train.get("held_out_curve") or []
     budget = train.get("budget", {})
+    data = budget.get("data", "hh")  # runs before --data existed were HH runs
+    curve_set = curve_set or f"{data}_curve"
     pairs = curve[0]["pairs"] if curve else 0
-    lines = [f"Held-out curve: {int(pairs or 0)} HH test pairs judged greedily in both orders (strict: right with the "
+    lines = [f"Held-out curve: {int(pairs or 0)} {DATA_NAMES.get(data, data)} test pairs judged greedily in both orders (strict: right with the "
              f"chosen response shown first and second; flips: the verdict changes with the order, among pairs "
              f"that parse in both orders; 95% bootstrap intervals over the pairs in brackets). GRPO: "
              f"{budget.get('train_pairs', '?')} training pairs, "
-             f"{budget.get('max_steps', '?')} steps of 2 pairs x 4 completions after "
+             f"{budget.get('max_steps', '?')} GRPO steps after "
              f"{budget.get('warmup_steps', '?')} format warm-up steps, order-consistency weight "
              f"{budget.get('consistency_weight', '?')}"
              + (f", {train['train_seconds']:.0f} s" if isinstance(train.get("train_seconds"), (int, float)) else "")
@@ -206,11 +226,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval_pairs", type=int, default=40, help="HH test pairs, and LLMBar pairs, evaluated")
     p.add_argument("--base_eval_pairs", type=int, default=10, help="pairs of each set for the untouched base")
     p.add_argument("--batch_size", type=int, default=8, help="prompts per greedy generation batch")
+    p.add_argument("--data", choices=sorted(DATA_NAMES), default="hh",
+                   help="training and held-out pairs: the HH-RLHF fixed split, or the built-in verifiable set")
     p.add_argument("--hh_file", default=str(SHARED / "hh-rlhf" / "harmless-base-test.jsonl.gz"))
     p.add_argument("--llmbar_dir", default=str(SHARED / "llmbar"))
     p.add_argument("--runs", default=str(RUNS), help="output folder (a smoke test points it elsewhere)")
-    p.add_argument("--sft_checkpoint", default=str(SFT_CORE),
-                   help="the SFT pair-PM to compare with (trained on the same --train_pairs pairs when missing)")
+    p.add_argument("--sft_checkpoint", default=None,
+                   help="the SFT pair-PM to compare with (trained on the same --train_pairs pairs when missing); "
+                        f"default: {SFT_CORE.relative_to(ROOT)} for --data hh, RUNS/sft-core for --data builtin")
     p.add_argument("--dry_run", action="store_true", help="print the plan and the training command, run nothing")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                    help="further train_grpo.py flags, after everything else (e.g. --extra --use_cpu true)")
@@ -222,7 +245,9 @@ def main(argv: list[str] | None = None) -> None:
 
     runs = Path(args.runs)
     ckpt = runs / "rl"
-    budget = {k: getattr(args, k) for k in ("train_pairs", "max_steps", "warmup_steps", "max_prompt_length",
+    if args.sft_checkpoint is None:
+        args.sft_checkpoint = str(SFT_CORE if args.data == "hh" else runs / "sft-core")
+    budget = {k: getattr(args, k) for k in ("data", "train_pairs", "max_steps", "warmup_steps", "max_prompt_length",
                                             "max_new_tokens", "consistency_weight", "curve_pairs", "eval_every",
                                             "eval_pairs", "base_eval_pairs")}
     if args.dry_run:
@@ -232,10 +257,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     from rm_core.hub import atomic_write_json, atomic_write_jsonl
 
-    pool, hh_test, llmbar = load_data(args)
-    curve_set = hh_test[: args.curve_pairs]
-    sets = {"hh_test": hh_test, "llmbar": llmbar}
-    budget.update(hh_test_pairs=len(hh_test), llmbar_pairs=len(llmbar), hh_curve_pairs=len(curve_set))
+    pool, test_prefs, llmbar = load_data(args)
+    curve_set = test_prefs[: args.curve_pairs]
+    held = f"{args.data}_test"  # hh_test / builtin_test
+    sets = {held: test_prefs, "llmbar": llmbar}
+    budget.update({f"{held}_pairs": len(test_prefs), "llmbar_pairs": len(llmbar),
+                   f"{args.data}_curve_pairs": len(curve_set), "extra": [str(x) for x in args.extra]})
     for stage in args.stages:
         path = runs / f"{stage}.json"
         if stage == "report":  # cheap: rebuilt from the other stages every time
@@ -273,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
         elif stage == "eval-rl":
             result.update(judge_sets(reasoning_judge(ckpt, args, from_config=True), sets))
         elif stage == "sft":
-            result.update(sft_accuracy({**sets, "hh_curve": curve_set}, pool, args, runs))
+            result.update(sft_accuracy({**sets, f"{args.data}_curve": curve_set}, pool, args, runs))
         else:
             raise SystemExit(f"unknown stage {stage}")
         result["seconds"] = round(time.perf_counter() - t0, 1)

@@ -61,9 +61,9 @@ class PairPMGRPOConfig(PrecisionArguments, ChatTemplateArguments, GRPOConfig):
     judge_max_new_tokens: int | None = field(default=None, metadata={
         "help": "Generation budget of the saved judge; default max_completion_length."})
     format_warmup_steps: int = field(default=0, metadata={
-        "help": "Before RL, this many SFT steps on the output FORMAT alone (verdicts drawn at random, independent of "
-                "the label), for a base model that never writes the verdict tag (GRPO gets no signal from a group "
-                "whose outputs are all malformed). 0: none."})
+        "help": "Before RL, this many SFT steps on the output FORMAT alone (each prompt with verdict A and verdict B "
+                "in the same batch: nothing about the label or a letter is learnt), for a base model that never "
+                "writes the verdict tag (GRPO gets no signal from a group whose outputs are all malformed). 0: none."})
     format_warmup_learning_rate: float = field(default=5e-5, metadata={"help": "Learning rate of the warm-up."})
 
     def __post_init__(self):

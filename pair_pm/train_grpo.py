@@ -85,52 +85,87 @@ def check_pair_layout(dataset) -> int:
     return len(labels) // 2
 
 
-def format_example(response_a: str, response_b: str, letter: str, words: int = 8) -> str:
-    """A format-only target for the warm-up: generic principles, a critique quoting the start of each response,
-    and `letter` as the verdict. Nothing in it depends on which response is better."""
+def format_example(response_a: str, response_b: str, letter: str, words: int = 4) -> str:
+    """A format-only target for the warm-up: short generic principles, a critique quoting the start of each response,
+    and `letter` as the verdict. Nothing in it depends on which response is better. Short on purpose: it must end
+    (verdict included) well inside max_completion_length, or the warmed model learns an output that generation cuts
+    before its verdict (format_warmup_rows checks)."""
     def start(text: str) -> str:
         head = " ".join(text.split()[:words])
-        return head + ("..." if len(text.split()) > words else "")
+        return head.rstrip(".,;:!?") + "..." if len(text.split()) > words else head
 
-    return ("<principles>A better response is helpful, honest and harmless, and answers what was asked."
-            "</principles>\n"
-            f"<critique>Response A says \"{start(response_a)}\". Response B says \"{start(response_b)}\"."
-            f"</critique>\n<verdict>{letter}</verdict>")
+    quotes = f"Response A says \"{start(response_a)}\". Response B says \"{start(response_b)}\"." if words else \
+        "Responses A and B differ."
+    return ("<principles>Helpful, honest, harmless, and on the question.</principles>\n"
+            f"<critique>{quotes}</critique>\n<verdict>{letter}</verdict>")
 
 
-def format_warmup(model, tokenizer, prefs: list[dict], args: PairPMGRPOConfig, out_dir: Path) -> tuple[Path, list]:
-    """SFT (TRL's SFTTrainer, loss on the completion) on format_example targets for args.format_warmup_steps steps,
-    the verdict letters drawn with a seeded coin, so the model learns the form and nothing about the labels. The
-    warmed-up model is saved to out_dir (a LoRA run then merges its adapter into it). Returns out_dir and the
-    loss per step. Meant for small single-process runs (a model that cannot write the format at all)."""
+def format_warmup_rows(tokenizer, prefs: list[dict], args: PairPMGRPOConfig) -> dict[str, list]:
+    """The warm-up's SFT rows: per pair (shuffled, seeded) and order, the same format_example target twice, with
+    verdict A and then verdict B, adjacent. Trained in this order in batches of an even size (format_warmup), each
+    batch holds both letters of every prompt it holds, so the letter's loss gradients cancel and the model leaves
+    the warm-up at P(A) = P(B) in every order: GRPO then samples both verdicts. (A seeded coin per row, the first
+    design, left SmolLM2-135M writing "A" in 100% of sampled verdicts at temperature 1.0, so GRPO had nothing to
+    compare: bench/RESULTS.md.)"""
     import random
-
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
 
     from judges.base import pair_texts, prompt_text
     from pair_pm.prepare_data import REASONING_QUESTION, fit_pair, pair_messages
 
-    rng = random.Random(args.seed)
+    order = [p for p in prefs if not p.get("tie")]
+    random.Random(args.seed).shuffle(order)
     rows: dict[str, list] = {"prompt": [], "completion": []}
-    for pref in prefs:
-        if pref.get("tie"):
-            continue
+    for pref in order:
         chosen, rejected = pair_texts(pref)
         for a, b in ((chosen, rejected), (rejected, chosen)):
             _, cut = fit_pair(tokenizer, prompt_text(pref["prompt"]), a, b, args.max_prompt_length,
                               question=REASONING_QUESTION, reserve=0)
-            rows["prompt"].append(pair_messages(*cut, question=REASONING_QUESTION))
-            rows["completion"].append([{"role": "assistant", "content": format_example(a, b, rng.choice("AB"))}])
+            target = fitted_example(tokenizer, a, b, args.max_completion_length)
+            for letter in "AB":
+                rows["prompt"].append(pair_messages(*cut, question=REASONING_QUESTION))
+                rows["completion"].append([{"role": "assistant", "content": target.replace("<verdict>A<",
+                                                                                             f"<verdict>{letter}<")}])
+    return rows
+
+
+def fitted_example(tokenizer, response_a: str, response_b: str, budget: int) -> str:
+    """format_example(..., "A") quoting as many words (4, 2, 0) as fit in `budget` tokens with the end-of-turn
+    token and a margin of 2; a ValueError when even the bare form does not fit (raise max_completion_length)."""
+    for words in (4, 2, 0):
+        text = format_example(response_a, response_b, "A", words=words)
+        if len(tokenizer(text, add_special_tokens=False).input_ids) + 3 <= budget:
+            return text
+    need = len(tokenizer(text, add_special_tokens=False).input_ids) + 3
+    raise ValueError(f"the format warm-up's shortest target needs {need} tokens, over max_completion_length "
+                     f"{budget}: the model would learn an output cut before its verdict; raise max_completion_length")
+
+
+def format_warmup(model, tokenizer, prefs: list[dict], args: PairPMGRPOConfig, out_dir: Path) -> tuple[Path, list]:
+    """SFT (TRL's SFTTrainer, loss on the completion) on format_warmup_rows for args.format_warmup_steps steps, in
+    the rows' order (no shuffle) and in batches of an even size (per_device_train_batch_size, plus one when odd), so
+    every batch holds both verdict letters of each of its prompts: the model learns the form and nothing about the
+    labels or a letter. The warmed-up model is saved to out_dir (a LoRA run then merges its adapter into it).
+    Returns out_dir and the loss per step. Meant for small single-process runs (a model that cannot write the format
+    at all)."""
+    from datasets import Dataset
+    from torch.utils.data import SequentialSampler
+    from trl import SFTConfig, SFTTrainer
+
+    class InOrder(SFTTrainer):  # Trainer shuffles by default, which would part a prompt's two letters
+        def _get_train_sampler(self, dataset=None) -> Sampler:
+            return SequentialSampler(dataset if dataset is not None else self.train_dataset)
+
+    batch = args.per_device_train_batch_size + args.per_device_train_batch_size % 2
     sft_args = SFTConfig(output_dir=str(out_dir), max_steps=args.format_warmup_steps,
-                         per_device_train_batch_size=args.per_device_train_batch_size,
+                         per_device_train_batch_size=batch,
                          learning_rate=args.format_warmup_learning_rate, lr_scheduler_type="constant",
                          max_length=args.max_prompt_length + args.max_completion_length, completion_only_loss=True,
                          logging_steps=1, save_strategy="no", report_to="none", use_cpu=args.use_cpu, bf16=args.bf16,
                          activation_checkpointing=args.activation_checkpointing, seed=args.seed,
                          disable_tqdm=args.disable_tqdm)
-    trainer = SFTTrainer(model=model, args=sft_args, train_dataset=Dataset.from_dict(rows),
-                         processing_class=tokenizer)
+    trainer = InOrder(model=model, args=sft_args, train_dataset=Dataset.from_dict(format_warmup_rows(tokenizer, prefs,
+                                                                                                     args)),
+                      processing_class=tokenizer)
     trainer.train()
     trainer.save_model(str(out_dir))
     return out_dir, [{"step": e["step"], "loss": e["loss"]} for e in trainer.state.log_history if "loss" in e]

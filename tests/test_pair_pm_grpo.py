@@ -517,7 +517,7 @@ def trained(tmp_path_factory, tiny_path):
     data = _data_dir(tmp, {"train": 8, "test": 3})
     out = tmp / "ckpt"
     argv = ["--model_name_or_path", str(tiny_path), "--dataset_name", str(data), "--output_dir", str(out),
-            "--num_generations", "4", "--per_device_train_batch_size", "8", "--max_completion_length", "12",
+            "--num_generations", "4", "--per_device_train_batch_size", "8", "--max_completion_length", "128",
             "--max_prompt_length", "448", "--max_steps", "2", "--learning_rate", "1e-3", "--logging_steps", "1",
             "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", "--use_cpu", "true",
             "--seed", "0", "--length_weight", "0.1", "--reasoning_max_words", "20", "--format_warmup_steps", "2",
@@ -538,7 +538,7 @@ def test_grpo_run_trains_and_saves_a_reasoning_pair_pm(trained):
     config = json.loads((out / "config.json").read_text())
     assert config["rm_family"] == "pair_pm" and config["pair_pm_reasoning"] is True
     assert config["pair_pm_template"] == "pair-pm-reasoning-v1"
-    assert config["pair_pm_max_length"] == 448 and config["pair_pm_max_new_tokens"] == 12
+    assert config["pair_pm_max_length"] == 448 and config["pair_pm_max_new_tokens"] == 128
     held = results["held_out"]
     assert held["pairs"] == 3 and held["malformed_rate"] == 1.0 and held["failed_pairs"] == 3
     assert held["accuracy"] == 0.0 and sum(held["malformed_by_reason"].values()) == 6  # outputs, both orders
@@ -557,7 +557,7 @@ def test_judges_load_returns_the_reasoning_judge_and_counts_failures(trained):
     out, _, _ = trained
     judge = judges.load(str(out))
     assert isinstance(judge, ReasoningPairPMJudge) and not judge.pointwise
-    assert judge.max_new_tokens == 12 and judge.max_length == 448
+    assert judge.max_new_tokens == 128 and judge.max_length == 448
     p = judge.compare("Say hello.", GOOD, BAD)
     assert p is None  # the random model's output does not parse: None, never a default
     assert judge.failures.total == 1 and next(iter(judge.failures.counts)).startswith("unparsable verdict: ")
@@ -647,10 +647,69 @@ def test_format_warmup_targets_are_well_formed_and_label_free():
     for letter in "AB":
         text = format_example(GOOD, BAD, letter)
         parsed = parse_reasoning_verdict(text)
-        assert parsed.verdict == letter and "Sure, here is a short answer in one" in parsed.reasoning
-    assert format_example("one two", "three", "B") == (
-        "<principles>A better response is helpful, honest and harmless, and answers what was asked.</principles>\n"
-        '<critique>Response A says "one two". Response B says "three".</critique>\n<verdict>B</verdict>')
+        assert parsed.verdict == letter and '"Sure, here is a..."' in parsed.reasoning
+    assert format_example("one two", "three four five six seven.", "B") == (
+        "<principles>Helpful, honest, harmless, and on the question.</principles>\n"
+        '<critique>Response A says "one two". Response B says "three four five six...".</critique>\n'
+        "<verdict>B</verdict>")
+    assert parse_reasoning_verdict(format_example(GOOD, BAD, "A", words=0)).verdict == "A"
+
+
+def test_format_warmup_targets_fit_the_generation_budget(tok):
+    """A target longer than max_completion_length would teach an output that generation cuts before its verdict
+    (SmolLM2's 64-token budget cut most of the first design's targets): quotes shrink to fit, else a clear error."""
+    from pair_pm.train_grpo import fitted_example
+
+    long_a, long_b = " ".join(WORDS * 5), " ".join(reversed(WORDS * 5))
+    sizes = {w: len(tok(format_example_words(long_a, long_b, w), add_special_tokens=False).input_ids)
+             for w in (4, 2, 0)}
+    assert sizes[4] > sizes[2] > sizes[0]
+    assert fitted_example(tok, long_a, long_b, sizes[4] + 3) == format_example_words(long_a, long_b, 4)
+    assert fitted_example(tok, long_a, long_b, sizes[4] + 2) == format_example_words(long_a, long_b, 2)
+    assert fitted_example(tok, long_a, long_b, sizes[0] + 3) == format_example_words(long_a, long_b, 0)
+    with pytest.raises(ValueError, match=rf"needs {sizes[0] + 3} tokens, over max_completion_length {sizes[0] + 2}"):
+        fitted_example(tok, long_a, long_b, sizes[0] + 2)
+
+
+def format_example_words(a: str, b: str, words: int) -> str:
+    from pair_pm.train_grpo import format_example
+
+    return format_example(a, b, "A", words=words)
+
+
+def test_format_warmup_batches_hold_both_letters_of_each_prompt(tmp_path, tiny_path, monkeypatch):
+    """The warm-up trains each (pair, order) prompt with verdict A and verdict B in the same batch, so the letter's
+    gradients cancel and GRPO starts from a model that samples both letters (a random letter per row, shuffled,
+    left SmolLM2-135M writing "A" in every sampled verdict)."""
+    from types import SimpleNamespace
+
+    import trl
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pair_pm.train_grpo import format_warmup
+
+    seen: list[list[str]] = []
+    original = trl.SFTTrainer.compute_loss
+
+    def record(self, model, inputs, *args, **kwargs):
+        seen.append([t.rstrip() for t in self.processing_class.batch_decode(inputs["input_ids"], skip_special_tokens=True)])
+        return original(self, model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(trl.SFTTrainer, "compute_loss", record)
+    args = SimpleNamespace(per_device_train_batch_size=3, max_prompt_length=448, max_completion_length=160,
+                           format_warmup_steps=3, format_warmup_learning_rate=1e-3, use_cpu=True, bf16=False,
+                           activation_checkpointing=False, disable_tqdm=True, seed=1)  # the fields it reads
+    tokenizer = AutoTokenizer.from_pretrained(tiny_path)
+    model = AutoModelForCausalLM.from_pretrained(tiny_path)
+    format_warmup(model, tokenizer, PREFS, args, tmp_path / "warm")
+    assert len(seen) == 3 and all(len(batch) == 4 for batch in seen)  # an odd batch size is rounded up to even
+    prompts = []
+    for batch in seen:
+        for with_a, with_b in zip(batch[::2], batch[1::2], strict=True):
+            assert with_a.endswith("<verdict>A</verdict>") and with_b.endswith("<verdict>B</verdict>")
+            assert with_a[: -len("A</verdict>")] == with_b[: -len("B</verdict>")]  # the same prompt and reasoning
+            prompts.append(with_a)
+    assert len(set(prompts)) == 6  # 6 distinct (pair, order) prompts in 12 rows: none repeated, none split
 
 
 def test_non_reasoning_pair_pm_path_is_unchanged(tok):
@@ -711,11 +770,15 @@ def test_bench_curve_table():
                                                                   "order_flip_rate": None}}]}
     sft = {"budget": "64 pairs", "hh_curve": {"strict_accuracy": 0.4, "order_flip_rate": 0.35}}
     table = curve_table(train, sft)
-    assert "20 HH test pairs" in table and "64 training pairs, 6 steps" in table and "400 s" in table
+    assert "20 HH test pairs" in table and "64 training pairs, 6 GRPO steps" in table and "400 s" in table
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert rows == ["| GRPO reasoning pair-PM | 0 | 0.0% | 100.0% | 50.0% | - |",
                     "| GRPO reasoning pair-PM | 6 | 25.0% [5.0, 45.0] | - | 50.0% | - |",
                     "| SFT pair-PM (64 pairs) | end | 40.0% | 35.0% | - | - |"]
+    # a --data builtin run names its pairs so and compares with the SFT pair-PM on its own curve set
+    builtin = {**train, "budget": {**train["budget"], "data": "builtin"}}
+    table = curve_table(builtin, {**sft, "builtin_curve": {"strict_accuracy": 0.9, "order_flip_rate": 0.05}})
+    assert "20 built-in test pairs" in table and "| end | 90.0% | 5.0% |" in table
 
 
 @pytest.mark.slow
