@@ -86,17 +86,19 @@ def check_pair_layout(dataset) -> int:
 
 
 def format_example(response_a: str, response_b: str, letter: str, words: int = 4) -> str:
-    """A format-only target for the warm-up: short generic principles, a critique quoting the start of each response,
-    and `letter` as the verdict. Nothing in it depends on which response is better. Short on purpose: it must end
-    (verdict included) well inside max_completion_length, or the warmed model learns an output that generation cuts
-    before its verdict (format_warmup_rows checks)."""
+    """A format-only target for the warm-up: generic principles, a critique quoting the first `words` words of each
+    response, and `letter` as the verdict. Nothing in it depends on which response is better. It must end (verdict
+    included) inside max_completion_length, or the warmed model learns an output that generation cuts before its
+    verdict (fitted_example shortens the quotes). The principles keep this wording: with a shorter line ("Helpful,
+    honest, harmless, and on the question.") the tiny policy of tests/test_family_learning.py stopped learning (its
+    reward rose +0.01 to +0.06 in three runs, against +0.45 to +0.49 with this one); why is not known."""
     def start(text: str) -> str:
         head = " ".join(text.split()[:words])
         return head.rstrip(".,;:!?") + "..." if len(text.split()) > words else head
 
     quotes = f"Response A says \"{start(response_a)}\". Response B says \"{start(response_b)}\"." if words else \
         "Responses A and B differ."
-    return ("<principles>Helpful, honest, harmless, and on the question.</principles>\n"
+    return ("<principles>A better response is helpful, honest and harmless, and answers what was asked.</principles>\n"
             f"<critique>{quotes}</critique>\n<verdict>{letter}</verdict>")
 
 

@@ -649,7 +649,7 @@ def test_format_warmup_targets_are_well_formed_and_label_free():
         parsed = parse_reasoning_verdict(text)
         assert parsed.verdict == letter and '"Sure, here is a..."' in parsed.reasoning
     assert format_example("one two", "three four five six seven.", "B") == (
-        "<principles>Helpful, honest, harmless, and on the question.</principles>\n"
+        "<principles>A better response is helpful, honest and harmless, and answers what was asked.</principles>\n"
         '<critique>Response A says "one two". Response B says "three four five six...".</critique>\n'
         "<verdict>B</verdict>")
     assert parse_reasoning_verdict(format_example(GOOD, BAD, "A", words=0)).verdict == "A"
