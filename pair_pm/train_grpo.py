@@ -89,7 +89,7 @@ def format_example(response_a: str, response_b: str, letter: str, words: int = 4
     """A format-only target for the warm-up: generic principles, a critique quoting the first `words` words of each
     response, and `letter` as the verdict. Nothing in it depends on which response is better. It must end (verdict
     included) inside max_completion_length, or the warmed model learns an output that generation cuts before its
-    verdict (fitted_example shortens the quotes). The principles keep this wording: with a shorter line ("Helpful,
+    verdict (fitted_words shortens the quotes). The principles keep this wording: with a shorter line ("Helpful,
     honest, harmless, and on the question.") the tiny policy of tests/test_family_learning.py stopped learning (its
     reward rose +0.01 to +0.06 in three runs, against +0.45 to +0.49 with this one); why is not known."""
     def start(text: str) -> str:
@@ -105,10 +105,10 @@ def format_example(response_a: str, response_b: str, letter: str, words: int = 4
 def format_warmup_rows(tokenizer, prefs: list[dict], args: PairPMGRPOConfig) -> dict[str, list]:
     """The warm-up's SFT rows: per pair (shuffled, seeded) and order, the same format_example target twice, with
     verdict A and then verdict B, adjacent. Trained in this order in batches of an even size (format_warmup), each
-    batch holds both letters of every prompt it holds, so the letter's loss gradients cancel and the model leaves
-    the warm-up at P(A) = P(B) in every order: GRPO then samples both verdicts. (A seeded coin per row, the first
-    design, left SmolLM2-135M writing "A" in 100% of sampled verdicts at temperature 1.0, so GRPO had nothing to
-    compare: bench/RESULTS.md.)"""
+    batch holds both letters of every prompt it holds, so the letter's loss gradients cancel at P(A) = P(B): the
+    warm-up pulls no prompt toward a letter and GRPO samples both verdicts (SmolLM2-135M after 6 steps: 62-86% "A"
+    in its first sampled batches). A seeded coin per row, the first design, left it writing "A" in 99% of sampled
+    verdicts at temperature 1.0, so GRPO had nothing to compare (bench/RESULTS.md)."""
     import random
 
     from judges.base import pair_texts, prompt_text
@@ -122,21 +122,20 @@ def format_warmup_rows(tokenizer, prefs: list[dict], args: PairPMGRPOConfig) -> 
         for a, b in ((chosen, rejected), (rejected, chosen)):
             _, cut = fit_pair(tokenizer, prompt_text(pref["prompt"]), a, b, args.max_prompt_length,
                               question=REASONING_QUESTION, reserve=0)
-            target = fitted_example(tokenizer, a, b, args.max_completion_length)
+            words = fitted_words(tokenizer, a, b, args.max_completion_length)
             for letter in "AB":
                 rows["prompt"].append(pair_messages(*cut, question=REASONING_QUESTION))
-                rows["completion"].append([{"role": "assistant", "content": target.replace("<verdict>A<",
-                                                                                             f"<verdict>{letter}<")}])
+                rows["completion"].append([{"role": "assistant", "content": format_example(a, b, letter, words)}])
     return rows
 
 
-def fitted_example(tokenizer, response_a: str, response_b: str, budget: int) -> str:
-    """format_example(..., "A") quoting as many words (4, 2, 0) as fit in `budget` tokens with the end-of-turn
-    token and a margin of 2; a ValueError when even the bare form does not fit (raise max_completion_length)."""
+def fitted_words(tokenizer, response_a: str, response_b: str, budget: int) -> int:
+    """The most words (4, 2, 0) format_example can quote of each response and still fit in `budget` tokens with the
+    end-of-turn token and a margin of 2; a ValueError when even the bare form does not fit."""
     for words in (4, 2, 0):
         text = format_example(response_a, response_b, "A", words=words)
         if len(tokenizer(text, add_special_tokens=False).input_ids) + 3 <= budget:
-            return text
+            return words
     need = len(tokenizer(text, add_special_tokens=False).input_ids) + 3
     raise ValueError(f"the format warm-up's shortest target needs {need} tokens, over max_completion_length "
                      f"{budget}: the model would learn an output cut before its verdict; raise max_completion_length")

@@ -658,23 +658,17 @@ def test_format_warmup_targets_are_well_formed_and_label_free():
 def test_format_warmup_targets_fit_the_generation_budget(tok):
     """A target longer than max_completion_length would teach an output that generation cuts before its verdict
     (SmolLM2's 64-token budget cut most of the first design's targets): quotes shrink to fit, else a clear error."""
-    from pair_pm.train_grpo import fitted_example
+    from pair_pm.train_grpo import fitted_words, format_example
 
     long_a, long_b = " ".join(WORDS * 5), " ".join(reversed(WORDS * 5))
-    sizes = {w: len(tok(format_example_words(long_a, long_b, w), add_special_tokens=False).input_ids)
+    sizes = {w: len(tok(format_example(long_a, long_b, "A", words=w), add_special_tokens=False).input_ids)
              for w in (4, 2, 0)}
     assert sizes[4] > sizes[2] > sizes[0]
-    assert fitted_example(tok, long_a, long_b, sizes[4] + 3) == format_example_words(long_a, long_b, 4)
-    assert fitted_example(tok, long_a, long_b, sizes[4] + 2) == format_example_words(long_a, long_b, 2)
-    assert fitted_example(tok, long_a, long_b, sizes[0] + 3) == format_example_words(long_a, long_b, 0)
+    assert fitted_words(tok, long_a, long_b, sizes[4] + 3) == 4
+    assert fitted_words(tok, long_a, long_b, sizes[4] + 2) == 2
+    assert fitted_words(tok, long_a, long_b, sizes[0] + 3) == 0
     with pytest.raises(ValueError, match=rf"needs {sizes[0] + 3} tokens, over max_completion_length {sizes[0] + 2}"):
-        fitted_example(tok, long_a, long_b, sizes[0] + 2)
-
-
-def format_example_words(a: str, b: str, words: int) -> str:
-    from pair_pm.train_grpo import format_example
-
-    return format_example(a, b, "A", words=words)
+        fitted_words(tok, long_a, long_b, sizes[0] + 2)
 
 
 def test_format_warmup_batches_hold_both_letters_of_each_prompt(tmp_path, tiny_path, monkeypatch):
