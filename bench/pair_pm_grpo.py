@@ -18,16 +18,18 @@ rather than position when content can be learnt. Its SFT baseline is trained on 
 Stages (each writes <--runs>/<stage>.json, default bench/runs/pair_pm_grpo, and is skipped when that file exists):
 - train: pair_pm/train_grpo.py --config pair_pm/configs/smollm2-135m-grpo-cpu.yaml on the first --train_pairs pairs
   of the fixed split's train part (the 64 pairs of the BT and SFT pair-PM runs), --max_steps steps of 2 pairs x 4
-  completions, after --warmup_steps format-only SFT steps (random verdicts: the base model never writes the tag),
+  completions, after --warmup_steps format-only SFT steps (each prompt with both verdict letters: the base model
+  never writes the tag),
   with the order-consistency reward (--consistency_weight w: a right verdict loses w x the share of the swapped
   order's completions that pick the other response; 0: each order alone, the reward of the first run). The first
-  --curve_pairs test pairs (HH, or the built-in set's) are its held-out split, judged greedily in both orders before the first step and
-  every --eval_every steps (eval_strategy steps, eval_on_start): the held-out curve (strict both-order accuracy,
-  order-flip rate, malformed rate, share of "A") and the reward curve come from the run's eval_results.json.
+  --curve_pairs test pairs (HH, or the built-in set's) are its held-out split, judged greedily in both orders before
+  the first step and every --eval_every steps (eval_strategy steps, eval_on_start): the held-out curve (strict
+  both-order accuracy, order-flip rate, malformed rate, share of "A") and the reward curve come from the run's
+  eval_results.json.
 - eval-base / eval-warmup / eval-rl: greedy verdicts in both orders (ReasoningPairPMJudge, --max_new_tokens) on
-  the first --eval_pairs test pairs (HH or built-in) and --eval_pairs LLMBar pairs (the first eval_pairs / 5 of each of its five
-  subsets): the untouched base model (on --base_eval_pairs of each: it writes no verdict at all), the format-
-  warmed model (= before RL) and the RL checkpoint (= after RL), through the checkpoint's judges.load.
+  the first --eval_pairs test pairs (HH or built-in) and --eval_pairs LLMBar pairs (the first eval_pairs / 5 of each
+  of its five subsets): the untouched base model (on --base_eval_pairs of each: it writes no verdict at all), the
+  format-warmed model (= before RL) and the RL checkpoint (= after RL), through the checkpoint's judges.load.
 - sft: the SFT-trained pair-PM (bench/pair_pm_hh.py's core checkpoint: the same 64 pairs, 8 steps of 8 pairs;
   trained here on the first --train_pairs pairs with the same command when it is missing) on the same eval pairs
   and the curve pairs: strict both-order accuracy (right with the chosen response shown first AND second), order-
@@ -173,9 +175,10 @@ def curve_table(train: dict, sft: dict | None = None, curve_set: str | None = No
     data = budget.get("data", "hh")  # runs before --data existed were HH runs
     curve_set = curve_set or f"{data}_curve"
     pairs = curve[0]["pairs"] if curve else 0
-    lines = [f"Held-out curve: {int(pairs or 0)} {DATA_NAMES.get(data, data)} test pairs judged greedily in both orders (strict: right with the "
-             f"chosen response shown first and second; flips: the verdict changes with the order, among pairs "
-             f"that parse in both orders; 95% bootstrap intervals over the pairs in brackets). GRPO: "
+    lines = [f"Held-out curve: {int(pairs or 0)} {DATA_NAMES.get(data, data)} test pairs judged greedily in both "
+             f"orders (strict: right with the chosen response shown first and second; flips: the verdict changes "
+             f"with the order, among pairs that parse in both orders; 95% bootstrap intervals over the pairs in "
+             f"brackets). GRPO: "
              f"{budget.get('train_pairs', '?')} training pairs, "
              f"{budget.get('max_steps', '?')} GRPO steps after "
              f"{budget.get('warmup_steps', '?')} format warm-up steps, order-consistency weight "
@@ -223,9 +226,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--consistency_weight", type=float, default=0.5,
                    help="the order-consistency reward's weight w in [0, 1] (0: each order alone)")
     p.add_argument("--curve_pairs", type=int, default=20,
-                   help="HH test pairs judged during training for the held-out curve (0: no curve)")
+                   help="test pairs (--data) judged during training for the held-out curve (0: no curve)")
     p.add_argument("--eval_every", type=int, default=6, help="GRPO steps between two points of the curve")
-    p.add_argument("--eval_pairs", type=int, default=40, help="HH test pairs, and LLMBar pairs, evaluated")
+    p.add_argument("--eval_pairs", type=int, default=40, help="test pairs (--data), and LLMBar pairs, evaluated")
     p.add_argument("--base_eval_pairs", type=int, default=10, help="pairs of each set for the untouched base")
     p.add_argument("--batch_size", type=int, default=8, help="prompts per greedy generation batch")
     p.add_argument("--data", choices=sorted(DATA_NAMES), default="hh",

@@ -13,8 +13,9 @@ Three steps, each a function:
    rubrics pass only when both orders pick the better response (a tie, a failed or unparsable answer is a fail,
    never a pass; `--verify order_averaged` asks only that the two orders' mean picks it, for a judge with a
    position bias too strong for any rubric to overcome); else the LLM revises them, shown the judge's answers,
-   up to `max_rounds` evaluations (no revision after the last). Only rubrics that passed are kept. Resumable: `generate.partial.jsonl` in the output
-   folder grows one line per finished pair, under a fingerprint of the LLM, the data and the settings.
+   up to `max_rounds` evaluations (no revision after the last). Only rubrics that passed are kept. Resumable:
+   `generate.partial.jsonl` in the output folder grows one line per finished pair, under a fingerprint of the LLM,
+   the data and the settings.
 2. `select`: greedy maximal coding rate over the rubrics' sentence embeddings (all-MiniLM-L6-v2, provisioned
    offline, by default): at each step the rubric that raises R(S) most joins S, where
        R(Z) = 1/2 * logdet(I_n + d / (n * eps^2) * Z Z^T)

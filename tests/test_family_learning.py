@@ -301,7 +301,7 @@ WORDS = "the quick brown fox jumps over lazy dog sea poem hello world".split()
 
 
 def test_grpo_judge_reward_goes_up(tmp_path, monkeypatch):
-    """A tiny policy, 60 format-only SFT steps (random verdicts), then 60 GRPO steps of 2 pairs x 8 completions on
+    """A tiny policy, 60 format-only SFT steps (each prompt with both verdict letters), then 60 GRPO steps of 2 pairs x 8 completions on
     an easy set; every completion's reward is recorded from the reward function the recipe builds (~60 s)."""
     import judges
     from pair_pm import train_grpo as recipe

@@ -686,7 +686,8 @@ def test_format_warmup_batches_hold_both_letters_of_each_prompt(tmp_path, tiny_p
     original = trl.SFTTrainer.compute_loss
 
     def record(self, model, inputs, *args, **kwargs):
-        seen.append([t.rstrip() for t in self.processing_class.batch_decode(inputs["input_ids"], skip_special_tokens=True)])
+        texts = self.processing_class.batch_decode(inputs["input_ids"], skip_special_tokens=True)
+        seen.append([t.rstrip() for t in texts])
         return original(self, model, inputs, *args, **kwargs)
 
     monkeypatch.setattr(trl.SFTTrainer, "compute_loss", record)
