@@ -220,6 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
             server.in_flight += 1
             server.max_in_flight = max(server.max_in_flight, server.in_flight)
             server.requests.append((dict(self.headers), body))
+        finished = False
         try:
             action = server.behaviour(hit, body)
             if action == "hang":
@@ -237,6 +238,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             status, payload, headers = action
             data = (json.dumps(payload) if isinstance(payload, dict) else payload).encode()
+            # The request ends here: once the bytes are out the client may send its next request, which
+            # another thread can count before this one reaches `finally` (a false excess of max_in_flight).
+            finished = True
+            with server.lock:
+                server.in_flight -= 1
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
@@ -247,8 +253,9 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout under test)
         finally:
-            with server.lock:
-                server.in_flight -= 1
+            if not finished:
+                with server.lock:
+                    server.in_flight -= 1
 
 
 @contextlib.contextmanager
