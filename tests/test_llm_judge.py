@@ -806,7 +806,13 @@ def test_eval_reward_bench_with_an_openai_judge_and_its_flags(server, tmp_path, 
     with the same --judge_cache_dir sends no request at all."""
     from eval.reward_bench import evaluate, make_parser
 
-    server.behaviour = verdicts
+    def verdicts_overlapping(hit, body):  # each request waits (up to 1 s) for a second one: concurrency is certain
+        deadline = time.monotonic() + 1.0
+        while server.in_flight < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return verdicts(hit, body)
+
+    server.behaviour = verdicts_overlapping
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.setenv("MY_JUDGE_KEY", "sekret")

@@ -45,14 +45,23 @@ class LenJudge(Judge):
         self.delay = delay
         self.release = threading.Event()
         self.calls: list[dict] = []  # one per judge call: the prompts, responses and references it got
+        self.lock = threading.Lock()
+        self.in_flight = self.max_in_flight = 0  # concurrent calls, now and at most
 
     def _score(self, conversations, references):
         prompts, responses = zip(*(split_conversation(c) for c in conversations))
-        self.calls.append({"prompts": [prompt_text(p) if p else None for p in prompts],
-                           "responses": list(responses), "refs": references})
-        if any("STUCK" in r for r in responses):
-            self.release.wait(30)
-        time.sleep(self.delay)
+        with self.lock:
+            self.calls.append({"prompts": [prompt_text(p) if p else None for p in prompts],
+                               "responses": list(responses), "refs": references})
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if any("STUCK" in r for r in responses):
+                self.release.wait(30)
+            time.sleep(self.delay)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
         out = []
         for i, (response, ref) in enumerate(zip(responses, references or [None] * len(responses))):
             if "FAIL" in response:
@@ -345,15 +354,15 @@ def test_group_manager_without_uid_groups_by_prompt(tokenizer):
 def test_groups_are_judged_concurrently(tokenizer):
     rows = [dict(ROWS[0], uid=f"g{k}") for k in range(4)]  # 4 groups, the judge sleeps 0.3 s per call
     data = verl_batch(tokenizer, rows)
-    start = time.monotonic()
-    out = GroupJudgeRewardManager(tokenizer, judge=LenJudge(delay=0.3), max_workers=4)(data, return_dict=True)
-    parallel = time.monotonic() - start
+    judge = LenJudge(delay=0.3)
+    out = GroupJudgeRewardManager(tokenizer, judge=judge, max_workers=4)(data, return_dict=True)
     assert out["reward_extra_info"]["score"] == [expected(ROWS[0]["response"], "5")] * 4
-    assert parallel < 0.9, f"4 groups of 0.3 s took {parallel:.2f}s: not concurrent"
+    # counted, not timed: a wall-clock bound flakes on a loaded CI machine
+    assert judge.max_in_flight == 4, f"{judge.max_in_flight} of 4 groups judged at once: not concurrent"
 
-    start = time.monotonic()
-    GroupJudgeRewardManager(tokenizer, judge=LenJudge(delay=0.3), max_workers=1)(data)
-    assert time.monotonic() - start >= 1.2  # one worker: one group after another (the clock is honest)
+    judge = LenJudge(delay=0.05)
+    GroupJudgeRewardManager(tokenizer, judge=judge, max_workers=1)(data)
+    assert len(judge.calls) == 4 and judge.max_in_flight == 1  # one worker: one group after another
 
 
 def test_group_timeout_is_real(tokenizer):
