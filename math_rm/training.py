@@ -103,7 +103,7 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
     from rm_core.errors import UserInputError
     from rm_core.hub import CardEval, CardInfo, atomic_write_json, publish, trainer_tags
     from rm_core.models import load_causal_lm
-    from rm_core.pipeline import finalise_checkpoint, peft_and_push, run_training
+    from rm_core.pipeline import finalise_checkpoint, peft_and_push, run_training, training_inputs
 
     if rm_family not in ("prm", "orm"):
         raise ValueError(f"rm_family must be 'prm' or 'orm', got {rm_family!r}")
@@ -140,7 +140,7 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
               "math_rm_step_tag": step_tag, "math_rm_step_tag_id": tag_id,
               "math_rm_aggregation": aggregation, "math_rm_template": TEMPLATE_NAME,
               "math_rm_max_length": training_args.max_length, "base_model": model_args.model_name_or_path}
-    train_result, out_dir = run_training(trainer, training_args, rm_family, fields)
+    train_result, out_dir = run_training(trainer, training_args, rm_family, fields, training_inputs(model_args, train_ds))
 
     results = {"train": {k: v for k, v in train_result.metrics.items() if isinstance(v, (int, float))},
                "data": data_report}

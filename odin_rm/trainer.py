@@ -93,7 +93,8 @@ class OdinRewardTrainer(PairwiseRewardTrainer):
             raise NonFiniteLossError(
                 f"non-finite loss {loss.item()} at step {self.state.global_step} (ranking {ranking.item()}, "
                 f"length {length_term.item()}, orthogonality {ortho.item()}); lower the learning rate or check "
-                "the data; resume from the last checkpoint with --resume_from_checkpoint")
+                "the data, then start again with --resume_from_checkpoint fresh (a resume keeps the learning "
+                "rate and replays the same batches)")
         if mode == "train":
             tokens = self.accelerator.gather_for_metrics(inputs["attention_mask"].sum()).sum().item()
             self._total_train_tokens += tokens

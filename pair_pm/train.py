@@ -76,7 +76,14 @@ def main(data_args: DataArguments, training_args: PairPMConfig, model_args) -> d
     from rm_core.finite import CHECK_EXAMPLES, check_final_rewards
     from rm_core.hub import CardInfo, held_out_evals, publish, trainer_tags
     from rm_core.models import load_causal_lm
-    from rm_core.pipeline import finalise_checkpoint, held_out_line, load_preference_splits, peft_and_push, run_training
+    from rm_core.pipeline import (
+        finalise_checkpoint,
+        held_out_line,
+        load_preference_splits,
+        peft_and_push,
+        run_training,
+        training_inputs,
+    )
 
     state = PartialState()
     set_seed(training_args.seed)
@@ -100,7 +107,7 @@ def main(data_args: DataArguments, training_args: PairPMConfig, model_args) -> d
                          peft_config=peft_config)
     fields = {"pair_pm_answer_ids": answer_token_ids(tokenizer), "pair_pm_template": TEMPLATE_NAME,
               "pair_pm_max_length": training_args.max_length, "base_model": model_args.model_name_or_path}
-    train_result, out_dir = run_training(trainer, training_args, "pair_pm", fields)
+    train_result, out_dir = run_training(trainer, training_args, "pair_pm", fields, training_inputs(model_args, train_ds))
 
     results = {"train": {k: v for k, v in train_result.metrics.items() if isinstance(v, (int, float))},
                "data": data_report}

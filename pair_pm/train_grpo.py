@@ -489,7 +489,14 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
     from pair_pm.prepare_data import REASONING_TEMPLATE_NAME
     from rm_core.hub import CardInfo, held_out_evals, publish, trainer_tags
     from rm_core.models import load_causal_lm
-    from rm_core.pipeline import finalise_checkpoint, held_out_line, load_preference_splits, peft_and_push, run_training
+    from rm_core.pipeline import (
+        finalise_checkpoint,
+        held_out_line,
+        load_preference_splits,
+        peft_and_push,
+        run_training,
+        training_inputs,
+    )
 
     state = PartialState()
     set_seed(training_args.seed)
@@ -535,7 +542,7 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
     fields = {"pair_pm_reasoning": True, "pair_pm_template": REASONING_TEMPLATE_NAME,
               "pair_pm_max_length": training_args.max_prompt_length, "pair_pm_max_new_tokens": max_new,
               "base_model": model_args.model_name_or_path}
-    train_result, out_dir = run_training(trainer, training_args, "pair_pm", fields)
+    train_result, out_dir = run_training(trainer, training_args, "pair_pm", fields, training_inputs(model_args, train_ds))
 
     results = {"train": {k: v for k, v in train_result.metrics.items() if isinstance(v, (int, float))},
                "data": data_report, "reward_curve": reward_curve(trainer.state.log_history),

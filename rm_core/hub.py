@@ -414,7 +414,7 @@ def push_folder(folder: str | Path, repo_id: str, private: bool = False, commit_
     api = HfApi(token=_hub_token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message=commit_message,
-                             ignore_patterns=["checkpoint-*", "*.tmp*", *ignore])
+                             ignore_patterns=["checkpoint-*", "*.tmp*", "*.fingerprint.json", *ignore])
     return str(getattr(info, "commit_url", info))
 
 

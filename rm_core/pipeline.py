@@ -9,7 +9,9 @@ optional push to the Hub.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -159,6 +161,67 @@ def resume_point(output_dir: str | Path, requested) -> str | None:
     return None
 
 
+TRAINING_FINGERPRINT = "training_run.fingerprint.json"  # beside the checkpoints; never pushed (rm_core.hub)
+# Training arguments a resume may change: where and how often it logs, saves and evaluates, how far it goes (more
+# max_steps or epochs extend a run), and how it runs on the hardware (workers, checkpointing, compilation; tokens
+# and paths). Every other argument, the world size, the base model and the tokenised training rows must be the
+# ones that produced the checkpoint: else the resumed run trains one run's weights and optimizer on another's
+# data or settings, and its card records only the second.
+RESUME_MAY_CHANGE = re.compile(
+    r"(output_dir|resume_from_checkpoint|overwrite_output_dir|run_name|project|report_to|trackio_.*|push_to_hub|"
+    r"hub_.*|.*_token|logging_.*|log_.*|disable_tqdm|save_.*|eval_.*|per_device_eval_batch_size|"
+    r"do_(train|eval|predict)|prediction_loss_only|batch_eval_metrics|include_.*|metric_for_best_model|"
+    r"load_best_model_at_end|greater_is_better|(bf16|fp16)_full_eval|num_train_epochs|max_steps|dataloader_"
+    r"(num_workers|pin_memory|persistent_workers|prefetch_factor|multiprocessing_context)|local_rank|ddp_.*|debug|"
+    r"skip_memory_metrics|torch_empty_cache_steps|(gradient|activation)_checkpointing.*|activation_offloading|"
+    r"enable_jit_checkpoint|use_cpu|tf32|torch_compile.*|dataset_num_proc|accelerator_config|deepspeed|fsdp.*|"
+    r"parallelism_config|restore_callback_states_from_checkpoint)")
+
+
+def training_inputs(model_args, train_dataset) -> dict:
+    """What a training run learns from, by content: the base model (rm_core.resume.model_fingerprint) and the
+    tokenised training rows (the `datasets` content hash of the Dataset the recipe built: data file, chat
+    template, tokenizer and max_length all show in it)."""
+    from rm_core.resume import model_fingerprint
+
+    return {"base_model": model_fingerprint(model_args.model_name_or_path, model_args.model_revision),
+            "train_data": getattr(train_dataset, "_fingerprint", None)}
+
+
+def training_fingerprint(training_args, inputs: dict) -> dict:
+    settings = {k: v for k, v in training_args.to_dict().items() if not RESUME_MAY_CHANGE.fullmatch(k)}
+    settings["world_size"] = PartialState().num_processes
+    return {**inputs, "settings": json.loads(json.dumps(settings, sort_keys=True, default=str))}
+
+
+def check_training_resume(output_dir: str | Path, resume: str | None, fingerprint: dict) -> None:
+    """Main process. From step 0 (`resume` None): record `fingerprint` in output_dir. From a checkpoint: refuse,
+    in one line naming what differs, when the run that wrote it had another base model, other training rows or
+    other settings (`training_fingerprint`; a setting only one of the two knows, e.g. after a transformers upgrade,
+    is not compared). A checkpoint from before fingerprints were recorded resumes with a warning."""
+    from rm_core.hub import atomic_write_json
+    from rm_core.resume import ResumeError, differences
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if resume is not None:
+        recorded = Path(resume).parent / TRAINING_FINGERPRINT
+        if not recorded.is_file():
+            print(f"[resume] WARNING: {resume} has no {TRAINING_FINGERPRINT} (written before runs recorded one): "
+                  "cannot check it was trained with this base model, data and settings", flush=True)
+        else:
+            found = json.loads(recorded.read_text(encoding="utf-8"))
+            common = set(found.get("settings", {})) & set(fingerprint["settings"])
+            diff = differences({**found, "settings": {k: found["settings"][k] for k in common}},
+                               {**fingerprint, "settings": {k: fingerprint["settings"][k] for k in common}})
+            if diff:
+                raise ResumeError(
+                    f"{resume} was trained with other inputs ({'; '.join(diff)}): resuming would mix two runs; "
+                    "pass --resume_from_checkpoint fresh to start from step 0 with these (or use another "
+                    "--output_dir)")
+    atomic_write_json(out / TRAINING_FINGERPRINT, fingerprint)
+
+
 def evaluate_pairs(model, tokenizer, prefs: list[dict], max_length: int | None, batch_size: int = 16) -> dict:
     """Held-out accuracy (strict tie rule) and reward mean/std over all scored responses."""
     pairs = [(render_ids(tokenizer, p["prompt"] + p["chosen"], max_length)[0],
@@ -208,13 +271,18 @@ class SelfDescribingCheckpoints(TrainerCallback):
         return control
 
 
-def run_training(trainer, training_args, rm_family: str, family_fields: dict | None = None) -> tuple:
-    """Train (resuming as `resume_point` says: --resume_from_checkpoint auto | fresh | PATH; every checkpoint-N
+def run_training(trainer, training_args, rm_family: str, family_fields: dict | None = None,
+                 inputs: dict | None = None) -> tuple:
+    """Train (resuming as `resume_point` says: --resume_from_checkpoint auto | fresh | PATH, and only from a
+    checkpoint of the same `inputs` (`training_inputs`) and settings, `check_training_resume`; every checkpoint-N
     described as `rm_family` with `family_fields`, SelfDescribingCheckpoints), save the final model, and
     leave DeepSpeed's from_pretrained hook off for what follows. Returns (train_result, output folder)."""
     trainer.add_callback(SelfDescribingCheckpoints(rm_family, getattr(trainer.processing_class, "chat_template", None),
                                                    family_fields))
     resume = resume_point(training_args.output_dir, training_args.resume_from_checkpoint)
+    if PartialState().is_main_process:
+        check_training_resume(training_args.output_dir, resume, training_fingerprint(training_args, inputs or {}))
+    PartialState().wait_for_everyone()
     train_result = trainer.train(resume_from_checkpoint=resume)
     out_dir = Path(training_args.output_dir)
     trainer.save_model(str(out_dir))
@@ -271,7 +339,8 @@ def train_pairwise_reward_model(
                           eval_dataset=eval_ds if training_args.eval_strategy != "no" else None,
                           processing_class=tokenizer, peft_config=peft_config)
     fields = {"base_model": model_args.model_name_or_path, **(family_fields or {})}
-    train_result, out_dir = run_training(trainer, training_args, rm_family, fields)
+    train_result, out_dir = run_training(trainer, training_args, rm_family, fields,
+                                         training_inputs(model_args, train_ds))
 
     results = {"train": {k: v for k, v in train_result.metrics.items() if isinstance(v, (int, float))},
                "data": data_report}

@@ -38,7 +38,8 @@ class PairwiseRewardTrainer(RewardTrainer):
         if not math.isfinite(loss.item()):
             raise NonFiniteLossError(
                 f"non-finite loss {loss.item()} at step {self.state.global_step}; lower the learning rate or "
-                "check the data; resume from the last checkpoint with --resume_from_checkpoint"
+                "check the data, then start again with --resume_from_checkpoint fresh (a resume keeps the "
+                "learning rate and replays the same batches)"
             )
         if mode == "train":
             tokens = self.accelerator.gather_for_metrics(inputs["attention_mask"].sum()).sum().item()

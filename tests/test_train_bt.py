@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -202,8 +203,27 @@ def test_resume_continues_from_the_last_checkpoint(env):
     first_weights = out / "checkpoint-2" / "model.safetensors"
     mtime = first_weights.stat().st_mtime_ns
 
-    results = _train(env, out, "--max_steps", "6", "--save_strategy", "steps", "--save_steps", "2",
-                     "--resume_from_checkpoint", "auto")
+    # A resume with another learning rate (the Trainer would restore the old one from the scheduler's state anyway),
+    # other training rows or another base model would train one run's weights on another's inputs: refused.
+    from rm_core.resume import ResumeError
+
+    resume = ("--max_steps", "6", "--save_strategy", "steps", "--save_steps", "2", "--resume_from_checkpoint", "auto")
+    with pytest.raises(ResumeError, match=r"checkpoint-4 was trained with other inputs \(settings.learning_rate "
+                                          r"0.002 -> 0.001\).*--resume_from_checkpoint fresh"):
+        _train(env, out, *resume, "--learning_rate", "1e-3")
+    with pytest.raises(ResumeError, match=r"\(settings.max_length 64 -> 48; train_data "):
+        _train(env, out, *resume, "--max_length", "48")
+    other_base = env["root"] / "other-base"
+    if not other_base.exists():
+        shutil.copytree(env["base"], other_base)
+        (other_base / "config.json").write_text((env["base"] / "config.json").read_text(encoding="utf-8")
+                                                .replace("{", '{"probe": 1, ', 1), encoding="utf-8")
+    with pytest.raises(ResumeError, match=r"\(base_model.sha256 "):
+        _train(env, out, *resume, "--model_name_or_path", str(other_base))
+    assert mtime == first_weights.stat().st_mtime_ns and not (out / "checkpoint-6").exists()
+
+    # more steps, other logging and saving are a resume (an extended run)
+    results = _train(env, out, *resume, "--logging_steps", "2")
     state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text(encoding="utf-8"))
     assert state["global_step"] == 6
     assert any(entry.get("resume_probe") == 1 for entry in state["log_history"])
