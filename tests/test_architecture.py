@@ -38,10 +38,20 @@ def imported_packages(path: Path) -> set[str]:
     return out
 
 
+def python_files(package: str) -> list[Path]:
+    """The package's own .py files: tracked or untracked but not git-ignored (a local venv under bench/ is not
+    ours); every .py under it where the tree is not a git checkout."""
+    proc = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", f"{package}/*.py"],
+                          capture_output=True, text=True, cwd=REPO)
+    if proc.returncode:
+        return sorted((REPO / package).rglob("*.py"))
+    return sorted(REPO / line for line in proc.stdout.splitlines() if (REPO / line).is_file())
+
+
 def package_imports(package: str) -> dict[str, set[str]]:
     """{file: this repository's packages it imports (other than its own)}."""
     return {str(f.relative_to(REPO)): (imported_packages(f) & set(PACKAGES)) - {package}
-            for f in sorted((REPO / package).rglob("*.py"))}
+            for f in python_files(package)}
 
 
 def fresh_python(code: str) -> str:
@@ -219,7 +229,7 @@ def test_no_private_name_is_imported_across_modules():
     ours = (*PACKAGES, "bench")
     bad = []
     for package in (*ours, "tests"):
-        for path in sorted((REPO / package).rglob("*.py")):
+        for path in python_files(package):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
                 if (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
                         and (node.module.split(".")[0] in ours or node.module.startswith("test_"))):
