@@ -111,7 +111,7 @@ class _CachingBackend:
 
     name: str
     cache: ResponseCache | None = None
-    cache_tag = ""  # beside the name in every cache key: what else makes an answer differ (the dtype of a local model)
+    cache_tag = ""  # beside the name in every cache key: what else makes an answer differ (see each backend)
 
     def _open_cache(self, cache_dir: str | Path | None) -> None:
         self.cache = None if cache_dir is None else ResponseCache(Path(cache_dir) / "responses.sqlite")
@@ -147,7 +147,6 @@ class HFBackend(_CachingBackend):
     def __init__(self, model_name_or_path: str, dtype: str | torch.dtype = "auto", device: str | None = None,
                  batch_size: int = 8, max_length: int = 2048, cache_dir: str | Path | None = None,
                  chat_template: str | None = None):
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from rm_core.models import inference_device, resolve_dtype, resolve_model
@@ -165,9 +164,16 @@ class HFBackend(_CachingBackend):
                 raise ValueError(f"tokenizer of {model_name_or_path} has neither a pad nor an EOS token")
             self.tokenizer.pad_token = self.tokenizer.eos_token
         dtype = resolve_dtype(dtype, self.device)
-        # answers in another dtype are other answers: never served from the same cache (float32 keeps the old keys)
-        self.cache_tag = "" if dtype == torch.float32 else f"@{str(dtype).removeprefix('torch.')}"
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device).eval()
+        if cache_dir is not None:
+            # Answers of other weights (a model retrained in place), another chat template or another dtype are
+            # other answers: the key holds the model's content fingerprint, the template and the dtype.
+            from rm_core.resume import model_fingerprint
+
+            weights = {k: v for k, v in model_fingerprint(str(model_name_or_path)).items() if k != "path"}
+            identity = json.dumps({"model": weights, "chat_template": self.tokenizer.chat_template,
+                                   "dtype": str(dtype)}, sort_keys=True)
+            self.cache_tag = "@" + hashlib.sha256(identity.encode()).hexdigest()[:16]
         self._open_cache(cache_dir)
 
     def _encode(self, messages: list[Message]) -> list[int]:
@@ -325,6 +331,7 @@ class OpenAIBackend(_CachingBackend):
         self.max_concurrency, self.timeout_s, self.max_retries = max_concurrency, timeout_s, max_retries
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self.supports_choice_probs = use_logprobs
+        self.cache_tag = f"@{self.base_url}"  # the same model name at another endpoint may be another model
         self._open_cache(cache_dir)
 
     def generate(self, requests: Sequence[list[Message]], max_new_tokens: int = 256, temperature: float = 0.0,

@@ -97,11 +97,12 @@ def test_hf_backend_cache_keys_differ_by_dtype(monkeypatch, tmp_path):
 
     save_tiny_backbone(tmp_path / "lm")
     _cpu(monkeypatch, AVX2_ONLY)
-    fp32 = HFBackend(str(tmp_path / "lm"), device="cpu")
+    fp32 = HFBackend(str(tmp_path / "lm"), device="cpu", cache_dir=tmp_path / "cache")
     _cpu(monkeypatch, NATIVE)
-    bf16 = HFBackend(str(tmp_path / "lm"), device="cpu")
-    assert next(fp32.model.parameters()).dtype == torch.float32 and fp32.cache_tag == ""  # old cache keys kept
-    assert next(bf16.model.parameters()).dtype == torch.bfloat16 and bf16.cache_tag == "@bfloat16"
+    bf16 = HFBackend(str(tmp_path / "lm"), device="cpu", cache_dir=tmp_path / "cache")
+    assert next(fp32.model.parameters()).dtype == torch.float32
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16
+    assert fp32.cache_tag.startswith("@") and bf16.cache_tag.startswith("@") and fp32.cache_tag != bf16.cache_tag
 
 
 def test_eval_records_the_choice_and_refuses_a_mixed_resume(monkeypatch, tmp_path, capsys):

@@ -508,6 +508,10 @@ def test_openai_cache_resumes_and_never_pays_twice(server, tmp_path):
     backend.generate(ask(*prompts), temperature=0.7)
     backend.generate(ask(*prompts), max_new_tokens=8)
     assert server.hits == 18  # other sampling settings are other cache entries
+    elsewhere = OpenAIBackend("test-model", base_url=server.url.replace("127.0.0.1", "localhost"), timeout_s=5.0,
+                              cache_dir=tmp_path)
+    elsewhere.generate(ask(*prompts))
+    assert server.hits == 24  # the same model name at another endpoint may be another model: asked again
 
 
 def test_openai_cache_keeps_successes_only(server, tmp_path):
@@ -717,6 +721,21 @@ def test_hf_cache_and_missing_pad_token(tmp_path):
     backend.model.generate = lambda *a, **k: pytest.fail("a cached prompt was generated again")
     assert HFBackend(str(path), cache_dir=tmp_path / "cache").generate(ask(*TEXTS), max_new_tokens=3) == first
     assert backend.generate(ask(*TEXTS), max_new_tokens=3) == first
+
+    # The same path with other weights (retrained in place) or another chat template is another model: no answer
+    # of the first may be served for it.
+    other_template = HFBackend(str(path), cache_dir=tmp_path / "cache", chat_template="{{ messages[0]['content'] }}")
+    save_tiny_backbone(tmp_path / "lm", seed=1)  # retrained in place
+    tok.pad_token = None
+    tok.save_pretrained(path)
+    retrained = HFBackend(str(path), cache_dir=tmp_path / "cache")
+    assert len({backend.cache_tag, other_template.cache_tag, retrained.cache_tag}) == 3
+    for again in (other_template, retrained):
+        calls = []
+        real = again.model.generate
+        again.model.generate = lambda *a, _real=real, _calls=calls, **k: _calls.append(1) or _real(*a, **k)
+        again.generate(ask(*TEXTS), max_new_tokens=3)
+        assert calls, "served from the first model's cache"
 
 
 def test_load_llm_judge(tiny_lm, server):
