@@ -18,6 +18,7 @@ sees) and the held-out test accuracy. A killed run resumes at the first round wi
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -78,10 +79,22 @@ def run_ssrm(data_args, training_args, model_args, ssrm: SSRMArguments) -> dict:
     from pair_pm import train as recipe
     from pair_pm.judge import PairPMJudge
     from rm_core.hub import atomic_write_json, atomic_write_jsonl
-    from rm_core.pipeline import load_preference_splits
+    from rm_core.pipeline import load_preference_splits, training_fingerprint
+    from rm_core.resume import check_or_write_fingerprint, model_fingerprint
 
     out = Path(training_args.output_dir)
     train, test, _ = load_preference_splits(data_args)
+    # A resume takes the finished rounds as they are: only from a run of the same base model, pairs and settings.
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = json.dumps([train, test], sort_keys=True, ensure_ascii=False).encode()
+    check_or_write_fingerprint(out, {
+        "base_model": model_fingerprint(model_args.model_name_or_path, model_args.model_revision),
+        "pairs_sha256": hashlib.sha256(pairs).hexdigest(),
+        "ssrm": {f.name: getattr(ssrm, f.name) for f in fields(ssrm)},
+        "training": {**training_fingerprint(training_args, {})["settings"],
+                     "max_steps": training_args.max_steps, "num_train_epochs": training_args.num_train_epochs},
+    }, store_files=[out / "ssrm_results.json"], what="SSRM run",
+        hint="delete ssrm_results.json and fingerprint.json to start again, or use another --output_dir")
     n_labelled = max(1, round(ssrm.labelled_fraction * len(train)))
     labelled, unlabelled = train[:n_labelled], train[n_labelled:]
     if not unlabelled:
@@ -100,7 +113,7 @@ def run_ssrm(data_args, training_args, model_args, ssrm: SSRMArguments) -> dict:
         if done is None:
             data_dir = out / "data" / f"round-{r}"
             atomic_write_jsonl(data_dir / "train.jsonl", [_row(p) for p in labelled] + pseudo)
-            (data_dir / "test.jsonl").write_bytes(test_path.read_bytes())
+            atomic_write_jsonl(data_dir / "test.jsonl", [_row(p) for p in test])
             data_args.dataset_name, data_args.split_rule, data_args.dataset_test_split = str(data_dir), None, "test"
             data_args.max_train_pairs = data_args.max_eval_pairs = None
             training_args.output_dir = str(round_dir)

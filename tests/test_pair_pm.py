@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -230,6 +231,17 @@ def test_ssrm_rounds_end_to_end_and_resume(tmp_path):
     # a second call finds every round done and trains nothing
     again = run_ssrm(*make_parser().parse_args_and_config(argv))
     assert again["rounds"] == summary["rounds"]
+    # the finished rounds belong to these settings and pairs: another threshold or data set is refused, not mixed
+    from rm_core.resume import ResumeError
+
+    with pytest.raises(ResumeError, match=r"SSRM run .*ssrm was built with other inputs \(ssrm.confidence_quantile 0.5 -> 0.25\)"):
+        run_ssrm(*make_parser().parse_args_and_config(argv + ["--confidence_quantile", "0.25"]))
+    other = tmp_path / "other"
+    shutil.copytree(data, other)
+    lines = (data / "train.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    (other / "train.jsonl").write_text("".join(lines[:-1]), encoding="utf-8")  # one pair fewer
+    with pytest.raises(ResumeError, match=r"pairs_sha256 "):
+        run_ssrm(*make_parser().parse_args_and_config(argv + ["--dataset_name", str(other)]))
 
 
 def test_answer_position_loss_equals_full_logits_cross_entropy(tok, tiny_lm):
