@@ -35,8 +35,9 @@ PARTIAL = "scores.partial.jsonl"
 # options that change a score (or which items are scored): part of the fingerprint of an output_dir
 SCORE_SETTINGS = ("family", "judge_mode", "dtype", "max_length", "chat_template", "seed", "split", "subsets",
                   "domains", "sources", "limit", "judge_base_url", "attribute_model", "judge_rubrics", "sets",
-                  "classifications", "threshold", "keep_step_numbers", "judge_principles")
-RECORDED_WHEN_SET = ("judge_rubrics", "judge_principles")  # added later: absent from older fingerprints, so left out when unset
+                  "classifications", "threshold", "keep_step_numbers", "judge_principles", "no_shared_prefix")
+# added later: absent from older fingerprints, so left out when unset (None, or False for a flag)
+RECORDED_WHEN_SET = ("judge_rubrics", "judge_principles", "no_shared_prefix")
 
 
 # ---------------------------------------------------------------- processes
@@ -209,9 +210,11 @@ def eval_fingerprint(args, benchmark: str) -> dict:
     from rm_core.resume import data_fingerprint, judge_fingerprint
 
     settings = {k: getattr(args, k) for k in SCORE_SETTINGS if hasattr(args, k)
-                and not (k in RECORDED_WHEN_SET and getattr(args, k) is None)}
+                and not (k in RECORDED_WHEN_SET and getattr(args, k) in (None, False))}
     if str(getattr(args, "model", "")).startswith("openai:"):
         settings.pop("dtype", None)  # an API judge has no local weights: its dtype says nothing
+        if not settings.get("judge_base_url") and os.environ.get("OPENAI_BASE_URL"):
+            settings["judge_base_url"] = os.environ["OPENAI_BASE_URL"]  # where the backend will send the requests
     elif settings.get("dtype") == "auto":  # not settled yet (settle_machine_options): what auto means here
         from rm_core.models import dtype_choice
 
@@ -219,6 +222,10 @@ def eval_fingerprint(args, benchmark: str) -> dict:
     for name in ("chat_template", "judge_rubrics", "judge_principles"):
         if settings.get(name):
             settings[name] = option_fingerprint(name, settings[name])
+    if settings.get("attribute_model"):  # by content: a tree's attribute model retrained in place scores otherwise
+        from rm_core.resume import model_fingerprint
+
+        settings["attribute_model"] = model_fingerprint(settings["attribute_model"])
     return {"benchmark": benchmark, "model": judge_fingerprint(args.model), "data": data_fingerprint(args.dataset),
             "settings": settings}
 

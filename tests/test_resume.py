@@ -374,3 +374,37 @@ def test_sampler_fingerprint_knows_the_policy_by_content(tmp_path):
     assert [d.split()[0] for d in differences(before, store_fingerprint(args))] == ["policy.sha256"]
     args.temperature = 1.0
     assert "settings.temperature 0.7 -> 1.0" in differences(before, store_fingerprint(args))
+
+
+def test_eval_fingerprint_holds_the_attribute_model_by_content_the_prefix_flag_and_the_endpoint(tmp_path, monkeypatch):
+    """A decision tree's attribute model retrained in place, --no_shared_prefix and OPENAI_BASE_URL all change
+    what a resumed evaluation would score: each is in the fingerprint (and older fingerprints, made without the
+    flag or the variable, stay equal)."""
+    from argparse import Namespace
+
+    from eval.runner import eval_fingerprint
+    from rm_core.resume import differences
+
+    data = tmp_path / "pairs.jsonl"
+    data.write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n', encoding="utf-8")
+    attr = tmp_path / "armo"
+    attr.mkdir()
+    (attr / "config.json").write_text('{"a": 1}', encoding="utf-8")
+    (attr / "model.safetensors").write_bytes(b"weights one")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+    def fp(**kw):
+        args = Namespace(model="openai:judge", dataset=str(data), max_length=64, attribute_model=str(attr),
+                         no_shared_prefix=False, judge_base_url=None, **kw)
+        return eval_fingerprint(args, "reward_bench")
+
+    before = fp()
+    assert "no_shared_prefix" not in before["settings"] and "judge_base_url" in before["settings"]
+    (attr / "model.safetensors").write_bytes(b"weights two")  # retrained in place, same path
+    assert [d.split(" ")[0] for d in differences(before, fp())] == ["settings.attribute_model.sha256"]
+    assert differences(fp(), fp()) == []
+    assert differences(fp(), eval_fingerprint(Namespace(
+        model="openai:judge", dataset=str(data), max_length=64, attribute_model=str(attr), no_shared_prefix=True,
+        judge_base_url=None), "reward_bench")) == ["settings.no_shared_prefix (none) -> true"]
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    assert "settings.judge_base_url null -> http://127.0.0.1:9/v1" in differences(before, fp())
