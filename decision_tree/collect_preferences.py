@@ -219,10 +219,15 @@ def main(argv: list[str] | None = None) -> dict:
             judges.check_judge_spec(spec.partition("=")[2], "--judge")
     prefs = [x for source in args.pairs for x in load_preferences(source)]
     kwargs = {"max_length": args.max_length} if args.max_length else {}
+    from rm_core.models import dtype_choice
     from rm_core.resume import judge_fingerprint
 
+    # A local judge loads with dtype "auto": bf16 on one machine, fp32 on another. Its verdicts in one dtype are
+    # not the other's, so the dtype is part of the judge's fingerprint (a resume elsewhere would mix them).
     fingerprints = {name: judge_fingerprint(spec) for name, _, spec in
                     (j.partition("=") for j in args.judge if j != HUMAN)}
+    fingerprints = {name: fp if "api" in fp else {**fp, "dtype": dtype_choice("auto")[0]}
+                    for name, fp in fingerprints.items()}
     judges_by_name = load_judges(args.judge, **kwargs)
     report = collect(judges_by_name, present(prefs), args.output_dir, args.chunk,
                      fingerprints=fingerprints, settings=kwargs, overwrite=args.overwrite,

@@ -130,3 +130,24 @@ def test_eval_records_the_choice_and_refuses_a_mixed_resume(monkeypatch, tmp_pat
     _cpu(monkeypatch, AVX2_ONLY)
     with pytest.raises(ResumeError, match="dtype"):
         evaluate(make_parser().parse_args(argv))
+
+
+def test_collect_preferences_refuses_to_mix_verdicts_of_two_dtypes(monkeypatch, tmp_path):
+    """A local judge loads with dtype auto: fp32 on an AVX2 CPU, bf16 on one with native bf16. Labels started on
+    one and resumed on the other would mix two judges' verdicts in one labels.jsonl: refused, naming the dtype."""
+    import json
+
+    from decision_tree import collect_preferences
+    from rm_core.resume import ResumeError
+    from rm_core.testing import save_tiny_reward_model
+
+    rm = save_tiny_reward_model(tmp_path / "rm")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"}) + "\n"
+                             for i in range(4)), encoding="utf-8")
+    argv = ["--pairs", str(pairs), "--judge", f"rm={rm}", "--output_dir", str(tmp_path / "labels"), "--quiet"]
+    _cpu(monkeypatch, AVX2_ONLY)
+    collect_preferences.main(argv)
+    _cpu(monkeypatch, NATIVE)
+    with pytest.raises(ResumeError, match=r"judges.rm.dtype float32 -> bfloat16"):
+        collect_preferences.main(argv)
