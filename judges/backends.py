@@ -44,6 +44,14 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 PROMPT_TOO_LONG = "prompt longer than max_length"
+# failure reasons of a call that may succeed when asked again later (an endpoint down, overloaded or cut off)
+TRANSIENT_FAILURES = ("timeout", "connection error", "HTTP 408", "HTTP 429", "HTTP 5", "malformed response")
+
+
+def is_transient(error: str | None) -> bool:
+    """Whether a failure reason (a Result's error, possibly after a "generation failed: " style prefix) names a
+    failure of the transport, not of the request: a resumable store asks such an item again on a rerun."""
+    return bool(error) and error.rpartition(": ")[2].startswith(TRANSIENT_FAILURES)
 
 
 @dataclass(frozen=True)

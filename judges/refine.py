@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from judges.backends import is_transient
 from judges.base import Judge, Message, Prompt, as_messages, conversation
 from judges.prompts import load_template
 
@@ -218,11 +219,14 @@ def refine_file(args, policy, judge: Judge) -> dict:
     partial = out / "refinements.partial.jsonl"
     fingerprint = refinement_fingerprint(args)
     finished = out / "refinements.jsonl"
-    check_or_write_fingerprint(out, fingerprint, args.overwrite, [partial, finished], what="refinement store")
+    check_or_write_fingerprint(out, fingerprint, args.overwrite,
+                               [partial, finished, out / "preferences.jsonl", out / "summary.json"],
+                               what="refinement store")
     prompts, skipped = read_prompts(args.prompts)
     prompts = prompts[:args.limit] if args.limit else prompts
     done = {r["id"]: r for path in (finished, partial) if path.is_file() for r in read_jsonl_store(path)}
-    todo = [p for p in prompts if p["id"] not in done]
+    # not done, or stopped by a failed call to the endpoint (a timeout, an HTTP 503): refined again from the start
+    todo = [p for p in prompts if p["id"] not in done or is_transient(done[p["id"]]["stop_reason"])]
     print(f"[refine] {len(prompts)} prompts ({len(done)} done before, {sum(skipped.values())} rows skipped)",
           flush=True)
     with open(partial, "a", encoding="utf-8") as f, progress(total=len(todo), desc="refine", unit="prompt") as bar:

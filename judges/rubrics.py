@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from judges.backends import ChatBackend
+from judges.backends import ChatBackend, is_transient
 from judges.base import Prompt, prompt_text
 from judges.prompts import load_template, parse_principles, parse_themes
 
@@ -127,6 +127,9 @@ def rubrics_for_pair(backend: ChatBackend, pair_id: str, prompt: Prompt, chosen:
             return out
         judge = PairwiseLLMJudge(backend, principles=rubrics, **(judge_kwargs or {}))
         verdict = judge.judge_pairs([(prompt, chosen, rejected)])[0]
+        if is_transient(verdict.error):  # the endpoint failed, not the rubrics: the pair is asked again on a rerun
+            out.error = f"judge: {verdict.error}"
+            return out
         out.rounds = round_
         answers = _answers(verdict)
         out.history.append({"rubrics": rubrics, "verdicts": answers,  # and P(better) with it shown first, second
@@ -154,8 +157,9 @@ def generate(backend: ChatBackend, pairs: Sequence[dict], store: str | Path, fin
     store = Path(store)
     store.parent.mkdir(parents=True, exist_ok=True)
     check_or_write_fingerprint(store, fingerprint, overwrite, what="rubric store")
-    done = {r["id"]: PairRubrics(**r) for r in read_jsonl_store(store)} if store.is_file() else {}
-    todo = [p for p in pairs if p["id"] not in done]
+    done = {r["id"]: PairRubrics(**r) for r in read_jsonl_store(store)} if store.is_file() else {}  # last row wins
+    # not done, or failed for the endpoint (a timeout, an HTTP 503): asked again, the new row appended
+    todo = [p for p in pairs if p["id"] not in done or is_transient(done[p["id"]].error)]
     with open(store, "a", encoding="utf-8") as f, progress(total=len(todo), desc="rubrics", unit="pair") as bar:
         for p in todo:
             chosen, rejected = response_of(p["chosen"]), response_of(p["rejected"])

@@ -227,6 +227,29 @@ def test_refine_file_refuses_a_resume_with_other_settings(tmp_path):
         refine_file(_args(tmp_path, limit=2, iterations=2), ScriptedPolicy([]), TableJudge({}))
 
 
+def test_refine_file_refines_again_a_prompt_the_endpoint_failed_and_overwrite_clears_every_output(tmp_path):
+    """A policy call that timed out stops that prompt's refinement: a rerun refines it again from the start (the
+    reader takes its last row), and leaves the finished prompts alone. --overwrite removes every output of the
+    earlier run, the preferences and summary included, before the new one starts."""
+    _prompts(tmp_path)
+    table = {"x": 0.1, "y": 0.9, "z": 0.2, "w": 0.8}
+    summary = refine_file(_args(tmp_path, limit=2), ScriptedPolicy(["x", "y", None]), TableJudge(table))
+    rows = [json.loads(line) for line in (tmp_path / "out" / "refinements.jsonl").read_text().splitlines()]
+    assert [r["stop_reason"] for r in rows] == ["1 round done", "generation failed: timeout"]
+    assert summary["improved"] == 1
+    policy = ScriptedPolicy(["z", "w"])  # only the failed prompt is asked again
+    summary = refine_file(_args(tmp_path, limit=2), policy, TableJudge(table))
+    assert policy.answers == [] and summary["prompts"] == 2 and summary["improved"] == 2
+    rows = [json.loads(line) for line in (tmp_path / "out" / "refinements.jsonl").read_text().splitlines()]
+    assert [r["stop_reason"] for r in rows] == ["1 round done", "1 round done"]
+
+    out = tmp_path / "out"
+    assert (out / "preferences.jsonl").is_file() and (out / "summary.json").is_file()
+    with pytest.raises(IndexError):  # a new run, killed at its first call (the scripted policy has no answer)
+        refine_file(_args(tmp_path, limit=1, iterations=2, overwrite=True), ScriptedPolicy([]), TableJudge(table))
+    assert sorted(p.name for p in out.iterdir()) == ["fingerprint.json", "refinements.partial.jsonl"]
+
+
 def test_cli_names_a_missing_prompts_file(tmp_path, capsys):
     from rm_core.errors import UserInputError
 

@@ -167,6 +167,25 @@ def test_generate_resumes_from_its_store_and_refuses_other_settings(llm, tmp_pat
         generate(backend(llm), PAIRS, store, {"llm": "scripted", "settings": {"max_rounds": 3}})
 
 
+def test_generate_asks_again_the_pairs_the_endpoint_failed(llm, tmp_path):
+    """An endpoint outage is not a verdict on the pair: a rerun asks again the pairs whose proposal or judgement
+    failed for the transport (the new row is appended; the reader takes the last), never the finished ones."""
+    from rm_core.resume import read_jsonl_store
+
+    store = tmp_path / "generate.partial.jsonl"
+    fp = {"llm": "scripted", "settings": {"max_rounds": 2}}
+    llm.behaviour = lambda hit, body: (503, {"error": {"message": "overloaded"}}, {})
+    first = generate(backend(llm), PAIRS[:2], store, fp, max_rounds=2)
+    assert [r.error for r in first] == ["HTTP 503", "HTTP 503"] and not any(r.passed for r in first)
+    llm.behaviour = script = Script()
+    again = generate(backend(llm), PAIRS, store, fp, max_rounds=2)
+    assert all(r.passed and r.error is None for r in again)
+    assert sum(1 for k, _ in script.log if k == "propose") == 3  # p0 and p1 again, p2 new
+    assert [r["id"] for r in read_jsonl_store(store)] == ["p0", "p1", "p0", "p1", "p2"]
+    generate(backend(llm), PAIRS, store, fp, max_rounds=2)
+    assert sum(1 for k, _ in script.log if k == "propose") == 3  # all finished: nothing asked
+
+
 def test_coding_rate_matches_the_formula_computed_directly():
     rng = np.random.default_rng(0)
     z = unit_rows(rng.normal(size=(4, 6)))
