@@ -120,9 +120,15 @@ def hh_test_rows(dataset: str | Path, test_only: bool = True) -> list[dict]:
              "chosen": r["chosen"], "rejected": r["rejected"]} for r in read_rows(dataset) if not test_only or hh_is_test(r)]
 
 
-def _hh_test_file(bench: dict, out_dir: Path) -> Path:
-    path = out_dir / "data" / "hh_test.jsonl"
-    if not path.is_file():
+def _hh_test_file(bench: dict, out_dir: Path, write: bool = True) -> Path:
+    """The derived file of test pairs, named by its source's content: another source (or the same file changed)
+    gets its own file, never the rows derived from an earlier one."""
+    from rm_core.resume import data_fingerprint
+
+    source = {k: v for k, v in data_fingerprint(bench["dataset"]).items() if k != "path"}
+    tag = hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()[:12]
+    path = out_dir / "data" / f"hh_test-{tag}.jsonl"
+    if write and not path.is_file():
         from rm_core.hub import atomic_write_jsonl
 
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,9 +151,9 @@ def run_one(judge, judge_spec: str, bench: dict, out_dir: Path, options: dict, s
     module = _module(bench["kind"])
     dataset = bench["dataset"]
     if bench["kind"] == "pairs" and bench["split"] == "hh_test":
-        path = _hh_test_file(bench, report_dir) if state.is_main_process else None
+        path = _hh_test_file(bench, report_dir, write=state.is_main_process)
         state.wait_for_everyone()
-        dataset = str(path or report_dir / "data" / "hh_test.jsonl")
+        dataset = str(path)
     argv = ["--model", judge_spec, "--dataset", dataset, "--output_dir", str(out_dir),
             "--dtype", options["dtype"], "--max_length", str(options["max_length"])]
     if bench["kind"] not in ("pairs",) or bench["split"] != "hh_test":

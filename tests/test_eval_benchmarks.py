@@ -434,6 +434,27 @@ def test_report_headlines_of_every_kind(tiny, tmp_path):
     assert r["pairs"]["headline"]["accuracy (all pairs)"] is not None
 
 
+def test_the_derived_hh_test_file_is_named_by_its_source(tmp_path):
+    """Two HH sources (or one file changed) never share the derived test file a report scores."""
+    from eval.report import _hh_test_file
+
+    def source(name, text):
+        path = tmp_path / name
+        rows = [{"chosen": f"\n\nHuman: q{i}\n\nAssistant: {text} {i}", "rejected": f"\n\nHuman: q{i}\n\nAssistant: no"}
+                for i in range(30)]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        return path
+
+    one, two = source("one.jsonl", "yes"), source("two.jsonl", "sure")
+    first = _hh_test_file({"dataset": str(one)}, tmp_path / "rep")
+    second = _hh_test_file({"dataset": str(two)}, tmp_path / "rep")
+    assert first != second and "yes" in first.read_text() and "sure" in second.read_text()
+    assert _hh_test_file({"dataset": str(one)}, tmp_path / "rep") == first  # the same source: reused
+    source("one.jsonl", "okay")  # changed in place
+    changed = _hh_test_file({"dataset": str(one)}, tmp_path / "rep")
+    assert changed not in (first, second) and "okay" in changed.read_text()
+
+
 @pytest.mark.skipif(not rep.DATA_ROOT.is_dir(), reason="../shared/data is absent")
 def test_bench_script_smoke(tiny, tmp_path):
     """bench/eval_report.py finds the checkpoints under a runs folder and reports them on the real benchmarks
