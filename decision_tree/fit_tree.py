@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -117,25 +118,19 @@ def symmetric_accuracy(tree_data, X: np.ndarray, y: np.ndarray) -> float:
 
 
 def bundle_attribute_model(spec: str, out: Path) -> str:
-    """A local attribute model goes inside the checkpoint (hard links where the file system allows, else copies),
-    because a tree checkpoint loads its attribute model only from inside itself (decision_tree/judge.py);
-    a Hub id is kept as it is (the user confirms it when loading)."""
+    """A local attribute model is copied inside the checkpoint, because a tree checkpoint loads its attribute model
+    only from inside itself (decision_tree/judge.py); a Hub id is kept as it is (the user confirms it when
+    loading). Copies, not hard links: save_pretrained rewrites a model's files in place, so retraining the source
+    would change, through a link, the attribute model of every tree fitted on its old scores."""
     source = Path(spec)
     if not source.is_dir():
         return spec
     target = out / "attribute_model"
     if target.resolve() == source.resolve():
         return "attribute_model"
-
-    def link_or_copy(src, dst):
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
     tmp = out / "attribute_model.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp, copy_function=link_or_copy, ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
+    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     return "attribute_model"
@@ -150,10 +145,27 @@ def save(out_dir: str | Path, tree, names: list[str], attributes: list[str], att
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     attribute_model = bundle_attribute_model(attribute_model, out)
-    atomic_write_json(out / "tree.json", tree_to_json(tree, names))
-    atomic_write_json(out / "config.json", {"rm_family": "decision_tree", "attribute_model": attribute_model,
-                                            "attributes": attributes, "feature_names": names, **info})
+    tree_json = atomic_write_json(out / "tree.json", tree_to_json(tree, names))
     atomic_write_text(out / "rules.txt", export_text(tree, feature_names=names, show_weights=True) + "\n")
+    _plot(tree, names, out)
+    # config.json last, with the content of the tree and the bundled attribute model it belongs to: a save cut by
+    # a kill leaves files that do not match it, which loading refuses (decision_tree/judge.py)
+    bundled = {}
+    if attribute_model == "attribute_model":
+        from rm_core.resume import model_fingerprint
+
+        bundled = {"attribute_model_sha256": model_fingerprint(str(out / "attribute_model"))["sha256"]}
+    atomic_write_json(out / "config.json", {"rm_family": "decision_tree", "attribute_model": attribute_model,
+                                            "attributes": attributes, "feature_names": names, **info,
+                                            "tree_sha256": file_sha256(tree_json), **bundled})
+    return out
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _plot(tree, names: list[str], out: Path) -> None:
     try:
         import matplotlib
 
@@ -168,7 +180,6 @@ def save(out_dir: str | Path, tree, names: list[str], attributes: list[str], att
         os.replace(out / "tree.png.tmp.png", out / "tree.png")
     except ImportError:
         print("[fit_tree] matplotlib is not installed: no tree.png (pip install matplotlib)", flush=True)
-    return out
 
 
 def main(argv: list[str] | None = None) -> dict:

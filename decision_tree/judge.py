@@ -19,6 +19,7 @@ model. Remote code stays off: the attribute model is loaded with judges.load, wh
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from judges.base import Judge, PairVerdict, Prompt, conversation
+from rm_core.errors import UserInputError
 
 LENGTH_FEATURE = "length_diff_words"
 
@@ -140,8 +142,19 @@ class DecisionTreeJudge(Judge):
 
             folder = Path(snapshot_download(name_or_path, revision=revision))
         config = json.loads((folder / "config.json").read_text())
-        tree = TreeData(json.loads((folder / "tree.json").read_text()))
+        tree_bytes = (folder / "tree.json").read_bytes()
+        if config.get("tree_sha256") not in (None, hashlib.sha256(tree_bytes).hexdigest()):
+            raise UserInputError(f"{folder / 'tree.json'} is not the tree {folder / 'config.json'} was saved with (a "
+                                 "save cut by a kill, or an edited file): fit the tree again")
+        tree = TreeData(json.loads(tree_bytes))
         spec = attribute_model or resolve_attribute_model(folder, config["attribute_model"], trust_attribute_model)
+        if attribute_model is None and config.get("attribute_model_sha256") and \
+                config["attribute_model"] == "attribute_model":
+            from rm_core.resume import model_fingerprint
+
+            if model_fingerprint(str(folder / "attribute_model"))["sha256"] != config["attribute_model_sha256"]:
+                raise UserInputError(f"{folder / 'attribute_model'} is not the attribute model the tree was fitted on "
+                                     "(its files changed since): fit the tree again")
         return cls(tree, judges.load(spec, **judge_kwargs), list(config["attributes"]))
 
     def features(self, items: Sequence[tuple[Prompt, str, str]]) -> tuple[np.ndarray, list[dict], list[dict]]:

@@ -286,7 +286,7 @@ def test_bad_judge_spec_is_a_clear_error():
 
 
 def test_checkpoint_loads_its_attribute_model_only_from_inside_or_when_confirmed(tmp_path, rule_model):
-    """fit_tree links a local attribute model into the checkpoint (which then stands alone); a config naming an
+    """fit_tree copies a local attribute model into the checkpoint (which then stands alone); a config naming an
     outside path is refused, a Hub id needs the user's confirmation, an explicit attribute_model is used."""
     import shutil
 
@@ -295,6 +295,7 @@ def test_checkpoint_loads_its_attribute_model_only_from_inside_or_when_confirmed
     from decision_tree.collect_preferences import collect, present
     from decision_tree.judge import resolve_attribute_model
 
+    (rule_model / "model.safetensors").write_bytes(b"stand-in weights")  # the rule model needs none; a file to check
     collect({"human": "human"}, present(rule_pairs(60)), tmp_path / "train")
     fit_tree.main(["--preferences", str(tmp_path / "train"), "--judge", "human", "--attribute_model", str(rule_model),
                    "--output_dir", str(tmp_path / "tree"), "--depths", "1", "--min_leafs", "1", "--folds", "2"])
@@ -302,9 +303,27 @@ def test_checkpoint_loads_its_attribute_model_only_from_inside_or_when_confirmed
     config = json.loads(config_path.read_text())
     assert config["attribute_model"] == "attribute_model"
     assert (tmp_path / "tree" / "attribute_model" / "config.json").is_file()
+    weights = tmp_path / "tree" / "attribute_model" / "model.safetensors"
+    before = weights.read_bytes()
+    with open(rule_model / "model.safetensors", "r+b") as f:  # the source retrained in place
+        f.write(b"\0" * 8)
+    assert weights.read_bytes() == before  # a copy, not a link: the tree's attribute model did not change
     shutil.rmtree(rule_model)  # the checkpoint no longer depends on where its attribute model came from
     prompt = [{"role": "user", "content": "q"}]
     assert judges.load(str(tmp_path / "tree")).compare(prompt, "please help", "help") > 0.9
+
+    # config.json holds the content of the tree and of the bundled attribute model: files that do not match it
+    # (a save cut by a kill, a file changed since) are refused, never used with the other's thresholds
+    tree_json = tmp_path / "tree" / "tree.json"
+    saved_tree = tree_json.read_text()
+    tree_json.write_text(saved_tree.replace("0.", "0.0", 1))
+    with pytest.raises(ValueError, match=r"tree.json is not the tree .*config.json was saved with"):
+        judges.load(str(tmp_path / "tree"))
+    tree_json.write_text(saved_tree)
+    weights.write_bytes(before[:-1] + bytes([before[-1] ^ 1]))
+    with pytest.raises(ValueError, match=r"attribute_model is not the attribute model the tree was fitted on"):
+        judges.load(str(tmp_path / "tree"))
+    weights.write_bytes(before)
 
     elsewhere = tmp_path / "elsewhere"
     shutil.copytree(tmp_path / "tree" / "attribute_model", elsewhere)
