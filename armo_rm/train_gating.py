@@ -253,7 +253,7 @@ def main(cfg: ArmoConfig) -> dict:
     from safetensors import safe_open
 
     from armo_rm.data import load_preferences
-    from armo_rm.train_regression import prompt_groups, split_by_group
+    from armo_rm.train_regression import embedding_identity, prompt_groups, split_by_group
     from rm_core.data import drop_seen
     from rm_core.errors import UserInputError, check_local_path
 
@@ -263,8 +263,19 @@ def main(cfg: ArmoConfig) -> dict:
     if not reg_path.is_file():
         raise FileNotFoundError(f"{reg_path} is missing: run armo_rm/train_regression.py first")
     with safe_open(str(reg_path), "pt") as f:
-        attributes = json.loads(f.metadata()["attributes"])
+        meta = f.metadata()
+        attributes = json.loads(meta["attributes"])
         weight, bias = f.get_tensor("weight"), f.get_tensor("bias")
+    if "embedded_by" in meta:  # the regression only means something on the embeddings it was fitted on
+        from rm_core.resume import differences
+
+        diff = differences(json.loads(meta["embedded_by"]), embedding_identity(cfg))
+        if diff:
+            raise UserInputError(f"{reg_path} was fitted on embeddings of another backbone, dtype or max_length "
+                                 f"({'; '.join(diff)}): run armo_rm/train_regression.py again with this config")
+    else:
+        print(f"[stage 2] WARNING: {reg_path} does not record what it was fitted on (written before that was "
+              "recorded): cannot check it matches this config's backbone, dtype and max_length", flush=True)
     if cfg.verbosity_attribute not in attributes:
         raise ValueError(f"verbosity attribute {cfg.verbosity_attribute!r} is not among the objectives {attributes}")
     v = attributes.index(cfg.verbosity_attribute)

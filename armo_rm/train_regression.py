@@ -136,13 +136,23 @@ def main(cfg: ArmoConfig) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / "regression.safetensors.tmp"
     save_file({"weight": torch.from_numpy(weight), "bias": torch.from_numpy(bias)}, str(tmp),
-              metadata={"attributes": json.dumps(attributes)})
+              metadata={"attributes": json.dumps(attributes), "embedded_by": json.dumps(embedding_identity(cfg))})
     os.replace(tmp, out_dir / "regression.safetensors")
     result = {"attributes": attributes, "sources": sources, "objectives": report, "embedding": out["stats"],
               "fit_seconds": round(fit_seconds, 2), "wall_seconds": round(time.perf_counter() - start, 2),
               "backbone": cfg.model_name_or_path, "max_length": cfg.max_length}
     atomic_write_json(out_dir / "stage1.json", result)
     return result
+
+
+def embedding_identity(cfg: ArmoConfig) -> dict:
+    """What the regression's inputs were computed with: the backbone by content (or Hub commit), the dtype it ran
+    in and max_length. Stage 2 applies the regression only to embeddings of the same (train_gating.main)."""
+    from rm_core.models import dtype_choice
+    from rm_core.resume import model_fingerprint
+
+    backbone = {k: v for k, v in model_fingerprint(cfg.model_name_or_path).items() if k != "path"}
+    return {"backbone": backbone, "dtype": dtype_choice(cfg.dtype)[0], "max_length": cfg.max_length}
 
 
 def run_stage(main, cfg: ArmoConfig, stage: str, track=None) -> dict:

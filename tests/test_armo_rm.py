@@ -558,3 +558,26 @@ def test_a_diverged_gating_stops_before_anything_is_exported(trained, tmp_path):
     with pytest.raises(TrainingDivergedError, match="scores of the test pairs of .* NaN or infinite"):
         train_gating.main(bad)
     assert sorted(p.name for p in out.iterdir()) == ["regression.safetensors"]
+
+
+def test_stage_two_refuses_a_regression_fitted_on_other_embeddings(trained, tmp_path):
+    """regression.safetensors records the backbone (by content), dtype and max_length its embeddings came from;
+    stage 2 with another of them stops naming it, before any embedding is computed."""
+    import dataclasses
+    import shutil
+
+    from armo_rm import train_gating
+    from rm_core.errors import UserInputError
+
+    cfg = trained[0]
+    out = tmp_path / "armo-other"
+    out.mkdir()
+    shutil.copy(Path(cfg.output_dir) / "regression.safetensors", out)
+    with pytest.raises(UserInputError, match=r"regression.safetensors was fitted on embeddings of another backbone, "
+                                             r"dtype or max_length \(max_length \d+ -> 7\)"):
+        train_gating.main(dataclasses.replace(cfg, output_dir=str(out), max_length=7))
+    other = tmp_path / "other-backbone"
+    shutil.copytree(cfg.model_name_or_path, other)
+    (other / "config.json").write_text((other / "config.json").read_text().replace("{", '{"probe": 1, ', 1))
+    with pytest.raises(UserInputError, match=r"\(backbone.sha256 "):
+        train_gating.main(dataclasses.replace(cfg, output_dir=str(out), model_name_or_path=str(other)))
