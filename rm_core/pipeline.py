@@ -282,6 +282,10 @@ def run_training(trainer, training_args, rm_family: str, family_fields: dict | N
     resume = resume_point(training_args.output_dir, training_args.resume_from_checkpoint)
     if PartialState().is_main_process:
         check_training_resume(training_args.output_dir, resume, training_fingerprint(training_args, inputs or {}))
+        # An earlier final model's card and results describe weights this run replaces: gone before it trains,
+        # so a kill between the new weights and the new card never leaves the one beside the other.
+        for name in ("README.md", "eval_results.json"):
+            (Path(training_args.output_dir) / name).unlink(missing_ok=True)
     PartialState().wait_for_everyone()
     train_result = trainer.train(resume_from_checkpoint=resume)
     out_dir = Path(training_args.output_dir)

@@ -331,6 +331,26 @@ def test_auto_resume_skips_a_checkpoint_cut_while_written_and_a_plain_rerun_refu
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2"]
 
 
+def test_a_run_killed_before_its_new_card_leaves_no_card_of_the_earlier_model(env, monkeypatch):
+    """The card and eval_results.json of a finished model describe its weights: a new run into the folder removes
+    them before it trains, so a kill before its own card is written never leaves the old card beside new
+    weights."""
+    from transformers import Trainer
+
+    out = env["root"] / "rerun-killed"
+    _train(env, out, "--max_steps", "2", "--save_strategy", "steps", "--save_steps", "2")
+    assert (out / "README.md").is_file() and (out / "eval_results.json").is_file()
+
+    def killed(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "train", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _train(env, out, "--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2",
+               "--resume_from_checkpoint", "auto")
+    assert not (out / "README.md").exists() and not (out / "eval_results.json").exists()
+
+
 def test_a_diverged_run_stops_with_a_clear_error_and_is_not_marked_done(env):
     """--learning_rate 1e30: the one step's loss is finite, the weights after it are not. The run must not end
     as a trained model: a clear error, and no checkpoint left looking done (no config.json with rm_family, no
