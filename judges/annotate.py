@@ -105,7 +105,7 @@ def make_tasks(pairs: list[dict], seed: int = 0) -> list[dict]:
 
 
 def export(args) -> dict:
-    from rm_core.hub import atomic_write_json
+    from rm_core.hub import atomic_write_json, atomic_write_text
 
     if bool(args.pairs) == bool(args.candidates):
         from rm_core.errors import UserInputError
@@ -126,7 +126,7 @@ def export(args) -> dict:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     tasks = make_tasks(pairs, args.seed)
-    (out / "label_config.xml").write_text(LABEL_CONFIG, encoding="utf-8")
+    atomic_write_text(out / "label_config.xml", LABEL_CONFIG)
     atomic_write_json(out / "tasks.json", tasks)
     summary = {"tasks": len(tasks), "skipped_rows": dict(skipped), "source": source, "seed": args.seed,
                "shown_as_a": dict(Counter(t["data"]["a_source"] for t in tasks))}
@@ -208,7 +208,8 @@ def import_(args) -> dict:
 
     check_local_path(args.export, "--export")
     try:
-        tasks = json.loads(Path(args.export).read_text(encoding="utf-8"))
+        raw = Path(args.export).read_bytes()  # hashed below: the sha256 recorded is of the bytes parsed
+        tasks = json.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise UserInputError(f"{args.export}: not Label Studio's JSON export ({err})") from None
     if not isinstance(tasks, list):
@@ -218,7 +219,7 @@ def import_(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_jsonl(out / "preferences.jsonl", prefs)
     atomic_write_jsonl(out / "ties.jsonl", ties)
-    digest = hashlib.sha256(Path(args.export).read_bytes()).hexdigest()
+    digest = hashlib.sha256(raw).hexdigest()
     summary = {"tasks": len(tasks), "counts": dict(counts), "annotators": sorted({str(p["annotator"]) for p in prefs}),
                "export": str(args.export), "export_sha256": digest}
     atomic_write_json(out / "summary.json", summary)

@@ -828,6 +828,7 @@ def write_builtin_preferences(
         except ValueError:
             pass
     train, test = build_builtin_preferences(n_train=n_train, n_test=n_test, seed=seed)
+    paths["meta"].unlink(missing_ok=True)  # first: a kill below must not leave the old meta beside new data
     for split, rows in (("train", train), ("test", test)):
         atomic_write_text(paths[split], "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     # meta.json last: its presence with matching content means the data files are complete.

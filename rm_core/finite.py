@@ -97,5 +97,7 @@ def check_final_rewards(values, what: str, out_dir: str | Path | None = None, ca
         (Path(out_dir) / "diverged").mkdir(parents=True, exist_ok=True)
     message = f"{message} {advice}"
     if out_dir is not None:
-        (Path(out_dir) / "diverged" / "REASON.txt").write_text(message + "\n", encoding="utf-8")
+        from rm_core.hub import atomic_write_text
+
+        atomic_write_text(Path(out_dir) / "diverged" / "REASON.txt", message + "\n")
     raise TrainingDivergedError(message)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import shutil
 import sys
 import warnings
@@ -68,8 +69,10 @@ def refresh_remote_code(checkpoint: str | Path) -> list[Path]:
     checkpoint = Path(checkpoint)
     stale = stale_remote_code(checkpoint)
     current = _current_source(checkpoint) if stale else None
-    for path in stale:
-        shutil.copyfile(current, path)
+    for path in stale:  # a temporary copy moved over the file: a kill never leaves it half-written
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.copyfile(current, tmp)
+        os.replace(tmp, path)
     return stale
 
 
