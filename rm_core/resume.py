@@ -97,24 +97,23 @@ def tree_sha256(files: Sequence[Path], root: Path) -> str:
 
 
 def hub_commit(repo_id: str, repo_type: str = "model", revision: str | None = None) -> str | None:
-    """The commit a Hub id resolves to: from the local Hub cache's refs, else (online) from the Hub; None when
-    neither knows."""
+    """The commit a Hub id resolves to: online, the Hub's (what from_pretrained / load_dataset will download: a
+    branch updated since the last download moves on, and the fingerprint with it); offline, or when the Hub does
+    not answer, the local Hub cache's ref; None when neither knows."""
     revision = revision or "main"
     if re.fullmatch(r"[0-9a-f]{40}", revision):
         return revision
     from huggingface_hub import constants
 
-    ref = Path(constants.HF_HUB_CACHE) / f"{repo_type}s--{repo_id.replace('/', '--')}" / "refs" / revision
-    if ref.is_file():
-        return ref.read_text(encoding="utf-8").strip()
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        return None
-    try:
-        from huggingface_hub import HfApi
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("1", "true", "yes"):
+        try:
+            from huggingface_hub import HfApi
 
-        return HfApi().repo_info(repo_id, repo_type=repo_type, revision=revision, timeout=10).sha
-    except Exception:
-        return None
+            return HfApi().repo_info(repo_id, repo_type=repo_type, revision=revision, timeout=10).sha
+        except Exception:
+            pass
+    ref = Path(constants.HF_HUB_CACHE) / f"{repo_type}s--{repo_id.replace('/', '--')}" / "refs" / revision
+    return ref.read_text(encoding="utf-8").strip() if ref.is_file() else None
 
 
 def _hub(repo_id: str, repo_type: str, revision: str | None) -> dict:

@@ -408,3 +408,35 @@ def test_eval_fingerprint_holds_the_attribute_model_by_content_the_prefix_flag_a
         judge_base_url=None), "reward_bench")) == ["settings.no_shared_prefix (none) -> true"]
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     assert "settings.judge_base_url null -> http://127.0.0.1:9/v1" in differences(before, fp())
+
+
+def test_hub_commit_asks_the_hub_first_when_online_and_the_cache_offline(tmp_path, monkeypatch):
+    """A branch updated on the Hub since the last download: online, from_pretrained takes the new commit, so the
+    fingerprint must name it too (not the stale ref in the local cache)."""
+    from types import SimpleNamespace
+
+    from huggingface_hub import HfApi, constants
+
+    from rm_core.resume import hub_commit
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    ref = tmp_path / "models--org--rm" / "refs" / "main"
+    ref.parent.mkdir(parents=True)
+    ref.write_text("a" * 40)
+    asked = []
+
+    def repo_info(self, repo_id, **kw):
+        asked.append(repo_id)
+        if kw.get("revision") == "down":
+            raise OSError("no network")
+        return SimpleNamespace(sha="b" * 40)
+
+    monkeypatch.setattr(HfApi, "repo_info", repo_info)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert hub_commit("org/rm") == "b" * 40  # the Hub's, not the cached ref
+    (ref.parent / "down").write_text("c" * 40)
+    assert hub_commit("org/rm", revision="down") == "c" * 40  # the Hub did not answer: the cache's
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    asked.clear()
+    assert hub_commit("org/rm") == "a" * 40 and asked == []  # offline: never asks
+    assert hub_commit("org/other") is None
