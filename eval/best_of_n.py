@@ -6,7 +6,9 @@
 
 Sources: every format `rm_core.data.to_candidates` converts (the GSM8K labelled solutions, with the project's
 fixed split: --split test is the 319 held-out questions; RLHFlow's best-of-N test sets (prompt, answers,
-labels); canonical Candidates rows; math_rm/sample_solutions.py output).
+labels); canonical Candidates rows; math_rm/sample_solutions.py output). Skipped when read and counted in
+results.json's `skipped_rows` (rm_core.best_of_n.read_candidates): a row that does not convert, a question with
+fewer than two candidates, an empty candidate, or identical candidates with conflicting labels.
 
 One implementation of the rules: the baselines and the pick are rm_core/best_of_n.py's (math_rm uses them too).
 - random: the exact expected accuracy of a uniform pick (the mean of `correct`), not a sample;
@@ -35,12 +37,11 @@ from eval.runner import add_judge_args, check_model, listwise_scores, run_benchm
 from rm_core.best_of_n import (
     DEFAULT_CANDIDATES,
     baselines,
-    load_candidates,
     question_values,
+    read_candidates,
     score_pick,
     weighted_vote_pick,
 )
-from rm_core.data import SkipReport
 from rm_core.errors import cli_entry
 from rm_core.stats import interval_text_at, interval_tree, percent
 
@@ -48,10 +49,12 @@ DEFAULT_DATASET = DEFAULT_CANDIDATES
 
 
 def load(dataset: str = DEFAULT_DATASET, split: str = "test", limit: int | None = None):
-    cands = load_candidates(dataset, split, limit)
+    """(questions, SkipReport): rm_core.best_of_n.read_candidates' rows and its counted skips (bad rows, an empty
+    candidate, identical candidates with conflicting labels, fewer than two candidates), for results.json."""
+    cands, skipped = read_candidates(dataset, split, limit)
     for i, c in enumerate(cands):
         c["id"] = c.get("id") or str(i)
-    return cands, SkipReport()
+    return cands, skipped
 
 
 def make_scorer(judge):
@@ -139,6 +142,10 @@ def format_table(summary: dict) -> str:
     lines.append(f"{'judge-weighted vote':<28}  {percent(summary.get('judge_weighted_vote')):>7}  "
                  f"{interval_text_at(summary, ('judge_weighted_vote',))}")
     lines.append("(95% CI: bootstrap over the questions)")
+    skipped = summary.get("skipped_rows") or {}
+    if skipped.get("skipped"):
+        reasons = ", ".join(f"{n} {reason}" for reason, n in skipped.get("by_reason", {}).items())
+        lines.append(f"skipped: {skipped['skipped']} question(s), not scored ({reasons})")
     from rm_core.length import format_length
 
     lines.extend(format_length(summary.get("length")))

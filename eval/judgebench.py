@@ -40,7 +40,17 @@ from __future__ import annotations
 import argparse
 
 from eval.runner import add_judge_args, check_model, control_lines, pair_verdicts, run_benchmark, run_eval_command
-from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, load_rows, same_response
+from rm_core.data import (
+    IDENTICAL_PAIR,
+    DegeneratePair,
+    RowError,
+    SkipReport,
+    check_unique_ids,
+    data_file_name,
+    load_rows,
+    row_ids,
+    same_response,
+)
 from rm_core.errors import cli_entry
 from rm_core.length import chars
 from rm_core.stats import interval_text_at, interval_tree, percent
@@ -74,16 +84,18 @@ def to_item(row: dict) -> dict:
 
 def load(dataset: str = DEFAULT_DATASET, split: str = "gpt", sources=None, limit: int | None = None):
     rows = load_rows(dataset, split)
-    items, skipped = [], SkipReport()
-    for i, row in enumerate(rows):
+    located, skipped = [], SkipReport()
+    for i, (row, rid) in enumerate(zip(rows, row_ids(rows, "pair_id"))):
         try:
-            if row.get("pair_id") in (None, ""):
-                row = {**row, "pair_id": str(i)}
-            items.append(to_item(row))
+            if not isinstance(row, dict):
+                raise RowError("row is not a JSON object")
+            located.append((to_item({**row, "pair_id": rid}), i))
         except (RowError, KeyError, TypeError, AttributeError) as err:
             skipped.add(str(err), f"row {i}")
     if sources:
-        items = [it for it in items if it["source"] in set(sources)]
+        located = [(it, i) for it, i in located if it["source"] in set(sources)]
+    check_unique_ids(((it["id"], i) for it, i in located), data_file_name(dataset, split))
+    items = [it for it, _ in located]
     return (items[:limit] if limit else items), skipped
 
 

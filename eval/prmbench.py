@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.runner import add_judge_args, check_model, run_benchmark, run_eval_command, unique_items
-from rm_core.data import RowError, SkipReport
+from rm_core.data import RowError, SkipReport, decode_line
 from rm_core.errors import UserInputError, cli_entry
 from rm_core.stats import interval_text_at, percent
 
@@ -87,8 +87,9 @@ def load(dataset: str, limit: int | None = None, classifications=None,
         raise UserInputError(f"{dataset}: no *.jsonl files")
     located, skipped = [], SkipReport()
     for path in files:
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, start=1):
+        with open(path, "rb") as f:
+            for n, raw in enumerate(f, start=1):
+                line = decode_line(path, raw, n)  # the shared readers' rule: BOM ignored, non-UTF-8 names the line
                 if not line.strip():
                     continue
                 try:

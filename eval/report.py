@@ -37,7 +37,7 @@ from pathlib import Path
 
 from eval.runner import broadcast, process_state
 from rm_core.data import shared_data_dir
-from rm_core.errors import cli_entry
+from rm_core.errors import UserInputError, cli_entry
 from rm_core.stats import difference_with_ci, percent_with_ci
 
 DATA_ROOT = shared_data_dir()  # $RM_SHARED_DATA, else ../shared/data beside the project
@@ -68,13 +68,18 @@ def parse_bench(spec: str, data_root: Path) -> tuple[str, dict]:
     builtin = builtin_benchmarks(data_root)
     if "=" not in spec:
         if spec not in builtin:
-            raise ValueError(f"unknown benchmark {spec!r}: use one of {sorted(builtin)} or NAME=KIND:DATASET[:SPLIT]")
+            raise UserInputError(f"--bench {spec}: unknown benchmark; use one of {', '.join(sorted(builtin))}, or "
+                                 f"NAME=KIND:DATASET[:SPLIT] with KIND one of {', '.join(KINDS)}")
         return spec, builtin[spec]
     name, _, rest = spec.partition("=")
     kind, _, rest = rest.partition(":")
     dataset, _, split = rest.rpartition(":") if rest.count(":") and not Path(rest).exists() else (rest, "", "")
     if kind not in KINDS:
-        raise ValueError(f"benchmark kind {kind!r} is not one of {KINDS}")
+        raise UserInputError(f"--bench {spec}: benchmark kind {kind!r} is not one of {', '.join(KINDS)} "
+                             "(the form is NAME=KIND:DATASET[:SPLIT])")
+    if not name or not dataset:
+        raise UserInputError(f"--bench {spec}: {'no NAME' if not name else 'no DATASET'} (the form is "
+                             "NAME=KIND:DATASET[:SPLIT])")
     defaults = {"reward_bench": "filtered", "pairs": "train", "reward_bench2": "test", "rm_bench": "train",
                 "judgebench": "gpt", "best_of_n": "test", "rmb": "", "prmbench": ""}  # RMB, PRMBench: local files
     return name, {"kind": kind, "dataset": dataset, "split": split or defaults[kind], "title": name}
@@ -120,7 +125,7 @@ def hh_test_rows(dataset: str | Path, test_only: bool = True) -> list[dict]:
              "chosen": r["chosen"], "rejected": r["rejected"]} for r in read_rows(dataset) if not test_only or hh_is_test(r)]
 
 
-def _hh_test_file(bench: dict, out_dir: Path, write: bool = True) -> Path:
+def hh_test_file(bench: dict, out_dir: Path, write: bool = True) -> Path:
     """The derived file of test pairs, named by its source's content: another source (or the same file changed)
     gets its own file, never the rows derived from an earlier one."""
     from rm_core.resume import data_fingerprint
@@ -151,7 +156,7 @@ def run_one(judge, judge_spec: str, bench: dict, out_dir: Path, options: dict, s
     module = _module(bench["kind"])
     dataset = bench["dataset"]
     if bench["kind"] == "pairs" and bench["split"] == "hh_test":
-        path = _hh_test_file(bench, report_dir, write=state.is_main_process)
+        path = hh_test_file(bench, report_dir, write=state.is_main_process)
         state.wait_for_everyone()
         dataset = str(path)
     argv = ["--model", judge_spec, "--dataset", dataset, "--output_dir", str(out_dir),
@@ -445,15 +450,54 @@ def cell_dir(report_dir: Path, judge_name: str, bname: str, key: str) -> Path:
     return report_dir / "cache" / f"{judge_name.replace('/', '+')}__{bname}__{key}"
 
 
-def read_scored(folder: str | Path) -> tuple[dict | None, list[dict] | None]:
-    """(results.json, the scores.jsonl rows) of an evaluation's output folder; None for a file that is not there."""
-    folder = Path(folder)
-    summary = json.loads((folder / "results.json").read_text(encoding="utf-8")) \
+def _stored_object(path: Path, data: bytes, line: int | None = None) -> dict:
+    """One JSON object of a stored file (the whole file, or its `line`); a UserInputError naming the file (and line)
+    when it is cut short or corrupted."""
+    where = f"{path} line {line}" if line else str(path)
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:  # ValueError: JSONDecodeError
+        raise UserInputError(f"{where} is cut short or corrupted ({type(err).__name__}: {err})") from None
+    if not isinstance(value, dict):
+        raise UserInputError(f"{where} is corrupted (not a JSON object)")
+    return value
+
+
+def _read_scored(folder: Path) -> tuple[dict | None, list[dict] | None]:
+    summary = _stored_object(folder / "results.json", (folder / "results.json").read_bytes()) \
         if (folder / "results.json").is_file() else None
     if not (folder / "scores.jsonl").is_file():
         return summary, None
-    with open(folder / "scores.jsonl", encoding="utf-8") as f:
-        return summary, [json.loads(line) for line in f if line.strip()]
+    lines = (folder / "scores.jsonl").read_bytes().split(b"\n")
+    return summary, [_stored_object(folder / "scores.jsonl", raw, n) for n, raw in enumerate(lines, 1) if raw.strip()]
+
+
+def read_scored(folder: str | Path) -> tuple[dict | None, list[dict] | None]:
+    """(results.json, the scores.jsonl rows) of an evaluation's output folder; None for a file that is not there.
+    A file cut short or corrupted is a UserInputError naming it (and the line), and how to recover."""
+    try:
+        return _read_scored(Path(folder))
+    except UserInputError as err:
+        raise UserInputError(f"{err}: delete {folder} to score it again") from None
+
+
+def cached_entry(cell: Path, label: str) -> dict | None:
+    """A cache cell's entry.json when the cell is cached and all of it reads back (entry.json, results.json,
+    scores.jsonl); None when it is not cached. A cell with a file cut short or corrupted (a killed write, a full
+    disk) counts as not cached: a line names the file, the cell is deleted and scored again."""
+    entry_path = cell / "entry.json"
+    if not entry_path.is_file():
+        return None
+    try:
+        entry = _stored_object(entry_path, entry_path.read_bytes())
+        _read_scored(cell)
+    except UserInputError as err:
+        import shutil
+
+        print(f"[report] {label}: the cache is unreadable ({err}); scoring it again", flush=True)
+        shutil.rmtree(cell)
+        return None
+    return entry
 
 
 def paired_difference(kind: str, units_a: dict, units_b: dict, path: Sequence) -> dict | None:
@@ -572,8 +616,8 @@ def main(argv: list[str] | None = None) -> dict | None:
             key = cache_key(spec, bname, bench, options)
             cell = cell_dir(report_dir, jname, bname, key)
             entry_path = cell / "entry.json"
-            entry = json.loads(entry_path.read_text(encoding="utf-8")) if entry_path.is_file() else None
-            entry = broadcast(state, entry if state.is_main_process else None)
+            entry = cached_entry(cell, f"{jname} / {bname}") if state.is_main_process else None
+            entry = broadcast(state, entry)
             if entry is not None:
                 results[jname][bname] = {**entry, "cached": True}
                 if state.is_main_process:
@@ -624,9 +668,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     for bname, bench in benches.items():
         bar_chart(report_dir / f"{bname}.png", bench["title"], results, bname, names, args.baseline)
     overview_chart(report_dir / "overview.png", benches, results, names, args.baseline)
-    (report_dir / "report.md").write_text(markdown(results, benches, names, comparisons, args.baseline) + "\n",
-                                          encoding="utf-8")
-    from rm_core.hub import atomic_write_json
+    from rm_core.hub import atomic_write_json, atomic_write_text
+
+    atomic_write_text(report_dir / "report.md", markdown(results, benches, names, comparisons, args.baseline) + "\n")
 
     report = {"judges": judge_specs, "benchmarks": benches, "options": options, "baseline": args.baseline,
               "results": results, "comparisons": comparisons}

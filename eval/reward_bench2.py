@@ -47,7 +47,17 @@ import argparse
 import math
 
 from eval.runner import add_judge_args, check_model, listwise_scores, mean, run_benchmark, run_eval_command
-from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, load_rows, same_response
+from rm_core.data import (
+    IDENTICAL_PAIR,
+    DegeneratePair,
+    RowError,
+    SkipReport,
+    check_unique_ids,
+    data_file_name,
+    load_rows,
+    row_ids,
+    same_response,
+)
 from rm_core.errors import cli_entry
 from rm_core.length import chars
 from rm_core.stats import interval_text_at, interval_tree, percent
@@ -71,6 +81,14 @@ def _prompt(value):
     raise RowError("prompt must be a non-empty string or a list of messages")
 
 
+def official_subset(name) -> str:
+    """A row's subset name, once, as it is read: one of SUBSETS matched case-insensitively (surrounding whitespace
+    ignored) is spelled as the official name ("factuality" -> "Factuality"), so rows of one subset in two spellings
+    fall into one group; any other name is kept as given."""
+    text = str(name or "")
+    return {s.lower(): s for s in SUBSETS}.get(text.strip().lower(), text)
+
+
 def to_item(row: dict) -> dict:
     """A RewardBench 2 row -> {"id", "subset", "prompt", "responses" (chosen + rejected), "num_correct"}."""
     chosen, rejected = row.get("chosen"), row.get("rejected")
@@ -79,6 +97,9 @@ def to_item(row: dict) -> dict:
             raise RowError(f"{key} must be a list of strings")
     if not chosen:
         raise RowError("chosen is empty")
+    for key, value in (("chosen", chosen), ("rejected", rejected)):
+        if any(not r.strip() for r in value):
+            raise RowError(f"{key} is an empty response")  # as eval_reward_bench: skipped and counted, never scored
     responses = list(chosen) + list(rejected)
     num_correct = row.get("num_correct", len(chosen))
     if not isinstance(num_correct, int) or not 1 <= num_correct <= len(responses):
@@ -88,7 +109,7 @@ def to_item(row: dict) -> dict:
     if any(same_response(c, r) for c in chosen for r in rejected):
         # a correct and an incorrect answer only float noise could order: skipped and counted
         raise DegeneratePair(f"{IDENTICAL_PAIR} (a rejected response equals a chosen one)")
-    subset = str(row.get("subset") or "")
+    subset = official_subset(row.get("subset"))
     if subset.lower() == TIES:
         _ties_key(str(row.get("id")))
         if num_correct == len(responses):
@@ -99,16 +120,19 @@ def to_item(row: dict) -> dict:
 
 def load(dataset: str = DEFAULT_DATASET, split: str = "test", subsets=None, limit: int | None = None):
     rows = load_rows(dataset, split)
-    items, skipped = [], SkipReport()
-    for i, row in enumerate(rows):
+    located, skipped = [], SkipReport()
+    for i, (row, rid) in enumerate(zip(rows, row_ids(rows))):
         try:
-            if row.get("id") in (None, ""):
-                row = {**row, "id": str(i)}
-            items.append(to_item(row))
+            if not isinstance(row, dict):
+                raise RowError("row is not a JSON object")
+            located.append((to_item({**row, "id": rid}), i))
         except (RowError, KeyError, TypeError, AttributeError) as err:
             skipped.add(str(err), f"row {i}")
     if subsets:
-        items = [it for it in items if it["subset"] in set(subsets)]
+        wanted = {official_subset(s) for s in subsets}
+        located = [(it, i) for it, i in located if it["subset"] in wanted]
+    check_unique_ids(((it["id"], i) for it, i in located), data_file_name(dataset, split))
+    items = [it for it, _ in located]
     return (items[:limit] if limit else items), skipped
 
 

@@ -46,7 +46,17 @@ from eval.runner import (
     run_benchmark,
     run_eval_command,
 )
-from rm_core.data import IDENTICAL_PAIR, DegeneratePair, RowError, SkipReport, load_rows, same_response
+from rm_core.data import (
+    IDENTICAL_PAIR,
+    DegeneratePair,
+    RowError,
+    SkipReport,
+    check_unique_ids,
+    data_file_name,
+    load_rows,
+    row_ids,
+    same_response,
+)
 from rm_core.errors import cli_entry
 from rm_core.length import chars
 from rm_core.metrics import pair_correct
@@ -69,6 +79,9 @@ def to_item(row: dict) -> dict:
         value = row.get(key)
         if not isinstance(value, list) or len(value) != len(STYLES) or not all(isinstance(r, str) for r in value):
             raise RowError(f"{key} must be a list of {len(STYLES)} strings ({', '.join(STYLES)})")
+    for key in ("chosen", "rejected"):
+        if any(not r.strip() for r in row[key]):
+            raise RowError(f"{key} is an empty response")  # as eval_reward_bench: skipped and counted, never scored
     if not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
         raise RowError("prompt must be a non-empty string")
     if domain_of(row.get("domain", "")) is None:
@@ -81,16 +94,18 @@ def to_item(row: dict) -> dict:
 
 def load(dataset: str = DEFAULT_DATASET, split: str = "train", domains=None, limit: int | None = None):
     rows = load_rows(dataset, split)
-    items, skipped = [], SkipReport()
-    for i, row in enumerate(rows):
+    located, skipped = [], SkipReport()
+    for i, (row, rid) in enumerate(zip(rows, row_ids(rows))):
         try:
-            if row.get("id") in (None, ""):
-                row = {**row, "id": str(i)}
-            items.append(to_item(row))
+            if not isinstance(row, dict):
+                raise RowError("row is not a JSON object")
+            located.append((to_item({**row, "id": rid}), i))
         except (RowError, KeyError, TypeError, AttributeError) as err:
             skipped.add(str(err), f"row {i}")
     if domains:
-        items = [it for it in items if domain_of(it["domain"]) in set(domains)]
+        located = [(it, i) for it, i in located if domain_of(it["domain"]) in set(domains)]
+    check_unique_ids(((it["id"], i) for it, i in located), data_file_name(dataset, split))
+    items = [it for it, _ in located]
     return (items[:limit] if limit else items), skipped
 
 

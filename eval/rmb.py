@@ -33,7 +33,6 @@ within each scenario; `length` (pairwise set) and `order` (pairwise judges, pair
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from eval.runner import (
@@ -46,7 +45,7 @@ from eval.runner import (
     run_eval_command,
     unique_items,
 )
-from rm_core.data import RowError, SkipReport
+from rm_core.data import RowError, SkipReport, read_rows
 from rm_core.errors import UserInputError, cli_entry
 from rm_core.length import chars
 from rm_core.stats import interval_text_at, interval_tree, percent
@@ -112,12 +111,7 @@ def load(dataset: str, limit: int | None = None, sets=None) -> tuple[list[dict],
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*.json") if p.is_file())
     located, skipped = [], SkipReport()
     for path in files:
-        try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, ValueError) as err:
-            raise UserInputError(f"{path}: not a JSON file RMB publishes ({err})") from None
-        if not isinstance(rows, list):
-            raise UserInputError(f"{path}: expected a JSON array of items, got {type(rows).__name__}")
+        rows = read_rows(path)  # the shared reader: a BOM is fine; non-UTF-8, bad JSON, not a list: one line naming it
         for i, row in enumerate(rows):
             try:
                 if not isinstance(row, dict):

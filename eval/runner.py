@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +180,29 @@ def check_model(args) -> None:
         judges.check_judge_spec(args.model, "--model")
         if not args.model.startswith(judges.LLM_PREFIXES) and not Path(args.model).exists():
             judges.checkpoint_family(args.model)  # a name like outputs/bt: a Hub model, or one line saying neither
+        check_chat_template(args.model, getattr(args, "chat_template", None))
+
+
+def check_chat_template(spec: str, chat_template: str | None) -> None:
+    """Before anything is written (claim_output's fingerprint.json) or loaded: a --chat_template that is missing or
+    not valid Jinja, or, without one, a local checkpoint (or llm:<folder>) whose tokenizer has no chat template or a
+    broken one, stops with one line (rm_core.templates.TemplateError). A Hub id's tokenizer comes with the model."""
+    from rm_core.templates import read_chat_template, set_chat_template
+
+    if chat_template:
+        read_chat_template(chat_template)
+        return
+    kind, sep, name = spec.partition(":")
+    folder = Path(name if sep and kind == "llm" else spec)
+    if (sep and kind == "openai") or not (folder / "tokenizer_config.json").is_file():
+        return
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    except Exception:  # a tokenizer that does not load: the judge's own load says why, in full
+        return
+    set_chat_template(tokenizer, None)
 
 
 def require_items(items: Sequence, skipped, dataset: str, unit: str = "items") -> None:
@@ -287,9 +311,11 @@ class ScoringRun:
 
 
 def check_ids(items: Sequence[dict], what: str) -> None:
-    ids = [str(it["id"]) for it in items]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"{what}: item ids are not unique; resuming needs unique ids")
+    """The last guard before scoring (each loader already names the file and rows of a repeated id): a repeated
+    id names itself and both items' positions."""
+    from rm_core.data import check_unique_ids
+
+    check_unique_ids(((str(it["id"]), k) for k, it in enumerate(items)), what)
 
 
 def row_failed(row: dict) -> bool:
@@ -456,6 +482,45 @@ def unique_items(located: Sequence[tuple[dict, str]]) -> list[dict]:
     return [item for item, _ in located]
 
 
+def truncation_count(judge) -> int | None:
+    """Sequences the judge has cut to its max_length so far: a scalar-head RM's `truncated` (judges.rm_judge, the
+    count eval_reward_bench's truncated_pairs comes from), a pair-PM's `truncation.truncated`, a process / outcome
+    RM's `report.truncated`; None for a judge that keeps no such count (an LLM judge fails a prompt that is too
+    long instead: judge_failures)."""
+    for value in (getattr(judge, "truncated", None), getattr(getattr(judge, "truncation", None), "truncated", None),
+                  getattr(getattr(judge, "report", None), "truncated", None)):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+TRUNCATION_KEY = "truncation_chunk"  # on every row: [the chunk part it was scored in, sequences cut in that part]
+
+
+def counting_truncation(judge, scorer: Callable[[list[dict]], list[dict]]) -> Callable[[list[dict]], list[dict]]:
+    """`scorer` whose rows also carry TRUNCATION_KEY: a name of the chunk part this process scored them in (its
+    first item's id and a random tag, unique even when a stored failure is asked again), and how many sequences the
+    judge cut to max_length while scoring that part (truncation_count before and after; a judge batches a part
+    together, so the count is per part, not per item). Stored with the rows, the counts survive a resume:
+    `truncated_sequences` sums each part once. A judge that keeps no count: rows as they are."""
+    def scorer_counting(items: list[dict]) -> list[dict]:
+        before = truncation_count(judge)
+        rows = scorer(items)
+        after = truncation_count(judge)
+        if before is None or after is None or not items:
+            return rows
+        part = [f"{items[0]['id']}@{uuid.uuid4().hex[:8]}", after - before]
+        return [{**row, TRUNCATION_KEY: part} for row in rows]
+    return scorer_counting
+
+
+def truncated_sequences(rows: Sequence[dict]) -> int | None:
+    """Sequences cut to max_length over the scored chunk parts whose rows are kept (counting_truncation): each part
+    counted once; None when no row carries a count (the judge keeps none)."""
+    parts = {r[TRUNCATION_KEY][0]: r[TRUNCATION_KEY][1] for r in rows if r.get(TRUNCATION_KEY)}
+    return sum(parts.values()) if parts else None
+
+
 def mean(values) -> float | None:
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
@@ -478,22 +543,28 @@ def run_benchmark(args, benchmark: str, items: list[dict], skipped, make_scorer:
     if state.is_main_process:
         print(f"[eval] {benchmark}: {getattr(args, 'model', '?')} on {args.dataset}", flush=True)
     t0 = time.perf_counter()
-    run = score_items(items, make_scorer(judge), out_dir, state, chunk_size, unit)
+    run = score_items(items, counting_truncation(judge, make_scorer(judge)), out_dir, state, chunk_size, unit)
     if run is None:
         return None
     summary = summarize(run.rows)
+    truncated = truncated_sequences(run.rows)
     summary.update({
         "benchmark": benchmark, "model": getattr(args, "model", None), "dataset": args.dataset,
         unit: len(run.rows), "processes": state.num_processes, "dtype": getattr(args, "dtype", None),
         "dtype_reason": getattr(args, "dtype_reason", None),
         "max_length": getattr(args, "max_length", None),
+        # sequences cut to max_length (kept, never dropped), over the chunk parts whose rows are in scores.jsonl
+        # (a resume keeps the counts stored with the rows); None: the judge keeps no count
+        "truncated_sequences": truncated,
         "judge_failures": judge.failures.as_dict(), "skipped_rows": skipped.as_dict(),
         "speed": speed(run, unit), "wall_seconds": round(time.perf_counter() - t0, 3), "fingerprint": fingerprint,
     })
     finish(out_dir, run.rows, summary)
     if format_table is not None:
         print(format_table(summary))
-    print(f"{unit}: {len(run.rows)}  {skipped}  judge {judge.failures}")
+    print(f"{unit}: {len(run.rows)}  truncated: "
+          + (f"{truncated} sequences" if truncated is not None else "not counted by this judge")
+          + f"  {skipped}  judge {judge.failures}")
     print(f"results: {(out_dir / 'results.json').resolve()}")
     if getattr(args, "push_results", None):  # --push_results: the model card's model-index (eval/report.py)
         from eval.report import push_results

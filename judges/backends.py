@@ -303,7 +303,7 @@ class OpenAIBackend(_CachingBackend):
     base_url: argument, else $OPENAI_BASE_URL, else the OpenAI API. The key is read from the environment
     variable `api_key_env`; it may be empty only for a local server (localhost / 127.0.0.1), which is then
     called without an Authorization header. A key is never sent over plain http:// to a host that is not
-    loopback (localhost, 127.0.0.0/8, ::1): that is a ValueError before any request, unless
+    loopback (localhost, 127.0.0.0/8, ::1): that is a UserInputError before any request, unless
     allow_insecure_http=True (--judge_allow_insecure_http) says the network in between is trusted.
 
     At most `max_concurrency` requests are in flight. Each attempt has `timeout_s` in all (httpx's timeout
@@ -323,19 +323,22 @@ class OpenAIBackend(_CachingBackend):
                  allow_insecure_http: bool = False):
         import httpx  # noqa: F401  (fail here, not at the first batch, when it is missing)
 
+        from rm_core.errors import UserInputError  # the configuration errors below: one line from a command
+
         self.name = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         key = os.environ.get(api_key_env, "")
         url = urlparse(self.base_url)
         if not key and url.hostname not in LOCAL_HOSTS and not is_loopback(url.hostname):
-            raise ValueError(f"no API key: set ${api_key_env} (an empty key is allowed only for a local server, "
-                             f"and {self.base_url} is not one)")
+            raise UserInputError(f"no API key: set ${api_key_env} (an empty key is allowed only for a local server, "
+                                 f"and {self.base_url} is not one)")
         if key and url.scheme == "http" and not is_loopback(url.hostname) and not allow_insecure_http:
-            raise ValueError(f"refusing to send the API key in ${api_key_env} over plain http to {url.hostname}: "
-                             f"use https, or pass --judge_allow_insecure_http (allow_insecure_http=True) to allow it")
+            raise UserInputError(f"refusing to send the API key in ${api_key_env} over plain http to {url.hostname}: "
+                                 "use https, or pass --judge_allow_insecure_http (allow_insecure_http=True) to allow "
+                                 "it")
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
         if max_concurrency < 1 or max_retries < 0 or timeout_s <= 0:
-            raise ValueError("need max_concurrency >= 1, max_retries >= 0 and timeout_s > 0")
+            raise UserInputError("need max_concurrency >= 1, max_retries >= 0 and timeout_s > 0")
         self.max_concurrency, self.timeout_s, self.max_retries = max_concurrency, timeout_s, max_retries
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self.supports_choice_probs = use_logprobs

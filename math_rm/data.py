@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from rm_core.data import (
     CANDIDATES_CONVERTERS,
     SkipReport,
-    detect_math_format,
+    first_math_format,
     gsm8k_solutions_split,
     hash_split,
     load_rows,
@@ -39,7 +39,7 @@ def load_math_splits(args: MathDataArguments) -> tuple[list[dict], list[dict], d
     rows = load_rows(args.dataset_name, args.dataset_train_split, args.dataset_data_dir)
     if not rows:
         raise UserInputError(f"no rows in {args.dataset_name!r}")
-    fmt = detect_math_format(rows[0]) if args.dataset_format == "auto" else args.dataset_format
+    fmt = first_math_format(rows, args.dataset_name) if args.dataset_format == "auto" else args.dataset_format
     report: dict = {"dataset": args.dataset_name, "format": fmt}
     eval_rows: list[dict] = []
     split = args.dataset_test_split
@@ -84,7 +84,7 @@ def _question_key(row: dict) -> str:
 
 def prm_training_rows(rows: list[dict], fmt: str = "auto", strict: bool = False) -> tuple[list[dict], SkipReport]:
     """Steps rows to train a PRM on; GSM8K labelled solutions are labelled by the offline rule."""
-    if rows and (fmt if fmt != "auto" else detect_math_format(rows[0])) == "gsm8k_solutions":
+    if rows and (fmt if fmt != "auto" else first_math_format(rows, "the training data")) == "gsm8k_solutions":
         from math_rm.step_labels import label_candidates
 
         cands, skips = to_candidates(rows, "gsm8k_solutions", strict)

@@ -107,15 +107,34 @@ def baselines(cands: list[dict]) -> dict:
             **{name: sum(v[name] for v in values) / n for name in values[0]}}
 
 
-def load_candidates(source: str, split: str = "test", max_questions: int | None = None) -> list[dict]:
-    """Candidates rows from any source; the GSM8K labelled solutions take the fixed split (train/test/all)."""
-    from rm_core.data import detect_math_format, gsm8k_solutions_split, load_rows, to_candidates
+FEWER_THAN_TWO = "a best-of-N question needs two or more candidates"
+
+
+def read_candidates(source: str, split: str = "test", max_questions: int | None = None):
+    """(Candidates rows, SkipReport) from any source; the GSM8K labelled solutions take the fixed split
+    (train/test/all). Rows rm_core.data.to_candidates refuses (an empty candidate, identical candidates with
+    conflicting labels, ...) and questions with fewer than two candidates (nothing to pick between) are skipped
+    and counted by reason, before anything is scored."""
+    from rm_core.data import data_file_name, first_math_format, gsm8k_solutions_split, load_rows, to_candidates
 
     rows = load_rows(source, split)
-    if rows and detect_math_format(rows[0]) == "gsm8k_solutions" and split != "all":
+    name = data_file_name(source, split)
+    if rows and first_math_format(rows, name) == "gsm8k_solutions" and split != "all":
         train, test = gsm8k_solutions_split(rows)
         rows = train if split == "train" else test
-    cands, skips = to_candidates(rows)
+    cands, skips = to_candidates(rows, source=name)
+    kept = []
+    for c in cands:
+        if len(c["responses"]) < 2:
+            skips.add(FEWER_THAN_TWO, f"question {c['id']}")
+        else:
+            kept.append(c)
+    return (kept[:max_questions] if max_questions else kept), skips
+
+
+def load_candidates(source: str, split: str = "test", max_questions: int | None = None) -> list[dict]:
+    """read_candidates' rows; its skips are said on stderr."""
+    cands, skips = read_candidates(source, split, max_questions)
     if skips.total:
         print(f"[data] {skips}", file=sys.stderr)
-    return cands[:max_questions] if max_questions else cands
+    return cands

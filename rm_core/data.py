@@ -130,10 +130,56 @@ def _preference(prompt, chosen, rejected, row: dict) -> dict:
     if same_response(chosen, rejected):
         raise DegeneratePair(IDENTICAL_PAIR)
     out = {"prompt": prompt, "chosen": chosen, "rejected": rejected,
-           "id": str(row.get("id", "")), "subset": str(row.get("subset", "") or "")}
+           "id": own_id(row) or "", "subset": str(row.get("subset", "") or "")}
     if row.get("margin") is not None:
-        out["margin"] = float(row["margin"])
+        out["margin"] = _margin(row["margin"])
     return out
+
+
+def _margin(value) -> float:
+    """A row's `margin` as a finite float; anything else (text, NaN, inf: a loss would use it) is a RowError."""
+    try:
+        margin = float(value)
+    except (TypeError, ValueError):
+        margin = math.nan
+    if not math.isfinite(margin):
+        raise RowError("margin is not a finite number")
+    return margin
+
+
+def own_id(row, key: str = "id") -> str | None:
+    """The id a row gives itself (`key`, as a string), or None when it gives none (absent, null, "")."""
+    value = row.get(key) if isinstance(row, dict) else None
+    return None if value is None or value == "" else str(value)
+
+
+def row_ids(rows: list, key: str = "id", indices: list[int] | None = None) -> list[str | None]:
+    """Each row's id: its own (own_id) or, for a row without one, its row index (`indices[k]`, default k); when
+    another row's own id already is that index, "#" is put before it (as often as needed), so a generated id never
+    collides with an id a row gives itself. None for a row that is not an object."""
+    indices = list(range(len(rows))) if indices is None else indices
+    taken = {own_id(r, key) for r in rows} - {None}
+    out = []
+    for row, i in zip(rows, indices):
+        rid = own_id(row, key)
+        if rid is None and isinstance(row, dict):
+            rid = str(i)
+            while rid in taken:
+                rid = "#" + rid
+            taken.add(rid)
+        out.append(rid)
+    return out
+
+
+def check_unique_ids(located: Iterable[tuple[str, int]], source) -> None:
+    """(id, row index) pairs of the items read from `source`: a repeated id is a UserInputError naming the file,
+    the id and both rows (scores are stored and resumed by id, so two items under one id would mix)."""
+    first: dict[str, int] = {}
+    for rid, i in located:
+        if rid in first:
+            raise UserInputError(f"{source}: id {rid!r} is in row {first[rid]} and row {i}; item ids must be "
+                                 "unique (scores are stored and resumed by id)")
+        first[rid] = i
 
 
 # ---------------------------------------------------------------- converters
@@ -255,9 +301,21 @@ def _row_name(row: dict, index: int) -> str:
 
 def to_preferences(rows: Iterable[dict], fmt: str = "auto", strict: bool = False) -> tuple[list[dict], SkipReport]:
     """Convert rows to canonical Preference rows. Bad rows raise (strict) or are skipped and counted; a pair whose
-    chosen and rejected are identical (DegeneratePair) is always skipped and counted."""
+    chosen and rejected are identical (DegeneratePair) is always skipped and counted. A row without an id gets one
+    from its index (row_ids: never one another row gives itself)."""
+    located, report = _located_preferences(rows, fmt, strict)
+    return [pref for pref, _ in located], report
+
+
+def _located_preferences(rows: Iterable[dict], fmt: str = "auto", strict: bool = False,
+                         indices: list[int] | None = None) -> tuple[list[tuple[dict, int]], SkipReport]:
+    """to_preferences, each Preference row with its row's index; `indices`: the rows' indices in their file
+    (default: their positions), for the skip report's row names and the generated ids."""
+    rows = list(rows)
+    indices = list(range(len(rows))) if indices is None else indices
+    ids = row_ids(rows, indices=indices)
     out, report = [], SkipReport()
-    for i, row in enumerate(rows):
+    for i, row, rid in zip(indices, rows, ids):
         try:
             if not isinstance(row, dict):
                 raise RowError("row is not a JSON object")
@@ -268,8 +326,8 @@ def to_preferences(rows: Iterable[dict], fmt: str = "auto", strict: bool = False
             if name not in CONVERTERS:
                 raise UserInputError(f"unknown format {name!r}; choose from {sorted(CONVERTERS)} or 'auto'")
             pref = CONVERTERS[name](row)
-            pref["id"] = pref["id"] or str(i)
-            out.append(pref)
+            pref["id"] = pref["id"] or rid
+            out.append((pref, i))
         except (RowError, KeyError, TypeError) as err:
             reason = str(err) if isinstance(err, RowError) else f"missing or wrong field {err}"
             if strict and not isinstance(err, DegeneratePair):
@@ -415,15 +473,21 @@ def _not_utf8(path: Path, err: UnicodeDecodeError, line: int, column: int) -> Ro
                     "save the file as UTF-8")
 
 
+def decode_line(path: Path, raw: bytes, line: int) -> str:
+    """Line `line` (1-based) of a JSONL file as text, as every reader here decodes it: UTF-8, a BOM at the start of
+    the file ignored; bytes that are not UTF-8 are a RowError naming the file, line and column."""
+    try:
+        return raw.decode("utf-8-sig" if line == 1 else "utf-8")
+    except UnicodeDecodeError as err:
+        raise _not_utf8(path, err, line, err.start + 1) from None
+
+
 def _read_json_lines(path: Path, opener) -> list:
     rows, i = [], 0
     try:
         with opener(path, "rb") as f:
             for i, raw in enumerate(f, 1):
-                try:
-                    line = raw.decode("utf-8-sig" if i == 1 else "utf-8")
-                except UnicodeDecodeError as err:
-                    raise _not_utf8(path, err, i, err.start + 1) from None
+                line = decode_line(path, raw, i)
                 if line.strip():
                     try:
                         rows.append(json.loads(line))
@@ -526,6 +590,15 @@ def load_rows(source: str | Path, split: str = "train", data_dir: str | None = N
         return read_rows(found)
     check_local_path(str(source), "data set")
     return _load_hub(str(source), split, data_dir)
+
+
+def data_file_name(source: str | Path, split: str = "train") -> str:
+    """What `load_rows(source, split)` reads, for a message: the file, a folder's `{split}` file, or a Hub data
+    set's split."""
+    path = Path(source)
+    if path.is_dir():
+        return str(_split_file(path, split) or path)
+    return str(source) if path.is_file() else f"{source} (split {split})"
 
 
 def load_split(source: str | Path, split: str, data_dir: str | None = None) -> list[dict] | None:
@@ -659,7 +732,14 @@ def make_steps(prompt, steps: list[str], labels: list, row_name: str = "", refer
     return row
 
 
+EMPTY_CANDIDATE = "a candidate is an empty response"
+CONFLICTING_CANDIDATES = "identical candidates carry conflicting correctness labels"
+
+
 def make_candidates(prompt, responses: list[str], correct: list, row_name: str = "", reference=None) -> dict:
+    """A Candidates row. RowError (skipped and counted by the converters) for a candidate that is empty or only
+    whitespace, and for two candidates identical after stripping whitespace with different labels (identical ones
+    with the same label stay)."""
     prompt = _prompt_messages(prompt)
     if not isinstance(responses, list) or not responses or not all(isinstance(r, str) for r in responses):
         raise RowError("responses must be a non-empty list of strings")
@@ -668,6 +748,12 @@ def make_candidates(prompt, responses: list[str], correct: list, row_name: str =
                        "correctness labels")
     if not all(c in (0, 1) or isinstance(c, bool) for c in correct):
         raise RowError(f"correctness labels are booleans (or 0/1), got {correct!r:.100}")
+    if any(not r.strip() for r in responses):
+        raise RowError(EMPTY_CANDIDATE)  # a question with an empty (or whitespace-only) candidate: skipped, counted
+    label_of: dict[str, bool] = {}
+    for r, c in zip(responses, correct):
+        if label_of.setdefault(r.strip(), bool(c)) != bool(c):
+            raise RowError(CONFLICTING_CANDIDATES)  # which label is right? a pick between them is a coin toss
     row = {"prompt": prompt, "responses": list(responses), "correct": [bool(c) for c in correct], "id": row_name}
     if reference is not None:
         row["reference"] = str(reference)
@@ -719,7 +805,8 @@ def gsm8k_solutions_split(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     Rows without an id get one by position in their part (gsm8k-train-i, gsm8k-test-i), so every loader names a
     held-out question the same way."""
     def named(part: list[dict], name: str) -> list[dict]:
-        return [{**r, "id": r.get("id", f"gsm8k-{name}-{i}")} for i, r in enumerate(part)]
+        return [{**r, "id": r.get("id", f"gsm8k-{name}-{i}")} if isinstance(r, dict) else r  # a bad row: skipped later
+                for i, r in enumerate(part)]
 
     n = GSM8K_SOLUTIONS_TRAIN_QUESTIONS
     return named(rows[:n], "train"), named(rows[n:], "test")
@@ -863,8 +950,30 @@ def detect_math_format(row: dict) -> str:
     raise RowError(f"not a Steps or Candidates source row (keys: {sorted(row)})")
 
 
-def _convert_math(rows: Iterable[dict], converters: dict, fmt: str, strict: bool) -> tuple[list[dict], SkipReport]:
-    out, report = [], SkipReport()
+def first_math_format(rows: list, source) -> str:
+    """The format (detect_math_format) of the first row it recognises: a first row that is bad is skipped and
+    counted by the converters like any other, not taken for the whole file's format. A UserInputError naming
+    `source` when no row is recognisable."""
+    for row in rows:
+        if isinstance(row, dict):
+            try:
+                return detect_math_format(row)
+            except RowError:
+                continue
+    first = rows[0] if rows else None
+    what = (f"row 0 has keys {sorted(first)}" if isinstance(first, dict) else "it has no rows" if not rows
+            else "row 0 is not a JSON object")
+    raise UserInputError(f"{source}: no row is a Steps or Candidates source row ({what}; see rm_core.data's "
+                         "STEPS_CONVERTERS / CANDIDATES_CONVERTERS for the formats read)")
+
+
+def _convert_math(rows: Iterable[dict], converters: dict, fmt: str, strict: bool,
+                  source=None) -> tuple[list[dict], SkipReport]:
+    """The converted rows; one without an id gets its row's (row_ids: never an id another row gives itself).
+    With `source`: a repeated id is a UserInputError naming it, both rows and `source` (check_unique_ids)."""
+    rows = list(rows)
+    ids = row_ids(rows)
+    out, report, rows_of = [], SkipReport(), []
     for i, row in enumerate(rows):
         try:
             if not isinstance(row, dict):
@@ -874,13 +983,16 @@ def _convert_math(rows: Iterable[dict], converters: dict, fmt: str, strict: bool
                 raise RowError(f"format {name!r} has no converter here; choose from {sorted(converters)}")
             converted = converters[name](row, i) if name == "gsm8k_solutions" else converters[name](row)
             for j, r in enumerate(converted):
-                r["id"] = r["id"] or (str(i) if len(converted) == 1 else f"{i}/{j}")
+                r["id"] = r["id"] or (ids[i] if len(converted) == 1 else f"{ids[i]}/{j}")
             out.extend(converted)
+            rows_of += [i] * len(converted)
         except (RowError, KeyError, TypeError, ValueError) as err:
             reason = str(err) if isinstance(err, RowError) else f"missing or wrong field {err}"
             if strict:
                 raise RowError(f"{_row_name(row if isinstance(row, dict) else {}, i)}: {reason}") from None
             report.add(reason, _row_name(row if isinstance(row, dict) else {}, i))
+    if source is not None:
+        check_unique_ids(zip((r["id"] for r in out), rows_of), source)
     return out, report
 
 
@@ -889,9 +1001,11 @@ def to_steps(rows: Iterable[dict], fmt: str = "auto", strict: bool = False) -> t
     return _convert_math(rows, STEPS_CONVERTERS, fmt, strict)
 
 
-def to_candidates(rows: Iterable[dict], fmt: str = "auto", strict: bool = False) -> tuple[list[dict], SkipReport]:
-    """Convert rows to Candidates rows (CANDIDATES_CONVERTERS); bad rows raise (strict) or are skipped, counted."""
-    return _convert_math(rows, CANDIDATES_CONVERTERS, fmt, strict)
+def to_candidates(rows: Iterable[dict], fmt: str = "auto", strict: bool = False,
+                  source=None) -> tuple[list[dict], SkipReport]:
+    """Convert rows to Candidates rows (CANDIDATES_CONVERTERS); bad rows raise (strict) or are skipped, counted.
+    With `source` (the file, for the message) a repeated question id is a UserInputError naming both rows."""
+    return _convert_math(rows, CANDIDATES_CONVERTERS, fmt, strict, source)
 
 
 def load_reward_bench_pairs(dataset: str, split: str = "filtered", subsets=None,
@@ -902,14 +1016,14 @@ def load_reward_bench_pairs(dataset: str, split: str = "filtered", subsets=None,
         rows = load_llmbar_as_reward_bench(dataset)
     else:
         rows = load_rows(dataset, split)
-    if subsets:
-        rows = [r for r in rows if r.get("subset") in set(subsets)]
-    prefs, skipped = to_preferences(rows)
-    if not prefs:
+    indices = list(range(len(rows)))
+    if subsets:  # a row that is not an object has no subset: it stays, to be skipped and counted
+        indices = [i for i in indices if not isinstance(rows[i], dict) or rows[i].get("subset") in set(subsets)]
+        rows = [rows[i] for i in indices]
+    located, skipped = _located_preferences(rows, indices=indices)
+    if not located:
         raise UserInputError(f"{dataset}: no pairs to score ({len(rows)} rows"
                              + (f" of subsets {subsets}" if subsets else "") + f", {skipped})")
-    for i, p in enumerate(prefs):
-        p["id"] = p["id"] or str(i)
-    if len({p["id"] for p in prefs}) != len(prefs):
-        raise ValueError(f"{dataset}: row ids are not unique; resuming needs unique ids")
+    check_unique_ids(((p["id"], i) for p, i in located), data_file_name(dataset, split))
+    prefs = [p for p, _ in located]
     return prefs[:limit] if limit else prefs, skipped

@@ -247,7 +247,14 @@ def check_or_write_fingerprint(store: str | Path, fingerprint: dict, overwrite: 
             f.unlink(missing_ok=True)
     fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back from disk (tuples -> lists)
     if fp_path.is_file():
-        found = json.loads(fp_path.read_text(encoding="utf-8"))
+        try:
+            found = json.loads(fp_path.read_text(encoding="utf-8"))
+        except ValueError as err:  # JSONDecodeError, UnicodeDecodeError: a write cut short, a damaged disk
+            found = err
+        if not isinstance(found, dict):
+            problem = f"{type(found).__name__}: {found}" if isinstance(found, ValueError) else "not a JSON object"
+            raise ResumeError(f"{what} {store}: its fingerprint {fp_path} is cut short or corrupted ({problem}), so "
+                              f"what built it is unknown: {hint}".lstrip())
         diff = differences(found, fingerprint)
         if diff:
             raise ResumeError(f"{what} {store} was built with other inputs ({'; '.join(diff)}): {hint}".lstrip())

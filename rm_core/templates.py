@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rm_core.errors import UserInputError
+
 # Used only when a tokenizer has no chat template and the user asks for the plain fallback explicitly
 # (encoders such as MiniLM/BERT ship none). Turns are separated by role markers the tokenizer knows as text.
 PLAIN_CHAT_TEMPLATE = (
@@ -19,30 +21,62 @@ PLAIN_CHAT_TEMPLATE = (
 PAD_TOKEN_ADDED = "<|reward_pad|>"
 
 
-class TemplateError(ValueError):
-    """The tokenizer cannot render conversations (no chat template) or a conversation is unusable."""
+class TemplateError(UserInputError):
+    """The tokenizer cannot render conversations (no chat template, a template that is not valid Jinja) or a
+    conversation is unusable. A user error: a command prints it as one line."""
+
+
+def check_template_syntax(template, what: str) -> None:
+    """Compile `template` (a Jinja string, or a tokenizer's {name: template} dict) as transformers will: a syntax
+    error is a TemplateError naming `what` and the line, now, not at the first render of a long job."""
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        from transformers.utils.chat_template_utils import _compile_jinja_template
+    except ImportError:  # another transformers layout: its first render reports a broken template
+        return
+    for text in template.values() if isinstance(template, dict) else [template]:
+        try:
+            _compile_jinja_template(text)
+        except TemplateSyntaxError as err:
+            raise TemplateError(f"{what}: not a valid Jinja template (line {err.lineno}: {err.message})") from None
+
+
+def read_chat_template(chat_template: str) -> str:
+    """The template text a --chat_template value stands for ("plain": PLAIN_CHAT_TEMPLATE; a .jinja or .j2 path:
+    the file's text; else the Jinja string itself), checked to compile. A missing or broken file is a
+    TemplateError naming it."""
+    if chat_template == "plain":
+        return PLAIN_CHAT_TEMPLATE
+    if not chat_template.endswith((".jinja", ".j2")):
+        check_template_syntax(chat_template, "--chat_template")
+        return chat_template
+    if not Path(chat_template).is_file():  # else the path itself would become the template text
+        raise TemplateError(f"chat template file {chat_template!r} does not exist")
+    try:
+        text = Path(chat_template).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise TemplateError(f"chat template file {chat_template}: not UTF-8 text (byte {err.start})") from None
+    check_template_syntax(text, f"chat template file {chat_template}")
+    return text
 
 
 def set_chat_template(tokenizer, chat_template: str | None) -> None:
     """Apply `chat_template`: a Jinja string, a path to a .jinja file, or "plain" for PLAIN_CHAT_TEMPLATE.
 
-    With None the tokenizer's own template is kept; a tokenizer without one is an error here, not at the
-    first batch, so a long job never starts with a template it cannot use.
+    With None the tokenizer's own template is kept; a tokenizer without one, or a template that does not
+    compile, is an error here, not at the first batch, so a long job never starts with a template it cannot use.
     """
+    name = getattr(tokenizer, "name_or_path", type(tokenizer).__name__)
     if chat_template:
-        if chat_template == "plain":
-            chat_template = PLAIN_CHAT_TEMPLATE
-        elif chat_template.endswith((".jinja", ".j2")):
-            if not Path(chat_template).is_file():  # else the path itself would become the template text
-                raise TemplateError(f"chat template file {chat_template!r} does not exist")
-            chat_template = Path(chat_template).read_text(encoding="utf-8")
-        tokenizer.chat_template = chat_template
+        tokenizer.chat_template = read_chat_template(chat_template)
     if not getattr(tokenizer, "chat_template", None):
-        name = getattr(tokenizer, "name_or_path", type(tokenizer).__name__)
         raise TemplateError(
             f"tokenizer {name!r} has no chat template: pass --chat_template PATH.jinja "
             "(or --chat_template plain for a simple 'Role: text' rendering)"
         )
+    if not chat_template:
+        check_template_syntax(tokenizer.chat_template, f"the chat template of tokenizer {name!r}")
 
 
 def ensure_pad_token(tokenizer, model=None) -> int:

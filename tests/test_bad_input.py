@@ -463,3 +463,122 @@ def test_the_commands_print_one_line_and_no_traceback(tiny, tmp_path):
                          cwd=REPO, timeout=300)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert run.stderr.strip() == f"error: --model {tmp_path / 'missing-ckpt'}: no such file or directory"
+
+
+# ================================================================ audit: repeated ids, chat templates, first rows
+
+
+def _bench_rows(kind: str, i: int, rid=None) -> dict:
+    """One valid row of each evaluator's schema, with id `rid` (no id field when None)."""
+    row = {
+        "reward_bench": {"subset": "alpacaeval-easy", "prompt": f"What is {i} + 3?", "chosen": f"It is {i + 3}.",
+                         "rejected": "I cannot help."},
+        "rm_bench": {"domain": "chat", "prompt": f"p{i}", "chosen": [f"c{i}a", f"c{i}b", f"c{i}c"],
+                     "rejected": [f"r{i}a", f"r{i}b", f"r{i}c"]},
+        "reward_bench2": {"subset": "Factuality", "prompt": f"q{i}", "chosen": [f"good {i}"],
+                          "rejected": [f"bad {i}", f"worse {i}"]},
+        "best_of_n": {"prompt": f"question {i}", "responses": [f"#### {i}", f"#### {i + 1}"], "correct": [True, False]},
+        "judgebench": {"source": "mmlu-pro-math", "question": f"q{i}", "response_A": f"The answer is {i}",
+                       "response_B": "I do not know", "label": "A>B"},
+    }[kind]
+    if rid is not None:
+        row["pair_id" if kind == "judgebench" else "id"] = rid
+    return row
+
+
+EVALUATORS = ["reward_bench", "rm_bench", "reward_bench2", "best_of_n", "judgebench"]
+
+
+def _eval_main(kind: str, ckpt: Path, data: Path, out: Path, *extra: str) -> None:
+    import importlib
+
+    main = importlib.import_module(f"eval.{kind}").main
+    split = ["--split", "all"] if kind == "best_of_n" else []
+    main(["--model", str(ckpt), "--dataset", str(data), "--output_dir", str(out), *split, *extra])
+
+
+@pytest.mark.parametrize("kind", EVALUATORS)
+def test_a_repeated_id_is_one_line_naming_the_file_the_id_and_both_rows(tiny, tmp_path, capsys, kind):
+    data = _write_jsonl(tmp_path / "dup.jsonl", [_bench_rows(kind, 0, "x0"), _bench_rows(kind, 1, "x1"),
+                                                 _bench_rows(kind, 2, "x0")])
+    with pytest.raises(SystemExit) as info:
+        _eval_main(kind, tiny["ckpt"], data, tmp_path / "out")
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {data}: id 'x0' is in row 0 and row 2; item ids must be unique (scores are stored and "
+                   "resumed by id)"]
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize("kind", EVALUATORS)
+def test_a_row_without_an_id_never_collides_with_an_id_a_row_gives(tiny, tmp_path, kind):
+    """Row 0 has no id, row 1 calls itself "0": the generated id steps aside, and every row is scored."""
+    import importlib
+
+    data = _write_jsonl(tmp_path / "noid.jsonl", [_bench_rows(kind, 0), _bench_rows(kind, 1, "0"),
+                                                  _bench_rows(kind, 2, "x2")])
+    _eval_main(kind, tiny["ckpt"], data, tmp_path / "out")
+    ids = [json.loads(line)["id"] for line in (tmp_path / "out" / "scores.jsonl").read_text().splitlines()]
+    assert ids == ["#0", "0", "x2"]
+    assert importlib.import_module("rm_core.data").row_ids([{}, {"id": "0"}]) == ["#0", "0"]
+
+
+def _no_template_checkpoint(tiny, folder: Path) -> Path:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny["ckpt"])
+    tokenizer.chat_template = None
+    AutoModelForSequenceClassification.from_pretrained(tiny["ckpt"]).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    assert not AutoTokenizer.from_pretrained(folder).chat_template
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["reward_bench", "best_of_n"])
+def test_a_chat_template_problem_is_one_line_before_anything_is_written(tiny, tmp_path, capsys, kind):
+    """No chat template, a --chat_template file that is missing or not valid Jinja: one line, exit 2, and no
+    fingerprint.json left behind (a rerun with a --chat_template would otherwise be refused as another run)."""
+    data = _write_jsonl(tmp_path / "rows.jsonl", [_bench_rows(kind, i, f"x{i}") for i in range(2)])
+    bare = _no_template_checkpoint(tiny, tmp_path / "bare")
+    broken = tmp_path / "broken.jinja"
+    broken.write_text("{% for m in messages %}{{ m.content ", encoding="utf-8")
+    capsys.readouterr()  # the copy's weight-loading bar
+    cases = [
+        (bare, [], f"error: tokenizer '{bare}' has no chat template: pass --chat_template PATH.jinja (or "
+                   "--chat_template plain for a simple 'Role: text' rendering)"),
+        (tiny["ckpt"], ["--chat_template", str(tmp_path / "none.jinja")],
+         f"error: chat template file '{tmp_path / 'none.jinja'}' does not exist"),
+        (tiny["ckpt"], ["--chat_template", str(broken)],
+         f"error: chat template file {broken}: not a valid Jinja template (line 1: unexpected end of template, "
+         "expected 'end of print statement'.)"),
+    ]
+    for k, (model, extra, expected) in enumerate(cases):
+        with pytest.raises(SystemExit) as info:
+            _eval_main(kind, model, data, tmp_path / f"out{k}", *extra)
+        assert info.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines() == [expected]
+        assert not (tmp_path / f"out{k}").exists()
+    _eval_main(kind, bare, data, tmp_path / "plain", "--chat_template", "plain")  # the advice works
+    assert (tmp_path / "plain" / "results.json").is_file()
+
+
+def test_best_of_n_detects_the_format_from_the_first_row_it_recognises(tiny, tmp_path, capsys):
+    """A first row that is not an object, or not a known format, is one skipped and counted row; a file where
+    no row is recognisable is one line naming it."""
+    good = [_bench_rows("best_of_n", i, f"q{i}") for i in range(2)]
+    for first, reason in (([1, 2], "row is not a JSON object"),
+                          ({"foo": 1}, "not a Steps or Candidates source row (keys: ['foo'])")):
+        data = _write_jsonl(tmp_path / "first.jsonl", [first, *good])
+        _eval_main("best_of_n", tiny["ckpt"], data, tmp_path / "out", "--overwrite")
+        results = json.loads((tmp_path / "out" / "results.json").read_text())
+        assert results["questions"] == 2
+        assert results["skipped_rows"]["by_reason"] == {reason: 1}
+        assert results["skipped_rows"]["examples"] == {reason: ["row 0"]}
+    data = _write_jsonl(tmp_path / "none.jsonl", [{"foo": 1}, [3], {"bar": 2}])
+    capsys.readouterr()  # the scored runs' progress
+    with pytest.raises(SystemExit) as info:
+        _eval_main("best_of_n", tiny["ckpt"], data, tmp_path / "out2")
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {data}: no row is a Steps or Candidates source row (row 0 has keys ['foo']; see rm_core.data's "
+        "STEPS_CONVERTERS / CANDIDATES_CONVERTERS for the formats read)"]

@@ -22,6 +22,7 @@ from rm_core.data import (
     load_rows,
     parse_hh_transcript,
     read_rows,
+    row_ids,
     shared_data_dir,
     to_preferences,
 )
@@ -145,6 +146,58 @@ def test_row_without_id_gets_its_index():
     assert [p["id"] for p in prefs] == ["0", "1", "2"]
 
 
+def test_a_generated_id_never_takes_an_id_a_row_gives_itself():
+    """Row 0 has no id and row 2 calls itself "0" (row 1 "#0"): the generated id steps aside ("##0"), so a file
+    whose own ids are unique never fails the unique-id check; a null id is no id (not the text "None")."""
+    rows = [{"prompt": "a", "chosen": "b", "rejected": "c"}, {"id": "#0", "prompt": "d", "chosen": "e", "rejected": "f"},
+            {"id": 0, "prompt": "g", "chosen": "h", "rejected": "i"}, {"id": None, "prompt": "j", "chosen": "k",
+                                                                       "rejected": "l"}]
+    prefs, _ = to_preferences(rows)
+    assert [p["id"] for p in prefs] == ["##0", "#0", "0", "3"]
+    assert row_ids(rows) == ["##0", "#0", "0", "3"] and row_ids([[1], {}]) == [None, "1"]
+    assert [p["id"] for p in to_preferences(rows[:2])[0]] == ["0", "#0"]  # no collision: the index as before
+
+
+def test_margin_is_kept_as_a_float():
+    (pref,), report = to_preferences([{**GOOD, "margin": "1.5"}])
+    assert pref["margin"] == 1.5 and report.total == 0
+    (pref,), _ = to_preferences([{**GOOD, "margin": None}])
+    assert "margin" not in pref
+
+
+def test_repeated_ids_name_the_file_the_id_and_both_rows(tmp_path):
+    from rm_core.data import load_reward_bench_pairs
+    from rm_core.errors import UserInputError
+
+    path = tmp_path / "rb.jsonl"
+    rows = [{**GOOD, "id": "a"}, {**GOOD, "id": "b", "prompt": "q2"}, {**GOOD, "id": "a", "prompt": "q3"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(UserInputError) as info:
+        load_reward_bench_pairs(str(path))
+    assert str(info.value) == (f"{path}: id 'a' is in row 0 and row 2; item ids must be unique (scores are stored "
+                               "and resumed by id)")
+    # an int id and the same text are one id (scores are stored by the id's text)
+    path.write_text(json.dumps({**GOOD, "id": 1}) + "\n" + json.dumps({**GOOD, "id": "1", "prompt": "q2"}) + "\n",
+                    encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"id '1' is in row 0 and row 1"):
+        load_reward_bench_pairs(str(path))
+
+
+def test_subsets_filter_counts_a_row_that_is_not_an_object(tmp_path):
+    """--subsets filters converted rows: a row that is not a JSON object is skipped and counted (as without
+    --subsets), named by its row in the file, not an AttributeError."""
+    from rm_core.data import load_reward_bench_pairs
+
+    path = tmp_path / "rb.jsonl"
+    rows = [{**GOOD, "id": "a", "subset": "x"}, [1, 2], {**GOOD, "id": "b", "subset": "y"}, "text",
+            {**GOOD, "id": "c", "subset": "x", "prompt": "q2"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    prefs, skipped = load_reward_bench_pairs(str(path), subsets=["x"])
+    assert [p["id"] for p in prefs] == ["a", "c"]
+    assert skipped.as_dict() == {"skipped": 2, "by_reason": {"row is not a JSON object": 2},
+                                 "examples": {"row is not a JSON object": ["row 1", "row 3"]}}
+
+
 # ---------------------------------------------------------------- malformed rows
 
 GOOD = {"prompt": "q", "chosen": "good", "rejected": "bad"}
@@ -168,6 +221,11 @@ MALFORMED = {
                                 "must end with an assistant"),
     "content not a string": ({"prompt": [U("q")], "chosen": [{"role": "assistant", "content": 3}],
                               "rejected": [A("y")]}, "content must be a string"),
+    # a margin a loss would use: text, NaN and inf are malformed rows, not a ValueError from float()
+    "margin not a number": ({**GOOD, "margin": "abc"}, "margin is not a finite number"),
+    "margin NaN": ({**GOOD, "margin": float("nan")}, "margin is not a finite number"),
+    "margin inf": ({**GOOD, "margin": float("-inf")}, "margin is not a finite number"),
+    "margin a list": ({**GOOD, "margin": [1]}, "margin is not a finite number"),
 }
 
 

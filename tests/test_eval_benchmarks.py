@@ -20,6 +20,7 @@ from eval import reward_bench2 as rb2
 from eval import rm_bench as rmb
 from eval.runner import run_benchmark
 from judges.base import Judge, sigmoid
+from rm_core.errors import UserInputError
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
@@ -184,6 +185,27 @@ def test_rb2_end_to_end_hub_schema(tmp_path):
     assert s2["length"]["spearman_score_length"] is None and "pairwise" in s2["length"]["score_length_note"]
 
 
+def test_rb2_subset_spelled_in_two_cases_is_one_subset(tmp_path):
+    """"Factuality" and "factuality" (and "Ties" / "ties") rows are one subset, under the official spelling: the
+    overall score is the mean of six subset scores, each over all of its prompts."""
+    rows = rb2_rows()
+    rows[-1] = {**rows[-1], "subset": "ties"}  # tied:0 in lower case, ref:0 as "Ties"
+    rows.append({"id": "1b", "subset": "factuality", "prompt": "question 1b", "chosen": ["f2-good"],
+                 "rejected": ["f2-b1", "f2-b2"], "num_correct": 1})  # f2-good loses: 0
+    items, _ = rb2.load(str(_write_jsonl(tmp_path / "rb2.jsonl", rows)))
+    assert {it["subset"] for it in items} == set(rb2.SUBSETS)
+    table = dict(RB2_TABLE, **{"f2-good": 0, "f2-b1": 1, "f2-b2": 2})
+    s = rb2.summarize(rb2.make_scorer(TableJudge(table))(items))
+    assert set(s["subsets"]) == set(rb2.SUBSETS) and s["subsets"]["Factuality"]["n"] == 2
+    assert s["subsets"]["Factuality"]["score"] == pytest.approx(0.5)  # (1 + 0) / 2
+    ties = 0.3 + 0.3 + 0.2 + 0.2 + 0.01 * math.tanh(min(3.0, 1.5) / 0.5 - 1)  # as test_rb2_end_to_end_hub_schema
+    assert s["subsets"]["Ties"]["score"] == pytest.approx(ties)
+    assert s["score"] == pytest.approx((0.5 + 0.5 + 0.0 + 1 / 3 + 1.0 + ties) / 6)
+    # --subsets names a subset in any case
+    picked, _ = rb2.load(str(tmp_path / "rb2.jsonl"), subsets=["FACTUALITY"])
+    assert [it["id"] for it in picked] == ["1", "1b"]
+
+
 def test_rb2_failures_are_counted(tmp_path):
     data = _write_jsonl(tmp_path / "rb2.jsonl", rb2_rows())
     table = dict(RB2_TABLE, **{"f-good": None, "x-b1": None})
@@ -217,6 +239,47 @@ def test_resume_of_a_killed_run_scores_only_the_rest(tmp_path):
     fresh = rb2.evaluate(_args(rb2, data, tmp_path / "fresh", TableJudge(RB2_TABLE)))
     assert resumed["subsets"] == fresh["subsets"] and resumed["score"] == fresh["score"]
     assert not (tmp_path / "out" / "scores.partial.jsonl").exists()
+
+
+class CuttingTableJudge(TableJudge):
+    """TableJudge that keeps a truncation count as judges.rm_judge does: a response longer than `limit` characters
+    counts as one sequence cut to max_length."""
+
+    def __init__(self, table: dict, limit: int, fail_after: int | None = None):
+        super().__init__(table, fail_after)
+        self.limit = limit
+        self.truncated = 0
+
+    def _score(self, conversations, references):
+        out = super()._score(conversations, references)
+        self.truncated += sum(len(conv[-1]["content"]) > self.limit for conv in conversations)
+        return out
+
+
+def test_run_benchmark_counts_truncated_sequences_across_a_resume(tmp_path):
+    data = _write_jsonl(tmp_path / "rb2.jsonl", rb2_rows())
+    items, skipped = rb2.load(str(data))
+    expected = sum(len(r) > 4 for row in rb2_rows() for r in row["chosen"] + row["rejected"])
+    assert 0 < expected < sum(len(row["chosen"] + row["rejected"]) for row in rb2_rows())
+    args = _args(rb2, data, tmp_path / "out", CuttingTableJudge(RB2_TABLE, 4, fail_after=8))
+    with pytest.raises(RuntimeError, match="killed"):
+        run_benchmark(args, "reward_bench2", items, skipped, rb2.make_scorer, rb2.summarize, unit="prompts",
+                      chunk_size=1)
+    judge = CuttingTableJudge(RB2_TABLE, 4)  # a fresh judge counts only what the resume scores
+    args.judge = judge
+    resumed = run_benchmark(args, "reward_bench2", items, skipped, rb2.make_scorer, rb2.summarize, unit="prompts",
+                            chunk_size=1)
+    assert resumed["speed"]["prompts_scored_now"] == len(items) - 2
+    assert judge.truncated < expected  # the first two prompts' cuts come from the stored rows
+    assert resumed["truncated_sequences"] == expected
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["truncated_sequences"] == expected
+    # every run_benchmark evaluator gets it (best-of-N here); a judge with no count says None, not 0
+    cands = _write_jsonl(tmp_path / "cands.jsonl", cand_rows())
+    table = {r: 1.0 for c in cand_rows() for r in c["responses"]}
+    s = bon.evaluate(_args(bon, cands, tmp_path / "bon", CuttingTableJudge(table, 0), "--split", "all"))
+    assert s["truncated_sequences"] == 12
+    s = bon.evaluate(_args(bon, cands, tmp_path / "bon-none", TableJudge(table), "--split", "all"))
+    assert s["truncated_sequences"] is None
 
 
 # ------------------------------------------------------------------ RM-Bench
@@ -360,6 +423,57 @@ def test_best_of_n_with_baselines(tmp_path):
     assert s["length"]["shorter_wins"] == pytest.approx(b["random"]) and s["length"]["equal_length_share"] == 1.0
 
 
+def test_best_of_n_results_carry_the_counted_skips(tmp_path, capsys):
+    rows = cand_rows() + [{"id": "bad", "prompt": "q", "responses": ["a", "b"], "correct": [True]},  # 2 vs 1 labels
+                          {"id": "one", "prompt": "q", "responses": ["only #### 1"], "correct": [True]}]
+    data = _write_jsonl(tmp_path / "cands.jsonl", rows)
+    table = {r: float(k) for c in cand_rows() for k, r in enumerate(c["responses"])}
+    s = bon.evaluate(_args(bon, data, tmp_path / "out", TableJudge(table), "--split", "all"))
+    expect = {"2 responses but 1 correctness labels": 1, "a best-of-N question needs two or more candidates": 1}
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["skipped_rows"]["skipped"] == 2 and results["skipped_rows"]["by_reason"] == expect
+    assert s["questions"] == 3 and s["skipped_rows"] == results["skipped_rows"]
+    printed = capsys.readouterr().out
+    assert "skipped: 2 question(s), not scored (" in printed and "needs two or more candidates" in printed
+
+
+def test_best_of_n_question_with_one_candidate_is_skipped_before_scoring(tmp_path):
+    """A question with a single candidate has nothing to pick between: skipped and counted when read (it used to
+    crash the length control after the whole run was scored, writing no results.json)."""
+    one = {"id": "q9", "prompt": "q", "responses": ["q9 only\n#### 4"], "correct": [True]}
+    data = _write_jsonl(tmp_path / "cands.jsonl", cand_rows() + [one])
+    cands, skipped = bon.load(str(data), "all")
+    assert [c["id"] for c in cands] == ["q0", "q1", "q2"]
+    assert skipped.counts == {"a best-of-N question needs two or more candidates": 1}
+    judge = TableJudge({r: 1.0 for c in cand_rows() + [one] for r in c["responses"]})
+    s = bon.evaluate(_args(bon, data, tmp_path / "out", judge, "--split", "all"))
+    assert "q9 only\n#### 4" not in judge.scored and s["questions"] == 3 and s["length"] is not None
+    assert (tmp_path / "out" / "results.json").is_file()
+
+
+def test_empty_responses_are_skipped_and_counted_by_rm_bench_rb2_and_best_of_n(tmp_path):
+    """As eval_reward_bench ("chosen is an empty response"): a 0-character or whitespace-only response is never
+    scored; its row (best-of-N: its question) is skipped with the reason counted."""
+    rows = rb2_rows() + [{"id": "e1", "subset": "Focus", "prompt": "q", "chosen": [""], "rejected": ["a", "b"]},
+                         {"id": "e2", "subset": "Focus", "prompt": "q", "chosen": ["a"], "rejected": ["b", " \n"]}]
+    items, skipped = rb2.load(str(_write_jsonl(tmp_path / "rb2.jsonl", rows)))
+    assert [it["id"] for it in items] == [r["id"] for r in rb2_rows()]
+    assert skipped.counts == {"chosen is an empty response": 1, "rejected is an empty response": 1}
+    rows = rmb_rows() + [{"id": 2, "domain": "chat", "prompt": "p2", "chosen": ["e0", "", "e2"],
+                          "rejected": ["f0", "f1", "f2"]},
+                         {"id": 3, "domain": "chat", "prompt": "p3", "chosen": ["e0", "e1", "e2"],
+                          "rejected": ["f0", "f1", "  "]}]
+    items, skipped = rmb.load(str(_write_jsonl(tmp_path / "rmb.jsonl", rows)))
+    assert [it["id"] for it in items] == ["0", "1"]
+    assert skipped.counts == {"chosen is an empty response": 1, "rejected is an empty response": 1}
+    empty = {"id": "q9", "prompt": "q", "responses": ["q9 a\n#### 4", "\t "], "correct": [True, False]}
+    data = _write_jsonl(tmp_path / "cands.jsonl", cand_rows() + [empty])
+    judge = TableJudge({r: 1.0 for c in cand_rows() for r in c["responses"]})
+    s = bon.evaluate(_args(bon, data, tmp_path / "out", judge, "--split", "all"))
+    assert s["questions"] == 3 and s["skipped_rows"]["by_reason"] == {"a candidate is an empty response": 1}
+    assert not any(not text.strip() for text in judge.scored)
+
+
 # ------------------------------------------------------------------ the report (tiny real checkpoints)
 
 
@@ -387,6 +501,24 @@ def _report(tiny, out, *judges, extra=()):
     for j in judges:
         argv += ["--judge", f"{j}={tiny / j}"]
     return rep.main(argv)
+
+
+def test_run_benchmark_evaluators_record_the_reward_models_truncation(tiny, tmp_path):
+    """A real (tiny) RM judge: its `truncated` count (judges.rm_judge, as eval_reward_bench's truncated_pairs)
+    reaches results.json of every run_benchmark evaluator. max_length 8 cuts every sequence (the chat template
+    alone is longer), 4096 none."""
+    cases = [(rmb, tiny / "rmb.json", [], 6 * len(rmb_rows())),
+             (rb2, tiny / "rb2.jsonl", [], sum(len(r["chosen"] + r["rejected"]) for r in rb2_rows())),
+             (bon, tiny / "cands.jsonl", ["--split", "all"], sum(len(c["responses"]) for c in cand_rows())),
+             (jb, tiny / "jb.jsonl", [], 2 * len(jb_rows()))]
+    for module, data, extra, sequences in cases:
+        for max_length, expected in ((8, sequences), (4096, 0)):
+            out = tmp_path / f"{module.__name__}-{max_length}"
+            argv = ["--model", str(tiny / "ckpt_a"), "--dataset", str(data), "--output_dir", str(out),
+                    "--max_length", str(max_length), *extra]
+            s = module.evaluate(module.make_parser().parse_args(argv))
+            assert s["truncated_sequences"] == expected, (module.__name__, max_length)
+            assert json.loads((out / "results.json").read_text())["truncated_sequences"] == expected
 
 
 def test_report_caches_per_checkpoint_and_benchmark(tiny, tmp_path):
@@ -424,6 +556,57 @@ def test_report_caches_per_checkpoint_and_benchmark(tiny, tmp_path):
     assert third["results"]["ckpt_a"]["pairs"]["cached"] is False
 
 
+@pytest.mark.parametrize("damage", ["results.json cut", "results.json not UTF-8", "entry.json cut",
+                                    "scores.jsonl bad line"])
+def test_report_scores_an_unreadable_cache_cell_again_and_says_so(tiny, tmp_path, capsys, damage):
+    """A cache cell with a file cut short or corrupted (a killed write, a full disk) is not cached: a line names
+    the file, the cell is scored again, the others stay cached; read_scored names the file and the way out."""
+    out = tmp_path / "report"
+    first = _report(tiny, out, "ckpt_a")
+    cell = next((out / "cache").glob("ckpt_a__pairs__*"))
+    name, _, how = damage.partition(" ")
+    path = cell / name
+    if how == "cut":
+        path.write_bytes(path.read_bytes()[:40])
+    elif how == "not UTF-8":
+        path.write_bytes(b"\xff" + path.read_bytes())
+    else:
+        path.write_bytes(path.read_bytes() + b"{garbage\n")
+    line = " line 6" if name == "scores.jsonl" else ""  # five pairs, then the bad line
+    if name != "entry.json":  # read_scored reads results.json and scores.jsonl
+        with pytest.raises(UserInputError) as info:
+            rep.read_scored(cell)
+        assert str(info.value).startswith(f"{path}{line} is cut short or corrupted (")
+        assert str(info.value).endswith(f": delete {cell} to score it again")
+    capsys.readouterr()
+    again = _report(tiny, out, "ckpt_a")
+    printed = capsys.readouterr().out
+    assert f"[report] ckpt_a / pairs: the cache is unreadable ({path}{line} is cut short or corrupted (" in printed
+    assert again["results"]["ckpt_a"]["pairs"]["cached"] is False and again["results"]["ckpt_a"]["bon"]["cached"]
+    assert again["results"]["ckpt_a"]["pairs"]["headline"] == first["results"]["ckpt_a"]["pairs"]["headline"]
+    assert rep.read_scored(cell)[0] is not None  # scored again into the same cell, readable
+    assert _report(tiny, out, "ckpt_a")["results"]["ckpt_a"]["pairs"]["cached"] is True
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("nosuch", "--bench nosuch: unknown benchmark; use one of gsm8k_bo4, hh_test, judgebench, llmbar, reward_bench, "
+               "reward_bench2, rm_bench, or NAME=KIND:DATASET[:SPLIT] with KIND one of reward_bench, pairs, "
+               "reward_bench2, rm_bench, judgebench, best_of_n, rmb, prmbench"),
+    ("x=foo:file.jsonl", "--bench x=foo:file.jsonl: benchmark kind 'foo' is not one of reward_bench, pairs, "
+                         "reward_bench2, rm_bench, judgebench, best_of_n, rmb, prmbench (the form is "
+                         "NAME=KIND:DATASET[:SPLIT])"),
+    ("x=pairs:", "--bench x=pairs:: no DATASET (the form is NAME=KIND:DATASET[:SPLIT])"),
+])
+def test_report_bad_bench_is_one_line_listing_the_choices(tmp_path, capsys, spec, message):
+    with pytest.raises(UserInputError) as info:
+        rep.parse_bench(spec, tmp_path)
+    assert str(info.value) == message
+    with pytest.raises(SystemExit) as exit_info:
+        rep.main(["--judge", str(tmp_path / "j"), "--bench", spec, "--output_dir", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {message}"
+
+
 def test_report_headlines_of_every_kind(tiny, tmp_path):
     extra = ["--bench", f"rb2=reward_bench2:{tiny / 'rb2.jsonl'}", "--bench", f"rmb=rm_bench:{tiny / 'rmb.json'}",
              "--bench", f"jb=judgebench:{tiny / 'jb.jsonl'}"]
@@ -436,7 +619,7 @@ def test_report_headlines_of_every_kind(tiny, tmp_path):
 
 def test_the_derived_hh_test_file_is_named_by_its_source(tmp_path):
     """Two HH sources (or one file changed) never share the derived test file a report scores."""
-    from eval.report import _hh_test_file
+    from eval.report import hh_test_file
 
     def source(name, text):
         path = tmp_path / name
@@ -446,12 +629,12 @@ def test_the_derived_hh_test_file_is_named_by_its_source(tmp_path):
         return path
 
     one, two = source("one.jsonl", "yes"), source("two.jsonl", "sure")
-    first = _hh_test_file({"dataset": str(one)}, tmp_path / "rep")
-    second = _hh_test_file({"dataset": str(two)}, tmp_path / "rep")
+    first = hh_test_file({"dataset": str(one)}, tmp_path / "rep")
+    second = hh_test_file({"dataset": str(two)}, tmp_path / "rep")
     assert first != second and "yes" in first.read_text() and "sure" in second.read_text()
-    assert _hh_test_file({"dataset": str(one)}, tmp_path / "rep") == first  # the same source: reused
+    assert hh_test_file({"dataset": str(one)}, tmp_path / "rep") == first  # the same source: reused
     source("one.jsonl", "okay")  # changed in place
-    changed = _hh_test_file({"dataset": str(one)}, tmp_path / "rep")
+    changed = hh_test_file({"dataset": str(one)}, tmp_path / "rep")
     assert changed not in (first, second) and "okay" in changed.read_text()
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from eval.reward_bench import evaluate, make_parser
+from rm_core.errors import UserInputError
 
 torch.set_num_threads(1)  # 2 shared cores: oversubscribed threads make tiny models 10x slower
 
@@ -155,8 +156,11 @@ def test_duplicate_ids_are_refused(setup, tmp_path):
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     args = make_parser().parse_args(["--model", str(setup / "ckpt"), "--dataset", str(data),
                                      "--output_dir", str(tmp_path / "dup")])
-    with pytest.raises(ValueError, match="not unique"):
+    with pytest.raises(UserInputError) as info:
         evaluate(args)
+    assert str(info.value) == (f"{data}: id {rows[0]['id']!r} is in row 0 and row 1; item ids must be unique "
+                               "(scores are stored and resumed by id)")
+    assert not (tmp_path / "dup").exists()  # refused before anything is written
 
 
 def test_llmbar_folder_as_dataset(setup, tmp_path):

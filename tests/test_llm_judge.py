@@ -557,6 +557,30 @@ def test_openai_api_key(server, monkeypatch):
     assert server.requests[-1][0]["Authorization"] == "Bearer sk-test"
 
 
+def test_openai_configuration_errors_are_one_line_from_a_command(tmp_path, monkeypatch, capsys):
+    """No key, a key over plain http, impossible numbers: UserInputErrors (still ValueErrors), so eval_reward_bench
+    --model openai:gpt-4o without $OPENAI_API_KEY prints one line and exits 2, not a traceback."""
+    from eval.reward_bench import main
+    from rm_core.errors import UserInputError
+
+    _no_network(monkeypatch)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("MY_KEY", "sk-secret")
+    with pytest.raises(UserInputError, match="plain http"):
+        OpenAIBackend("m", base_url="http://judge.invalid/v1", api_key_env="MY_KEY")
+    with pytest.raises(UserInputError, match=r"^need max_concurrency >= 1, max_retries >= 0 and timeout_s > 0$"):
+        OpenAIBackend("m", base_url="https://judge.invalid/v1", api_key_env="MY_KEY", timeout_s=0)
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps({"id": "a", "prompt": "q", "chosen": "yes", "rejected": "no"}) + "\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as info:
+        main(["--model", "openai:gpt-4o", "--dataset", str(data), "--output_dir", str(tmp_path / "out")])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: no API key: set $OPENAI_API_KEY (an empty key is allowed only for a local server, and "
+        "https://api.openai.com/v1 is not one)"]
+
+
 def _no_network(monkeypatch):
     """Any name lookup or connection from here on fails the test."""
     def refuse(*args, **kwargs):

@@ -182,6 +182,23 @@ def test_auto_conversion_counts_bad_rows():
     assert len(cands) == 2 and not rep.total and cands[1]["correct"] == [False]
 
 
+def test_candidates_with_conflicting_identical_responses_or_an_empty_one_are_skipped():
+    """Two candidates identical after stripping whitespace but labelled differently: no pick between them can be
+    right or wrong but by index, so the question is skipped, counted (strict: an error). Identical candidates with
+    one label stay. An empty or whitespace-only candidate skips its question likewise."""
+    rows = [{"id": "dup", "prompt": "q", "responses": ["x #### 4", "x #### 4 ", "y", "x #### 4"],
+             "correct": [True, False, True, False]},
+            {"id": "same", "prompt": "q", "responses": ["x #### 4", " x #### 4", "y #### 5"],
+             "correct": [True, True, False]},
+            {"id": "empty", "prompt": "q", "responses": ["x #### 4", " \n"], "correct": [True, False]}]
+    cands, rep = to_candidates(rows)
+    assert [c["id"] for c in cands] == ["same"] and cands[0]["responses"][1] == " x #### 4"
+    assert rep.counts == {"identical candidates carry conflicting correctness labels": 1,
+                          "a candidate is an empty response": 1}
+    with pytest.raises(RowError, match="conflicting correctness labels"):
+        to_candidates(rows[:1], strict=True)
+
+
 @pytest.mark.skipif(not (SHARED / "example_model_solutions.jsonl").is_file(), reason="../shared/data absent")
 def test_real_gsm8k_solutions_split_and_baselines():
     from rm_core.best_of_n import baselines, load_candidates

@@ -146,6 +146,30 @@ def test_a_partial_file_without_fingerprint_is_refused(evalsetup, tmp_path):
         evaluate(evalsetup, "a", out)
 
 
+@pytest.mark.parametrize("damage", [b'{"benchmark": \n', b"\xff\xfe{}", b"[1, 2]"])
+def test_a_corrupted_fingerprint_is_one_line_naming_it(evalsetup, tmp_path, monkeypatch, damage):
+    """fingerprint.json cut short, not UTF-8 or not an object: a ResumeError naming the file (no JSONDecodeError
+    traceback) that touches nothing; --overwrite starts fresh."""
+    from rm_core.resume import check_or_write_fingerprint
+
+    out = tmp_path / "out"
+    evaluate(evalsetup, "a", out, die_after=1, monkeypatch=monkeypatch)
+    (out / "fingerprint.json").write_bytes(damage)
+    with pytest.raises(ResumeError) as err:
+        evaluate(evalsetup, "a", out, monkeypatch=monkeypatch)
+    message = str(err.value)
+    assert message.startswith(f"{out}: its fingerprint {out / 'fingerprint.json'} is cut short or corrupted (")
+    assert message.endswith("), so what built it is unknown: pass --overwrite to start fresh, or use another output")
+    assert "\n" not in message and (out / "fingerprint.json").read_bytes() == damage
+    assert len(strict_rows(out / "scores.partial.jsonl")) == 4  # the partial scores are kept
+    assert evaluate(evalsetup, "a", out, "--overwrite", monkeypatch=monkeypatch)["speed"]["pairs_scored_now"] == 10
+    store = tmp_path / "store.jsonl"
+    fp = check_or_write_fingerprint(store, {"x": 1})
+    fp.write_bytes(damage)
+    with pytest.raises(ResumeError, match=rf"^embedding cache {store}: its fingerprint {fp} is cut short"):
+        check_or_write_fingerprint(store, {"x": 1}, what="embedding cache")
+
+
 def test_same_fingerprint_resumes_past_a_cut_line_and_appends_cleanly(evalsetup, tmp_path, monkeypatch):
     out = tmp_path / "out"
     evaluate(evalsetup, "a", out, die_after=1, monkeypatch=monkeypatch)

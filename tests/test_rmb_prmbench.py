@@ -130,11 +130,41 @@ def test_rmb_bad_inputs_are_one_line(tmp_path):
     bad = tmp_path / "RMB_dataset" / "Pairwise_set" / "Helpfulness"
     bad.mkdir(parents=True)
     (bad / "x.json").write_text("{not json", encoding="utf-8")
-    with pytest.raises(UserInputError, match="x.json: not a JSON file"):
+    with pytest.raises(UserInputError) as info:
         rmb.load(str(tmp_path / "RMB_dataset"))
+    assert str(info.value).startswith(f"{bad / 'x.json'} line 1 is not valid JSON (")
     (bad / "x.json").write_text(json.dumps([_pair(1, "Pairwise_set/Helpfulness/x", "a", "b")] * 2), encoding="utf-8")
     with pytest.raises(UserInputError, match="id pairwise:1 also in .*x.json item 0"):
         rmb.load(str(tmp_path / "RMB_dataset"))
+
+
+def test_rmb_and_prmbench_read_files_as_the_other_evaluators(tmp_path):
+    """The shared readers' rule (rm_core.data): a UTF-8 BOM is accepted, bytes that are not UTF-8 stop with one
+    line naming the file and line (no UnicodeDecodeError traceback, no good first row counted as 'not JSON')."""
+    from eval import prmbench, rmb
+    from rm_core.errors import UserInputError
+
+    path = "Pairwise_set/Helpfulness/x"
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps([_pair(1, path, "a", "b"), _pair(2, path, "c", "d")]).encode())
+    items, skipped = rmb.load(str(bom))
+    assert [it["id"] for it in items] == ["pairwise:1", "pairwise:2"] and skipped.total == 0
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'[\n{"pair_uid": "caf\xe9"}]')
+    with pytest.raises(UserInputError) as info:
+        rmb.load(str(latin))
+    assert str(info.value) == f"{latin} line 2: not UTF-8 text (byte 0xe9 at column 18); save the file as UTF-8"
+
+    rows = [_prm_row(1, "deception", ["1. x", "2. y"], [2]), _prm_row(2, "deception", ["1. x", "2. y"], [1])]
+    prm_bom = tmp_path / "prm_bom.jsonl"
+    prm_bom.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in rows).encode())
+    items, skipped = prmbench.load(str(prm_bom))
+    assert [it["id"] for it in items] == ["deception:1", "deception:2"] and skipped.total == 0
+    prm_latin = tmp_path / "prm_latin.jsonl"
+    prm_latin.write_bytes((json.dumps(rows[0]) + "\n").encode() + b'{"idx": "\xff"}\n')
+    with pytest.raises(UserInputError) as info:
+        prmbench.load(str(prm_latin))
+    assert str(info.value) == f"{prm_latin} line 2: not UTF-8 text (byte 0xff at column 10); save the file as UTF-8"
 
 
 # ---------------------------------------------------------------- PRMBench

@@ -138,6 +138,30 @@ def test_missing_template_file_is_an_error_not_the_template_text(tmp_path):
     assert tok.chat_template is None
 
 
+def test_a_template_that_is_not_valid_jinja_is_a_user_error_when_set(tmp_path):
+    """A broken template (a file, a string, the tokenizer's own) is a TemplateError, a UserInputError that a
+    command prints as one line, raised when it is set: not a jinja2 traceback at the first render of a job."""
+    from rm_core.errors import UserInputError
+
+    assert issubclass(TemplateError, UserInputError)
+    path = tmp_path / "broken.jinja"
+    path.write_text("{% for m in messages %}\n{{ m.content ", encoding="utf-8")
+    tok = tiny_tokenizer(chat_template=None)
+    with pytest.raises(TemplateError) as info:
+        set_chat_template(tok, str(path))
+    assert str(info.value) == (f"chat template file {path}: not a valid Jinja template (line 2: unexpected end of "
+                               "template, expected 'end of print statement'.)")
+    with pytest.raises(TemplateError, match=r"^--chat_template: not a valid Jinja template \(line 1: "):
+        set_chat_template(tok, "{% if x %}never closed")
+    own = tiny_tokenizer(chat_template="{% for m in messages %}{{ m.content }}")
+    with pytest.raises(TemplateError, match=r"^the chat template of tokenizer .*: not a valid Jinja template"):
+        set_chat_template(own, None)
+    latin = tmp_path / "latin.jinja"
+    latin.write_bytes(b"{{ '\xe9' }}")
+    with pytest.raises(TemplateError, match=r"latin.jinja: not UTF-8 text \(byte 4\)$"):
+        set_chat_template(tok, str(latin))
+
+
 def test_existing_template_is_kept_with_none():
     tok = tiny_tokenizer()
     before = tok.chat_template
