@@ -96,10 +96,11 @@ def load(spec: str, family: str | None = None, **kwargs) -> Judge:
 
         return load_llm_judge(spec, **kwargs)
     from judges.registry import judge_class, known_families
+    from rm_core.errors import UserInputError
 
     family = family or checkpoint_family(spec, kwargs.get("revision"))
     if family is None:
-        raise ValueError(
+        raise UserInputError(
             f"{spec} has no rm_family in config.json and is not a sequence classifier. Pass "
             f"family='bradley_terry' to score it with a fresh (untrained) head as a baseline, or use "
             f"'llm:{spec}' to prompt it as an LLM judge. Known families: {known_families()}")

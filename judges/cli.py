@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from judges import LLM_PREFIXES
+from rm_core.errors import UserInputError
 
 # flag (dest) -> (the backend's keyword, the kinds of judge that take it)
 OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -67,10 +68,10 @@ def check_llm_judge_args(specs: Sequence[str], args) -> None:
     kinds = {_kind(s) for s in specs}
     for dest, (_, takers) in OPTIONS.items():
         if getattr(args, dest, None) is not None and not kinds & set(takers):
-            raise ValueError(f"--{dest} is an option of {' and '.join(k + ':' for k in takers)} judges; "
-                             f"not of {', '.join(specs)}")
+            raise UserInputError(f"--{dest} is an option of {' and '.join(k + ':' for k in takers)} judges; "
+                                 f"not of {', '.join(specs)}")
     if getattr(args, "chat_template", None) is not None and kinds == {"openai"}:
-        raise ValueError("--chat_template does not apply to an openai: judge (the endpoint renders its own)")
+        raise UserInputError("--chat_template does not apply to an openai: judge (the endpoint renders its own)")
 
 
 def llm_judge_kwargs(spec: str, args, device=None) -> dict:

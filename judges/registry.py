@@ -22,6 +22,7 @@ import importlib
 from importlib import metadata
 
 from judges.base import JUDGE_FAMILIES
+from rm_core.errors import UserInputError
 
 ENTRY_POINT_GROUP = "reward_models.judges"
 
@@ -71,5 +72,5 @@ def judge_class(family: str) -> type:
         return JUDGE_FAMILIES[family]
     target = family_target(family)
     if target is None:
-        raise ValueError(f"no judge registered for rm_family {family!r}; known: {known_families()}")
+        raise UserInputError(f"no judge registered for rm_family {family!r}; known: {known_families()}")
     return resolve(target, family)

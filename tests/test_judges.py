@@ -75,10 +75,12 @@ def test_load_refuses_a_base_lm_without_family_unless_told(tmp_path):
     from rm_core.testing import save_tiny_backbone
 
     base = save_tiny_backbone(tmp_path / "base")
-    with pytest.raises(ValueError, match="no rm_family.*family='bradley_terry'"):
+    from rm_core.errors import UserInputError  # one line from a command, not a traceback
+
+    with pytest.raises(UserInputError, match="no rm_family.*family='bradley_terry'"):
         judges.load(str(base))
     assert isinstance(judges.load(str(base), family="bradley_terry"), RewardModelJudge)
-    with pytest.raises(ValueError, match="no judge registered for rm_family 'nope'"):
+    with pytest.raises(UserInputError, match="no judge registered for rm_family 'nope'"):
         judges.load(str(base), family="nope")
 
 

@@ -642,7 +642,9 @@ def test_judge_allow_insecure_http_flag(monkeypatch):
     kwargs = llm_judge_kwargs("openai:m", args)
     assert kwargs["allow_insecure_http"] is True
     assert judges.load("openai:m", **kwargs).backend._headers == {"Authorization": "Bearer sk-secret"}
-    with pytest.raises(ValueError, match="--judge_allow_insecure_http is an option of openai:"):
+    from rm_core.errors import UserInputError  # one line from a command, not a traceback
+
+    with pytest.raises(UserInputError, match="--judge_allow_insecure_http is an option of openai:"):
         check_llm_judge_args(["llm:some/model"], parser.parse_args(["--judge_allow_insecure_http"]))
 
 def test_openai_choice_probs_from_logprobs(server):
