@@ -175,7 +175,10 @@ RESUME_MAY_CHANGE = re.compile(
     r"(num_workers|pin_memory|persistent_workers|prefetch_factor|multiprocessing_context)|local_rank|ddp_.*|debug|"
     r"skip_memory_metrics|torch_empty_cache_steps|(gradient|activation)_checkpointing.*|activation_offloading|"
     r"enable_jit_checkpoint|use_cpu|tf32|torch_compile.*|dataset_num_proc|accelerator_config|deepspeed|fsdp.*|"
-    r"parallelism_config|restore_callback_states_from_checkpoint)")
+    r"parallelism_config|restore_callback_states_from_checkpoint|use_cache|cache_implementation|pad_to_multiple_of|"
+    r"use_liger_kernel|liger_kernel_config|held_out_eval_pairs|num_completions_to_print|ds3_gather_for_generation|"
+    r"vllm_(enable_sleep_mode|gpu_memory_utilization|group_port|server_.*|tensor_parallel_size|mode|model_impl)|"
+    r"use_transformers_(continuous_batching|paged)|transformers_continuous_batching_config)")
 
 
 def training_inputs(model_args, train_dataset) -> dict:

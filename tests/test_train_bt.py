@@ -369,3 +369,21 @@ def test_a_diverged_run_stops_with_a_clear_error_and_is_not_marked_done(env):
         assert "rm_family" not in json.loads((moved / "config.json").read_text())
         with pytest.raises(FileNotFoundError):
             judges.load(str(out))
+
+
+def test_training_fingerprint_compares_what_shapes_the_run_and_never_holds_a_token():
+    """The settings a resume must keep (learning rate, batch, seed, max_length, the GRPO sampling) are compared;
+    where it logs, saves, how far it goes and which vLLM server it uses may change; a Hub token is never written."""
+    from pair_pm.train_grpo import PairPMGRPOConfig
+    from rm_core.args import RewardModelConfig
+    from rm_core.pipeline import training_fingerprint
+
+    bt = training_fingerprint(RewardModelConfig(output_dir="/tmp/x", use_cpu=True, hub_token="hf_sekret"), {})
+    assert {"learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "seed", "max_length",
+            "center_rewards_coefficient", "world_size"} <= set(bt["settings"])
+    assert not {"output_dir", "logging_steps", "save_steps", "max_steps", "num_train_epochs", "report_to",
+                "hub_token", "resume_from_checkpoint"} & set(bt["settings"])
+    assert "hf_sekret" not in json.dumps(bt)
+    grpo = training_fingerprint(PairPMGRPOConfig(output_dir="/tmp/x", use_cpu=True), {})["settings"]
+    assert {"temperature", "num_generations", "beta", "consistency_weight", "max_completion_length"} <= set(grpo)
+    assert not {"vllm_server_host", "vllm_server_port", "vllm_gpu_memory_utilization"} & set(grpo)
