@@ -100,4 +100,26 @@ def run_recipe(main, make_parser=None) -> None:
     nothing when main parses sys.argv itself. main's return value is for Python callers, not an exit status."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = make_parser().parse_args_and_config() if make_parser is not None else ()
-    run_cli(main, *args)
+
+    def checked_main(*parsed):
+        check_recipe_paths(*parsed)
+        return main(*parsed)
+
+    run_cli(checked_main, *args)
+
+
+def check_output_dir(path, what: str = "--output_dir") -> None:
+    """An output folder that exists as a file is a user error now, not a FileExistsError deep in a write."""
+    if path and Path(os.path.expanduser(str(path))).is_file():
+        raise UserInputError(f"{what} {path} is a file: give a folder (it is created when missing)")
+
+
+def check_recipe_paths(*parsed) -> None:
+    """Before anything is loaded: the paths a recipe's parsed arguments name (the base model, the data set, the
+    output folder), so a typo costs a line, not a model load first (check_local_path, check_output_dir)."""
+    for args in parsed:
+        for field, what in (("model_name_or_path", "--model_name_or_path"), ("dataset_name", "--dataset_name")):
+            value = getattr(args, field, None)
+            if isinstance(value, str) and value != "builtin":
+                check_local_path(value, what)
+        check_output_dir(getattr(args, "output_dir", None))

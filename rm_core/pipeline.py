@@ -319,6 +319,9 @@ def train_pairwise_reward_model(
     and eval_dataset: the data set the held-out pairs' model-index entry names (default data_args.dataset_name)."""
     from transformers import set_seed
 
+    from rm_core.errors import check_recipe_paths
+
+    check_recipe_paths(model_args, data_args, training_args)  # before the model: a typo costs a line, not a load
     state = PartialState()
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched > 1 and state.num_processes != launched:  # else each process trains alone into one output_dir

@@ -387,3 +387,25 @@ def test_training_fingerprint_compares_what_shapes_the_run_and_never_holds_a_tok
     grpo = training_fingerprint(PairPMGRPOConfig(output_dir="/tmp/x", use_cpu=True), {})["settings"]
     assert {"temperature", "num_generations", "beta", "consistency_weight", "max_completion_length"} <= set(grpo)
     assert not {"vllm_server_host", "vllm_server_port", "vllm_gpu_memory_utilization"} & set(grpo)
+
+
+def test_a_missing_data_path_or_an_output_dir_that_is_a_file_is_one_line_before_the_model_loads(
+        env, tmp_path, monkeypatch, capsys):
+    import sys
+
+    from transformers import AutoModelForSequenceClassification
+
+    monkeypatch.setattr(AutoModelForSequenceClassification, "from_pretrained",
+                        lambda *a, **k: pytest.fail("the model was loaded before the paths were checked"))
+    a_file = tmp_path / "out.txt"
+    a_file.write_text("not a folder")
+    base = ["rm-train-bt", "--model_name_or_path", str(env["base"]), "--use_cpu", "true", "--report_to", "none"]
+    for extra, message in (
+            (["--dataset_name", str(tmp_path / "nope.jsonl"), "--output_dir", str(tmp_path / "o")],
+             f"error: --dataset_name {tmp_path / 'nope.jsonl'}: no such file or directory"),
+            (["--dataset_name", str(env["data"]), "--output_dir", str(a_file)],
+             f"error: --output_dir {a_file} is a file: give a folder (it is created when missing)")):
+        monkeypatch.setattr(sys, "argv", base + extra)
+        with pytest.raises(SystemExit) as stop:
+            env["recipe"].cli()
+        assert stop.value.code == 2 and capsys.readouterr().err.strip() == message
