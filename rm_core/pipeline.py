@@ -385,6 +385,7 @@ def train_pairwise_reward_model(
                     "epochs": training_args.num_train_epochs, "max_steps": training_args.max_steps,
                     "learning rate": training_args.learning_rate, "LoRA": bool(peft_config),
                     "truncated train pairs": train_tok.truncated,
+                    "skipped train rows": skipped_text(data_report["train_skipped"]),
                     "held-out set": f"{len(test)} pairs: {data_report['held_out']['description']}"}
         publish(out_dir, model_out, tokenizer, rm_family=rm_family, eval_results=results,
                 family_fields={**fields, "reward_mean": held.get("reward_mean"), "reward_std": held.get("reward_std"),
@@ -395,6 +396,12 @@ def train_pairwise_reward_model(
                 push=push, hub_model_id=hub_model_id, private=training_args.hub_private_repo)
     state.wait_for_everyone()
     return results
+
+
+def skipped_text(skipped: dict) -> str:
+    """A SkipReport's as_dict for the card: "0", or "3 (2 chosen is an empty response, 1 ...)"."""
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped["by_reason"].items(), key=lambda kv: -kv[1]))
+    return f"{skipped['skipped']} ({reasons})" if skipped["skipped"] else "0"
 
 
 def finalise_checkpoint(out_dir: Path, base_path: str, tokenizer, is_lora: bool, auto_class=None, base_loader=None):

@@ -150,6 +150,15 @@ def test_bt_training_learns_and_writes_a_self_describing_checkpoint(env):
     assert saved["data"]["train_pairs"] == 48
     assert saved["data"]["train_truncated"] == expected_truncated
     assert f"| truncated train pairs | {expected_truncated} |" in card
+    assert "| skipped train rows | 0 |" in card
+
+    from rm_core.data import SkipReport
+    from rm_core.pipeline import skipped_text
+
+    report = SkipReport()
+    for reason in ("chosen is an empty response", "margin is not a finite number", "chosen is an empty response"):
+        report.add(reason, "row")
+    assert skipped_text(report.as_dict()) == "3 (2 chosen is an empty response, 1 margin is not a finite number)"
     # all 48 pairs were trained on: 48 / 8 = 6 steps per epoch (dropping the 12 long pairs would give 5)
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-12", "checkpoint-6"]
     state = json.loads((out / "checkpoint-12" / "trainer_state.json").read_text(encoding="utf-8"))
