@@ -482,18 +482,6 @@ def unique_items(located: Sequence[tuple[dict, str]]) -> list[dict]:
     return [item for item, _ in located]
 
 
-def truncation_count(judge) -> int | None:
-    """Sequences the judge has cut to its max_length so far: a scalar-head RM's `truncated` (judges.rm_judge, the
-    count eval_reward_bench's truncated_pairs comes from), a pair-PM's `truncation.truncated`, a process / outcome
-    RM's `report.truncated`; None for a judge that keeps no such count (an LLM judge fails a prompt that is too
-    long instead: judge_failures)."""
-    for value in (getattr(judge, "truncated", None), getattr(getattr(judge, "truncation", None), "truncated", None),
-                  getattr(getattr(judge, "report", None), "truncated", None)):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
 TRUNCATION_KEY = "truncation_chunk"  # on every row: [the chunk part it was scored in, sequences cut in that part]
 
 
@@ -503,6 +491,8 @@ def counting_truncation(judge, scorer: Callable[[list[dict]], list[dict]]) -> Ca
     judge cut to max_length while scoring that part (truncation_count before and after; a judge batches a part
     together, so the count is per part, not per item). Stored with the rows, the counts survive a resume:
     `truncated_sequences` sums each part once. A judge that keeps no count: rows as they are."""
+    from judges.base import truncation_count
+
     def scorer_counting(items: list[dict]) -> list[dict]:
         before = truncation_count(judge)
         rows = scorer(items)

@@ -9,10 +9,13 @@ A pointwise judge (a Bradley-Terry RM, a rule, an LLM rating) implements `_score
 sigmoid(score(a) - score(b)). A pairwise judge (pair-PM, a prompted LLM comparing two answers) implements
 `_compare`; it gets `rank` from a matrix of pairwise probabilities aggregated by `judges.aggregate`.
 
-Failures. An item a judge cannot score (an unparsable LLM verdict, an endpoint that timed out after its
-retries, an empty response) comes back as `None` and is counted in `judge.failures` with its reason. It
-is never replaced by a default: "error means tie" or "error means the first response wins" would bias
-every benchmark and every RL reward built on the judge. Callers decide what a None means for them.
+Failures. An item a judge cannot score (an unparsable LLM verdict, an empty answer from the judging LLM, an
+endpoint that timed out after its retries) comes back as `None` and is counted in `judge.failures` with its
+reason. An empty response being judged is not such an item: reward-model judges, rules and LLM judges all judge
+it (an RL policy can emit one, and it deserves a low reward, not a skip); only a text that tokenizes to nothing
+(RewardModelJudge.score_texts, "empty text") fails. A failure is never replaced by a default: "error means tie"
+or "error means the first response wins" would bias every benchmark and every RL reward built on the judge.
+Callers decide what a None means for them.
 
 NaN and inf are failures too, on every path: `score`, `compare`, `compare_batch` and the base `rank` check what
 the subclass returns, and a subclass's own `score_pairs`, `judge_pairs`, `rank` or `rank_many` (a batched fast
@@ -45,9 +48,14 @@ def as_messages(prompt: Prompt) -> list[Message]:
 
 
 def conversation(prompt: Prompt, response: str | list) -> Conversation:
-    """prompt + the response: a string, or (a continuation of several turns) messages ending with the assistant."""
+    """prompt + the response: a string, or (a continuation of several turns) messages ending with the assistant.
+    ValueError for any other response (None, a number, a list of non-messages): never iterated into nonsense."""
     if isinstance(response, str):
         return as_messages(prompt) + [{"role": "assistant", "content": response}]
+    if not isinstance(response, (list, tuple)) or not all(isinstance(m, dict) and "role" in m and "content" in m
+                                                          for m in response):
+        raise ValueError(f"a response is a string or a list of {{'role', 'content'}} messages, got "
+                         f"{type(response).__name__} {response!r:.100}")
     return as_messages(prompt) + split_conversation(list(response))[0] + [dict(response[-1])]
 
 
@@ -84,6 +92,25 @@ def response_text(response: str | list[Message]) -> str:
 def pair_texts(pref: dict) -> tuple[str, str]:
     """(chosen, rejected) of a preference row (rm_core.data) as response_text gives them."""
     return response_text(response_of(pref["chosen"])), response_text(response_of(pref["rejected"]))
+
+
+def check_text(value: object, what: str) -> None:
+    """ValueError naming `what` when a string in `value` (a string, or lists / dicts of them, searched through)
+    cannot be encoded as UTF-8: a lone surrogate such as "\\ud800", which JSON and Python accept but no tokenizer,
+    template or HTTP client can take."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"{what} holds a lone surrogate ({value[exc.start]!r} at character {exc.start}), "
+                             "which is not valid UTF-8 text") from None
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_text(v, f"{what}[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_text(k, f"{what} key")
+            check_text(v, f"{what}[{k!r}]")
 
 
 def sigmoid(x: float) -> float:
@@ -350,3 +377,15 @@ class PairVerdict:
 def winner(p: float, tie_tol: float = 1e-6) -> int:
     """+1: a better, -1: b better, 0: a tie (|p - 0.5| <= tie_tol)."""
     return 0 if abs(p - 0.5) <= tie_tol else (1 if p > 0.5 else -1)
+
+
+def truncation_count(judge) -> int | None:
+    """Sequences the judge has cut to its max_length so far: a scalar-head RM's `truncated` (judges.rm_judge), a
+    pair-PM's `truncation.truncated`, a process / outcome RM's `report.truncated`; None for a judge that keeps no such
+    count (an LLM judge fails a prompt that is too long instead: its failures). Read by the evaluators and the
+    service."""
+    for owner in (judge, getattr(judge, "truncation", None), getattr(judge, "report", None)):
+        value = getattr(owner, "truncated", None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None

@@ -51,7 +51,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from judges.base import Conversation, FailureLog, Judge, Prompt, conversation, response_text
+from judges.base import Conversation, FailureLog, Judge, Prompt, as_messages, check_text, conversation, response_text
 
 # End-of-turn / padding markers that a decode with skip_special_tokens=False leaves around a response.
 END_MARKERS = ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "<end_of_turn>", "</s>", "<eos>",
@@ -121,14 +121,24 @@ def _env_failure_reward(failure_reward: float | str | None) -> float | None:
 
 # -- verl: custom reward function ---------------------------------------------------------------------------------
 def verl_prompt(extra_info: dict | None) -> Prompt | None:
-    """The prompt verl's dataset left in extra_info: "prompt" (text or messages), else "question"; else None."""
+    """The prompt verl's dataset left in extra_info: "prompt" (text or messages), else "question"; else None.
+    ValueError when extra_info is not a dict, or its prompt is neither text nor a list of messages."""
+    if extra_info is not None and not hasattr(extra_info, "get"):
+        raise ValueError(f"extra_info must be a dict (or None), got {type(extra_info).__name__}")
     for key in VERL_PROMPT_KEYS:
         value = (extra_info or {}).get(key)
         if isinstance(value, str):
             if value:
                 return value
-        elif value is not None and len(value):  # messages: a list, or a numpy array when read from parquet
-            return [dict(m) for m in value]
+        elif value is not None:
+            if not hasattr(value, "__len__") or isinstance(value, (bytes, dict)):
+                raise ValueError(f"extra_info[{key!r}] must be text or a list of messages, got "
+                                 f"{type(value).__name__} {value!r:.100}")
+            if len(value):  # messages: a list, or a numpy array when read from parquet
+                try:
+                    return as_messages(list(value))
+                except TypeError as exc:
+                    raise ValueError(f"extra_info[{key!r}]: {exc}") from None
     return None
 
 
@@ -140,6 +150,9 @@ def make_verl_compute_score(judge: Judge, failure_reward: float | None = None,
     The prompt comes from extra_info["prompt"] or extra_info["question"] (put it there in your data
     preprocessing); without one, the response is judged alone, as a conversation of one assistant message.
     ground_truth is passed to the judge as the reference (judges that do not use references ignore it).
+    Malformed input is a ValueError naming the item, before the judge runs: `.batch` lists (data_sources,
+    ground_truths, extra_infos) whose length differs from solution_strs', a response that is not a string, an
+    extra_info prompt that is neither text nor messages, text holding a lone surrogate.
     """
     if not judge.pointwise:
         raise TypeError(f"{type(judge).__name__} is a pairwise judge: it cannot score one response alone; use "
@@ -154,13 +167,28 @@ def make_verl_compute_score(judge: Judge, failure_reward: float | None = None,
 
     def compute_score_batch(data_sources: Sequence, solution_strs: Sequence[str], ground_truths: Sequence,
                             extra_infos: Sequence[dict | None] | None = None, **_: Any) -> list[dict]:
+        solution_strs = list(solution_strs)
         extra_infos = list(extra_infos) if extra_infos is not None else [None] * len(solution_strs)
+        ground_truths = list(ground_truths) if ground_truths is not None else [None] * len(solution_strs)
+        for what, values in (("data_sources", data_sources), ("ground_truths", ground_truths),
+                             ("extra_infos", extra_infos)):
+            if values is not None and len(values) != len(solution_strs):
+                raise ValueError(f"{len(solution_strs)} solution_strs but {len(values)} {what}: they must have "
+                                 "equal lengths")
         convs = []
-        for response, extra_info in zip(solution_strs, extra_infos):
-            prompt = verl_prompt(extra_info)
+        for i, (response, extra_info) in enumerate(zip(solution_strs, extra_infos)):
+            if not isinstance(response, str):
+                raise ValueError(f"solution_strs[{i}] must be a string (the decoded response), got "
+                                 f"{type(response).__name__} {response!r:.100}")
+            check_text(response, f"solution_strs[{i}]")
+            try:
+                prompt = verl_prompt(extra_info)
+            except ValueError as exc:
+                raise ValueError(f"extra_infos[{i}]: {exc}") from None
+            check_text(prompt, f"extra_infos[{i}] prompt")
             convs.append(conversation(prompt, response) if prompt is not None
                          else [{"role": "assistant", "content": response}])
-        refs = None if all(g is None for g in ground_truths) else list(ground_truths)
+        refs = None if all(g is None for g in ground_truths) else ground_truths
         with lock:
             scores = judge.score(convs, refs)
         failed = sum(s is None for s in scores)
@@ -673,6 +701,21 @@ if "verl" in sys.modules:  # inside a verl process only: importing verl elsewher
 
 
 # -- TRL -------------------------------------------------------------------------------------------------------
+def _trl_conversation(i: int, prompt: Any, completion: Any) -> Conversation:
+    """conversation(prompt, completion) of TRL's item i; ValueError naming the item when either is malformed."""
+    if not isinstance(completion, (str, list, tuple)):
+        raise ValueError(f"completions[{i}] must be a string or a list of messages, got "
+                         f"{type(completion).__name__} {completion!r:.100}")
+    check_text(prompt, f"prompts[{i}]")
+    check_text(completion, f"completions[{i}]")
+    try:
+        return conversation(prompt, completion)
+    except TypeError as exc:  # as_messages: a prompt that is neither text nor messages
+        raise ValueError(f"prompts[{i}]: {exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"completions[{i}]: {exc}") from None
+
+
 def make_trl_reward_func(judge: Judge, name: str | None = None, reference_column: str | None = None,
                          rank_method: str = "auto") -> Callable[..., list[float | None]]:
     """A `reward_funcs` entry for TRL's GRPOTrainer (and RLOO/online trainers with the same call):
@@ -699,8 +742,10 @@ def make_trl_reward_func(judge: Judge, name: str | None = None, reference_column
                                                           "completion_ids", "environments")]
                 raise KeyError(f"reference column {reference_column!r} is not in the dataset; columns: {columns}")
             refs = list(kwargs[reference_column])
+        # every item checked before the judge sees any: a bad one is a ValueError naming it, never a cryptic TypeError
+        convs = [_trl_conversation(i, p, c) for i, (p, c) in enumerate(zip(prompts, completions))]
         if judge.pointwise and rank_method == "auto":  # one call for the whole batch
-            scores = judge.score([conversation(p, c) for p, c in zip(prompts, completions)], refs)
+            scores = judge.score(convs, refs)
         else:
             scores = [None] * len(prompts)
             groups: dict[str, list[int]] = defaultdict(list)
@@ -802,6 +847,8 @@ def _openrlhf_fields(payload: dict, need_prompts: bool = True) -> tuple[list[str
         labels = [None] * len(queries)
     if not isinstance(labels, list) or len(labels) != len(queries):
         raise ValueError(f"{len(queries)} queries but 'labels' is not a list of the same length: {labels!r:.200}")
+    for what, values in (("query", queries), ("prompts", prompts), ("labels", labels)):
+        check_text(values, f"'{what}'")  # a lone surrogate reaches no tokenizer: ValueError naming the item
     return queries, prompts, list(labels)
 
 

@@ -8,7 +8,11 @@ when longer than `max_length` (keeping the end of the response; counted in `trun
 length-sorted batches. `score_pairs` runs a pair's shared prompt once (KV cache) on decoder-only models:
 the same path `eval_reward_bench` uses, so a checkpoint scores the same through both.
 
-An empty response is scored, not failed: an RL policy can emit one, and it deserves a (low) reward.
+An empty response is scored, not failed (`score`, `score_pairs`, `compare`, `rank`): the rendered conversation
+still holds the prompt and the template's assistant turn, and an RL policy can emit an empty reply that deserves a
+(low) reward. Only `score_texts` fails an item, a text that tokenizes to no token at all (None, counted in
+`failures` as "empty text"): there is nothing to read a reward from. `truncated` counts the sequences cut so far;
+`last_item_info` gives, per item of the last call, its token count and whether it was cut.
 """
 
 from __future__ import annotations

@@ -13,16 +13,24 @@ Endpoints
                    each query read as `--query_format` says (judges.rl.openrlhf_items): auto (default for reward
                    models) scores a chat-templated query as its text, not templated again; text scores it exactly
                    as OpenRLHF's own serve_rm does; messages splits it into prompt and response and renders them
-- GET  /health     -> {"status": "ok", "judge": ..., "pointwise": bool, "failures": {...}}
+- GET  /health     -> {"status": "ok", "judge": ..., "pointwise": bool, "failures": {...}, "truncated": int | null}
 
 A null score is an item the judge failed on (counted in /health's failures), never a default value.
+Truncation: a reward-model judge cuts a sequence longer than its max_length from the front (keeping the response's
+end) and still scores it. /health's "truncated" counts the sequences cut since start (null for a judge that keeps
+no count: an LLM judge fails a prompt too long instead); /score, /compare and /rank answers from a judge that says
+which items it cut (reward-model judges) add "truncated": one flag per conversation / pair / response, laid out as
+"scores" / "p_a_better" (a /rank response is flagged when any comparison it took part in was cut).
 /get_reward has no null: a failed item gets `--failure_reward` (flagged in extra_logs.judge_failed) or, without
 it, the request gets a 500. OpenRLHF's client (openrlhf/utils/agent.py at 3c3be62, `_post_request`) tries any
 non-2xx answer 5 times, 1 s apart, then raises; `execute` only logs that and leaves the sample's reward None
 (samples_generator.py: `rewards=None`), which merging experiences does not accept (experience.py `_merge_item`,
 experience_maker.py "reward_model_group is required"): the step fails rather than train on an invented reward.
 With several remote RM URLs OpenRLHF sends each query to the first and empty lists to the others: answered 200.
-Malformed requests get a 422 (schema) or 400 (e.g. a conversation not ending with an assistant message).
+Malformed requests get a 422 (schema) or 400 (e.g. a conversation not ending with an assistant message), and
+reach no judge: pydantic's 422 names the field ("loc") for a role other than system/user/assistant (rm_core.data's
+ROLES), a prompt that is an empty message list or ends with an assistant message (rm_core.data's rule), an empty
+conversation, or text holding a lone surrogate ("\\ud800": valid JSON that no tokenizer takes; /get_reward: 400).
 
 Limits (`Limits`, each a flag): a body over `--max_body_mb` (default 8 MiB) gets 413 before it is read whole;
 more than `--max_items` (default 256) conversations or pairs in one request, or more than `--max_rank_responses`
@@ -47,37 +55,73 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Discriminator, Field, Tag
 
-from judges.base import Judge, split_conversation
+from judges.base import Judge, check_text, split_conversation, truncation_count
+from rm_core.data import ROLES
 from rm_core.errors import UserInputError, cli_entry
 
 
-# Request schemas (module level: FastAPI resolves the annotations by name).
+# Request schemas (module level: FastAPI resolves the annotations by name). What the judge cannot take is a 422
+# naming the field (pydantic's "loc"), before anything reaches the judge: text with a lone surrogate ("\ud800":
+# valid JSON, but no tokenizer takes it), a role other than rm_core.data.ROLES, a prompt that is an empty list or
+# ends with an assistant message (rm_core.data's rule for a preference row's prompt).
+def _valid_text(value: Any) -> Any:
+    check_text(value, "the text")
+    return value
+
+
+def _valid_role(role: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; expected one of {list(ROLES)}")
+    return role
+
+
+def _valid_prompt(prompt: str | list) -> str | list:
+    if isinstance(prompt, list):
+        if not prompt:
+            raise ValueError("a prompt given as messages must hold at least one message")
+        if prompt[-1].role == "assistant":
+            raise ValueError("prompt must not end with an assistant message (the judged response comes after it)")
+    return prompt
+
+
+Text = Annotated[str, AfterValidator(_valid_text)]
+
+
 class Message(BaseModel):
-    role: str
-    content: str
+    role: Annotated[str, AfterValidator(_valid_role)]
+    content: Text
+
+
+# one branch checked, by the input's type: an error names prompt.text or prompt.messages[i], not both
+PromptIn = Annotated[Annotated[Text, Tag("text")] | Annotated[list[Message], Tag("messages")],
+                     Discriminator(lambda v: "text" if isinstance(v, str) else "messages" if isinstance(v, list) else None,
+                                   custom_error_type="prompt_type",
+                                   custom_error_message="a prompt is a string or a list of messages"),
+                     AfterValidator(_valid_prompt)]
+
 
 class ScoreRequest(BaseModel):
-    conversations: list[list[Message]] = Field(min_length=1)
-    references: list[Any] | None = None
+    conversations: list[Annotated[list[Message], Field(min_length=1)]] = Field(min_length=1)
+    references: Annotated[list[Any] | None, AfterValidator(_valid_text)] = None
 
 class Pair(BaseModel):
-    prompt: str | list[Message]
-    response_a: str
-    response_b: str
+    prompt: PromptIn
+    response_a: Text
+    response_b: Text
 
 class CompareRequest(BaseModel):
-    prompt: str | list[Message] | None = None
-    response_a: str | None = None
-    response_b: str | None = None
+    prompt: PromptIn | None = None
+    response_a: Text | None = None
+    response_b: Text | None = None
     pairs: list[Pair] | None = None
 
 class RankRequest(BaseModel):
-    prompt: str | list[Message]
-    responses: list[str] = Field(min_length=1)
+    prompt: PromptIn
+    responses: list[Text] = Field(min_length=1)
     method: str = "auto"
 
 
@@ -215,6 +259,7 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
     reads a query (judges.rl.QUERY_FORMATS; None: judges.rl.openrlhf_query_format's default for the judge); one
     the judge cannot serve is a ValueError here, at start."""
     from fastapi import Depends, FastAPI, Header, HTTPException
+    from fastapi.exceptions import RequestValidationError
 
     from judges.rl import judge_marks, openrlhf_query_format, openrlhf_text_scorer
 
@@ -234,14 +279,33 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
             raise HTTPException(401, "missing or wrong API key: send Authorization: Bearer <key>",
                                 headers={"WWW-Authenticate": "Bearer"})
 
+    def with_cuts(fn: Callable[[list], list]) -> Callable[[list], list]:
+        """fn's results as (result, cut): whether the judge cut the item to its max_length, as the judge's
+        `last_item_info` (reward-model judges) says for the call just made; None when the judge does not say."""
+        def call(items: list) -> list:
+            before = getattr(judge, "last_item_info", None)
+            results = fn(items)
+            info = getattr(judge, "last_item_info", None)
+            if info is before or not isinstance(info, list) or len(info) != len(results) or not all(
+                    isinstance(x, dict) and "truncated" in x for x in info):
+                return [(r, None) for r in results]
+            return [(r, bool(x["truncated"])) for r, x in zip(results, info)]
+        return call
+
+    def split_cuts(got: list) -> tuple[list, list | None]:
+        """(results, cut flags) of with_cuts pairs; the flags None unless known for every item."""
+        cuts = [c for _, c in got]
+        return [r for r, _ in got], None if any(c is None for c in cuts) else cuts
+
     lock = threading.Lock()
-    score_batcher = DynamicBatcher(lambda items: judge.score([c for c, _ in items], [r for _, r in items]),
+    score_batcher = DynamicBatcher(with_cuts(lambda items: judge.score([c for c, _ in items],
+                                                                       [r for _, r in items])),
                                    max_batch_size, max_wait_ms, lock)
-    compare_batcher = DynamicBatcher(judge.compare_batch, max_batch_size, max_wait_ms, lock)
+    compare_batcher = DynamicBatcher(with_cuts(judge.compare_batch), max_batch_size, max_wait_ms, lock)
     batchers = {"score": score_batcher, "compare": compare_batcher}
     if query_format in ("auto", "text"):  # /get_reward's chat-templated queries, scored as text
-        batchers["text"] = DynamicBatcher(openrlhf_text_scorer(judge, query_format), max_batch_size, max_wait_ms,
-                                          lock)
+        batchers["text"] = DynamicBatcher(with_cuts(openrlhf_text_scorer(judge, query_format)), max_batch_size,
+                                          max_wait_ms, lock)
 
     def plain(prompt):
         return prompt if isinstance(prompt, str) else [m.model_dump() for m in prompt]
@@ -256,6 +320,15 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
     app = FastAPI(title="reward-model judge", lifespan=lifespan)
     keyed = [Depends(authorized)]  # every route but /health
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request, exc: RequestValidationError):
+        """FastAPI's 422, whose echo of the offending input cannot hold a lone surrogate (its JSON would not
+        encode: a 500): such characters are written escaped ("\\ud800")."""
+        from fastapi.encoders import jsonable_encoder
+        from starlette.responses import JSONResponse
+
+        return JSONResponse({"detail": _encodable(jsonable_encoder(exc.errors()))}, 422)
     app.state.limits = limits
     app.state.batchers = batchers
 
@@ -263,6 +336,7 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
     async def health():
         return {"status": "ok", "judge": name, "type": type(judge).__name__, "pointwise": judge.pointwise,
                 "query_format": query_format, "failures": judge.failures.as_dict(),
+                "truncated": truncation_count(judge),
                 "batches": {k: b.batches for k, b in app.state.batchers.items()}}
 
     @app.post("/score", dependencies=keyed)
@@ -279,7 +353,8 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
             except ValueError as exc:
                 raise HTTPException(400, f"conversations[{i}]: {exc}") from None
         refs = req.references or [None] * len(convs)
-        return {"scores": await score_batcher.submit(list(zip(convs, refs)))}
+        scores, cuts = split_cuts(await score_batcher.submit(list(zip(convs, refs))))
+        return {"scores": scores} if cuts is None else {"scores": scores, "truncated": cuts}
 
     @app.post("/compare", dependencies=keyed)
     async def compare(req: CompareRequest):
@@ -291,8 +366,9 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
         if not pairs:
             raise HTTPException(400, "pairs is empty")
         too_many("pairs", len(pairs), limits.max_items)
-        probs = await compare_batcher.submit(pairs)
-        return {"p_a_better": probs[0] if single else probs}
+        probs, cuts = split_cuts(await compare_batcher.submit(pairs))
+        out = {"p_a_better": probs[0] if single else probs}
+        return out if cuts is None else {**out, "truncated": cuts[0] if single else cuts}
 
     @app.post("/rank", dependencies=keyed)
     async def rank(req: RankRequest):
@@ -305,20 +381,25 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
         if judge.pointwise:  # one reward per response, batched with /score traffic
             from judges.base import conversation
 
-            scores = await score_batcher.submit([(conversation(prompt, r), None) for r in req.responses])
+            scores, cuts = split_cuts(await score_batcher.submit([(conversation(prompt, r), None)
+                                                                  for r in req.responses]))
             if req.method != "auto":  # aggregate the implied pairwise probabilities, as Judge.rank would
                 scores = await asyncio.to_thread(_aggregate_pointwise, scores, req.method)
         else:  # every pair through the compare batcher, a chunk at a time: other requests run in between
             pairs = [(i, j) for i in range(len(req.responses)) for j in range(i + 1, len(req.responses))]
-            probs = []
+            got = []
             for start in range(0, len(pairs), max_batch_size):
                 chunk = pairs[start:start + max_batch_size]
-                probs += await compare_batcher.submit([(prompt, req.responses[i], req.responses[j])
-                                                       for i, j in chunk])
+                got += await compare_batcher.submit([(prompt, req.responses[i], req.responses[j])
+                                                     for i, j in chunk])
+            probs, pair_cuts = split_cuts(got)
+            cuts = None if pair_cuts is None else [any(c for (i, j), c in zip(pairs, pair_cuts) if k in (i, j))
+                                                   for k in range(len(req.responses))]
             method = judge.default_rank_method if req.method == "auto" else req.method
             scores = await asyncio.to_thread(_aggregate_pairs, len(req.responses), pairs, probs, method)
         order = rank_order([float("-inf") if s is None else s for s in scores])
-        return {"scores": scores, "order": [i for i in order if scores[i] is not None]}
+        out = {"scores": scores, "order": [i for i in order if scores[i] is not None]}
+        return out if cuts is None else {**out, "truncated": cuts}
 
     @app.post("/get_reward", dependencies=keyed)
     async def get_reward(payload: dict):
@@ -344,7 +425,7 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
             jobs.append((as_conv, score_batcher.submit([(convs[i], refs[i]) for i in as_conv])))
         scores: list = [None] * len(texts)
         for (indices, _), got in zip(jobs, await asyncio.gather(*(job for _, job in jobs))):
-            for i, s in zip(indices, got):
+            for i, (s, _) in zip(indices, got):  # (score, cut): truncation shows in /health, not in OpenRLHF's reply
                 scores[i] = s
         try:
             return openrlhf_response(scores, failure_reward)
@@ -352,6 +433,17 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
             raise HTTPException(500, str(exc)) from None
 
     return app
+
+
+def _encodable(value: Any) -> Any:
+    """value with every string made UTF-8 encodable (a lone surrogate written as its escape, "\\ud800")."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_encodable(v) for v in value]
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    return value
 
 
 def _aggregate_pairs(n: int, pairs: list[tuple[int, int]], probs: list, method: str) -> list[float | None]:

@@ -122,6 +122,34 @@ def test_truncation_is_counted_and_keeps_the_response_end(ckpt):
     assert short.truncated == 1 and short.last_item_info[0] == {"tokens": 8, "truncated": True}
 
 
+def test_an_empty_response_is_scored_and_only_an_empty_text_fails_as_the_docs_say(ckpt):
+    """judges/base.py, judges/rm_judge.py and judges/README.md: an RM judge scores an empty response (score,
+    compare, rank); score_texts fails a text of no tokens, counted as "empty text"."""
+    import judges.base
+    import judges.rm_judge
+
+    rm = judges.load(str(ckpt))
+    scores = rm.score([conversation(PROMPT, ""), conversation(PROMPT, "   ")])
+    assert all(isinstance(s, float) and math.isfinite(s) for s in scores)
+    assert rm.compare(PROMPT, "", "5") is not None and None not in rm.rank(PROMPT, ["", "5"])
+    assert rm.failures.total == 0
+    assert rm.score_texts(["", "x"], add_special_tokens=False)[0] is None
+    assert rm.failures.counts == {"empty text": 1}
+    assert "An empty response is scored, not failed" in judges.rm_judge.__doc__
+    assert "An empty response being judged is not such an item" in judges.base.__doc__
+
+
+def test_a_malformed_response_is_a_value_error_and_text_is_checked():
+    from judges.base import check_text
+
+    for bad in (None, 5, [1, 2], [{"content": "no role"}]):
+        with pytest.raises(ValueError, match="a response is a string or a list of"):
+            conversation("q", bad)
+    check_text(["ok", {"k": ("fine",)}], "x")  # encodable text passes
+    with pytest.raises(ValueError, match=r"^x\[1\]\['k'\]\[0\] holds a lone surrogate \('\\ud800' at character 2\)"):
+        check_text(["ok", {"k": ("ab\ud800",)}], "x")
+
+
 def test_multi_turn_prompts_and_continuations():
     j = LengthJudge()
     prompt = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},

@@ -143,6 +143,47 @@ def test_verl_compute_score_batch_variant():
     assert out == [{"score": expected("x 5", "5"), "judge_failed": 0.0}, {"score": 0.0, "judge_failed": 1.0}]
 
 
+def test_verl_batch_lists_of_unequal_length_are_a_value_error():
+    judge = LenJudge()
+    fn = make_verl_compute_score(judge)
+    with pytest.raises(ValueError, match="3 solution_strs but 1 extra_infos"):
+        fn.batch(["d"] * 3, ["a", "b", "c"], [None] * 3, [{"prompt": "Hi"}])
+    with pytest.raises(ValueError, match="3 solution_strs but 1 ground_truths"):
+        fn.batch(["d"] * 3, ["a", "b", "c"], ["1"], None)
+    with pytest.raises(ValueError, match="2 solution_strs but 3 data_sources"):
+        fn.batch(np.array(["d"] * 3, dtype=object), ["a", "b"], [None] * 2, None)
+    assert judge.calls == []  # refused before the judge ran, never a shorter list of results
+    out = fn.batch(["d"] * 2, ["a", "bb"], None, None)  # verl without ground truths or extra_info: one per item
+    assert [o["score"] for o in out] == [1.0, 2.0]
+
+
+def test_rl_adapters_name_a_malformed_item_with_a_value_error():
+    judge = LenJudge()
+    verl, trl = make_verl_compute_score(judge), make_trl_reward_func(judge)
+    cases = [
+        (lambda: verl("d", None, None, {"prompt": "Hi"}), r"solution_strs\[0\] must be a string.*NoneType"),
+        (lambda: verl("d", 5, None, {"prompt": "Hi"}), r"solution_strs\[0\] must be a string.*int"),
+        (lambda: verl.batch(["d"] * 2, ["ok", None], [None] * 2, None), r"solution_strs\[1\] must be a string"),
+        (lambda: verl("d", "x", None, {"prompt": 5}), r"extra_infos\[0\]: extra_info\['prompt'\] must be text"),
+        (lambda: verl("d", "x", None, {"question": ["a"]}), r"extra_infos\[0\]: extra_info\['question'\]"),
+        (lambda: verl("d", "x", None, "Hi"), r"extra_infos\[0\]: extra_info must be a dict"),
+        (lambda: verl("d", "a\ud800", None, None), r"solution_strs\[0\] holds a lone surrogate"),
+        (lambda: trl(["Hi"], [None]), r"completions\[0\] must be a string or a list of messages, got NoneType"),
+        (lambda: trl(["Hi", "Hi"], ["a", 5]), r"completions\[1\] must be a string or a list of messages, got int"),
+        (lambda: trl([None], ["a"]), r"prompts\[0\]: a prompt is a string or a list"),
+        (lambda: trl(["Hi"], [[[1]]]), r"completions\[0\]: a response is a string or a list of .* messages"),
+        (lambda: trl(["Hi"], [[]]), r"completions\[0\]: a judged conversation must end with an assistant"),
+        (lambda: trl(["Hi"], ["a\udc00"]), r"completions\[0\] holds a lone surrogate"),
+        (lambda: make_trl_reward_func(LongerWins())(["p", "p"], ["a", None]), r"completions\[1\] must be a string"),
+        (lambda: openrlhf_get_reward(judge, {"query": ["Q: a\ud800"], "prompts": ["Q: "]}, query_format="messages"),
+         r"'query'\[0\] holds a lone surrogate"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message):
+            call()
+    assert judge.calls == [] and judge.failures.total == 0  # none of it reached the judge or counted as its failure
+
+
 @pytest.fixture
 def loaded(monkeypatch):
     """Module-level entry points load judges through rl._load_judge: count the loads."""

@@ -394,3 +394,106 @@ def test_serve_cli_rejects_a_query_format_the_judge_cannot_serve(monkeypatch, ca
     with pytest.raises(SystemExit) as exc:
         judges.serve.main(["--judge", "outputs/some-judge", "--query_format", "auto"])
     assert exc.value.code != 0 and "query format 'auto'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- malformed text, roles and prompts; truncation
+def _post_raw(url: str, route: str, body: str) -> httpx.Response:
+    """A request body written as JSON text: a lone surrogate ("\\ud800") is valid JSON that httpx's json= cannot
+    send."""
+    return httpx.post(url + route, content=body.encode(), headers={"Content-Type": "application/json"})
+
+
+def test_text_with_a_lone_surrogate_is_a_4xx_naming_the_field_and_never_reaches_the_judge(serve):
+    judge = CountingJudge()
+    url = serve(judge)
+    user, reply = '{"role": "user", "content": "Hi"}', '{"role": "assistant", "content": "a\\ud800b"}'
+    ok = '{"role": "assistant", "content": "ok"}'
+    cases = [("/score", f'{{"conversations": [[{user}, {reply}]]}}', ["body", "conversations", 0, 1, "content"]),
+             ("/score", f'{{"conversations": [[{user}, {ok}]], "references": ["\\udc00"]}}',
+              ["body", "references"]),
+             ("/compare", '{"prompt": "q", "response_a": "a\\ud800b", "response_b": "c"}', ["body", "response_a"]),
+             ("/compare", '{"pairs": [{"prompt": "q\\ud800", "response_a": "a", "response_b": "c"}]}',
+              ["body", "pairs", 0, "prompt", "text"]),
+             ("/rank", '{"prompt": "q", "responses": ["a", "b\\ud800"]}', ["body", "responses", 1])]
+    for route, body, loc in cases:
+        r = _post_raw(url, route, body)
+        assert r.status_code == 422, (route, r.text)
+        (error,) = r.json()["detail"]
+        assert error["loc"] == loc and "lone surrogate" in error["msg"]
+        assert error["input"] in ("a\\ud800b", ["\\udc00"], "q\\ud800", "b\\ud800")  # echoed escaped, not a 500
+    r = _post_raw(url, "/get_reward", '{"query": ["Q: a\\ud800"], "prompts": ["Q: "]}')
+    assert r.status_code == 400 and "'query'[0] holds a lone surrogate" in r.json()["detail"]
+    assert judge.batch_sizes == [] and httpx.get(url + "/health").json()["failures"]["total"] == 0
+
+
+def test_roles_and_prompt_structure_are_checked_with_a_422_naming_the_field(serve):
+    judge = CountingJudge()
+    url = serve(judge)
+
+    def error(route, body):
+        r = httpx.post(url + route, json=body)
+        assert r.status_code == 422, (route, body, r.text)
+        (e,) = r.json()["detail"]
+        return e["loc"], e["msg"]
+
+    robot, user = {"role": "robot", "content": "q"}, {"role": "user", "content": "q"}
+    assistant = {"role": "assistant", "content": "a"}
+    # an unknown role anywhere, first or last, is named as such (not "must end with an assistant message")
+    loc, msg = error("/score", {"conversations": [[robot, assistant]]})
+    assert loc == ["body", "conversations", 0, 0, "role"] and "unknown role 'robot'" in msg
+    loc, msg = error("/score", {"conversations": [[user, {"role": "robot", "content": "a"}]]})
+    assert loc == ["body", "conversations", 0, 1, "role"] and "unknown role 'robot'" in msg
+    assert "must end with an assistant message" not in msg
+    loc, msg = error("/rank", {"prompt": [robot], "responses": ["a"]})
+    assert loc == ["body", "prompt", "messages", 0, "role"] and "unknown role" in msg
+    # a prompt must hold a message and must not end with the assistant (rm_core.data's rule for a prompt)
+    loc, msg = error("/compare", {"prompt": [user, assistant], "response_a": "a", "response_b": "b"})
+    assert loc == ["body", "prompt"] and "prompt must not end with an assistant message" in msg
+    loc, msg = error("/compare", {"prompt": [], "response_a": "a", "response_b": "b"})
+    assert loc == ["body", "prompt"] and "at least one message" in msg
+    loc, msg = error("/compare", {"pairs": [{"prompt": [assistant], "response_a": "a", "response_b": "b"}]})
+    assert loc == ["body", "pairs", 0, "prompt"]
+    loc, msg = error("/rank", {"prompt": 5, "responses": ["a"]})
+    assert loc == ["body", "prompt"] and "a prompt is a string or a list of messages" in msg
+    loc, _ = error("/score", {"conversations": [[]]})
+    assert loc == ["body", "conversations", 0]
+    assert judge.batch_sizes == []  # nothing malformed reached the judge
+    # the roles rm_core.data accepts, and a conversation without the assistant at the end stays a 400
+    from rm_core.data import ROLES
+
+    system = {"role": "system", "content": "Be brief."}
+    assert set(ROLES) == {"system", "user", "assistant"}
+    r = httpx.post(url + "/compare", json={"prompt": [system, user, assistant, user], "response_a": "a b",
+                                           "response_b": "a"})
+    assert r.status_code == 200 and r.json()["p_a_better"] == pytest.approx(sigmoid(1.0))
+    r = httpx.post(url + "/score", json={"conversations": [[system, user]]})
+    assert r.status_code == 400 and "must end with an assistant message" in r.json()["detail"]
+
+
+def test_truncation_is_reported_in_health_and_per_item(serve, tiny_rm):
+    import judges
+
+    path, _ = tiny_rm
+    judge = judges.load(str(path), max_length=24)
+    url = serve(judge)
+    assert httpx.get(url + "/health").json()["truncated"] == 0
+    long = "word " * 50
+
+    def conv(prompt):
+        return [{"role": "user", "content": prompt}, {"role": "assistant", "content": "ok"}]
+
+    r = httpx.post(url + "/score", json={"conversations": [conv(long), conv("hi")]}).json()
+    assert r["truncated"] == [True, False] and len(r["scores"]) == 2
+    assert httpx.get(url + "/health").json()["truncated"] == 1 == judge.truncated
+    r = httpx.post(url + "/compare", json={"prompt": long, "response_a": "a", "response_b": "b"}).json()
+    assert r["truncated"] is True and 0.0 <= r["p_a_better"] <= 1.0
+    r = httpx.post(url + "/compare", json={"pairs": [{"prompt": "hi", "response_a": "a", "response_b": "b"}]}).json()
+    assert r["truncated"] == [False]
+    for method in ("auto", "bt"):
+        r = httpx.post(url + "/rank", json={"prompt": "hi", "responses": ["a", long], "method": method}).json()
+        assert r["truncated"] == [False, True]
+    assert httpx.get(url + "/health").json()["truncated"] == 1 + 2 + 1 + 1  # a pair cuts both its sequences
+    # a judge that keeps no count says so: null, and its answers carry no flags
+    plain = serve(CountingJudge())
+    assert httpx.get(plain + "/health").json()["truncated"] is None
+    assert httpx.post(plain + "/score", json={"conversations": [conversation("q", "a")]}).json() == {"scores": [1.0]}
