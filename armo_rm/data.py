@@ -36,6 +36,7 @@ from rm_core.data import (  # noqa: F401  ARMO_*: ArmoRM's published objectives,
     load_rows,
     make_rating,
     read_rows,
+    require_pairs,
     shared_data_dir,
     to_preferences,
     to_ratings,
@@ -148,10 +149,7 @@ def load_preferences(source: str, shared: str | None = None, limit: int | None =
         raise ValueError(f"unknown offline set {source}; known: {OFFLINE}")
     raw = load_rows(source)
     prefs, report = to_preferences(raw)
-    if not prefs:
-        raise UserInputError(f"no usable preference pairs in {source}: {len(raw)} rows read, {report}")
-    if report.total:
-        print(f"[data] {source}: {report}", flush=True)
+    require_pairs(prefs, report, source, len(raw))
     return prefs[:limit]
 
 

@@ -6,7 +6,10 @@
 
 - Pairs come from any preference source (armo_rm.data.load_preferences: offline sets, files, Hub ids).
   Each pair is shown as (a, b) with a = chosen or rejected by a fixed hash of its id, so no judge can
-  learn "a wins"; `pairs.jsonl` keeps the pairs and which side the data set prefers.
+  learn "a wins"; `pairs.jsonl` keeps the pairs and which side the data set prefers. Labels are stored by
+  pair id, so ids are unique (load_pairs): a repeated id in a source, an id two sources give, or a source
+  given twice is one line naming them; with several sources an id the data does not give itself is prefixed
+  with its source's position ("1:17": row 17 of the second source). Bad rows are skipped and counted.
 - A judge is `NAME=SPEC` (anything `judges.load` takes: a checkpoint, `llm:<model>`, `openai:<model>`),
   or `human` for the data set's own label. Judges with `judge_pairs` (pair-PM, prompted LLMs) are read
   in both orders by their own batched call; other judges are asked compare(a, b) and compare(b, a).
@@ -21,7 +24,7 @@
   name) with the options passed to the judges. A rerun may add judges; one whose name now means another model or
   other options stops with one line naming what differs; `--overwrite` starts the folder afresh.
 - `report.json`: per judge, labelled/failed counts, order-consistency, agreement with every other judge
-  (on pairs both decided) and with the human label.
+  (on pairs both decided) and with the human label; under "data", the pairs and skipped rows of each source.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pathlib import Path
 from rm_core.errors import run_recipe
 
 HUMAN = "human"
+DATA = "data"  # report.json's data report: not a judge name
 
 
 def present(prefs: list[dict]) -> list[dict]:
@@ -88,11 +92,13 @@ def verdicts(judge, items: list[tuple]) -> list[tuple[float | None, float | None
 
 def collect(judges_by_name: dict, pairs: list[dict], out_dir: str | Path, chunk: int = 16,
             fingerprints: dict[str, dict] | None = None, settings: dict | None = None, overwrite: bool = False,
-            retry_failed: bool = True) -> dict:
-    """Label `pairs` (from `present`) with each judge; resumable. Returns the report. `fingerprints` (judge name
+            retry_failed: bool = True, data_report: dict | None = None) -> dict:
+    """Label `pairs` (from `present`) with each judge; resumable. Returns the report (with `data_report`, the
+    pairs' sources and skipped rows from load_pairs, under "data" when given). `fingerprints` (judge name
     -> rm_core.resume.judge_fingerprint of its spec; main passes them) identify the judges in the folder's
     fingerprint; a judge without one is known by its class. `settings`: the options the judges were loaded with.
     `retry_failed`: a (pair, judge) whose last stored verdict failed is asked again (its new line appended)."""
+    from rm_core.errors import UserInputError
     from rm_core.hub import atomic_write_json, atomic_write_jsonl
     from rm_core.resume import append_jsonl, latest_rows, read_jsonl_store
 
@@ -101,7 +107,7 @@ def collect(judges_by_name: dict, pairs: list[dict], out_dir: str | Path, chunk:
     pairs_path, labels_path = out / "pairs.jsonl", out / "labels.jsonl"
     existing = read_jsonl(pairs_path) if not overwrite else []
     if existing and [p["id"] for p in existing] != [p["id"] for p in pairs]:
-        raise ValueError(f"{pairs_path} holds other pairs: use another output_dir (or --overwrite)")
+        raise UserInputError(f"{pairs_path} holds other pairs: use another output_dir (or --overwrite)")
     judge_fps = {name: (fingerprints or {}).get(name) or
                  ({"human": "the data set's label"} if judge == HUMAN else {"class": type(judge).__name__})
                  for name, judge in judges_by_name.items()}
@@ -130,6 +136,8 @@ def collect(judges_by_name: dict, pairs: list[dict], out_dir: str | Path, chunk:
                     bar.update(len(part))
             print(f"[collect] {name}: {len(todo)} pair(s) labelled, {len(pairs) - len(todo)} already there", flush=True)
     report = agreement_report(pairs, read_jsonl(labels_path))
+    if data_report is not None:
+        report[DATA] = data_report
     atomic_write_json(out / "report.json", report)
     return report
 
@@ -175,24 +183,86 @@ def agreement_report(pairs: list[dict], labels: list[dict]) -> dict:
     return report
 
 
+def check_judge_specs(specs: list[str]) -> None:
+    """Each --judge is `human` or NAME=SPEC whose NAME is not "data" (report.json's data report) and whose SPEC
+    names nothing missing: a UserInputError otherwise, before any data or model is read."""
+    import judges
+    from rm_core.errors import UserInputError
+
+    for spec in specs:
+        if spec == HUMAN:
+            continue
+        name, sep, target = spec.partition("=")
+        if not sep:
+            raise UserInputError(f"--judge {spec!r}: expected NAME=SPEC (e.g. bt=outputs/bt-rm) or 'human'")
+        if name == DATA:
+            raise UserInputError(f"--judge {spec!r}: the name {DATA!r} is taken (report.json's data report)")
+        judges.check_judge_spec(target, "--judge")
+
+
 def load_judges(specs: list[str], **kwargs) -> dict:
     import judges
 
+    check_judge_specs(specs)
     out = {}
     for spec in specs:
         if spec == HUMAN:
             out[HUMAN] = HUMAN
             continue
-        name, sep, target = spec.partition("=")
-        if not sep:
-            raise ValueError(f"--judge {spec!r}: expected NAME=SPEC (e.g. bt=outputs/bt-rm) or 'human'")
+        name, _, target = spec.partition("=")
         out[name] = judges.load(target, **kwargs)
     return out
 
 
+def load_pairs(sources: list[str]) -> tuple[list[dict], dict]:
+    """(Preference rows of every source, the data report: per source its file, rows read, pairs and skipped rows
+    by reason). Labels are stored by pair id, so ids are unique: a repeated id within a source is a UserInputError
+    naming the file, the id and both rows (rm_core.data.check_unique_ids), a source given twice or an id two
+    sources give is one naming both. With more than one source, an id the data does not give itself (a row
+    without one, every pair of an offline: set) is prefixed with the source's position, "<k>:<id>"; one source
+    keeps its ids as they are (rm_core.data.row_ids: the row index for a row without one)."""
+    from armo_rm.data import load_preferences, source_limit
+    from rm_core.data import check_unique_ids, data_file_name, load_rows, located_preferences, own_id, require_pairs
+    from rm_core.errors import UserInputError
+
+    prefs, report, where, names = [], {"sources": [], "pairs": 0, "skipped": 0}, {}, {}
+    for k, source in enumerate(sources):
+        name, limit = source_limit(source, None)
+        if name in names:
+            both = "" if names[name] == source else f" ({names[name]!r} and {source!r})"
+            raise UserInputError(f"--pairs {name} is given twice{both}: give each source once (its pairs would be "
+                                 "labelled twice)")
+        names[name] = source
+        if name.startswith("offline:"):  # the project's own sets: ids made by their loader
+            got = load_preferences(source)
+            located, own, file, rows, skips = [(p, i) for i, p in enumerate(got)], [False] * len(got), name, None, None
+        else:
+            file = data_file_name(name)
+            rows = load_rows(name)
+            located, skips = located_preferences(rows)
+            require_pairs(located, skips, file, len(rows))
+            located = located[:limit]
+            own = [own_id(rows[i]) is not None for _, i in located]
+        if len(sources) > 1:
+            for (pref, _), given in zip(located, own):
+                pref["id"] = pref["id"] if given else f"{k}:{pref['id']}"
+        check_unique_ids(((p["id"], i) for p, i in located), file)
+        for pref, i in located:
+            if pref["id"] in where:
+                other, j = where[pref["id"]]
+                raise UserInputError(f"id {pref['id']!r} is in {other} row {j} and in {file} row {i}; pair ids must "
+                                     "be unique across the --pairs sources (labels are stored by id)")
+            where[pref["id"]] = (file, i)
+        prefs += [p for p, _ in located]
+        report["sources"].append({"source": source, "file": file, "rows": None if rows is None else len(rows),
+                                  "pairs": len(located), "skipped": None if skips is None else skips.as_dict()})
+        report["pairs"] += len(located)
+        report["skipped"] += 0 if skips is None else skips.total
+    return prefs, report
+
+
 def main(argv: list[str] | None = None) -> dict:
-    import judges
-    from armo_rm.data import load_preferences
+    from rm_core.errors import check_output_dir
     from rm_core.resume import DEFAULT_MAX_FAILED_SHARE, check_failed_share, share_arg
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -214,10 +284,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     args = add_run_args(p, tracking=False).parse_args(argv)  # --quiet
     apply_run_args(args)
-    for spec in args.judge:  # every judge before the data
-        if "=" in spec:
-            judges.check_judge_spec(spec.partition("=")[2], "--judge")
-    prefs = [x for source in args.pairs for x in load_preferences(source)]
+    check_judge_specs(args.judge)  # every judge before the data
+    check_output_dir(args.output_dir)
+    prefs, data_report = load_pairs(args.pairs)
     kwargs = {"max_length": args.max_length} if args.max_length else {}
     from rm_core.models import dtype_choice
     from rm_core.resume import judge_fingerprint
@@ -231,7 +300,7 @@ def main(argv: list[str] | None = None) -> dict:
     judges_by_name = load_judges(args.judge, **kwargs)
     report = collect(judges_by_name, present(prefs), args.output_dir, args.chunk,
                      fingerprints=fingerprints, settings=kwargs, overwrite=args.overwrite,
-                     retry_failed=args.retry_failed)
+                     retry_failed=args.retry_failed, data_report=data_report)
     print(json.dumps(report, indent=1))
     check_failed_share({name: (report[name]["failed"], report[name]["labelled"]) for name in judges_by_name
                         if name in report},

@@ -26,17 +26,21 @@ from pathlib import Path
 
 import numpy as np
 
-from rm_core.errors import run_recipe
+from rm_core.errors import check_output_dir, run_recipe
 
 
 def judge_labels(folder: str | Path, judge: str) -> tuple[list[dict], np.ndarray, dict]:
     """(pairs with a decided verdict, y: 1 if a better, counts of what was left out)."""
     from decision_tree.collect_preferences import decided, read_jsonl
+    from rm_core.data import check_unique_ids
     from rm_core.errors import MissingPathError, UserInputError
 
     if not (Path(folder) / "pairs.jsonl").is_file():
         raise MissingPathError(f"{folder}: no pairs.jsonl (expected a collect_preferences.py output folder)")
     pairs = read_jsonl(Path(folder) / "pairs.jsonl")
+    # labels are keyed by pair id: a folder with a repeated id (collected before ids were checked) would give
+    # every pair of that id the last one's label
+    check_unique_ids(((p["id"], i) for i, p in enumerate(pairs)), Path(folder) / "pairs.jsonl")
     rows = {r["pair"]: r for r in read_jsonl(Path(folder) / "labels.jsonl") if r["judge"] == judge}
     if not rows:
         raise UserInputError(f"no labels from judge {judge!r} in {folder}")
@@ -197,6 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
     from rm_core.tracking import add_run_args, apply_run_args, command_run
 
     args = add_run_args(p).parse_args(argv)  # --quiet, --report_to, --run_name
+    check_output_dir(args.output_dir)
     apply_run_args(args)
     with command_run(args, f"fit-tree-{Path(args.output_dir).name}") as tracker:
         info = fit_and_save(args)

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rm_core.errors import UserInputError
+
 TEMPLATE_NAME = "math-rm-v1"  # recorded in config.json; bump when the layout above changes
 JUDGEMENTS = ("+", "-")
 # The first candidate that is ONE token for the tokenizer is the step tag: " ки" / "ки" (Math-Shepherd;
@@ -41,7 +43,7 @@ def choose_step_tag(tokenizer, preferred: str | None = None) -> tuple[str, int]:
         if tag_id is not None:
             return tag, tag_id
     if preferred:
-        raise ValueError(f"step tag {preferred!r} is not one token for this tokenizer; pick another --step_tag")
+        raise UserInputError(f"step tag {preferred!r} is not one token for this tokenizer; pick another --step_tag")
     raise ValueError(f"none of {STEP_TAG_CANDIDATES} is one token for this tokenizer; pass --step_tag")
 
 
@@ -87,7 +89,7 @@ def encode_solution(tokenizer, prompt: list[dict], steps: list[str], tag_id: int
         return ids, slots
     keep_first = 1 if ids[0] in leading_specials(tokenizer) else 0
     if max_length <= keep_first + len(newline) + 1:
-        raise ValueError(f"max_length {max_length} is too short for one step slot")
+        raise UserInputError(f"max_length {max_length} is too short for one step slot")
     cut = len(ids) - max_length  # tokens removed right after the kept leading special
     ids = ids[:keep_first] + ids[keep_first + cut:]
     moved = [None if s is None or s - cut < keep_first else s - cut for s in slots]

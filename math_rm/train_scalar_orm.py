@@ -21,13 +21,19 @@ from math_rm.config import ScalarORMConfig
 from rm_core.errors import run_recipe
 from rm_core.hub import command_line
 
+NO_PAIR_ALL_CORRECT = "no pair: every candidate is correct"
+NO_PAIR_ALL_WRONG = "no pair: every candidate is wrong"
 
-def pairs_from_candidates(cands: list[dict], max_per_question: int = 4) -> list[dict]:
-    """Preference rows: each correct response over each incorrect one of the same question."""
+
+def pairs_from_candidates(cands: list[dict], max_per_question: int = 4, skips=None) -> list[dict]:
+    """Preference rows: each correct response over each incorrect one of the same question. A question whose
+    candidates are all correct or all wrong gives no pair: counted in `skips` (a SkipReport) when given."""
     out = []
     for cand in cands:
         good = [r for r, c in zip(cand["responses"], cand["correct"]) if c and r.strip()]
         bad = [r for r, c in zip(cand["responses"], cand["correct"]) if not c and r.strip()]
+        if skips is not None and not (good and bad):
+            skips.add(NO_PAIR_ALL_WRONG if bad else NO_PAIR_ALL_CORRECT, f"id {cand['id']}")
         pairs = list(itertools.product(good, bad))
         for j, (g, b) in enumerate(pairs[: max_per_question or None]):
             out.append({"id": f"{cand['id']}/{j}", "prompt": cand["prompt"],
@@ -50,19 +56,28 @@ def main(data_args, training_args: ScalarORMConfig, model_args) -> dict:
     from math_rm import best_of_n
     from math_rm.data import load_math_splits
     from rm_core.args import DataArguments
-    from rm_core.data import to_candidates
-    from rm_core.errors import check_local_path
+    from rm_core.data import data_file_name, to_candidates
+    from rm_core.errors import UserInputError, check_local_path
     from rm_core.hub import CardEval, atomic_write_jsonl
-    from rm_core.pipeline import train_pairwise_reward_model
+    from rm_core.pipeline import load_preference_splits, train_pairwise_reward_model
 
     check_local_path(model_args.model_name_or_path, "--model_name_or_path")  # before the data
     train_src, eval_cands, report = load_math_splits(data_args)
-    train_cands, _ = to_candidates(train_src, data_args.dataset_format, data_args.strict_rows)
+    source = data_file_name(data_args.dataset_name, data_args.dataset_train_split)
+    # the user's rows are skipped and counted here (bad rows, and questions that give no pair): the pairs/ folder
+    # the pipeline reads is generated from the usable ones, so its own skip counts are always 0
+    train_cands, train_skips = to_candidates(train_src, data_args.dataset_format, data_args.strict_rows)
+    train_pairs = pairs_from_candidates(train_cands, training_args.max_pairs_per_question, train_skips)
+    if not train_pairs:
+        raise UserInputError(f"no usable training pairs in {source}: {len(train_src)} rows read, {train_skips}")
+    report["train_skipped"] = train_skips.as_dict()
     pairs_dir = Path(training_args.output_dir) / "pairs"
     state = PartialState()
     if state.is_main_process:
-        atomic_write_jsonl(pairs_dir / "train.jsonl", pairs_from_candidates(train_cands,
-                                                                          training_args.max_pairs_per_question))
+        print(f"[data] {source}: {len(train_src)} training rows -> {len(train_pairs)} (correct, incorrect) pairs; "
+              f"{train_skips}; held-out: {len(eval_cands)} questions ({report['held_out']['description']}), "
+              f"{report['eval_skipped']['skipped']} rows skipped", flush=True)
+        atomic_write_jsonl(pairs_dir / "train.jsonl", train_pairs)
         atomic_write_jsonl(pairs_dir / "test.jsonl", pairs_from_candidates(eval_cands,
                                                                          training_args.max_pairs_per_question))
     state.wait_for_everyone()
@@ -72,7 +87,13 @@ def main(data_args, training_args: ScalarORMConfig, model_args) -> dict:
     def evaluate_best_of_n(model, tokenizer) -> tuple[dict, dict]:
         """Best-of-N on the held-out questions, with the judge judges.load builds for the published checkpoint
         (math_rm_head "scalar": the scalar-head judge), before anything is published."""
-        more = {"math_data": report}
+        # eval_results.json's "data": the pipeline's report of the generated pairs (re-read: the same numbers),
+        # with the skips of the user's rows, not those of pairs/ (always 0)
+        data = {**load_preference_splits(pair_args)[2], "dataset": data_args.dataset_name, "pairs_dir": str(pairs_dir),
+                "train_skipped": train_skips.as_dict(), "test_skipped": report["eval_skipped"]}
+        data["held_out"] = {**data["held_out"], "description": "the (correct, incorrect) pairs of the held-out "
+                            f"questions: {report['held_out']['description']}"}
+        more = {"math_data": report, "data": data}
         if not eval_cands:
             return more, {}
         from judges.rm_judge import RewardModelJudge

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from judges.base import pair_texts, prompt_text
+from rm_core.errors import UserInputError, check_local_path, check_output_dir
 
 ANSWERS = ("A", "B")
 QUESTION = "Which response is better, A or B? Answer with one letter."
@@ -96,6 +97,15 @@ def _cut(tokenizer, text: str, keep: int, keep_end: bool) -> str:
     return text[: offsets[keep - 1][1]] + ELLIPSIS
 
 
+def check_template_room(tokenizer, max_length: int, question: str = QUESTION, reserve: int = 1) -> int:
+    """The template's length in tokens; a UserInputError when `max_length` leaves no room next to it to fit a
+    pair (fit_pair's rule). The tokenizer alone measures it: a recipe checks before loading weights or data."""
+    overhead = len(_encode(tokenizer, "", "", "", question))
+    if max_length - reserve - overhead - 6 < 12:  # fit_pair: room for the ellipses, and at least 12 tokens of text
+        raise UserInputError(f"max_length {max_length} leaves no room for the pair-PM template ({overhead} tokens)")
+    return overhead
+
+
 @dataclass
 class TruncationReport:
     sequences: int = 0
@@ -127,11 +137,9 @@ def fit_pair(tokenizer, context: str, a: str, b: str, max_length: int, report: T
     limit = max_length - reserve  # the answer
     if len(ids) <= limit:
         return ids, (context, a, b)
-    overhead = len(_encode(tokenizer, "", "", "", question))
+    overhead = check_template_room(tokenizer, max_length, question, reserve)
     lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in (context, a, b)]
     budget = limit - overhead - 6  # room for the ellipses and tokens merging differently after a cut
-    if budget < 12:
-        raise ValueError(f"max_length {max_length} leaves no room for the pair-PM template ({overhead} tokens)")
     for _ in range(5):
         n_c, n_a, n_b = lengths
         keep_c = min(n_c, max(budget // 4, budget - n_a - n_b))
@@ -188,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     from rm_core.args import DataArguments
     from rm_core.hub import atomic_write_json, atomic_write_jsonl
     from rm_core.models import resolve_model
-    from rm_core.pipeline import load_preference_splits
+    from rm_core.pipeline import held_out_line, load_preference_splits
     from rm_core.templates import set_chat_template
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -206,18 +214,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rrm_seed", type=int, default=0)
     p.add_argument("--output_dir", required=True)
     args = p.parse_args(argv)
-
+    check_local_path(args.model_name_or_path, "--model_name_or_path")
+    check_output_dir(args.output_dir)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.model_name_or_path))
+    set_chat_template(tokenizer, args.chat_template)
+    check_template_room(tokenizer, args.max_length)  # before the data is read
     data_args = DataArguments(dataset_name=args.dataset_name, dataset_format=args.dataset_format,
                               split_rule=args.split_rule, dataset_test_split=args.dataset_test_split or None,
                               eval_fraction=args.eval_fraction, max_train_pairs=args.max_train_pairs)
     train, test, report = load_preference_splits(data_args)
+    print(f"[data] {args.dataset_name}: {len(train)} train / {len(test)} held-out pairs; skipped "
+          f"{report['train_skipped']['skipped']} train / {report['test_skipped']['skipped']} held-out rows", flush=True)
+    print(held_out_line(report), flush=True)
     if args.rrm:
         from pair_pm.rrm_augment import rrm_augment
 
         extra, report["rrm"] = rrm_augment(train, seed=args.rrm_seed)
         train = train + extra
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.model_name_or_path))
-    set_chat_template(tokenizer, args.chat_template)
     out = Path(args.output_dir)
     for name, prefs in (("train", train), ("test", test)):
         trunc = TruncationReport()

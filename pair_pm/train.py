@@ -69,13 +69,13 @@ def evaluate_pair_pm(judge, prefs: list[dict], probs: list[float] | None = None)
 
 def main(data_args: DataArguments, training_args: PairPMConfig, model_args) -> dict:
     from accelerate import PartialState
-    from transformers import AutoModelForCausalLM, set_seed
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
     from pair_pm.judge import PairPMJudge
-    from pair_pm.prepare_data import TEMPLATE_NAME, answer_token_ids, build_dataset
+    from pair_pm.prepare_data import TEMPLATE_NAME, answer_token_ids, build_dataset, check_template_room
     from rm_core.finite import CHECK_EXAMPLES, check_final_rewards
     from rm_core.hub import CardInfo, held_out_evals, publish, trainer_tags
-    from rm_core.models import load_causal_lm
+    from rm_core.models import load_causal_lm, resolve_model
     from rm_core.pipeline import (
         finalise_checkpoint,
         held_out_line,
@@ -84,9 +84,14 @@ def main(data_args: DataArguments, training_args: PairPMConfig, model_args) -> d
         run_training,
         training_inputs,
     )
+    from rm_core.templates import set_chat_template
 
     state = PartialState()
     set_seed(training_args.seed)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(model_args.model_name_or_path),
+                                              revision=model_args.model_revision)
+    set_chat_template(tokenizer, training_args.chat_template)
+    check_template_room(tokenizer, training_args.max_length)  # the tokenizer alone: before the weights are loaded
     model, tokenizer, base_path = load_causal_lm(model_args, training_args.chat_template)
 
     train, test, data_report = load_preference_splits(data_args)
@@ -98,8 +103,9 @@ def main(data_args: DataArguments, training_args: PairPMConfig, model_args) -> d
     train_ds, truncation = build_dataset(train, tokenizer, training_args.max_length, training_args.both_orders)
     data_report["train_truncation"] = str(truncation)
     if state.is_main_process:
-        print(f"[data] {len(train)} train pairs -> {len(train_ds)} examples; {truncation}; "
-              f"{len(test)} held-out pairs", flush=True)
+        print(f"[data] {data_args.dataset_name}: {len(train)} train pairs -> {len(train_ds)} examples; {truncation}; "
+              f"{len(test)} held-out pairs; skipped {data_report['train_skipped']['skipped']} train / "
+              f"{data_report['test_skipped']['skipped']} held-out rows", flush=True)
         print(held_out_line(data_report), flush=True)
 
     peft_config, push, hub_model_id = peft_and_push(model_args, training_args, "CAUSAL_LM")

@@ -303,11 +303,20 @@ def to_preferences(rows: Iterable[dict], fmt: str = "auto", strict: bool = False
     """Convert rows to canonical Preference rows. Bad rows raise (strict) or are skipped and counted; a pair whose
     chosen and rejected are identical (DegeneratePair) is always skipped and counted. A row without an id gets one
     from its index (row_ids: never one another row gives itself)."""
-    located, report = _located_preferences(rows, fmt, strict)
+    located, report = located_preferences(rows, fmt, strict)
     return [pref for pref, _ in located], report
 
 
-def _located_preferences(rows: Iterable[dict], fmt: str = "auto", strict: bool = False,
+def require_pairs(kept: list, skipped: SkipReport, source, rows_read: int) -> None:
+    """What every reader of a user's preference file says: no usable pair is a UserInputError naming the file, the
+    rows read and why they were skipped; skipped rows beside usable ones are printed (and counted by the caller)."""
+    if not kept:
+        raise UserInputError(f"no usable preference pairs in {source}: {rows_read} rows read, {skipped}")
+    if skipped.total:
+        print(f"[data] {source}: {skipped}", flush=True)
+
+
+def located_preferences(rows: Iterable[dict], fmt: str = "auto", strict: bool = False,
                          indices: list[int] | None = None) -> tuple[list[tuple[dict, int]], SkipReport]:
     """to_preferences, each Preference row with its row's index; `indices`: the rows' indices in their file
     (default: their positions), for the skip report's row names and the generated ids."""
@@ -1020,7 +1029,7 @@ def load_reward_bench_pairs(dataset: str, split: str = "filtered", subsets=None,
     if subsets:  # a row that is not an object has no subset: it stays, to be skipped and counted
         indices = [i for i in indices if not isinstance(rows[i], dict) or rows[i].get("subset") in set(subsets)]
         rows = [rows[i] for i in indices]
-    located, skipped = _located_preferences(rows, indices=indices)
+    located, skipped = located_preferences(rows, indices=indices)
     if not located:
         raise UserInputError(f"{dataset}: no pairs to score ({len(rows)} rows"
                              + (f" of subsets {subsets}" if subsets else "") + f", {skipped})")

@@ -385,7 +385,8 @@ def train_pairwise_reward_model(
                     "epochs": training_args.num_train_epochs, "max_steps": training_args.max_steps,
                     "learning rate": training_args.learning_rate, "LoRA": bool(peft_config),
                     "truncated train pairs": train_tok.truncated,
-                    "skipped train rows": skipped_text(data_report["train_skipped"]),
+                    # results["data"]: the pipeline's report, or the recipe's own of the user's file (scalar ORM)
+                    "skipped train rows": skipped_text(results["data"]["train_skipped"]),
                     "held-out set": f"{len(test)} pairs: {data_report['held_out']['description']}"}
         publish(out_dir, model_out, tokenizer, rm_family=rm_family, eval_results=results,
                 family_fields={**fields, "reward_mean": held.get("reward_mean"), "reward_std": held.get("reward_std"),

@@ -410,7 +410,7 @@ def test_judges_and_training_name_a_missing_model_path(tiny, tmp_path):
         judges.load(f"llm:{tmp_path / 'nope'}")
     recipe = _bt_recipe()
     bad_data = _bad_files(tmp_path / "bad")["CSV"][0]
-    with pytest.raises(MissingPathError, match=rf"model {tmp_path / 'nope'}: no such file or directory"):
+    with pytest.raises(MissingPathError, match=rf"--model_name_or_path {tmp_path / 'nope'}: no such file or directory"):
         recipe.main(*recipe.make_parser().parse_args_and_config(_bt_argv(tmp_path / "nope", bad_data, tmp_path / "o")))
 
 

@@ -280,9 +280,105 @@ def test_tree_over_a_real_armo_checkpoint_runs_through_eval_reward_bench(tmp_pat
 
 def test_bad_judge_spec_is_a_clear_error():
     from decision_tree.collect_preferences import load_judges
+    from rm_core.errors import UserInputError
 
-    with pytest.raises(ValueError, match="NAME=SPEC"):
+    with pytest.raises(UserInputError, match="NAME=SPEC"):
         load_judges(["outputs/some-rm"])
+
+
+def _collect_cli(argv: list[str], capsys) -> tuple[int, str]:
+    """rm-collect-preferences on argv: (exit code, its stderr's last line)."""
+    from decision_tree import collect_preferences
+    from rm_core.errors import run_cli
+
+    try:
+        run_cli(collect_preferences.main, argv)
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err[-1] if err else ""
+
+
+def _write(path, rows) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_collect_refuses_a_bad_judge_spec_before_the_data_and_a_folder_of_other_pairs(tmp_path, capsys):
+    """`--judge bt` (no NAME=SPEC) is one line before the data is read (the data set here does not even exist);
+    rerunning into a folder that holds other pairs is one line too, not a traceback."""
+    missing = str(tmp_path / "nope.jsonl")
+    assert _collect_cli(["--pairs", missing, "--judge", "bt", "--output_dir", str(tmp_path / "o")], capsys) == (
+        2, "error: --judge 'bt': expected NAME=SPEC (e.g. bt=outputs/bt-rm) or 'human'")
+    first = _write(tmp_path / "a.jsonl", rule_pairs(4))
+    other = _write(tmp_path / "b.jsonl", rule_pairs(5))
+    out = tmp_path / "out"
+    assert _collect_cli(["--pairs", first, "--judge", "human", "--output_dir", str(out)], capsys)[0] == 0
+    assert _collect_cli(["--pairs", other, "--judge", "human", "--output_dir", str(out)], capsys) == (
+        2, f"error: {out / 'pairs.jsonl'} holds other pairs: use another output_dir (or --overwrite)")
+
+
+def test_pair_ids_are_unique_within_and_across_sources(tmp_path, capsys):
+    """Labels are keyed by pair id. One source keeps its ids (a row without one: its row index); with several,
+    an id a row does not give itself gets its source's position; a repeated id in a file, an id two files give
+    and a file given twice are one line each; fit_tree refuses a folder whose pairs repeat an id."""
+    from decision_tree.collect_preferences import read_jsonl
+    from decision_tree.fit_tree import judge_labels
+    from rm_core.errors import UserInputError
+
+    def no_ids(rows):
+        return [{k: v for k, v in r.items() if k != "id"} for r in rows]
+
+    a = _write(tmp_path / "a.jsonl", no_ids(rule_pairs(3)))
+    b = _write(tmp_path / "b.jsonl", no_ids(rule_pairs(2, seed=1)) + [rule_pairs(1)[0] | {"id": "mine"}])
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert _collect_cli(["--pairs", a, "--judge", "human", "--output_dir", str(one)], capsys)[0] == 0
+    assert [p["id"] for p in read_jsonl(one / "pairs.jsonl")] == ["0", "1", "2"]  # as before: outputs stay valid
+    assert _collect_cli(["--pairs", a, b, "--judge", "human", "--output_dir", str(two)], capsys)[0] == 0
+    assert [p["id"] for p in read_jsonl(two / "pairs.jsonl")] == ["0:0", "0:1", "0:2", "1:0", "1:1", "mine"]
+    kept, _, _ = judge_labels(two, "human")
+    assert len(kept) == 6
+
+    dup = _write(tmp_path / "dup.jsonl", [r | {"id": "same"} for r in rule_pairs(3)])
+    assert _collect_cli(["--pairs", dup, "--judge", "human", "--output_dir", str(tmp_path / "d")], capsys) == (
+        2, f"error: {dup}: id 'same' is in row 0 and row 1; item ids must be unique (scores are stored and resumed "
+           "by id)")
+    c = _write(tmp_path / "c.jsonl", [rule_pairs(3, seed=2)[2] | {"id": "mine"}])
+    assert _collect_cli(["--pairs", b, c, "--judge", "human", "--output_dir", str(tmp_path / "e")], capsys) == (
+        2, f"error: id 'mine' is in {b} row 2 and in {c} row 0; pair ids must be unique across the --pairs "
+           "sources (labels are stored by id)")
+    assert _collect_cli(["--pairs", a, f"{a}[2]", "--judge", "human", "--output_dir", str(tmp_path / "f")],
+                        capsys) == (2, f"error: --pairs {a} is given twice ('{a}' and '{a}[2]'): give each source "
+                                       "once (its pairs would be labelled twice)")
+    assert not any((tmp_path / d).exists() for d in "def")
+
+    old = tmp_path / "old"  # a folder collected before ids were checked: two pairs under one id
+    old.mkdir()
+    pairs = [{"id": "0", "prompt": [], "a": "x", "b": "y", "a_is_chosen": True, "subset": ""}] * 2
+    _write(old / "pairs.jsonl", pairs)
+    _write(old / "labels.jsonl", [{"pair": "0", "judge": "human", "p_forward": 1.0, "p_backward": 1.0,
+                                   "error": None}])
+    with pytest.raises(UserInputError) as err:
+        judge_labels(old, "human")
+    assert str(err.value) == (f"{old / 'pairs.jsonl'}: id '0' is in row 0 and row 1; item ids must be unique "
+                              "(scores are stored and resumed by id)")
+
+
+def test_collect_stores_the_skipped_rows_in_its_report(tmp_path, capsys):
+    """The "[data] ... rows skipped" line's count is stored in report.json, by reason and per source."""
+    rows = rule_pairs(4)
+    rows[1]["chosen"] = rows[1]["rejected"]
+    rows[2]["chosen"] = [{"role": "assistant", "content": " "}]
+    src = _write(tmp_path / "p.jsonl", rows)
+    out = tmp_path / "out"
+    assert _collect_cli(["--pairs", src, "--judge", "human", "--output_dir", str(out)], capsys)[0] == 0
+    data = json.loads((out / "report.json").read_text())["data"]
+    assert data == {"sources": [{"source": src, "file": src, "rows": 4, "pairs": 2, "skipped": {
+        "skipped": 2, "by_reason": {"chosen and rejected are identical": 1, "chosen is an empty response": 1},
+        "examples": {"chosen and rejected are identical": ["row 1 (id p1)"],
+                     "chosen is an empty response": ["row 2 (id p2)"]}}}], "pairs": 2, "skipped": 2}
+    assert json.loads((out / "report.json").read_text())["human"]["labelled"] == 2
 
 
 def test_checkpoint_loads_its_attribute_model_only_from_inside_or_when_confirmed(tmp_path, rule_model):
@@ -404,3 +500,18 @@ def test_fitting_on_nan_attribute_scores_stops_before_a_tree_is_saved(tmp_path):
                        str(folder), "--output_dir", str(tmp_path / "tree"), "--depths", "1", "--min_leafs", "1",
                        "--folds", "2"])
     assert not (tmp_path / "tree" / "tree.json").exists()
+
+
+def test_fit_tree_and_prepare_pair_pm_name_an_output_dir_that_is_a_file(tmp_path):
+    from decision_tree import fit_tree
+    from pair_pm import prepare_data
+    from rm_core.errors import UserInputError
+
+    a_file = tmp_path / "out"
+    a_file.write_text("x")
+    with pytest.raises(UserInputError, match=f"--output_dir {a_file} is a file"):
+        fit_tree.main(["--preferences", str(tmp_path), "--judge", "human", "--attribute_model", str(tmp_path),
+                       "--output_dir", str(a_file)])
+    with pytest.raises(UserInputError, match=f"--output_dir {a_file} is a file"):
+        prepare_data.main(["--model_name_or_path", str(tmp_path), "--dataset_name", str(tmp_path),
+                           "--output_dir", str(a_file)])

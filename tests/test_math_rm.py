@@ -271,6 +271,27 @@ def test_encoding_slots_tags_and_truncation(tok):
     assert cut_slots[:2] == [None, None] and cut_ids[cut_slots[2]] == tag_id
 
 
+def test_max_length_too_short_for_a_step_slot_is_a_one_line_error(tmp_path, tok, capsys):
+    """--max_length that cannot hold one step slot: a UserInputError (the command prints `error: ...`, exit 2),
+    as is a --step_tag that is not one token."""
+    from math_rm import train_prm
+    from math_rm.training import make_parser
+    from rm_core.errors import UserInputError, run_cli
+
+    _, tag_id = choose_step_tag(tok)
+    with pytest.raises(UserInputError, match="^step tag 'ки' is not one token"):
+        choose_step_tag(tok, "ки")
+    with pytest.raises(UserInputError) as err:
+        encode_solution(tok, Q, ["the quick fox", "jumps over"], tag_id, max_length=1)
+    assert str(err.value) == "max_length 1 is too short for one step slot"
+    base, data = _synthetic(tmp_path, 2, 1)
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(train_prm.main, *make_parser().parse_args_and_config(
+            _argv(base, data, tmp_path / "prm", "--max_steps", "1", "--max_length", "1")))
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "error: max_length 1 is too short for one step slot"
+
+
 def _steps_row(steps, labels):
     return {"prompt": Q, "steps": steps, "labels": labels, "id": "x"}
 
@@ -452,6 +473,54 @@ def test_orm_and_scalar_orm_train_and_load(tmp_path):
     cfg = json.loads((scalar / "config.json").read_text())
     assert cfg["rm_family"] == "orm" and cfg["math_rm_head"] == "scalar"
     assert isinstance(judges.load(str(scalar)), RewardModelJudge) and "scalar_orm" in res["best_of_n"]
+
+
+def test_scalar_orm_counts_the_skips_of_the_users_file(tmp_path, capsys):
+    """The scalar ORM trains on pairs it generates in <output_dir>/pairs: the skips reported (console line,
+    eval_results.json "data") are those of the user's rows, with reasons, and a question whose candidates are all
+    correct or all wrong (no pair) is a counted skip; no usable row at all is an error naming the user's file."""
+    from math_rm import train_scalar_orm
+    from rm_core.errors import UserInputError
+    from rm_core.testing import save_tiny_backbone
+
+    base = save_tiny_backbone(tmp_path / "base", seed=0)
+
+    def cand(qid, responses, correct):
+        return {"id": qid, "prompt": f"question {qid}?", "responses": responses, "correct": correct}
+
+    ok = (["hello world", "the sea dog"], [True, False])
+    rows = [cand("q0", *ok), cand("bad-text", ["a", "b"], ["yes", 1]), cand("q1", *ok),
+            cand("allright", ["a", "b"], [True, True]), cand("bad-empty", ["", "a"], [True, False]),
+            cand("allwrong", ["a", "b"], [False, False]), cand("q2", *ok), cand("q3", *ok)]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (data / "test.jsonl").write_text(json.dumps(cand("t0", *ok)) + "\n")
+    out = tmp_path / "scalar"
+    argv = _argv(base, data, out, "--max_steps", "1")
+    results = train_scalar_orm.main(*train_scalar_orm.make_parser().parse_args_and_config(argv))
+    reasons = {"correctness labels are booleans (or 0/1), got ['yes', 1]": 1, "a candidate is an empty response": 1,
+               "no pair: every candidate is correct": 1, "no pair: every candidate is wrong": 1}
+    stored = json.loads((out / "eval_results.json").read_text())["data"]
+    for report in (results["data"], stored):
+        assert report["dataset"] == str(data) and report["train_pairs"] == 4
+        assert report["train_skipped"]["skipped"] == 4 and report["train_skipped"]["by_reason"] == reasons
+        assert report["train_skipped"]["examples"]["no pair: every candidate is wrong"] == ["id allwrong"]
+    assert "| skipped train rows | 4 (" in (out / "README.md").read_text()  # the card: the user's file's skips
+    assert (f"[data] {data / 'train.jsonl'}: 8 training rows -> 4 (correct, incorrect) pairs; 4 rows skipped "
+            "(1 correctness labels are booleans (or 0/1), got ['yes', 1], 1 a candidate is an empty response, "
+            "1 no pair: every candidate is correct, 1 no pair: every candidate is wrong); held-out: 1 questions "
+            "(the data's 'test' split), 0 rows skipped") in capsys.readouterr().out.splitlines()
+
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[1:6:2]))  # no pair at all
+    bad_out = tmp_path / "none"
+    argv = _argv(base, data, bad_out, "--max_steps", "1")
+    with pytest.raises(UserInputError) as err:
+        train_scalar_orm.main(*train_scalar_orm.make_parser().parse_args_and_config(argv))
+    assert str(err.value) == (f"no usable training pairs in {data / 'train.jsonl'}: 3 rows read, 3 rows skipped "
+                              "(1 correctness labels are booleans (or 0/1), got ['yes', 1], 1 no pair: every "
+                              "candidate is correct, 1 no pair: every candidate is wrong)")
+    assert not (bad_out / "pairs").exists()
 
 
 def test_lora_prm_merges(tmp_path):

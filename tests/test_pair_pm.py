@@ -337,3 +337,58 @@ def test_a_diverged_pair_pm_run_stops_and_is_not_marked_done(tmp_path):
         recipe.main(*recipe.make_parser().parse_args_and_config(argv))
     assert not (out / "config.json").exists() and not (out / "eval_results.json").exists()
     assert (out / "diverged" / "model.safetensors").is_file()
+
+
+def _pm_argv(base, data, out, *extra):
+    return ["--model_name_or_path", str(base), "--dataset_name", str(data), "--output_dir", str(out),
+            "--per_device_train_batch_size", "8", "--max_steps", "1", "--max_length", "128", "--save_strategy", "no",
+            "--report_to", "none", "--disable_tqdm", "true", "--use_cpu", "true", "--seed", "0",
+            "--activation_checkpointing", "false", *extra]
+
+
+def test_a_max_length_without_room_for_the_template_is_one_line_before_weights_or_data(tmp_path, monkeypatch, capsys):
+    """--max_length below the template (95 tokens with the tiny tokenizer, plus the room fit_pair needs): one
+    line naming it, exit 2, from the tokenizer alone: no weights are loaded (train), no data is read (prepare)."""
+    import rm_core.models
+    from pair_pm import prepare_data
+    from pair_pm import train as recipe
+    from rm_core.errors import run_cli
+
+    base, data = _backbone_and_data(tmp_path, {"train": 4}, seed=0)
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("the weights were loaded before the max_length check")
+
+    monkeypatch.setattr(rm_core.models, "load_causal_lm", no_weights)
+    capsys.readouterr()  # what saving the backbone printed
+    message = "error: max_length 113 leaves no room for the pair-PM template (95 tokens)"
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(recipe.main, *recipe.make_parser().parse_args_and_config(
+            _pm_argv(base, data, tmp_path / "pm", "--max_length", "113")))
+    assert exit_.value.code == 2 and capsys.readouterr().err.splitlines() == [message]
+    with pytest.raises(SystemExit) as exit_:  # the data set does not exist: the template check comes first
+        run_cli(prepare_data.main, ["--dataset_name", str(tmp_path / "nope.jsonl"), "--model_name_or_path",
+                                    str(base), "--max_length", "113", "--output_dir", str(tmp_path / "prep")])
+    assert exit_.value.code == 2 and capsys.readouterr().err.splitlines() == [message]
+    assert not (tmp_path / "prep").exists()
+
+
+def test_pair_pm_train_and_prepare_print_the_skipped_rows(tmp_path, capsys):
+    """rm-train-pair-pm and rm-prepare-pair-pm print how many rows were skipped (as BT and ODIN do)."""
+    from pair_pm import prepare_data
+    from pair_pm import train as recipe
+
+    base, data = _backbone_and_data(tmp_path, {"train": 6, "test": 2}, seed=0)
+    with (data / "train.jsonl").open("a") as f:
+        f.write(json.dumps({"id": "bad-empty", "prompt": "x", "chosen": "", "rejected": BAD}) + "\n")
+        f.write(json.dumps({"id": "bad-same", "prompt": "y", "chosen": GOOD, "rejected": GOOD}) + "\n")
+    recipe.main(*recipe.make_parser().parse_args_and_config(_pm_argv(base, data, tmp_path / "pm")))
+    assert (f"[data] {data}: 6 train pairs -> 12 examples; 0 of 12 sequences truncated (context cut 0, responses "
+            "cut 0); 2 held-out pairs; skipped 2 train / 0 held-out rows") in capsys.readouterr().out.splitlines()
+    prepare_data.main(["--dataset_name", str(data), "--model_name_or_path", str(base), "--max_length", "128",
+                       "--output_dir", str(tmp_path / "prep")])
+    lines = capsys.readouterr().out.splitlines()
+    assert f"[data] {data}: 6 train / 2 held-out pairs; skipped 2 train / 0 held-out rows" in lines
+    report = json.loads((tmp_path / "prep" / "report.json").read_text())
+    assert report["train_skipped"]["skipped"] == 2 and report["train_skipped"]["by_reason"] == {
+        "chosen is an empty response": 1, "chosen and rejected are identical": 1}
