@@ -349,6 +349,7 @@ def build(args, backend: ChatBackend, pairs: list[dict], embed: Callable[[list[s
 
 def make_parser() -> argparse.ArgumentParser:
     from judges.cli import add_llm_judge_args
+    from rm_core.errors import finite_float, int_at_least
     from rm_core.models import add_dtype_arg
     from rm_core.tracking import add_run_args
 
@@ -359,20 +360,20 @@ def make_parser() -> argparse.ArgumentParser:
                                                   "folder (as eval_reward_bench --dataset)")
     p.add_argument("--split", default="filtered", help="split of a Hub data set")
     p.add_argument("--subsets", nargs="*", default=None, help="use only these subsets")
-    p.add_argument("--max_pairs", type=int, default=70, help="the first N pairs (the paper's budget: about 70)")
+    p.add_argument("--max_pairs", type=int_at_least(1), default=70, help="the first N pairs (the paper's budget: about 70)")
     p.add_argument("--output_dir", required=True)
-    p.add_argument("--max_rounds", type=int, default=3, help="evaluations per pair (revisions: one fewer)")
-    p.add_argument("--max_rubrics", type=int, default=3, help="rubrics per proposal")
+    p.add_argument("--max_rounds", type=int_at_least(1), default=3, help="evaluations per pair (revisions: one fewer)")
+    p.add_argument("--max_rubrics", type=int_at_least(1), default=3, help="rubrics per proposal")
     p.add_argument("--verify", choices=VERIFY, default="both_orders",
                    help="when rubrics pass: the better response wins in both orders (the method), or once the two "
                         "orders are averaged (for a small judge that always leans to one slot)")
-    p.add_argument("--max_selected", type=int, default=20, help="most rubrics the coding-rate selection keeps")
-    p.add_argument("--min_gain", type=float, default=0.05, help="stop selecting when the best gain is below this")
-    p.add_argument("--max_themes", type=int, default=5, help="themes to organise the selection into (0: none)")
-    p.add_argument("--max_tips", type=int, default=5)
+    p.add_argument("--max_selected", type=int_at_least(1), default=20, help="most rubrics the coding-rate selection keeps")
+    p.add_argument("--min_gain", type=finite_float, default=0.05, help="stop selecting when the best gain is below this")
+    p.add_argument("--max_themes", type=int_at_least(0), default=5, help="themes to organise the selection into (0: none)")
+    p.add_argument("--max_tips", type=int_at_least(0), default=5)
     p.add_argument("--embedding_model", default=None, help="sentence encoder (default all-MiniLM-L6-v2)")
     p.add_argument("--seed", type=int, default=0, help="seeds the order each pair is shown in")
-    p.add_argument("--max_length", type=int, default=2048)
+    p.add_argument("--max_length", type=int_at_least(1), default=2048)
     p.add_argument("--overwrite", action="store_true", help="start afresh in an output_dir another run began")
     add_dtype_arg(p)
     add_llm_judge_args(p)  # --judge_base_url, --judge_cache_dir, --judge_timeout_s, ... for the LLM

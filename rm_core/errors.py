@@ -123,3 +123,35 @@ def check_recipe_paths(*parsed) -> None:
             if isinstance(value, str) and value != "builtin":
                 check_local_path(value, what)
         check_output_dir(getattr(args, "output_dir", None))
+
+
+def int_at_least(minimum: int):
+    """argparse type: an integer >= minimum (argparse then prints one line and exits 2 for anything else), e.g.
+    `type=int_at_least(1)` for a count where 0 would silently mean "all" or nothing."""
+    import argparse
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (NaN or inf would silently switch a rule off)."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value

@@ -335,3 +335,18 @@ def test_the_whole_path_on_real_smollm2_and_minilm(tmp_path):
         judge = judges.load(model, mode="pairwise", rubrics=str(out / "rubrics.json"), dtype="float32")
         p = judge.compare("What is 2 + 3?", "5", "7")
         assert p is None or 0.0 <= p <= 1.0
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--max_pairs", "0", "0 is below 1"), ("--max_pairs", "-1", "-1 is below 1"), ("--max_rounds", "0", "0 is below 1"),
+    ("--max_selected", "0", "0 is below 1"), ("--max_themes", "-1", "-1 is below 0"),
+    ("--min_gain", "nan", "'nan' is not a finite number")])
+def test_the_command_refuses_counts_that_would_silently_mean_all_or_nothing(tmp_path, capsys, flag, value, message):
+    """--max_pairs 0 read every pair and -1 dropped the last; --max_rounds 0 was a traceback; --min_gain nan turned
+    the stopping rule off: each is one line and exit 2, before anything is read."""
+    from judges.rubrics import make_parser
+
+    with pytest.raises(SystemExit) as stop:
+        make_parser().parse_args(["--llm", "llm:x", "--pairs", str(tmp_path), "--output_dir", str(tmp_path / "o"),
+                                  flag, value])
+    assert stop.value.code == 2 and f"argument {flag}: {message}" in capsys.readouterr().err
