@@ -177,7 +177,7 @@ def resolve_principles(spec) -> tuple[list[str], bool]:
         from judges.rubrics import load_rubrics
 
         return load_rubrics(spec), False
-    principles = [str(p) for p in spec]
-    if not all(p.strip() for p in principles):
-        raise ValueError("every principle must be a non-empty string")
+    principles = list(spec)
+    if not all(isinstance(p, str) and p.strip() for p in principles):  # never str(None) as a principle
+        raise ValueError(f"every principle must be a non-empty string, got {principles!r:.200}")
     return principles, False

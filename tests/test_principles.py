@@ -115,3 +115,12 @@ def test_library_fingerprint_follows_the_content(monkeypatch):
     monkeypatch.setitem(SCENARIOS, "chat", SCENARIOS["chat"] + ("A new principle.",))
     after = library_fingerprint()
     assert before["version"] == after["version"] and before["sha256"] != after["sha256"]
+
+
+def test_a_principle_that_is_not_text_is_refused_not_turned_into_its_repr():
+    from judges.principles import resolve_principles
+
+    assert resolve_principles(["Be right.", "Be brief."]) == (["Be right.", "Be brief."], False)
+    for bad in ([None, 5], ["ok", ""], ["ok", 3.0]):
+        with pytest.raises(ValueError, match="every principle must be a non-empty string"):
+            resolve_principles(bad)
