@@ -120,6 +120,25 @@ def normalize_tests(reference) -> dict:
         raise ValueError("tests need `inputs` and `outputs` lists of the same length")
     if not tests["inputs"]:
         raise ValueError("tests hold no case")
+    if tests.get("fn_name"):  # call-based: JSON values (no NaN or inf, which no returned value can equal)
+        for what in ("inputs", "outputs"):
+            for k, value in enumerate(tests[what]):
+                try:
+                    json.dumps(value, allow_nan=False)
+                except (TypeError, ValueError) as err:
+                    raise ValueError(f"call-based {what}[{k}] is not a finite JSON value: {err}") from None
+    else:  # stdin/stdout: text (or a list of lines), encodable as UTF-8
+        for what in ("inputs", "outputs"):
+            for k, value in enumerate(tests[what]):
+                lines = value if isinstance(value, list) else [value]
+                if not all(isinstance(line, str) for line in lines):
+                    raise ValueError(f"stdin {what}[{k}] is not text (a string or a list of strings): "
+                                     f"{type(value).__name__}")
+                try:
+                    for line in lines:
+                        line.encode("utf-8")
+                except UnicodeEncodeError as err:
+                    raise ValueError(f"stdin {what}[{k}] is not UTF-8 encodable: {err}") from None
     return tests
 
 
@@ -435,6 +454,20 @@ def _normal(value):
     return json.loads(json.dumps(value))
 
 
+def _same(got, expected) -> bool:
+    """Equality of JSON values, strict on bool: True never equals 1 nor 1.0 (an int equals the float of the same
+    value, as JSON does not tell them apart)."""
+    if isinstance(got, bool) or isinstance(expected, bool):
+        return type(got) is type(expected) and got == expected
+    if isinstance(got, list) and isinstance(expected, list):
+        return len(got) == len(expected) and all(_same(a, b) for a, b in zip(got, expected))
+    if isinstance(got, dict) and isinstance(expected, dict):
+        return got.keys() == expected.keys() and all(_same(got[key], expected[key]) for key in got)
+    if isinstance(got, (list, dict)) or isinstance(expected, (list, dict)):
+        return False
+    return got == expected
+
+
 @dataclass
 class CodeExecutionJudge(Judge):
     """Pointwise rule judge: the share of test cases the response's program passes (or 1/0 with all_or_nothing)."""
@@ -463,7 +496,7 @@ class CodeExecutionJudge(Judge):
             if result.status == "passed":
                 got = result.stdout.rpartition(SENTINEL)[2].strip() if SENTINEL in result.stdout else None
                 try:
-                    ok = got is not None and _normal(json.loads(got)) == _normal(tests["outputs"][k])
+                    ok = got is not None and _same(_normal(json.loads(got)), _normal(tests["outputs"][k]))
                 except ValueError:
                     ok = False
                 result.status = "passed" if ok else "wrong_answer"

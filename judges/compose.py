@@ -97,6 +97,14 @@ def count_units(text: str, unit: Unit) -> int:
     raise ValueError(f"unit must be 'words', 'chars', a tokenizer or a callable, got {unit!r}")
 
 
+def _finite(**params) -> None:
+    """ValueError for a parameter that is not a finite number (NaN passes every `<` check; None is left alone)."""
+    for name, value in params.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                  or not math.isfinite(value)):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
 class LengthRule(Rule):
     """1.0 when min_tokens <= length <= max_tokens; outside the band the reward falls linearly, clamped at 0.0:
 
@@ -112,6 +120,7 @@ class LengthRule(Rule):
     def __init__(self, min_tokens: int = 0, max_tokens: int | None = None, unit: Unit = "words",
                  slope: float | None = None):
         super().__init__()
+        _finite(min_tokens=min_tokens, max_tokens=max_tokens, slope=slope)
         if min_tokens < 0 or (max_tokens is not None and max_tokens < min_tokens):
             raise ValueError(f"need 0 <= min_tokens <= max_tokens, got {min_tokens}, {max_tokens}")
         if slope is not None and not slope > 0:
@@ -148,6 +157,7 @@ class RepetitionPenalty(Rule):
 
     def __init__(self, n: int = 3, max_penalty: float = 1.0, tokenize: Callable[[str], list] | None = None):
         super().__init__()
+        _finite(n=n, max_penalty=max_penalty)
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         if max_penalty < 0:
@@ -169,7 +179,7 @@ class MathAnswerMatch(Rule):
     """1.0 when the response's final answer equals the reference's, else 0.0; a response with no answer at all
     gets 0.0. A reference may be a number, a worked solution with a marker ("... #### 72", \\boxed{...}, "The
     answer is 72"), or else the bare answer, taken whole ("72", "\\frac{1}{2}", "(B)", "x^2+1"). An item with no
-    reference (references None, or None / empty for that item) fails: "no reference".
+    reference (references None, or None / empty / a NaN or inf number for that item) fails: "no reference".
 
     method="numeric" (default): the final answers (`extract_final_answer`) compared exactly as numbers or text
     (`answers_match`). method="symbolic": HF's math-verify (`math_verify.parse` / `verify`: LaTeX, fractions, sets,
@@ -194,6 +204,8 @@ class MathAnswerMatch(Rule):
     def value(self, response: str, reference) -> float:
         if reference is None or (isinstance(reference, str) and not reference.strip()):
             raise Unscorable("no reference")
+        if isinstance(reference, numbers.Real) and not isinstance(reference, bool) and not math.isfinite(reference):
+            raise Unscorable("no reference")  # a NaN or inf answer: nothing a response says can honestly match it
         numeric = self.method in ("numeric", "either") and self._numeric(response, reference)
         if numeric or self.method == "numeric":
             return 1.0 if numeric else 0.0

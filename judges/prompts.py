@@ -400,16 +400,21 @@ _TIP = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])?\s*tip\s*\d*\s*:\s*(.+?)\s*$", re
 def parse_themes(text: str | None, max_themes: int, max_tips: int) -> list[dict]:
     """[{"theme", "tips"}] from an answer to the rubric_structure template: a line "Theme: ..." opens a theme, the
     "- Tip: ..." lines after it are its tips (markdown bold or numbering around the labels tolerated); other lines
-    are ignored. At most `max_themes` themes (in order, duplicates dropped) with at most `max_tips` tips each."""
+    are ignored. At most `max_themes` themes (in order, duplicates dropped) with at most `max_tips` tips each. A
+    repeated theme (case-insensitive) is merged into the first: its tips go there; tips under an empty theme are
+    dropped."""
     themes: list[dict] = []
+    current: dict | None = None  # the theme the next tips belong to
     for line in (text or "").splitlines():
         if m := _THEME.match(line):
             theme = m.group(1).replace("**", "").strip()
-            if theme and theme.lower() not in {t["theme"].lower() for t in themes}:
-                themes.append({"theme": theme, "tips": []})
+            current = next((t for t in themes if t["theme"].lower() == theme.lower()), None) if theme else None
+            if theme and current is None:
+                current = {"theme": theme, "tips": []}
+                themes.append(current)
             continue
-        if (m := _TIP.match(line)) and themes:
+        if (m := _TIP.match(line)) and current is not None:
             tip = m.group(1).replace("**", "").strip()
-            if tip and len(themes[-1]["tips"]) < max_tips:
-                themes[-1]["tips"].append(tip)
+            if tip and len(current["tips"]) < max_tips:
+                current["tips"].append(tip)
     return themes[:max_themes]

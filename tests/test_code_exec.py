@@ -68,6 +68,43 @@ def test_normalize_tests_reads_apps_layout_and_refuses_bad_tests():
         normalize_tests({"inputs": [], "outputs": []})
 
 
+def test_normalize_tests_refuses_values_of_the_wrong_type():
+    bad = [
+        ({"inputs": ["\ud800"], "outputs": ["3"]}, "not UTF-8 encodable"),  # would crash the stdin write
+        ({"inputs": [None], "outputs": ["None"]}, "not text"),  # would become stdin "None"
+        ({"inputs": ["1"], "outputs": [None]}, "not text"),
+        ({"inputs": ["1"], "outputs": [{"a": 1}]}, "not text"),
+        ({"inputs": [["1", 2]], "outputs": ["3"]}, "not text"),
+        ({"fn_name": "f", "inputs": [[1]], "outputs": [float("nan")]}, "not a finite JSON value"),
+        ({"fn_name": "f", "inputs": [[float("inf")]], "outputs": [1]}, "not a finite JSON value"),
+        ({"fn_name": "f", "inputs": [[object()]], "outputs": [1]}, "not a finite JSON value"),
+    ]
+    for tests, why in bad:
+        with pytest.raises(ValueError, match=why):
+            normalize_tests(tests)
+    assert normalize_tests({"inputs": [["1", "2"]], "outputs": [["3"]]})["inputs"] == [["1", "2"]]
+    assert normalize_tests({"fn_name": "f", "inputs": [[1, "a"]], "outputs": [None]})["outputs"] == [None]
+
+
+def test_unusable_tests_fail_their_item_only_and_the_batch_goes_on():
+    j = judge()
+    right = conv("a, b = map(int, input().split())\nprint(a + b)")
+    refs = [{"inputs": ["\ud800"], "outputs": ["3"]}, ADD_TESTS, {"inputs": [None], "outputs": ["None"]},
+            {"fn_name": "f", "inputs": [[1]], "outputs": [float("nan")]}]
+    assert j.score([right] * 4, references=refs) == [None, 1.0, None, None]
+    failures = j.failures.as_dict()
+    assert failures["total"] == 3 and all(why.startswith("no usable tests") for why in failures["by_reason"])
+
+
+def test_call_based_results_are_strict_on_bool_but_not_on_int_and_float():
+    assert judge().score([conv("def f(x):\n    return True")],
+                         references=[{"fn_name": "f", "inputs": [[1]], "outputs": [1]}]) == [0.0]
+    tests = {"fn_name": "f", "inputs": [[1], [2], [3]], "outputs": [True, [1, False], 2]}
+    right = conv("def f(x):\n    return [True, (1, False), 2.0][x - 1]")
+    wrong = conv("def f(x):\n    return [1, [1, 0], 2][x - 1]")
+    assert judge().score([right, wrong], references=[tests] * 2) == [1.0, 1 / 3]
+
+
 def test_outputs_match_ignores_trailing_whitespace_only():
     assert outputs_match("3  \n\n", "3\n") and outputs_match("a\nb", ["a", "b"])
     assert not outputs_match("3 4", "3\n4") and not outputs_match("", "3")

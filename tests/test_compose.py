@@ -122,6 +122,17 @@ def test_length_open_bounds_and_validation():
         LengthRule(1, 5, unit="tokens")
 
 
+@pytest.mark.parametrize("make", [
+    lambda: LengthRule(min_tokens=float("nan")), lambda: LengthRule(0, max_tokens=float("nan")),
+    lambda: LengthRule(0, max_tokens=float("inf")), lambda: LengthRule(1, 5, slope=float("nan")),
+    lambda: LengthRule(1, 5, slope=float("inf")), lambda: RepetitionPenalty(max_penalty=float("nan")),
+    lambda: RepetitionPenalty(max_penalty=float("inf")), lambda: RepetitionPenalty(n=float("nan")),
+])
+def test_rule_parameters_must_be_finite(make):
+    with pytest.raises(ValueError, match="must be a finite number"):
+        make()
+
+
 # ---------------------------------------------------------------- RepetitionPenalty
 
 
@@ -207,6 +218,14 @@ def test_math_match_without_reference_fails_and_counts():
     assert rule.failures.counts["no reference"] == 2
     assert rule.score(convs(r"\boxed{1}", "2")) == [None, None]
     assert rule.failures.counts["no reference"] == 4
+
+
+def test_math_match_non_finite_number_reference_fails_as_no_reference():
+    rule = MathAnswerMatch()
+    responses = convs("The answer is nan", "The answer is 3", r"\boxed{inf}", "The answer is -inf", r"\boxed{2}")
+    scores = rule.score(responses, [float("nan"), float("nan"), float("inf"), float("-inf"), 2.0])
+    assert scores == [None, None, None, None, 1.0]
+    assert rule.failures.counts["no reference"] == 4 and rule.failures.total == 4
 
 
 # ---------------------------------------------------------------- ComposedReward

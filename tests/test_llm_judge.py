@@ -21,10 +21,27 @@ from judges.llm_judge import (
     generate_principles,
     load_llm_judge,
 )
-from judges.prompts import load_template, parse_principles, parse_ranking, parse_rating, parse_verdict
+from judges.prompts import (
+    load_template,
+    parse_principles,
+    parse_ranking,
+    parse_rating,
+    parse_themes,
+    parse_verdict,
+)
 from rm_core.testing import echo, fake_openai
 
 # ---------------------------------------------------------------- parsers
+
+
+def test_parse_themes_tips_of_a_repeated_theme_go_to_the_kept_one():
+    text = "Theme: a\n- Tip: b\nTheme: c\n- Tip: d\nTheme: A\n- Tip: e about a\nTheme: C\n- Tip: f about c"
+    assert parse_themes(text, max_themes=5, max_tips=5) == [
+        {"theme": "a", "tips": ["b", "e about a"]}, {"theme": "c", "tips": ["d", "f about c"]}]
+    # the kept theme's tip cap still holds; tips under an empty theme are dropped, not given to the one before
+    assert parse_themes("Theme: a\n- Tip: 1\nTheme: x\nTheme: A\n- Tip: 2", 5, 1) == [
+        {"theme": "a", "tips": ["1"]}, {"theme": "x", "tips": []}]
+    assert parse_themes("Theme: a\n- Tip: 1\nTheme: **\n- Tip: stray", 5, 5) == [{"theme": "a", "tips": ["1"]}]
 
 
 def test_parse_principles():
