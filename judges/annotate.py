@@ -66,9 +66,10 @@ def _response(side) -> str:
 
 
 def pairs_from_preferences(path: str) -> tuple[list[dict], Counter]:
-    from rm_core.data import load_rows, to_preferences
+    from rm_core.data import check_unique_ids, load_rows, to_preferences
 
     prefs, skipped = to_preferences(load_rows(path))
+    check_unique_ids(((str(p["id"]), i) for i, p in enumerate(prefs) if p.get("id")), path)
     pairs = [{"pair_id": str(p.get("id") or i), "prompt": p["prompt"] + p["chosen"][:-1],
               "x": _response(p["chosen"]), "y": _response(p["rejected"]), "x_source": "chosen",
               "y_source": "rejected"} for i, p in enumerate(prefs)]
@@ -142,13 +143,38 @@ def export(args) -> dict:
 def _choice(result: list) -> tuple[str | None, str | None]:
     """(the choice, the reason) of one annotation's result list."""
     choice, reason = None, None
-    for r in result or []:
-        value = r.get("value") or {}
-        if r.get("from_name") == "preference" and value.get("choices"):
-            choice = value["choices"][0]
-        elif r.get("from_name") == "reason" and value.get("text"):
-            reason = " ".join(t for t in value["text"] if t).strip() or None
+    for r in result if isinstance(result, list) else []:
+        if not isinstance(r, dict):
+            continue
+        value = r.get("value") if isinstance(r.get("value"), dict) else {}
+        choices, text = value.get("choices"), value.get("text")
+        if r.get("from_name") == "preference" and isinstance(choices, list) and choices:
+            choice = choices[0]
+        elif r.get("from_name") == "reason" and isinstance(text, list) and text:
+            reason = " ".join(t for t in text if isinstance(t, str) and t).strip() or None
     return choice, reason
+
+
+def _task_problem(data: dict) -> str | None:
+    """Why a task's data cannot be a preference (None when it can)."""
+    a, b = data.get("response_a"), data.get("response_b")
+    if not isinstance(a, str) or not isinstance(b, str) or not a.strip() or not b.strip():
+        return "empty or non-string response"
+    if a.strip() == b.strip():
+        return "identical responses (response_a == response_b)"
+    pid = data.get("pair_id")
+    if pid is None or (isinstance(pid, str) and not pid.strip()) or isinstance(pid, (dict, list)):
+        return "missing pair_id"
+    return None
+
+
+def _prompt_ok(prompt) -> bool:
+    """A prompt is text or a non-empty list of {role, content} messages with string content."""
+    if isinstance(prompt, str):
+        return bool(prompt.strip())
+    return (isinstance(prompt, list) and bool(prompt)
+            and all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                    for m in prompt))
 
 
 def _annotator(annotation: dict):
@@ -161,9 +187,13 @@ def _annotator(annotation: dict):
 def read_export(tasks: list[dict]) -> tuple[list[dict], list[dict], Counter]:
     """(preference rows, tie rows, counts) from Label Studio's JSON export."""
     prefs, ties, counts = [], [], Counter()
+    seen: set[str] = set()
     for task in tasks:
-        data = task.get("data") or {}
-        annotations = task.get("annotations") or []
+        if not isinstance(task, dict):
+            counts["task is not a JSON object"] += 1
+            continue
+        data = task.get("data") if isinstance(task.get("data"), dict) else {}
+        annotations = task.get("annotations") if isinstance(task.get("annotations"), list) else []
         if not annotations:
             counts["task not labelled"] += 1
             continue
@@ -173,19 +203,31 @@ def read_export(tasks: list[dict]) -> tuple[list[dict], list[dict], Counter]:
         except (KeyError, TypeError, ValueError):
             counts["task without this project's data (prompt_messages, response_a, response_b)"] += 1
             continue
+        problem = _task_problem(data) or (None if _prompt_ok(prompt) else "prompt is not text or messages")
+        if problem:
+            counts[problem] += 1
+            continue
         for ann in annotations:
+            if not isinstance(ann, dict):
+                counts["annotation is not a JSON object"] += 1
+                continue
             if ann.get("was_cancelled"):
                 counts["skipped or cancelled"] += 1
                 continue
             choice, reason = _choice(ann.get("result"))
             base = {"pair_id": data.get("pair_id"), "task_id": task.get("id"), "annotator": _annotator(ann),
                     "reason": reason, "prompt": prompt}
+            if choice not in (CHOICE_A, CHOICE_B, CHOICE_TIE):
+                counts["no choice"] += 1
+                continue
+            row_id = f"{data.get('pair_id')}@{base['annotator']}"
+            if row_id in seen:  # the same task twice, or two tasks with one pair_id: the first is kept
+                counts["duplicate task"] += 1
+                continue
+            seen.add(row_id)
             if choice == CHOICE_TIE:
                 counts["tie"] += 1
                 ties.append({**base, "responses": [a, b], "sources": [data.get("a_source"), data.get("b_source")]})
-                continue
-            if choice not in (CHOICE_A, CHOICE_B):
-                counts["no choice"] += 1
                 continue
             counts["preference"] += 1
             won, lost = (a, b) if choice == CHOICE_A else (b, a)
@@ -195,7 +237,7 @@ def read_export(tasks: list[dict]) -> tuple[list[dict], list[dict], Counter]:
                 counts["agrees with the data set"] += 1
             elif won_src == "rejected":
                 counts["disagrees with the data set"] += 1
-            prefs.append({**base, "id": f"{data.get('pair_id')}@{base['annotator']}",
+            prefs.append({**base, "id": row_id,
                           "chosen": [{"role": "assistant", "content": won}],
                           "rejected": [{"role": "assistant", "content": lost}],
                           "chosen_source": won_src, "rejected_source": lost_src, "shown_first": choice == CHOICE_A})
@@ -215,6 +257,8 @@ def import_(args) -> dict:
     if not isinstance(tasks, list):
         raise UserInputError(f"{args.export}: expected a JSON list of tasks (Label Studio: Export -> JSON)")
     prefs, ties, counts = read_export(tasks)
+    if not prefs:
+        raise UserInputError(f"{args.export}: no labelled task gives a preference ({dict(counts) or 'no tasks'})")
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_jsonl(out / "preferences.jsonl", prefs)

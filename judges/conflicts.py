@@ -34,7 +34,7 @@ Failed comparisons are counted, never guessed.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -216,15 +216,59 @@ def detect_conflicts(judge: Judge, groups: list[dict], tie_tol: float = 1e-6) ->
     return {"overall": _rates(overall), "subsets": {name: _rates(t) for name, t in sorted(tallies.items())}}
 
 
-def groups_from_rows(rows: list[dict]) -> list[dict]:
+def _candidate_problem(row: dict) -> str | None:
+    """Why a candidate row ({"prompt", "responses"}) cannot be a group to judge (None when it can)."""
+    from judges.base import as_messages
+
+    try:
+        messages = as_messages(row.get("prompt"))
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return "no prompt (text or messages)"
+    if (not messages or not all(isinstance(m.get("content"), str) for m in messages)
+            or not messages[-1]["content"].strip()):
+        return "no prompt (text or messages)"
+    responses = row["responses"]
+    if not isinstance(responses, list):
+        return "responses is not a list"
+    if not all(isinstance(r, str) and r.strip() for r in responses):
+        return "a response that is empty or not a string"
+    if len({r.strip() for r in responses}) < len(responses):
+        return "duplicate responses"
+    if len(responses) < 2:
+        return "fewer than two responses"
+    return None
+
+
+def groups_from_rows(rows: list[dict], skipped: Counter | None = None) -> list[dict]:
     """Candidate rows ({"prompt", "responses": [...]}) as they are; preference rows (any format
-    rm_core.data reads) as groups of their two responses. Prompts keep their message form."""
-    if rows and "responses" in rows[0]:
-        return [{"prompt": r["prompt"], "responses": list(r["responses"]), "subset": r.get("subset", "")}
-                for r in rows]
+    rm_core.data reads) as groups of their two responses. Prompts keep their message form. A file whose first
+    row has `responses` is read as candidate rows: a row that is no such group (responses not a list of distinct
+    non-empty strings, fewer than two of them, no prompt, a preference row among them) is skipped and counted by
+    reason in `skipped`, as are the preference rows rm_core.data skips."""
+    skipped = Counter() if skipped is None else skipped
+    if rows and isinstance(rows[0], dict) and "responses" in rows[0]:
+        groups = []
+        for r in rows:
+            if not isinstance(r, dict):
+                skipped["row is not a JSON object"] += 1
+                continue
+            if "responses" not in r:
+                skipped["not a candidate row (no responses) in a file of candidate rows"] += 1
+                continue
+            problem = _candidate_problem(r)
+            if problem:
+                skipped[problem] += 1
+                continue
+            groups.append({"prompt": r["prompt"], "responses": list(r["responses"]), "subset": r.get("subset", "")})
+        return groups
     from rm_core.data import to_preferences
 
-    prefs, _ = to_preferences(rows)
+    if any(isinstance(r, dict) and "responses" in r for r in rows):
+        skipped["candidate row in a file of preference rows"] += sum(isinstance(r, dict) and "responses" in r
+                                                                     for r in rows)
+        rows = [r for r in rows if not (isinstance(r, dict) and "responses" in r)]
+    prefs, report = to_preferences(rows)
+    skipped.update(report.counts)
     return [{"prompt": p["prompt"], "responses": [p["chosen"][-1]["content"], p["rejected"][-1]["content"]],
              "subset": p["subset"]} for p in prefs]
 
@@ -255,9 +299,16 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = (load_llmbar_as_reward_bench(args.dataset) if (Path(args.dataset) / "natural.json").is_file()
             else load_rows(args.dataset, args.split))
-    groups = groups_from_rows(rows)[: args.limit]
+    skipped: Counter = Counter()
+    groups = groups_from_rows(rows, skipped)[: args.limit]
+    if not groups:
+        from rm_core.errors import UserInputError
+
+        reasons = ", ".join(f"{n} {r}" for r, n in skipped.most_common()) or "no rows"
+        raise UserInputError(f"{args.dataset}: no group of two or more responses to judge ({reasons})")
     judge = judges.load(args.judge, **llm_judge_kwargs(args.judge, args))
     report = detect_conflicts(judge, groups)
+    report["skipped_rows"] = dict(skipped)
     report["failures"] = judge.failures.as_dict()
     print(json.dumps(report, indent=2))
     if args.output:

@@ -25,7 +25,8 @@ Unlike RM-Gallery's rm_gallery/core/reward/refinement.py, which returns the last
 worse and whose prompt closes `<response_{i}>` with `</response_{i+1}>`, `refine` returns every candidate with its
 score and the best by the judge, stops early after `patience` rounds without improvement, and numbers every
 response's and feedback's tags alike (judges/prompts.py REFINE). A failed generation or an empty response ends the
-refinement (counted, with its reason); a judge failure leaves that candidate unscored (never best) and is counted.
+refinement (counted, with its reason); so does a judge failure: that candidate stays unscored (never best) and the
+stop reason is "judge failed: <the judge's reason>" (a transient one, a timeout, is refined again on a rerun).
 """
 
 from __future__ import annotations
@@ -98,6 +99,14 @@ def _critique(judge: Judge, prompt: list[Message], response: str, max_new_tokens
     return critique([conversation(prompt, response)], max_new_tokens=max_new_tokens)[0]
 
 
+def _new_failure(failures, before: Counter) -> str:
+    """The reason the judge counted in its failures since `before` (its counts then); "no score" when none."""
+    if failures is None:
+        return "no score"
+    grown = [reason for reason, n in failures.counts.items() if n > before.get(reason, 0)]
+    return grown[-1] if grown else "no score"
+
+
 def refine(policy, judge: Judge, prompt: Prompt, iterations: int = 3, patience: int = 1, max_new_tokens: int = 512,
            temperature: float = 0.7, first_response: str | None = None, template: str | None = None,
            critique_max_new_tokens: int = 256) -> Refinement:
@@ -128,6 +137,9 @@ def refine(policy, judge: Judge, prompt: Prompt, iterations: int = 3, patience: 
             break
         cand = Candidate(response.strip())
         best = out.best
+        failures = getattr(judge, "failures", None)
+        before = Counter(failures.counts) if failures is not None else Counter()
+        judged = pointwise or best is not None
         if pointwise:
             cand.score = judge.score([conversation(messages, cand.response)])[0]
             cand.improved = cand.score is not None and (best is None or best.score is None or cand.score > best.score)
@@ -136,6 +148,13 @@ def refine(policy, judge: Judge, prompt: Prompt, iterations: int = 3, patience: 
         else:
             cand.score = judge.compare(messages, cand.response, best.response)
             cand.improved = cand.score is not None and cand.score > 0.5
+        if judged and cand.score is None:
+            # the judge could not judge it (its endpoint timed out, it gave no verdict): stop with the judge's
+            # reason, so a resumable store refines it again when that reason is transient (is_transient)
+            cand.feedback = numeric_feedback(cand, best, pointwise)
+            out.candidates.append(cand)
+            out.stop_reason = f"judge failed: {_new_failure(failures, before)}"
+            break
         cand.feedback = (_critique(judge, messages, cand.response, critique_max_new_tokens)
                          or numeric_feedback(cand, best, pointwise))
         out.candidates.append(cand)
@@ -204,6 +223,18 @@ def refinement_fingerprint(args) -> dict:
             "data": data_fingerprint(args.prompts), "settings": settings}
 
 
+def check_refine_args(args) -> None:
+    """--iterations >= 0, --patience >= 1 and --limit >= 1 when given, else a UserInputError."""
+    from rm_core.errors import UserInputError
+
+    if args.iterations < 0:
+        raise UserInputError(f"--iterations {args.iterations}: must be >= 0 (refinement rounds after the first)")
+    if args.patience < 1:
+        raise UserInputError(f"--patience {args.patience}: must be >= 1")
+    if args.limit is not None and args.limit < 1:
+        raise UserInputError(f"--limit {args.limit}: must be >= 1 (leave it out to refine every prompt)")
+
+
 def refine_file(args, policy, judge: Judge) -> dict:
     """Refine every prompt of args.prompts into args.output_dir: refinements.partial.jsonl grows one line per
     finished prompt (a killed run resumes; fingerprint.json refuses a resume with another policy, judge, data or
@@ -214,6 +245,13 @@ def refine_file(args, policy, judge: Judge) -> dict:
     from rm_core.progress import progress
     from rm_core.resume import append_jsonl, check_or_write_fingerprint, read_jsonl_store
 
+    check_refine_args(args)
+    prompts, skipped = read_prompts(args.prompts)
+    if not prompts:
+        from rm_core.errors import UserInputError
+
+        reasons = ", ".join(f"{n} {r}" for r, n in skipped.most_common()) or "no rows"
+        raise UserInputError(f"{args.prompts}: no prompt to refine ({reasons})")
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     partial = out / "refinements.partial.jsonl"
@@ -222,8 +260,7 @@ def refine_file(args, policy, judge: Judge) -> dict:
     check_or_write_fingerprint(out, fingerprint, args.overwrite,
                                [partial, finished, out / "preferences.jsonl", out / "summary.json"],
                                what="refinement store")
-    prompts, skipped = read_prompts(args.prompts)
-    prompts = prompts[:args.limit] if args.limit else prompts
+    prompts = prompts[:args.limit] if args.limit is not None else prompts
     done = {r["id"]: r for path in (finished, partial) if path.is_file() for r in read_jsonl_store(path)}
     # not done, or stopped by a failed call to the endpoint (a timeout, an HTTP 503): refined again from the start
     todo = [p for p in prompts if p["id"] not in done or is_transient(done[p["id"]]["stop_reason"])]
@@ -297,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     args = make_parser().parse_args(argv)
     apply_run_args(args)
+    check_refine_args(args)
     check_local_path(args.prompts, "prompts")  # before any model loads
     check_llm_judge_args([args.judge], args)
     if not args.policy.startswith(judges.LLM_PREFIXES):

@@ -118,3 +118,43 @@ def test_bad_export_files_are_one_line(tmp_path):
         import_(argparse.Namespace(export=str(bad), output_dir=str(tmp_path / "o")))
     with pytest.raises(UserInputError, match="one of them"):
         export(_export_args(tmp_path, candidates="also.jsonl"))
+
+
+def _task(pair_id="p", a="yes", b="no", prompt="q?"):
+    return {"data": {"pair_id": pair_id, "prompt": "q", "prompt_messages": json.dumps(prompt),
+                     "response_a": a, "response_b": b, "a_source": "chosen", "b_source": "rejected"}}
+
+
+def test_import_counts_malformed_degenerate_and_duplicate_tasks(tmp_path):
+    from rm_core.errors import UserInputError
+
+    good = _annotate(_task(), CHOICE_A, who=1)
+    tasks = ["not a task", 5, {"data": good["data"], "annotations": ["oops", {"result": "abc", "completed_by": 1}]},
+             good, json.loads(json.dumps(good)),  # the same task twice
+             _annotate(_task(b="no"), CHOICE_B, who=1),  # another task with the same pair_id and annotator
+             _annotate(_task(pair_id="same", a="x", b=" x "), CHOICE_A),
+             _annotate(_task(pair_id="empty", b=""), CHOICE_A), _annotate(_task(pair_id="num", b=5), CHOICE_A),
+             _annotate(_task(prompt=3), CHOICE_A), _annotate(_task(pair_id=None), CHOICE_A),
+             {"data": good["data"], "annotations": [{"completed_by": 2, "result": [7, {"from_name": "preference",
+                                                                                         "value": {"choices": "A"}}]}]}]
+    prefs, ties, counts = read_export(tasks)
+    assert [p["id"] for p in prefs] == ["p@1"] and prefs[0]["chosen"][0]["content"] == "yes" and not ties
+    assert counts == {"task is not a JSON object": 2, "annotation is not a JSON object": 1, "no choice": 2,
+                      "preference": 1, "agrees with the data set": 1, "duplicate task": 2,
+                      "identical responses (response_a == response_b)": 1, "empty or non-string response": 2,
+                      "prompt is not text or messages": 1, "missing pair_id": 1}
+    export_file = tmp_path / "bad.json"
+    export_file.write_text(json.dumps(tasks[6:]), encoding="utf-8")
+    with pytest.raises(UserInputError, match="bad.json: no labelled task"):
+        import_(argparse.Namespace(export=str(export_file), output_dir=str(tmp_path / "o")))
+    assert not (tmp_path / "o" / "preferences.jsonl").exists()
+
+
+def test_export_refuses_repeated_pair_ids(tmp_path):
+    from rm_core.errors import UserInputError
+
+    prefs = tmp_path / "dup.jsonl"
+    prefs.write_text("".join(json.dumps({"id": "p1", "prompt": "q", "chosen": f"good {i}", "rejected": "bad"}) + "\n"
+                             for i in range(2)), encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"dup.jsonl: id 'p1'"):
+        export(_export_args(tmp_path, pairs=str(prefs)))

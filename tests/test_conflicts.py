@@ -153,3 +153,49 @@ def test_every_position_report_uses_the_one_definition():
     labels = [{"judge": "j", "pair": k, "p_forward": f, "p_backward": b} for k, (f, b) in enumerate(table.values())]
     report = agreement_report([{"id": k, "a_is_chosen": True} for k in range(3)], labels)
     assert report["j"]["order_consistency"] == pytest.approx(round(2 / 3, 4))
+
+
+def test_candidate_rows_that_are_no_group_are_counted_skips():
+    from collections import Counter
+
+    from judges.conflicts import groups_from_rows
+
+    rows = [{"prompt": "q", "responses": ["rock", "paper", "scissors"], "subset": "s"},
+            {"prompt": "q", "responses": "abc"}, {"responses": ["a", "b"]}, {"prompt": 5, "responses": ["a", "b"]},
+            {"prompt": "q", "responses": [None, 5]}, {"prompt": "q", "responses": ["a", ""]},
+            {"prompt": "q", "responses": ["a", " a "]}, {"prompt": "q", "responses": ["a"]},
+            {"prompt": "q", "chosen": "x", "rejected": "y"}, "not a row"]
+    skipped = Counter()
+    groups = groups_from_rows(rows, skipped)
+    assert groups == [{"prompt": "q", "responses": ["rock", "paper", "scissors"], "subset": "s"}]
+    assert skipped == {"responses is not a list": 1, "no prompt (text or messages)": 2,
+                       "a response that is empty or not a string": 2, "duplicate responses": 1,
+                       "fewer than two responses": 1, "row is not a JSON object": 1,
+                       "not a candidate row (no responses) in a file of candidate rows": 1}
+    skipped = Counter()  # preference rows first: the candidate rows among them are counted, not a KeyError
+    groups = groups_from_rows([{"prompt": "q", "chosen": "x", "rejected": "y"},
+                               {"prompt": "q", "responses": ["a", "b"]}], skipped)
+    assert [g["responses"] for g in groups] == [["x", "y"]]
+    assert skipped == {"candidate row in a file of preference rows": 1}
+
+
+def test_cli_refuses_a_dataset_with_no_group(tmp_path, capsys):
+    import json
+
+    from judges.conflicts import main
+    from rm_core.errors import UserInputError
+    from rm_core.testing import tiny_reward_model
+
+    model, tok = tiny_reward_model(seed=1)
+    model.save_pretrained(tmp_path / "rm")
+    tok.save_pretrained(tmp_path / "rm")
+    data = tmp_path / "cands.jsonl"
+    data.write_text(json.dumps({"prompt": "q", "responses": "abc"}) + "\n"
+                    + json.dumps({"prompt": "q", "responses": ["a", "a"]}) + "\n", encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"cands.jsonl: no group .*1 responses is not a list.*1 duplicate"):
+        main(["--judge", str(tmp_path / "rm"), "--dataset", str(data)])
+    data.write_text(json.dumps({"prompt": "q", "responses": ["a", "b"]}) + "\n"
+                    + json.dumps({"prompt": "q", "responses": ["a"]}) + "\n", encoding="utf-8")
+    main(["--judge", str(tmp_path / "rm"), "--dataset", str(data), "--output", str(tmp_path / "r.json")])
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["overall"]["pairs"] == 1 and report["skipped_rows"] == {"fewer than two responses": 1}

@@ -289,3 +289,76 @@ def test_rm_refine_end_to_end_on_real_smollm2(tmp_path):
     assert summary["judge_failures"]["total"] >= unscored  # every unscored candidate is a counted judge failure
     prefs = (out / "preferences.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(prefs) == summary["improved"] <= 2
+
+
+class FlakyJudge(TableJudge):
+    """A judge whose endpoint times out for the responses in `timeouts` (counted as "timeout", as LLM judges do)."""
+
+    def __init__(self, table, timeouts=()):
+        super().__init__(table)
+        self.timeouts = set(timeouts)
+
+    def _score(self, conversations, references):
+        out = []
+        for i, c in enumerate(conversations):
+            response = split_conversation(c)[1]
+            if response in self.timeouts:
+                self.failures.add("timeout", i)
+                out.append(None)
+            else:
+                out.append(self.table[response])
+        return out
+
+
+def test_a_judge_failure_stops_the_refinement_with_the_judges_reason():
+    policy = ScriptedPolicy(["first", "second", "third"])
+    out = refine(policy, FlakyJudge({"first": 0.4, "third": 0.9}, timeouts={"second"}), "Q?", iterations=2,
+                 patience=2)
+    assert [c.response for c in out.candidates] == ["first", "second"] and policy.answers == ["third"]
+    assert out.stop_reason == "judge failed: timeout" and out.best.response == "first"
+    from judges.backends import is_transient
+
+    assert is_transient(out.stop_reason)
+    # the first candidate's judgement failing stops too; a failure the judge names no reason for is "no score"
+    out = refine(ScriptedPolicy(["first", "second"]), TableJudge({"first": 0.4}), "Q?", iterations=1)
+    assert out.stop_reason == "judge failed: not in the table"
+
+    class Silent(Judge):
+        def _score(self, conversations, references):
+            return [None for _ in conversations]
+
+    out = refine(ScriptedPolicy(["first", "second"]), Silent(), "Q?", iterations=1)
+    assert out.stop_reason == "judge failed: no score" and out.best is None and len(out.candidates) == 1
+
+
+def test_refine_file_refines_again_a_prompt_the_judge_timed_out_on(tmp_path):
+    (tmp_path / "prompts.jsonl").write_text(json.dumps({"id": "a", "prompt": "Q?"}) + "\n", encoding="utf-8")
+    table = {"x": 0.1, "y": 0.9}
+    summary = refine_file(_args(tmp_path), ScriptedPolicy(["x", "y"]), FlakyJudge(table, timeouts={"y"}))
+    assert summary["stop_reasons"] == {"judge failed": 1} and summary["improved"] == 0
+    summary = refine_file(_args(tmp_path), ScriptedPolicy(["x", "y"]), FlakyJudge(table))  # asked again
+    assert summary["stop_reasons"] == {"1 round done": 1} and summary["improved"] == 1
+
+
+def test_refine_file_refuses_a_prompts_file_with_no_usable_prompt(tmp_path):
+    from rm_core.errors import UserInputError
+
+    (tmp_path / "prompts.jsonl").write_text(json.dumps({"prompt": ""}) + "\n" + json.dumps({"no": 1}) + "\n",
+                                            encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"prompts.jsonl: no prompt to refine \(1 empty prompt, 1 no prompt"):
+        refine_file(_args(tmp_path), ScriptedPolicy([]), TableJudge({}))
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "prompts.jsonl").write_text("", encoding="utf-8")
+    with pytest.raises(UserInputError, match="prompts.jsonl"):
+        refine_file(_args(tmp_path), ScriptedPolicy([]), TableJudge({}))
+
+
+@pytest.mark.parametrize("flag, value, message", [("--iterations", "-1", "must be >= 0"),
+                                                   ("--patience", "0", "must be >= 1"),
+                                                   ("--limit", "0", "must be >= 1")])
+def test_cli_refuses_bad_counts_before_loading_anything(tmp_path, flag, value, message):
+    from rm_core.errors import UserInputError
+
+    with pytest.raises(UserInputError, match=f"{flag} {value}: {message}"):
+        refine_main(["--policy", "llm:x/y", "--judge", "x/y", "--prompts", "missing/p.jsonl", "--output_dir",
+                     str(tmp_path / "o"), flag, value])
