@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -154,19 +153,15 @@ def save(out_dir: str | Path, tree, names: list[str], attributes: list[str], att
     _plot(tree, names, out)
     # config.json last, with the content of the tree and the bundled attribute model it belongs to: a save cut by
     # a kill leaves files that do not match it, which loading refuses (decision_tree/judge.py)
+    from rm_core.resume import files_sha256, model_fingerprint
+
     bundled = {}
     if attribute_model == "attribute_model":
-        from rm_core.resume import model_fingerprint
-
         bundled = {"attribute_model_sha256": model_fingerprint(str(out / "attribute_model"))["sha256"]}
     atomic_write_json(out / "config.json", {"rm_family": "decision_tree", "attribute_model": attribute_model,
                                             "attributes": attributes, "feature_names": names, **info,
-                                            "tree_sha256": file_sha256(tree_json), **bundled})
+                                            "tree_sha256": files_sha256([tree_json])[0], **bundled})
     return out
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _plot(tree, names: list[str], out: Path) -> None:

@@ -89,11 +89,12 @@ class SkipReport:
     def as_dict(self) -> dict:
         return {"skipped": self.total, "by_reason": dict(self.counts), "examples": self.examples}
 
+    def reasons(self) -> str:
+        """'2 chosen is an empty response, 1 ...': the counts by reason, the most frequent first."""
+        return ", ".join(f"{n} {reason}" for reason, n in self.counts.most_common())
+
     def __str__(self) -> str:
-        if not self.total:
-            return "0 rows skipped"
-        reasons = ", ".join(f"{n} {reason}" for reason, n in self.counts.most_common())
-        return f"{self.total} rows skipped ({reasons})"
+        return f"{self.total} rows skipped ({self.reasons()})" if self.total else "0 rows skipped"
 
 
 # ---------------------------------------------------------------- validation

@@ -401,7 +401,11 @@ def train_pairwise_reward_model(
 
 def skipped_text(skipped: dict) -> str:
     """A SkipReport's as_dict for the card: "0", or "3 (2 chosen is an empty response, 1 ...)"."""
-    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped["by_reason"].items(), key=lambda kv: -kv[1]))
+    from collections import Counter
+
+    from rm_core.data import SkipReport
+
+    reasons = SkipReport(Counter(skipped["by_reason"])).reasons()
     return f"{skipped['skipped']} ({reasons})" if skipped["skipped"] else "0"
 
 
