@@ -34,4 +34,5 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"
+export VIRTUAL_ENV="$VENV"  # as `activate` does: scripts/verl_tests.sh and label_studio_tests.sh build on this venv
 export TOKENIZERS_PARALLELISM=false
