@@ -223,6 +223,8 @@ def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], ca
     keys = [item.key for item in rendered]
     by_key = dict(zip(keys, rendered))
     todo = cache.missing(keys)
+    if world > 1:  # every process reads the same `todo` before any writes a shard: else the split below differs
+        state.wait_for_everyone()  # between them, and the keys a fast process already wrote are computed by no one
     shards = [todo[s:s + shard_size] for s in range(0, len(todo), shard_size)]
     mine = [s for i, s in enumerate(shards) if i % world == rank]
     tokens = sum(len(by_key[k].ids) + (len(by_key[k].prompt_ids) if by_key[k].prompt_end is None else 0)
