@@ -27,6 +27,8 @@ score and the best by the judge, stops early after `patience` rounds without imp
 response's and feedback's tags alike (judges/prompts.py REFINE). A failed generation or an empty response ends the
 refinement (counted, with its reason); so does a judge failure: that candidate stays unscored (never best) and the
 stop reason is "judge failed: <the judge's reason>" (a transient one, a timeout, is refined again on a rerun).
+The command writes everything it got, then exits 3 with one line when more than `--max_failed_share` (default
+0.05) of the prompts stopped on a failed call (of the policy or the judge).
 """
 
 from __future__ import annotations
@@ -235,6 +237,14 @@ def check_refine_args(args) -> None:
         raise UserInputError(f"--limit {args.limit}: must be >= 1 (leave it out to refine every prompt)")
 
 
+FAILED_STOPS = ("generation failed", "judge failed")  # a call failed; "empty response" is the policy's answer
+
+
+def failed_stop(stop_reason: str) -> bool:
+    """Whether a refinement stopped because a call to the policy or the judge failed."""
+    return stop_reason.startswith(FAILED_STOPS)
+
+
 def refine_file(args, policy, judge: Judge) -> dict:
     """Refine every prompt of args.prompts into args.output_dir: refinements.partial.jsonl grows one line per
     finished prompt (a killed run resumes; fingerprint.json refuses a resume with another policy, judge, data or
@@ -282,7 +292,9 @@ def refine_file(args, policy, judge: Judge) -> dict:
     bests = [row["candidates"][row["best_index"]]["score"] for row in rows
              if row["best_index"] is not None and row["judge_mode"] == "pointwise"
              and row["candidates"][row["best_index"]]["score"] is not None]
+    failed = sum(failed_stop(row["stop_reason"]) for row in rows)
     summary = {"prompts": len(rows), "improved": len(prefs), "no_response": sum(r["best_index"] is None for r in rows),
+               "failed": failed,
                "stop_reasons": dict(stops), "skipped_rows": dict(skipped),
                "judge_failures": judge.failures.as_dict(),
                "mean_first_score": sum(firsts) / len(firsts) if firsts else None,
@@ -292,19 +304,35 @@ def refine_file(args, policy, judge: Judge) -> dict:
     atomic_write_jsonl(out / "preferences.jsonl", prefs)
     atomic_write_json(out / "summary.json", summary)
     partial.unlink(missing_ok=True)
-    print(f"[refine] {len(prefs)} of {len(rows)} prompts improved -> {out / 'preferences.jsonl'}", flush=True)
+    print(f"[refine] {len(prefs)} of {len(rows)} prompts improved -> {out / 'preferences.jsonl'}"
+          f"{f' ({failed} stopped on a failed call)' if failed else ''}", flush=True)
     return summary
+
+
+# --policy_* flag (dest) -> the OpenAIBackend keyword it sets; an openai: policy's options (a local one takes none)
+POLICY_OPTIONS = {"policy_base_url": "base_url", "policy_api_key_env": "api_key_env",
+                  "policy_timeout_s": "timeout_s", "policy_max_retries": "max_retries",
+                  "policy_allow_insecure_http": "allow_insecure_http"}
 
 
 def make_parser() -> argparse.ArgumentParser:
     from judges.cli import add_llm_judge_args
     from rm_core.models import add_dtype_arg
+    from rm_core.resume import DEFAULT_MAX_FAILED_SHARE, share_arg
     from rm_core.tracking import add_run_args
 
     p = argparse.ArgumentParser(prog="rm-refine", description=__doc__.split("\n\n")[0])
     p.add_argument("--policy", required=True, help="the model that writes responses: llm:<HF id or folder> or "
                                                     "openai:<model> (with --policy_base_url)")
     p.add_argument("--policy_base_url", default=None, help="openai: policy's OpenAI-compatible endpoint")
+    p.add_argument("--policy_api_key_env", default=None,
+                   help="openai: policy: NAME of the environment variable holding its API key (default OPENAI_API_KEY)")
+    p.add_argument("--policy_timeout_s", type=float, default=None,
+                   help="openai: policy: seconds one attempt may take in all (default 60)")
+    p.add_argument("--policy_max_retries", type=int, default=None,
+                   help="openai: policy: retries after a timeout, connection error, 429 or 5xx (default 4)")
+    p.add_argument("--policy_allow_insecure_http", action="store_true", default=None,
+                   help="openai: policy: allow sending its API key over plain http:// to a host that is not loopback")
     p.add_argument("--judge", required=True, help="a checkpoint folder / Hub id (any family), or llm:/openai:")
     p.add_argument("--judge_mode", default=None, choices=["pointwise", "pairwise"],
                    help="for llm:/openai: judges (default pairwise)")
@@ -319,6 +347,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="refine only the first N prompts")
     p.add_argument("--max_length", type=int, default=2048)
     p.add_argument("--overwrite", action="store_true", help="start afresh in an output_dir another run began")
+    p.add_argument("--max_failed_share", type=share_arg, default=DEFAULT_MAX_FAILED_SHARE,
+                   help="exit 3 (after writing every output) when more than this share of the prompts stopped on a "
+                        "failed call of the policy or the judge; a rerun refines those hit by a timeout, 429 or 5xx "
+                        "again (1: never stop)")
     add_dtype_arg(p)
     add_llm_judge_args(p)  # --judge_cache_dir, --judge_base_url, ... for an llm:/openai: judge
     add_run_args(p, tracking=False)
@@ -330,6 +362,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     from judges.cli import check_llm_judge_args, llm_judge_kwargs
     from judges.llm_judge import load_backend
     from rm_core.errors import UserInputError, check_local_path
+    from rm_core.resume import check_failed_share
     from rm_core.tracking import apply_run_args
 
     args = make_parser().parse_args(argv)
@@ -342,15 +375,22 @@ def main(argv: Sequence[str] | None = None) -> dict:
     from rm_core.models import dtype_choice
 
     args.dtype, _ = dtype_choice(args.dtype)  # resolved before it is fingerprinted: auto differs between machines
-    policy_kwargs = {"base_url": args.policy_base_url} if args.policy_base_url else {}
+    policy_kwargs = {kw: getattr(args, dest) for dest, kw in POLICY_OPTIONS.items() if getattr(args, dest) is not None}
     if args.policy.startswith("llm:"):
+        if policy_kwargs:
+            raise UserInputError(f"{', '.join('--' + d for d in POLICY_OPTIONS if getattr(args, d) is not None)}: "
+                                 f"options of an openai: policy, not of {args.policy}")
         policy_kwargs.update(dtype=args.dtype, max_length=args.max_length)
     policy = load_backend(args.policy, policy_kwargs)
     if args.judge.startswith(judges.LLM_PREFIXES):
         judge = judges.load(args.judge, **llm_judge_kwargs(args.judge, args))
     else:
         judge = judges.load(args.judge, dtype=args.dtype, max_length=args.max_length)
-    return refine_file(args, policy, judge)
+    summary = refine_file(args, policy, judge)
+    check_failed_share({"": (summary["failed"], summary["prompts"])}, args.max_failed_share, "prompts",
+                       f"every refinement is in {Path(args.output_dir) / 'refinements.jsonl'}; rerun the same command "
+                       "to refine the prompts a timeout, 429 or 5xx stopped again")
+    return summary
 
 
 def cli() -> None:

@@ -362,3 +362,50 @@ def test_cli_refuses_bad_counts_before_loading_anything(tmp_path, flag, value, m
     with pytest.raises(UserInputError, match=f"{flag} {value}: {message}"):
         refine_main(["--policy", "llm:x/y", "--judge", "x/y", "--prompts", "missing/p.jsonl", "--output_dir",
                      str(tmp_path / "o"), flag, value])
+
+
+def _reply(text):
+    return 200, {"choices": [{"message": {"role": "assistant", "content": text}}]}, {}
+
+
+def test_cli_exits_3_when_too_many_prompts_stop_on_a_failed_call_and_a_rerun_refines_them(tmp_path):
+    """An openai: policy that times out (its own --policy_timeout_s, no retry) stops every prompt: the command writes
+    its outputs, then stops with one line (exit 3) naming the failed share; once the endpoint answers, a rerun
+    refines those prompts again and passes."""
+    from rm_core.errors import TooManyFailedError
+    from rm_core.testing import fake_openai
+
+    rows = [{"id": "a", "prompt": "Q a?"}, {"id": "b", "prompt": "Q b?"}]
+    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    policy_up = []
+
+    def behaviour(hit, body):
+        if body["model"] == "policy":
+            return _reply(f"answer {hit}") if policy_up else "hang"
+        return _reply("Rating: 7" if "Rate how well" in body["messages"][-1]["content"] else "Say more.")
+
+    with fake_openai() as server:
+        server.behaviour = behaviour
+        argv = ["--policy", "openai:policy", "--policy_base_url", server.url, "--policy_timeout_s", "0.3",
+                "--policy_max_retries", "0", "--judge", "openai:judge", "--judge_base_url", server.url,
+                "--judge_mode", "pointwise", "--judge_max_retries", "0", "--prompts", str(tmp_path / "prompts.jsonl"),
+                "--output_dir", str(tmp_path / "out"), "--iterations", "1"]
+        with pytest.raises(TooManyFailedError, match=r"2 of 2 prompts failed \(100.0%\), more than "
+                                                     r"--max_failed_share 0.05: .*rerun the same command"):
+            refine_main(argv)
+        summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+        assert summary["failed"] == 2 and summary["stop_reasons"] == {"generation failed": 2}
+        assert refine_main(argv + ["--max_failed_share", "1"])["failed"] == 2  # still failing, but allowed
+        policy_up.append(True)
+        summary = refine_main(argv)
+    assert summary["failed"] == 0 and summary["prompts"] == 2
+    assert summary["stop_reasons"] == {"no improvement in 1 round": 2}  # both rated 7: the second is no better
+
+
+def test_cli_refuses_an_endpoint_option_for_a_local_policy(tmp_path):
+    from rm_core.errors import UserInputError
+
+    (tmp_path / "prompts.jsonl").write_text(json.dumps({"prompt": "Q?"}) + "\n", encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"--policy_timeout_s: options of an openai: policy, not of llm:x/y"):
+        refine_main(["--policy", "llm:x/y", "--judge", "x/y", "--prompts", str(tmp_path / "prompts.jsonl"),
+                     "--output_dir", str(tmp_path / "o"), "--policy_timeout_s", "5"])
