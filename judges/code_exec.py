@@ -221,7 +221,8 @@ def _preexec(limits: Limits, kind: str, uid: int | None, nproc: int):
         mem = limits.memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_mb * 1024 * 1024,) * 2)
+        # one byte over the cap: output of exactly the cap is allowed, and a byte past it shows it was exceeded
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_mb * 1024 * 1024 + 1,) * 2)
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if kind == "netns+uid" and _UNSHARE(CLONE_NEWNET) != 0:  # root: no network, then an unprivileged uid
@@ -275,6 +276,13 @@ def _slot():
                 f.close()
             return
         time.sleep(0.05)
+
+
+def raised_memory_error(stderr: str) -> bool:
+    """Whether the program died of a MemoryError: the last line of its traceback names it (not any mention of the
+    word in what the program wrote to stderr)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return bool(lines) and re.match(r"(\w+\.)*MemoryError\b", lines[-1].strip()) is not None
 
 
 def run_sandboxed(program: str, stdin: str, limits: Limits, kind: str) -> RunResult:
@@ -335,9 +343,9 @@ def run_sandboxed(program: str, stdin: str, limits: Limits, kind: str) -> RunRes
                 code = 128 - code
             if timed_out or (code in (-signal.SIGXCPU, -signal.SIGKILL) and seconds >= limits.cpu_s):
                 status = "timeout"
-            elif code == -signal.SIGXFSZ or "File too large" in stderr or len(out_bytes) > cap - 1:
-                status = "output_limit"
-            elif "MemoryError" in stderr:
+            elif code == -signal.SIGXFSZ or len(out_bytes) > cap or (code != 0 and "File too large" in stderr):
+                status = "output_limit"  # (Python ignores SIGXFSZ: a write past the limit raises OSError EFBIG)
+            elif code != 0 and raised_memory_error(stderr):
                 status = "memory"
             elif code != 0:
                 status = "runtime_error"
@@ -425,7 +433,7 @@ def run_sandbox_fusion(url: str, program: str, stdin: str, limits: Limits = Limi
         kind = "timeout"
     elif status == "Finished" and run.get("return_code") == 0:
         kind = "passed"
-    elif "MemoryError" in stderr:
+    elif raised_memory_error(stderr):
         kind = "memory"
     elif status in ("Finished", "Error"):
         kind = "runtime_error"

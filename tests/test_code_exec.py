@@ -292,3 +292,26 @@ def test_the_working_directory_is_fresh_and_removed():
     result = run_locally(code, "", FAST)
     cwd = result.stdout.splitlines()[0]
     assert "rm-code-" in cwd and not os.path.exists(cwd)
+
+
+def test_output_of_exactly_the_cap_passes_and_a_byte_more_is_the_output_limit_even_when_caught():
+    limits = Limits(wall_s=4.0, cpu_s=3, output_mb=1)
+    cap = 1024 * 1024
+    exact = run_locally(f"import sys\nsys.stdout.write('x' * {cap})\n", "", limits)
+    assert exact.status == "passed" and len(exact.stdout) == cap
+    # one byte more, with the write error caught and a clean exit: still over the cap, never "passed"
+    over = run_locally(f"import sys\ntry:\n    sys.stdout.write('x' * {cap + 1})\n    sys.stdout.flush()\n"
+                       "except OSError:\n    pass\n", "", limits)
+    assert over.status == "output_limit" and len(over.stdout) == cap
+
+
+def test_memory_is_told_by_the_traceback_not_by_a_mention_on_stderr():
+    from judges.code_exec import raised_memory_error
+
+    says = run_locally("import sys\nprint('MemoryError: just a log line', file=sys.stderr)\nprint(1)\n", "", FAST)
+    assert says.status == "passed" and says.stdout == "1\n"
+    other = run_locally("import sys\nprint('MemoryError', file=sys.stderr)\nraise ValueError('bad')\n", "", FAST)
+    assert other.status == "runtime_error"
+    assert raised_memory_error("Traceback (most recent call last):\n  ...\nMemoryError\n")
+    assert raised_memory_error("Traceback ...\nMemoryError: out of memory\n\n")
+    assert not raised_memory_error("MemoryError\nTraceback ...\nValueError: bad\n") and not raised_memory_error("")
