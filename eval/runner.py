@@ -185,22 +185,28 @@ def check_model(args) -> None:
 
 def check_chat_template(spec: str, chat_template: str | None) -> None:
     """Before anything is written (claim_output's fingerprint.json) or loaded: a --chat_template that is missing or
-    not valid Jinja, or, without one, a local checkpoint (or llm:<folder>) whose tokenizer has no chat template or a
-    broken one, stops with one line (rm_core.templates.TemplateError). A Hub id's tokenizer comes with the model."""
+    not valid Jinja, or, without one, a checkpoint (or llm:<model>) whose tokenizer has no chat template or a broken
+    one, stops with one line (rm_core.templates.TemplateError). A local folder's tokenizer is read from it; a Hub
+    id's is fetched here (a few small files its load needs anyway). An openai: judge renders its own."""
     from rm_core.templates import read_chat_template, set_chat_template
 
     if chat_template:
         read_chat_template(chat_template)
         return
     kind, sep, name = spec.partition(":")
-    folder = Path(name if sep and kind == "llm" else spec)
-    if (sep and kind == "openai") or not (folder / "tokenizer_config.json").is_file():
+    if sep and kind == "openai":
         return
+    source = name if sep and kind == "llm" else spec
+    if Path(source).exists():
+        if not (Path(source) / "tokenizer_config.json").is_file():
+            return  # a checkpoint whose tokenizer lives elsewhere (a decision tree's attribute model)
     from transformers import AutoTokenizer
 
+    from rm_core.models import resolve_model
+
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-    except Exception:  # a tokenizer that does not load: the judge's own load says why, in full
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model(source))
+    except Exception:  # not reachable, no tokenizer, one that does not load: the judge's own load says why, in full
         return
     set_chat_template(tokenizer, None)
 

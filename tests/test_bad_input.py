@@ -562,6 +562,30 @@ def test_a_chat_template_problem_is_one_line_before_anything_is_written(tiny, tm
     assert (tmp_path / "plain" / "results.json").is_file()
 
 
+def test_a_hub_ids_missing_chat_template_is_found_before_anything_is_written(tiny, tmp_path, monkeypatch):
+    """A Hub id's tokenizer is fetched and checked in check_model (before claim_output writes fingerprint.json), as a
+    local folder's is; one that cannot be fetched is left to the judge's load, which says why in full."""
+    import rm_core.models
+    from eval.runner import check_chat_template
+    from rm_core.templates import TemplateError
+
+    bare = _no_template_checkpoint(tiny, tmp_path / "bare")
+    hub = {"org/bare": str(bare), "org/good": str(tiny["ckpt"])}
+
+    def resolve(name):
+        if name not in hub:
+            raise OSError(f"{name}: not reachable")
+        return hub[name]
+
+    monkeypatch.setattr(rm_core.models, "resolve_model", resolve)
+    for spec in ("org/bare", "llm:org/bare"):
+        with pytest.raises(TemplateError, match="has no chat template: pass --chat_template"):
+            check_chat_template(spec, None)
+    check_chat_template("org/good", None)
+    check_chat_template("org/unreachable", None)  # the load reports it
+    check_chat_template("org/bare", "plain")  # an override needs no tokenizer template
+
+
 def test_best_of_n_detects_the_format_from_the_first_row_it_recognises(tiny, tmp_path, capsys):
     """A first row that is not an object, or not a known format, is one skipped and counted row; a file where
     no row is recognisable is one line naming it."""
