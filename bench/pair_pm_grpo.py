@@ -145,10 +145,12 @@ def sft_accuracy(sets: dict[str, list[dict]], pool: list[dict], args, runs: Path
         result["train_seconds"] = run_seconds(
             [sys.executable, "pair_pm/train.py", "--config", "pair_pm/configs/smollm2-135m-cpu.yaml",
              "--model_name_or_path", args.model, "--dataset_name", data, "--dataset_test_split", "", "--output_dir",
-             core, "--max_length", 512, "--per_device_train_batch_size", 16, "--learning_rate", 5e-5,
-             "--save_strategy", "no", "--logging_steps", 1, "--disable_tqdm", "true"], runs / "logs" / "sft.log")
-        result["budget"] = (f"{args.train_pairs} pairs (both orders), batches of 8 pairs, one epoch, "
-                            f"trained here in {result['train_seconds']:.0f} s")
+             core, "--max_length", 512, "--per_device_train_batch_size", 16, "--learning_rate", args.sft_learning_rate,
+             "--num_train_epochs", args.sft_epochs, "--save_strategy", "no", "--logging_steps", 1,
+             "--disable_tqdm", "true"], runs / "logs" / "sft.log")
+        epochs = "one epoch" if args.sft_epochs == 1 else f"{args.sft_epochs:g} epochs"
+        result["budget"] = (f"{args.train_pairs} pairs (both orders), batches of 8 pairs, {epochs}, lr "
+                            f"{args.sft_learning_rate:g}, trained here in {result['train_seconds']:.0f} s")
     else:
         result["budget"] = (f"the checkpoint at {core}" + (" (bench/pair_pm_hh.py core: 64 pairs, 8 steps of 8 pairs)"
                                                             if core == SFT_CORE else ""))
@@ -239,6 +241,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sft_checkpoint", default=None,
                    help="the SFT pair-PM to compare with (trained on the same --train_pairs pairs when missing); "
                         f"default: {SFT_CORE.relative_to(ROOT)} for --data hh, RUNS/sft-core for --data builtin")
+    p.add_argument("--sft_epochs", type=float, default=1, help="epochs of the SFT pair-PM trained here")
+    p.add_argument("--sft_learning_rate", type=float, default=5e-5, help="the SFT pair-PM's learning rate")
     p.add_argument("--dry_run", action="store_true", help="print the plan and the training command, run nothing")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                    help="further train_grpo.py flags, after everything else (e.g. --extra --use_cpu true)")
