@@ -197,9 +197,8 @@ def check_chat_template(spec: str, chat_template: str | None) -> None:
     if sep and kind == "openai":
         return
     source = name if sep and kind == "llm" else spec
-    if Path(source).exists():
-        if not (Path(source) / "tokenizer_config.json").is_file():
-            return  # a checkpoint whose tokenizer lives elsewhere (a decision tree's attribute model)
+    if Path(source).exists() and not (Path(source) / "tokenizer_config.json").is_file():
+        return  # a checkpoint whose tokenizer lives elsewhere (a decision tree's attribute model)
     from transformers import AutoTokenizer
 
     from rm_core.models import resolve_model
@@ -343,7 +342,8 @@ def score_items(items: Sequence[dict], scorer: Callable[[list[dict]], list[dict]
     done = broadcast(state, done)
     # a stored failure (an endpoint down, a timeout) is asked again; the new row supersedes it (last row wins)
     retried = sum(1 for it in items if str(it["id"]) in done and row_failed(done[str(it["id"])]))
-    todo = [it for it in items if str(it["id"]) not in done or row_failed(done[str(it["id"])])]
+    todo = [it if str(it["id"]) not in done else superseding(it, done[str(it["id"])]) for it in items
+            if str(it["id"]) not in done or row_failed(done[str(it["id"])])]
     if state.is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
         print(f"[eval] {len(items)} {label} ({len(items) - len(todo)} already scored"
@@ -488,33 +488,54 @@ def unique_items(located: Sequence[tuple[dict, str]]) -> list[dict]:
     return [item for item, _ in located]
 
 
-TRUNCATION_KEY = "truncation_chunk"  # on every row: [the chunk part it was scored in, sequences cut in that part]
+# on every row: [the chunk part it was scored in, sequences cut in that part, the parts it re-scores items of...]
+TRUNCATION_KEY = "truncation_chunk"
+SUPERSEDES_KEY = "_supersedes_parts"  # on an item asked again: the parts its failed row's count is in (score_items)
+
+
+def superseding(item: dict, failed_row: dict) -> dict:
+    """An item asked again after its stored row failed, marked with the parts that row's truncation count is in
+    (its own and the ones that part re-scored), so counting_truncation can count its cuts once."""
+    part = failed_row.get(TRUNCATION_KEY)
+    return {**item, SUPERSEDES_KEY: [part[0], *part[2:]]} if part else item
 
 
 def counting_truncation(judge, scorer: Callable[[list[dict]], list[dict]]) -> Callable[[list[dict]], list[dict]]:
     """`scorer` whose rows also carry TRUNCATION_KEY: a name of the chunk part this process scored them in (its
-    first item's id and a random tag, unique even when a stored failure is asked again), and how many sequences the
+    first item's id and a random tag, unique even when a stored failure is asked again), how many sequences the
     judge cut to max_length while scoring that part (truncation_count before and after; a judge batches a part
-    together, so the count is per part, not per item). Stored with the rows, the counts survive a resume:
-    `truncated_sequences` sums each part once. A judge that keeps no count: rows as they are."""
+    together, so the count is per part, not per item), and, for items asked again after a failure, the parts whose
+    counts already hold their cuts (items asked again are scored in parts by those, apart from new items). Stored
+    with the rows, the counts survive a resume: `truncated_sequences` sums them. A judge that keeps no count: rows
+    as they are."""
     from judges.base import truncation_count
 
     def scorer_counting(items: list[dict]) -> list[dict]:
-        before = truncation_count(judge)
-        rows = scorer(items)
-        after = truncation_count(judge)
-        if before is None or after is None or not items:
-            return rows
-        part = [f"{items[0]['id']}@{uuid.uuid4().hex[:8]}", after - before]
-        return [{**row, TRUNCATION_KEY: part} for row in rows]
+        if truncation_count(judge) is None:
+            return scorer([{k: v for k, v in item.items() if k != SUPERSEDES_KEY} for item in items])
+        groups: dict[tuple, list[dict]] = {}
+        for item in items:
+            groups.setdefault(tuple(item.get(SUPERSEDES_KEY, ())), []).append(
+                {k: v for k, v in item.items() if k != SUPERSEDES_KEY})
+        by_id = {}
+        for supersedes, group in groups.items():
+            before = truncation_count(judge)
+            rows = scorer(group)
+            part = [f"{group[0]['id']}@{uuid.uuid4().hex[:8]}", truncation_count(judge) - before, *supersedes]
+            by_id.update((str(row["id"]), {**row, TRUNCATION_KEY: part}) for row in rows)
+        return [by_id[str(item["id"])] for item in items]
     return scorer_counting
 
 
 def truncated_sequences(rows: Sequence[dict]) -> int | None:
-    """Sequences cut to max_length over the scored chunk parts whose rows are kept (counting_truncation): each part
-    counted once; None when no row carries a count (the judge keeps none)."""
-    parts = {r[TRUNCATION_KEY][0]: r[TRUNCATION_KEY][1] for r in rows if r.get(TRUNCATION_KEY)}
-    return sum(parts.values()) if parts else None
+    """Sequences cut to max_length over the kept rows (counting_truncation): each part's count once, except a part
+    of items asked again whose earlier part is still kept (that count already holds their cuts, which do not change
+    between tries: the fingerprint fixes the judge and its max_length); None when no row carries a count (the judge
+    keeps none)."""
+    parts = {r[TRUNCATION_KEY][0]: r[TRUNCATION_KEY] for r in rows if r.get(TRUNCATION_KEY)}
+    if not parts:
+        return None
+    return sum(part[1] for part in parts.values() if not any(earlier in parts for earlier in part[2:]))
 
 
 def mean(values) -> float | None:

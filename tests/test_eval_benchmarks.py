@@ -282,6 +282,28 @@ def test_run_benchmark_counts_truncated_sequences_across_a_resume(tmp_path):
     assert s["truncated_sequences"] is None
 
 
+@pytest.mark.parametrize("chunk_size", [1, 3, 64])
+def test_a_failed_item_asked_again_counts_its_cut_sequences_once(tmp_path, chunk_size):
+    """A prompt the judge failed on is scored again on a rerun, alone or beside other prompts: its cut responses
+    were counted with its first part, so truncated_sequences stays the fresh run's count (twice failing included)."""
+    data = _write_jsonl(tmp_path / "rb2.jsonl", rb2_rows())
+    items, skipped = rb2.load(str(data))
+    expected = sum(len(r) > 4 for row in rb2_rows() for r in row["chosen"] + row["rejected"])
+    broken = {k: v for k, v in RB2_TABLE.items() if k not in ("m-b1", "s-b2")}  # prompts 3 and 4 fail
+    for k, table in enumerate((broken, {k: v for k, v in RB2_TABLE.items() if k != "s-b2"}, RB2_TABLE)):
+        args = _args(rb2, data, tmp_path / "out", CuttingTableJudge(table, 4))
+        s = run_benchmark(args, "reward_bench2", items, skipped, rb2.make_scorer, rb2.summarize, unit="prompts",
+                          chunk_size=chunk_size)
+        assert s["truncated_sequences"] == expected, (k, chunk_size)
+        assert s["speed"]["prompts_scored_now"] == (len(items), 2, 1)[k]
+        if k < 2:  # as if killed after its last row: a partial store with the failures, which a resume asks again
+            out = tmp_path / "out"
+            results = json.loads((out / "results.json").read_text())
+            (out / "fingerprint.json").write_text(json.dumps(results["fingerprint"]))
+            (out / "results.json").unlink()
+            (out / "scores.jsonl").rename(out / "scores.partial.jsonl")
+
+
 # ------------------------------------------------------------------ RM-Bench
 
 
