@@ -4,7 +4,7 @@
                                    registered as "judge", or by import path pkg://judges.rl; pointwise judges;
                                    concurrent samples are batched into one judge call, off the event loop
     verl, one response at a time   make_verl_compute_score(judge) / module-level `compute_score`
-                                   (custom_reward_function.path=pkg://judges.rl, name=compute_score)
+                                   (reward.custom_reward_function.path=pkg://judges.rl, name=compute_score)
     verl, batched                  module-level `compute_score_batch` for verl's legacy "batch" reward manager
     verl, GRPO groups (legacy)     GroupJudgeRewardManager ("judge_group"): the n responses of one prompt (one
                                    `uid`) judged in ONE call (pairwise/listwise ranking within the group);
@@ -13,7 +13,7 @@
                                    reward loop, which sees one sample at a time.
     TRL                            make_trl_reward_func(judge) -> a `reward_funcs` entry for GRPOTrainer & co.
     OpenRLHF                       openrlhf_get_reward(judge, payload) for the remote RM (POST /get_reward);
-                                   openrlhf_reward_func(judge) / module-level `reward_func` for --remote_rm_url
+                                   openrlhf_reward_func(judge) / module-level `reward_func` for --reward.remote_url
                                    pointing at a .py file
 
 Failure policy. A judge returns None for an item it could not score (see judges/base.py); a group that
@@ -27,7 +27,7 @@ be trained on as if it were a real score. So:
 An exception raised inside a judge is a bug, not a failed item: it propagates.
 
 Configuration of the module-level functions, which frameworks load by file path: keyword arguments
-(verl's custom_reward_function.reward_kwargs) `judge` (a `judges.load` spec: checkpoint folder, Hub id,
+(verl's reward.custom_reward_function.reward_kwargs) `judge` (a `judges.load` spec: checkpoint folder, Hub id,
 "llm:..." or "openai:..."), `failure_reward`, `judge_kwargs`; otherwise the environment variables RM_JUDGE
 and RM_FAILURE_REWARD. verl's reward managers read the same options from verl's reward_kwargs
 (reward.reward_kwargs in verl >= 0.7.1, reward_model.reward_kwargs before). The judge is loaded once per
@@ -105,7 +105,7 @@ def cached_judge(spec: str | None = None, judge_kwargs: dict | None = None) -> t
     spec = spec or os.environ.get("RM_JUDGE")
     if not spec:
         raise ValueError("no judge configured: pass judge=<checkpoint, Hub id or llm:/openai: spec> (verl: "
-                         "custom_reward_function.reward_kwargs.judge) or set RM_JUDGE")
+                         "reward.custom_reward_function.reward_kwargs.judge) or set RM_JUDGE")
     key = (spec, json.dumps(judge_kwargs or {}, sort_keys=True, default=str))
     with _JUDGES_LOCK:
         if key not in _JUDGES:
@@ -849,7 +849,9 @@ def _openrlhf_fields(payload: dict, need_prompts: bool = True) -> tuple[list[str
         raise ValueError(f"{len(queries)} queries but 'labels' is not a list of the same length: {labels!r:.200}")
     for what, values in (("query", queries), ("prompts", prompts), ("labels", labels)):
         check_text(values, f"'{what}'")  # a lone surrogate reaches no tokenizer: ValueError naming the item
-    return queries, prompts, list(labels)
+    # OpenRLHF sends "" when it has no --data.label_key (openrlhf/datasets/prompts_dataset.py, 0.11.2): no reference,
+    # never an empty one shown to the judge
+    return queries, prompts, [None if isinstance(label, str) and not label.strip() else label for label in labels]
 
 
 def _split_query(query: str, prompt: str, parse_prompt: Callable[[str], Prompt] | None,
@@ -971,7 +973,7 @@ def openrlhf_get_reward(judge: Judge, payload: dict, failure_reward: float | Non
 def openrlhf_reward_func(judge: Judge, failure_reward: float | None = None,
                          parse_prompt: Callable[[str], Prompt] | None = None,
                          lock: threading.Lock | None = None, query_format: str | None = None) -> Callable[..., dict]:
-    """`reward_func(queries, prompts, labels, **kwargs)` for OpenRLHF's custom reward file (--remote_rm_url
+    """`reward_func(queries, prompts, labels, **kwargs)` for OpenRLHF's custom reward file (--reward.remote_url
     my_reward.py, whose module defines `reward_func`): {"rewards": tensor, "scores": tensor,
     "extra_logs": {"judge_failed": tensor}}. query_format: as openrlhf_get_reward's (checked here, at load)."""
     lock = lock or threading.Lock()  # OpenRLHF calls it from several threads at once
@@ -993,9 +995,9 @@ def openrlhf_reward_func(judge: Judge, failure_reward: float | None = None,
 
 
 def reward_func(queries: list[str], prompts: list[str], labels: list | None = None, **kwargs: Any) -> dict:
-    """OpenRLHF custom reward function when --remote_rm_url points at this file: the judge from RM_JUDGE,
-    failed items get RM_FAILURE_REWARD (unset: they raise), queries read as RM_QUERY_FORMAT (see openrlhf_items;
-    unset: openrlhf_query_format's default)."""
+    """OpenRLHF custom reward function when --reward.remote_url (--remote_rm_url before 0.11) points at this file:
+    the judge from RM_JUDGE, failed items get RM_FAILURE_REWARD (unset: they raise), queries read as RM_QUERY_FORMAT
+    (see openrlhf_items; unset: openrlhf_query_format's default)."""
     judge, lock = cached_judge()
     return openrlhf_reward_func(judge, _env_failure_reward(None), lock=lock,
                                 query_format=os.environ.get("RM_QUERY_FORMAT") or None)(queries, prompts, labels)

@@ -26,7 +26,9 @@ it, the request gets a 500. OpenRLHF's client (openrlhf/utils/agent.py at 3c3be6
 non-2xx answer 5 times, 1 s apart, then raises; `execute` only logs that and leaves the sample's reward None
 (samples_generator.py: `rewards=None`), which merging experiences does not accept (experience.py `_merge_item`,
 experience_maker.py "reward_model_group is required"): the step fails rather than train on an invented reward.
-With several remote RM URLs OpenRLHF sends each query to the first and empty lists to the others: answered 200.
+With several remote RM URLs OpenRLHF 0.11.0 (3c3be62) sends each query to the first and empty lists to the others
+(answered 200); 0.11.2 sends each to the next server in turn and no empty lists. Its client gives a request 180 s
+in all (aiohttp ClientTimeout(total=180)), so a judge slower than that per request fails the step after 5 tries.
 Malformed requests get a 422 (schema) or 400 (e.g. a conversation not ending with an assistant message), and
 reach no judge: pydantic's 422 names the field ("loc") for a role other than system/user/assistant (rm_core.data's
 ROLES), a prompt that is an empty message list or ends with an assistant message (rm_core.data's rule), an empty

@@ -578,6 +578,17 @@ def test_openrlhf_get_reward():
     assert openrlhf_get_reward(judge, {"query": [], "prompts": [], "labels": []})["rewards"] == []
 
 
+def test_openrlhf_empty_labels_are_no_reference():
+    """OpenRLHF without --data.label_key sends "" as every label: the judge gets no references, not empty ones."""
+    judge = LenJudge()
+    prompts = [chatml("Say hi"), chatml("What is 2 + 3?")]
+    queries = [prompts[0] + "hi there<|im_end|>\n", prompts[1] + "The answer is 5.<|im_end|>"]
+    openrlhf_get_reward(judge, {"query": queries, "prompts": prompts, "labels": ["", ""]})
+    assert judge.calls[-1]["refs"] is None
+    openrlhf_get_reward(judge, {"query": queries, "prompts": prompts, "labels": [" ", "5"]})
+    assert judge.calls[-1]["refs"] == [None, "5"]
+
+
 def test_openrlhf_failures():
     judge = LenJudge()
     payload = {"query": ["Q1 answer", "something else", "Q3 FAIL"], "prompts": ["Q1 ", "Q2 ", "Q3 "],
