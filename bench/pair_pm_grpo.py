@@ -256,6 +256,9 @@ def main(argv: list[str] | None = None) -> None:
     ckpt = runs / "rl"
     if args.sft_checkpoint is None:
         args.sft_checkpoint = str(SFT_CORE if args.data == "hh" else runs / "sft-core")
+    if (args.sft_epochs, args.sft_learning_rate) != (1, 5e-5) and (Path(args.sft_checkpoint) / "config.json").is_file():
+        p.error(f"--sft_epochs / --sft_learning_rate train a new SFT pair-PM, but {args.sft_checkpoint} exists already "
+                "(it would be used as it is): pass another --runs or --sft_checkpoint")
     budget = {k: getattr(args, k) for k in ("data", "train_pairs", "max_steps", "warmup_steps", "max_prompt_length",
                                             "max_new_tokens", "consistency_weight", "curve_pairs", "eval_every",
                                             "eval_pairs", "base_eval_pairs")}

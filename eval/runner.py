@@ -521,6 +521,8 @@ def counting_truncation(judge, scorer: Callable[[list[dict]], list[dict]]) -> Ca
         for supersedes, group in groups.items():
             before = truncation_count(judge)
             rows = scorer(group)
+            if sorted(str(row["id"]) for row in rows) != sorted(str(item["id"]) for item in group):
+                raise RuntimeError(f"the scorer returned rows for other items than the {len(group)} it was given")
             part = [f"{group[0]['id']}@{uuid.uuid4().hex[:8]}", truncation_count(judge) - before, *supersedes]
             by_id.update((str(row["id"]), {**row, TRUNCATION_KEY: part}) for row in rows)
         return [by_id[str(item["id"])] for item in items]

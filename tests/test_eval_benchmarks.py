@@ -304,6 +304,17 @@ def test_a_failed_item_asked_again_counts_its_cut_sequences_once(tmp_path, chunk
             (out / "scores.jsonl").rename(out / "scores.partial.jsonl")
 
 
+def test_counting_truncation_refuses_a_scorer_that_returns_other_rows():
+    from eval.runner import counting_truncation
+
+    judge = CuttingTableJudge({}, 4)
+    items = [{"id": "a"}, {"id": "b"}]
+    assert [r["id"] for r in counting_truncation(judge, lambda its: [{"id": i["id"]} for i in its])(items)] == ["a", "b"]
+    for bad in (lambda its: [{"id": its[0]["id"]}], lambda its: [{"id": i["id"]} for i in its] + [{"id": "c"}]):
+        with pytest.raises(RuntimeError, match="other items than the 2 it was given"):
+            counting_truncation(judge, bad)(items)
+
+
 # ------------------------------------------------------------------ RM-Bench
 
 

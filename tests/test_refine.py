@@ -391,7 +391,7 @@ def test_cli_exits_3_when_too_many_prompts_stop_on_a_failed_call_and_a_rerun_ref
                 "--judge_mode", "pointwise", "--judge_max_retries", "0", "--prompts", str(tmp_path / "prompts.jsonl"),
                 "--output_dir", str(tmp_path / "out"), "--iterations", "1"]
         with pytest.raises(TooManyFailedError, match=r"2 of 2 prompts failed \(100.0%\), more than "
-                                                     r"--max_failed_share 0.05: .*rerun the same command"):
+                                                     r"--max_failed_share 0.05: .*rerun of the same command refines again the 2 a timeout"):
             refine_main(argv)
         summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
         assert summary["failed"] == 2 and summary["stop_reasons"] == {"generation failed": 2}
