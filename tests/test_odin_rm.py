@@ -131,6 +131,9 @@ def _rank_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     loss = odin_length_loss(local_l, local_q, lengths[mine])[0]
     loss.backward()
     torch.save({"loss": loss.item(), "grad_l": local_l.grad, "grad_q": local_q.grad}, f"{out_dir}/rank{rank}.pt")
+    # both ranks done before either tears gloo down: a rank leaving while the other still talks to it aborted
+    # the process now and then ("terminate called without an active exception")
+    dist.barrier()
     dist.destroy_process_group()
 
 
