@@ -79,6 +79,16 @@ class PairPMJudge(Judge):
                             self.truncation) for p, a, b in items]
         return first_probs(self.model, seqs, self.tokenizer.pad_token_id, self.answer_ids, self.batch_size)
 
+    def _parsed(self, text: str, budget_cut: bool):
+        """parse_reasoning_verdict, naming the token budget when an output with no usable verdict used all of it
+        (the critique ran long: raise max_new_tokens), rather than blaming the model's form."""
+        from pair_pm.grpo_rewards import ParsedVerdict, parse_reasoning_verdict
+
+        parsed = parse_reasoning_verdict(text)
+        if budget_cut and not parsed.ok:
+            return ParsedVerdict(None, parsed.reasoning, f"no verdict within max_new_tokens {self.max_new_tokens}")
+        return parsed
+
     def judge_pairs(self, items: Sequence[tuple[Prompt, str, str]]) -> list[PairVerdict]:
         """Both orders of every pair in one batched pass: p_forward = P_A(a, b), p_backward = 1 - P_A(b, a)."""
         items = list(items)
@@ -113,6 +123,7 @@ class ReasoningPairPMJudge(Judge):
         self.batch_size = batch_size or (32 if self.device.type == "cuda" else 8)
         self.truncation = TruncationReport()
         self.verdict_stats: Counter = Counter()
+        self.last_budget_cut: list[bool] | None = None  # per output of the last generate(): cut at max_new_tokens
         self.last_item_info: list[dict] = []
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token  # left pads are masked out
@@ -140,6 +151,8 @@ class ReasoningPairPMJudge(Judge):
         from rm_core.progress import progress
 
         bar = progress(total=len(order), desc="reasoning verdicts", unit="output", leave=False)
+        eos = set(self._eos_ids())
+        self.last_budget_cut = [False] * len(seqs)  # an output that used every new token without ending
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
             width = max(len(seqs[i]) for i in batch)
@@ -149,22 +162,35 @@ class ReasoningPairPMJudge(Judge):
             with torch.inference_mode():
                 out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
             # decoded as TRL decodes completions in training (special tokens dropped), then parsed the same way
-            for i, text in zip(batch, self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)):
+            new = out[:, width:]
+            for row, (i, text) in enumerate(zip(batch, self.tokenizer.batch_decode(new, skip_special_tokens=True))):
                 texts[i] = text
+                self.last_budget_cut[i] = new.shape[1] >= self.max_new_tokens and not eos & set(new[row].tolist())
             bar.update(len(batch))
         bar.close()
         return texts
 
+    def _parsed(self, text: str, budget_cut: bool):
+        """parse_reasoning_verdict, naming the token budget when an output with no usable verdict used all of it
+        (the critique ran long: raise max_new_tokens), rather than blaming the model's form."""
+        from pair_pm.grpo_rewards import ParsedVerdict, parse_reasoning_verdict
+
+        parsed = parse_reasoning_verdict(text)
+        if budget_cut and not parsed.ok:
+            return ParsedVerdict(None, parsed.reasoning, f"no verdict within max_new_tokens {self.max_new_tokens}")
+        return parsed
+
     def judge_pairs(self, items: Sequence[tuple[Prompt, str, str]]) -> list[PairVerdict]:
         """Both orders of every pair: p_forward = P(a better) with a as Response A (1.0 or 0.0), p_backward
         with a as Response B, mapped back to a. A pair with a malformed output in either order fails."""
-        from pair_pm.grpo_rewards import parse_reasoning_verdict
-
         items = list(items)
+        self.last_budget_cut = None
         texts = self.generate([x for p, a, b in items for x in ((p, a, b), (p, b, a))])
+        cut = self.last_budget_cut if self.last_budget_cut is not None and len(self.last_budget_cut) == len(texts) \
+            else [False] * len(texts)
         verdicts, self.last_item_info = [], []
         for i in range(len(items)):
-            parsed = [parse_reasoning_verdict(texts[2 * i]), parse_reasoning_verdict(texts[2 * i + 1])]
+            parsed = [self._parsed(texts[k], cut[k]) for k in (2 * i, 2 * i + 1)]
             for v in parsed:
                 self.verdict_stats["outputs"] += 1
                 self.verdict_stats[f"verdict {v.verdict}" if v.ok else f"malformed: {v.error}"] += 1

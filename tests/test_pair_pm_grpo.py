@@ -598,6 +598,21 @@ def test_reasoning_judge_maps_verdicts_back_to_the_pair(trained):
                                        "text_forward": "<verdict>A</verdict>", "text_backward": "<verdict>A</verdict>"}
 
 
+def test_an_output_cut_by_the_token_budget_names_the_budget(trained):
+    """An output that used every new token without a verdict fails as "no verdict within max_new_tokens N" (raise
+    the budget), not as a missing verdict (the model's form)."""
+    from pair_pm.judge import ReasoningPairPMJudge
+
+    out, _, _ = trained
+    judge = ReasoningPairPMJudge.from_pretrained(str(out), max_new_tokens=3)
+    verdicts = judge.judge_pairs([("q", "a", "b"), ("another q", "c c", "d")])
+    assert len(judge.last_budget_cut) == 4 and sum(judge.last_budget_cut) > 0  # the tiny model never stops in 3
+    assert judge.verdict_stats["malformed: no verdict within max_new_tokens 3"] == sum(judge.last_budget_cut)
+    assert all(v.p is None for v in verdicts)
+    assert set(judge.failures.counts) <= {"unparsable verdict: no verdict within max_new_tokens 3",
+                                          "unparsable verdict: missing verdict"}
+
+
 def test_real_generation_is_greedy_and_batched_like_one_at_a_time(trained):
     from pair_pm.judge import ReasoningPairPMJudge
 
