@@ -79,16 +79,6 @@ class PairPMJudge(Judge):
                             self.truncation) for p, a, b in items]
         return first_probs(self.model, seqs, self.tokenizer.pad_token_id, self.answer_ids, self.batch_size)
 
-    def _parsed(self, text: str, budget_cut: bool):
-        """parse_reasoning_verdict, naming the token budget when an output with no usable verdict used all of it
-        (the critique ran long: raise max_new_tokens), rather than blaming the model's form."""
-        from pair_pm.grpo_rewards import ParsedVerdict, parse_reasoning_verdict
-
-        parsed = parse_reasoning_verdict(text)
-        if budget_cut and not parsed.ok:
-            return ParsedVerdict(None, parsed.reasoning, f"no verdict within max_new_tokens {self.max_new_tokens}")
-        return parsed
-
     def judge_pairs(self, items: Sequence[tuple[Prompt, str, str]]) -> list[PairVerdict]:
         """Both orders of every pair in one batched pass: p_forward = P_A(a, b), p_backward = 1 - P_A(b, a)."""
         items = list(items)
