@@ -511,12 +511,12 @@ def counting_truncation(judge, scorer: Callable[[list[dict]], list[dict]]) -> Ca
     from judges.base import truncation_count
 
     def scorer_counting(items: list[dict]) -> list[dict]:
+        unmarked = [{k: v for k, v in item.items() if k != SUPERSEDES_KEY} for item in items]
         if truncation_count(judge) is None:
-            return scorer([{k: v for k, v in item.items() if k != SUPERSEDES_KEY} for item in items])
+            return scorer(unmarked)
         groups: dict[tuple, list[dict]] = {}
-        for item in items:
-            groups.setdefault(tuple(item.get(SUPERSEDES_KEY, ())), []).append(
-                {k: v for k, v in item.items() if k != SUPERSEDES_KEY})
+        for item, clean in zip(items, unmarked):
+            groups.setdefault(tuple(item.get(SUPERSEDES_KEY, ())), []).append(clean)
         by_id = {}
         for supersedes, group in groups.items():
             before = truncation_count(judge)

@@ -302,9 +302,10 @@ def main(argv: list[str] | None = None) -> None:
     skipped: Counter = Counter()
     groups = groups_from_rows(rows, skipped)[: args.limit]
     if not groups:
+        from rm_core.data import SkipReport
         from rm_core.errors import UserInputError
 
-        reasons = ", ".join(f"{n} {r}" for r, n in skipped.most_common()) or "no rows"
+        reasons = SkipReport(skipped).reasons() or "no rows"
         raise UserInputError(f"{args.dataset}: no group of two or more responses to judge ({reasons})")
     judge = judges.load(args.judge, **llm_judge_kwargs(args.judge, args))
     report = detect_conflicts(judge, groups)

@@ -258,9 +258,10 @@ def refine_file(args, policy, judge: Judge) -> dict:
     check_refine_args(args)
     prompts, skipped = read_prompts(args.prompts)
     if not prompts:
+        from rm_core.data import SkipReport
         from rm_core.errors import UserInputError
 
-        reasons = ", ".join(f"{n} {r}" for r, n in skipped.most_common()) or "no rows"
+        reasons = SkipReport(skipped).reasons() or "no rows"
         raise UserInputError(f"{args.prompts}: no prompt to refine ({reasons})")
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
