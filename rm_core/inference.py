@@ -1,20 +1,26 @@
 """Batched reward scoring of token sequences and of preference pairs.
 
 `score_pairs` scores a chosen/rejected pair's shared prefix (the prompt, and whatever the template
-renders before the responses diverge) once: the prefix runs through the backbone with a KV cache, the
-cache is repeated for the two continuations, and only the two responses run after it. Pairs are sorted
-by length, and a batch is cut where padding would exceed 1.3x its real tokens. Models without a causal
+renders before the responses diverge) once: one "tree" sequence holds the prefix, the chosen suffix and
+the rejected suffix, with positions and an attention mask that make each suffix see only the prefix and
+itself. On a CPU several pairs share a forward, block-diagonal, with no padding. Models without a causal
 backbone and a `score` head (encoders such as BERT/MiniLM, which pool at [CLS]) take the plain path:
 every sequence whole, length-sorted.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 # bench.judge_split on the MiniLM service's batches: 1.3 took batch 32's forward from 10.8 to 8.8 ms a request and
 # tied at batch 14; 1.1 cost more in extra forwards than it saved in padding.
 PADDING_SLACK = 1.3
+# Tokens a CPU forward of tree rows packs (`score_pairs`). bench/RESULTS.md ("eval_reward_bench speed"): on
+# LLMBar fp32/bf16, 256-512 beat one pair a forward; past that, attention over the packed width (its masked
+# blocks are computed too) costs more than the bigger matrix products save.
+PACK_TOKENS = 256
 
 
 def padding_bounded_batches(lengths: list[int], size: int, slack: float = PADDING_SLACK,
@@ -81,14 +87,6 @@ def supports_shared_prefix(model) -> bool:
     )
 
 
-def _cache_kwarg(base) -> str:
-    """The name the backbone's forward takes its key/value cache under: `cache` from transformers 5.24,
-    `past_key_values` before (still accepted, with a deprecation warning, until 5.40)."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
-
-
 def shared_prefix_length(a: list[int], b: list[int]) -> int:
     """Length of the common token prefix, leaving at least one token of each sequence after it."""
     limit = min(len(a), len(b)) - 1
@@ -98,56 +96,115 @@ def shared_prefix_length(a: list[int], b: list[int]) -> int:
     return n
 
 
+def tree_packable(model, length: int) -> bool:
+    """Whether a pair whose longer sequence has `length` tokens can run as a tree row (`score_pairs`): the
+    attention takes a 4D mask (sdpa, eager; not flash-attention's kernels, which take none) and no sliding
+    window is shorter than the sequence, so the one mask given to every layer is what each layer would use."""
+    implementation = getattr(model.config, "_attn_implementation", None) or "eager"
+    window = getattr(model.config, "sliding_window", None)
+    return implementation in ("sdpa", "eager") and (not window or length <= window)
+
+
+def _tree_rows(pairs: list[tuple[list[int], list[int]]], rows: list[list[int]]):
+    """For each row (pair indices), its token ids, positions, reward read-outs [(pair, chosen pos, rejected pos)]
+    and tree blocks [(start, prefix, chosen end, end)]: prefix + chosen suffix + rejected suffix per pair,
+    the rejected suffix's positions restarting where the prefix ends."""
+    for row in rows:
+        ids: list[int] = []
+        positions: list[int] = []
+        reads, blocks = [], []
+        for i in row:
+            chosen, rejected = pairs[i]
+            n = shared_prefix_length(chosen, rejected)
+            start = len(ids)
+            ids += chosen + rejected[n:]
+            positions += list(range(len(chosen))) + list(range(n, len(rejected)))
+            chosen_end, end = start + len(chosen), len(ids)
+            reads.append((i, chosen_end - 1, end - 1))
+            blocks.append((start, start + n, chosen_end, end))
+        yield ids, positions, reads, blocks
+
+
+def _tree_mask(blocks_per_row: list[list[tuple[int, int, int, int]]], width: int, dtype: torch.dtype) -> torch.Tensor:
+    """(rows, 1, width, width) additive mask: causal inside each pair's block, the rejected suffix blind to
+    the chosen suffix, nothing across pairs; a padding position sees only itself (a row with no visible key
+    would be NaN)."""
+    allow = torch.eye(width, dtype=torch.bool).repeat(len(blocks_per_row), 1, 1)
+    for r, blocks in enumerate(blocks_per_row):
+        for start, prefix_end, chosen_end, end in blocks:
+            allow[r, start:end, start:end] = torch.ones(end - start, end - start, dtype=torch.bool).tril()
+            allow[r, chosen_end:end, prefix_end:chosen_end] = False
+    return torch.zeros(allow.shape, dtype=dtype).masked_fill_(~allow, torch.finfo(dtype).min)[:, None]
+
+
 @torch.inference_mode()
-def score_pairs(
-    model, pairs: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int = 16, share_prefix: bool | None = None
-) -> list[tuple[float, float]]:
-    """(chosen_reward, rejected_reward) for each (chosen_ids, rejected_ids) pair."""
+def score_pairs(model, pairs: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int = 16,
+                share_prefix: bool | None = None, pack_tokens: int | None = None) -> list[tuple[float, float]]:
+    """(chosen_reward, rejected_reward) for each (chosen_ids, rejected_ids) pair.
+
+    Shared-prefix path (decoders with a score head, `supports_shared_prefix`): each pair is one tree row, its
+    shared prefix (the prompt and whatever the template renders before the responses diverge) followed by the
+    chosen suffix and the rejected suffix, the rejected suffix's positions restarting where the prefix ends and
+    its mask hiding the chosen suffix. One forward then gives both rewards, the prefix computed once: the same
+    numbers as the two whole sequences, with no cache to copy. Rows hold several pairs, block-diagonal, up to
+    `pack_tokens` tokens (the default on a CPU: PACK_TOKENS, where a forward's cost is its tokens and a bigger one
+    runs at a better rate); on other devices (`pack_tokens` 0) one pair a row, `batch_size` rows a forward,
+    length-sorted within PADDING_SLACK. Pairs a tree row cannot take (`tree_packable`), and pairs whose tree row
+    gave a non-finite reward, run as two whole sequences."""
     if share_prefix is None:
         share_prefix = supports_shared_prefix(model)
-    if not share_prefix:
-        flat = score_sequences(model, [s for pair in pairs for s in pair], pad_id, batch_size * 2)
-        return [(flat[2 * i], flat[2 * i + 1]) for i in range(len(pairs))]
-
-    base = getattr(model, model.base_model_prefix)
-    head = model.score
-    device = _device(model)
-    prefix_lens = [shared_prefix_length(c, r) for c, r in pairs]
     results: list[tuple[float, float]] = [(0.0, 0.0)] * len(pairs)
-    # By whole length: groups long prompts (HH) and long responses (LLMBar) alike, so padding stays small. (The
-    # bound is on whole lengths; prefix and suffixes are padded apart, so theirs can pass it a little.)
-    by_prefix = sorted(range(len(pairs)), key=prefix_lens.__getitem__)  # ties of whole length: shorter prefix first
-    for batch in padding_bounded_batches([max(len(c), len(r)) for c, r in pairs], batch_size, indices=by_prefix):
-        lens = [prefix_lens[i] for i in batch]
-        suffixes = [seq[n:] for i, n in zip(batch, lens) for seq in pairs[i]]  # chosen, rejected, chosen, ...
-        suffix_ids, suffix_mask = pad_right(suffixes, pad_id)
-        starts = torch.tensor(lens, dtype=torch.long).repeat_interleave(2)
-        positions = starts[:, None] + torch.arange(suffix_ids.shape[1])[None, :]
-        cache = None
-        mask = suffix_mask
-        if max(lens) > 0:
-            prefix_ids, prefix_mask = pad_right([pairs[i][0][: max(n, 1)] for i, n in zip(batch, lens)], pad_id)
-            if min(lens) == 0:  # a pair with nothing shared: its 1-token "prefix" is masked out below
-                for row, n in enumerate(lens):
-                    if n == 0:
-                        prefix_mask[row] = 0
-            out = base(input_ids=prefix_ids.to(device), attention_mask=prefix_mask.to(device), use_cache=True)
-            cache = out.get(_cache_kwarg(base))
-            cache.batch_repeat_interleave(2)
-            mask = torch.cat([prefix_mask.repeat_interleave(2, dim=0), suffix_mask], dim=1)
-        hidden = base(
-            input_ids=suffix_ids.to(device),
-            attention_mask=mask.to(device),
-            position_ids=positions.to(device),
-            use_cache=cache is not None,
-            **{_cache_kwarg(base): cache},
-        ).last_hidden_state
-        last = suffix_mask.sum(dim=1) - 1
-        rewards = head(hidden[torch.arange(hidden.shape[0]), last.to(device)]).float()[:, 0].tolist()
-        for row, i in enumerate(batch):
-            results[i] = (rewards[2 * row], rewards[2 * row + 1])
+    tree, whole = [], []
+    for i, (chosen, rejected) in enumerate(pairs):
+        (tree if share_prefix and tree_packable(model, max(len(chosen), len(rejected))) else whole).append(i)
+    if tree:
+        _score_tree_rows(model, pairs, tree, pad_id, batch_size, pack_tokens, results)
+        # A NaN or inf reaches the other pairs of its row, and the other suffix of its pair, through masked
+        # attention (a weight of 0 times NaN is NaN): a pair with a non-finite reward is scored again whole, so
+        # each sequence gets its own reward, non-finite only where its own forward is.
+        whole += [i for i in tree if not all(math.isfinite(x) for x in results[i])]
+    if whole:
+        flat = score_sequences(model, [s for i in whole for s in pairs[i]], pad_id, batch_size * 2)
+        for k, i in enumerate(whole):
+            results[i] = (flat[2 * k], flat[2 * k + 1])
     return results
 
+
+def _score_tree_rows(model, pairs, todo: list[int], pad_id: int, batch_size: int, pack_tokens: int | None,
+                     results: list) -> None:
+    """`score_pairs`'s tree path over the pairs `todo`, writing their rewards into `results`."""
+    device = _device(model)
+    dtype = next(model.parameters()).dtype
+    if pack_tokens is None:
+        pack_tokens = PACK_TOKENS if device.type == "cpu" else 0
+    tree_len = {i: len(pairs[i][0]) + len(pairs[i][1]) - shared_prefix_length(*pairs[i]) for i in todo}
+    order = sorted(tree_len, key=tree_len.__getitem__)
+    rows: list[list[int]] = []
+    for i in order:  # consecutive pairs by length fill a row up to pack_tokens (a longer pair alone)
+        if rows and sum(tree_len[j] for j in rows[-1]) + tree_len[i] <= pack_tokens:
+            rows[-1].append(i)
+        else:
+            rows.append([i])
+    built = list(_tree_rows(pairs, rows))
+    base = getattr(model, model.base_model_prefix)
+    for batch in padding_bounded_batches([len(ids) for ids, *_ in built], batch_size):
+        width = max(len(built[b][0]) for b in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        positions = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, b in enumerate(batch):
+            ids[row, : len(built[b][0])] = torch.tensor(built[b][0], dtype=torch.long)
+            positions[row, : len(built[b][1])] = torch.tensor(built[b][1], dtype=torch.long)
+        mask = _tree_mask([built[b][3] for b in batch], width, dtype)
+        hidden = base(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                      use_cache=False).last_hidden_state
+        at = [(row, pos) for row, b in enumerate(batch) for _, c_pos, r_pos in built[b][2] for pos in (c_pos, r_pos)]
+        rows_at, positions_at = (torch.tensor(x, device=device) for x in zip(*at))
+        rewards = model.score(hidden[rows_at, positions_at]).float()[:, 0].tolist()
+        k = 0
+        for b in batch:
+            for i, _, _ in built[b][2]:
+                results[i] = (rewards[k], rewards[k + 1])
+                k += 2
 
 
 @torch.inference_mode()

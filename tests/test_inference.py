@@ -1,4 +1,5 @@
-"""score_pairs: the shared-prefix path equals whole-sequence scoring, and the plain path for encoders."""
+"""score_pairs: the shared-prefix (tree) path equals whole-sequence scoring in every packing, and the plain path
+for encoders."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rm_core.inference import (
     score_sequences,
     shared_prefix_length,
     supports_shared_prefix,
+    tree_packable,
 )
 from rm_core.templates import render_ids, set_chat_template
 from rm_core.testing import tiny_reward_model
@@ -119,7 +121,7 @@ def test_rendered_conversations(llama, batch_size):
 
 
 def test_shared_prefix_runs_the_prefix_once(llama):
-    """The backbone never sees a whole long sequence: the prefix runs once, then only the responses."""
+    """The backbone never sees a whole sequence twice: one forward of the prefix and the two suffixes."""
     model, tokenizer = llama
     prefix = list(range(3, 43))
     pairs = [(prefix + [50, 51], prefix + [60, 61, 62])]
@@ -129,7 +131,55 @@ def test_shared_prefix_runs_the_prefix_once(llama):
         score_pairs(model, pairs, tokenizer.pad_token_id, share_prefix=True)
     finally:
         handle.remove()
-    assert widths == [torch.Size([1, 40]), torch.Size([2, 3])]
+    assert widths == [torch.Size([1, 45])]
+
+
+@pytest.mark.parametrize("pack_tokens,batch_size,forwards", [(0, 1, 10), (0, 4, 4), (60, 1, 4), (10_000, 1, 1),
+                                                             (60, 2, 2)])
+def test_packing_changes_the_forwards_not_the_scores(llama, pack_tokens, batch_size, forwards):
+    """Pairs packed block-diagonal into one row (the CPU path), or one a row padded into batches (the GPU path):
+    every layout gives each sequence's own whole-sequence reward, in as many forwards as the layout says."""
+    model, tokenizer = llama
+    pairs = _random_pairs(len(tokenizer), tokenizer.pad_token_id, seed=1)
+    calls = []
+    handle = model.get_input_embeddings().register_forward_hook(lambda m, i, o: calls.append(i[0].shape))
+    try:
+        got = score_pairs(model, pairs, tokenizer.pad_token_id, batch_size=batch_size, pack_tokens=pack_tokens)
+    finally:
+        handle.remove()
+    assert len(calls) == forwards
+    for (c, r), (cs, rs) in zip(pairs, got):
+        assert cs == pytest.approx(_one_by_one(model, c), abs=ATOL)
+        assert rs == pytest.approx(_one_by_one(model, r), abs=ATOL)
+
+
+def test_pairs_past_a_sliding_window_run_whole(llama, monkeypatch):
+    """A tree row gives every layer one mask: a pair longer than a sliding window is scored as two whole
+    sequences instead (the model's own windowed mask), still exact; a shorter one stays a tree row."""
+    model, tokenizer = llama
+    pairs = [(list(range(3, 13)) + [50], list(range(3, 13)) + [60, 61]), ([5, 6], [5, 7])]
+    calls = []
+    handle = model.get_input_embeddings().register_forward_hook(lambda m, i, o: calls.append(tuple(i[0].shape)))
+    monkeypatch.setattr(model.config, "sliding_window", 8, raising=False)
+    try:
+        got = score_pairs(model, pairs, tokenizer.pad_token_id, batch_size=4, pack_tokens=0)
+    finally:
+        handle.remove()
+    assert sorted(calls) == [(1, 3), (2, 12)]
+    for (c, r), (cs, rs) in zip(pairs, got):
+        assert cs == pytest.approx(_one_by_one(model, c), abs=ATOL)
+        assert rs == pytest.approx(_one_by_one(model, r), abs=ATOL)
+
+
+def test_tree_rows_need_an_attention_that_takes_a_4d_mask():
+    from types import SimpleNamespace
+
+    def model(implementation, window=None):
+        return SimpleNamespace(config=SimpleNamespace(_attn_implementation=implementation, sliding_window=window))
+
+    assert tree_packable(model("sdpa"), 10_000) and tree_packable(model("eager"), 10)
+    assert not tree_packable(model("flash_attention_2"), 10)  # its kernels take no 4D mask
+    assert not tree_packable(model("sdpa", window=4096), 4097) and tree_packable(model("sdpa", window=4096), 4096)
 
 
 def test_shared_prefix_length():
@@ -203,3 +253,23 @@ def test_bert_plain_path_equals_per_sequence(batch_size):
 def test_padding_bounded_batches_refuses_a_batch_size_below_one():
     with pytest.raises(ValueError, match="batch size must be at least 1, got 0"):
         list(padding_bounded_batches([3], size=0))
+
+
+def test_a_nan_stays_in_its_own_sequence():
+    """Masked attention carries NaN (0 x NaN): a pair whose chosen response holds a NaN-embedded token must not
+    turn its rejected response, or the other pairs packed in its row, into NaN. Those are scored again whole."""
+    import math
+
+    model, tokenizer = tiny_reward_model(seed=3)
+    model.eval()
+    poison = 77
+    with torch.no_grad():
+        model.get_input_embeddings().weight[poison] = math.nan
+    prompt = [5, 6, 7, 8]
+    pairs = [(prompt + [20, 21], prompt + [30]), (prompt + [40, poison], prompt + [41, 42]), (prompt + [50], prompt + [51])]
+    got = score_pairs(model, pairs, tokenizer.pad_token_id, batch_size=1, pack_tokens=10_000)
+    assert math.isnan(got[1][0])
+    for (c, r), (cs, rs) in zip(pairs, got):
+        for seq, score in ((c, cs), (r, rs)):
+            if poison not in seq:
+                assert score == pytest.approx(_one_by_one(model, seq), abs=ATOL)
