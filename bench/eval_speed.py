@@ -113,6 +113,34 @@ def compare(ours: list[dict], peer: list[dict]) -> dict:
             "same_token_count_pairs": same_tokens}
 
 
+def computed_tokens(pairs: list[tuple[list[int], list[int]]], peer_batch: int) -> dict:
+    """Token positions each tool's forwards compute for these (chosen_ids, rejected_ids) pairs: ours runs each
+    pair as one tree row, the shared prefix once and no padding (rm_core.inference.score_pairs); the peer runs
+    the chosen and the rejected sequences of each `peer_batch` consecutive pairs as two batches padded to their
+    longest. Their ratio is the work the peer does per unit of ours: the most our speed-up could be at equal
+    speed per token."""
+    from rm_core.inference import shared_prefix_length
+
+    ours = sum(len(c) + len(r) - shared_prefix_length(c, r) for c, r in pairs)
+    peer = 0
+    for start in range(0, len(pairs), peer_batch):
+        batch = pairs[start:start + peer_batch]
+        peer += len(batch) * (max(len(c) for c, _ in batch) + max(len(r) for _, r in batch))
+    return {"ours": ours, "peer": peer, "whole_sequences": sum(len(c) + len(r) for c, r in pairs),
+            "peer_over_ours": round(peer / ours, 3)}
+
+
+def rendered_pairs(model: Path, rows: list[dict]) -> list[tuple[list[int], list[int]]]:
+    """The pairs' token ids as both tools score them (the checkpoint's chat template; `same_token_count_pairs`
+    checks the counts agree)."""
+    from transformers import AutoTokenizer
+
+    from rm_core.templates import render_ids
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    return [(render_ids(tokenizer, r["chosen"])[0], render_ids(tokenizer, r["rejected"])[0]) for r in rows]
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=str(DEFAULT_MODEL),
@@ -194,7 +222,11 @@ def main(argv=None) -> dict:
              f"{r['same_token_count_pairs']}/{r['pairs']} | {r['ours']['peak_rss_mib']:.0f} | "
              f"{r['peer']['peak_rss_mib']:.0f} |" for r in results]
     table = header + "\n" + "\n".join(lines)
+    tokens = computed_tokens(rendered_pairs(model, rows), args.batch_size)
+    print(f"[bench] token positions computed: ours {tokens['ours']}, peer {tokens['peer']} "
+          f"({tokens['peer_over_ours']}x ours)", flush=True)
     report = {"model": str(model), "dataset": str(args.dataset), "data_file": str(data_path), "pairs": n,
+              "tokens_computed": tokens,
               "limit": args.limit, "threads": args.threads, "cpu_count": os.cpu_count(),
               "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg(),
               "results": results, "markdown": table}

@@ -87,3 +87,15 @@ def test_bt_bench_refuses_a_micro_batch_that_does_not_divide_the_batch(monkeypat
         bt_hh.main()
     assert exit_info.value.code == 2
     assert f"{flag} {value} must divide --batch_size 8" in capsys.readouterr().err
+
+
+def test_eval_speed_counts_the_token_positions_each_tool_computes():
+    from bench.eval_speed import computed_tokens
+
+    pairs = [([1, 2, 3, 4], [1, 2, 9]),  # prefix 2: ours 4 + 1 = 5
+             ([5, 6], [7, 8, 9, 10]),    # nothing shared: 6
+             ([1, 2, 3], [1, 2, 3])]     # identical: one token of each is kept apart, 3 + 1 = 4
+    # peer, batches of 2: chosen padded to 4 and rejected to 4 (x2 pairs), then the last pair alone (3 + 3)
+    assert computed_tokens(pairs, peer_batch=2) == {"ours": 15, "peer": 22, "whole_sequences": 19,
+                                                    "peer_over_ours": round(22 / 15, 3)}
+    assert computed_tokens(pairs, peer_batch=3)["peer"] == 3 * 4 + 3 * 4
