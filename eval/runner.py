@@ -435,11 +435,14 @@ def track_summary(tracker, summary: dict) -> None:
 
 def listwise_scores(judge, groups: Sequence[tuple[object, Sequence[str]]]) -> list[list[float | None]]:
     """One score per response for each (prompt, responses). A pointwise judge scores every response once, all
-    groups in one batched call; a pairwise judge ranks each group (`rank_many` when it has one, else `rank`:
-    its default aggregation over all pairs). A response the judge failed on is None."""
+    groups in one batched call (`rank_many` when it has one: a reward model's runs each group's prompt once); a
+    pairwise judge ranks each group (`rank_many` when it has one, else `rank`: its default aggregation over all
+    pairs). A response the judge failed on is None."""
     from judges.base import conversation
 
     groups = [(prompt, list(responses)) for prompt, responses in groups]
+    if hasattr(judge, "rank_many"):
+        return judge.rank_many(groups)
     if judge.pointwise:
         flat = judge.score([conversation(prompt, r) for prompt, responses in groups for r in responses])
         out, k = [], 0
@@ -447,8 +450,6 @@ def listwise_scores(judge, groups: Sequence[tuple[object, Sequence[str]]]) -> li
             out.append(flat[k:k + len(responses)])
             k += len(responses)
         return out
-    if hasattr(judge, "rank_many"):
-        return judge.rank_many(groups)
     return [judge.rank(prompt, responses) for prompt, responses in groups]
 
 

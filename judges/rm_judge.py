@@ -5,7 +5,8 @@ and the scalar ORM is served by it (math_rm.judge.OutcomeRewardJudge). It regist
 
 Conversations are rendered with the checkpoint's own chat template (exactly one BOS), cut from the front
 when longer than `max_length` (keeping the end of the response; counted in `truncated`), and scored in
-length-sorted batches. `score_pairs` runs a pair's shared prompt once (one tree row) on decoder-only models:
+length-sorted batches. `score_pairs` and `rank_many` run a pair's (a group's) shared prompt once (one tree
+row) on decoder-only models:
 the same path `eval_reward_bench` uses, so a checkpoint scores the same through both.
 
 An empty response is scored, not failed (`score`, `score_pairs`, `compare`, `rank`): the rendered conversation
@@ -115,6 +116,16 @@ class RewardModelJudge(Judge):
         for i, v in zip(todo, raw):
             out[i] = self._normalized(v)  # non-finite -> None, counted: Judge's _CHECKED_PATHS
         return out
+
+    def rank_many(self, items: Sequence[tuple[Prompt, Sequence[str]]]) -> list[list[float | None]]:
+        """Each response's reward, for many (prompt, responses) groups (best-of-N, RewardBench 2): as `score`
+        gives it, with each group's shared prompt run once (`rm_core.inference.score_groups`)."""
+        from rm_core.inference import score_groups
+
+        self.last_item_info = []
+        groups = [[self._render(conversation(prompt, r)) for r in responses] for prompt, responses in items]
+        scores = score_groups(self.model, groups, self.tokenizer.pad_token_id, self.batch_size, self.share_prefix)
+        return [[self._normalized(v) for v in group] for group in scores]
 
     def score_pairs(self, items: Sequence[tuple[Prompt, str, str]]) -> list[tuple[float | None, float | None]]:
         from rm_core.inference import score_pairs

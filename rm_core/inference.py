@@ -1,9 +1,10 @@
 """Batched reward scoring of token sequences and of preference pairs.
 
-`score_pairs` scores a chosen/rejected pair's shared prefix (the prompt, and whatever the template
-renders before the responses diverge) once: one "tree" sequence holds the prefix, the chosen suffix and
-the rejected suffix, with positions and an attention mask that make each suffix see only the prefix and
-itself. On a CPU several pairs share a forward, block-diagonal, with no padding. Models without a causal
+`score_groups` (and `score_pairs`, its groups of two) scores the prefix shared by a group of sequences (a
+pair's chosen and rejected, a prompt's candidates: the prompt, and whatever the template renders before
+the responses diverge) once: one "tree" sequence holds the prefix and then each sequence's suffix, with
+positions and an attention mask that make each suffix see only the prefix and itself. On a CPU several
+groups share a forward, block-diagonal, with no padding. Models without a causal
 backbone and a `score` head (encoders such as BERT/MiniLM, which pool at [CLS]) take the plain path:
 every sequence whole, length-sorted.
 """
@@ -87,17 +88,17 @@ def supports_shared_prefix(model) -> bool:
     )
 
 
-def shared_prefix_length(a: list[int], b: list[int]) -> int:
-    """Length of the common token prefix, leaving at least one token of each sequence after it."""
-    limit = min(len(a), len(b)) - 1
+def shared_prefix_length(*seqs: list[int]) -> int:
+    """Length of the sequences' common token prefix, leaving at least one token of each after it."""
+    limit = min(len(s) for s in seqs) - 1
     n = 0
-    while n < limit and a[n] == b[n]:
+    while n < limit and all(s[n] == seqs[0][n] for s in seqs[1:]):
         n += 1
     return n
 
 
 def tree_packable(model, length: int) -> bool:
-    """Whether a pair whose longer sequence has `length` tokens can run as a tree row (`score_pairs`): the
+    """Whether a group whose longest sequence has `length` tokens can run as a tree row (`score_groups`): the
     attention takes a 4D mask (sdpa, eager; not flash-attention's kernels, which take none) and no sliding
     window is shorter than the sequence, so the one mask given to every layer is what each layer would use."""
     implementation = getattr(model.config, "_attn_implementation", None) or "eager"
@@ -105,87 +106,109 @@ def tree_packable(model, length: int) -> bool:
     return implementation in ("sdpa", "eager") and (not window or length <= window)
 
 
-def _tree_rows(pairs: list[tuple[list[int], list[int]]], rows: list[list[int]]):
-    """For each row (pair indices), its token ids, positions, reward read-outs [(pair, chosen pos, rejected pos)]
-    and tree blocks [(start, prefix, chosen end, end)]: prefix + chosen suffix + rejected suffix per pair,
-    the rejected suffix's positions restarting where the prefix ends."""
+def _tree_length(group: list[list[int]]) -> int:
+    return sum(len(s) for s in group) - (len(group) - 1) * shared_prefix_length(*group)
+
+
+def _tree_rows(groups: list[list[list[int]]], rows: list[list[int]]):
+    """For each row (group indices): its token ids, positions, reward read-outs [(group, [last position of each
+    sequence])] and tree blocks [(start, prefix end, [suffix ends])]: per group the shared prefix, then each
+    sequence's suffix, its positions restarting where the prefix ends."""
     for row in rows:
         ids: list[int] = []
         positions: list[int] = []
         reads, blocks = [], []
-        for i in row:
-            chosen, rejected = pairs[i]
-            n = shared_prefix_length(chosen, rejected)
+        for g in row:
+            n = shared_prefix_length(*groups[g])
             start = len(ids)
-            ids += chosen + rejected[n:]
-            positions += list(range(len(chosen))) + list(range(n, len(rejected)))
-            chosen_end, end = start + len(chosen), len(ids)
-            reads.append((i, chosen_end - 1, end - 1))
-            blocks.append((start, start + n, chosen_end, end))
+            ids += groups[g][0][:n]
+            positions += list(range(n))
+            ends = []
+            for seq in groups[g]:
+                ids += seq[n:]
+                positions += list(range(n, len(seq)))
+                ends.append(len(ids))
+            reads.append((g, [e - 1 for e in ends]))
+            blocks.append((start, start + n, ends))
         yield ids, positions, reads, blocks
 
 
-def _tree_mask(blocks_per_row: list[list[tuple[int, int, int, int]]], width: int, dtype: torch.dtype) -> torch.Tensor:
-    """(rows, 1, width, width) additive mask: causal inside each pair's block, the rejected suffix blind to
-    the chosen suffix, nothing across pairs; a padding position sees only itself (a row with no visible key
-    would be NaN)."""
+def _tree_mask(blocks_per_row: list[list[tuple[int, int, list[int]]]], width: int, dtype: torch.dtype) -> torch.Tensor:
+    """(rows, 1, width, width) additive mask: each suffix sees its group's prefix and itself, causally; nothing
+    across groups; a padding position sees only itself (a row with no visible key would be NaN)."""
     allow = torch.eye(width, dtype=torch.bool).repeat(len(blocks_per_row), 1, 1)
     for r, blocks in enumerate(blocks_per_row):
-        for start, prefix_end, chosen_end, end in blocks:
-            allow[r, start:end, start:end] = torch.ones(end - start, end - start, dtype=torch.bool).tril()
-            allow[r, chosen_end:end, prefix_end:chosen_end] = False
+        for start, prefix_end, ends in blocks:
+            allow[r, start:prefix_end, start:prefix_end] = torch.ones(prefix_end - start, prefix_end - start,
+                                                                      dtype=torch.bool).tril()
+            begin = prefix_end
+            for end in ends:
+                allow[r, begin:end, start:prefix_end] = True
+                allow[r, begin:end, begin:end] = torch.ones(end - begin, end - begin, dtype=torch.bool).tril()
+                begin = end
     return torch.zeros(allow.shape, dtype=dtype).masked_fill_(~allow, torch.finfo(dtype).min)[:, None]
 
 
 @torch.inference_mode()
-def score_pairs(model, pairs: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int = 16,
-                share_prefix: bool | None = None, pack_tokens: int | None = None) -> list[tuple[float, float]]:
-    """(chosen_reward, rejected_reward) for each (chosen_ids, rejected_ids) pair.
+def score_groups(model, groups: list[list[list[int]]], pad_id: int, batch_size: int = 16,
+                 share_prefix: bool | None = None, pack_tokens: int | None = None) -> list[list[float]]:
+    """One reward per token sequence, for groups of sequences that share a prefix (a pair's chosen and rejected,
+    a prompt's best-of-N candidates).
 
-    Shared-prefix path (decoders with a score head, `supports_shared_prefix`): each pair is one tree row, its
-    shared prefix (the prompt and whatever the template renders before the responses diverge) followed by the
-    chosen suffix and the rejected suffix, the rejected suffix's positions restarting where the prefix ends and
-    its mask hiding the chosen suffix. One forward then gives both rewards, the prefix computed once: the same
-    numbers as the two whole sequences, with no cache to copy. Rows hold several pairs, block-diagonal, up to
-    `pack_tokens` tokens (the default on a CPU: PACK_TOKENS, where a forward's cost is its tokens and a bigger one
-    runs at a better rate); on other devices (`pack_tokens` 0) one pair a row, `batch_size` rows a forward,
-    length-sorted within PADDING_SLACK. Pairs a tree row cannot take (`tree_packable`), and pairs whose tree row
-    gave a non-finite reward, run as two whole sequences."""
+    Shared-prefix path (decoders with a score head, `supports_shared_prefix`): each group is one tree row, its
+    shared prefix (the prompt and whatever the template renders before the responses diverge) followed by each
+    sequence's suffix, whose positions restart where the prefix ends and whose mask hides the other suffixes.
+    One forward then gives every reward, the prefix computed once: the same numbers as the whole sequences, with
+    no cache to copy. Rows hold several groups, block-diagonal, up to `pack_tokens` tokens (the default on a CPU:
+    PACK_TOKENS, where a forward's cost is its tokens and a bigger one runs at a better rate); on other devices
+    (`pack_tokens` 0) one group a row, `batch_size` rows a forward, length-sorted within PADDING_SLACK. Groups a
+    tree row cannot take (`tree_packable`), and groups whose tree row gave a non-finite reward, run as whole
+    sequences (`score_sequences`)."""
     if share_prefix is None:
         share_prefix = supports_shared_prefix(model)
-    results: list[tuple[float, float]] = [(0.0, 0.0)] * len(pairs)
+    results: list[list[float]] = [[0.0] * len(g) for g in groups]
     tree, whole = [], []
-    for i, (chosen, rejected) in enumerate(pairs):
-        (tree if share_prefix and tree_packable(model, max(len(chosen), len(rejected))) else whole).append(i)
+    for g, seqs in enumerate(groups):
+        if seqs:
+            (tree if share_prefix and tree_packable(model, max(map(len, seqs))) else whole).append(g)
     if tree:
-        _score_tree_rows(model, pairs, tree, pad_id, batch_size, pack_tokens, results)
-        # A NaN or inf reaches the other pairs of its row, and the other suffix of its pair, through masked
-        # attention (a weight of 0 times NaN is NaN): a pair with a non-finite reward is scored again whole, so
+        _score_tree_rows(model, groups, tree, pad_id, batch_size, pack_tokens, results)
+        # A NaN or inf reaches the other groups of its row, and the other suffixes of its group, through masked
+        # attention (a weight of 0 times NaN is NaN): a group with a non-finite reward is scored again whole, so
         # each sequence gets its own reward, non-finite only where its own forward is.
-        whole += [i for i in tree if not all(math.isfinite(x) for x in results[i])]
+        whole += [g for g in tree if not all(math.isfinite(x) for x in results[g])]
     if whole:
-        flat = score_sequences(model, [s for i in whole for s in pairs[i]], pad_id, batch_size * 2)
-        for k, i in enumerate(whole):
-            results[i] = (flat[2 * k], flat[2 * k + 1])
+        flat = score_sequences(model, [s for g in whole for s in groups[g]], pad_id, batch_size * 2)
+        k = 0
+        for g in whole:
+            results[g] = flat[k:k + len(groups[g])]
+            k += len(groups[g])
     return results
 
 
-def _score_tree_rows(model, pairs, todo: list[int], pad_id: int, batch_size: int, pack_tokens: int | None,
+def score_pairs(model, pairs: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int = 16,
+                share_prefix: bool | None = None, pack_tokens: int | None = None) -> list[tuple[float, float]]:
+    """(chosen_reward, rejected_reward) for each (chosen_ids, rejected_ids) pair: `score_groups` with groups of
+    two (one tree row a pair: the prompt once, each response seeing only the prompt and itself)."""
+    scores = score_groups(model, [list(pair) for pair in pairs], pad_id, batch_size, share_prefix, pack_tokens)
+    return [(chosen, rejected) for chosen, rejected in scores]
+
+
+def _score_tree_rows(model, groups, todo: list[int], pad_id: int, batch_size: int, pack_tokens: int | None,
                      results: list) -> None:
-    """`score_pairs`'s tree path over the pairs `todo`, writing their rewards into `results`."""
+    """`score_groups`'s tree path over the groups `todo`, writing their rewards into `results`."""
     device = _device(model)
     dtype = next(model.parameters()).dtype
     if pack_tokens is None:
         pack_tokens = PACK_TOKENS if device.type == "cpu" else 0
-    tree_len = {i: len(pairs[i][0]) + len(pairs[i][1]) - shared_prefix_length(*pairs[i]) for i in todo}
-    order = sorted(tree_len, key=tree_len.__getitem__)
+    tree_len = {g: _tree_length(groups[g]) for g in todo}
     rows: list[list[int]] = []
-    for i in order:  # consecutive pairs by length fill a row up to pack_tokens (a longer pair alone)
-        if rows and sum(tree_len[j] for j in rows[-1]) + tree_len[i] <= pack_tokens:
-            rows[-1].append(i)
+    for g in sorted(todo, key=tree_len.__getitem__):  # consecutive groups by length fill a row up to pack_tokens
+        if rows and sum(tree_len[h] for h in rows[-1]) + tree_len[g] <= pack_tokens:
+            rows[-1].append(g)
         else:
-            rows.append([i])
-    built = list(_tree_rows(pairs, rows))
+            rows.append([g])
+    built = list(_tree_rows(groups, rows))
     base = getattr(model, model.base_model_prefix)
     for batch in padding_bounded_batches([len(ids) for ids, *_ in built], batch_size):
         width = max(len(built[b][0]) for b in batch)
@@ -197,14 +220,14 @@ def _score_tree_rows(model, pairs, todo: list[int], pad_id: int, batch_size: int
         mask = _tree_mask([built[b][3] for b in batch], width, dtype)
         hidden = base(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
                       use_cache=False).last_hidden_state
-        at = [(row, pos) for row, b in enumerate(batch) for _, c_pos, r_pos in built[b][2] for pos in (c_pos, r_pos)]
+        at = [(row, pos) for row, b in enumerate(batch) for _, lasts in built[b][2] for pos in lasts]
         rows_at, positions_at = (torch.tensor(x, device=device) for x in zip(*at))
         rewards = model.score(hidden[rows_at, positions_at]).float()[:, 0].tolist()
         k = 0
         for b in batch:
-            for i, _, _ in built[b][2]:
-                results[i] = (rewards[k], rewards[k + 1])
-                k += 2
+            for g, lasts in built[b][2]:
+                results[g] = rewards[k:k + len(lasts)]
+                k += len(lasts)
 
 
 @torch.inference_mode()

@@ -10,6 +10,7 @@ import torch
 
 from rm_core.inference import (
     padding_bounded_batches,
+    score_groups,
     score_pairs,
     score_sequences,
     shared_prefix_length,
@@ -273,3 +274,22 @@ def test_a_nan_stays_in_its_own_sequence():
         for seq, score in ((c, cs), (r, rs)):
             if poison not in seq:
                 assert score == pytest.approx(_one_by_one(model, seq), abs=ATOL)
+
+
+@pytest.mark.parametrize("pack_tokens,batch_size", [(0, 1), (0, 3), (40, 1), (10_000, 2)])
+def test_groups_score_as_their_whole_sequences(llama, pack_tokens, batch_size):
+    """Best-of-N groups (one prompt, several candidates; one candidate a prefix of another; a lone sequence;
+    an empty group) give every sequence its own whole-sequence reward in every packing."""
+    model, tokenizer = llama
+    rng = random.Random(5)
+    prompt = [rng.randrange(3, 90) for _ in range(9)]
+    groups = [[prompt + [rng.randrange(3, 90) for _ in range(n)] for n in (4, 1, 7, 2)],
+              [prompt + [11, 12], prompt + [11, 12, 13], prompt + [14]],
+              [[rng.randrange(3, 90) for _ in range(6)]],
+              [],
+              [prompt[:3] + [20], [21, 22, 23]]]
+    got = score_groups(model, groups, tokenizer.pad_token_id, batch_size=batch_size, pack_tokens=pack_tokens)
+    assert [len(g) for g in got] == [len(g) for g in groups]
+    for group, scores in zip(groups, got):
+        assert scores == pytest.approx([_one_by_one(model, s) for s in group], abs=ATOL)
+    assert shared_prefix_length(*groups[0]) == 9 and shared_prefix_length(*groups[1]) == 9

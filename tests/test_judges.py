@@ -100,8 +100,26 @@ def test_rm_judge_scores_match_the_model_and_pairs_share_the_prefix_exactly(judg
     assert scores == pytest.approx(direct, abs=1e-6)
     assert len(set(round(s, 6) for s in scores)) == len(scores)  # the responses really get different rewards
     pairs = judge.score_pairs([(PROMPT, RESPONSES[0], RESPONSES[1]), (PROMPT, RESPONSES[2], RESPONSES[3])])
-    assert [x for pair in pairs for x in pair] == pytest.approx(scores, abs=1e-5)  # KV-cached prefix, same result
+    assert [x for pair in pairs for x in pair] == pytest.approx(scores, abs=1e-5)  # tree row, same result
     assert len(judge.last_item_info) == 2 and judge.last_item_info[0]["tokens"] > 10
+
+
+def test_rank_many_gives_each_response_its_score_and_listwise_eval_uses_it(judge, monkeypatch):
+    """A best-of-N group through `rank_many` (the prompt once, `score_groups`) scores as `score` does; the
+    listwise evaluators (best-of-N, RewardBench 2) take that path for a reward model."""
+    from eval.runner import listwise_scores
+
+    groups = [(PROMPT, RESPONSES), (PROMPT, RESPONSES[1:3]), ("Another question?", RESPONSES[:1])]
+    expected = [judge.score([conversation(prompt, r) for r in responses]) for prompt, responses in groups]
+    got = judge.rank_many(groups)
+    assert [len(g) for g in got] == [4, 2, 1]
+    for scores, want in zip(got, expected):
+        assert scores == pytest.approx(want, abs=1e-5)
+    calls = []
+    monkeypatch.setattr(judge, "score", lambda convs: calls.append(convs))  # must not be used
+    assert [s for g in listwise_scores(judge, groups) for s in g] == pytest.approx([s for g in expected for s in g],
+                                                                                  abs=1e-5)
+    assert calls == []
 
 
 def test_compare_is_sigmoid_of_the_reward_difference_and_rank_is_the_reward(judge):
@@ -227,7 +245,7 @@ def test_pairwise_judge_ranks_through_the_preference_matrix():
 
 def test_eval_reward_bench_equals_the_judge_compare_path(ckpt, tmp_path):
     """The BT checkpoint's accuracy through judges (compare one pair at a time, no shared prefix) is what
-    eval_reward_bench (batched, KV-shared prefix) reports."""
+    eval_reward_bench (batched, shared prefix once) reports."""
     from eval.reward_bench import evaluate, make_parser
     from rm_core.builtin_data import build_builtin_preferences
 
@@ -306,14 +324,16 @@ def nan_ckpt(tmp_path_factory):
 def test_a_nan_checkpoint_gives_counted_failures_on_every_bt_judge_path(nan_ckpt, share_prefix):
     j = judges.load(str(nan_ckpt), share_prefix=share_prefix, batch_size=2)
     items = [(PROMPT, RESPONSES[0], RESPONSES[1]), (PROMPT, RESPONSES[2], RESPONSES[1])]
-    assert j.score_pairs(items) == [(None, None), (None, None)]  # the batched (KV-shared prefix) path
+    assert j.score_pairs(items) == [(None, None), (None, None)]  # the batched (tree row) path
     assert j.failures.counts["non-finite score"] == 4
+    assert j.rank_many([(PROMPT, RESPONSES[:3])]) == [[None] * 3]
+    assert j.failures.counts["non-finite score"] == 7
     assert j.score([conversation(PROMPT, r) for r in RESPONSES]) == [None] * 4
     assert j.compare(PROMPT, RESPONSES[0], RESPONSES[1]) is None
     assert j.compare_batch(items) == [None, None]
     assert j.rank(PROMPT, RESPONSES[:3]) == [None, None, None]
     assert best_of_n(j, PROMPT, RESPONSES[:3]).index is None
-    assert j.failures.counts["non-finite score"] == 4 + 4 + 2 + 4 + 3 + 3
+    assert j.failures.counts["non-finite score"] == 4 + 3 + 4 + 2 + 4 + 3 + 3  # rank_many: 3
 
 
 def test_an_llm_judges_nan_choice_probabilities_are_failures_not_position_statistics():

@@ -403,6 +403,6 @@ def test_a_nan_odin_checkpoint_gives_counted_failures_on_the_batched_path(tmp_pa
         model.score.weight[0] = math.nan  # the served (quality) head diverged
     judge = OdinJudge(model, tiny_tokenizer(), max_length=64, batch_size=2)
     items = [("What is 2 + 3?", "The answer is 5.", "no"), ("Say hello.", "hello world", "the fox")]
-    assert judge.score_pairs(items) == [(None, None), (None, None)]  # the KV-shared prefix path of eval_*
+    assert judge.score_pairs(items) == [(None, None), (None, None)]  # the shared-prefix (tree row) path of eval_*
     assert judge.compare_batch(items) == [None, None]
     assert judge.failures.counts == {"non-finite score": 8}
