@@ -133,9 +133,11 @@ def _tree_rows(groups: list[list[list[int]]], rows: list[list[int]]):
         yield ids, positions, reads, blocks
 
 
-def _tree_mask(blocks_per_row: list[list[tuple[int, int, list[int]]]], width: int, dtype: torch.dtype) -> torch.Tensor:
-    """(rows, 1, width, width) additive mask: each suffix sees its group's prefix and itself, causally; nothing
-    across groups; a padding position sees only itself (a row with no visible key would be NaN)."""
+def _tree_mask(blocks_per_row: list[list[tuple[int, int, list[int]]]], width: int,
+               dtype: torch.dtype | None) -> torch.Tensor:
+    """(rows, 1, width, width) mask: each suffix sees its group's prefix and itself, causally; nothing across
+    groups; a padding position sees only itself (a row with no visible key would be NaN). Boolean (True: seen)
+    for dtype None, as sdpa takes it at a quarter of fp32's memory; else additive in `dtype` (eager attention)."""
     allow = torch.eye(width, dtype=torch.bool).repeat(len(blocks_per_row), 1, 1)
     for r, blocks in enumerate(blocks_per_row):
         for start, prefix_end, ends in blocks:
@@ -146,6 +148,8 @@ def _tree_mask(blocks_per_row: list[list[tuple[int, int, list[int]]]], width: in
                 allow[r, begin:end, start:prefix_end] = True
                 allow[r, begin:end, begin:end] = torch.ones(end - begin, end - begin, dtype=torch.bool).tril()
                 begin = end
+    if dtype is None:
+        return allow[:, None]
     return torch.zeros(allow.shape, dtype=dtype).masked_fill_(~allow, torch.finfo(dtype).min)[:, None]
 
 
@@ -198,7 +202,8 @@ def _score_tree_rows(model, groups, todo: list[int], pad_id: int, batch_size: in
                      results: list) -> None:
     """`score_groups`'s tree path over the groups `todo`, writing their rewards into `results`."""
     device = _device(model)
-    dtype = next(model.parameters()).dtype
+    sdpa = getattr(model.config, "_attn_implementation", None) == "sdpa"
+    dtype = None if sdpa else next(model.parameters()).dtype  # the mask's: boolean for sdpa, else additive
     if pack_tokens is None:
         pack_tokens = PACK_TOKENS if device.type == "cpu" else 0
     tree_len = {g: _tree_length(groups[g]) for g in todo}

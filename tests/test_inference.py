@@ -293,3 +293,17 @@ def test_groups_score_as_their_whole_sequences(llama, pack_tokens, batch_size):
     for group, scores in zip(groups, got):
         assert scores == pytest.approx([_one_by_one(model, s) for s in group], abs=ATOL)
     assert shared_prefix_length(*groups[0]) == 9 and shared_prefix_length(*groups[1]) == 9
+
+
+def test_eager_attention_takes_the_additive_tree_mask():
+    """sdpa gets a boolean tree mask, eager attention an additive one: both give the whole-sequence rewards."""
+    model, tokenizer = tiny_reward_model(seed=3)
+    model.eval()
+    assert model.config._attn_implementation == "sdpa"
+    pairs = _random_pairs(len(tokenizer), tokenizer.pad_token_id, seed=2)
+    sdpa = score_pairs(model, pairs, tokenizer.pad_token_id, batch_size=3, pack_tokens=40)
+    model.set_attn_implementation("eager")
+    eager = score_pairs(model, pairs, tokenizer.pad_token_id, batch_size=3, pack_tokens=40)
+    for (c, r), (cs, rs), (ec, er) in zip(pairs, sdpa, eager):
+        assert cs == pytest.approx(_one_by_one(model, c), abs=ATOL) and ec == pytest.approx(cs, abs=ATOL)
+        assert rs == pytest.approx(_one_by_one(model, r), abs=ATOL) and er == pytest.approx(rs, abs=ATOL)
