@@ -18,9 +18,9 @@ import torch
 # bench.judge_split on the MiniLM service's batches: 1.3 took batch 32's forward from 10.8 to 8.8 ms a request and
 # tied at batch 14; 1.1 cost more in extra forwards than it saved in padding.
 PADDING_SLACK = 1.3
-# Tokens a CPU forward of tree rows packs (`score_pairs`). bench/RESULTS.md ("eval_reward_bench speed"): on
-# LLMBar fp32/bf16, 256-512 beat one pair a forward; past that, attention over the packed width (its masked
-# blocks are computed too) costs more than the bigger matrix products save.
+# Tokens a CPU forward of tree rows packs (`score_groups`). bench/RESULTS.md ("eval_reward_bench speed"): on
+# LLMBar fp32/bf16, 256-384 beat one pair a forward; past that, attention over the packed width costs more than
+# the bigger matrix products save.
 PACK_TOKENS = 256
 
 
