@@ -307,3 +307,37 @@ def test_eager_attention_takes_the_additive_tree_mask():
     for (c, r), (cs, rs), (ec, er) in zip(pairs, sdpa, eager):
         assert cs == pytest.approx(_one_by_one(model, c), abs=ATOL) and ec == pytest.approx(cs, abs=ATOL)
         assert rs == pytest.approx(_one_by_one(model, r), abs=ATOL) and er == pytest.approx(rs, abs=ATOL)
+
+
+def test_low_precision_cpu_forwards_pad_their_width_to_a_step(monkeypatch):
+    """bf16 on a CPU: every forward (tree rows and whole sequences) is padded up to a multiple of
+    LOW_PRECISION_WIDTH_STEP, so oneDNN builds kernels for a few widths; the padding changes no reward (scores as
+    with no step). fp32 forwards stay exactly as wide as their longest row."""
+    import rm_core.inference as inference
+
+    model, tokenizer = tiny_reward_model(seed=3)
+    model.eval()
+    pairs = _random_pairs(len(tokenizer), tokenizer.pad_token_id, seed=4)
+    pad = tokenizer.pad_token_id
+
+    def run(step):
+        monkeypatch.setattr(inference, "LOW_PRECISION_WIDTH_STEP", step)
+        widths = []
+        handle = model.get_input_embeddings().register_forward_hook(lambda m, i, o: widths.append(i[0].shape[1]))
+        try:
+            tree = score_pairs(model, pairs, pad, batch_size=2, pack_tokens=40)
+            whole = score_sequences(model, [s for pair in pairs for s in pair], pad, batch_size=3)
+        finally:
+            handle.remove()
+        return _flat(tree), whole, widths
+
+    fp32_tree, _, fp32_widths = run(32)
+    assert any(w % 32 for w in fp32_widths)  # fp32: no padding to the step
+    model.to(torch.bfloat16)
+    assert inference.width_step(model) == 32
+    tree, whole, widths = run(32)
+    assert widths and all(w % 32 == 0 for w in widths)
+    bare_tree, bare_whole, bare_widths = run(1)
+    assert any(w % 32 for w in bare_widths)
+    assert tree == pytest.approx(bare_tree, abs=1e-3) and whole == pytest.approx(bare_whole, abs=1e-3)
+    assert tree == pytest.approx(fp32_tree, abs=5e-3)  # and bf16 is still the fp32 reward, to bf16's precision
