@@ -24,8 +24,9 @@ PADDING_SLACK = 1.3
 PACK_TOKENS = 256
 # A CPU forward in bf16/fp16 runs oneDNN kernels built for each input shape: a linear layer's first call at a new
 # width costs 2-6 ms more than later ones (AMX Xeon), against ~0.5 ms of work at 300 tokens. So forward widths (tree
-# rows, padded batches) are padded up to a multiple of this: a run meets a few widths, not one a row (bf16 LLMBar
-# evaluation ~10% faster on that CPU). fp32 keeps no per-shape kernels, so it is not padded.
+# rows, padded batches) are padded up to a multiple of this: a run meets a few widths, not one a row (on that CPU,
+# bf16 LLMBar evaluation +17%, the MiniLM service +10%: bench/RESULTS.md). fp32 keeps no per-shape kernels, so it is
+# not padded.
 LOW_PRECISION_WIDTH_STEP = 32
 
 
