@@ -34,12 +34,13 @@ def score_heads(model, sequences: list[list[int]], pad_id: int, batch_size: int 
     """Every head's reward for each token sequence: ODIN's `head_logits` (config.head_names order), or the
     logits of any other sequence classifier (one column for a BT model). Length-sorted, right-padded batches
     with bounded padding."""
-    from rm_core.inference import pad_right, padding_bounded_batches
+    from rm_core.inference import pad_right, padding_bounded_batches, width_step
 
     out: list[list[float]] = [[] for _ in sequences]
     device = next(model.parameters()).device
+    step = width_step(model)  # bf16/fp16 on a CPU: widths rounded up, so oneDNN meets a few shapes
     for batch in padding_bounded_batches([len(s) for s in sequences], batch_size):
-        ids, mask = pad_right([sequences[i] for i in batch], pad_id)
+        ids, mask = pad_right([sequences[i] for i in batch], pad_id, step)
         result = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
         heads = getattr(result, "head_logits", None)
         heads = result.logits if heads is None else heads

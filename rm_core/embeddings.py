@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from rm_core.inference import padding_bounded_batches
+from rm_core.inference import pad_right, padding_bounded_batches, width_step
 from rm_core.templates import leading_specials, tokenize_messages, truncate_keep_end
 
 
@@ -84,13 +84,10 @@ def forward_items(model, items: list[RenderedItem], pad_id: int, batch_size: int
     emb = torch.zeros(len(items), hidden)
     prompt_emb = torch.zeros(len(items), hidden)
 
+    step = width_step(model)
+
     def run(seqs: list[list[int]], gather_at: list[list[int]]) -> list[torch.Tensor]:
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for r, s in enumerate(seqs):
-            ids[r, : len(s)] = torch.tensor(s)
-            mask[r, : len(s)] = 1
+        ids, mask = pad_right(seqs, pad_id, step)
         out = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).last_hidden_state
         return [out[r, pos].float().cpu() for r, pos in enumerate(gather_at)]
 

@@ -71,6 +71,31 @@ def test_truncation_that_cuts_the_prompt_end_runs_the_prompt_alone(backbone):
     torch.testing.assert_close(prompt_emb[0], alone, atol=1e-5, rtol=1e-5)
 
 
+def test_bf16_embeddings_pad_widths_to_the_step_without_changing_them(backbone, monkeypatch):
+    """A bf16 backbone on a CPU runs its batches at widths rounded up to LOW_PRECISION_WIDTH_STEP (oneDNN builds
+    kernels per shape); the padding changes no embedding."""
+    import copy
+
+    import rm_core.inference as inference
+    from rm_core.embeddings import forward_items, render_item
+
+    _, model, tok = backbone
+    bf16 = copy.deepcopy(model).to(torch.bfloat16)
+    items = [render_item(tok, user("hi" + " there" * n), "Sure." * (n + 1), None) for n in range(4)]
+    widths = []
+    handle = bf16.get_input_embeddings().register_forward_hook(lambda m, i, o: widths.append(i[0].shape[1]))
+    try:
+        padded = forward_items(bf16, items, tok.pad_token_id, batch_size=2)
+        monkeypatch.setattr(inference, "LOW_PRECISION_WIDTH_STEP", 1)
+        bare = forward_items(bf16, items, tok.pad_token_id, batch_size=2)
+    finally:
+        handle.remove()
+    half = len(widths) // 2
+    assert all(w % 32 == 0 for w in widths[:half]) and any(w % 32 for w in widths[half:])
+    for a, b in zip(padded, bare):
+        torch.testing.assert_close(a, b, atol=1e-2, rtol=1e-2)  # one bf16 step at most
+
+
 def test_cache_resumes_after_a_kill_and_reuses_shared_items(backbone, tmp_path):
     from rm_core.embeddings import extract_embeddings
 
