@@ -4,9 +4,9 @@
 pair's chosen and rejected, a prompt's candidates: the prompt, and whatever the template renders before
 the responses diverge) once: one "tree" sequence holds the prefix and then each sequence's suffix, with
 positions and an attention mask that make each suffix see only the prefix and itself. On a CPU several
-groups share a forward, block-diagonal, with no padding. Models without a causal
-backbone and a `score` head (encoders such as BERT/MiniLM, which pool at [CLS]) take the plain path:
-every sequence whole, length-sorted.
+groups share a forward, block-diagonal, padded only to a multiple of LOW_PRECISION_WIDTH_STEP in
+bf16/fp16. Models without a causal backbone and a `score` head (encoders such as BERT/MiniLM, which pool at
+[CLS]) take the plain path: every sequence whole, length-sorted.
 """
 
 from __future__ import annotations
@@ -233,13 +233,9 @@ def _score_tree_rows(model, groups, todo: list[int], pad_id: int, batch_size: in
     built = list(_tree_rows(groups, rows))
     base = getattr(model, model.base_model_prefix)
     for batch in padding_bounded_batches([len(ids) for ids, *_ in built], batch_size):
-        width = -(-max(len(built[b][0]) for b in batch) // step) * step
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        positions = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, b in enumerate(batch):
-            ids[row, : len(built[b][0])] = torch.tensor(built[b][0], dtype=torch.long)
-            positions[row, : len(built[b][1])] = torch.tensor(built[b][1], dtype=torch.long)
-        mask = _tree_mask([built[b][3] for b in batch], width, dtype)
+        ids, _ = pad_right([built[b][0] for b in batch], pad_id, step)
+        positions, _ = pad_right([built[b][1] for b in batch], 0, step)
+        mask = _tree_mask([built[b][3] for b in batch], ids.shape[1], dtype)
         hidden = base(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
                       use_cache=False).last_hidden_state
         at = [(row, pos) for row, b in enumerate(batch) for _, lasts in built[b][2] for pos in lasts]
