@@ -11,6 +11,7 @@ import torch
 
 import armo_rm  # noqa: F401  (registers the Auto classes)
 from judges.base import Judge, split_conversation
+from rm_core.inference import default_batch_size
 
 
 class ArmoJudge(Judge):
@@ -26,7 +27,7 @@ class ArmoJudge(Judge):
         self.tokenizer = tokenizer
         self.max_length = max_length or getattr(model.config, "armo_max_length", None) or 2048
         self.device = next(model.parameters()).device
-        self.batch_size = batch_size or (16 if self.device.type == "cuda" else 1)
+        self.batch_size = batch_size or default_batch_size(self.device, next(model.parameters()).dtype)
         self.attributes = list(model.config.attributes)
 
     @classmethod

@@ -12,7 +12,7 @@ batch size (pairs per step):
 - the pairs: `rm_core.data.load_llmbar_as_reward_bench(../shared/data/llmbar)`, the five RewardBench
   chat-hard llmbar subsets, written for the peer as bench/runs/llmbar-pairs*.json in rewardbench's
   local-file schema (chosen/rejected as whole conversations);
-- ours: `python -m eval.reward_bench --model M --dataset LLMBAR_DIR --dtype D --batch_size B` (its own
+- ours: `python -m eval.reward_bench --model M --dataset LLMBAR_DIR --dtype D [--batch_size B]` (its own
   timer: the scoring calls, not loading or tokenising);
 - the peer: bench/peer_rewardbench_runner.py in bench/.peer-venv (made by setup_rewardbench_peer.sh if
   missing), which runs rewardbench's CLI code path with CUDA/8-bit switched off and times its scoring
@@ -151,8 +151,9 @@ def main(argv=None) -> dict:
     p.add_argument("--limit", type=int, default=None, help="score only the first N pairs (quick check)")
     p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
     p.add_argument("--batch_size", type=int, default=8, help="pairs per step for the peer (rewardbench's default)")
-    p.add_argument("--ours_batch_size", type=int, default=1,
-                   help="pairs per step for eval_reward_bench (1: its CPU default, no padding)")
+    p.add_argument("--ours_batch_size", type=int, default=None,
+                   help="rows a forward for eval_reward_bench (default: none given, its own machine default: 1 on a "
+                        "CPU, 2 in bf16 with AMX)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads for both tools (default: torch's own choice, one per core)")
     p.add_argument("--peer_venv", default=str(PEER_VENV))
@@ -179,7 +180,9 @@ def main(argv=None) -> dict:
         ours_dir = RUNS / f"ours-{dtype}{tag}"
         shutil.rmtree(ours_dir, ignore_errors=True)  # no resume: every pair is scored (and timed) now
         ours_cmd = [sys.executable, "-m", "eval.reward_bench", "--model", model, "--family", "bradley_terry", "--dataset", args.dataset,
-                    "--dtype", dtype, "--batch_size", args.ours_batch_size, "--output_dir", ours_dir]
+                    "--dtype", dtype, "--output_dir", ours_dir]
+        if args.ours_batch_size:
+            ours_cmd += ["--batch_size", args.ours_batch_size]
         if args.limit:
             ours_cmd += ["--limit", args.limit]
         ours_run = run_measured(ours_cmd, RUNS / f"ours-{dtype}{tag}.log")
@@ -198,6 +201,7 @@ def main(argv=None) -> dict:
         row = {
             "dtype": dtype, "pairs": n, "batch_size": args.batch_size,
             "ours": {"pairs_per_second": ours_pps, "seconds": ours_summary["speed"]["seconds"],
+                     "batch_size": ours_summary["batch_size"],
                      "accuracy": sum(r["correct"] for r in ours_rows) / len(ours_rows),
                      "subsets": {k: v["accuracy"] for k, v in ours_summary["subsets"].items()},
                      "truncated_pairs": ours_summary["truncated_pairs"], **ours_run},

@@ -626,9 +626,12 @@ def main(argv: list[str] | None = None) -> dict | None:
             if judge is None:
                 import torch
 
+                from rm_core.inference import default_batch_size
+                from rm_core.models import resolve_dtype
+
                 t0 = time.perf_counter()
                 torch.manual_seed(0)
-                batch_size = args.batch_size or (16 if state.device.type == "cuda" else 1)
+                batch_size = args.batch_size or default_batch_size(state.device, resolve_dtype(args.dtype, state.device))
                 if spec.startswith(judges_mod.LLM_PREFIXES):  # each option goes to the backend it belongs to
                     load_kwargs = llm_judge_kwargs(spec, args, state.device)
                     if spec.startswith("llm:"):

@@ -122,11 +122,18 @@ def add_attribute_model_args(p: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 def settle_machine_options(args, device, announce: bool = True) -> None:
     """Resolve, in place, the options whose default depends on the machine, before anything fingerprints or
-    records them: --batch_size (16 on GPU, 1 on CPU, where padding is pure waste) and --dtype auto
-    (rm_core.models.resolve_dtype; args.dtype becomes the dtype's name, args.dtype_reason says why). An API judge
-    (openai:) has no local weights: its dtype is left as given. `announce` prints the dtype once."""
+    records them: --dtype auto (rm_core.models.resolve_dtype; args.dtype becomes the dtype's name,
+    args.dtype_reason says why), then --batch_size (rm_core.inference.default_batch_size for that dtype: 16 on GPU;
+    on CPU 1, where padding is pure waste, or 2 in bf16/fp16 with AMX). An API judge (openai:) has no local
+    weights: its dtype is left as given. `announce` prints the dtype once."""
+    _settle_dtype(args, device, announce)
     if getattr(args, "batch_size", "absent") is None:
-        args.batch_size = 16 if getattr(device, "type", str(device)) == "cuda" else 1
+        from rm_core.inference import default_batch_size
+
+        args.batch_size = default_batch_size(device, getattr(args, "dtype", "float32"))
+
+
+def _settle_dtype(args, device, announce: bool) -> None:
     if getattr(args, "dtype_reason", None) is not None or not hasattr(args, "dtype"):
         return
     if str(getattr(args, "model", "")).startswith("openai:"):

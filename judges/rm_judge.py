@@ -49,8 +49,10 @@ class RewardModelJudge(Judge):
         self.tokenizer = tokenizer
         self.max_length = within_positions(model.config, max_length)
         self.device = next(model.parameters()).device
-        # CPU: one sequence per forward is fastest (padding is pure waste); GPU: batches.
-        self.batch_size = batch_size or (16 if self.device.type == "cuda" else 1)
+        from rm_core.inference import default_batch_size
+
+        # GPU: batches; CPU: one row a forward (padding is pure waste), two in bf16/fp16 with AMX.
+        self.batch_size = batch_size or default_batch_size(self.device, next(model.parameters()).dtype)
         self.share_prefix = share_prefix
         # normalize: report (r - reward_mean) / reward_std from config.json, for rewards on a shared scale
         self.mean = getattr(model.config, "reward_mean", None) if normalize else None

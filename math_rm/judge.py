@@ -26,6 +26,7 @@ import torch
 from judges.base import Judge, split_conversation
 from math_rm.encoding import TEMPLATE_NAME, EncodeReport, choose_step_tag, encode_solution, judgement_token_ids
 from rm_core.data import split_steps
+from rm_core.inference import default_batch_size
 
 AGGREGATIONS = {
     "min": min,
@@ -119,7 +120,7 @@ class ProcessRewardJudge(Judge):
         tag = step_tag or getattr(config, "math_rm_step_tag", None)
         self.step_tag, self.tag_id = choose_step_tag(tokenizer, tag)
         self.device = next(model.parameters()).device
-        self.batch_size = batch_size or (16 if self.device.type == "cuda" else 1)
+        self.batch_size = batch_size or default_batch_size(self.device, next(model.parameters()).dtype)
         self.report = EncodeReport()
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token  # right pads are masked and never read

@@ -27,6 +27,7 @@ import torch
 
 from judges.base import Judge, PairVerdict, Prompt, prompt_text, response_text
 from pair_pm.prepare_data import REASONING_QUESTION, TruncationReport, answer_token_ids, encode_pair
+from rm_core.inference import default_batch_size
 
 
 def load_judge_lm(name_or_path: str, dtype: str | torch.dtype = "auto", chat_template: str | None = None,
@@ -60,7 +61,7 @@ class PairPMJudge(Judge):
         self.max_length = max_length or getattr(config, "pair_pm_max_length", None) or 2048
         self.answer_ids = dict(getattr(config, "pair_pm_answer_ids", None) or answer_token_ids(tokenizer))
         self.device = next(model.parameters()).device
-        self.batch_size = batch_size or (16 if self.device.type == "cuda" else 1)
+        self.batch_size = batch_size or default_batch_size(self.device, next(model.parameters()).dtype)
         self.truncation = TruncationReport()
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token  # left pads are masked out

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from rm_core.inference import pad_right, padding_bounded_batches, width_step
+from rm_core.inference import default_batch_size, pad_right, padding_bounded_batches, width_step
 from rm_core.templates import leading_specials, tokenize_messages, truncate_keep_end
 
 
@@ -196,7 +196,7 @@ def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], ca
     state = process_state()
     rank, world = state.process_index, state.num_processes
     device = next(model.parameters()).device
-    batch_size = batch_size or (16 if device.type == "cuda" else 1)  # CPU: padding costs more than batching gains
+    batch_size = batch_size or default_batch_size(device, next(model.parameters()).dtype)
     pad_id = ensure_pad_token(tokenizer)
     from rm_core.resume import ResumeError, module_fingerprint
 

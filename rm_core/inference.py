@@ -22,6 +22,13 @@ PADDING_SLACK = 1.3
 # LLMBar fp32/bf16, 256-384 beat one pair a forward; past that, attention over the packed width costs more than
 # the bigger matrix products save.
 PACK_TOKENS = 256
+# On a CPU with AMX, bf16/fp16 matrix products run faster the more rows they get (SmolLM2-135M's bf16 forward on an
+# AMX Xeon: 2691 tokens/s at 256 tokens, 3473 at 512), so there tree rows pack up to AMX_PACK_TOKENS and a forward
+# takes AMX_ROWS_PER_FORWARD of them (LLMBar, bf16: 8.4 pairs/s at 256 tokens x 1 row, 9.0-9.2 at 512 x 1, 10.0 at
+# 512 x 2; one row of 1024, 8.8: a row's attention grows with the square of its width). fp32, and bf16 on CPUs
+# without AMX, keep PACK_TOKENS x 1 (bench/RESULTS.md, "eval_reward_bench speed").
+AMX_PACK_TOKENS = 512
+AMX_ROWS_PER_FORWARD = 2
 # A CPU forward in bf16/fp16 runs oneDNN kernels built for each input shape: a linear layer's first call at a new
 # width costs 2-6 ms more than later ones (AMX Xeon), against ~0.5 ms of work at 300 tokens. So forward widths (tree
 # rows, padded batches) are padded up to a multiple of this: a run meets a few widths, not one a row (on that CPU,
@@ -52,12 +59,38 @@ def padding_bounded_batches(lengths: list[int], size: int, slack: float = PADDIN
         yield group
 
 
+def _low_precision(dtype) -> bool:
+    from rm_core.models import torch_dtype
+
+    return torch_dtype(dtype) in (torch.bfloat16, torch.float16)
+
+
 def width_step(model) -> int:
     """The multiple a CPU forward's width is padded up to: LOW_PRECISION_WIDTH_STEP for bf16/fp16 weights on a
     CPU, else 1 (no padding beyond the longest sequence)."""
     weights = next(model.parameters())
-    low_precision = weights.dtype in (torch.bfloat16, torch.float16)
-    return LOW_PRECISION_WIDTH_STEP if weights.device.type == "cpu" and low_precision else 1
+    return LOW_PRECISION_WIDTH_STEP if weights.device.type == "cpu" and _low_precision(weights.dtype) else 1
+
+
+def default_batch_size(device: str | torch.device, dtype) -> int:
+    """Rows a forward takes when no batch size is given: 16 on a GPU; on a CPU 1 (padding is pure waste), or
+    AMX_ROWS_PER_FORWARD for bf16/fp16 on a CPU with AMX. `dtype`: a torch dtype or its name ("auto": fp32)."""
+    from rm_core.models import amx_cpu
+
+    if torch.device(device).type == "cuda":
+        return 16
+    return AMX_ROWS_PER_FORWARD if _low_precision(dtype) and amx_cpu() else 1
+
+
+def default_pack_tokens(model) -> int:
+    """Tokens a tree row packs when `score_groups` is given no `pack_tokens`: 0 (one group a row) off a CPU; on a
+    CPU AMX_PACK_TOKENS for bf16/fp16 weights with AMX, else PACK_TOKENS."""
+    from rm_core.models import amx_cpu
+
+    weights = next(model.parameters())
+    if weights.device.type != "cpu":
+        return 0
+    return AMX_PACK_TOKENS if _low_precision(weights.dtype) and amx_cpu() else PACK_TOKENS
 
 
 def pad_right(seqs: list[list[int]], pad_id: int, step: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,8 +212,9 @@ def score_groups(model, groups: list[list[list[int]]], pad_id: int, batch_size: 
     shared prefix (the prompt and whatever the template renders before the responses diverge) followed by each
     sequence's suffix, whose positions restart where the prefix ends and whose mask hides the other suffixes.
     One forward then gives every reward, the prefix computed once: the same numbers as the whole sequences, with
-    no cache to copy. Rows hold several groups, block-diagonal, up to `pack_tokens` tokens (the default on a CPU:
-    PACK_TOKENS, where a forward's cost is its tokens and a bigger one runs at a better rate); on other devices
+    no cache to copy. Rows hold several groups, block-diagonal, up to `pack_tokens` tokens (the default on a CPU,
+    `default_pack_tokens`: PACK_TOKENS, or AMX_PACK_TOKENS in bf16/fp16 with AMX; there a forward's cost is its
+    tokens and a bigger one runs at a better rate), `batch_size` rows a forward; on other devices
     (`pack_tokens` 0) one group a row, `batch_size` rows a forward, length-sorted within PADDING_SLACK. Groups a
     tree row cannot take (`tree_packable`), and groups whose tree row gave a non-finite reward, run as whole
     sequences (`score_sequences`)."""
@@ -222,7 +256,7 @@ def _score_tree_rows(model, groups, todo: list[int], pad_id: int, batch_size: in
     dtype = None if sdpa else next(model.parameters()).dtype  # the mask's: boolean for sdpa, else additive
     step = width_step(model)
     if pack_tokens is None:
-        pack_tokens = PACK_TOKENS if device.type == "cpu" else 0
+        pack_tokens = default_pack_tokens(model)
     tree_len = {g: _tree_length(groups[g]) for g in todo}
     rows: list[list[int]] = []
     for g in sorted(todo, key=tree_len.__getitem__):  # consecutive groups by length fill a row up to pack_tokens

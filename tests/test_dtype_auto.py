@@ -91,6 +91,41 @@ def test_settle_machine_options(monkeypatch, capsys):
     assert api.dtype == "auto" and "API" in api.dtype_reason
 
 
+def test_amx_cpus_get_wider_rows_and_two_a_forward_in_bf16_only(monkeypatch):
+    from eval.runner import settle_machine_options
+    from rm_core.inference import (
+        AMX_PACK_TOKENS,
+        AMX_ROWS_PER_FORWARD,
+        PACK_TOKENS,
+        default_batch_size,
+        default_pack_tokens,
+    )
+    from rm_core.testing import tiny_reward_model
+
+    model, _ = tiny_reward_model()
+    for caps, dtype, rows, pack in [(AMX, torch.bfloat16, AMX_ROWS_PER_FORWARD, AMX_PACK_TOKENS),
+                                    (AMX, torch.float16, AMX_ROWS_PER_FORWARD, AMX_PACK_TOKENS),
+                                    (AMX, torch.float32, 1, PACK_TOKENS),
+                                    (NATIVE, torch.bfloat16, 1, PACK_TOKENS),  # AVX512-BF16 without AMX
+                                    (AVX2_ONLY, torch.float32, 1, PACK_TOKENS)]:
+        _cpu(monkeypatch, caps)
+        assert default_batch_size("cpu", dtype) == rows, (caps, dtype)
+        assert default_pack_tokens(model.to(dtype)) == pack, (caps, dtype)
+    assert default_batch_size("cuda", torch.bfloat16) == 16 and default_batch_size("cpu", "auto") == 1
+    assert (AMX_PACK_TOKENS, AMX_ROWS_PER_FORWARD) != (PACK_TOKENS, 1)
+
+    _cpu(monkeypatch, AMX)
+    auto = argparse.Namespace(model="ckpt", dtype="auto", batch_size=None)
+    settle_machine_options(auto, torch.device("cpu"), announce=False)  # the dtype is settled first, then the batch
+    assert (auto.dtype, auto.batch_size) == ("bfloat16", AMX_ROWS_PER_FORWARD)
+    fp32 = argparse.Namespace(model="ckpt", dtype="float32", batch_size=None)
+    settle_machine_options(fp32, torch.device("cpu"), announce=False)
+    assert (fp32.dtype, fp32.batch_size) == ("float32", 1)
+    given = argparse.Namespace(model="ckpt", dtype="auto", batch_size=5)
+    settle_machine_options(given, torch.device("cpu"), announce=False)
+    assert given.batch_size == 5
+
+
 def test_hf_backend_cache_keys_differ_by_dtype(monkeypatch, tmp_path):
     from judges.backends import HFBackend
     from rm_core.testing import save_tiny_backbone
