@@ -24,9 +24,10 @@ PADDING_SLACK = 1.3
 PACK_TOKENS = 256
 # On a CPU with AMX, bf16/fp16 matrix products run faster the more rows they get (SmolLM2-135M's bf16 forward on an
 # AMX Xeon: 2691 tokens/s at 256 tokens, 3473 at 512), so there tree rows pack up to AMX_PACK_TOKENS and a forward
-# takes AMX_ROWS_PER_FORWARD of them (LLMBar, bf16: 8.4 pairs/s at 256 tokens x 1 row, 9.0-9.2 at 512 x 1, 10.0 at
-# 512 x 2; one row of 1024, 8.8: a row's attention grows with the square of its width). fp32, and bf16 on CPUs
-# without AMX, keep PACK_TOKENS x 1 (bench/RESULTS.md, "eval_reward_bench speed").
+# takes AMX_ROWS_PER_FORWARD of them (LLMBar, bf16, kernels already built: 8.4 pairs/s at 256 tokens x 1 row, 9.0-9.2
+# at 512 x 1, 10.0 at 512 x 2; one row of 1024, 8.8: a row's attention grows with the square of its width; the full
+# bench went from 2.20x to 2.40x rewardbench). fp32, and bf16 on CPUs without AMX, keep PACK_TOKENS x 1
+# (bench/RESULTS.md, "eval_reward_bench speed").
 AMX_PACK_TOKENS = 512
 AMX_ROWS_PER_FORWARD = 2
 # A CPU forward in bf16/fp16 runs oneDNN kernels built for each input shape: a linear layer's first call at a new

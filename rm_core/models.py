@@ -149,7 +149,8 @@ def native_bf16_cpu() -> bool:
 
 def amx_cpu() -> bool:
     """Whether this CPU has AMX tile instructions for bf16 (Intel Xeon since Sapphire Rapids), as torch's cpuinfo
-    reports it: there bf16 matrix products run faster the more rows they get (rm_core.inference.cpu_forward_shape)."""
+    reports it: there bf16 matrix products run faster the more rows they get (rm_core.inference.default_pack_tokens,
+    default_batch_size)."""
     return bool(_cpu_capabilities().get("amx_bf16"))
 
 
