@@ -159,7 +159,7 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--max_batch_size", type=int, default=32)
     p.add_argument("--max_wait_ms", type=float, default=5.0)
-    p.add_argument("--batch_size", type=int, default=None, help="the judge's forward batch (server --batch_size)")
+    p.add_argument("--batch_size", type=int, default=None, help="the judge's forward batch (server --batch_size; default the server's: --max_batch_size)")
     p.add_argument("--dtype", default="auto", help="the server's --dtype (auto: bf16 on a GPU or a CPU with native bf16)")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--output", default=None, help="default bench/runs/serve_load[_hostile].json")
@@ -208,7 +208,7 @@ def main() -> None:
 
     result = {
         "judge": args.judge, "family": args.family, "requests": len(latencies), "clients": args.clients,
-        "max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms, "forward_batch": args.batch_size, "errors": errors,
+        "max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms, "forward_batch": args.batch_size or args.max_batch_size, "errors": errors,
         "seconds": round(wall, 2), "requests_per_second": round(len(latencies) / wall, 1),
         "p50_ms": round(1000 * statistics.median(latencies), 1), "p99_ms": round(1000 * percentile(latencies, 0.99), 1),
         "server_batches": health["batches"]["score"] - before,

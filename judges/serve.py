@@ -505,7 +505,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max_batch_size", type=int, default=32, help="items per judge call")
     p.add_argument("--batch_size", type=int, default=None,
-                   help="sequences per forward inside a judge call (reward models; default 1 on CPU, 16 on GPU)")
+                   help="sequences per forward inside a judge call (reward models; default --max_batch_size: a "
+                        "call's items in one forward, split where padding would pass 1.3x their tokens)")
     p.add_argument("--max_wait_ms", type=float, default=5.0, help="how long a batch waits to fill")
     p.add_argument("--max_body_mb", type=float, default=8.0, help="larger request bodies get 413")
     p.add_argument("--max_items", type=int, default=Limits.max_items,
@@ -539,7 +540,10 @@ def main(argv: list[str] | None = None) -> None:
         kwargs = llm_judge_kwargs(args.judge, args)
     else:
         kwargs = {"dtype": args.dtype, "max_length": args.max_length, "family": args.family,
-                  "chat_template": args.chat_template, "batch_size": args.batch_size}
+                  "chat_template": args.chat_template,
+                  # requests are short and arrive together: batching them doubles throughput on a CPU too
+                  # (bench/RESULTS.md, "HTTP service throughput"), and the batches' padding is bounded
+                  "batch_size": args.batch_size or args.max_batch_size}
     judge = judges.load(args.judge, **kwargs)
     limits = Limits(int(args.max_body_mb * 1024 * 1024), args.max_items, args.max_rank_responses)
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None

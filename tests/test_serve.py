@@ -396,6 +396,23 @@ def test_serve_cli_rejects_a_query_format_the_judge_cannot_serve(monkeypatch, ca
     assert exc.value.code != 0 and "query format 'auto'" in capsys.readouterr().err
 
 
+def test_serve_cli_runs_a_calls_items_in_one_forward_unless_told(monkeypatch):
+    import judges
+    import judges.serve
+
+    seen = []
+
+    def load(spec, **kwargs):
+        seen.append(kwargs)
+        raise RuntimeError("loaded")  # stop before the server starts
+
+    monkeypatch.setattr(judges, "load", load)
+    for argv, batch in [([], 32), (["--max_batch_size", "8"], 8), (["--max_batch_size", "8", "--batch_size", "3"], 3)]:
+        with pytest.raises((RuntimeError, SystemExit)):
+            judges.serve.main(["--judge", "outputs/some-judge", "--dtype", "float32", *argv])
+        assert seen[-1]["batch_size"] == batch, argv
+
+
 # ---------------------------------------------------------------- malformed text, roles and prompts; truncation
 def _post_raw(url: str, route: str, body: str) -> httpx.Response:
     """A request body written as JSON text: a lone surrogate ("\\ud800") is valid JSON that httpx's json= cannot
