@@ -73,25 +73,28 @@ def width_step(model) -> int:
     return LOW_PRECISION_WIDTH_STEP if weights.device.type == "cpu" and _low_precision(weights.dtype) else 1
 
 
+def _amx_low_precision(dtype) -> bool:
+    """bf16/fp16 on a CPU with AMX: where wider rows and two a forward pay (AMX_PACK_TOKENS, AMX_ROWS_PER_FORWARD)."""
+    from rm_core.models import amx_cpu
+
+    return _low_precision(dtype) and amx_cpu()
+
+
 def default_batch_size(device: str | torch.device, dtype) -> int:
     """Rows a forward takes when no batch size is given: 16 on a GPU; on a CPU 1 (padding is pure waste), or
     AMX_ROWS_PER_FORWARD for bf16/fp16 on a CPU with AMX. `dtype`: a torch dtype or its name ("auto": fp32)."""
-    from rm_core.models import amx_cpu
-
     if torch.device(device).type == "cuda":
         return 16
-    return AMX_ROWS_PER_FORWARD if _low_precision(dtype) and amx_cpu() else 1
+    return AMX_ROWS_PER_FORWARD if _amx_low_precision(dtype) else 1
 
 
 def default_pack_tokens(model) -> int:
     """Tokens a tree row packs when `score_groups` is given no `pack_tokens`: 0 (one group a row) off a CPU; on a
     CPU AMX_PACK_TOKENS for bf16/fp16 weights with AMX, else PACK_TOKENS."""
-    from rm_core.models import amx_cpu
-
     weights = next(model.parameters())
     if weights.device.type != "cpu":
         return 0
-    return AMX_PACK_TOKENS if _low_precision(weights.dtype) and amx_cpu() else PACK_TOKENS
+    return AMX_PACK_TOKENS if _amx_low_precision(weights.dtype) else PACK_TOKENS
 
 
 def pad_right(seqs: list[list[int]], pad_id: int, step: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

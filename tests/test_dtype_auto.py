@@ -93,6 +93,7 @@ def test_settle_machine_options(monkeypatch, capsys):
 
 def test_amx_cpus_get_wider_rows_and_two_a_forward_in_bf16_only(monkeypatch):
     from eval.runner import settle_machine_options
+    from judges.rm_judge import RewardModelJudge
     from rm_core.inference import (
         AMX_PACK_TOKENS,
         AMX_ROWS_PER_FORWARD,
@@ -102,6 +103,7 @@ def test_amx_cpus_get_wider_rows_and_two_a_forward_in_bf16_only(monkeypatch):
     )
     from rm_core.testing import tiny_reward_model
 
+    assert (AMX_PACK_TOKENS, AMX_ROWS_PER_FORWARD) != (PACK_TOKENS, 1)  # else the checks below could not tell them apart
     model, tokenizer = tiny_reward_model()
     for caps, dtype, rows, pack in [(AMX, torch.bfloat16, AMX_ROWS_PER_FORWARD, AMX_PACK_TOKENS),
                                     (AMX, torch.float16, AMX_ROWS_PER_FORWARD, AMX_PACK_TOKENS),
@@ -112,14 +114,10 @@ def test_amx_cpus_get_wider_rows_and_two_a_forward_in_bf16_only(monkeypatch):
         assert default_batch_size("cpu", dtype) == rows, (caps, dtype)
         assert default_pack_tokens(model.to(dtype)) == pack, (caps, dtype)
     assert default_batch_size("cuda", torch.bfloat16) == 16 and default_batch_size("cpu", "auto") == 1
-    from judges.rm_judge import RewardModelJudge
 
     _cpu(monkeypatch, AMX)
     assert RewardModelJudge(model.to(torch.bfloat16), tokenizer).batch_size == AMX_ROWS_PER_FORWARD
     assert RewardModelJudge(model.to(torch.float32), tokenizer).batch_size == 1
-    assert (AMX_PACK_TOKENS, AMX_ROWS_PER_FORWARD) != (PACK_TOKENS, 1)
-
-    _cpu(monkeypatch, AMX)
     auto = argparse.Namespace(model="ckpt", dtype="auto", batch_size=None)
     settle_machine_options(auto, torch.device("cpu"), announce=False)  # the dtype is settled first, then the batch
     assert (auto.dtype, auto.batch_size) == ("bfloat16", AMX_ROWS_PER_FORWARD)
