@@ -68,9 +68,13 @@ class RewardModelJudge(Judge):
         from rm_core.models import inference_device, load_reward_model, resolve_dtype
 
         device = inference_device(device)
+        from rm_core.inference import prepare_cpu_inference
+
         model, tokenizer = load_reward_model(name_or_path, dtype=resolve_dtype(dtype, device),
                                              chat_template=chat_template, revision=revision)
-        return cls(model.to(device), tokenizer, **judge_kwargs)
+        model = model.to(device)
+        prepare_cpu_inference(model)  # the judge's own model: on a CPU, packed bf16 weights, malloc tuned
+        return cls(model, tokenizer, **judge_kwargs)
 
     def _render(self, conv: list) -> list[int]:
         from rm_core.templates import render_ids

@@ -234,11 +234,16 @@ def load_for_inference(name_or_path: str, loader, dtype: torch.dtype | str | Non
     """(model on `device` (default: inference_device()), tokenizer): what a judge's from_pretrained loads, with
     load_pretrained. The judge applies its own pad policy and options; generic callers (judges.load, the eval
     commands) pass only the options every judge takes (dtype, chat_template, device, revision, max_length,
-    batch_size), never a family's own flag unless the user set it. dtype "auto": resolve_dtype on that device."""
+    batch_size), never a family's own flag unless the user set it. dtype "auto": resolve_dtype on that device. On a CPU,
+    rm_core.inference.prepare_cpu_inference (bf16 linear layers from packed weights; malloc keeps freed memory)."""
     device = inference_device(device)
     model, tokenizer, _ = load_pretrained(name_or_path, loader, resolve_dtype(dtype, device), chat_template, revision,
                                           **model_kwargs)
-    return model.to(device), tokenizer
+    from rm_core.inference import prepare_cpu_inference
+
+    model = model.to(device)
+    prepare_cpu_inference(model)
+    return model, tokenizer
 
 
 def load_reward_model(name_or_path: str, dtype: torch.dtype | str | None = "auto", chat_template: str | None = None,

@@ -341,3 +341,105 @@ def test_low_precision_cpu_forwards_pad_their_width_to_a_step(monkeypatch):
     assert any(w % 32 for w in bare_widths)
     assert tree == pytest.approx(bare_tree, abs=1e-3) and whole == pytest.approx(bare_whole, abs=1e-3)
     assert tree == pytest.approx(fp32_tree, abs=5e-3)  # and bf16 is still the fp32 reward, to bf16's precision
+
+
+def _bf16_packing_here() -> bool:
+    """This CPU's native bf16, read at collection (before conftest hides it from the tests)."""
+    from rm_core.models import native_bf16_cpu
+
+    return (torch.backends.mkldnn.is_available() and native_bf16_cpu()
+            and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+@pytest.mark.skipif(not _bf16_packing_here(), reason="packed bf16 linears need a CPU with native bf16")
+def test_packed_bf16_linears_score_as_plain_ones_follow_weight_changes_and_train_plain(monkeypatch):
+    """pack_cpu_linears: a bf16 model scores as its unpacked copy (bf16 rounding), a weight changed in place after
+    the packing is packed again (never a stale product), and a call that needs gradients runs the plain layer."""
+    import copy
+
+    import rm_core.models as models
+    from rm_core.inference import pack_cpu_linears
+
+    monkeypatch.setattr(models, "native_bf16_cpu", lambda: True)  # true here (skipif); conftest hides it
+
+    model, tokenizer = tiny_reward_model(seed=6)
+    model = model.to(torch.bfloat16).eval()
+    plain = copy.deepcopy(model)
+    linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
+    assert pack_cpu_linears(model) == len(linears) > 0
+    assert pack_cpu_linears(model) == 0  # already set: nothing set twice
+    pad = tokenizer.pad_token_id
+    pairs = _random_pairs(len(tokenizer), pad, seed=7)
+
+    def close(a, b):
+        return _flat(a) == pytest.approx(_flat(b), rel=0.02, abs=0.02)
+
+    packed_scores, plain_scores = score_pairs(model, pairs, pad, batch_size=2), score_pairs(plain, pairs, pad,
+                                                                                             batch_size=2)
+    assert close(packed_scores, plain_scores)
+    with torch.no_grad():
+        for m in (model, plain):
+            m.model.layers[0].mlp.up_proj.weight.mul_(3.0)
+            m.score.weight.neg_()
+    changed, plain_changed = score_pairs(model, pairs, pad, batch_size=2), score_pairs(plain, pairs, pad, batch_size=2)
+    assert close(changed, plain_changed) and not close(changed, packed_scores)
+    # training: the plain layer, with the gradients of the unpacked copy
+    ids = torch.tensor([pairs[1][1]])
+    grads = []
+    for m in (model, plain):
+        m.train()
+        m.zero_grad()
+        m(input_ids=ids).logits.float().sum().backward()
+        grads.append(m.model.layers[0].self_attn.q_proj.weight.grad.float())
+    assert grads[0].abs().sum() > 0 and torch.equal(grads[0], grads[1])
+
+
+def test_cpu_tuning_leaves_fp32_gpu_and_opted_out_models_alone(monkeypatch):
+    import rm_core.models as models
+    from rm_core.inference import pack_cpu_linears
+
+    model, _ = tiny_reward_model(seed=6)
+    assert pack_cpu_linears(model) == 0  # fp32: MKL's products already take the weight as it is
+    model.to(torch.bfloat16)
+    monkeypatch.setattr(models, "native_bf16_cpu", lambda: False)
+    assert pack_cpu_linears(model) == 0  # emulated bf16
+    monkeypatch.setattr(models, "native_bf16_cpu", lambda: True)
+    monkeypatch.setenv("RM_CPU_TUNING", "0")
+    assert pack_cpu_linears(model) == 0
+    assert not any("forward" in vars(m) for m in model.modules())
+
+
+def test_keep_freed_memory_serves_big_blocks_from_the_heap(monkeypatch):
+    """After keep_freed_memory, a 16 MiB block comes from malloc's heap, not from a fresh mmap (glibc's mallinfo2
+    counts mmapped bytes); it stands back where the user set GLIBC_TUNABLES's malloc options or RM_CPU_TUNING=0."""
+    import ctypes
+    import platform
+
+    from rm_core.inference import keep_freed_memory
+
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1")
+    assert keep_freed_memory() is False
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    monkeypatch.setenv("RM_CPU_TUNING", "0")
+    assert keep_freed_memory() is False
+    monkeypatch.delenv("RM_CPU_TUNING")
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc's malloc only")
+    libc = ctypes.CDLL("libc.so.6")
+    if not hasattr(libc, "mallinfo2"):
+        pytest.skip("glibc before 2.33 has no mallinfo2")
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                         "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc.mallinfo2.restype = MallInfo2
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    assert keep_freed_memory() is True
+    before = libc.mallinfo2().hblkhd
+    block = libc.malloc(16 * 1024 * 1024)
+    try:
+        assert libc.mallinfo2().hblkhd == before  # not mmapped
+    finally:
+        libc.free(block)
