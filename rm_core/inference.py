@@ -7,6 +7,10 @@ positions and an attention mask that make each suffix see only the prefix and it
 groups share a forward, block-diagonal, padded only to a multiple of LOW_PRECISION_WIDTH_STEP in
 bf16/fp16. Models without a causal backbone and a `score` head (encoders such as BERT/MiniLM, which pool at
 [CLS]) take the plain path: every sequence whole, length-sorted.
+
+`prepare_cpu_inference` is what a judge or evaluation applies to a model it loaded for a CPU: bf16 linear layers
+from weights packed once for oneDNN (`pack_cpu_linears`), and glibc's malloc kept from faulting fresh pages in for
+every new activation size (`keep_freed_memory`).
 """
 
 from __future__ import annotations
@@ -109,7 +113,8 @@ _PACKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # linear -> ((
 def _packed_linear_forward(linear: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     weight = linear.weight
     if (x.dtype != torch.bfloat16 or weight.dtype != torch.bfloat16 or x.device.type != "cpu"
-            or weight.device.type != "cpu" or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))):
+            or weight.device.type != "cpu" or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))
+            or weight.is_inference()):  # an inference tensor keeps no version counter: a change could not be seen
         return torch.nn.functional.linear(x, weight, linear.bias)  # training, another dtype or device: as before
     key = (weight.data_ptr(), weight._version)  # a weight replaced or changed in place is packed again
     entry = _PACKED.get(linear)

@@ -392,6 +392,16 @@ def test_packed_bf16_linears_score_as_plain_ones_follow_weight_changes_and_train
         m(input_ids=ids).logits.float().sum().backward()
         grads.append(m.model.layers[0].self_attn.q_proj.weight.grad.float())
     assert grads[0].abs().sum() > 0 and torch.equal(grads[0], grads[1])
+    # weights made under inference_mode keep no version counter: never packed, so never stale
+    import rm_core.inference as inference
+
+    with torch.inference_mode():
+        layer = torch.nn.Linear(16, 8).to(torch.bfloat16)
+        wrapper = torch.nn.Sequential(layer)
+        assert pack_cpu_linears(wrapper) == 1
+        x = torch.randn(4, 16, dtype=torch.bfloat16)
+        assert torch.equal(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
+    assert layer not in inference._PACKED
 
 
 def test_cpu_tuning_leaves_fp32_gpu_and_opted_out_models_alone(monkeypatch):
