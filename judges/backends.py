@@ -173,6 +173,9 @@ class HFBackend(_CachingBackend):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         dtype = resolve_dtype(dtype, self.device)
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device).eval()
+        from rm_core.inference import prepare_cpu_inference
+
+        prepare_cpu_inference(self.model)  # on a CPU: packed bf16 weights (generation +18%), malloc setting
         if cache_dir is not None:
             # Answers of other weights (a model retrained in place), another chat template or another dtype are
             # other answers: the key holds the model's content fingerprint, the template and the dtype.

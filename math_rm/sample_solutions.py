@@ -54,6 +54,9 @@ class HFPolicy:
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.device = inference_device(device)
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(self.device).eval()
+        from rm_core.inference import prepare_cpu_inference
+
+        prepare_cpu_inference(self.model)  # on a CPU: packed bf16 weights, malloc setting
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         self.generated_tokens = 0
