@@ -65,11 +65,10 @@ class RewardModelJudge(Judge):
     @classmethod
     def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "auto", chat_template: str | None = None,
                         device: str | torch.device | None = None, revision: str | None = None, **judge_kwargs):
+        from rm_core.inference import prepare_cpu_inference
         from rm_core.models import inference_device, load_reward_model, resolve_dtype
 
         device = inference_device(device)
-        from rm_core.inference import prepare_cpu_inference
-
         model, tokenizer = load_reward_model(name_or_path, dtype=resolve_dtype(dtype, device),
                                              chat_template=chat_template, revision=revision)
         model = model.to(device)
