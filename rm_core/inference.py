@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import types
 import weakref
 
 import torch
@@ -107,20 +106,31 @@ def default_pack_tokens(model) -> int:
 # bf16 CPU inference: each nn.Linear's weight reordered once into oneDNN's blocked layout (`pack_cpu_linears`), as
 # torch.compile's CPU freezing and IPEX do, instead of on every call: on an AMX Xeon a (1024 x 576) x (576 x 1536)
 # product took 936 us plain, 642 us packed; (96 x 384) x (384 x 1536), a MiniLM-sized one, 87 vs 62 us.
-_PACKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # linear -> ((data_ptr, version), packed)
+_PACKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # linear -> (key of its weight, packed weight)
 
 
-def _packed_linear_forward(linear: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    weight = linear.weight
-    if (x.dtype != torch.bfloat16 or weight.dtype != torch.bfloat16 or x.device.type != "cpu"
-            or weight.device.type != "cpu" or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))
-            or weight.is_inference()):  # an inference tensor keeps no version counter: a change could not be seen
-        return torch.nn.functional.linear(x, weight, linear.bias)  # training, another dtype or device: as before
-    key = (weight.data_ptr(), weight._version)  # a weight replaced or changed in place is packed again
-    entry = _PACKED.get(linear)
-    if entry is None or entry[0] != key:
-        entry = _PACKED[linear] = (key, torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None))
-    return torch.ops.mkldnn._linear_pointwise(x, entry[1], linear.bias, "none", [], "")
+def _weight_key(weight: torch.Tensor) -> tuple:
+    """What a packed weight was made from: the tensor itself (a weak reference: a freed weight's address can be
+    reused), its memory, shape and strides, and its version (bumped by every in-place change made through it)."""
+    return weakref.ref(weight), weight.data_ptr(), tuple(weight.shape), weight.stride(), weight._version
+
+
+class _PackedLinear(torch.nn.Linear):
+    """An nn.Linear whose bf16 CPU forward without gradients runs from its packed weight (`pack_cpu_linears`); the
+    class is swapped on the layer in place, so parameters, state_dict, pickling and deepcopy stay nn.Linear's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.weight, self.bias
+        if (x.dtype != torch.bfloat16 or weight.dtype != torch.bfloat16 or x.device.type != "cpu"
+                or weight.device.type != "cpu" or weight.is_inference()  # no version counter: a change is unseen
+                or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad
+                                                 or (bias is not None and bias.requires_grad)))):
+            return torch.nn.functional.linear(x, weight, bias)  # training, another dtype or device: as before
+        key = _weight_key(weight)
+        entry = _PACKED.get(self)
+        if entry is None or entry[0][0]() is not weight or entry[0][1:] != key[1:]:
+            entry = _PACKED[self] = (key, torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None))
+        return torch.ops.mkldnn._linear_pointwise(x, entry[1], bias, "none", [], "")
 
 
 def _tuning_off() -> bool:
@@ -132,7 +142,9 @@ def pack_cpu_linears(model) -> int:
     bf16 (the packing is made on a layer's first call and kept beside the weight: one more copy of the linear
     weights in memory). The same products as torch's (the same oneDNN kernels; a few shapes round differently in
     the last bf16 bit); a call that needs gradients, or another dtype or device, runs the plain layer, and a weight
-    changed in place or replaced is packed again. Returns the number of layers set."""
+    replaced, or changed in place through the parameter itself (an optimizer step, load_state_dict), is packed
+    again. A change written through `weight.data` (peft's merge_adapter / merge_and_unload do that) cannot be
+    seen: call `unpack_cpu_linears` first. Returns the number of layers set."""
     if _tuning_off() or not torch.backends.mkldnn.is_available():
         return 0
     params = list(model.parameters())
@@ -146,8 +158,20 @@ def pack_cpu_linears(model) -> int:
         return 0
     count = 0
     for module in model.modules():
-        if type(module) is torch.nn.Linear and "forward" not in vars(module):
-            module.forward = types.MethodType(_packed_linear_forward, module)
+        if type(module) is torch.nn.Linear:
+            module.__class__ = _PackedLinear
+            count += 1
+    return count
+
+
+def unpack_cpu_linears(model) -> int:
+    """Undoes `pack_cpu_linears` (plain nn.Linear layers, packed copies dropped): before writing weights through
+    `.data`, e.g. merging a LoRA adapter into a packed model. Returns the number of layers restored."""
+    count = 0
+    for module in model.modules():
+        if type(module) is _PackedLinear:
+            module.__class__ = torch.nn.Linear
+            _PACKED.pop(module, None)
             count += 1
     return count
 

@@ -3,6 +3,7 @@ for encoders."""
 
 from __future__ import annotations
 
+import pickle
 import random
 
 import pytest
@@ -377,6 +378,11 @@ def test_packed_bf16_linears_score_as_plain_ones_follow_weight_changes_and_train
     packed_scores, plain_scores = score_pairs(model, pairs, pad, batch_size=2), score_pairs(plain, pairs, pad,
                                                                                              batch_size=2)
     assert close(packed_scores, plain_scores)
+    import rm_core.inference as inference
+
+    assert all(m in inference._PACKED for m in linears)  # the packed path ran, for every layer
+    restored = pickle.loads(pickle.dumps(model))  # a packed model pickles and loads back, and scores the same
+    assert _flat(score_pairs(restored, pairs, pad, batch_size=2)) == _flat(packed_scores)
     with torch.no_grad():
         for m in (model, plain):
             m.model.layers[0].mlp.up_proj.weight.mul_(3.0)
@@ -392,9 +398,19 @@ def test_packed_bf16_linears_score_as_plain_ones_follow_weight_changes_and_train
         m(input_ids=ids).logits.float().sum().backward()
         grads.append(m.model.layers[0].self_attn.q_proj.weight.grad.float())
     assert grads[0].abs().sum() > 0 and torch.equal(grads[0], grads[1])
+    # a trainable bias on a frozen weight (BitFit) still gets its gradient
+    layer = torch.nn.Linear(16, 8).to(torch.bfloat16)
+    layer.weight.requires_grad_(False)
+    assert pack_cpu_linears(torch.nn.Sequential(layer)) == 1
+    layer(torch.randn(4, 16, dtype=torch.bfloat16)).float().sum().backward()
+    assert layer.bias.grad is not None and layer.bias.grad.float().sum() == 32
+    # a change through .data is unseen by the version counter: unpack_cpu_linears first, then it counts
+    model.eval()
+    assert inference.unpack_cpu_linears(model) == len(linears) and not any(m in inference._PACKED for m in linears)
+    for m in (model, plain):
+        m.model.layers[1].mlp.down_proj.weight.data.mul_(-2.0)
+    assert close(score_pairs(model, pairs, pad, batch_size=2), score_pairs(plain, pairs, pad, batch_size=2))
     # weights made under inference_mode keep no version counter: never packed, so never stale
-    import rm_core.inference as inference
-
     with torch.inference_mode():
         layer = torch.nn.Linear(16, 8).to(torch.bfloat16)
         wrapper = torch.nn.Sequential(layer)
@@ -416,14 +432,37 @@ def test_cpu_tuning_leaves_fp32_gpu_and_opted_out_models_alone(monkeypatch):
     monkeypatch.setattr(models, "native_bf16_cpu", lambda: True)
     monkeypatch.setenv("RM_CPU_TUNING", "0")
     assert pack_cpu_linears(model) == 0
-    assert not any("forward" in vars(m) for m in model.modules())
+    assert all(type(m) is torch.nn.Linear for m in model.modules() if isinstance(m, torch.nn.Linear))
+
+
+_MALLOC_PROBE = """
+import ctypes, sys
+from rm_core.inference import keep_freed_memory
+libc = ctypes.CDLL("libc.so.6")
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                                               "uordblks", "fordblks", "keepcost")]
+libc.mallinfo2.restype = MallInfo2
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+set_ = keep_freed_memory() if sys.argv[1] == "set" else None
+before = libc.mallinfo2().hblkhd
+block = libc.malloc(16 * 1024 * 1024)
+print(set_, libc.mallinfo2().hblkhd - before)
+libc.free(block)
+"""
 
 
 def test_keep_freed_memory_serves_big_blocks_from_the_heap(monkeypatch):
-    """After keep_freed_memory, a 16 MiB block comes from malloc's heap, not from a fresh mmap (glibc's mallinfo2
-    counts mmapped bytes); it stands back where the user set GLIBC_TUNABLES's malloc options or RM_CPU_TUNING=0."""
+    """In a fresh process (glibc raises its mmap threshold by itself once big blocks are freed, so a test process
+    proves nothing), a 16 MiB block is mmapped by default and comes from the heap after keep_freed_memory (glibc's
+    mallinfo2 counts mmapped bytes); it stands back where the user set GLIBC_TUNABLES's malloc options or
+    RM_CPU_TUNING=0."""
     import ctypes
     import platform
+    import subprocess
+    import sys
+    from pathlib import Path
 
     from rm_core.inference import keep_freed_memory
 
@@ -433,23 +472,15 @@ def test_keep_freed_memory_serves_big_blocks_from_the_heap(monkeypatch):
     monkeypatch.setenv("RM_CPU_TUNING", "0")
     assert keep_freed_memory() is False
     monkeypatch.delenv("RM_CPU_TUNING")
-    if platform.libc_ver()[0] != "glibc":
-        pytest.skip("glibc's malloc only")
-    libc = ctypes.CDLL("libc.so.6")
-    if not hasattr(libc, "mallinfo2"):
-        pytest.skip("glibc before 2.33 has no mallinfo2")
+    if platform.libc_ver()[0] != "glibc" or not hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2"):
+        pytest.skip("glibc 2.33 or later (mallinfo2) only")
+    root = Path(__file__).resolve().parents[1]
 
-    class MallInfo2(ctypes.Structure):
-        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                         "fsmblks", "uordblks", "fordblks", "keepcost")]
+    def probe(mode):
+        out = subprocess.run([sys.executable, "-c", _MALLOC_PROBE, mode], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.split()
+        return out[0], int(out[1])
 
-    libc.mallinfo2.restype = MallInfo2
-    libc.malloc.restype = ctypes.c_void_p
-    libc.free.argtypes = [ctypes.c_void_p]
-    assert keep_freed_memory() is True
-    before = libc.mallinfo2().hblkhd
-    block = libc.malloc(16 * 1024 * 1024)
-    try:
-        assert libc.mallinfo2().hblkhd == before  # not mmapped
-    finally:
-        libc.free(block)
+    control = probe("control")
+    assert control[0] == "None" and control[1] >= 16 * 1024 * 1024  # mmapped: fresh pages
+    assert probe("set") == ("True", 0)  # from the heap
