@@ -147,8 +147,8 @@ def pack_cpu_linears(model) -> int:
     seen: call `unpack_cpu_linears` first. Returns the number of layers set."""
     if _tuning_off() or not torch.backends.mkldnn.is_available():
         return 0
-    params = list(model.parameters())
-    if not params or params[0].device.type != "cpu" or params[0].dtype != torch.bfloat16:
+    weights = next(model.parameters())
+    if weights.device.type != "cpu" or weights.dtype != torch.bfloat16:
         return 0
     if not (hasattr(torch.ops.mkldnn, "_reorder_linear_weight") and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
         return 0
@@ -206,8 +206,7 @@ def keep_freed_memory() -> bool:
 def prepare_cpu_inference(model) -> None:
     """What a judge or evaluation does with a model it loaded itself for inference on a CPU: `pack_cpu_linears`
     and `keep_freed_memory`. RM_CPU_TUNING=0 turns both off. Nothing on other devices."""
-    params = list(model.parameters())
-    if params and params[0].device.type == "cpu":
+    if _device(model).type == "cpu":
         pack_cpu_linears(model)
         keep_freed_memory()
 
