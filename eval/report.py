@@ -603,6 +603,11 @@ def main(argv: list[str] | None = None) -> dict | None:
                "batch_size": args.batch_size, "judge_mode": args.judge_mode}
     if args.judge_base_url:  # another endpoint may serve another model under the same name
         options["judge_base_url"] = args.judge_base_url
+    from rm_core.inference import numerics_fingerprint
+
+    half = numerics_fingerprint(state.device, args.dtype)
+    if half is not None:  # bf16/fp16: a cell scored on another kind of device rounds otherwise; it gets its own cell
+        options["numerics"] = half
     from judges.cli import option_fingerprint
 
     for name in ("judge_rubrics", "judge_principles"):  # what the LLM judges are shown: by content

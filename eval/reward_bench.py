@@ -108,7 +108,7 @@ def evaluate(args) -> dict | None:
     summary = summarize(ordered)
     summary.update({
         "model": args.model, "dataset": args.dataset, "pairs": len(ordered), "dtype": args.dtype,
-        "dtype_reason": getattr(args, "dtype_reason", None),
+        "dtype_reason": getattr(args, "dtype_reason", None), "numerics": getattr(args, "numerics", None),
         "max_length": args.max_length, "batch_size": args.batch_size, "processes": state.num_processes,
         "shared_prefix": not args.no_shared_prefix,
         "truncated_pairs": sum(bool(r.get("truncated")) for r in ordered),

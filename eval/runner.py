@@ -125,13 +125,18 @@ def settle_machine_options(args, device, announce: bool = True) -> None:
     """Resolve, in place, the options whose default depends on the machine, before anything fingerprints or
     records them: --dtype auto (rm_core.models.resolve_dtype; args.dtype becomes the dtype's name,
     args.dtype_reason says why), then --batch_size (rm_core.inference.default_batch_size for that dtype: 16 on GPU;
-    on CPU 1, where padding is pure waste, or 2 in bf16/fp16 with AMX). An API judge (openai:) has no local
-    weights: its dtype is left as given. `announce` prints the dtype once."""
+    on CPU 1, where padding is pure waste, or 2 in bf16/fp16 with AMX), then args.numerics (rm_core.inference.
+    numerics: the device, CPU instruction set and linear kernels). An API judge (openai:) has no local weights:
+    its dtype is left as given, it has no numerics. `announce` prints the dtype once."""
     _settle_dtype(args, device, announce)
     if getattr(args, "batch_size", "absent") is None:
         from rm_core.inference import default_batch_size
 
         args.batch_size = default_batch_size(device, getattr(args, "dtype", "float32"))
+    if hasattr(args, "dtype") and not str(getattr(args, "model", "")).startswith("openai:"):
+        from rm_core.inference import numerics
+
+        args.numerics = numerics(device, args.dtype)  # recorded in results.json; fingerprinted in bf16/fp16
 
 
 def _settle_dtype(args, device, announce: bool) -> None:
@@ -243,7 +248,8 @@ def read_partial(path: Path) -> dict[str, dict]:
 
 def eval_fingerprint(args, benchmark: str) -> dict:
     """What makes a benchmark's scores: the judge (a checkpoint by content, a Hub id by commit, an llm: model
-    likewise, an openai: model by name), the data set (by content or Hub commit) and the SCORE_SETTINGS."""
+    likewise, an openai: model by name), the data set (by content or Hub commit), the SCORE_SETTINGS, and in
+    bf16/fp16 the numerics (rm_core.inference.numerics_fingerprint: device kind, CPU instruction set, kernels)."""
     from judges.cli import option_fingerprint
     from rm_core.resume import data_fingerprint, judge_fingerprint
 
@@ -253,10 +259,16 @@ def eval_fingerprint(args, benchmark: str) -> dict:
         settings.pop("dtype", None)  # an API judge has no local weights: its dtype says nothing
         if not settings.get("judge_base_url") and os.environ.get("OPENAI_BASE_URL"):
             settings["judge_base_url"] = os.environ["OPENAI_BASE_URL"]  # where the backend will send the requests
-    elif settings.get("dtype") == "auto":  # not settled yet (settle_machine_options): what auto means here
-        from rm_core.models import dtype_choice
+    elif "dtype" in settings:
+        from rm_core.inference import numerics_fingerprint
+        from rm_core.models import dtype_choice, inference_device
 
-        settings["dtype"] = dtype_choice("auto")[0]
+        if settings["dtype"] == "auto":  # not settled yet (settle_machine_options): what auto means here
+            settings["dtype"] = dtype_choice("auto")[0]
+        # bf16/fp16: the device kind and kernels too, so a resume elsewhere does not mix two roundings
+        half = numerics_fingerprint(inference_device(), settings["dtype"])
+        if half is not None:
+            settings["numerics"] = getattr(args, "numerics", None) or half
     for name in ("chat_template", "judge_rubrics", "judge_principles"):
         if settings.get(name):
             settings[name] = option_fingerprint(name, settings[name])
@@ -580,7 +592,7 @@ def run_benchmark(args, benchmark: str, items: list[dict], skipped, make_scorer:
     summary.update({
         "benchmark": benchmark, "model": getattr(args, "model", None), "dataset": args.dataset,
         unit: len(run.rows), "processes": state.num_processes, "dtype": getattr(args, "dtype", None),
-        "dtype_reason": getattr(args, "dtype_reason", None),
+        "dtype_reason": getattr(args, "dtype_reason", None), "numerics": getattr(args, "numerics", None),
         "max_length": getattr(args, "max_length", None),
         # sequences cut to max_length (kept, never dropped), over the chunk parts whose rows are in scores.jsonl
         # (a resume keeps the counts stored with the rows); None: the judge keeps no count

@@ -15,8 +15,9 @@ The cache is content-addressed: an item's key is the sha1 of its token ids and p
 a killed run resumes where it stopped (finished shards are kept; each is written atomically), and items
 shared by two data sets (stage 1 ratings and stage 2 pairs) are computed once. A cache folder belongs to
 one backbone, by the content of its weights (not its name or path: a backbone retrained in place is another
-one), and one dtype: `fingerprint.json` (rm_core.resume). Reusing it with another is an error naming what
-differs, never a silent mix; `overwrite=True` (or deleting the folder) starts it afresh.
+one), one dtype, and in bf16/fp16 one kind of device and kernels (rm_core.inference.numerics_fingerprint: shards
+from an AMX CPU and a GPU round differently): `fingerprint.json` (rm_core.resume). Reusing it with another is an
+error naming what differs, never a silent mix; `overwrite=True` (or deleting the folder) starts it afresh.
 Under `accelerate launch` each process computes every world_size-th shard, then all read all.
 """
 
@@ -106,8 +107,8 @@ def forward_items(model, items: list[RenderedItem], pad_id: int, batch_size: int
 
 
 def claim_cache(folder: str | Path, fingerprint: dict, overwrite: bool = False) -> None:
-    """Refuse a cache folder built by another backbone or dtype (or by a version without fingerprints); with
-    `overwrite`, delete its shards and start afresh. Run on one process."""
+    """Refuse a cache folder built by another backbone, dtype or (bf16/fp16) numerics, or by a version without
+    fingerprints; with `overwrite`, delete its shards and start afresh. Run on one process."""
     from rm_core.resume import check_or_write_fingerprint
 
     folder = Path(folder)
@@ -188,7 +189,8 @@ def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], ca
                        shard_size: int = 64, desc: str = "embeddings", overwrite: bool = False) -> dict:
     """Embeddings of (prompt messages, response) items, computed once and cached (see the module docstring).
     `model_id` names the backbone in the cache's fingerprint (for the reader; the weights themselves identify
-    it); `overwrite` empties a cache built by another backbone or dtype instead of refusing it.
+    it); `overwrite` empties a cache built by another backbone or dtype (or, in bf16/fp16, on another kind of device:
+    rm_core.inference.numerics_fingerprint) instead of refusing it.
     Returns {"embeddings", "prompt_embeddings": [N, H] fp32, "stats": {...}}."""
     from rm_core.progress import progress
     from rm_core.templates import ensure_pad_token
@@ -198,12 +200,16 @@ def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], ca
     device = next(model.parameters()).device
     batch_size = batch_size or default_batch_size(device, next(model.parameters()).dtype)
     pad_id = ensure_pad_token(tokenizer)
+    from rm_core.inference import numerics_fingerprint
     from rm_core.resume import ResumeError, module_fingerprint
 
     error = None
     if state.is_main_process:  # one process hashes the weights and checks (or clears) the folder
-        fingerprint = {"model": {"path": str(model_id), **module_fingerprint(model)},
-                       "dtype": str(next(model.parameters()).dtype)}
+        dtype = next(model.parameters()).dtype
+        fingerprint = {"model": {"path": str(model_id), **module_fingerprint(model)}, "dtype": str(dtype)}
+        half = numerics_fingerprint(device, dtype, model)
+        if half is not None:  # bf16/fp16: shards from another device kind or kernels would mix two roundings
+            fingerprint["numerics"] = half
         try:
             claim_cache(cache_dir, fingerprint, overwrite)
         except ResumeError as err:

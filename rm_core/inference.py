@@ -137,24 +137,29 @@ def _tuning_off() -> bool:
     return os.environ.get("RM_CPU_TUNING", "1") == "0"
 
 
+def packs_linears(device: str | torch.device, dtype) -> bool:
+    """Whether `pack_cpu_linears` packs a model of this dtype on this device: bf16 on a CPU with native bf16, when
+    oneDNN can and RM_CPU_TUNING is not 0. Known before the model loads (the resume fingerprint needs it)."""
+    from rm_core.models import native_bf16_cpu, torch_dtype
+
+    if _tuning_off() or torch.device(device).type != "cpu" or torch_dtype(dtype) != torch.bfloat16:
+        return False
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+            and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+        return False
+    return native_bf16_cpu()  # an emulated bf16 product gains nothing from a packed weight
+
+
 def pack_cpu_linears(model) -> int:
     """Runs `model`'s nn.Linear layers from weights packed for oneDNN when it is a bf16 model on a CPU with native
-    bf16 (the packing is made on a layer's first call and kept beside the weight: one more copy of the linear
-    weights in memory). The same products as torch's (the same oneDNN kernels; a few shapes round differently in
-    the last bf16 bit); a call that needs gradients, or another dtype or device, runs the plain layer, and a weight
-    replaced, or changed in place through the parameter itself (an optimizer step, load_state_dict), is packed
-    again. A change written through `weight.data` (peft's merge_adapter / merge_and_unload do that) cannot be
-    seen: call `unpack_cpu_linears` first. Returns the number of layers set."""
-    if _tuning_off() or not torch.backends.mkldnn.is_available():
-        return 0
+    bf16 (`packs_linears`; the packing is made on a layer's first call and kept beside the weight: one more copy of
+    the linear weights in memory). The same products as torch's (the same oneDNN kernels; a few shapes round
+    differently in the last bf16 bit); a call that needs gradients, or another dtype or device, runs the plain
+    layer, and a weight replaced, or changed in place through the parameter itself (an optimizer step,
+    load_state_dict), is packed again. A change written through `weight.data` (peft's merge_adapter /
+    merge_and_unload do that) cannot be seen: call `unpack_cpu_linears` first. Returns the number of layers set."""
     weights = next(model.parameters())
-    if weights.device.type != "cpu" or weights.dtype != torch.bfloat16:
-        return 0
-    if not (hasattr(torch.ops.mkldnn, "_reorder_linear_weight") and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
-        return 0
-    from rm_core.models import native_bf16_cpu
-
-    if not native_bf16_cpu():  # an emulated bf16 product gains nothing from a packed weight
+    if not packs_linears(weights.device, weights.dtype):
         return 0
     count = 0
     for module in model.modules():
@@ -162,6 +167,41 @@ def pack_cpu_linears(model) -> int:
             module.__class__ = _PackedLinear
             count += 1
     return count
+
+
+def cpu_isa() -> str:
+    """The instruction set this process's CPU matrix products run on, as torch reports it: amx_bf16 or avx512_bf16
+    where the CPU has them (oneDNN's bf16 kernels), else ATen's vector level (avx512, avx2, default; lowered by
+    ATEN_CPU_CAPABILITY)."""
+    from rm_core.models import _cpu_capabilities
+
+    caps = _cpu_capabilities()
+    for name in ("amx_bf16", "avx512_bf16"):
+        if caps.get(name):
+            return name
+    return torch.backends.cpu.get_cpu_capability().lower()
+
+
+def numerics(device: str | torch.device, dtype, model=None) -> dict:
+    """What, beside the weights, the inputs and the dtype, decides a score's last bits: the device (a GPU by name),
+    and on a CPU its instruction set (`cpu_isa`) and whether the linear layers run from packed oneDNN weights (as
+    `model` does when given, else as `packs_linears` will). Every results.json records it; in bf16/fp16, where two
+    of these round differently, it is part of the resume fingerprint (`numerics_fingerprint`)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return {"device": f"cuda: {torch.cuda.get_device_name(device)}"}
+    if device.type != "cpu":
+        return {"device": device.type}
+    packed = (any(type(m) is _PackedLinear for m in model.modules()) if model is not None
+              else packs_linears(device, dtype))
+    return {"device": "cpu", "isa": cpu_isa(), "linears": "packed" if packed else "torch"}
+
+
+def numerics_fingerprint(device: str | torch.device, dtype, model=None) -> dict | None:
+    """`numerics` for bf16/fp16 weights, None for fp32. A half-precision run resumed on another kind of machine (or
+    with RM_CPU_TUNING changed) would mix two roundings in one file: scores near a tie can flip between them. fp32
+    products agree to ~1e-6 on every device, so an fp32 run may resume anywhere."""
+    return numerics(device, dtype, model) if _low_precision(dtype) else None
 
 
 def unpack_cpu_linears(model) -> int:

@@ -161,6 +161,7 @@ def test_eval_records_the_choice_and_refuses_a_mixed_resume(monkeypatch, tmp_pat
     assert summary["dtype"] == "bfloat16" and summary["dtype_reason"].startswith("auto: this CPU has native")
     saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert saved["dtype"] == "bfloat16" and saved["fingerprint"]["settings"]["dtype"] == "bfloat16"
+    assert saved["numerics"]["isa"] == "avx512_bf16" and saved["fingerprint"]["settings"]["numerics"] == saved["numerics"]
     assert "[eval] dtype bfloat16" in capsys.readouterr().out
     # the same command on a machine where auto means float32: the bf16 results are not rescored into, nor mixed
     from rm_core.resume import ResumeError
@@ -168,6 +169,72 @@ def test_eval_records_the_choice_and_refuses_a_mixed_resume(monkeypatch, tmp_pat
     _cpu(monkeypatch, AVX2_ONLY)
     with pytest.raises(ResumeError, match="dtype"):
         evaluate(make_parser().parse_args(argv))
+
+
+def test_numerics_name_the_device_kind_and_kernels(monkeypatch):
+    from rm_core.inference import numerics, numerics_fingerprint, packs_linears
+
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    for caps, isa in [(AMX, "amx_bf16"), (NATIVE, "avx512_bf16"), (AVX2_ONLY, "avx2")]:
+        _cpu(monkeypatch, caps)
+        found = numerics("cpu", "bfloat16")
+        assert found == {"device": "cpu", "isa": isa, "linears": "packed" if packs_linears("cpu", "bfloat16") else "torch"}
+        assert numerics_fingerprint("cpu", torch.bfloat16) == found
+        assert numerics("cpu", "float32")["linears"] == "torch"  # fp32 runs torch's own products
+        assert numerics_fingerprint("cpu", "float32") is None  # fp32 agrees to ~1e-6 anywhere: resumable anywhere
+    assert not packs_linears("cpu", "bfloat16")  # AVX2: emulated bf16 is never packed
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    assert numerics_fingerprint("cuda:0", "float16") == {"device": "cuda: NVIDIA H200"}
+    monkeypatch.setenv("RM_CPU_TUNING", "0")
+    _cpu(monkeypatch, AMX)
+    assert numerics("cpu", "bfloat16")["linears"] == "torch"
+
+
+def _rows_file(tmp_path):
+    rows = [{"id": f"r{i}", "subset": "llmbar-natural", "prompt": f"Question {i}?", "chosen": "Fine " * (i + 1),
+             "rejected": "no"} for i in range(3)]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return data
+
+
+def test_a_half_precision_run_is_not_resumed_on_another_kind_of_cpu_fp32_is(monkeypatch, tmp_path):
+    """bf16 scores from an AVX512-BF16 CPU and an AMX one round differently: one output folder never holds both.
+    fp32 products agree to ~1e-6 on every CPU: the same fp32 command scores again on the other machine."""
+    from eval.reward_bench import evaluate, make_parser
+    from rm_core.resume import ResumeError
+    from rm_core.testing import save_tiny_reward_model
+
+    ckpt = save_tiny_reward_model(tmp_path / "ckpt")
+    data = _rows_file(tmp_path)
+    half = ["--model", str(ckpt), "--dataset", str(data), "--output_dir", str(tmp_path / "bf16")]
+    _cpu(monkeypatch, NATIVE)
+    assert evaluate(make_parser().parse_args(half))["numerics"]["isa"] == "avx512_bf16"
+    _cpu(monkeypatch, AMX)  # auto is bf16 here too: only the kernels differ
+    with pytest.raises(ResumeError, match=r"settings\.numerics\.isa avx512_bf16 -> amx_bf16"):
+        evaluate(make_parser().parse_args(half))
+    full = ["--model", str(ckpt), "--dataset", str(data), "--output_dir", str(tmp_path / "fp32"), "--dtype", "float32"]
+    first = evaluate(make_parser().parse_args(full))
+    assert "numerics" not in first["fingerprint"]["settings"] and first["numerics"]["isa"] == "amx_bf16"
+    _cpu(monkeypatch, NATIVE)
+    again = evaluate(make_parser().parse_args(full))
+    assert again["numerics"]["isa"] == "avx512_bf16" and again["accuracy"] == first["accuracy"]
+
+
+def test_a_bf16_embedding_cache_is_not_extended_on_another_kind_of_cpu(monkeypatch, tmp_path):
+    from rm_core.embeddings import extract_embeddings, load_backbone
+    from rm_core.resume import ResumeError
+    from rm_core.testing import save_tiny_backbone
+
+    path = save_tiny_backbone(tmp_path / "backbone", seed=0)
+    items = [([{"role": "user", "content": f"question {i}"}], f"answer {i}") for i in range(3)]
+    _cpu(monkeypatch, NATIVE)
+    model, tok = load_backbone(str(path), "bfloat16", "cpu")
+    assert extract_embeddings(model, tok, items[:2], tmp_path / "cache", str(path), max_length=64)["stats"]["computed"] == 2
+    _cpu(monkeypatch, AMX)
+    model, tok = load_backbone(str(path), "bfloat16", "cpu")
+    with pytest.raises(ResumeError, match=r"embedding cache .*numerics\.isa avx512_bf16 -> amx_bf16"):
+        extract_embeddings(model, tok, items, tmp_path / "cache", str(path), max_length=64)
 
 
 def test_collect_preferences_refuses_to_mix_verdicts_of_two_dtypes(monkeypatch, tmp_path):

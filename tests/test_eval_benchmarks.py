@@ -589,6 +589,22 @@ def test_report_caches_per_checkpoint_and_benchmark(tiny, tmp_path):
     assert third["results"]["ckpt_a"]["pairs"]["cached"] is False
 
 
+def test_report_scores_a_bf16_cell_again_on_another_kind_of_cpu_not_an_fp32_one(tiny, tmp_path, monkeypatch):
+    """A bf16 cell scored on an AVX512-BF16 CPU rounds otherwise than on an AMX one (rm_core.inference.numerics): the
+    other machine gets its own cell, never a resume into the first; fp32 cells are shared."""
+    def cpu(caps):
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True, "avx512_f": True, **caps})
+
+    out = tmp_path / "report"
+    for dtype, cached_elsewhere in (("bfloat16", False), ("float32", True)):
+        cpu({"avx512_bf16": True})
+        assert _report(tiny, out, "ckpt_a", extra=["--dtype", dtype])["results"]["ckpt_a"]["pairs"]["cached"] is False
+        cpu({"avx512_bf16": True, "amx_bf16": True})
+        again = _report(tiny, out, "ckpt_a", extra=["--dtype", dtype])["results"]["ckpt_a"]["pairs"]
+        assert again["cached"] is cached_elsewhere, dtype
+    assert len(list((out / "cache").glob("ckpt_a__pairs__*"))) == 3
+
+
 @pytest.mark.parametrize("damage", ["results.json cut", "results.json not UTF-8", "entry.json cut",
                                     "scores.jsonl bad line"])
 def test_report_scores_an_unreadable_cache_cell_again_and_says_so(tiny, tmp_path, capsys, damage):
