@@ -288,15 +288,20 @@ def main(argv: list[str] | None = None) -> dict:
     check_output_dir(args.output_dir)
     prefs, data_report = load_pairs(args.pairs)
     kwargs = {"max_length": args.max_length} if args.max_length else {}
-    from rm_core.models import dtype_choice
+    from rm_core.inference import numerics_fingerprint
+    from rm_core.models import dtype_choice, inference_device
     from rm_core.resume import judge_fingerprint
 
     # A local judge loads with dtype "auto": bf16 on one machine, fp32 on another. Its verdicts in one dtype are
-    # not the other's, so the dtype is part of the judge's fingerprint (a resume elsewhere would mix them).
+    # not the other's, nor are bf16 verdicts of two kinds of device (rm_core.inference.numerics), so both are part
+    # of the judge's fingerprint (a resume elsewhere would mix them).
     fingerprints = {name: judge_fingerprint(spec) for name, _, spec in
                     (j.partition("=") for j in args.judge if j != HUMAN)}
-    fingerprints = {name: fp if "api" in fp else {**fp, "dtype": dtype_choice("auto")[0]}
-                    for name, fp in fingerprints.items()}
+    dtype = dtype_choice("auto")[0]
+    local = {"dtype": dtype}
+    if numerics_fingerprint(inference_device(), dtype) is not None:
+        local["numerics"] = numerics_fingerprint(inference_device(), dtype)
+    fingerprints = {name: fp if "api" in fp else {**fp, **local} for name, fp in fingerprints.items()}
     judges_by_name = load_judges(args.judge, **kwargs)
     report = collect(judges_by_name, present(prefs), args.output_dir, args.chunk,
                      fingerprints=fingerprints, settings=kwargs, overwrite=args.overwrite,

@@ -256,3 +256,8 @@ def test_collect_preferences_refuses_to_mix_verdicts_of_two_dtypes(monkeypatch, 
     _cpu(monkeypatch, NATIVE)
     with pytest.raises(ResumeError, match=r"judges.rm.dtype float32 -> bfloat16"):
         collect_preferences.main(argv)
+    argv[argv.index("--output_dir") + 1] = str(tmp_path / "labels-bf16")
+    collect_preferences.main(argv)  # bf16 verdicts of an AVX512-BF16 CPU ...
+    _cpu(monkeypatch, AMX)
+    with pytest.raises(ResumeError, match=r"judges.rm.numerics.isa avx512_bf16 -> amx_bf16"):
+        collect_preferences.main(argv)  # ... are not continued on an AMX one
