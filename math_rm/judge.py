@@ -55,19 +55,14 @@ def slot_probs(model, encoded: list[tuple[list[int], list[int | None]]], pad_id:
                batch_size: int = 1) -> list[list[float | None]]:
     """P("+") at every slot of every (ids, slots), one forward pass per batch of sequences (right-padded,
     length-sorted, padding bounded; the LM head runs only at slot positions)."""
-    from rm_core.inference import padding_bounded_batches
+    from rm_core.inference import pad_right, padding_bounded_batches, width_step
 
     device = _device(model)
     pick = torch.tensor([judgement_ids["+"], judgement_ids["-"]], device=device)
     out: list[list[float | None]] = [[] for _ in encoded]
+    step = width_step(model)  # bf16/fp16 on a CPU: widths rounded up, so oneDNN meets a few shapes
     for batch in padding_bounded_batches([len(ids) for ids, _ in encoded], batch_size):
-        width = max(len(encoded[i][0]) for i in batch)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):
-            seq = encoded[i][0]
-            ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-            mask[row, : len(seq)] = 1
+        ids, mask = pad_right([encoded[i][0] for i in batch], pad_id, step)
         positions = sorted({s for i in batch for s in encoded[i][1] if s is not None})
         if not positions:
             for i in batch:

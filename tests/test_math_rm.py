@@ -349,6 +349,32 @@ def test_one_pass_scores_equal_per_step_scores(tok, tiny_lm):
         ProcessRewardJudge(tiny_lm, tok, aggregation="median")
 
 
+def test_bf16_step_scoring_pads_its_width_to_the_cpu_step(tok, tiny_lm):
+    """bf16 on a CPU: a PRM forward is padded to a multiple of LOW_PRECISION_WIDTH_STEP like every other (oneDNN
+    meets a few shapes); the right pads change no step's probability. fp32 stays as wide as its longest row."""
+    import copy
+
+    from math_rm.judge import ProcessRewardJudge
+    from rm_core.inference import LOW_PRECISION_WIDTH_STEP
+
+    convs = [Q + [{"role": "assistant", "content": "the quick fox\njumps over\nthe lazy dog\nA: 5"}],
+             Q + [{"role": "assistant", "content": "hello\nworld"}]]
+
+    def widths_and_scores(model):
+        judge, widths = ProcessRewardJudge(model, tok, max_length=512, batch_size=2), []
+        handle = model.get_input_embeddings().register_forward_hook(lambda m, i, o: widths.append(i[0].shape[1]))
+        try:
+            return widths, [x for s in judge.step_scores(convs) for x in s]
+        finally:
+            handle.remove()
+
+    fp32_widths, fp32 = widths_and_scores(tiny_lm)
+    assert any(w % LOW_PRECISION_WIDTH_STEP for w in fp32_widths)
+    widths, bf16 = widths_and_scores(copy.deepcopy(tiny_lm).to(torch.bfloat16))
+    assert widths and all(w % LOW_PRECISION_WIDTH_STEP == 0 for w in widths)
+    assert bf16 == pytest.approx(fp32, abs=2e-2)  # the fp32 step scores, to bf16's precision
+
+
 # ------------------------------------------------------------------ end to end on a tiny backbone
 
 WORDS = "the quick brown fox jumps over lazy dog hello world poem".split()
