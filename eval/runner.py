@@ -85,7 +85,7 @@ def add_judge_args(p: argparse.ArgumentParser, unit: str = "items",
                    help="for llm:/openai: judges: compare responses (in both orders), or rate each alone")
     p.add_argument("--batch_size", type=int, default=None,
                    help=f"{unit} per forward batch; default 16 on GPU, 1 on CPU (where padding is pure waste; a reward "
-                        "model's pairs are packed into that one row, up to 256 tokens), 2 in bf16/fp16 on a CPU with "
+                        "model's pairs are packed into that one row, up to 256 tokens), 4 in bf16/fp16 on a CPU with "
                         "AMX (rows of up to 512 tokens)")
     p.add_argument("--max_length", type=int, default=2048,
                    help="longer conversations are cut from the front, keeping the end of the response; counted")
@@ -125,7 +125,7 @@ def settle_machine_options(args, device, announce: bool = True) -> None:
     """Resolve, in place, the options whose default depends on the machine, before anything fingerprints or
     records them: --dtype auto (rm_core.models.resolve_dtype; args.dtype becomes the dtype's name,
     args.dtype_reason says why), then --batch_size (rm_core.inference.default_batch_size for that dtype: 16 on GPU;
-    on CPU 1, where padding is pure waste, or 2 in bf16/fp16 with AMX), then args.numerics (rm_core.inference.
+    on CPU 1, where padding is pure waste, or 4 in bf16/fp16 with AMX), then args.numerics (rm_core.inference.
     numerics: the device, CPU instruction set and linear kernels). An API judge (openai:) has no local weights:
     its dtype is left as given, it has no numerics. `announce` prints the dtype once."""
     _settle_dtype(args, device, announce)

@@ -32,10 +32,13 @@ PACK_TOKENS = 256
 # AMX Xeon: 2691 tokens/s at 256 tokens, 3473 at 512), so there tree rows pack up to AMX_PACK_TOKENS and a forward
 # takes AMX_ROWS_PER_FORWARD of them (LLMBar, bf16, kernels already built: 8.4 pairs/s at 256 tokens x 1 row, 9.0-9.2
 # at 512 x 1, 10.0 at 512 x 2; one row of 1024, 8.8: a row's attention grows with the square of its width; the full
-# bench went from 2.20x to 2.40x rewardbench). fp32, and bf16 on CPUs without AMX, keep PACK_TOKENS x 1
-# (bench/RESULTS.md, "eval_reward_bench speed").
+# bench went from 2.20x to 2.40x rewardbench). Four rows beat two once the linears ran packed (2026-12-03, same
+# AMX Xeon, alone, alternating): LLMBar eval 12.7/12.9 vs 12.0/12.3 pairs/s (eight rows 12.7/12.4); every padded
+# batch of whole sequences gains more: SmolLM2 embeddings 3331 vs 3038 tokens/s (eight: 3684), PRM step scoring
+# ~3650 vs ~3000 (eight: ~4000). fp32, and bf16 on CPUs without AMX, keep PACK_TOKENS x 1 (bench/RESULTS.md,
+# "eval_reward_bench speed").
 AMX_PACK_TOKENS = 512
-AMX_ROWS_PER_FORWARD = 2
+AMX_ROWS_PER_FORWARD = 4
 # A CPU forward in bf16/fp16 runs oneDNN kernels built for each input shape: a linear layer's first call at a new
 # width costs 2-6 ms more than later ones (AMX Xeon), against ~0.5 ms of work at 300 tokens. So forward widths (tree
 # rows, padded batches) are padded up to a multiple of this: a run meets a few widths, not one a row (on that CPU,
@@ -80,7 +83,7 @@ def width_step(model) -> int:
 
 
 def _amx_low_precision(dtype) -> bool:
-    """bf16/fp16 on a CPU with AMX: where wider rows and two a forward pay (AMX_PACK_TOKENS, AMX_ROWS_PER_FORWARD)."""
+    """bf16/fp16 on a CPU with AMX: where wider rows and several a forward pay (AMX_PACK_TOKENS, AMX_ROWS_PER_FORWARD)."""
     from rm_core.models import amx_cpu
 
     return _low_precision(dtype) and amx_cpu()
