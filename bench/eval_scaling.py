@@ -4,7 +4,7 @@
     python -m bench.eval_scaling --pairs 20 --lengths 256 --length_pairs 4    # a quick check
     python -m bench.eval_scaling --batch_size 16        # on a GPU: batches (and --no_shared_prefix to see the prefix)
 
-Runs the real command (`python -m eval.reward_bench`, its CPU defaults: one pair per step, the shared prompt once)
+Runs the real command (`python -m eval.reward_bench`, its CPU defaults, the shared prompt once)
 on the same checkpoint as bench/eval_speed.py (SmolLM2-135M-Instruct with a seeded head, built once), one run per
 point, and reads each run's own timer (scoring only, not loading) and the tokens it scored:
 - pairs: the first N pairs of the 2,312 HH-RLHF harmless-base pairs (both splits; speed needs no held-out part), at
@@ -136,7 +136,7 @@ def main(argv=None) -> dict:
     p.add_argument("--lengths", type=int, nargs="*", default=[512, 1024, 2048], help="sequence lengths in tokens")
     p.add_argument("--length_pairs", type=int, default=24, help="pairs at each length")
     p.add_argument("--batch_size", type=int, default=None,
-                   help="pairs per step for eval.reward_bench (default: its own, 1 on a CPU and 16 on a GPU)")
+                   help="pairs per step for eval.reward_bench (default: its own, 2 on a CPU (4 in bf16 with AMX), 16 on a GPU)")
     p.add_argument("--no_shared_prefix", action="store_true", help="score each sequence whole (to see what it saves)")
     p.add_argument("--work_dir", default=str(RUNS / "eval_scaling"))
     p.add_argument("--output", default=str(RUNS / "eval_scaling.json"))

@@ -152,7 +152,7 @@ def main(argv=None) -> dict:
     p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
     p.add_argument("--batch_size", type=int, default=8, help="pairs per step for the peer (rewardbench's default)")
     p.add_argument("--ours_batch_size", type=int, default=None,
-                   help="rows a forward for eval_reward_bench (default: none given, its own machine default: 1 on a "
+                   help="rows a forward for eval_reward_bench (default: none given, its own machine default: 2 on a "
                         "CPU, 4 in bf16 with AMX)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads for both tools (default: torch's own choice, one per core)")

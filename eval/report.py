@@ -606,8 +606,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     from rm_core.inference import numerics_fingerprint
 
     half = numerics_fingerprint(state.device, args.dtype)
-    if half is not None:  # bf16/fp16: a cell scored on another kind of device rounds otherwise; it gets its own cell
-        options["numerics"] = half
+    if half is not None:  # bf16/fp16: a cell scored on another kind of device (or split over other processes) rounds
+        options["numerics"] = {**half, "processes": state.num_processes}  # otherwise: it gets its own cell
     from judges.cli import option_fingerprint
 
     for name in ("judge_rubrics", "judge_principles"):  # what the LLM judges are shown: by content

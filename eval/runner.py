@@ -84,9 +84,9 @@ def add_judge_args(p: argparse.ArgumentParser, unit: str = "items",
     p.add_argument("--judge_mode", default="pairwise", choices=["pairwise", "pointwise"],
                    help="for llm:/openai: judges: compare responses (in both orders), or rate each alone")
     p.add_argument("--batch_size", type=int, default=None,
-                   help=f"{unit} per forward batch; default 16 on GPU, 1 on CPU (where padding is pure waste; a reward "
-                        "model's pairs are packed into that one row, up to 256 tokens), 4 in bf16/fp16 on a CPU with "
-                        "AMX (rows of up to 512 tokens)")
+                   help=f"{unit} per forward batch; default 16 on GPU, 2 on CPU (a reward model's pairs "
+                        "are packed into rows of up to 256 tokens), 4 in bf16/fp16 on a CPU with AMX (rows of up to "
+                        "512 tokens)")
     p.add_argument("--max_length", type=int, default=2048,
                    help="longer conversations are cut from the front, keeping the end of the response; counted")
     from rm_core.models import add_dtype_arg
@@ -125,7 +125,7 @@ def settle_machine_options(args, device, announce: bool = True) -> None:
     """Resolve, in place, the options whose default depends on the machine, before anything fingerprints or
     records them: --dtype auto (rm_core.models.resolve_dtype; args.dtype becomes the dtype's name,
     args.dtype_reason says why), then --batch_size (rm_core.inference.default_batch_size for that dtype: 16 on GPU;
-    on CPU 1, where padding is pure waste, or 4 in bf16/fp16 with AMX), then args.numerics (rm_core.inference.
+    on CPU 2, or 4 in bf16/fp16 with AMX), then args.numerics (rm_core.inference.
     numerics: the device, CPU instruction set and linear kernels). An API judge (openai:) has no local weights:
     its dtype is left as given, it has no numerics. `announce` prints the dtype once."""
     _settle_dtype(args, device, announce)
@@ -246,6 +246,12 @@ def read_partial(path: Path) -> dict[str, dict]:
     return {str(row["id"]): row for row in read_jsonl_store(path)}
 
 
+# In bf16/fp16 a score's last bits depend on the device kind and kernels (rm_core.inference.numerics) and on which
+# items share a forward: the rows a forward (--batch_size) and the processes the items are split over. A killed
+# single-process run resumes at a chunk boundary with the same rows, so its scores are those of an unbroken run; a
+# resume with another of these would mix two roundings (an LLMBar bf16 run with a random head gave 53.2 / 53.7 /
+# 52.7% accuracy at 2 / 4 / 8 rows a forward), so in bf16/fp16 they are part of the fingerprint. fp32 products agree
+# to ~1e-6 whatever the layout: there they are only recorded.
 def eval_fingerprint(args, benchmark: str) -> dict:
     """What makes a benchmark's scores: the judge (a checkpoint by content, a Hub id by commit, an llm: model
     likewise, an openai: model by name), the data set (by content or Hub commit), the SCORE_SETTINGS, and in
@@ -265,10 +271,11 @@ def eval_fingerprint(args, benchmark: str) -> dict:
 
         if settings["dtype"] == "auto":  # not settled yet (settle_machine_options): what auto means here
             settings["dtype"] = dtype_choice("auto")[0]
-        # bf16/fp16: the device kind and kernels too, so a resume elsewhere does not mix two roundings
         half = numerics_fingerprint(inference_device(), settings["dtype"])
-        if half is not None:
-            settings["numerics"] = getattr(args, "numerics", None) or half
+        if half is not None:  # bf16/fp16: what decides the rounding (the comment above)
+            settings["numerics"] = {**(getattr(args, "numerics", None) or half),
+                                    "batch_size": getattr(args, "batch_size", None),
+                                    "processes": int(os.environ.get("WORLD_SIZE", "1"))}
     for name in ("chat_template", "judge_rubrics", "judge_principles"):
         if settings.get(name):
             settings[name] = option_fingerprint(name, settings[name])

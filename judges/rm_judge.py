@@ -51,7 +51,7 @@ class RewardModelJudge(Judge):
         self.device = next(model.parameters()).device
         from rm_core.inference import default_batch_size
 
-        # GPU: batches; CPU: one row a forward (padding is pure waste), two in bf16/fp16 with AMX.
+        # GPU: batches of 16; CPU: two rows a forward, four in bf16/fp16 with AMX (rm_core.inference).
         self.batch_size = batch_size or default_batch_size(self.device, next(model.parameters()).dtype)
         self.share_prefix = share_prefix
         # normalize: report (r - reward_mean) / reward_std from config.json, for rewards on a shared scale

@@ -208,8 +208,8 @@ def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], ca
         dtype = next(model.parameters()).dtype
         fingerprint = {"model": {"path": str(model_id), **module_fingerprint(model)}, "dtype": str(dtype)}
         half = numerics_fingerprint(device, dtype, model)
-        if half is not None:  # bf16/fp16: shards from another device kind or kernels would mix two roundings
-            fingerprint["numerics"] = half
+        if half is not None:  # bf16/fp16: shards of another device kind, kernels or batch layout round otherwise
+            fingerprint["numerics"] = {**half, "batch_size": batch_size, "processes": world}
         try:
             claim_cache(cache_dir, fingerprint, overwrite)
         except ResumeError as err:

@@ -39,6 +39,13 @@ PACK_TOKENS = 256
 # "eval_reward_bench speed").
 AMX_PACK_TOKENS = 512
 AMX_ROWS_PER_FORWARD = 4
+# Every other CPU case takes two rows a forward (tree rows of PACK_TOKENS, or whole sequences padded within
+# PADDING_SLACK): once freed memory was kept (`keep_freed_memory`), two beat one in fp32 (2026-12-04, machine alone,
+# alternating): on the AMX Xeon LLMBar eval 5.87 / 6.05 vs 5.24 / 5.49 pairs/s (four: 6.04 / 5.98) and SmolLM2
+# embeddings 1175 / 1165 vs 1044 / 1069 tokens/s; with its instruction set capped at AVX2 (the AVX2 proxy) 3.89 / 3.88
+# vs 3.74 / 3.69 pairs/s and 793 / 782 vs 759 / 740 tokens/s. (Before, on an AVX2 machine without that setting,
+# embeddings at batch 4 ran 6% slower than at 1.)
+CPU_ROWS_PER_FORWARD = 2
 # A CPU forward in bf16/fp16 runs oneDNN kernels built for each input shape: a linear layer's first call at a new
 # width costs 2-6 ms more than later ones (AMX Xeon), against ~0.5 ms of work at 300 tokens. So forward widths (tree
 # rows, padded batches) are padded up to a multiple of this: a run meets a few widths, not one a row (on that CPU,
@@ -90,11 +97,11 @@ def _amx_low_precision(dtype) -> bool:
 
 
 def default_batch_size(device: str | torch.device, dtype) -> int:
-    """Rows a forward takes when no batch size is given: 16 on a GPU; on a CPU 1 (padding is pure waste), or
+    """Rows a forward takes when no batch size is given: 16 on a GPU; on a CPU CPU_ROWS_PER_FORWARD, or
     AMX_ROWS_PER_FORWARD for bf16/fp16 on a CPU with AMX. `dtype`: a torch dtype or its name ("auto": fp32)."""
     if torch.device(device).type == "cuda":
         return 16
-    return AMX_ROWS_PER_FORWARD if _amx_low_precision(dtype) else 1
+    return AMX_ROWS_PER_FORWARD if _amx_low_precision(dtype) else CPU_ROWS_PER_FORWARD
 
 
 def default_pack_tokens(model) -> int:
@@ -176,9 +183,9 @@ def cpu_isa() -> str:
     """The instruction set this process's CPU matrix products run on, as torch reports it: amx_bf16 or avx512_bf16
     where the CPU has them (oneDNN's bf16 kernels), else ATen's vector level (avx512, avx2, default; lowered by
     ATEN_CPU_CAPABILITY)."""
-    from rm_core.models import _cpu_capabilities
+    from rm_core.models import cpu_capabilities
 
-    caps = _cpu_capabilities()
+    caps = cpu_capabilities()
     for name in ("amx_bf16", "avx512_bf16"):
         if caps.get(name):
             return name

@@ -135,7 +135,8 @@ def torch_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
     return getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
 
-def _cpu_capabilities() -> dict:
+def cpu_capabilities() -> dict:
+    """The instruction sets torch's cpuinfo reports for this CPU ({"avx2": True, "amx_bf16": True, ...})."""
     return torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
 
 
@@ -143,7 +144,7 @@ def native_bf16_cpu() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16), as torch's cpuinfo reports it. There a
     bf16 forward is ~1.4x faster than fp32; without them (AVX2, plain AVX-512) torch emulates bf16, ~2.5x slower.
     oneDNN's own `_is_mkldnn_bf16_supported` is not the test: it also says yes for plain AVX-512 (emulated)."""
-    caps = _cpu_capabilities()
+    caps = cpu_capabilities()
     return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
 
 
@@ -151,7 +152,7 @@ def amx_cpu() -> bool:
     """Whether this CPU has AMX tile instructions for bf16 (Intel Xeon since Sapphire Rapids), as torch's cpuinfo
     reports it: there bf16 matrix products run faster the more rows they get (rm_core.inference.default_pack_tokens,
     default_batch_size)."""
-    return bool(_cpu_capabilities().get("amx_bf16"))
+    return bool(cpu_capabilities().get("amx_bf16"))
 
 
 def resolve_dtype(dtype: torch.dtype | str | None, device: str | torch.device | None = None) -> torch.dtype:

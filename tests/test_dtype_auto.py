@@ -77,11 +77,12 @@ def test_every_inference_command_defaults_to_auto():
 
 def test_settle_machine_options(monkeypatch, capsys):
     from eval.runner import settle_machine_options
+    from rm_core.inference import CPU_ROWS_PER_FORWARD
 
     _cpu(monkeypatch, NATIVE)
     args = argparse.Namespace(model="ckpt", dtype="auto", batch_size=None)
     settle_machine_options(args, torch.device("cpu"))
-    assert (args.dtype, args.batch_size) == ("bfloat16", 1)
+    assert (args.dtype, args.batch_size) == ("bfloat16", CPU_ROWS_PER_FORWARD)
     assert "[eval] dtype bfloat16 (auto: this CPU has native bf16" in capsys.readouterr().out
     _cpu(monkeypatch, AVX2_ONLY)
     settle_machine_options(args, torch.device("cpu"))  # settled once: a second call changes nothing
@@ -91,39 +92,40 @@ def test_settle_machine_options(monkeypatch, capsys):
     assert api.dtype == "auto" and "API" in api.dtype_reason
 
 
-def test_amx_cpus_get_wider_rows_and_two_a_forward_in_bf16_only(monkeypatch):
+def test_amx_cpus_get_wider_rows_and_more_a_forward_in_bf16_only(monkeypatch):
     from eval.runner import settle_machine_options
     from judges.rm_judge import RewardModelJudge
     from rm_core.inference import (
         AMX_PACK_TOKENS,
         AMX_ROWS_PER_FORWARD,
+        CPU_ROWS_PER_FORWARD,
         PACK_TOKENS,
         default_batch_size,
         default_pack_tokens,
     )
     from rm_core.testing import tiny_reward_model
 
-    assert (AMX_PACK_TOKENS, AMX_ROWS_PER_FORWARD) != (PACK_TOKENS, 1)  # else the checks below could not tell them apart
+    assert (AMX_PACK_TOKENS, AMX_ROWS_PER_FORWARD) != (PACK_TOKENS, CPU_ROWS_PER_FORWARD)  # else the checks below could not tell them apart
     model, tokenizer = tiny_reward_model()
     for caps, dtype, rows, pack in [(AMX, torch.bfloat16, AMX_ROWS_PER_FORWARD, AMX_PACK_TOKENS),
                                     (AMX, torch.float16, AMX_ROWS_PER_FORWARD, AMX_PACK_TOKENS),
-                                    (AMX, torch.float32, 1, PACK_TOKENS),
-                                    (NATIVE, torch.bfloat16, 1, PACK_TOKENS),  # AVX512-BF16 without AMX
-                                    (AVX2_ONLY, torch.float32, 1, PACK_TOKENS)]:
+                                    (AMX, torch.float32, CPU_ROWS_PER_FORWARD, PACK_TOKENS),
+                                    (NATIVE, torch.bfloat16, CPU_ROWS_PER_FORWARD, PACK_TOKENS),  # no AMX
+                                    (AVX2_ONLY, torch.float32, CPU_ROWS_PER_FORWARD, PACK_TOKENS)]:
         _cpu(monkeypatch, caps)
         assert default_batch_size("cpu", dtype) == rows, (caps, dtype)
         assert default_pack_tokens(model.to(dtype)) == pack, (caps, dtype)
-    assert default_batch_size("cuda", torch.bfloat16) == 16 and default_batch_size("cpu", "auto") == 1
+    assert default_batch_size("cuda", torch.bfloat16) == 16 and default_batch_size("cpu", "auto") == CPU_ROWS_PER_FORWARD
 
     _cpu(monkeypatch, AMX)
     assert RewardModelJudge(model.to(torch.bfloat16), tokenizer).batch_size == AMX_ROWS_PER_FORWARD
-    assert RewardModelJudge(model.to(torch.float32), tokenizer).batch_size == 1
+    assert RewardModelJudge(model.to(torch.float32), tokenizer).batch_size == CPU_ROWS_PER_FORWARD
     auto = argparse.Namespace(model="ckpt", dtype="auto", batch_size=None)
     settle_machine_options(auto, torch.device("cpu"), announce=False)  # the dtype is settled first, then the batch
     assert (auto.dtype, auto.batch_size) == ("bfloat16", AMX_ROWS_PER_FORWARD)
     fp32 = argparse.Namespace(model="ckpt", dtype="float32", batch_size=None)
     settle_machine_options(fp32, torch.device("cpu"), announce=False)
-    assert (fp32.dtype, fp32.batch_size) == ("float32", 1)
+    assert (fp32.dtype, fp32.batch_size) == ("float32", CPU_ROWS_PER_FORWARD)
     given = argparse.Namespace(model="ckpt", dtype="auto", batch_size=5)
     settle_machine_options(given, torch.device("cpu"), announce=False)
     assert given.batch_size == 5
@@ -230,11 +232,14 @@ def test_a_bf16_embedding_cache_is_not_extended_on_another_kind_of_cpu(monkeypat
     items = [([{"role": "user", "content": f"question {i}"}], f"answer {i}") for i in range(3)]
     _cpu(monkeypatch, NATIVE)
     model, tok = load_backbone(str(path), "bfloat16", "cpu")
-    assert extract_embeddings(model, tok, items[:2], tmp_path / "cache", str(path), max_length=64)["stats"]["computed"] == 2
+    assert extract_embeddings(model, tok, items[:2], tmp_path / "cache", str(path), max_length=64,
+                              batch_size=2)["stats"]["computed"] == 2
+    with pytest.raises(ResumeError, match=r"numerics\.batch_size 2 -> 1"):  # another batch layout rounds otherwise
+        extract_embeddings(model, tok, items, tmp_path / "cache", str(path), max_length=64, batch_size=1)
     _cpu(monkeypatch, AMX)
     model, tok = load_backbone(str(path), "bfloat16", "cpu")
     with pytest.raises(ResumeError, match=r"embedding cache .*numerics\.isa avx512_bf16 -> amx_bf16"):
-        extract_embeddings(model, tok, items, tmp_path / "cache", str(path), max_length=64)
+        extract_embeddings(model, tok, items, tmp_path / "cache", str(path), max_length=64, batch_size=2)
 
 
 def test_collect_preferences_refuses_to_mix_verdicts_of_two_dtypes(monkeypatch, tmp_path):

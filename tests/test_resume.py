@@ -185,6 +185,25 @@ def test_same_fingerprint_resumes_past_a_cut_line_and_appends_cleanly(evalsetup,
     assert not (out / "scores.partial.jsonl").exists() and not (out / "fingerprint.json").exists()
 
 
+def test_a_killed_bf16_run_resumes_to_the_unbroken_runs_scores_and_refuses_another_layout(evalsetup, tmp_path,
+                                                                                           monkeypatch):
+    """bf16: a resume with the same rows a forward starts at a chunk boundary, so every score is bit-identical to an
+    unbroken run's; one with another --batch_size would mix two roundings and is refused, naming it."""
+    out = tmp_path / "out"
+    evaluate(evalsetup, "a", out, "--dtype", "bfloat16", "--batch_size", "2", die_after=1, monkeypatch=monkeypatch)
+    with pytest.raises(ResumeError, match=r"settings\.numerics\.batch_size 2 -> 3"):
+        evaluate(evalsetup, "a", out, "--dtype", "bfloat16", "--batch_size", "3", monkeypatch=monkeypatch)
+    summary = evaluate(evalsetup, "a", out, "--dtype", "bfloat16", "--batch_size", "2", monkeypatch=monkeypatch)
+    assert summary["speed"]["pairs_scored_now"] == 6 and summary["numerics"]["device"] == "cpu"
+    evaluate(evalsetup, "a", tmp_path / "fresh", "--dtype", "bfloat16", "--batch_size", "2", monkeypatch=monkeypatch)
+    assert scores(out) == scores(tmp_path / "fresh")
+    # fp32: the layout is recorded, not fingerprinted (products agree to ~1e-6 whatever the rows)
+    evaluate(evalsetup, "a", tmp_path / "fp32", "--dtype", "float32", "--batch_size", "2", die_after=1,
+             monkeypatch=monkeypatch)
+    assert evaluate(evalsetup, "a", tmp_path / "fp32", "--dtype", "float32", "--batch_size", "3",
+                    monkeypatch=monkeypatch)["speed"]["pairs_scored_now"] == 6
+
+
 def test_stored_failures_are_asked_again_when_a_killed_run_resumes(evalsetup, tmp_path, monkeypatch):
     """The endpoint was down for the first chunk (4 failed pairs stored), then the run was killed: the resume
     asks those 4 again with the 6 never asked, and the result has no failure left."""
