@@ -618,7 +618,9 @@ def main(argv: list[str] | None = None) -> dict | None:
         results[jname] = {}
         judge, load_seconds = None, None
         for bname, bench in benches.items():
-            key = cache_key(spec, bname, bench, options)
+            # an API judge has no local weights: its cells are shared by every machine
+            key = cache_key(spec, bname, bench, {k: v for k, v in options.items()
+                                                 if not (k == "numerics" and spec.startswith("openai:"))})
             cell = cell_dir(report_dir, jname, bname, key)
             entry_path = cell / "entry.json"
             entry = cached_entry(cell, f"{jname} / {bname}") if state.is_main_process else None

@@ -174,12 +174,17 @@ class HFBackend(_CachingBackend):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if cache_dir is not None:
             # Answers of other weights (a model retrained in place), another chat template or another dtype are
-            # other answers: the key holds the model's content fingerprint, the template and the dtype.
+            # other answers: the key holds the model's content fingerprint, the template and the dtype; in bf16/fp16
+            # also the device kind and kernels (rm_core.inference.numerics), which round differently.
+            from rm_core.inference import numerics_fingerprint
             from rm_core.resume import model_fingerprint
 
             weights = {k: v for k, v in model_fingerprint(str(model_name_or_path)).items() if k != "path"}
-            identity = json.dumps({"model": weights, "chat_template": self.tokenizer.chat_template,
-                                   "dtype": str(dtype)}, sort_keys=True)
+            who = {"model": weights, "chat_template": self.tokenizer.chat_template, "dtype": str(dtype)}
+            half = numerics_fingerprint(self.device, dtype, self.model)
+            if half is not None:
+                who["numerics"] = half
+            identity = json.dumps(who, sort_keys=True)
             self.cache_tag = "@" + hashlib.sha256(identity.encode()).hexdigest()[:16]
         self._open_cache(cache_dir)
 

@@ -15,9 +15,10 @@ The cache is content-addressed: an item's key is the sha1 of its token ids and p
 a killed run resumes where it stopped (finished shards are kept; each is written atomically), and items
 shared by two data sets (stage 1 ratings and stage 2 pairs) are computed once. A cache folder belongs to
 one backbone, by the content of its weights (not its name or path: a backbone retrained in place is another
-one), one dtype, and in bf16/fp16 one kind of device and kernels (rm_core.inference.numerics_fingerprint: shards
-from an AMX CPU and a GPU round differently): `fingerprint.json` (rm_core.resume). Reusing it with another is an
-error naming what differs, never a silent mix; `overwrite=True` (or deleting the folder) starts it afresh.
+one) and one dtype: `fingerprint.json` (rm_core.resume). Reusing it with another is an error naming what differs,
+never a silent mix; in bf16/fp16 its shards also come from one kind of device and kernels (`numerics.json`,
+rm_core.inference.numerics: an AMX CPU and a GPU round differently): a cache built elsewhere is read, but computing
+new items into it there is refused; `overwrite=True` (or deleting the folder) starts it afresh.
 Under `accelerate launch` each process computes every world_size-th shard, then all read all.
 """
 
@@ -107,17 +108,56 @@ def forward_items(model, items: list[RenderedItem], pad_id: int, batch_size: int
 
 
 def claim_cache(folder: str | Path, fingerprint: dict, overwrite: bool = False) -> None:
-    """Refuse a cache folder built by another backbone, dtype or (bf16/fp16) numerics, or by a version without
-    fingerprints; with `overwrite`, delete its shards and start afresh. Run on one process."""
+    """Refuse a cache folder built by another backbone or dtype, or by a version without fingerprints; with
+    `overwrite`, delete its shards (and numerics record) and start afresh. Run on one process."""
     from rm_core.resume import check_or_write_fingerprint
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if overwrite:
         (folder / "cache_info.json").unlink(missing_ok=True)  # written by versions before fingerprints
-    check_or_write_fingerprint(folder, fingerprint, overwrite, sorted(folder.glob("shard-*")), what="embedding cache",
+    check_or_write_fingerprint(folder, fingerprint, overwrite, sorted(folder.glob("shard-*")) + [folder / "numerics.json"],
+                               what="embedding cache",
                                hint="use another cache folder, or delete this one (or extract_embeddings(..., "
                                     "overwrite=True)) to compute it afresh")
+
+
+def claim_numerics(folder: str | Path, numerics: dict, missing: int) -> str | None:
+    """bf16/fp16 embeddings of another device kind or kernels (rm_core.inference.numerics) round differently, so a
+    cache holds one kind: `numerics.json` records what computed its shards. Reading a cache made elsewhere is fine;
+    computing `missing` new items into it with other numerics would mix two: the error line, else None (and the
+    record written when there was none)."""
+    from rm_core.hub import atomic_write_json
+    from rm_core.resume import differences
+
+    path = Path(folder) / "numerics.json"
+    numerics = json.loads(json.dumps(numerics))
+    if not path.is_file():
+        atomic_write_json(path, numerics)
+        return None
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        return f"embedding cache {folder}: {path} is cut short or corrupted ({err}): delete it to go on"
+    diff = differences(found, numerics) if isinstance(found, dict) else ["numerics.json is not a JSON object"]
+    if diff:
+        return (f"embedding cache {folder} holds embeddings computed with other numerics ({'; '.join(diff)}); computing "
+                f"the {missing} missing item(s) here would mix two roundings: run where it was built, use another "
+                "cache folder, or extract_embeddings(..., overwrite=True) to compute it afresh")
+    return None
+
+
+def _stop_on_main_error(state, error: str | None) -> None:
+    """Every process raises the main process's refusal (one line), or none does."""
+    from rm_core.resume import ResumeError
+
+    if state.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        error = gather_object([error])[0]
+        state.wait_for_everyone()
+    if error is not None:
+        raise ResumeError(error)
 
 
 class EmbeddingCache:
@@ -189,43 +229,36 @@ def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], ca
                        shard_size: int = 64, desc: str = "embeddings", overwrite: bool = False) -> dict:
     """Embeddings of (prompt messages, response) items, computed once and cached (see the module docstring).
     `model_id` names the backbone in the cache's fingerprint (for the reader; the weights themselves identify
-    it); `overwrite` empties a cache built by another backbone or dtype (or, in bf16/fp16, on another kind of device:
-    rm_core.inference.numerics_fingerprint) instead of refusing it.
+    it); `overwrite` empties a cache built by another backbone or dtype (or whose bf16/fp16 shards another kind of device
+    computed: claim_numerics) instead of refusing it.
     Returns {"embeddings", "prompt_embeddings": [N, H] fp32, "stats": {...}}."""
     from rm_core.progress import progress
     from rm_core.templates import ensure_pad_token
 
     state = process_state()
     rank, world = state.process_index, state.num_processes
-    device = next(model.parameters()).device
-    batch_size = batch_size or default_batch_size(device, next(model.parameters()).dtype)
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
+    batch_size = batch_size or default_batch_size(device, dtype)
     pad_id = ensure_pad_token(tokenizer)
     from rm_core.inference import numerics_fingerprint
     from rm_core.resume import ResumeError, module_fingerprint
 
     error = None
     if state.is_main_process:  # one process hashes the weights and checks (or clears) the folder
-        dtype = next(model.parameters()).dtype
         fingerprint = {"model": {"path": str(model_id), **module_fingerprint(model)}, "dtype": str(dtype)}
-        half = numerics_fingerprint(device, dtype, model)
-        if half is not None:  # bf16/fp16: shards of another device kind, kernels or batch layout round otherwise
-            fingerprint["numerics"] = {**half, "batch_size": batch_size, "processes": world}
         try:
             claim_cache(cache_dir, fingerprint, overwrite)
         except ResumeError as err:
             error = str(err)
-    if world > 1:  # every process stops on the main process's refusal
-        from accelerate.utils import gather_object
-
-        error = gather_object([error])[0]
-        state.wait_for_everyone()
-    if error is not None:
-        raise ResumeError(error)
+    _stop_on_main_error(state, error)
     cache = EmbeddingCache(cache_dir)
     rendered = [render_item(tokenizer, p, r, max_length) for p, r in pairs]
     keys = [item.key for item in rendered]
     by_key = dict(zip(keys, rendered))
     todo = cache.missing(keys)
+    half = numerics_fingerprint(device, dtype, model)
+    if todo and half is not None:  # bf16/fp16: new shards must round as the cached ones did (claim_numerics)
+        _stop_on_main_error(state, claim_numerics(cache_dir, half, len(todo)) if state.is_main_process else None)
     if world > 1:  # every process reads the same `todo` before any writes a shard: else the split below differs
         state.wait_for_everyone()  # between them, and the keys a fast process already wrote are computed by no one
     shards = [todo[s:s + shard_size] for s in range(0, len(todo), shard_size)]

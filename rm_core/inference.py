@@ -180,9 +180,8 @@ def pack_cpu_linears(model) -> int:
 
 
 def cpu_isa() -> str:
-    """The instruction set this process's CPU matrix products run on, as torch reports it: amx_bf16 or avx512_bf16
-    where the CPU has them (oneDNN's bf16 kernels), else ATen's vector level (avx512, avx2, default; lowered by
-    ATEN_CPU_CAPABILITY)."""
+    """The best instruction set this CPU offers matrix products, as torch's cpuinfo reports it: amx_bf16 or
+    avx512_bf16 where the CPU has them (oneDNN's bf16 kernels), else ATen's vector level (avx512, avx2, default)."""
     from rm_core.models import cpu_capabilities
 
     caps = cpu_capabilities()
@@ -193,18 +192,24 @@ def cpu_isa() -> str:
 
 
 def numerics(device: str | torch.device, dtype, model=None) -> dict:
-    """What, beside the weights, the inputs and the dtype, decides a score's last bits: the device (a GPU by name),
-    and on a CPU its instruction set (`cpu_isa`) and whether the linear layers run from packed oneDNN weights (as
-    `model` does when given, else as `packs_linears` will). Every results.json records it; in bf16/fp16, where two
-    of these round differently, it is part of the resume fingerprint (`numerics_fingerprint`)."""
+    """What, beside the weights, the inputs and the dtype, decides a score's last bits: torch's version, the device
+    (a GPU by name), and on a CPU its instruction sets (`cpu_isa`; ATen's vector level, lowered by
+    ATEN_CPU_CAPABILITY; ONEDNN_MAX_CPU_ISA when set) and whether the linear layers run from packed oneDNN weights
+    (as `model` does when given, else as `packs_linears` will). Every results.json records it; in bf16/fp16, where
+    two of these round differently, it is part of the resume fingerprint (`numerics_fingerprint`)."""
     device = torch.device(device)
+    found = {"torch": torch.__version__}
     if device.type == "cuda":
-        return {"device": f"cuda: {torch.cuda.get_device_name(device)}"}
+        return {**found, "device": f"cuda: {torch.cuda.get_device_name(device)}"}
     if device.type != "cpu":
-        return {"device": device.type}
+        return {**found, "device": device.type}
     packed = (any(type(m) is _PackedLinear for m in model.modules()) if model is not None
               else packs_linears(device, dtype))
-    return {"device": "cpu", "isa": cpu_isa(), "linears": "packed" if packed else "torch"}
+    found.update(device="cpu", isa=cpu_isa(), aten=torch.backends.cpu.get_cpu_capability().lower(),
+                 linears="packed" if packed else "torch")
+    if os.environ.get("ONEDNN_MAX_CPU_ISA"):
+        found["onednn_max_isa"] = os.environ["ONEDNN_MAX_CPU_ISA"]
+    return found
 
 
 def numerics_fingerprint(device: str | torch.device, dtype, model=None) -> dict | None:

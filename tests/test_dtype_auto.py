@@ -143,6 +143,11 @@ def test_hf_backend_cache_keys_differ_by_dtype(monkeypatch, tmp_path):
     assert next(fp32.model.parameters()).dtype == torch.float32
     assert next(bf16.model.parameters()).dtype == torch.bfloat16
     assert fp32.cache_tag.startswith("@") and bf16.cache_tag.startswith("@") and fp32.cache_tag != bf16.cache_tag
+    _cpu(monkeypatch, AMX)  # bf16 answers of another kind of CPU round otherwise: another key, never reused
+    amx = HFBackend(str(tmp_path / "lm"), device="cpu", cache_dir=tmp_path / "cache")
+    assert amx.cache_tag not in (fp32.cache_tag, bf16.cache_tag)
+    _cpu(monkeypatch, NATIVE)
+    assert HFBackend(str(tmp_path / "lm"), device="cpu", cache_dir=tmp_path / "cache").cache_tag == bf16.cache_tag
 
 
 def test_eval_records_the_choice_and_refuses_a_mixed_resume(monkeypatch, tmp_path, capsys):
@@ -179,16 +184,20 @@ def test_numerics_name_the_device_kind_and_kernels(monkeypatch):
     from rm_core.inference import numerics, numerics_fingerprint, packs_linears
 
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     for caps, isa in [(AMX, "amx_bf16"), (NATIVE, "avx512_bf16"), (AVX2_ONLY, "avx2")]:
         _cpu(monkeypatch, caps)
         found = numerics("cpu", "bfloat16")
-        assert found == {"device": "cpu", "isa": isa, "linears": "packed" if packs_linears("cpu", "bfloat16") else "torch"}
+        assert found == {"torch": torch.__version__, "device": "cpu", "isa": isa, "aten": "avx2",
+                         "linears": "packed" if packs_linears("cpu", "bfloat16") else "torch"}
         assert numerics_fingerprint("cpu", torch.bfloat16) == found
         assert numerics("cpu", "float32")["linears"] == "torch"  # fp32 runs torch's own products
         assert numerics_fingerprint("cpu", "float32") is None  # fp32 agrees to ~1e-6 anywhere: resumable anywhere
     assert not packs_linears("cpu", "bfloat16")  # AVX2: emulated bf16 is never packed
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # a cap set by environment is a kernel choice too
+    assert numerics("cpu", "bfloat16")["onednn_max_isa"] == "AVX2"
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
-    assert numerics_fingerprint("cuda:0", "float16") == {"device": "cuda: NVIDIA H200"}
+    assert numerics_fingerprint("cuda:0", "float16") == {"torch": torch.__version__, "device": "cuda: NVIDIA H200"}
     monkeypatch.setenv("RM_CPU_TUNING", "0")
     _cpu(monkeypatch, AMX)
     assert numerics("cpu", "bfloat16")["linears"] == "torch"
@@ -225,23 +234,33 @@ def test_a_half_precision_run_is_not_resumed_on_another_kind_of_cpu_fp32_is(monk
     assert again["numerics"]["isa"] == "avx512_bf16" and again["accuracy"] == first["accuracy"]
 
 
-def test_a_bf16_embedding_cache_is_not_extended_on_another_kind_of_cpu(monkeypatch, tmp_path):
+def test_a_bf16_embedding_cache_is_read_but_not_extended_on_another_kind_of_cpu(monkeypatch, tmp_path):
+    """Shards computed on an AVX512-BF16 CPU are read on an AMX one (a cache built on the training machine serves the
+    evaluation), but new items are not computed into it there: one cache, one rounding. fp32 caches mix freely."""
     from rm_core.embeddings import extract_embeddings, load_backbone
     from rm_core.resume import ResumeError
     from rm_core.testing import save_tiny_backbone
 
     path = save_tiny_backbone(tmp_path / "backbone", seed=0)
     items = [([{"role": "user", "content": f"question {i}"}], f"answer {i}") for i in range(3)]
+    cache = tmp_path / "cache"
     _cpu(monkeypatch, NATIVE)
     model, tok = load_backbone(str(path), "bfloat16", "cpu")
-    assert extract_embeddings(model, tok, items[:2], tmp_path / "cache", str(path), max_length=64,
-                              batch_size=2)["stats"]["computed"] == 2
-    with pytest.raises(ResumeError, match=r"numerics\.batch_size 2 -> 1"):  # another batch layout rounds otherwise
-        extract_embeddings(model, tok, items, tmp_path / "cache", str(path), max_length=64, batch_size=1)
+    first = extract_embeddings(model, tok, items[:2], cache, str(path), max_length=64)
+    assert first["stats"]["computed"] == 2 and (cache / "numerics.json").is_file()
     _cpu(monkeypatch, AMX)
     model, tok = load_backbone(str(path), "bfloat16", "cpu")
-    with pytest.raises(ResumeError, match=r"embedding cache .*numerics\.isa avx512_bf16 -> amx_bf16"):
-        extract_embeddings(model, tok, items, tmp_path / "cache", str(path), max_length=64, batch_size=2)
+    again = extract_embeddings(model, tok, items[:2], cache, str(path), max_length=64)  # all cached: read
+    assert again["stats"]["cached"] == 2 and torch.equal(again["embeddings"], first["embeddings"])
+    with pytest.raises(ResumeError, match=r"embedding cache .*other numerics \(isa avx512_bf16 -> amx_bf16\); "
+                                          r"computing the 1 missing item"):
+        extract_embeddings(model, tok, items, cache, str(path), max_length=64)
+    fresh = extract_embeddings(model, tok, items, cache, str(path), max_length=64, overwrite=True)
+    assert fresh["stats"]["computed"] == 3
+    model32, tok = load_backbone(str(path), "float32", "cpu")
+    extract_embeddings(model32, tok, items[:2], tmp_path / "fp32", str(path), max_length=64)
+    _cpu(monkeypatch, NATIVE)
+    assert extract_embeddings(model32, tok, items, tmp_path / "fp32", str(path), max_length=64)["stats"]["computed"] == 1
 
 
 def test_collect_preferences_refuses_to_mix_verdicts_of_two_dtypes(monkeypatch, tmp_path):

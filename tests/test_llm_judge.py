@@ -951,6 +951,14 @@ def test_eval_report_runs_an_openai_judge(server, tmp_path, monkeypatch):
     assert cell["headline"]["accuracy (all pairs)"] == 0.5 and cell["judge_failures"] == 0
     assert server.hits == 2 * len(CLI_PAIRS) and server.max_in_flight <= 2
     assert (tmp_path / "cache" / "responses.sqlite").is_file()
+    # in bf16 on another kind of CPU a local judge's cells are scored again; an API judge's are the same cells
+    import torch
+
+    cached = []
+    for caps in ({"avx2": True, "avx512_bf16": True}, {"avx2": True, "avx512_bf16": True, "amx_bf16": True}):
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda caps=caps: caps)
+        cached.append(report.main(argv + ["--dtype", "bfloat16"])["results"]["api"]["pairs"]["cached"])
+    assert cached == [False, True]  # a new cell for the new --dtype, then the same one on the AMX CPU
 
 
 def test_rm_judge_serve_runs_an_openai_judge(server, monkeypatch):
