@@ -60,7 +60,8 @@ def main() -> None:
     p.add_argument("--dataset", default=str(shared_data_dir() / "llmbar"))
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--max_length", type=int, default=2048)
-    p.add_argument("--batch_size", type=int, default=1, help="prompts per forward (1: no padding, fastest on CPU)")
+    p.add_argument("--batch_size", type=int, default=None,
+                   help="prompts per forward (default: the judge's, rm_core.inference.default_batch_size)")
     p.add_argument("--chunk", type=int, default=32, help="pairs per judge call (progress is saved after each)")
     p.add_argument("--output", default=str(ROOT / "bench" / "runs" / "llm_judge_llmbar.json"))
     p.add_argument("--max_failed_share", type=share_arg, default=DEFAULT_MAX_FAILED_SHARE,
@@ -110,7 +111,8 @@ def main() -> None:
     by_subset = defaultdict(list)
     for r in rows:
         by_subset[r["subset"]].append(r)
-    result = {"judge": args.judge, "dataset": args.dataset, "max_length": args.max_length, "batch_size": args.batch_size,
+    batch_size = getattr(getattr(judge, "backend", judge), "batch_size", args.batch_size)  # as the judge ran
+    result = {"judge": args.judge, "dataset": args.dataset, "max_length": args.max_length, "batch_size": batch_size,
               "overall": tally(rows), "subsets": {s: tally(rs) for s, rs in sorted(by_subset.items())},
               "failures": judge.failures.as_dict(), "seconds_this_run": round(time.perf_counter() - t0, 1)}
     atomic_write_json(args.output, result)

@@ -146,6 +146,12 @@ def test_hf_backend_cache_keys_differ_by_dtype(monkeypatch, tmp_path):
     _cpu(monkeypatch, AMX)  # bf16 answers of another kind of CPU round otherwise: another key, never reused
     amx = HFBackend(str(tmp_path / "lm"), device="cpu", cache_dir=tmp_path / "cache")
     assert amx.cache_tag not in (fp32.cache_tag, bf16.cache_tag)
+    from rm_core.inference import AMX_ROWS_PER_FORWARD, CPU_ROWS_PER_FORWARD
+
+    # prompts a forward: the machine's default unless given
+    assert (fp32.batch_size, bf16.batch_size, amx.batch_size) == (CPU_ROWS_PER_FORWARD, CPU_ROWS_PER_FORWARD,
+                                                                  AMX_ROWS_PER_FORWARD)
+    assert HFBackend(str(tmp_path / "lm"), device="cpu", batch_size=3).batch_size == 3
     _cpu(monkeypatch, NATIVE)
     assert HFBackend(str(tmp_path / "lm"), device="cpu", cache_dir=tmp_path / "cache").cache_tag == bf16.cache_tag
 
