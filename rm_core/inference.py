@@ -35,8 +35,8 @@ PACK_TOKENS = 256
 # bench went from 2.20x to 2.40x rewardbench). Four rows beat two once the linears ran packed (2026-12-03, same
 # AMX Xeon, alone, alternating): LLMBar eval 12.7/12.9 vs 12.0/12.3 pairs/s (eight rows 12.7/12.4); every padded
 # batch of whole sequences gains more: SmolLM2 embeddings 3331 vs 3038 tokens/s (eight: 3684), PRM step scoring
-# ~3650 vs ~3000 (eight: ~4000). fp32, and bf16 on CPUs without AMX, keep PACK_TOKENS x 1 (bench/RESULTS.md,
-# "eval_reward_bench speed").
+# ~3650 vs ~3000 (eight: ~4000). fp32, and bf16 on CPUs without AMX, keep rows of PACK_TOKENS, CPU_ROWS_PER_FORWARD
+# a forward (bench/RESULTS.md, "eval_reward_bench speed").
 AMX_PACK_TOKENS = 512
 AMX_ROWS_PER_FORWARD = 4
 # Every other CPU case takes two rows a forward (tree rows of PACK_TOKENS, or whole sequences padded within
