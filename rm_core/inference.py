@@ -332,6 +332,30 @@ def _tree_length(group: list[list[int]]) -> int:
     return sum(len(s) for s in group) - (len(group) - 1) * shared_prefix_length(*group)
 
 
+# A tree row's attention runs dense over its width (a 4D mask: no causal kernel, the masked products computed too),
+# a whole sequence's causally, so a tree pays only where its shared prefix saves more than its attention adds. On a
+# CPU, time ~ tokens + TREE_ATTENTION_COST x (query, key) products, in units of one token's forward. Long rows
+# (AMX Xeon, 2026-12-04, SmolLM2-135M, machine alone; pairs of two L-token responses sharing one token, tree vs
+# whole, 24 pairs: bf16 7.4 vs 5.7 s at L=512, 21.8 vs 13.3 at 1024, 85.4 vs 37.1 at 2048; fp32 212 vs 103 s at
+# 2048) fit 5e-4 to 7.5e-4, but at LLMBar's widths (300-900 tokens, prompts of ~50) 6e-4 sent 102 of 419 pairs
+# whole and cost 5% (12.6 / 12.7 vs 13.4 pairs/s): short rows' attention is cheaper. 2e-4 sends 44 whole and
+# ties there (12.2 / 12.6 vs 12.5), keeps HH-RLHF's long prompts as trees, and runs the long sets whole: 4.44 vs
+# 3.24 pairs/s at 512, 1.81 vs 1.10 at 1024, 0.60 vs 0.28 at 2048 (fp32 0.245 vs 0.113).
+TREE_ATTENTION_COST = 2e-4
+
+
+def tree_pays(group: list[list[int]]) -> bool:
+    """Whether `group` costs less as a tree row (its prefix once, dense attention over its own width: a group packed
+    with others into a wider row is charged its own width only, as measured: on LLMBar charging the row's width sent
+    groups whole and cost 5%) than as whole sequences (each causal), by the model above. Long responses under a
+    short prompt (RM-Bench, JudgeBench) run whole; a long prompt under short responses (HH-RLHF) runs as a tree."""
+    tree = _tree_length(group)
+    lengths = [len(s) for s in group]
+    tree_cost = tree + TREE_ATTENTION_COST * tree * tree
+    whole_cost = sum(lengths) + TREE_ATTENTION_COST * sum(n * n for n in lengths) / 2
+    return tree_cost <= whole_cost
+
+
 def _tree_rows(groups: list[list[list[int]]], rows: list[list[int]]):
     """For each row (group indices): its token ids, positions, reward read-outs [(group, [last position of each
     sequence])] and tree blocks [(start, prefix end, [suffix ends])]: per group the shared prefix, then each
@@ -389,15 +413,21 @@ def score_groups(model, groups: list[list[list[int]]], pad_id: int, batch_size: 
     `default_pack_tokens`: PACK_TOKENS, or AMX_PACK_TOKENS in bf16/fp16 with AMX; there a forward's cost is its
     tokens and a bigger one runs at a better rate), `batch_size` rows a forward; on other devices
     (`pack_tokens` 0) one group a row, `batch_size` rows a forward, length-sorted within PADDING_SLACK. Groups a
-    tree row cannot take (`tree_packable`), and groups whose tree row gave a non-finite reward, run as whole
-    sequences (`score_sequences`)."""
+    tree row cannot take (`tree_packable`), on a CPU groups a tree does not pay for (`tree_pays`: long responses
+    under a short prompt), and groups whose tree row gave a non-finite reward, run as whole sequences
+    (`score_sequences`)."""
     if share_prefix is None:
         share_prefix = supports_shared_prefix(model)
+    if pack_tokens is None:
+        pack_tokens = default_pack_tokens(model)
     results: list[list[float]] = [[0.0] * len(g) for g in groups]
     tree, whole = [], []
     for g, seqs in enumerate(groups):
         if seqs:
-            (tree if share_prefix and tree_packable(model, max(map(len, seqs))) else whole).append(g)
+            as_tree = share_prefix and tree_packable(model, max(map(len, seqs)))
+            if as_tree and pack_tokens:  # on a CPU (packed rows), only where the tree pays
+                as_tree = tree_pays(seqs)
+            (tree if as_tree else whole).append(g)
     if tree:
         _score_tree_rows(model, groups, tree, pad_id, batch_size, pack_tokens, results)
         # A NaN or inf reaches the other groups of its row, and the other suffixes of its group, through masked

@@ -138,9 +138,13 @@ def test_shared_prefix_runs_the_prefix_once(llama):
 
 @pytest.mark.parametrize("pack_tokens,batch_size,forwards", [(0, 1, 10), (0, 4, 4), (60, 1, 4), (10_000, 1, 1),
                                                              (60, 2, 2)])
-def test_packing_changes_the_forwards_not_the_scores(llama, pack_tokens, batch_size, forwards):
+def test_packing_changes_the_forwards_not_the_scores(llama, pack_tokens, batch_size, forwards, monkeypatch):
     """Pairs packed block-diagonal into one row (the CPU path), or one a row padded into batches (the GPU path):
-    every layout gives each sequence's own whole-sequence reward, in as many forwards as the layout says."""
+    every layout gives each sequence's own whole-sequence reward, in as many forwards as the layout says (every
+    pair as a tree here: which ones a CPU runs whole instead is tree_pays's test below)."""
+    import rm_core.inference as inference
+
+    monkeypatch.setattr(inference, "tree_pays", lambda group: True)
     model, tokenizer = llama
     pairs = _random_pairs(len(tokenizer), tokenizer.pad_token_id, seed=1)
     calls = []
@@ -153,6 +157,33 @@ def test_packing_changes_the_forwards_not_the_scores(llama, pack_tokens, batch_s
     for (c, r), (cs, rs) in zip(pairs, got):
         assert cs == pytest.approx(_one_by_one(model, c), abs=ATOL)
         assert rs == pytest.approx(_one_by_one(model, r), abs=ATOL)
+
+
+def test_on_a_cpu_long_responses_under_a_short_prompt_run_whole_a_long_prompt_as_a_tree(llama):
+    """A tree row's attention is dense over its width: it pays only where the shared prefix saves more
+    (tree_pays). Two 240-token responses after a 1-token prompt run whole (two rows of 241, not one of 481); a
+    200-token prompt under 3-token responses runs as a tree (one row of 206, not two of 203); the rewards are those
+    of the whole sequences either way."""
+    from rm_core.inference import tree_pays
+
+    model, tokenizer = llama
+    gen = random.Random(7)
+    vocab = [t for t in range(len(tokenizer)) if t != tokenizer.pad_token_id]
+    seq = lambda n: [gen.choice(vocab) for _ in range(n)]  # noqa: E731
+    prompt = seq(200)
+    tree_group = [prompt + seq(3), prompt + seq(3)]
+    head = seq(1)
+    long_group = [head + seq(240), head + seq(240)]
+    assert tree_pays(tree_group) and not tree_pays(long_group)
+    for group, forwards in ((long_group, [(2, 241)]), (tree_group, [(1, 206)])):  # (rows, width) of each forward
+        shapes = []
+        handle = model.get_input_embeddings().register_forward_hook(lambda m, i, o, s=shapes: s.append(tuple(i[0].shape)))
+        try:
+            scores = score_groups(model, [group], tokenizer.pad_token_id, batch_size=2, pack_tokens=256)[0]
+        finally:
+            handle.remove()
+        assert shapes == forwards  # fp32: no width step
+        assert scores == pytest.approx([_one_by_one(model, s) for s in group], abs=ATOL)
 
 
 def test_pairs_past_a_sliding_window_run_whole(llama, monkeypatch):
