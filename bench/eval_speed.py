@@ -114,14 +114,15 @@ def compare(ours: list[dict], peer: list[dict]) -> dict:
 
 
 def computed_tokens(pairs: list[tuple[list[int], list[int]]], peer_batch: int) -> dict:
-    """Token positions each tool's forwards compute for these (chosen_ids, rejected_ids) pairs: ours runs each
-    pair as one tree row, the shared prefix once and no padding (rm_core.inference.score_pairs); the peer runs
+    """Token positions each tool's forwards compute for these (chosen_ids, rejected_ids) pairs: ours runs a pair
+    as one tree row, the shared prefix once, where the tree pays on a CPU (rm_core.inference.tree_pays), else as
+    its two whole sequences, with no padding beyond its rows' (rm_core.inference.score_pairs); the peer runs
     the chosen and the rejected sequences of each `peer_batch` consecutive pairs as two batches padded to their
     longest. Their ratio is the work the peer does per unit of ours: the most our speed-up could be at equal
     speed per token."""
-    from rm_core.inference import shared_prefix_length
+    from rm_core.inference import shared_prefix_length, tree_pays
 
-    ours = sum(len(c) + len(r) - shared_prefix_length(c, r) for c, r in pairs)
+    ours = sum(len(c) + len(r) - (shared_prefix_length(c, r) if tree_pays([c, r]) else 0) for c, r in pairs)
     peer = 0
     for start in range(0, len(pairs), peer_batch):
         batch = pairs[start:start + peer_batch]
