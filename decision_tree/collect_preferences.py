@@ -298,9 +298,8 @@ def main(argv: list[str] | None = None) -> dict:
     fingerprints = {name: judge_fingerprint(spec) for name, _, spec in
                     (j.partition("=") for j in args.judge if j != HUMAN)}
     dtype = dtype_choice("auto")[0]
-    local = {"dtype": dtype}
-    if numerics_fingerprint(inference_device(), dtype) is not None:
-        local["numerics"] = numerics_fingerprint(inference_device(), dtype)
+    half = numerics_fingerprint(inference_device(), dtype)
+    local = {"dtype": dtype} if half is None else {"dtype": dtype, "numerics": half}
     fingerprints = {name: fp if "api" in fp else {**fp, **local} for name, fp in fingerprints.items()}
     judges_by_name = load_judges(args.judge, **kwargs)
     report = collect(judges_by_name, present(prefs), args.output_dir, args.chunk,
