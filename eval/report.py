@@ -708,10 +708,7 @@ def track_report(args, report: dict) -> None:
 def cli() -> None:
     """The `eval_report` console script: main's report dict is for Python callers (a console script exits with
     what its function returns, and a dict would print and exit 1)."""
-    from eval.runner import end_process_group
-
     main()
-    end_process_group()
 
 
 if __name__ == "__main__":

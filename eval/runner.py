@@ -59,18 +59,6 @@ def process_state():
     return state
 
 
-def end_process_group() -> None:
-    """Under a multi-process launch, at a command's end: every process waits for the others, then the process group
-    is destroyed, so no rank tears its gloo connections down while another still uses them (a two-process
-    eval_report aborted once at rank 1's exit with "terminate called without an active exception", after every
-    score was written)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
 def broadcast(state, value):
     """The main process's value on every process (gather_object, as the scoring loop already uses)."""
     if state.num_processes == 1:

@@ -16,9 +16,11 @@ raise as usual.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 EXIT_USER_ERROR = 2
@@ -76,16 +78,50 @@ def check_local_path(name: str, what: str) -> None:
 
 def cli_entry(main):
     """Wrap a command's main: a UserInputError prints `error: <message>` on stderr and exits 2, a
-    TooManyFailedError likewise and exits 3."""
+    TooManyFailedError likewise and exits 3; after a main that returned, a CPU launch's process group is ended
+    at exit (end_process_group)."""
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        _last_command_ok[0] = False
         try:
-            return main(*args, **kwargs)
+            result = main(*args, **kwargs)
         except (UserInputError, TooManyFailedError) as err:
             print(f"error: {err}", file=sys.stderr, flush=True)
             raise SystemExit(getattr(err, "exit_code", EXIT_USER_ERROR)) from None
+        _last_command_ok[0] = True
+        if not _teardown_registered:
+            _teardown_registered.append(atexit.register(_end_process_group_if_ok))
+        return result
 
     return wrapper
+
+
+# At the interpreter's exit (not at a command's return, so a Python caller may run several commands under one
+# launch), the process group ends if the last command returned; a rank whose command raised exits at once.
+_last_command_ok = [False]
+_teardown_registered: list = []
+
+
+def _end_process_group_if_ok() -> None:
+    if _last_command_ok[0]:
+        end_process_group()
+
+
+# A rank that finished waits this long for the others (a final save or Hub upload on the main process can take
+# longer than gloo's default 30 minutes).
+END_BARRIER_TIMEOUT = timedelta(days=1)
+
+
+def end_process_group() -> None:
+    """At a multi-process CPU (gloo) command's exit: every rank waits for the others, then the group is destroyed,
+    so no rank tears its gloo connections down while another still uses them (a two-process eval_report aborted
+    once at rank 1's exit with "terminate called without an active exception", after every score was written).
+    Other backends (NCCL) are left to torch as before. Only after success: a rank that failed exits at once."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized() or dist.get_backend() != "gloo":
+        return
+    dist.monitored_barrier(timeout=END_BARRIER_TIMEOUT)
+    dist.destroy_process_group()
 
 
 def run_cli(main, *args, **kwargs):

@@ -606,3 +606,42 @@ def test_best_of_n_detects_the_format_from_the_first_row_it_recognises(tiny, tmp
     assert capsys.readouterr().err.strip().splitlines() == [
         f"error: {data}: no row is a Steps or Candidates source row (row 0 has keys ['foo']; see rm_core.data's "
         "STEPS_CONVERTERS / CANDIDATES_CONVERTERS for the formats read)"]
+
+
+_TEARDOWN_SCRIPT = """
+import atexit, sys, tempfile
+import torch.distributed as dist
+from rm_core.errors import UserInputError, cli_entry
+
+dist.init_process_group("gloo", init_method="file://" + tempfile.mktemp(), rank=0, world_size=1)
+atexit.register(lambda: print("at exit: group", "alive" if dist.is_initialized() else "ended", flush=True))
+
+@cli_entry
+def command(fail):
+    if fail:
+        raise UserInputError("bad input")
+    dist.all_reduce(__import__("torch").ones(1))  # the group works inside a command
+
+command(False)
+command(False)  # a second command in the same process: the group is still there until the interpreter exits
+print("between: group", "alive" if dist.is_initialized() else "ended", flush=True)
+command(sys.argv[1] == "fail")
+"""
+
+
+@pytest.mark.parametrize("outcome", ["ok", "fail"])
+def test_a_command_ends_its_cpu_process_group_at_exit_only_after_success(tmp_path, outcome):
+    """cli_entry: after a command returned, a gloo group is waited on and destroyed at the interpreter's exit (the
+    teardown race of a two-process launch); a command that failed leaves it as it was, so a failing rank exits at
+    once instead of waiting for ranks that may never arrive."""
+    script = tmp_path / "command.py"
+    script.write_text(_TEARDOWN_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script), outcome], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    lines = proc.stdout.splitlines()
+    assert "between: group alive" in lines, proc.stdout + proc.stderr
+    if outcome == "ok":
+        assert proc.returncode == 0 and lines[-1] == "at exit: group ended", proc.stdout + proc.stderr
+    else:
+        assert proc.returncode == 2 and lines[-1] == "at exit: group alive", proc.stdout + proc.stderr
+        assert proc.stderr.strip().splitlines()[-1] == "error: bad input"
