@@ -181,7 +181,8 @@ def pack_cpu_linears(model) -> int:
 
 def cpu_isa() -> str:
     """The best instruction set this CPU offers matrix products, as torch's cpuinfo reports it: amx_bf16 or
-    avx512_bf16 where the CPU has them (oneDNN's bf16 kernels), else ATen's vector level (avx512, avx2, default)."""
+    avx512_bf16 where the CPU has them and ONEDNN_MAX_CPU_ISA does not cap oneDNN below them (its bf16 kernels),
+    else ATen's vector level (avx512, avx2, default)."""
     from rm_core.models import cpu_capabilities
 
     caps = cpu_capabilities()
@@ -207,8 +208,10 @@ def numerics(device: str | torch.device, dtype, model=None) -> dict:
               else packs_linears(device, dtype))
     found.update(device="cpu", isa=cpu_isa(), aten=torch.backends.cpu.get_cpu_capability().lower(),
                  linears="packed" if packed else "torch")
-    if os.environ.get("ONEDNN_MAX_CPU_ISA"):
-        found["onednn_max_isa"] = os.environ["ONEDNN_MAX_CPU_ISA"]
+    from rm_core.models import onednn_isa_cap
+
+    if onednn_isa_cap():
+        found["onednn_max_isa"] = onednn_isa_cap()
     return found
 
 

@@ -135,9 +135,33 @@ def torch_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
     return getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
 
+# ONEDNN_MAX_CPU_ISA (or its older name DNNL_MAX_CPU_ISA) caps the kernels oneDNN, which runs torch's bf16 matrix
+# products on a CPU, may use: the values are oneDNN's dnnl_cpu_isa_t bit masks, each ISA's bits a superset of the
+# ones below it. Unknown values (DEFAULT, ALL, newer ISAs) cap nothing here.
+_ONEDNN_ISA_BITS = {"SSE41": 0x1, "AVX": 0x3, "AVX2": 0x7, "AVX2_VNNI": 0xF, "AVX2_VNNI_2": 0x1F,
+                    "AVX512_CORE": 0x27, "AVX512_CORE_VNNI": 0x67, "AVX512_CORE_BF16": 0xE7,
+                    "AVX10_1_512": 0x1EF, "AVX512_CORE_FP16": 0x1EF, "AVX10_1_512_AMX": 0xFEF,
+                    "AVX512_CORE_AMX": 0xFEF, "AVX10_1_512_AMX_FP16": 0x1FEF, "AVX512_CORE_AMX_FP16": 0x1FEF}
+_BF16_ISA_NEEDS = {"avx512_bf16": _ONEDNN_ISA_BITS["AVX512_CORE_BF16"], "amx_bf16": _ONEDNN_ISA_BITS["AVX512_CORE_AMX"]}
+
+
+def onednn_isa_cap() -> str | None:
+    """The ONEDNN_MAX_CPU_ISA (else DNNL_MAX_CPU_ISA) this process runs under, upper-cased, or None."""
+    value = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    return value.strip().upper() if value and value.strip() else None
+
+
 def cpu_capabilities() -> dict:
-    """The instruction sets torch's cpuinfo reports for this CPU ({"avx2": True, "amx_bf16": True, ...})."""
-    return torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    """The instruction sets torch's cpuinfo reports for this CPU ({"avx2": True, "amx_bf16": True, ...}), with
+    avx512_bf16 / amx_bf16 turned off where ONEDNN_MAX_CPU_ISA caps oneDNN below them: the bf16 products then run
+    emulated or on AVX512-BF16 only, so `--dtype auto` and the AMX row defaults follow what will run."""
+    caps = dict(torch.cpu.get_capabilities()) if hasattr(torch.cpu, "get_capabilities") else {}
+    cap = _ONEDNN_ISA_BITS.get(onednn_isa_cap() or "")
+    if cap is not None:
+        for name, bits in _BF16_ISA_NEEDS.items():
+            if caps.get(name) and cap & bits != bits:
+                caps[name] = False
+    return caps
 
 
 def native_bf16_cpu() -> bool:

@@ -293,3 +293,41 @@ def test_collect_preferences_refuses_to_mix_verdicts_of_two_dtypes(monkeypatch, 
     _cpu(monkeypatch, AMX)
     with pytest.raises(ResumeError, match=r"judges.rm.numerics.isa avx512_bf16 -> amx_bf16"):
         collect_preferences.main(argv)  # ... are not continued on an AMX one
+
+
+@pytest.mark.parametrize("cap, native, amx, isa", [
+    (None, True, True, "amx_bf16"),
+    ("AVX512_CORE_AMX", True, True, "amx_bf16"),
+    ("avx10_1_512_amx_fp16", True, True, "amx_bf16"),  # case-insensitive, a superset of AMX
+    ("AVX512_CORE_BF16", True, False, "avx512_bf16"),  # oneDNN may not use the tiles: no AMX rows
+    ("AVX512_CORE_FP16", True, False, "avx512_bf16"),
+    ("AVX512_CORE_VNNI", False, False, None),  # bf16 emulated: auto picks fp32
+    ("AVX2", False, False, None),
+    ("DEFAULT", True, True, "amx_bf16"),  # not a cap
+])
+def test_a_onednn_isa_cap_is_what_auto_and_the_row_defaults_follow(monkeypatch, cap, native, amx, isa):
+    """ONEDNN_MAX_CPU_ISA below AVX512_CORE_BF16 makes torch's bf16 products emulated, below AVX512_CORE_AMX keeps
+    them off the tiles: the auto dtype, the AMX row defaults and the recorded numerics follow the cap, not the
+    hardware alone."""
+    from rm_core import inference
+
+    _cpu(monkeypatch, AMX | {"avx512_bf16": True})
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert models.native_bf16_cpu() is native and models.amx_cpu() is amx
+    assert models.resolve_dtype("auto", "cpu") == (torch.bfloat16 if native else torch.float32)
+    rows = inference.default_batch_size("cpu", torch.bfloat16)
+    assert rows == (inference.AMX_ROWS_PER_FORWARD if amx else inference.CPU_ROWS_PER_FORWARD)
+    found = inference.numerics("cpu", torch.bfloat16)
+    assert found["isa"] == (isa or torch.backends.cpu.get_cpu_capability().lower())
+    assert found.get("onednn_max_isa") == (cap.upper() if cap else None)
+
+
+def test_the_older_dnnl_name_of_the_cap_counts_too(monkeypatch):
+    _cpu(monkeypatch, AMX)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX2")
+    assert models.native_bf16_cpu() is False and models.resolve_dtype("auto", "cpu") == torch.float32
