@@ -82,15 +82,17 @@ def cli_entry(main):
     at exit (end_process_group)."""
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
-        _last_command_ok[0] = False
+        ok = False
         try:
             result = main(*args, **kwargs)
+            ok = True
         except (UserInputError, TooManyFailedError) as err:
             print(f"error: {err}", file=sys.stderr, flush=True)
             raise SystemExit(getattr(err, "exit_code", EXIT_USER_ERROR)) from None
-        _last_command_ok[0] = True
-        if not _teardown_registered:
-            _teardown_registered.append(atexit.register(_end_process_group_if_ok))
+        finally:  # also when a command that called another (which succeeded) fails itself
+            _last_command_ok[0] = ok
+            if ok and not _teardown_registered:
+                _teardown_registered.append(atexit.register(_end_process_group_if_ok))
         return result
 
     return wrapper
@@ -103,7 +105,9 @@ _teardown_registered: list = []
 
 
 def _end_process_group_if_ok() -> None:
-    if _last_command_ok[0]:
+    # sys.last_value: the interpreter is exiting on an uncaught exception (a Python caller's own code failed after
+    # the command): that rank should not wait either.
+    if _last_command_ok[0] and getattr(sys, "last_value", None) is None:
         end_process_group()
 
 
@@ -120,7 +124,12 @@ def end_process_group() -> None:
     dist = sys.modules.get("torch.distributed")
     if dist is None or not dist.is_available() or not dist.is_initialized() or dist.get_backend() != "gloo":
         return
-    dist.monitored_barrier(timeout=END_BARRIER_TIMEOUT)
+    try:
+        dist.monitored_barrier(timeout=END_BARRIER_TIMEOUT)
+    except RuntimeError as err:  # another rank failed and left: its own error says why; this rank's work is done
+        print(f"warning: not every rank reached the end ({str(err).splitlines()[0][:200]})", file=sys.stderr,
+              flush=True)
+        return
     dist.destroy_process_group()
 
 

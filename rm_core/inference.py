@@ -343,7 +343,8 @@ def _tree_length(group: list[list[int]]) -> int:
 # 2048) fit 5e-4 to 7.5e-4, but at LLMBar's widths (300-900 tokens, prompts of ~50) 6e-4 sent 102 of 419 pairs
 # whole and cost 5% (12.6 / 12.7 vs 13.4 pairs/s): short rows' attention is cheaper. 2e-4 sends 44 whole and
 # ties there (12.2 / 12.6 vs 12.5), keeps HH-RLHF's long prompts as trees, and runs the long sets whole: 4.44 vs
-# 3.24 pairs/s at 512, 1.81 vs 1.10 at 1024, 0.60 vs 0.28 at 2048 (fp32 0.245 vs 0.113).
+# 3.24 pairs/s at 512, 1.81 vs 1.10 at 1024, 0.60 vs 0.28 at 2048 (fp32 0.245 vs 0.113). With the instruction set
+# capped at AVX2, fp32 (bench/RESULTS.md, "Scaling"): long sets 1.25x / 1.47x at 512 / 1024 whole, LLMBar -2%.
 TREE_ATTENTION_COST = 2e-4
 
 

@@ -146,9 +146,10 @@ _BF16_ISA_NEEDS = {"avx512_bf16": _ONEDNN_ISA_BITS["AVX512_CORE_BF16"], "amx_bf1
 
 
 def onednn_isa_cap() -> str | None:
-    """The ONEDNN_MAX_CPU_ISA (else DNNL_MAX_CPU_ISA) this process runs under, upper-cased, or None."""
-    value = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
-    return value.strip().upper() if value and value.strip() else None
+    """The ONEDNN_MAX_CPU_ISA (else DNNL_MAX_CPU_ISA, as oneDNN reads them) this process runs under, upper-cased
+    (oneDNN ignores case), or None when unset or DEFAULT / ALL (no cap)."""
+    value = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    return value if value and value not in ("DEFAULT", "ALL") else None
 
 
 def cpu_capabilities() -> dict:
@@ -165,7 +166,7 @@ def cpu_capabilities() -> dict:
 
 
 def native_bf16_cpu() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16), as torch's cpuinfo reports it. There a
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16), as `cpu_capabilities` reports it. There a
     bf16 forward is ~1.4x faster than fp32; without them (AVX2, plain AVX-512) torch emulates bf16, ~2.5x slower.
     oneDNN's own `_is_mkldnn_bf16_supported` is not the test: it also says yes for plain AVX-512 (emulated)."""
     caps = cpu_capabilities()
@@ -173,7 +174,7 @@ def native_bf16_cpu() -> bool:
 
 
 def amx_cpu() -> bool:
-    """Whether this CPU has AMX tile instructions for bf16 (Intel Xeon since Sapphire Rapids), as torch's cpuinfo
+    """Whether this CPU has AMX tile instructions for bf16 (Intel Xeon since Sapphire Rapids), as `cpu_capabilities`
     reports it: there bf16 matrix products run faster the more rows they get (rm_core.inference.default_pack_tokens,
     default_batch_size)."""
     return bool(cpu_capabilities().get("amx_bf16"))
@@ -212,6 +213,10 @@ def dtype_choice(dtype: torch.dtype | str | None, device: str | torch.device | N
     elif device.type == "cpu":
         why = "this CPU has native bf16 (AVX512-BF16/AMX)" if name == "bfloat16" else \
             "this CPU has no native bf16 (AVX512-BF16/AMX); torch would emulate it, slower than float32"
+        if name != "bfloat16" and onednn_isa_cap() and (torch.cpu.get_capabilities().get("avx512_bf16")
+                                                         or torch.cpu.get_capabilities().get("amx_bf16")):
+            why = (f"oneDNN is capped at {onednn_isa_cap()} (ONEDNN_MAX_CPU_ISA), below this CPU's native bf16; "
+                   "torch would emulate it, slower than float32")
     else:
         why = f"{device.type}: float32"
     return name, f"auto: {why}"

@@ -22,6 +22,14 @@ def cpu_without_native_bf16():
         yield
 
 
+@pytest.fixture(autouse=True)
+def no_onednn_isa_cap(monkeypatch):
+    """A ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA in the shell (the AVX2 proxy of bench/RESULTS.md) would change what
+    the tests that fake a CPU's capabilities see (rm_core.models.cpu_capabilities follows the cap)."""
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+
+
 @pytest.fixture(scope="session")
 def tiny_armo(tmp_path_factory):
     """(config, stage 1 result, stage 2 result, preference rows): 50 synthetic pairs where the chosen reply is

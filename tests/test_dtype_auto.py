@@ -298,12 +298,12 @@ def test_collect_preferences_refuses_to_mix_verdicts_of_two_dtypes(monkeypatch, 
 @pytest.mark.parametrize("cap, native, amx, isa", [
     (None, True, True, "amx_bf16"),
     ("AVX512_CORE_AMX", True, True, "amx_bf16"),
-    ("avx10_1_512_amx_fp16", True, True, "amx_bf16"),  # case-insensitive, a superset of AMX
+    ("avx10_1_512_amx_fp16", True, True, "amx_bf16"),  # a superset of AMX
+    ("avx512_core_bf16", True, False, "avx512_bf16"),  # case-insensitive, as oneDNN reads it
     ("AVX512_CORE_BF16", True, False, "avx512_bf16"),  # oneDNN may not use the tiles: no AMX rows
     ("AVX512_CORE_FP16", True, False, "avx512_bf16"),
     ("AVX512_CORE_VNNI", False, False, None),  # bf16 emulated: auto picks fp32
     ("AVX2", False, False, None),
-    ("DEFAULT", True, True, "amx_bf16"),  # not a cap
 ])
 def test_a_onednn_isa_cap_is_what_auto_and_the_row_defaults_follow(monkeypatch, cap, native, amx, isa):
     """ONEDNN_MAX_CPU_ISA below AVX512_CORE_BF16 makes torch's bf16 products emulated, below AVX512_CORE_AMX keeps
@@ -312,10 +312,7 @@ def test_a_onednn_isa_cap_is_what_auto_and_the_row_defaults_follow(monkeypatch, 
     from rm_core import inference
 
     _cpu(monkeypatch, AMX | {"avx512_bf16": True})
-    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
-    if cap is None:
-        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    else:
+    if cap is not None:
         monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
     assert models.native_bf16_cpu() is native and models.amx_cpu() is amx
     assert models.resolve_dtype("auto", "cpu") == (torch.bfloat16 if native else torch.float32)
@@ -324,10 +321,28 @@ def test_a_onednn_isa_cap_is_what_auto_and_the_row_defaults_follow(monkeypatch, 
     found = inference.numerics("cpu", torch.bfloat16)
     assert found["isa"] == (isa or torch.backends.cpu.get_cpu_capability().lower())
     assert found.get("onednn_max_isa") == (cap.upper() if cap else None)
+    if not native:
+        assert f"capped at {cap.upper()}" in models.dtype_choice("auto", "cpu")[1]
+
+
+@pytest.mark.parametrize("value", ["DEFAULT", "all", " "])
+def test_default_or_all_is_no_cap_and_not_recorded(monkeypatch, value):
+    from rm_core import inference
+
+    _cpu(monkeypatch, AMX)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", value)
+    assert models.amx_cpu() and models.onednn_isa_cap() is None
+    assert "onednn_max_isa" not in inference.numerics("cpu", torch.bfloat16)
+
+
+def test_onednn_name_of_the_cap_wins_over_the_older_dnnl_one(monkeypatch):
+    _cpu(monkeypatch, AMX | {"avx512_bf16": True})
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX2")
+    assert models.native_bf16_cpu() and not models.amx_cpu()
 
 
 def test_the_older_dnnl_name_of_the_cap_counts_too(monkeypatch):
     _cpu(monkeypatch, AMX)
-    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX2")
     assert models.native_bf16_cpu() is False and models.resolve_dtype("auto", "cpu") == torch.float32
