@@ -82,6 +82,7 @@ def cli_entry(main):
     at exit (end_process_group)."""
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        global _last_command_ok, _teardown_registered
         ok = False
         try:
             result = main(*args, **kwargs)
@@ -90,9 +91,9 @@ def cli_entry(main):
             print(f"error: {err}", file=sys.stderr, flush=True)
             raise SystemExit(getattr(err, "exit_code", EXIT_USER_ERROR)) from None
         finally:  # also when a command that called another (which succeeded) fails itself
-            _last_command_ok[0] = ok
-            if ok and not _teardown_registered:
-                _teardown_registered.append(atexit.register(_end_process_group_if_ok))
+            _last_command_ok = ok
+            if ok and not _teardown_registered:  # registered late, so it runs before earlier exit hooks
+                _teardown_registered = bool(atexit.register(_end_process_group_if_ok))
         return result
 
     return wrapper
@@ -100,14 +101,14 @@ def cli_entry(main):
 
 # At the interpreter's exit (not at a command's return, so a Python caller may run several commands under one
 # launch), the process group ends if the last command returned; a rank whose command raised exits at once.
-_last_command_ok = [False]
-_teardown_registered: list = []
+_last_command_ok = False
+_teardown_registered = False
 
 
 def _end_process_group_if_ok() -> None:
     # sys.last_value: the interpreter is exiting on an uncaught exception (a Python caller's own code failed after
     # the command): that rank should not wait either.
-    if _last_command_ok[0] and getattr(sys, "last_value", None) is None:
+    if _last_command_ok and getattr(sys, "last_value", None) is None:
         end_process_group()
 
 
@@ -127,7 +128,7 @@ def end_process_group() -> None:
     try:
         dist.monitored_barrier(timeout=END_BARRIER_TIMEOUT)
     except RuntimeError as err:  # another rank failed and left: its own error says why; this rank's work is done
-        print(f"warning: not every rank reached the end ({str(err).splitlines()[0][:200]})", file=sys.stderr,
+        print(f"warning: not every rank reached the end ({' '.join(str(err).split())[:200]})", file=sys.stderr,
               flush=True)
         return
     dist.destroy_process_group()

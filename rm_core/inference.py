@@ -210,8 +210,8 @@ def numerics(device: str | torch.device, dtype, model=None) -> dict:
                  linears="packed" if packed else "torch")
     from rm_core.models import onednn_isa_cap
 
-    if onednn_isa_cap():
-        found["onednn_max_isa"] = onednn_isa_cap()
+    if cap := onednn_isa_cap():
+        found["onednn_max_isa"] = cap
     return found
 
 

@@ -152,11 +152,15 @@ def onednn_isa_cap() -> str | None:
     return value if value and value not in ("DEFAULT", "ALL") else None
 
 
+def _hardware_capabilities() -> dict:
+    return dict(torch.cpu.get_capabilities()) if hasattr(torch.cpu, "get_capabilities") else {}
+
+
 def cpu_capabilities() -> dict:
     """The instruction sets torch's cpuinfo reports for this CPU ({"avx2": True, "amx_bf16": True, ...}), with
     avx512_bf16 / amx_bf16 turned off where ONEDNN_MAX_CPU_ISA caps oneDNN below them: the bf16 products then run
     emulated or on AVX512-BF16 only, so `--dtype auto` and the AMX row defaults follow what will run."""
-    caps = dict(torch.cpu.get_capabilities()) if hasattr(torch.cpu, "get_capabilities") else {}
+    caps = _hardware_capabilities()
     cap = _ONEDNN_ISA_BITS.get(onednn_isa_cap() or "")
     if cap is not None:
         for name, bits in _BF16_ISA_NEEDS.items():
@@ -213,8 +217,8 @@ def dtype_choice(dtype: torch.dtype | str | None, device: str | torch.device | N
     elif device.type == "cpu":
         why = "this CPU has native bf16 (AVX512-BF16/AMX)" if name == "bfloat16" else \
             "this CPU has no native bf16 (AVX512-BF16/AMX); torch would emulate it, slower than float32"
-        if name != "bfloat16" and onednn_isa_cap() and (torch.cpu.get_capabilities().get("avx512_bf16")
-                                                         or torch.cpu.get_capabilities().get("amx_bf16")):
+        hardware = _hardware_capabilities()
+        if name != "bfloat16" and onednn_isa_cap() and any(hardware.get(isa) for isa in _BF16_ISA_NEEDS):
             why = (f"oneDNN is capped at {onednn_isa_cap()} (ONEDNN_MAX_CPU_ISA), below this CPU's native bf16; "
                    "torch would emulate it, slower than float32")
     else:
