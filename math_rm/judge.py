@@ -55,12 +55,13 @@ def slot_probs(model, encoded: list[tuple[list[int], list[int | None]]], pad_id:
                batch_size: int = 1) -> list[list[float | None]]:
     """P("+") at every slot of every (ids, slots), one forward pass per batch of sequences (right-padded,
     length-sorted, padding bounded; the LM head runs only at slot positions)."""
-    from rm_core.inference import pad_right, padding_bounded_batches, width_step
+    from rm_core.inference import causal_attention, pad_right, padding_bounded_batches, width_step
 
     device = _device(model)
     pick = torch.tensor([judgement_ids["+"], judgement_ids["-"]], device=device)
     out: list[list[float | None]] = [[] for _ in encoded]
     step = width_step(model)  # bf16/fp16 on a CPU: widths rounded up, so oneDNN meets a few shapes
+    causal = causal_attention(model)  # then the right padding needs no mask: the causal kernel, same numbers
     for batch in padding_bounded_batches([len(ids) for ids, _ in encoded], batch_size):
         ids, mask = pad_right([encoded[i][0] for i in batch], pad_id, step)
         positions = sorted({s for i in batch for s in encoded[i][1] if s is not None})
@@ -69,7 +70,7 @@ def slot_probs(model, encoded: list[tuple[list[int], list[int | None]]], pad_id:
                 out[i] = [None] * len(encoded[i][1])
             continue
         keep = torch.tensor(positions, device=device)
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False,
+        logits = model(input_ids=ids.to(device), attention_mask=None if causal else mask.to(device), use_cache=False,
                        logits_to_keep=keep).logits[:, :, pick].float()
         probs = torch.softmax(logits, dim=-1)[..., 0].tolist()  # [batch, len(positions)]
         where = {p: j for j, p in enumerate(positions)}

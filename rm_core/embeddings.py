@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from rm_core.inference import default_batch_size, pad_right, padding_bounded_batches, width_step
+from rm_core.inference import causal_attention, default_batch_size, pad_right, padding_bounded_batches, width_step
 from rm_core.templates import leading_specials, tokenize_messages, truncate_keep_end
 
 
@@ -87,10 +87,12 @@ def forward_items(model, items: list[RenderedItem], pad_id: int, batch_size: int
     prompt_emb = torch.zeros(len(items), hidden)
 
     step = width_step(model)
+    causal = causal_attention(model)  # then the right padding needs no mask: the causal kernel, same numbers
 
     def run(seqs: list[list[int]], gather_at: list[list[int]]) -> list[torch.Tensor]:
         ids, mask = pad_right(seqs, pad_id, step)
-        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).last_hidden_state
+        out = model(input_ids=ids.to(device), attention_mask=None if causal else mask.to(device),
+                    use_cache=False).last_hidden_state
         return [out[r, pos].float().cpu() for r, pos in enumerate(gather_at)]
 
     for batch in padding_bounded_batches([len(item.ids) for item in items], batch_size):

@@ -285,18 +285,41 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+def causal_attention(model) -> bool:
+    """Whether every attention layer of `model` is causal, as the layers declare it (`is_causal`: decoders such as
+    Llama, Qwen, Mistral, Gemma, GPT-2; not encoders such as BERT/MiniLM).
+
+    Then a right-padded batch (`pad_right`) needs no padding mask: no real token's query reaches the
+    padding after it, so without the mask the same numbers come out (bit for bit, sdpa on CPU, fp32 and bf16) from
+    the causal kernel, which skips the keys past the diagonal; with a mask every (query, key) product is computed.
+    SmolLM2-135M's attention on an AMX Xeon: 4 x 645 tokens 16.9 -> 11.0 ms (fp32), 7.9 -> 5.7 ms (bf16). Only for
+    callers that read each sequence at positions they choose: the padding's own outputs change, and so would a
+    head that finds the last token from the mask."""
+    flags = [m.is_causal for m in model.modules() if isinstance(getattr(m, "is_causal", None), bool)]
+    return bool(flags) and all(flags)
+
+
 @torch.inference_mode()
 def score_sequences(model, sequences: list[list[int]], pad_id: int, batch_size: int = 16,
                     padding_slack: float = PADDING_SLACK) -> list[float]:
     """One reward per token sequence, through the model's own head and pooling (right padding), in
     length-sorted batches whose padding stays within `padding_slack` (`padding_bounded_batches`; inf:
-    plain slices of `batch_size`)."""
+    plain slices of `batch_size`). A decoder with a plain linear score head (`supports_shared_prefix`; not a
+    subclass such as ODIN's, which serves another column) whose attention is causal (`causal_attention`) runs its
+    backbone without a padding mask and its head at each sequence's last token, as the tree rows read it."""
     scores: list[float] = [0.0] * len(sequences)
     device = _device(model)
     step = width_step(model)
+    plain_head = supports_shared_prefix(model) and type(model.score) in (torch.nn.Linear, _PackedLinear)
+    base = getattr(model, model.base_model_prefix) if plain_head and causal_attention(model) else None
     for batch in padding_bounded_batches([len(s) for s in sequences], batch_size, padding_slack):
         ids, mask = pad_right([sequences[i] for i in batch], pad_id, step)
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
+        if base is not None:
+            hidden = base(input_ids=ids.to(device), use_cache=False).last_hidden_state
+            last = torch.tensor([len(sequences[i]) - 1 for i in batch], device=device)
+            logits = model.score(hidden[torch.arange(len(batch), device=device), last])
+        else:
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
         for i, value in zip(batch, logits[:, 0].float().tolist()):
             scores[i] = value
     return scores

@@ -239,6 +239,62 @@ def test_score_sequences_matches_one_by_one(llama):
     assert got == pytest.approx([_one_by_one(model, s) for s in seqs], abs=ATOL)
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_score_sequences_runs_a_causal_decoder_without_the_padding_mask(llama, attention, monkeypatch):
+    """Right padding under causal attention: the backbone runs with no mask (the causal kernel) and the head at
+    each sequence's last token; the rewards are each sequence's own, in sdpa and in eager attention (whose
+    causal mask transformers then builds itself)."""
+    from rm_core.inference import causal_attention
+
+    model, tokenizer = llama
+    model.config._attn_implementation = attention
+    try:
+        assert causal_attention(model)
+        seen = []
+        base = model.model
+        forward = type(base).forward
+        monkeypatch.setattr(type(base), "forward", lambda self, *a, **k: seen.append(k.get("attention_mask")) or
+                            forward(self, *a, **k))
+        seqs = [[4, 5, 6], [7], [8, 9, 10, 11, 12, 13], [14, 15], [16] * 9]
+        got = score_sequences(model, seqs, tokenizer.pad_token_id, batch_size=5, padding_slack=float("inf"))
+        assert seen == [None]  # one padded batch, no mask
+        monkeypatch.undo()
+        assert got == pytest.approx([_one_by_one(model, s) for s in seqs], abs=ATOL)
+    finally:
+        model.config._attn_implementation = "sdpa"
+
+
+def test_score_sequences_keeps_the_model_own_reading_for_a_head_subclass(llama, monkeypatch):
+    """A score head of its own class (ODIN's serves another column) is read through the model's forward, with
+    the padding mask, not at column 0 of `score`."""
+    model, tokenizer = llama
+
+    class ServedElsewhere(torch.nn.Linear):
+        pass
+
+    original = model.score
+    model.score = ServedElsewhere(original.in_features, original.out_features, bias=False)
+    model.score.weight.data.copy_(original.weight.data)
+    try:
+        masks = []
+        forward = type(model).forward
+        monkeypatch.setattr(type(model), "forward", lambda self, *a, **k: masks.append(k.get("attention_mask")) or
+                            forward(self, *a, **k))
+        seqs = [[4, 5, 6], [7, 8]]
+        score_sequences(model, seqs, tokenizer.pad_token_id, batch_size=2, padding_slack=float("inf"))
+        assert len(masks) == 1 and masks[0].tolist() == [[1, 1, 0], [1, 1, 1]]  # length-sorted
+    finally:
+        model.score = original
+
+
+def test_causal_attention_tells_decoders_from_encoders(llama):
+    from rm_core.inference import causal_attention
+
+    assert causal_attention(llama[0])
+    assert not causal_attention(_tiny_bert()[0])
+    assert not causal_attention(torch.nn.Linear(2, 2))  # no attention layer: nothing declared
+
+
 # ---------------------------------------------------------------- encoders: plain path
 
 
