@@ -15,7 +15,9 @@ class ArmoConfig(ReportingArguments):  # + --quiet, --report_to, --run_name
     dtype: str = field(default="auto", metadata={"help": "Backbone dtype: auto (bf16 on a bf16 GPU or a CPU "
                                                          "with native bf16, else fp32), float32, bfloat16."})
     max_length: int = field(default=1024, metadata={"help": "Longer items are cut from the front, counted."})
-    embed_batch_size: int | None = field(default=None, metadata={"help": "Default: 16 on GPU, 2 on CPU (4 in bf16 with AMX)."})
+    embed_batch_size: int | None = field(default=None, metadata={
+        "help": "Sequences a forward. Default: 16 on GPU; on a CPU as many as fit in 1024 padded tokens (2048 in "
+                "bf16 with AMX: rm_core.inference.default_forward_tokens)."})
     embed_shard_size: int = field(default=64, metadata={
         "help": "Items per cache shard: the unit of resume, and of the work split across processes."})
     embedding_cache: str | None = field(default=None, metadata={

@@ -33,7 +33,14 @@ from pathlib import Path
 
 import torch
 
-from rm_core.inference import causal_attention, default_batch_size, pad_right, padding_bounded_batches, width_step
+from rm_core.inference import (
+    causal_attention,
+    default_batch_size,
+    default_forward_tokens,
+    pad_right,
+    padding_bounded_batches,
+    width_step,
+)
 from rm_core.templates import leading_specials, tokenize_messages, truncate_keep_end
 
 
@@ -78,9 +85,10 @@ def load_backbone(name_or_path: str, dtype: str | torch.dtype = "auto", device: 
 
 
 @torch.inference_mode()
-def forward_items(model, items: list[RenderedItem], pad_id: int, batch_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+def forward_items(model, items: list[RenderedItem], pad_id: int, batch_size: int = 1,
+                  max_tokens: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(embeddings, prompt_embeddings), fp32 on CPU, in the order of `items`; length-sorted right-padded
-    batches."""
+    batches of at most `batch_size` rows and `max_tokens` padded tokens (`padding_bounded_batches`)."""
     device = next(model.parameters()).device
     hidden = model.config.get_text_config().hidden_size
     emb = torch.zeros(len(items), hidden)
@@ -95,14 +103,15 @@ def forward_items(model, items: list[RenderedItem], pad_id: int, batch_size: int
                     use_cache=False).last_hidden_state
         return [out[r, pos].float().cpu() for r, pos in enumerate(gather_at)]
 
-    for batch in padding_bounded_batches([len(item.ids) for item in items], batch_size):
+    for batch in padding_bounded_batches([len(item.ids) for item in items], batch_size, max_tokens=max_tokens):
         gathered = run([items[i].ids for i in batch],
                        [[len(items[i].ids) - 1, items[i].prompt_end if items[i].prompt_end is not None
                          else len(items[i].ids) - 1] for i in batch])
         for i, g in zip(batch, gathered):
             emb[i], prompt_emb[i] = g[0], g[1]
     alone = [i for i in range(len(items)) if items[i].prompt_end is None]
-    for batch in padding_bounded_batches([len(item.prompt_ids) for item in items], batch_size, indices=alone):
+    for batch in padding_bounded_batches([len(item.prompt_ids) for item in items], batch_size, indices=alone,
+                                         max_tokens=max_tokens):
         gathered = run([items[i].prompt_ids for i in batch], [[len(items[i].prompt_ids) - 1] for i in batch])
         for i, g in zip(batch, gathered):
             prompt_emb[i] = g[0]
@@ -232,7 +241,8 @@ def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], ca
     """Embeddings of (prompt messages, response) items, computed once and cached (see the module docstring).
     `model_id` names the backbone in the cache's fingerprint (for the reader; the weights themselves identify
     it); `overwrite` empties a cache built by another backbone or dtype (or whose bf16/fp16 shards another kind of device
-    computed: claim_numerics) instead of refusing it.
+    computed: claim_numerics) instead of refusing it. `batch_size`: sequences a forward; None: on a CPU as many as
+    fit in `default_forward_tokens` padded tokens, on a GPU `default_batch_size`.
     Returns {"embeddings", "prompt_embeddings": [N, H] fp32, "stats": {...}}."""
     from rm_core.progress import progress
     from rm_core.templates import ensure_pad_token
@@ -240,7 +250,8 @@ def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], ca
     state = process_state()
     rank, world = state.process_index, state.num_processes
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
-    batch_size = batch_size or default_batch_size(device, dtype)
+    max_tokens = None if batch_size else default_forward_tokens(device, dtype)  # no batch size: a token budget
+    batch_size = batch_size or max_tokens or default_batch_size(device, dtype)
     pad_id = ensure_pad_token(tokenizer)
     from rm_core.inference import numerics_fingerprint
     from rm_core.resume import ResumeError, module_fingerprint
@@ -271,7 +282,7 @@ def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], ca
     with progress(total=tokens, unit="tok", desc=desc, enabled=rank == 0 and bool(mine)) as bar:
         for shard_keys in mine:
             items = [by_key[k] for k in shard_keys]
-            emb, prompt_emb = forward_items(model, items, pad_id, batch_size)
+            emb, prompt_emb = forward_items(model, items, pad_id, batch_size, max_tokens)
             cache.write_shard(shard_keys, emb, prompt_emb)
             bar.update(sum(len(it.ids) + (len(it.prompt_ids) if it.prompt_end is None else 0) for it in items))
     seconds = time.perf_counter() - start

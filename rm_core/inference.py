@@ -54,20 +54,35 @@ CPU_ROWS_PER_FORWARD = 2
 LOW_PRECISION_WIDTH_STEP = 32
 
 
+# Whole sequences in padded batches (embedding extraction) take, where no batch size is given, as many rows a CPU
+# forward as fit in a token budget: short rows gain from more of them, long ones lose (attention). SmolLM2-135M,
+# HH-RLHF sequences of 85 (short) and 387 (long) tokens on average, tokens/s, two rounds (2026-12-04, AMX Xeon,
+# machine alone):
+#   bf16, rows 4 / 8 / 16 / 32: short 3303-3329 / 3889-3921 / 4559-4604 / 4359-4487, long 4399-4614 / 4649-4684 /
+#   4146-4253 / 2935-3633: best at ~1400-3100 padded tokens a forward;
+#   fp32, rows 2 / 4 / 8 / 16: short 1152-1193 / 1313-1348 / 1418-1432 / 1442-1490, long 1344-1371 / 1326-1344 /
+#   1295-1325 / 1153-1218; capped at AVX2 (the AVX2 proxy): short 795-797 / 871-872 / 921-924 / 921-934, long
+#   845-852 / 839-842 / 808-824 / 762-780: best at ~700-1400.
+# 2048 and 1024 tokens take 24 short rows or 5 long ones in bf16 with AMX, 12 or 2 otherwise.
+CPU_FORWARD_TOKENS = 1024
+AMX_FORWARD_TOKENS = 2048
+
+
 def padding_bounded_batches(lengths: list[int], size: int, slack: float = PADDING_SLACK,
-                            indices: list[int] | None = None):
+                            indices: list[int] | None = None, max_tokens: int | None = None):
     """The indices of `lengths` (or only `indices`, whose order breaks length ties), sorted by length, in
     consecutive batches of at most `size`, each cut early where padding it to its longest item would cost
-    more than `slack` times its real tokens (inf: plain slices). Eight short requests and one long one then
-    run as two forwards instead of nine padded to the long one: on a CPU the forward's cost is its padded
-    tokens."""
+    more than `slack` times its real tokens (inf: plain slices), or would make it more than `max_tokens`
+    tokens padded (a longer item still runs, alone). Eight short requests and one long one then run as two
+    forwards instead of nine padded to the long one: on a CPU the forward's cost is its padded tokens."""
     if size < 1:
         raise ValueError(f"batch size must be at least 1, got {size}")
     order = sorted(range(len(lengths)) if indices is None else indices, key=lengths.__getitem__)  # stable
     group: list[int] = []
     real = 0
     for i in order:
-        if group and (len(group) == size or lengths[i] * (len(group) + 1) > slack * (real + lengths[i])):
+        if group and (len(group) == size or lengths[i] * (len(group) + 1) > slack * (real + lengths[i])
+                      or (max_tokens is not None and lengths[i] * (len(group) + 1) > max_tokens)):
             yield group
             group, real = [], 0
         group.append(i)
@@ -102,6 +117,15 @@ def default_batch_size(device: str | torch.device, dtype) -> int:
     if torch.device(device).type == "cuda":
         return 16
     return AMX_ROWS_PER_FORWARD if _amx_low_precision(dtype) else CPU_ROWS_PER_FORWARD
+
+
+def default_forward_tokens(device: str | torch.device, dtype) -> int | None:
+    """The padded tokens a forward of whole sequences takes where no batch size is given: on a CPU
+    AMX_FORWARD_TOKENS for bf16/fp16 with AMX, else CPU_FORWARD_TOKENS; None (rows: `default_batch_size`) on a
+    GPU."""
+    if torch.device(device).type == "cuda":
+        return None
+    return AMX_FORWARD_TOKENS if _amx_low_precision(dtype) else CPU_FORWARD_TOKENS
 
 
 def default_pack_tokens(model) -> int:

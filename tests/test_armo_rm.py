@@ -96,6 +96,36 @@ def test_bf16_embeddings_pad_widths_to_the_step_without_changing_them(backbone, 
         torch.testing.assert_close(a, b, atol=1e-2, rtol=1e-2)  # one bf16 step at most
 
 
+def test_embeddings_default_to_a_token_budget_on_cpu(backbone, tmp_path, monkeypatch):
+    """No batch size: a CPU forward takes as many rows as fit in default_forward_tokens (the padding of each
+    batch within it); a batch size given is a row count; the embeddings are the same either way."""
+    import rm_core.embeddings as E
+    from rm_core.inference import AMX_FORWARD_TOKENS, CPU_FORWARD_TOKENS, default_forward_tokens
+
+    assert default_forward_tokens("cpu", torch.float32) == CPU_FORWARD_TOKENS
+    assert default_forward_tokens("cuda", torch.bfloat16) is None
+    with monkeypatch.context() as patch:
+        patch.setattr("rm_core.models.amx_cpu", lambda: True)
+        assert default_forward_tokens("cpu", torch.bfloat16) == AMX_FORWARD_TOKENS
+        assert default_forward_tokens("cpu", torch.float32) == CPU_FORWARD_TOKENS
+
+    _, model, tok = backbone
+    items = [(user(f"question {i}"), "answer " * (1 + 3 * i)) for i in range(6)]
+    lengths = sorted(len(E.render_item(tok, p, r, 64).ids) for p, r in items)
+    budget_tokens = 3 * lengths[2]  # three of the shorter rows fit (the default row count is 2), not four
+    monkeypatch.setattr("rm_core.inference.CPU_FORWARD_TOKENS", budget_tokens)
+    batches, bounded = [], E.padding_bounded_batches
+    monkeypatch.setattr(E, "padding_bounded_batches",
+                        lambda *a, **k: [batches.append([a[0][i] for i in b]) or b for b in bounded(*a, **k)])
+    by_budget = E.extract_embeddings(model, tok, items, tmp_path / "a", "tiny", max_length=64)
+    assert any(len(b) == 3 for b in batches)  # more rows a forward than the row default ...
+    assert all(len(b) * max(b) <= budget_tokens or len(b) == 1 for b in batches)  # ... within the budget
+    batches.clear()
+    by_rows = E.extract_embeddings(model, tok, items, tmp_path / "b", "tiny", max_length=64, batch_size=1)
+    assert batches and all(len(b) == 1 for b in batches)
+    torch.testing.assert_close(by_budget["embeddings"], by_rows["embeddings"], atol=1e-5, rtol=1e-5)
+
+
 def test_cache_resumes_after_a_kill_and_reuses_shared_items(backbone, tmp_path):
     from rm_core.embeddings import extract_embeddings
 
