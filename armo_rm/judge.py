@@ -11,7 +11,7 @@ import torch
 
 import armo_rm  # noqa: F401  (registers the Auto classes)
 from judges.base import Judge, split_conversation
-from rm_core.inference import default_batch_size
+from rm_core.inference import forward_batching
 
 
 class ArmoJudge(Judge):
@@ -27,7 +27,8 @@ class ArmoJudge(Judge):
         self.tokenizer = tokenizer
         self.max_length = max_length or getattr(model.config, "armo_max_length", None) or 2048
         self.device = next(model.parameters()).device
-        self.batch_size = batch_size or default_batch_size(self.device, next(model.parameters()).dtype)
+        # rows a forward as given; none: on a CPU as many as fit in a token budget
+        self.batch_size, self.max_tokens = forward_batching(self.device, next(model.parameters()).dtype, batch_size)
         self.attributes = list(model.config.attributes)
 
     @classmethod
@@ -51,12 +52,13 @@ class ArmoJudge(Judge):
         if self.embedding_cache:
             out = extract_embeddings(self.model.backbone, self.tokenizer, pairs, self.embedding_cache,
                                      model_id=getattr(self.model.config, "base_model", None) or "backbone",
-                                     max_length=self.max_length, batch_size=self.batch_size, desc="armo judge")
+                                     max_length=self.max_length, desc="armo judge",
+                                     batch_size=None if self.max_tokens else self.batch_size)
             emb, prompt_emb = out["embeddings"], out["prompt_embeddings"]
         else:
             items = [render_item(self.tokenizer, prompt, response, self.max_length) for prompt, response in pairs]
             emb, prompt_emb = forward_items(self.model.backbone, items, ensure_pad_token(self.tokenizer),
-                                            self.batch_size)
+                                            self.batch_size, self.max_tokens)
         return self.model.heads(emb.to(self.device), prompt_emb.to(self.device))  # fp32 heads on fp32 states
 
     def _score(self, conversations: list, references: list | None) -> list[float | None]:

@@ -49,10 +49,11 @@ class RewardModelJudge(Judge):
         self.tokenizer = tokenizer
         self.max_length = within_positions(model.config, max_length)
         self.device = next(model.parameters()).device
-        from rm_core.inference import default_batch_size
+        from rm_core.inference import forward_batching
 
-        # GPU: batches of 16; CPU: two rows a forward, four in bf16/fp16 with AMX (rm_core.inference).
-        self.batch_size = batch_size or default_batch_size(self.device, next(model.parameters()).dtype)
+        # Rows a forward. GPU: batches of 16; CPU: two tree rows (pairs, groups) a forward, four in bf16/fp16 with
+        # AMX, and whole sequences (pointwise scores) as many as fit in a token budget (rm_core.inference).
+        self.batch_size, self.max_tokens = forward_batching(self.device, next(model.parameters()).dtype, batch_size)
         self.share_prefix = share_prefix
         # normalize: report (r - reward_mean) / reward_std from config.json, for rewards on a shared scale
         self.mean = getattr(model.config, "reward_mean", None) if normalize else None
@@ -91,7 +92,8 @@ class RewardModelJudge(Judge):
 
         self.last_item_info = []
         sequences = [self._render(conv) for conv in conversations]
-        raw = score_sequences(self.model, sequences, self.tokenizer.pad_token_id, self.batch_size)
+        raw = score_sequences(self.model, sequences, self.tokenizer.pad_token_id, self.batch_size,
+                              max_tokens=self.max_tokens)
         return [self._normalized(v) for v in raw]
 
     def score_texts(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[float | None]:
@@ -117,7 +119,8 @@ class RewardModelJudge(Judge):
             else:
                 self.failures.add("empty text", i)
         out: list[float | None] = [None] * len(texts)
-        raw = score_sequences(self.model, sequences, self.tokenizer.pad_token_id, self.batch_size) if todo else []
+        raw = score_sequences(self.model, sequences, self.tokenizer.pad_token_id, self.batch_size,
+                              max_tokens=self.max_tokens) if todo else []
         for i, v in zip(todo, raw):
             out[i] = self._normalized(v)  # non-finite -> None, counted: Judge's _CHECKED_PATHS
         return out

@@ -26,7 +26,7 @@ import torch
 from judges.base import Judge, split_conversation
 from math_rm.encoding import TEMPLATE_NAME, EncodeReport, choose_step_tag, encode_solution, judgement_token_ids
 from rm_core.data import split_steps
-from rm_core.inference import default_batch_size
+from rm_core.inference import forward_batching
 
 AGGREGATIONS = {
     "min": min,
@@ -52,9 +52,10 @@ def _device(model) -> torch.device:
 
 @torch.inference_mode()
 def slot_probs(model, encoded: list[tuple[list[int], list[int | None]]], pad_id: int, judgement_ids: dict[str, int],
-               batch_size: int = 1) -> list[list[float | None]]:
+               batch_size: int = 1, max_tokens: int | None = None) -> list[list[float | None]]:
     """P("+") at every slot of every (ids, slots), one forward pass per batch of sequences (right-padded,
-    length-sorted, padding bounded; the LM head runs only at slot positions)."""
+    length-sorted, padding bounded; `batch_size` rows, or up to `max_tokens` padded tokens where given; the LM
+    head runs only at slot positions)."""
     from rm_core.inference import causal_attention, pad_right, padding_bounded_batches, width_step
 
     device = _device(model)
@@ -62,7 +63,7 @@ def slot_probs(model, encoded: list[tuple[list[int], list[int | None]]], pad_id:
     out: list[list[float | None]] = [[] for _ in encoded]
     step = width_step(model)  # bf16/fp16 on a CPU: widths rounded up, so oneDNN meets a few shapes
     causal = causal_attention(model)  # then the right padding needs no mask: the causal kernel, same numbers
-    for batch in padding_bounded_batches([len(ids) for ids, _ in encoded], batch_size):
+    for batch in padding_bounded_batches([len(ids) for ids, _ in encoded], batch_size, max_tokens=max_tokens):
         ids, mask = pad_right([encoded[i][0] for i in batch], pad_id, step)
         positions = sorted({s for i in batch for s in encoded[i][1] if s is not None})
         if not positions:
@@ -116,7 +117,8 @@ class ProcessRewardJudge(Judge):
         tag = step_tag or getattr(config, "math_rm_step_tag", None)
         self.step_tag, self.tag_id = choose_step_tag(tokenizer, tag)
         self.device = next(model.parameters()).device
-        self.batch_size = batch_size or default_batch_size(self.device, next(model.parameters()).dtype)
+        # rows a forward as given; none: on a CPU as many as fit in a token budget
+        self.batch_size, self.max_tokens = forward_batching(self.device, next(model.parameters()).dtype, batch_size)
         self.report = EncodeReport()
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token  # right pads are masked and never read
@@ -147,7 +149,8 @@ class ProcessRewardJudge(Judge):
     def step_scores(self, conversations: Sequence[list]) -> list[list[float | None]]:
         """P(step good) for every step of each conversation's last assistant turn, one forward per sequence."""
         encoded = [self.encode(conv) for conv in conversations]
-        return slot_probs(self.model, encoded, self.tokenizer.pad_token_id, self.judgement_ids, self.batch_size)
+        return slot_probs(self.model, encoded, self.tokenizer.pad_token_id, self.judgement_ids, self.batch_size,
+                          self.max_tokens)
 
     def score_steps(self, items: Sequence[tuple[list, list[str]]]) -> list[list[float | None]]:
         """P(step good) for solutions given as (prompt messages, their steps as a list): the steps as they are, not
@@ -155,7 +158,8 @@ class ProcessRewardJudge(Judge):
         slot was cut by max_length is None."""
         encoded = [encode_solution(self.tokenizer, list(prompt), list(steps), self.tag_id, self.max_length, self.report)
                    for prompt, steps in items]
-        return slot_probs(self.model, encoded, self.tokenizer.pad_token_id, self.judgement_ids, self.batch_size)
+        return slot_probs(self.model, encoded, self.tokenizer.pad_token_id, self.judgement_ids, self.batch_size,
+                          self.max_tokens)
 
     def step_scores_per_step(self, conversations: Sequence[list]) -> list[list[float | None]]:
         """The same scores computed one forward pass per step (the O(K^2) baseline)."""

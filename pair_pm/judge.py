@@ -27,7 +27,7 @@ import torch
 
 from judges.base import Judge, PairVerdict, Prompt, prompt_text, response_text
 from pair_pm.prepare_data import REASONING_QUESTION, TruncationReport, answer_token_ids, encode_pair
-from rm_core.inference import default_batch_size
+from rm_core.inference import forward_batching
 
 
 def load_judge_lm(name_or_path: str, dtype: str | torch.dtype = "auto", chat_template: str | None = None,
@@ -41,11 +41,13 @@ def load_judge_lm(name_or_path: str, dtype: str | torch.dtype = "auto", chat_tem
 
 
 def first_probs(model, sequences: list[list[int]], pad_id: int, answer_ids: dict[str, int],
-                batch_size: int = 1) -> list[float]:
-    """P(A) for each prompt (ids ending with the generation prompt): softmax over the A/B logits."""
+                batch_size: int = 1, max_tokens: int | None = None) -> list[float]:
+    """P(A) for each prompt (ids ending with the generation prompt): softmax over the A/B logits; `batch_size`
+    rows a forward, or up to `max_tokens` padded tokens where given."""
     from rm_core.inference import next_token_choice_probs
 
-    probs = next_token_choice_probs(model, sequences, pad_id, [answer_ids["A"], answer_ids["B"]], batch_size)
+    probs = next_token_choice_probs(model, sequences, pad_id, [answer_ids["A"], answer_ids["B"]], batch_size,
+                                    max_tokens)
     return [p_a for p_a, _ in probs]
 
 
@@ -61,7 +63,8 @@ class PairPMJudge(Judge):
         self.max_length = max_length or getattr(config, "pair_pm_max_length", None) or 2048
         self.answer_ids = dict(getattr(config, "pair_pm_answer_ids", None) or answer_token_ids(tokenizer))
         self.device = next(model.parameters()).device
-        self.batch_size = batch_size or default_batch_size(self.device, next(model.parameters()).dtype)
+        # rows a forward as given; none: on a CPU as many as fit in a token budget
+        self.batch_size, self.max_tokens = forward_batching(self.device, next(model.parameters()).dtype, batch_size)
         self.truncation = TruncationReport()
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token  # left pads are masked out
@@ -78,7 +81,8 @@ class PairPMJudge(Judge):
         """P_A(a, b) for each (prompt, a, b) in the order given: one order, no debiasing."""
         seqs = [encode_pair(self.tokenizer, prompt_text(p), response_text(a), response_text(b), self.max_length,
                             self.truncation) for p, a, b in items]
-        return first_probs(self.model, seqs, self.tokenizer.pad_token_id, self.answer_ids, self.batch_size)
+        return first_probs(self.model, seqs, self.tokenizer.pad_token_id, self.answer_ids, self.batch_size,
+                           self.max_tokens)
 
     def judge_pairs(self, items: Sequence[tuple[Prompt, str, str]]) -> list[PairVerdict]:
         """Both orders of every pair in one batched pass: p_forward = P_A(a, b), p_backward = 1 - P_A(b, a)."""

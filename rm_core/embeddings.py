@@ -35,8 +35,7 @@ import torch
 
 from rm_core.inference import (
     causal_attention,
-    default_batch_size,
-    default_forward_tokens,
+    forward_batching,
     pad_right,
     padding_bounded_batches,
     width_step,
@@ -88,7 +87,7 @@ def load_backbone(name_or_path: str, dtype: str | torch.dtype = "auto", device: 
 def forward_items(model, items: list[RenderedItem], pad_id: int, batch_size: int = 1,
                   max_tokens: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(embeddings, prompt_embeddings), fp32 on CPU, in the order of `items`; length-sorted right-padded
-    batches of at most `batch_size` rows and `max_tokens` padded tokens (`padding_bounded_batches`)."""
+    batches of `batch_size` rows, or of up to `max_tokens` padded tokens where given (`padding_bounded_batches`)."""
     device = next(model.parameters()).device
     hidden = model.config.get_text_config().hidden_size
     emb = torch.zeros(len(items), hidden)
@@ -250,8 +249,7 @@ def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], ca
     state = process_state()
     rank, world = state.process_index, state.num_processes
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
-    max_tokens = None if batch_size else default_forward_tokens(device, dtype)  # no batch size: a token budget
-    batch_size = batch_size or max_tokens or default_batch_size(device, dtype)
+    batch_size, max_tokens = forward_batching(device, dtype, batch_size)  # no batch size: a token budget on a CPU
     pad_id = ensure_pad_token(tokenizer)
     from rm_core.inference import numerics_fingerprint
     from rm_core.resume import ResumeError, module_fingerprint

@@ -54,8 +54,8 @@ CPU_ROWS_PER_FORWARD = 2
 LOW_PRECISION_WIDTH_STEP = 32
 
 
-# Whole sequences in padded batches (embedding extraction) take, where no batch size is given, as many rows a CPU
-# forward as fit in a token budget: short rows gain from more of them, long ones lose (attention). SmolLM2-135M,
+# Whole sequences in padded batches (embedding extraction; the pointwise RM, ArmoRM, PRM and pair-PM judges) take,
+# where no batch size is given, as many rows a CPU forward as fit in a token budget: short rows gain from more of them, long ones lose (attention). SmolLM2-135M,
 # HH-RLHF sequences of 85 (short) and 387 (long) tokens on average, tokens/s, two rounds (2026-12-04, AMX Xeon,
 # machine alone):
 #   bf16, rows 4 / 8 / 16 / 32: short 3303-3329 / 3889-3921 / 4559-4604 / 4359-4487, long 4399-4614 / 4649-4684 /
@@ -71,18 +71,21 @@ AMX_FORWARD_TOKENS = 2048
 def padding_bounded_batches(lengths: list[int], size: int, slack: float = PADDING_SLACK,
                             indices: list[int] | None = None, max_tokens: int | None = None):
     """The indices of `lengths` (or only `indices`, whose order breaks length ties), sorted by length, in
-    consecutive batches of at most `size`, each cut early where padding it to its longest item would cost
-    more than `slack` times its real tokens (inf: plain slices), or would make it more than `max_tokens`
-    tokens padded (a longer item still runs, alone). Eight short requests and one long one then run as two
-    forwards instead of nine padded to the long one: on a CPU the forward's cost is its padded tokens."""
-    if size < 1:
+    consecutive batches of at most `size` items, or, given `max_tokens`, of as many as fit in `max_tokens`
+    padded tokens (the budget replaces the row count; a longer item still runs, alone), each cut early where
+    padding it to its longest item would cost more than `slack` times its real tokens (inf: plain slices).
+    Eight short requests and one long one then run as two forwards instead of nine padded to the long one: on
+    a CPU the forward's cost is its padded tokens."""
+    if max_tokens is None and size < 1:
         raise ValueError(f"batch size must be at least 1, got {size}")
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"a forward's token budget must be at least 1, got {max_tokens}")
     order = sorted(range(len(lengths)) if indices is None else indices, key=lengths.__getitem__)  # stable
     group: list[int] = []
     real = 0
     for i in order:
-        if group and (len(group) == size or lengths[i] * (len(group) + 1) > slack * (real + lengths[i])
-                      or (max_tokens is not None and lengths[i] * (len(group) + 1) > max_tokens)):
+        full = len(group) == size if max_tokens is None else lengths[i] * (len(group) + 1) > max_tokens
+        if group and (full or lengths[i] * (len(group) + 1) > slack * (real + lengths[i])):
             yield group
             group, real = [], 0
         group.append(i)
@@ -126,6 +129,13 @@ def default_forward_tokens(device: str | torch.device, dtype) -> int | None:
     if torch.device(device).type == "cuda":
         return None
     return AMX_FORWARD_TOKENS if _amx_low_precision(dtype) else CPU_FORWARD_TOKENS
+
+
+def forward_batching(device: str | torch.device, dtype, batch_size: int | None) -> tuple[int, int | None]:
+    """(rows, max_tokens) for the forwards of whole sequences (`padding_bounded_batches`): a batch size given is a
+    row count, with no budget; none given: `default_batch_size` rows, and on a CPU `default_forward_tokens`
+    padded tokens, which then decide the rows."""
+    return batch_size or default_batch_size(device, dtype), None if batch_size else default_forward_tokens(device, dtype)
 
 
 def default_pack_tokens(model) -> int:
@@ -325,10 +335,10 @@ def causal_attention(model) -> bool:
 
 @torch.inference_mode()
 def score_sequences(model, sequences: list[list[int]], pad_id: int, batch_size: int = 16,
-                    padding_slack: float = PADDING_SLACK) -> list[float]:
+                    padding_slack: float = PADDING_SLACK, max_tokens: int | None = None) -> list[float]:
     """One reward per token sequence, through the model's own head and pooling (right padding), in
-    length-sorted batches whose padding stays within `padding_slack` (`padding_bounded_batches`; inf:
-    plain slices of `batch_size`). A decoder with a plain linear score head (`supports_shared_prefix`; not a
+    length-sorted batches of `batch_size` rows, or of up to `max_tokens` padded tokens where that is given,
+    whose padding stays within `padding_slack` (`padding_bounded_batches`; inf: plain slices). A decoder with a plain linear score head (`supports_shared_prefix`; not a
     subclass such as ODIN's, which serves another column) whose attention is causal (`causal_attention`) runs its
     backbone without a padding mask and its head at each sequence's last token, as the tree rows read it."""
     scores: list[float] = [0.0] * len(sequences)
@@ -336,7 +346,8 @@ def score_sequences(model, sequences: list[list[int]], pad_id: int, batch_size: 
     step = width_step(model)
     plain_head = supports_shared_prefix(model) and type(model.score) in (torch.nn.Linear, _PackedLinear)
     base = getattr(model, model.base_model_prefix) if plain_head and causal_attention(model) else None
-    for batch in padding_bounded_batches([len(s) for s in sequences], batch_size, padding_slack):
+    for batch in padding_bounded_batches([len(s) for s in sequences], batch_size, padding_slack,
+                                         max_tokens=max_tokens):
         ids, mask = pad_right([sequences[i] for i in batch], pad_id, step)
         if base is not None:
             hidden = base(input_ids=ids.to(device), use_cache=False).last_hidden_state
@@ -538,15 +549,15 @@ def _score_tree_rows(model, groups, todo: list[int], pad_id: int, batch_size: in
 
 @torch.inference_mode()
 def next_token_choice_probs(model, sequences: list[list[int]], pad_id: int, token_ids: list[int],
-                            batch_size: int = 1) -> list[list[float]]:
+                            batch_size: int = 1, max_tokens: int | None = None) -> list[list[float]]:
     """For each prompt (token ids), the next-token distribution of a causal LM restricted to `token_ids` and
     renormalised over them: the read-out of generative judges (pair-PM's A/B, an LLM judge's A/B/C).
-    Length-sorted, left-padded batches; positions count real tokens only, so a padded row sees the
+    Length-sorted, left-padded batches (`batch_size` rows, or up to `max_tokens` padded tokens); positions count real tokens only, so a padded row sees the
     positions it would see alone."""
     device = _device(model)
     pick = torch.tensor(token_ids, device=device)
     out: list[list[float]] = [[] for _ in sequences]
-    for batch in padding_bounded_batches([len(s) for s in sequences], batch_size):
+    for batch in padding_bounded_batches([len(s) for s in sequences], batch_size, max_tokens=max_tokens):
         width = max(len(sequences[i]) for i in batch)
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)

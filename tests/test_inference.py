@@ -234,10 +234,13 @@ def test_padding_bounded_batches_cut_where_padding_would_exceed_slack():
 
 def test_padding_bounded_batches_cut_at_a_token_budget():
     lengths = [10, 10, 10, 10, 10, 40, 40, 100]
-    got = [[lengths[i] for i in g] for g in padding_bounded_batches(lengths, size=64, slack=float("inf"),
+    got = [[lengths[i] for i in g] for g in padding_bounded_batches(lengths, size=2, slack=float("inf"),
                                                                       max_tokens=40)]
-    # 4 x 10 fit 40; a fifth would make 50; 10 then 40 pads to 2 x 40 = 80; an item over the budget runs alone.
+    # The budget replaces the row count (2): 4 x 10 fit 40; a fifth would make 50; 10 then 40 pads to 2 x 40 =
+    # 80; an item over the budget runs alone.
     assert got == [[10, 10, 10, 10], [10], [40], [40], [100]]
+    with pytest.raises(ValueError, match="token budget must be at least 1, got 0"):
+        list(padding_bounded_batches(lengths, size=2, max_tokens=0))
 
 
 def test_score_sequences_matches_one_by_one(llama):

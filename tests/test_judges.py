@@ -354,3 +354,30 @@ def test_an_llm_judges_nan_choice_probabilities_are_failures_not_position_statis
     assert j.failures.counts == {"non-finite score": 1}
     assert j.order_stats.pairs == 1 and math.isfinite(j.order_stats.position_a_rate)
     assert j.compare("q", "poison", "fine") is None
+
+
+def test_pointwise_rm_scores_take_rows_by_a_token_budget_without_a_batch_size(monkeypatch):
+    """No batch size: a CPU forward of whole sequences takes as many rows as fit in default_forward_tokens (more
+    than the row default for short conversations), within it; a batch size given is a row count; same rewards."""
+    import rm_core.inference as inference
+    from judges.rm_judge import RewardModelJudge
+    from rm_core.inference import CPU_FORWARD_TOKENS, CPU_ROWS_PER_FORWARD
+    from rm_core.testing import tiny_reward_model
+
+    model, tokenizer = tiny_reward_model()
+    convs = [[{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "word " * (1 + i)}]
+             for i in range(8)]
+    batches, bounded = [], inference.padding_bounded_batches
+    monkeypatch.setattr(inference, "padding_bounded_batches",
+                        lambda lengths, *a, **k: [batches.append([lengths[i] for i in b]) or b
+                                                  for b in bounded(lengths, *a, **k)])
+    by_budget = RewardModelJudge(model, tokenizer)
+    assert (by_budget.batch_size, by_budget.max_tokens) == (CPU_ROWS_PER_FORWARD, CPU_FORWARD_TOKENS)
+    budget_scores = by_budget.score(convs)
+    assert max(map(len, batches)) > CPU_ROWS_PER_FORWARD  # short sequences: more rows than the row default ...
+    assert all(len(b) * max(b) <= CPU_FORWARD_TOKENS for b in batches)  # ... within the budget
+    batches.clear()
+    by_rows = RewardModelJudge(model, tokenizer, batch_size=1)
+    assert by_rows.max_tokens is None
+    assert by_rows.score(convs) == pytest.approx(budget_scores, abs=1e-5) and batches
+    assert all(len(b) == 1 for b in batches)

@@ -340,8 +340,10 @@ def test_one_pass_scores_equal_per_step_scores(tok, tiny_lm):
     assert [len(s) for s in one_pass] == [4, 1, 3]
     for a, b in zip(one_pass, per_step):
         assert a == pytest.approx(b, abs=1e-5)
-    judge.batch_size = 3  # right-padded batches give the same scores
-    assert [x for s in judge.step_scores(convs) for x in s] == pytest.approx([x for s in one_pass for x in s], abs=1e-5)
+    assert judge.max_tokens is not None  # no batch size: on a CPU, rows a forward by a token budget
+    one_row = ProcessRewardJudge(tiny_lm, tok, max_length=512, batch_size=1)  # right-padded batches: the same scores
+    assert one_row.max_tokens is None
+    assert [x for s in one_row.step_scores(convs) for x in s] == pytest.approx([x for s in one_pass for x in s], abs=1e-5)
     assert judge.score(convs) == pytest.approx([min(s) for s in one_pass])
     assert aggregate([0.5, 0.8], "prod") == pytest.approx(0.4) and aggregate([0.5, None, 0.8], "mean") == 0.65
     assert aggregate([0.2, 0.9], "last") == 0.9 and aggregate([None], "min") is None
