@@ -603,11 +603,13 @@ def main(argv: list[str] | None = None) -> dict | None:
                "batch_size": args.batch_size, "judge_mode": args.judge_mode}
     if args.judge_base_url:  # another endpoint may serve another model under the same name
         options["judge_base_url"] = args.judge_base_url
-    from rm_core.inference import numerics_fingerprint
+    from rm_core.inference import forward_batching, numerics_fingerprint
 
     half = numerics_fingerprint(state.device, args.dtype)
-    if half is not None:  # bf16/fp16: a cell scored on another kind of device (or split over other processes) rounds
-        options["numerics"] = {**half, "processes": state.num_processes}  # otherwise: it gets its own cell
+    if half is not None:  # bf16/fp16: a cell scored on another kind of device (or split over other processes, or
+        # with other rows a forward) rounds otherwise: it gets its own cell
+        options["numerics"] = {**half, "processes": state.num_processes,
+                               "forward_tokens": forward_batching(state.device, args.dtype, args.batch_size)[1]}
     from judges.cli import option_fingerprint
 
     for name in ("judge_rubrics", "judge_principles"):  # what the LLM judges are shown: by content
@@ -633,12 +635,9 @@ def main(argv: list[str] | None = None) -> dict | None:
             if judge is None:
                 import torch
 
-                from rm_core.inference import default_batch_size
-                from rm_core.models import resolve_dtype
-
                 t0 = time.perf_counter()
                 torch.manual_seed(0)
-                batch_size = args.batch_size or default_batch_size(state.device, resolve_dtype(args.dtype, state.device))
+                batch_size = args.batch_size  # None: each judge's own default (rows, or a token budget on a CPU)
                 if spec.startswith(judges_mod.LLM_PREFIXES):  # each option goes to the backend it belongs to
                     load_kwargs = llm_judge_kwargs(spec, args, state.device)
                     if spec.startswith("llm:"):

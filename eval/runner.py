@@ -86,7 +86,8 @@ def add_judge_args(p: argparse.ArgumentParser, unit: str = "items",
     p.add_argument("--batch_size", type=int, default=None,
                    help=f"{unit} per forward batch; default 16 on GPU, 2 on CPU (a reward model's pairs "
                         "are packed into rows of up to 256 tokens), 4 in bf16/fp16 on a CPU with AMX (rows of up to "
-                        "512 tokens)")
+                        "512 tokens); whole sequences (ArmoRM, PRM, pair-PM) on a CPU: as many as fit in 1024 "
+                        "padded tokens, 2048 in bf16/fp16 with AMX")
     p.add_argument("--max_length", type=int, default=2048,
                    help="longer conversations are cut from the front, keeping the end of the response; counted")
     from rm_core.models import add_dtype_arg
@@ -124,15 +125,16 @@ def add_attribute_model_args(p: argparse.ArgumentParser) -> argparse.ArgumentPar
 def settle_machine_options(args, device, announce: bool = True) -> None:
     """Resolve, in place, the options whose default depends on the machine, before anything fingerprints or
     records them: --dtype auto (rm_core.models.resolve_dtype; args.dtype becomes the dtype's name,
-    args.dtype_reason says why), then --batch_size (rm_core.inference.default_batch_size for that dtype: 16 on GPU;
-    on CPU 2, or 4 in bf16/fp16 with AMX), then args.numerics (rm_core.inference.
+    args.dtype_reason says why), then --batch_size (rm_core.inference.forward_batching for that dtype: 16 on GPU;
+    on CPU 2 tree rows, or 4 in bf16/fp16 with AMX, and args.forward_tokens, the token budget that then sets a
+    forward's rows of whole sequences: ArmoRM, PRM, pair-PM, pointwise), then args.numerics (rm_core.inference.
     numerics: the device, CPU instruction set and linear kernels). An API judge (openai:) has no local weights:
     its dtype is left as given, it has no numerics. `announce` prints the dtype once."""
     _settle_dtype(args, device, announce)
     if getattr(args, "batch_size", "absent") is None:
-        from rm_core.inference import default_batch_size
+        from rm_core.inference import forward_batching
 
-        args.batch_size = default_batch_size(device, getattr(args, "dtype", "float32"))
+        args.batch_size, args.forward_tokens = forward_batching(device, getattr(args, "dtype", "float32"), None)
     if hasattr(args, "dtype") and not str(getattr(args, "model", "")).startswith("openai:"):
         from rm_core.inference import numerics
 
@@ -173,9 +175,11 @@ def load_judge(args, device):
         kwargs["trust_attribute_model"] = True
     if getattr(args, "no_shared_prefix", False):  # eval_reward_bench's flag, for the judges that take it (scalar heads)
         kwargs["share_prefix"] = False
+    # no --batch_size given (a token budget was settled): the judge takes the same defaults itself
+    batch_size = None if getattr(args, "forward_tokens", None) else args.batch_size
     try:
         return judges.load(args.model, family=args.family, dtype=args.dtype, chat_template=args.chat_template,
-                           device=device, max_length=args.max_length, batch_size=args.batch_size, **kwargs)
+                           device=device, max_length=args.max_length, batch_size=batch_size, **kwargs)
     except TypeError as err:
         if "share_prefix" not in kwargs or "share_prefix" not in str(err):
             raise
@@ -275,6 +279,7 @@ def eval_fingerprint(args, benchmark: str) -> dict:
         if half is not None:  # bf16/fp16: what decides the rounding (the comment above)
             settings["numerics"] = {**(getattr(args, "numerics", None) or half),
                                     "batch_size": getattr(args, "batch_size", None),
+                                    "forward_tokens": getattr(args, "forward_tokens", None),
                                     "processes": int(os.environ.get("WORLD_SIZE", "1"))}
     for name in ("chat_template", "judge_rubrics", "judge_principles"):
         if settings.get(name):

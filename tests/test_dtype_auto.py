@@ -96,6 +96,7 @@ def test_amx_cpus_get_wider_rows_and_more_a_forward_in_bf16_only(monkeypatch):
     from eval.runner import settle_machine_options
     from judges.rm_judge import RewardModelJudge
     from rm_core.inference import (
+        AMX_FORWARD_TOKENS,
         AMX_PACK_TOKENS,
         AMX_ROWS_PER_FORWARD,
         CPU_ROWS_PER_FORWARD,
@@ -122,13 +123,13 @@ def test_amx_cpus_get_wider_rows_and_more_a_forward_in_bf16_only(monkeypatch):
     assert RewardModelJudge(model.to(torch.float32), tokenizer).batch_size == CPU_ROWS_PER_FORWARD
     auto = argparse.Namespace(model="ckpt", dtype="auto", batch_size=None)
     settle_machine_options(auto, torch.device("cpu"), announce=False)  # the dtype is settled first, then the batch
-    assert (auto.dtype, auto.batch_size) == ("bfloat16", AMX_ROWS_PER_FORWARD)
+    assert (auto.dtype, auto.batch_size, auto.forward_tokens) == ("bfloat16", AMX_ROWS_PER_FORWARD, AMX_FORWARD_TOKENS)
     fp32 = argparse.Namespace(model="ckpt", dtype="float32", batch_size=None)
     settle_machine_options(fp32, torch.device("cpu"), announce=False)
     assert (fp32.dtype, fp32.batch_size) == ("float32", CPU_ROWS_PER_FORWARD)
     given = argparse.Namespace(model="ckpt", dtype="auto", batch_size=5)
     settle_machine_options(given, torch.device("cpu"), announce=False)
-    assert given.batch_size == 5
+    assert given.batch_size == 5 and getattr(given, "forward_tokens", None) is None  # a row count, no budget
 
 
 def test_hf_backend_cache_keys_differ_by_dtype(monkeypatch, tmp_path):
@@ -158,6 +159,7 @@ def test_hf_backend_cache_keys_differ_by_dtype(monkeypatch, tmp_path):
 
 def test_eval_records_the_choice_and_refuses_a_mixed_resume(monkeypatch, tmp_path, capsys):
     from eval.reward_bench import evaluate, make_parser
+    from rm_core.inference import CPU_FORWARD_TOKENS
     from rm_core.testing import tiny_reward_model
 
     model, tokenizer = tiny_reward_model(seed=3)
@@ -175,9 +177,16 @@ def test_eval_records_the_choice_and_refuses_a_mixed_resume(monkeypatch, tmp_pat
     saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert saved["dtype"] == "bfloat16" and saved["fingerprint"]["settings"]["dtype"] == "bfloat16"
     assert saved["numerics"]["isa"] == "avx512_bf16"
+    assert saved["forward_tokens"] == CPU_FORWARD_TOKENS  # no --batch_size: whole sequences by a token budget
     assert saved["fingerprint"]["settings"]["numerics"] == {**saved["numerics"], "batch_size": saved["batch_size"],
-                                                            "processes": 1}
+                                                            "forward_tokens": CPU_FORWARD_TOKENS, "processes": 1}
     assert "[eval] dtype bfloat16" in capsys.readouterr().out
+    from eval.runner import load_judge  # the judge the CLI loads takes the same budget; a --batch_size is a row count
+
+    judge = load_judge(make_parser().parse_args(argv), torch.device("cpu"))
+    assert (judge.batch_size, judge.max_tokens) == (saved["batch_size"], CPU_FORWARD_TOKENS)
+    judge = load_judge(make_parser().parse_args(argv + ["--batch_size", "3"]), torch.device("cpu"))
+    assert (judge.batch_size, judge.max_tokens) == (3, None)
     # the same command on a machine where auto means float32: the bf16 results are not rescored into, nor mixed
     from rm_core.resume import ResumeError
 
