@@ -78,8 +78,8 @@ def check_local_path(name: str, what: str) -> None:
 
 def cli_entry(main):
     """Wrap a command's main: a UserInputError prints `error: <message>` on stderr and exits 2, a
-    TooManyFailedError likewise and exits 3; after a main that returned, a CPU launch's process group is ended
-    at exit (end_process_group)."""
+    TooManyFailedError likewise and exits 3; at exit a CPU launch's process group is ended (end_process_group),
+    waiting for the other ranks only if the last command returned."""
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         global _last_command_ok, _teardown_registered
@@ -92,24 +92,24 @@ def cli_entry(main):
             raise SystemExit(getattr(err, "exit_code", EXIT_USER_ERROR)) from None
         finally:  # also when a command that called another (which succeeded) fails itself
             _last_command_ok = ok
-            if ok and not _teardown_registered:  # registered late, so it runs before earlier exit hooks
-                _teardown_registered = bool(atexit.register(_end_process_group_if_ok))
+            if not _teardown_registered:  # registered late, so it runs before earlier exit hooks
+                _teardown_registered = bool(atexit.register(_end_process_group_at_exit))
         return result
 
     return wrapper
 
 
 # At the interpreter's exit (not at a command's return, so a Python caller may run several commands under one
-# launch), the process group ends if the last command returned; a rank whose command raised exits at once.
+# launch), the process group ends; the ranks wait for each other first if the last command returned, a rank whose
+# command raised does not.
 _last_command_ok = False
 _teardown_registered = False
 
 
-def _end_process_group_if_ok() -> None:
+def _end_process_group_at_exit() -> None:
     # sys.last_value: the interpreter is exiting on an uncaught exception (a Python caller's own code failed after
     # the command): that rank should not wait either.
-    if _last_command_ok and getattr(sys, "last_value", None) is None:
-        end_process_group()
+    end_process_group(wait=_last_command_ok and getattr(sys, "last_value", None) is None)
 
 
 # A rank that finished waits this long for the others (a final save or Hub upload on the main process can take
@@ -117,20 +117,22 @@ def _end_process_group_if_ok() -> None:
 END_BARRIER_TIMEOUT = timedelta(days=1)
 
 
-def end_process_group() -> None:
-    """At a multi-process CPU (gloo) command's exit: every rank waits for the others, then the group is destroyed,
-    so no rank tears its gloo connections down while another still uses them (a two-process eval_report aborted
-    once at rank 1's exit with "terminate called without an active exception", after every score was written).
-    Other backends (NCCL) are left to torch as before. Only after success: a rank that failed exits at once."""
+def end_process_group(wait: bool = True) -> None:
+    """At a multi-process CPU (gloo) command's exit the group is destroyed, so no rank tears its gloo connections
+    down while another still uses them, and no gloo thread is left for the interpreter's exit to abort on
+    ("terminate called without an active exception": a two-process eval_report's rank 1 once after every score was
+    written; a failing command's rank once, exit -6 instead of 2). With `wait` (after success) every rank first
+    waits for the others; a rank that failed only ends its own side, at once. Other backends (NCCL) are left to
+    torch as before."""
     dist = sys.modules.get("torch.distributed")
     if dist is None or not dist.is_available() or not dist.is_initialized() or dist.get_backend() != "gloo":
         return
-    try:
-        dist.monitored_barrier(timeout=END_BARRIER_TIMEOUT)
-    except RuntimeError as err:  # another rank failed and left: its own error says why; this rank's work is done
-        print(f"warning: not every rank reached the end ({' '.join(str(err).split())[:200]})", file=sys.stderr,
-              flush=True)
-        return
+    if wait:
+        try:
+            dist.monitored_barrier(timeout=END_BARRIER_TIMEOUT)
+        except RuntimeError as err:  # another rank failed and left: its own error says why; this rank's work is done
+            print(f"warning: not every rank reached the end ({' '.join(str(err).split())[:200]})", file=sys.stderr,
+                  flush=True)
     dist.destroy_process_group()
 
 

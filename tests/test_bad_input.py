@@ -615,6 +615,8 @@ from rm_core.errors import UserInputError, cli_entry
 
 dist.init_process_group("gloo", init_method="file://" + tempfile.mktemp(), rank=0, world_size=1)
 atexit.register(lambda: print("at exit: group", "alive" if dist.is_initialized() else "ended", flush=True))
+barrier = dist.monitored_barrier
+dist.monitored_barrier = lambda **k: print("at exit: waiting for the other ranks", flush=True) or barrier(**k)
 
 @cli_entry
 def command(fail):
@@ -631,17 +633,19 @@ command(sys.argv[1] == "fail")
 
 @pytest.mark.parametrize("outcome", ["ok", "fail"])
 def test_a_command_ends_its_cpu_process_group_at_exit_only_after_success(tmp_path, outcome):
-    """cli_entry: after a command returned, a gloo group is waited on and destroyed at the interpreter's exit (the
-    teardown race of a two-process launch); a command that failed leaves it as it was, so a failing rank exits at
-    once instead of waiting for ranks that may never arrive."""
+    """cli_entry: at the interpreter's exit a gloo group is destroyed (the teardown race of a two-process launch;
+    a live group can make gloo abort the exit), after waiting for the other ranks only if the command returned: a
+    failing rank exits at once, with its own status, instead of waiting for ranks that may never arrive."""
     script = tmp_path / "command.py"
     script.write_text(_TEARDOWN_SCRIPT)
     proc = subprocess.run([sys.executable, str(script), outcome], cwd=REPO, capture_output=True, text=True,
                           timeout=120)
     lines = proc.stdout.splitlines()
     assert "between: group alive" in lines, proc.stdout + proc.stderr
+    waited = "at exit: waiting for the other ranks" in lines
+    assert lines[-1] == "at exit: group ended", proc.stdout + proc.stderr
     if outcome == "ok":
-        assert proc.returncode == 0 and lines[-1] == "at exit: group ended", proc.stdout + proc.stderr
+        assert proc.returncode == 0 and waited, proc.stdout + proc.stderr
     else:
-        assert proc.returncode == 2 and lines[-1] == "at exit: group alive", proc.stdout + proc.stderr
+        assert proc.returncode == 2 and not waited, proc.stdout + proc.stderr
         assert proc.stderr.strip().splitlines()[-1] == "error: bad input"
