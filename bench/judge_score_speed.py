@@ -48,7 +48,8 @@ def main() -> None:
         first = first or scores
         out["runs"][f"{i}:{bs}"] = {"tokens": tokens, "seconds": round(seconds, 2),
                                     "tokens_per_s": round(tokens / seconds, 1),
-                                    "max_diff_vs_first": max(abs(a - b) for a, b in zip(scores, first))}
+                                    "max_diff_vs_first": max((abs(a - b) for a, b in zip(scores, first)
+                                                             if a is not None and b is not None), default=None)}
         print(json.dumps({bs: out["runs"][f"{i}:{bs}"]}), flush=True)
     print(json.dumps(out))
 

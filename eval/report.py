@@ -35,7 +35,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from eval.runner import broadcast, process_state
+from eval.runner import apply_token_budget, broadcast, process_state
 from rm_core.data import shared_data_dir
 from rm_core.errors import UserInputError, cli_entry
 from rm_core.stats import difference_with_ci, percent_with_ci
@@ -608,8 +608,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     half = numerics_fingerprint(state.device, args.dtype)
     if half is not None:  # bf16/fp16: a cell scored on another kind of device (or split over other processes, or
         # with other rows a forward) rounds otherwise: it gets its own cell
-        options["numerics"] = {**half, "processes": state.num_processes,
-                               "forward_tokens": forward_batching(state.device, args.dtype, args.batch_size)[1]}
+        options["numerics"] = {**half, "processes": state.num_processes}
+    forward_tokens = forward_batching(state.device, args.dtype, args.batch_size)[1]  # no --batch_size, on a CPU
+    if half is not None and forward_tokens:
+        options["numerics"]["forward_tokens"] = forward_tokens
     from judges.cli import option_fingerprint
 
     for name in ("judge_rubrics", "judge_principles"):  # what the LLM judges are shown: by content
@@ -635,9 +637,12 @@ def main(argv: list[str] | None = None) -> dict | None:
             if judge is None:
                 import torch
 
+                from rm_core.inference import default_batch_size
+                from rm_core.models import resolve_dtype
+
                 t0 = time.perf_counter()
                 torch.manual_seed(0)
-                batch_size = args.batch_size  # None: each judge's own default (rows, or a token budget on a CPU)
+                batch_size = args.batch_size or default_batch_size(state.device, resolve_dtype(args.dtype, state.device))
                 if spec.startswith(judges_mod.LLM_PREFIXES):  # each option goes to the backend it belongs to
                     load_kwargs = llm_judge_kwargs(spec, args, state.device)
                     if spec.startswith("llm:"):
@@ -647,7 +652,7 @@ def main(argv: list[str] | None = None) -> dict | None:
                                    "batch_size": batch_size}
                     if args.embedding_cache and judges_mod.checkpoint_family(spec) in EMBEDDING_FAMILIES:
                         load_kwargs["embedding_cache"] = args.embedding_cache
-                judge = judges_mod.load(spec, **load_kwargs)
+                judge = apply_token_budget(judges_mod.load(spec, **load_kwargs), forward_tokens)
                 load_seconds = round(time.perf_counter() - t0, 3)
             judge.failures = FailureLog()
             t0 = time.perf_counter()

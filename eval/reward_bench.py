@@ -110,7 +110,7 @@ def evaluate(args) -> dict | None:
         "model": args.model, "dataset": args.dataset, "pairs": len(ordered), "dtype": args.dtype,
         "dtype_reason": getattr(args, "dtype_reason", None), "numerics": getattr(args, "numerics", None),
         "max_length": args.max_length, "batch_size": args.batch_size,
-        "forward_tokens": getattr(args, "forward_tokens", None), "processes": state.num_processes,
+        "forward_tokens": getattr(judge, "max_tokens", None), "processes": state.num_processes,
         "shared_prefix": not args.no_shared_prefix,
         "truncated_pairs": sum(bool(r.get("truncated")) for r in ordered),
         "failed_pairs": sum(bool(r.get("failed")) for r in ordered),

@@ -175,11 +175,9 @@ def load_judge(args, device):
         kwargs["trust_attribute_model"] = True
     if getattr(args, "no_shared_prefix", False):  # eval_reward_bench's flag, for the judges that take it (scalar heads)
         kwargs["share_prefix"] = False
-    # no --batch_size given (a token budget was settled): the judge takes the same defaults itself
-    batch_size = None if getattr(args, "forward_tokens", None) else args.batch_size
     try:
-        return judges.load(args.model, family=args.family, dtype=args.dtype, chat_template=args.chat_template,
-                           device=device, max_length=args.max_length, batch_size=batch_size, **kwargs)
+        judge = judges.load(args.model, family=args.family, dtype=args.dtype, chat_template=args.chat_template,
+                            device=device, max_length=args.max_length, batch_size=args.batch_size, **kwargs)
     except TypeError as err:
         if "share_prefix" not in kwargs or "share_prefix" not in str(err):
             raise
@@ -187,6 +185,16 @@ def load_judge(args, device):
 
         raise UserInputError(f"--no_shared_prefix: {args.model} is not a scalar-head reward model (Bradley-Terry, "
                              "ODIN, scalar ORM), whose judge has no shared-prefix path to turn off") from None
+    return apply_token_budget(judge, getattr(args, "forward_tokens", None))
+
+
+def apply_token_budget(judge, forward_tokens: int | None):
+    """The settled token budget (no --batch_size, on a CPU) to a judge of whole sequences, one with `max_tokens`
+    (the RM, ArmoRM, PRM and pair-PM judges), as the judge would take it when built without a batch size; every
+    other judge (generation, LLM backends, trees) keeps the row count it was given, as recorded."""
+    if forward_tokens and hasattr(judge, "max_tokens"):
+        judge.max_tokens = forward_tokens
+    return judge
 
 
 def check_model(args) -> None:
@@ -279,8 +287,9 @@ def eval_fingerprint(args, benchmark: str) -> dict:
         if half is not None:  # bf16/fp16: what decides the rounding (the comment above)
             settings["numerics"] = {**(getattr(args, "numerics", None) or half),
                                     "batch_size": getattr(args, "batch_size", None),
-                                    "forward_tokens": getattr(args, "forward_tokens", None),
                                     "processes": int(os.environ.get("WORLD_SIZE", "1"))}
+            if getattr(args, "forward_tokens", None):  # the budget, where one was settled (none on a GPU)
+                settings["numerics"]["forward_tokens"] = args.forward_tokens
     for name in ("chat_template", "judge_rubrics", "judge_principles"):
         if settings.get(name):
             settings[name] = option_fingerprint(name, settings[name])

@@ -121,7 +121,7 @@ class ProcessRewardJudge(Judge):
         self.batch_size, self.max_tokens = forward_batching(self.device, next(model.parameters()).dtype, batch_size)
         self.report = EncodeReport()
         if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token  # right pads are masked and never read
+            tokenizer.pad_token = tokenizer.eos_token  # right pads come after every slot and are never read
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, dtype: str | torch.dtype = "auto", chat_template: str | None = None,

@@ -123,9 +123,10 @@ def default_batch_size(device: str | torch.device, dtype) -> int:
 
 
 def default_forward_tokens(device: str | torch.device, dtype) -> int | None:
-    """The padded tokens a forward of whole sequences takes where no batch size is given: on a CPU
-    AMX_FORWARD_TOKENS for bf16/fp16 with AMX, else CPU_FORWARD_TOKENS; None (rows: `default_batch_size`) on a
-    GPU."""
+    """The tokens a forward of whole sequences takes (rows x the longest, before a bf16 width is rounded up to
+    LOW_PRECISION_WIDTH_STEP) where no batch size is given: on a CPU AMX_FORWARD_TOKENS for bf16/fp16 with AMX,
+    else CPU_FORWARD_TOKENS; None (rows: `default_batch_size`) on a CUDA GPU. Other devices are treated as a CPU,
+    as `default_batch_size` does."""
     if torch.device(device).type == "cuda":
         return None
     return AMX_FORWARD_TOKENS if _amx_low_precision(dtype) else CPU_FORWARD_TOKENS
@@ -328,9 +329,11 @@ def causal_attention(model) -> bool:
     the causal kernel, which skips the keys past the diagonal; with a mask every (query, key) product is computed.
     SmolLM2-135M's attention on an AMX Xeon: 4 x 645 tokens 16.9 -> 11.0 ms (fp32), 7.9 -> 5.7 ms (bf16). Only for
     callers that read each sequence at positions they choose: the padding's own outputs change, and so would a
-    head that finds the last token from the mask."""
-    flags = [m.is_causal for m in model.modules() if isinstance(getattr(m, "is_causal", None), bool)]
-    return bool(flags) and all(flags)
+    head that finds the last token from the mask. Only transformers' own attention classes are trusted (remote code
+    may declare `is_causal` and still apply no causal mask of its own when given none): any other module that
+    declares the flag makes the answer False."""
+    flags = [(m.is_causal, type(m).__module__) for m in model.modules() if isinstance(getattr(m, "is_causal", None), bool)]
+    return bool(flags) and all(causal and module.startswith("transformers.") for causal, module in flags)
 
 
 @torch.inference_mode()
@@ -338,9 +341,11 @@ def score_sequences(model, sequences: list[list[int]], pad_id: int, batch_size: 
                     padding_slack: float = PADDING_SLACK, max_tokens: int | None = None) -> list[float]:
     """One reward per token sequence, through the model's own head and pooling (right padding), in
     length-sorted batches of `batch_size` rows, or of up to `max_tokens` padded tokens where that is given,
-    whose padding stays within `padding_slack` (`padding_bounded_batches`; inf: plain slices). A decoder with a plain linear score head (`supports_shared_prefix`; not a
-    subclass such as ODIN's, which serves another column) whose attention is causal (`causal_attention`) runs its
-    backbone without a padding mask and its head at each sequence's last token, as the tree rows read it."""
+    whose padding stays within `padding_slack` (`padding_bounded_batches`; inf: plain slices). A decoder with a
+    plain linear score head (`supports_shared_prefix`; not a subclass such as ODIN's, which serves another column)
+    whose attention is causal (`causal_attention`) runs its backbone without a padding mask and its head at each
+    sequence's last token, as the tree rows read it (HF's classifier forward reads the last token that is not the
+    pad token: the same, unless a sequence ends in the pad token itself, whose true end this reads)."""
     scores: list[float] = [0.0] * len(sequences)
     device = _device(model)
     step = width_step(model)

@@ -187,6 +187,10 @@ def test_eval_records_the_choice_and_refuses_a_mixed_resume(monkeypatch, tmp_pat
     assert (judge.batch_size, judge.max_tokens) == (saved["batch_size"], CPU_FORWARD_TOKENS)
     judge = load_judge(make_parser().parse_args(argv + ["--batch_size", "3"]), torch.device("cpu"))
     assert (judge.batch_size, judge.max_tokens) == (3, None)
+    from eval.runner import apply_token_budget
+
+    generating = argparse.Namespace(batch_size=2)  # a judge without whole-sequence forwards keeps its rows
+    assert apply_token_budget(generating, CPU_FORWARD_TOKENS) == argparse.Namespace(batch_size=2)
     # the same command on a machine where auto means float32: the bf16 results are not rescored into, nor mixed
     from rm_core.resume import ResumeError
 

@@ -305,6 +305,15 @@ def test_causal_attention_tells_decoders_from_encoders(llama):
     assert not causal_attention(_tiny_bert()[0])
     assert not causal_attention(torch.nn.Linear(2, 2))  # no attention layer: nothing declared
 
+    class RemoteAttention(torch.nn.Module):  # remote code may declare the flag and mask nothing itself
+        is_causal = True
+
+    import copy
+
+    model = copy.deepcopy(llama[0])
+    model.model.layers[0].extra = RemoteAttention()
+    assert not causal_attention(model)  # only transformers' own attention classes are trusted
+
 
 # ---------------------------------------------------------------- encoders: plain path
 
