@@ -132,7 +132,8 @@ class RewardModelJudge(Judge):
 
         self.last_item_info = []
         groups = [[self._render(conversation(prompt, r)) for r in responses] for prompt, responses in items]
-        scores = score_groups(self.model, groups, self.tokenizer.pad_token_id, self.batch_size, self.share_prefix)
+        scores = score_groups(self.model, groups, self.tokenizer.pad_token_id, self.batch_size, self.share_prefix,
+                              max_tokens=self.max_tokens)
         return [[self._normalized(v) for v in group] for group in scores]
 
     def score_pairs(self, items: Sequence[tuple[Prompt, str, str]]) -> list[tuple[float | None, float | None]]:
@@ -147,5 +148,6 @@ class RewardModelJudge(Judge):
         info = self.last_item_info
         self.last_item_info = [{"tokens": x["tokens"] + y["tokens"], "truncated": x["truncated"] or y["truncated"]}
                                for x, y in zip(info[0::2], info[1::2])]
-        scores = score_pairs(self.model, pairs, self.tokenizer.pad_token_id, self.batch_size, self.share_prefix)
+        scores = score_pairs(self.model, pairs, self.tokenizer.pad_token_id, self.batch_size, self.share_prefix,
+                             max_tokens=self.max_tokens)
         return [(self._normalized(a), self._normalized(b)) for a, b in scores]

@@ -591,3 +591,20 @@ def test_keep_freed_memory_serves_big_blocks_from_the_heap(monkeypatch):
     control = probe("control")
     assert control[0] == "None" and control[1] >= 16 * 1024 * 1024  # mmapped: fresh pages
     assert probe("set") == ("True", 0)  # from the heap
+
+
+def test_pairs_run_whole_take_the_token_budget(llama, monkeypatch):
+    """score_pairs' whole-sequence path (here no shared prefix): with max_tokens the rows a forward are what fits
+    in it, not twice the tree rows; the rewards are the same."""
+    import rm_core.inference as inference
+
+    model, tokenizer = llama
+    pairs = [([4, 5, 6, 7 + i], [4, 5, 8 + i]) for i in range(6)]
+    by_rows = score_pairs(model, pairs, tokenizer.pad_token_id, batch_size=4, share_prefix=False)
+    batches, bounded = [], inference.padding_bounded_batches
+    monkeypatch.setattr(inference, "padding_bounded_batches",
+                        lambda lengths, *a, **k: [batches.append([lengths[i] for i in b]) or b
+                                                  for b in bounded(lengths, *a, **k)])
+    by_budget = score_pairs(model, pairs, tokenizer.pad_token_id, batch_size=4, share_prefix=False, max_tokens=8)
+    assert batches and max(map(len, batches)) == 2 and all(len(b) * max(b) <= 8 for b in batches)  # not 8 rows
+    assert [r for p in by_budget for r in p] == pytest.approx([r for p in by_rows for r in p], abs=ATOL)
