@@ -609,7 +609,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     if half is not None:  # bf16/fp16: a cell scored on another kind of device (or split over other processes, or
         # with other rows a forward) rounds otherwise: it gets its own cell
         options["numerics"] = {**half, "processes": state.num_processes}
-    forward_tokens = forward_batching(state.device, args.dtype, args.batch_size)[1]  # no --batch_size, on a CPU
+    # rows a forward, and the token budget where no --batch_size was given (on a CPU); args.dtype is settled above
+    batch_size, forward_tokens = forward_batching(state.device, args.dtype, args.batch_size)
     if half is not None and forward_tokens:
         options["numerics"]["forward_tokens"] = forward_tokens
     from judges.cli import option_fingerprint
@@ -637,12 +638,8 @@ def main(argv: list[str] | None = None) -> dict | None:
             if judge is None:
                 import torch
 
-                from rm_core.inference import default_batch_size
-                from rm_core.models import resolve_dtype
-
                 t0 = time.perf_counter()
                 torch.manual_seed(0)
-                batch_size = args.batch_size or default_batch_size(state.device, resolve_dtype(args.dtype, state.device))
                 if spec.startswith(judges_mod.LLM_PREFIXES):  # each option goes to the backend it belongs to
                     load_kwargs = llm_judge_kwargs(spec, args, state.device)
                     if spec.startswith("llm:"):

@@ -54,9 +54,10 @@ CPU_ROWS_PER_FORWARD = 2
 LOW_PRECISION_WIDTH_STEP = 32
 
 
-# Whole sequences in padded batches (embedding extraction; the pointwise RM, ArmoRM, PRM and pair-PM judges; pairs and
-# groups scored whole: bf16 on AMX, 24 pairs of two 2048-token responses 0.66-0.68 vs 0.47-0.51 pairs/s at 8 rows) take,
-# where no batch size is given, as many rows a CPU forward as fit in a token budget: short rows gain from more of them, long ones lose (attention). SmolLM2-135M,
+# Whole sequences in padded batches (embedding extraction; the pointwise RM, ArmoRM, PRM and pair-PM judges; pairs
+# and groups scored whole: bf16 on AMX, 24 pairs of two 2048-token responses 0.66-0.68 vs 0.47-0.51 pairs/s at 8
+# rows) take, where no batch size is given, as many rows a CPU forward as fit in a token budget: short rows gain from
+# more of them, long ones lose (attention). SmolLM2-135M,
 # HH-RLHF sequences of 85 (short) and 387 (long) tokens on average, tokens/s, two rounds (2026-12-04, AMX Xeon,
 # machine alone):
 #   bf16, rows 4 / 8 / 16 / 32: short 3303-3329 / 3889-3921 / 4559-4604 / 4359-4487, long 4399-4614 / 4649-4684 /
