@@ -17,8 +17,9 @@ shared by two data sets (stage 1 ratings and stage 2 pairs) are computed once. A
 one backbone, by the content of its weights (not its name or path: a backbone retrained in place is another
 one) and one dtype: `fingerprint.json` (rm_core.resume). Reusing it with another is an error naming what differs,
 never a silent mix; in bf16/fp16 its shards also come from one kind of device and kernels (`numerics.json`,
-rm_core.inference.numerics: an AMX CPU and a GPU round differently): a cache built elsewhere is read, but computing
-new items into it there is refused; `overwrite=True` (or deleting the folder) starts it afresh.
+rm_core.inference.numerics: an AMX CPU and a GPU round differently) and one forward layout (the rows a forward, or
+the CPU's token budget: the rows' layout moves the rounding too): a cache built elsewhere, or with another layout, is
+read, but computing new items into it so is refused; `overwrite=True` (or deleting the folder) starts it afresh.
 Under `accelerate launch` each process computes every world_size-th shard, then all read all.
 """
 
@@ -268,6 +269,8 @@ def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], ca
     by_key = dict(zip(keys, rendered))
     todo = cache.missing(keys)
     half = numerics_fingerprint(device, dtype, model)
+    if half is not None:  # the rows' layout moves bf16/fp16 rounding too, as --batch_size does in evaluation
+        half.update({"forward_tokens": max_tokens} if max_tokens else {"batch_size": batch_size})
     if todo and half is not None:  # bf16/fp16: new shards must round as the cached ones did (claim_numerics)
         _stop_on_main_error(state, claim_numerics(cache_dir, half, len(todo)) if state.is_main_process else None)
     if world > 1:  # every process reads the same `todo` before any writes a shard: else the split below differs

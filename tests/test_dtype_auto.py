@@ -271,8 +271,8 @@ def test_a_bf16_embedding_cache_is_read_but_not_extended_on_another_kind_of_cpu(
     model, tok = load_backbone(str(path), "bfloat16", "cpu")
     again = extract_embeddings(model, tok, items[:2], cache, str(path), max_length=64)  # all cached: read
     assert again["stats"]["cached"] == 2 and torch.equal(again["embeddings"], first["embeddings"])
-    with pytest.raises(ResumeError, match=r"embedding cache .*other numerics \(isa avx512_bf16 -> amx_bf16\); "
-                                          r"computing the 1 missing item"):
+    with pytest.raises(ResumeError, match=r"embedding cache .*other numerics \(forward_tokens 1024 -> 2048; "
+                                          r"isa avx512_bf16 -> amx_bf16\); computing the 1 missing item"):
         extract_embeddings(model, tok, items, cache, str(path), max_length=64)
     fresh = extract_embeddings(model, tok, items, cache, str(path), max_length=64, overwrite=True)
     assert fresh["stats"]["computed"] == 3
@@ -280,6 +280,29 @@ def test_a_bf16_embedding_cache_is_read_but_not_extended_on_another_kind_of_cpu(
     extract_embeddings(model32, tok, items[:2], tmp_path / "fp32", str(path), max_length=64)
     _cpu(monkeypatch, NATIVE)
     assert extract_embeddings(model32, tok, items, tmp_path / "fp32", str(path), max_length=64)["stats"]["computed"] == 1
+
+
+def test_a_bf16_embedding_cache_is_not_extended_with_another_forward_layout(monkeypatch, tmp_path):
+    """bf16 rounding moves with the rows a forward, so a cache built at a row count is not extended by the token
+    budget (or another row count): refused, naming both; the same layout extends it; fp32 caches mix freely."""
+    from rm_core.embeddings import extract_embeddings, load_backbone
+    from rm_core.resume import ResumeError
+    from rm_core.testing import save_tiny_backbone
+
+    path = save_tiny_backbone(tmp_path / "backbone", seed=0)
+    items = [([{"role": "user", "content": f"question {i}"}], f"answer {i}") for i in range(4)]
+    cache = tmp_path / "cache"
+    _cpu(monkeypatch, NATIVE)
+    model, tok = load_backbone(str(path), "bfloat16", "cpu")
+    assert extract_embeddings(model, tok, items[:2], cache, str(path), max_length=64, batch_size=4)["stats"]["computed"] == 2
+    with pytest.raises(ResumeError, match=r"other numerics \(batch_size 4 -> \(none\); forward_tokens \(none\) -> 1024\)"):
+        extract_embeddings(model, tok, items[:3], cache, str(path), max_length=64)
+    with pytest.raises(ResumeError, match=r"other numerics \(batch_size 4 -> 1\)"):
+        extract_embeddings(model, tok, items[:3], cache, str(path), max_length=64, batch_size=1)
+    assert extract_embeddings(model, tok, items[:3], cache, str(path), max_length=64, batch_size=4)["stats"]["computed"] == 1
+    model32, tok = load_backbone(str(path), "float32", "cpu")
+    extract_embeddings(model32, tok, items[:2], tmp_path / "fp32", str(path), max_length=64, batch_size=4)
+    assert extract_embeddings(model32, tok, items, tmp_path / "fp32", str(path), max_length=64)["stats"]["computed"] == 2
 
 
 def test_collect_preferences_refuses_to_mix_verdicts_of_two_dtypes(monkeypatch, tmp_path):
