@@ -44,7 +44,9 @@ AMX_ROWS_PER_FORWARD = 4
 # alternating): on the AMX Xeon LLMBar eval 5.87 / 6.05 vs 5.24 / 5.49 pairs/s (four: 6.04 / 5.98) and SmolLM2
 # embeddings 1175 / 1165 vs 1044 / 1069 tokens/s; with its instruction set capped at AVX2 (the AVX2 proxy) 3.89 / 3.88
 # vs 3.74 / 3.69 pairs/s and 793 / 782 vs 759 / 740 tokens/s. (Before, on an AVX2 machine without that setting,
-# embeddings at batch 4 ran 6% slower than at 1.)
+# embeddings at batch 4 ran 6% slower than at 1.) On a real AVX512-BF16 CPU without AMX (an AMD EPYC, 2026-12-04),
+# rows of 256/384/512 tokens, 1/2/4 a forward, and the token budgets below were all within its 10-20% run-to-run
+# noise of these defaults, in fp32 and bf16 (bench/RESULTS.md, "The real AVX512-BF16 CPU at today's code").
 CPU_ROWS_PER_FORWARD = 2
 # A CPU forward in bf16/fp16 runs oneDNN kernels built for each input shape: a linear layer's first call at a new
 # width costs 2-6 ms more than later ones (AMX Xeon), against ~0.5 ms of work at 300 tokens. So forward widths (tree
