@@ -118,6 +118,9 @@ def _check_response(messages: list[dict], what: str) -> None:
         raise RowError(f"{what} must end with an assistant message")
     if not messages[-1]["content"].strip():
         raise RowError(f"{what} is an empty response")
+    if messages[0]["role"] != "assistant":  # else a user turn would be trained on as part of the reply
+        raise RowError(f"{what} starts with a {messages[0]['role']} turn, not the assistant's reply (chosen and "
+                       "rejected differ before the reply, or repeat a prompt other than the row's)")
 
 
 def _preference(prompt, chosen, rejected, row: dict) -> dict:
@@ -223,6 +226,9 @@ def from_conversations(row: dict) -> dict:
 
 
 def from_explicit(row: dict) -> dict:
+    """An explicit prompt. chosen/rejected are the replies (strings or messages), or whole conversations that
+    begin with the prompt (HuggingFaceH4/ultrafeedback_binarized: a string prompt, then [user, assistant]
+    lists): then the prompt is taken off their front, so it is not trained on twice."""
     prompt = row["prompt"]
     if isinstance(prompt, str):  # TRL "standard" explicit prompt: plain strings
         prompt = [{"role": "user", "content": prompt}]
@@ -231,6 +237,11 @@ def from_explicit(row: dict) -> dict:
         chosen = [{"role": "assistant", "content": chosen}]
     if isinstance(rejected, str):
         rejected = [{"role": "assistant", "content": rejected}]
+    prompt = _check_messages(prompt, "prompt")
+    chosen, rejected = _check_messages(chosen, "chosen"), _check_messages(rejected, "rejected")
+    n = len(prompt)
+    if chosen[:n] == prompt and rejected[:n] == prompt:
+        chosen, rejected = chosen[n:] or chosen, rejected[n:] or rejected
     return _preference(prompt, chosen, rejected, row)
 
 

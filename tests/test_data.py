@@ -117,6 +117,15 @@ def test_explicit_with_message_lists():
                       "id": "7", "subset": ""}]
 
 
+def test_explicit_prompt_repeated_in_whole_conversations_is_taken_off_them():
+    # HuggingFaceH4/ultrafeedback_binarized: a string prompt, chosen/rejected the whole [user, assistant] chats
+    row = {"prompt": "What is 2+2?", "chosen": [U("What is 2+2?"), A("4")],
+           "rejected": [U("What is 2+2?"), A("5")]}
+    prefs, _ = to_preferences([row], strict=True)
+    assert prefs[0]["prompt"] == [U("What is 2+2?")]
+    assert prefs[0]["chosen"] == [A("4")] and prefs[0]["rejected"] == [A("5")]
+
+
 def test_reward_bench_row():
     row = {"id": 42, "subset": "alpacaeval-easy", "prompt": "Write a haiku", "chosen": "Leaves fall",
            "rejected": "no", "chosen_model": "m1", "rejected_model": "m2"}
@@ -214,6 +223,12 @@ MALFORMED = {
     "conversations differ in a user turn": ({"chosen": [U("a"), A("b"), U("c"), A("d")],
                                              "rejected": [U("a"), A("b"), U("Z"), A("e")]},
                                             "assistant"),
+    "conversations share only a system turn": ({"chosen": [S("s"), U("a"), A("b")],
+                                                 "rejected": [S("s"), U("Z"), A("e")]},
+                                                "chosen starts with a user turn"),
+    "explicit prompt, conversations with another": ({"prompt": "q", "chosen": [U("other"), A("b")],
+                                                     "rejected": [U("other"), A("e")]},
+                                                    "chosen starts with a user turn"),
     "non-dict row": (["not", "a", "dict"], "not a JSON object"),
     "bad llmbar label": ({"input": "q", "output_1": "a", "output_2": "b", "label": 3}, "label 1 or 2"),
     "llmbar label missing": ({"input": "q", "output_1": "a", "output_2": "b"}, "label 1 or 2"),
