@@ -8,6 +8,12 @@ import random
 
 import pytest
 import torch
+from transformers.utils import logging as transformers_logging
+
+# transformers' log handler writes to the sys.stderr of the moment it is made: made here, under pytest's session-long
+# capture, not inside a test whose capsys stream is closed after it (then a later test's model-load warning would
+# print "--- Logging error ---" into that test's captured stderr).
+transformers_logging.get_logger("transformers")
 
 
 @pytest.fixture(scope="session", autouse=True)
