@@ -42,13 +42,17 @@ DATA = "data"  # report.json's data report: not a judge name
 
 def present(prefs: list[dict]) -> list[dict]:
     """Pairs as (prompt, a, b, a_is_chosen): the side shown first fixed by a hash of the pair id."""
+    from judges.base import pair_texts
+
     out = []
     for i, pref in enumerate(prefs):
         pid = str(pref.get("id") or i)
         first_is_chosen = int(hashlib.sha1(pid.encode()).hexdigest(), 16) % 2 == 0
-        chosen, rejected = pref["chosen"][-1]["content"], pref["rejected"][-1]["content"]
+        # the shared prompt, and each side whole: a pair whose sides part before the last reply shows each side's
+        # own turns (labelled), never the chosen side's history above both replies
+        chosen, rejected = pair_texts(pref)
         a, b = (chosen, rejected) if first_is_chosen else (rejected, chosen)
-        out.append({"id": pid, "prompt": pref["prompt"] + pref["chosen"][:-1], "a": a, "b": b,
+        out.append({"id": pid, "prompt": pref["prompt"], "a": a, "b": b,
                     "a_is_chosen": first_is_chosen, "subset": pref.get("subset", "")})
     return out
 

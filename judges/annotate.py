@@ -59,7 +59,7 @@ def _text(messages) -> str:
 
 
 def _response(side) -> str:
-    """A response as the annotator reads it: a continuation of several turns with every turn labelled."""
+    """A response as the annotator reads it: one reply's text (pairs_from_preferences keeps only those)."""
     from judges.base import response_of, response_text
 
     return side if isinstance(side, str) else response_text(response_of(side))
@@ -70,25 +70,38 @@ def pairs_from_preferences(path: str) -> tuple[list[dict], Counter]:
 
     prefs, skipped = to_preferences(load_rows(path))
     check_unique_ids(((str(p["id"]), i) for i, p in enumerate(prefs) if p.get("id")), path)
-    pairs = [{"pair_id": str(p.get("id") or i), "prompt": p["prompt"] + p["chosen"][:-1],
-              "x": _response(p["chosen"]), "y": _response(p["rejected"]), "x_source": "chosen",
-              "y_source": "rejected"} for i, p in enumerate(prefs)]
-    return pairs, Counter(skipped.counts)
+    skipped = Counter(skipped.counts)
+    pairs = []
+    for i, p in enumerate(prefs):
+        # A pair whose sides part before the last reply has no shared prompt to show above two replies (showing
+        # one side's earlier turns would tell the annotator which is chosen), and a label imports one reply each.
+        if len(p["chosen"]) > 1 or len(p["rejected"]) > 1:
+            skipped["the sides part before the last reply (one reply each is labelled)"] += 1
+            continue
+        pairs.append({"pair_id": str(p.get("id") or i), "prompt": p["prompt"], "x": _response(p["chosen"]),
+                      "y": _response(p["rejected"]), "x_source": "chosen", "y_source": "rejected"})
+    return pairs, skipped
 
 
 def pairs_from_candidates(path: str, max_pairs_per_prompt: int) -> tuple[list[dict], Counter]:
     from rm_core.data import load_rows, to_candidates
 
-    cands, skipped = to_candidates(load_rows(path))
+    cands, skipped = to_candidates(load_rows(path), source=path)  # a repeated question id would mix pair ids
+    skipped = Counter(skipped.counts)
     pairs = []
     for qi, c in enumerate(cands):
         cid = str(c.get("id") or qi)
-        for k, (i, j) in enumerate(combinations(range(len(c["responses"])), 2)):
-            if k >= max_pairs_per_prompt:
+        kept = 0
+        for i, j in combinations(range(len(c["responses"])), 2):
+            if kept >= max_pairs_per_prompt:
                 break
+            if c["responses"][i].strip() == c["responses"][j].strip():
+                skipped["identical responses (nothing to choose)"] += 1
+                continue
+            kept += 1
             pairs.append({"pair_id": f"{cid}:{i}-{j}", "prompt": c["prompt"], "x": c["responses"][i],
                           "y": c["responses"][j], "x_source": f"response {i}", "y_source": f"response {j}"})
-    return pairs, Counter(skipped.counts)
+    return pairs, skipped
 
 
 def make_tasks(pairs: list[dict], seed: int = 0) -> list[dict]:

@@ -158,3 +158,34 @@ def test_export_refuses_repeated_pair_ids(tmp_path):
                              for i in range(2)), encoding="utf-8")
     with pytest.raises(UserInputError, match=r"dup.jsonl: id 'p1'"):
         export(_export_args(tmp_path, pairs=str(prefs)))
+
+
+def test_export_shows_no_side_of_a_pair_that_parts_before_the_last_reply(tmp_path):
+    # the sides differ in an earlier assistant turn: showing either side's history would give the answer away
+    prefs = tmp_path / "multi.jsonl"
+    rows = [{"id": "one", "prompt": "q", "chosen": "good", "rejected": "bad"},
+            {"id": "multi", "chosen": "\n\nHuman: q\n\nAssistant: a1\n\nHuman: more?\n\nAssistant: yes",
+             "rejected": "\n\nHuman: q\n\nAssistant: b1\n\nHuman: more?\n\nAssistant: no"}]
+    prefs.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    summary = export(_export_args(tmp_path, pairs=str(prefs)))
+    tasks = json.loads((tmp_path / "ls" / "tasks.json").read_text(encoding="utf-8"))
+    assert [t["data"]["pair_id"] for t in tasks] == ["one"]
+    assert summary["skipped_rows"] == {"the sides part before the last reply (one reply each is labelled)": 1}
+
+
+def test_export_from_candidates_refuses_a_repeated_question_id_and_skips_identical_responses(tmp_path):
+    from rm_core.errors import UserInputError
+
+    cands = tmp_path / "cands.jsonl"
+    cands.write_text(json.dumps({"id": "q1", "prompt": "2+2?", "responses": ["4", " 4 ", "5"],
+                                 "correct": [True, True, False]}) + "\n",
+                     encoding="utf-8")
+    summary = export(_export_args(tmp_path, pairs=None, candidates=str(cands)))
+    tasks = json.loads((tmp_path / "ls" / "tasks.json").read_text(encoding="utf-8"))
+    assert sorted(t["data"]["pair_id"] for t in tasks) == ["q1:0-2", "q1:1-2"]
+    assert summary["skipped_rows"] == {"identical responses (nothing to choose)": 1}
+    cands.write_text("".join(json.dumps({"id": "q1", "prompt": p, "responses": ["4", "5"],
+                                                  "correct": [True, False]}) + "\n"
+                             for p in ("2+2?", "3+1?")), encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"cands.jsonl.*'q1'"):
+        export(_export_args(tmp_path, pairs=None, candidates=str(cands), output_dir=str(tmp_path / "ls2")))

@@ -85,6 +85,20 @@ class Flaky(Judge):
         return [v.p for v in self.judge_pairs(items)]
 
 
+def test_a_pair_parting_before_the_last_reply_shows_the_shared_prompt_and_each_side_whole():
+    from decision_tree.collect_preferences import present
+    from rm_core.data import from_hh
+
+    pref = from_hh({"id": "m", "chosen": "\n\nHuman: q\n\nAssistant: a1\n\nHuman: more?\n\nAssistant: yes",
+                    "rejected": "\n\nHuman: q\n\nAssistant: b1\n\nHuman: more?\n\nAssistant: no"})
+    (shown,) = present([pref])
+    assert shown["prompt"] == [{"role": "user", "content": "q"}]  # not the chosen side's a1 above both replies
+    chosen = shown["a"] if shown["a_is_chosen"] else shown["b"]
+    rejected = shown["b"] if shown["a_is_chosen"] else shown["a"]
+    assert chosen == "Assistant: a1\n\nUser: more?\n\nAssistant: yes"
+    assert rejected == "Assistant: b1\n\nUser: more?\n\nAssistant: no"
+
+
 def test_collect_labels_both_orders_counts_failures_and_resumes(tmp_path):
     from decision_tree.collect_preferences import collect, present, read_jsonl
 
