@@ -368,16 +368,31 @@ def make_rating(prompt, response: str, attributes: dict, row_name: str = "") -> 
         raise RowError("prompt must not end with an assistant message")
     if not isinstance(response, str) or not response.strip():
         raise RowError("empty response")
+    if not isinstance(attributes, dict):
+        raise RowError("attributes must be an object {name: rating or null}")
     clean = {}
     for name, value in attributes.items():
         if value is not None:
-            value = float(value)
-            if value != value:  # NaN is not a label
-                raise RowError(f"attribute {name!r} is NaN (use None for 'not labelled')")
+            value = _rating(value, name)
         clean[str(name)] = value
     if all(v is None for v in clean.values()):
         raise RowError("no attribute is labelled")
     return {"prompt": prompt, "response": response, "attributes": clean, "id": row_name}
+
+
+def _rating(value, name, low: float | None = None, high: float | None = None) -> float:
+    """A rating as a finite float within [low, high] when given; else a RowError naming the attribute (a NaN or
+    an infinity would reach the regression; a 9 on a 0-4 scale would be rescaled to 2.25 without a word)."""
+    try:
+        rating = float(value)
+    except (TypeError, ValueError):
+        raise RowError(f"attribute {name!r} is not a number: {value!r}") from None
+    if not math.isfinite(rating):
+        raise RowError(f"attribute {name!r} is {'NaN' if rating != rating else 'infinite'} (use null for 'not "
+                       "labelled')")
+    if (low is not None and rating < low) or (high is not None and rating > high):
+        raise RowError(f"attribute {name!r} is {value!r}, outside its scale {low:g}-{high:g}")
+    return rating
 
 
 HELPSTEER2_ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
@@ -386,7 +401,8 @@ ULTRAFEEDBACK_ASPECTS = ("helpfulness", "honesty", "instruction_following", "tru
 
 def from_helpsteer2(row: dict) -> list[dict]:
     """nvidia/HelpSteer2: prompt, response and five 0-4 ratings -> one Ratings row (rating / 4)."""
-    attrs = {f"helpsteer-{a}": (None if row.get(a) is None else float(row[a]) / 4) for a in HELPSTEER2_ATTRIBUTES}
+    attrs = {f"helpsteer-{a}": (None if row.get(a) is None else _rating(row[a], a, 0, 4) / 4)
+             for a in HELPSTEER2_ATTRIBUTES}
     return [make_rating(row["prompt"], row["response"], attrs, str(row.get("id", "")))]
 
 
@@ -395,15 +411,20 @@ def from_ultrafeedback(row: dict) -> list[dict]:
     unlabelled) -> one Ratings row per completion ((rating - 1) / 4). A bad completion comes back as its
     RowError, so the row's other completions are kept and the bad one is counted."""
     out: list = []
+    if not isinstance(row["completions"], list):
+        raise RowError("completions must be a list of objects")
     for j, comp in enumerate(row["completions"]):
         attrs = {}
-        for aspect in ULTRAFEEDBACK_ASPECTS:
-            rating = (comp.get("annotations", {}).get(aspect) or {}).get("Rating")
-            try:
-                attrs[f"ultrafeedback-{aspect}"] = (float(rating) - 1) / 4
-            except (TypeError, ValueError):
-                attrs[f"ultrafeedback-{aspect}"] = None  # "N/A" or missing: not labelled
         try:
+            if not isinstance(comp, dict) or not isinstance(comp.get("annotations", {}), dict):
+                raise RowError("not an object with an 'annotations' object")
+            for aspect in ULTRAFEEDBACK_ASPECTS:
+                annotation = comp.get("annotations", {}).get(aspect) or {}
+                rating = annotation.get("Rating") if isinstance(annotation, dict) else None
+                if rating in (None, "", "N/A"):  # not labelled
+                    attrs[f"ultrafeedback-{aspect}"] = None
+                else:
+                    attrs[f"ultrafeedback-{aspect}"] = (_rating(rating, aspect, 1, 5) - 1) / 4
             out.append(make_rating(row["instruction"], comp.get("response"), attrs, f"{row.get('id', '')}/{j}"))
         except RowError as err:
             out.append(RowError(f"completion {j}: {err}"))

@@ -174,6 +174,28 @@ def test_ratings_converters_mask_unlabelled_and_count_bad_rows():
         make_rating("p", "r", {"a": None})
 
 
+def test_bad_ratings_are_counted_rows_never_a_traceback_or_a_wrong_label():
+    ok = {"prompt": "p", "response": "r", "attributes": {"a": 0.5}}
+    bad = {
+        "attributes not an object": {"prompt": "p", "response": "r", "attributes": [["a", 1]]},
+        "an infinite rating": {"prompt": "p", "response": "r", "attributes": {"a": float("inf")}},
+        "a rating that is text": {"prompt": "p", "response": "r", "attributes": {"a": "high"}},
+        "HelpSteer2 off its 0-4 scale": {"prompt": "p", "response": "r", "helpfulness": 9},
+        "UltraFeedback completions as text": {"instruction": "q", "completions": ["a", "b"]},
+        "UltraFeedback annotations as a list": {"instruction": "q", "completions": [
+            {"response": "a", "annotations": [{"Rating": "5"}]}]},
+        "UltraFeedback off its 1-5 scale": {"instruction": "q", "completions": [
+            {"response": "a", "annotations": {"helpfulness": {"Rating": "7"}}}]},
+    }
+    for kind, row in bad.items():
+        rows, report = to_ratings([ok, row])
+        assert len(rows) == 1 and report.total >= 1, kind
+        with pytest.raises(RowError, match="row 1"):
+            to_ratings([ok, row], strict=True)
+    rows, report = to_ratings([bad["HelpSteer2 off its 0-4 scale"]])
+    assert "outside its scale 0-4" in report.reasons()
+
+
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent")
 def test_offline_multi_objective_set_has_honest_labels():
     from armo_rm.data import add_verbosity, load_preferences, load_ratings
