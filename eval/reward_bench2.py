@@ -55,6 +55,7 @@ from rm_core.data import (
     check_unique_ids,
     data_file_name,
     load_rows,
+    prompt_messages,
     row_ids,
     same_response,
 )
@@ -73,12 +74,11 @@ TIES_WEIGHTS = {"tied_accuracy": 0.30, "ref_accuracy": 0.30, "correctness_prefer
 
 
 def _prompt(value):
-    if isinstance(value, str) and value.strip():
-        return value
-    if isinstance(value, list) and value and all(isinstance(m, dict) and "role" in m and "content" in m
-                                                 for m in value):
-        return [{"role": m["role"], "content": m["content"]} for m in value]
-    raise RowError("prompt must be a non-empty string or a list of messages")
+    """A row's prompt: a non-empty string as it is, or checked messages (rm_core.data.prompt_messages)."""
+    if not isinstance(value, (str, list)):
+        raise RowError("prompt must be a non-empty string or a list of messages")
+    messages = prompt_messages(value)
+    return value if isinstance(value, str) else messages
 
 
 def official_subset(name) -> str:
@@ -102,8 +102,10 @@ def to_item(row: dict) -> dict:
             raise RowError(f"{key} is an empty response")  # as eval_reward_bench: skipped and counted, never scored
     responses = list(chosen) + list(rejected)
     num_correct = row.get("num_correct", len(chosen))
-    if not isinstance(num_correct, int) or not 1 <= num_correct <= len(responses):
-        raise RowError(f"num_correct must be an int in [1, {len(responses)}], got {num_correct!r}")
+    if not isinstance(num_correct, int) or isinstance(num_correct, bool) or num_correct != len(chosen):
+        # the scoring takes the first num_correct responses as the correct ones: any other count would score a
+        # chosen answer as incorrect (or a rejected one as correct)
+        raise RowError(f"num_correct must equal the number of chosen responses ({len(chosen)}), got {num_correct!r}")
     if len(responses) < 2:
         raise RowError("fewer than two responses")
     if any(same_response(c, r) for c in chosen for r in rejected):

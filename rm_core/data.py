@@ -123,14 +123,23 @@ def _check_response(messages: list[dict], what: str) -> None:
                        "rejected differ before the reply, or repeat a prompt other than the row's)")
 
 
+def prompt_messages(prompt) -> list[dict]:
+    """A prompt (text, or messages) as checked messages; a RowError for a malformed one, one that ends with an
+    assistant message, or one with no text at all (every reader of prompts here checks them so)."""
+    messages = _check_messages([{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt, "prompt")
+    if messages[-1]["role"] == "assistant":
+        raise RowError("prompt must not end with an assistant message")
+    if not any(m["content"].strip() for m in messages):
+        raise RowError("prompt is empty")
+    return messages
+
+
 def _preference(prompt, chosen, rejected, row: dict) -> dict:
-    prompt = _check_messages(prompt, "prompt")
+    prompt = prompt_messages(prompt)
     chosen = _check_messages(chosen, "chosen")
     rejected = _check_messages(rejected, "rejected")
     _check_response(chosen, "chosen")
     _check_response(rejected, "rejected")
-    if prompt[-1]["role"] == "assistant":
-        raise RowError("prompt must not end with an assistant message")
     if same_response(chosen, rejected):
         raise DegeneratePair(IDENTICAL_PAIR)
     out = {"prompt": prompt, "chosen": chosen, "rejected": rejected,
@@ -237,7 +246,7 @@ def from_explicit(row: dict) -> dict:
         chosen = [{"role": "assistant", "content": chosen}]
     if isinstance(rejected, str):
         rejected = [{"role": "assistant", "content": rejected}]
-    prompt = _check_messages(prompt, "prompt")
+    prompt = prompt_messages(prompt)
     chosen, rejected = _check_messages(chosen, "chosen"), _check_messages(rejected, "rejected")
     n = len(prompt)
     if chosen[:n] == prompt and rejected[:n] == prompt:
@@ -363,9 +372,7 @@ def located_preferences(rows: Iterable[dict], fmt: str = "auto", strict: bool = 
 
 
 def make_rating(prompt, response: str, attributes: dict, row_name: str = "") -> dict:
-    prompt = _check_messages([{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt, "prompt")
-    if prompt[-1]["role"] == "assistant":
-        raise RowError("prompt must not end with an assistant message")
+    prompt = prompt_messages(prompt)
     if not isinstance(response, str) or not response.strip():
         raise RowError("empty response")
     if not isinstance(attributes, dict):
@@ -744,16 +751,11 @@ def split_steps(text: str) -> list[str]:
     return [p.strip() for p in pieces if p.strip()]
 
 
-def _prompt_messages(prompt) -> list[dict]:
-    messages = _check_messages([{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt, "prompt")
-    if messages[-1]["role"] == "assistant":
-        raise RowError("prompt must not end with an assistant message")
-    return messages
 
 
 def make_steps(prompt, steps: list[str], labels: list, row_name: str = "", reference=None) -> dict:
     """A validated Steps row. Labels are 1 (good), 0 (bad) or None (not labelled); at least one is labelled."""
-    prompt = _prompt_messages(prompt)
+    prompt = prompt_messages(prompt)
     if not isinstance(steps, list) or not steps or not all(isinstance(s, str) and s.strip() for s in steps):
         raise RowError("steps must be a non-empty list of non-empty strings")
     if not isinstance(labels, list) or len(labels) != len(steps):
@@ -782,7 +784,7 @@ def make_candidates(prompt, responses: list[str], correct: list, row_name: str =
     """A Candidates row. RowError (skipped and counted by the converters) for a candidate that is empty or only
     whitespace, and for two candidates identical after stripping whitespace with different labels (identical ones
     with the same label stay)."""
-    prompt = _prompt_messages(prompt)
+    prompt = prompt_messages(prompt)
     if not isinstance(responses, list) or not responses or not all(isinstance(r, str) for r in responses):
         raise RowError("responses must be a non-empty list of strings")
     if not isinstance(correct, list) or len(correct) != len(responses):

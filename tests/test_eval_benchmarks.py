@@ -484,6 +484,26 @@ def test_best_of_n_question_with_one_candidate_is_skipped_before_scoring(tmp_pat
     assert (tmp_path / "out" / "results.json").is_file()
 
 
+def test_rb2_rows_whose_count_or_prompt_is_wrong_are_skipped_and_counted(tmp_path):
+    """num_correct is how many of the responses (chosen first) are correct: one that is not the number of chosen
+    responses would score a chosen answer as incorrect; a prompt is checked as every reader checks prompts."""
+    focus = {"subset": "Focus", "chosen": ["good"], "rejected": ["b1", "b2"]}
+    rows = rb2_rows() + [
+        {**focus, "id": "n1", "prompt": "q", "chosen": ["good", "also good"], "num_correct": 1},
+        {**focus, "id": "n2", "prompt": "q", "num_correct": True},
+        {**focus, "id": "p1", "prompt": [{"role": "bot", "content": "q"}]},
+        {**focus, "id": "p2", "prompt": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
+        {**focus, "id": "p3", "prompt": [{"role": "user", "content": None}]},
+        {**focus, "id": "p4", "prompt": "  "}]
+    items, skipped = rb2.load(str(_write_jsonl(tmp_path / "rb2.jsonl", rows)))
+    assert [it["id"] for it in items] == [r["id"] for r in rb2_rows()]
+    assert skipped.counts == {
+        "num_correct must equal the number of chosen responses (2), got 1": 1,
+        "num_correct must equal the number of chosen responses (1), got True": 1,
+        "prompt[0] has unknown role 'bot'": 1, "prompt must not end with an assistant message": 1,
+        "prompt[0] content must be a string": 1, "prompt is empty": 1}
+
+
 def test_empty_responses_are_skipped_and_counted_by_rm_bench_rb2_and_best_of_n(tmp_path):
     """As eval_reward_bench ("chosen is an empty response"): a 0-character or whitespace-only response is never
     scored; its row (best-of-N: its question) is skipped with the reason counted."""
