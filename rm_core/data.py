@@ -410,7 +410,7 @@ def from_helpsteer2(row: dict) -> list[dict]:
     """nvidia/HelpSteer2: prompt, response and five 0-4 ratings -> one Ratings row (rating / 4)."""
     attrs = {f"helpsteer-{a}": (None if row.get(a) is None else _rating(row[a], a, 0, 4) / 4)
              for a in HELPSTEER2_ATTRIBUTES}
-    return [make_rating(row["prompt"], row["response"], attrs, str(row.get("id", "")))]
+    return [make_rating(row["prompt"], row["response"], attrs, (own_id(row) or ""))]
 
 
 def from_ultrafeedback(row: dict) -> list[dict]:
@@ -439,7 +439,7 @@ def from_ultrafeedback(row: dict) -> list[dict]:
 
 
 def from_ratings(row: dict) -> list[dict]:
-    return [make_rating(row["prompt"], row["response"], row["attributes"], str(row.get("id", "")))]
+    return [make_rating(row["prompt"], row["response"], row["attributes"], (own_id(row) or ""))]
 
 
 # ArmoRM's published 19 reward objectives, in the order of RLHFlow's stage 1 (armo-rm/stage-1_prepare.py, commit
@@ -466,7 +466,7 @@ def from_armo_multi_objective(row: dict) -> list[dict]:
     for name in ARMO_OBJECTIVES:
         value = row.get(name)
         attrs[name] = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-    return [make_rating(messages[:-1], messages[-1].get("content"), attrs, str(row.get("id", "")))]
+    return [make_rating(messages[:-1], messages[-1].get("content"), attrs, (own_id(row) or ""))]
 
 
 RATINGS_CONVERTERS: dict[str, Callable[[dict], list[dict]]] = {
@@ -825,7 +825,7 @@ def from_gsm8k(row: dict) -> list[dict]:
     the reference answer), the "#### n" line kept as the last step; `reference` is n."""
     reference = gsm8k_answer(row["answer"])
     return [make_steps(row["question"], split_steps(row["answer"]), [1] * len(split_steps(row["answer"])),
-                       str(row.get("id", "")), reference)]
+                       (own_id(row) or ""), reference)]
 
 
 def from_gsm8k_solutions(row: dict, index: int | None = None) -> list[dict]:
@@ -836,7 +836,7 @@ def from_gsm8k_solutions(row: dict, index: int | None = None) -> list[dict]:
                                                                  if isinstance(v, dict) and "solution" in v]
     if not models:
         raise RowError("no model solutions ({'solution', 'is_correct'} fields) in the row")
-    name = str(row.get("id", f"gsm8k-test-{index}" if index is not None else ""))
+    name = own_id(row) or (f"gsm8k-test-{index}" if index is not None else "")
     out = make_candidates(row["question"], [row[m]["solution"] for m in models],
                           [row[m]["is_correct"] for m in models], name, gsm8k_answer(row["ground_truth"]))
     out["reference_solution"] = row["ground_truth"]
@@ -889,13 +889,14 @@ def from_rlhflow_step_chat(row: dict) -> list[dict]:
         if judgement not in ("+", "-"):
             raise RowError(f"an assistant turn must be '+' or '-', got {judgement!r:.40}")
         labels.append(1 if judgement == "+" else 0)
-    return [make_steps(question.strip(), steps, labels, str(row.get("id", "")))]
+    return [make_steps(question.strip(), steps, labels, (own_id(row) or ""))]
 
 
 def from_rlhflow_best_of_n(row: dict) -> list[dict]:
     """RLHFlow best-of-N test sets (e.g. RLHFlow/Mistral-GSM8K-Test): prompt, answers, labels (1 correct)."""
-    return [make_candidates(row["prompt"], list(row["answers"]), [int(x) == 1 for x in row["labels"]],
-                            str(row.get("id", row.get("idx", ""))))]
+    labels = row["labels"]  # 1 correct, 0 not: make_candidates refuses anything else (a 2 or 0.9 is not a label)
+    return [make_candidates(row["prompt"], list(row["answers"]), list(labels) if isinstance(labels, list) else labels,
+                            own_id(row) or own_id(row, "idx") or "")]
 
 
 # -- PRM800K -----------------------------------------------------------------------------------------------
@@ -934,7 +935,7 @@ def from_prm800k(row: dict) -> list[dict]:
             break
     if not steps:
         raise RowError("PRM800K row has no rated step")
-    return [make_steps(question, steps, labels, str(row.get("id", "")),
+    return [make_steps(question, steps, labels, (own_id(row) or ""),
                        (row.get("question") or {}).get("ground_truth_answer"))]
 
 
@@ -953,15 +954,15 @@ def from_sampled(row: dict) -> list[dict]:
 
 def candidates_from_sampled(row: dict) -> list[dict]:
     return [make_candidates(row["question"], [s["text"] for s in row["solutions"]],
-                            [s["is_correct"] for s in row["solutions"]], str(row.get("id", "")), row.get("reference"))]
+                            [s["is_correct"] for s in row["solutions"]], (own_id(row) or ""), row.get("reference"))]
 
 
 def _canonical_steps(row: dict) -> list[dict]:
-    return [make_steps(row["prompt"], row["steps"], row["labels"], str(row.get("id", "")), row.get("reference"))]
+    return [make_steps(row["prompt"], row["steps"], row["labels"], (own_id(row) or ""), row.get("reference"))]
 
 
 def _canonical_candidates(row: dict) -> list[dict]:
-    return [make_candidates(row["prompt"], row["responses"], row["correct"], str(row.get("id", "")),
+    return [make_candidates(row["prompt"], row["responses"], row["correct"], (own_id(row) or ""),
                             row.get("reference"))]
 
 

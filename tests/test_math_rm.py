@@ -157,8 +157,11 @@ def test_rlhflow_and_prm800k_converters():
     with pytest.raises(RowError, match="'\\+' or '-'"):
         from_rlhflow_step_chat({"prompt": "q", "conversations": [{"role": "user", "content": "q a"},
                                                                   {"role": "assistant", "content": "maybe"}]})
-    bon = from_rlhflow_best_of_n({"prompt": "q", "answers": ["a", "b"], "labels": [0, 1]})[0]
-    assert bon["correct"] == [False, True]
+    bon = from_rlhflow_best_of_n({"prompt": "q", "answers": ["a", "b"], "labels": [0, 1], "id": None, "idx": 7})[0]
+    assert bon["correct"] == [False, True] and bon["id"] == "7"  # a null id is no id (not the text "None")
+    for labels in ([2, 1], [0.9, 0], [-1, 1]):  # not 0/1: never read as "incorrect"
+        with pytest.raises(RowError, match="correctness labels"):
+            from_rlhflow_best_of_n({"prompt": "q", "answers": ["a", "b"], "labels": labels})
     prm = {"question": {"problem": "p", "ground_truth_answer": "3"}, "label": {"steps": [
         {"completions": [{"text": "s1", "rating": 1}], "chosen_completion": 0},
         {"completions": [{"text": "s2", "rating": 0}], "chosen_completion": 0},
