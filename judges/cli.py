@@ -32,6 +32,8 @@ OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 def add_llm_judge_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from rm_core.errors import int_at_least, positive_float
+
     g = p.add_argument_group("prompted-LLM judges (llm:<model> / openai:<model>)")
     g.add_argument("--judge_cache_dir", default=None,
                    help="llm:/openai: store every successful call in DIR/responses.sqlite (key: model, messages, "
@@ -42,11 +44,11 @@ def add_llm_judge_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--judge_api_key_env", default=None,
                    help="openai: NAME of the environment variable holding the API key (default OPENAI_API_KEY; the "
                         "key itself is never a command-line option; a local server needs none)")
-    g.add_argument("--judge_timeout_s", type=float, default=None,
+    g.add_argument("--judge_timeout_s", type=positive_float, default=None,
                    help="openai: seconds one attempt may take in all (default 60)")
-    g.add_argument("--judge_max_retries", type=int, default=None,
+    g.add_argument("--judge_max_retries", type=int_at_least(0), default=None,
                    help="openai: retries after a timeout, connection error, 429 or 5xx (default 4)")
-    g.add_argument("--judge_max_concurrency", type=int, default=None,
+    g.add_argument("--judge_max_concurrency", type=int_at_least(1), default=None,
                    help="openai: requests in flight at most (default 8)")
     g.add_argument("--judge_rubrics", default=None, metavar="RUBRICS_JSON",
                    help="llm:/openai: a rubric set (python -m judges.rubrics) shown to the judge as its principles")

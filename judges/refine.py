@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -83,6 +84,8 @@ def _fmt(x: float | None) -> str:
 def numeric_feedback(candidate: Candidate, best: Candidate | None, pointwise: bool) -> str:
     """What a judge without words says about a candidate, in words the policy can act on."""
     if candidate.score is None:
+        if not pointwise and best is None:  # the first response of a pairwise judge: nothing to compare it with yet
+            return "A judge will compare the next response with this one."
         return "The judge could not score this response."
     if pointwise:
         text = f"A reward model scored this response {_fmt(candidate.score)} (higher is better)."
@@ -109,6 +112,15 @@ def _new_failure(failures, before: Counter) -> str:
     return grown[-1] if grown else "no score"
 
 
+def refine_request(messages: list[Message], candidates: list[Candidate], refine_template) -> list[Message]:
+    """The prompt, the latest response as the assistant's turn, then the refine request (every response so far with
+    its feedback) as the user's: roles alternate, as chat templates such as Gemma's and Mistral's demand (two
+    user turns in a row is an error there, an HTTP 400 from a vLLM endpoint serving them)."""
+    made = [{"response": c.response, "feedback": c.feedback} for c in candidates if c.response is not None]
+    return messages + [{"role": "assistant", "content": made[-1]["response"]},
+                       {"role": "user", "content": refine_template.render(candidates=made)}]
+
+
 def refine(policy, judge: Judge, prompt: Prompt, iterations: int = 3, patience: int = 1, max_new_tokens: int = 512,
            temperature: float = 0.7, first_response: str | None = None, template: str | None = None,
            critique_max_new_tokens: int = 256) -> Refinement:
@@ -126,9 +138,7 @@ def refine(policy, judge: Judge, prompt: Prompt, iterations: int = 3, patience: 
         if round_ == 0 and first_response is not None:
             response, error = first_response, None
         else:
-            request = messages if round_ == 0 else messages + [{"role": "user", "content": refine_template.render(
-                candidates=[{"response": c.response, "feedback": c.feedback} for c in out.candidates
-                            if c.response is not None])}]
+            request = messages if round_ == 0 else refine_request(messages, out.candidates, refine_template)
             result = policy.generate([request], max_new_tokens=max_new_tokens, temperature=temperature)[0]
             response, error = result.value, None if result.ok else f"generation failed: {result.error}"
         if error is None and not (response or "").strip():
@@ -179,20 +189,20 @@ def read_prompts(path: str) -> tuple[list[dict], Counter]:
     """[{"id", "prompt"}] from a JSON/JSONL/parquet file (or Hub id) whose rows have `prompt` (text or messages);
     an `id` column is kept, else the prompt's sha1 is the id. Bad rows (no prompt, an empty one, a duplicate id)
     are skipped and counted by reason."""
-    from rm_core.data import load_rows
+    from rm_core.data import RowError, load_rows, own_id, prompt_messages
 
     rows, skipped, seen = [], Counter(), set()
     for row in load_rows(path):
         prompt = row.get("prompt") if isinstance(row, dict) else None
-        try:
-            messages = as_messages(prompt)
-        except TypeError:
+        if prompt is None:
             skipped["no prompt (text or messages)"] += 1
             continue
-        if not messages or not str(messages[-1].get("content", "")).strip():
-            skipped["empty prompt"] += 1
+        try:  # checked as every reader checks prompts: roles, string contents, no trailing assistant turn, not empty
+            messages = prompt_messages(prompt)
+        except RowError as err:
+            skipped[str(err)] += 1
             continue
-        rid = str(row.get("id") or hashlib.sha1(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16])
+        rid = own_id(row) or hashlib.sha1(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
         if rid in seen:
             skipped["duplicate id"] += 1
             continue
@@ -221,6 +231,9 @@ def refinement_fingerprint(args) -> dict:
     settings = {k: option_fingerprint(k, getattr(args, k, None))
                 for k in ("iterations", "patience", "max_new_tokens", "critique_max_new_tokens", "temperature",
                           "judge_mode", "dtype", "max_length", "policy_base_url", "judge_base_url", "judge_rubrics", "judge_principles")}
+    for spec, key in ((args.policy, "policy_base_url"), (args.judge, "judge_base_url")):
+        if spec.startswith("openai:") and not settings[key]:  # where the backend will send the requests
+            settings[key] = os.environ.get("OPENAI_BASE_URL")
     return {"policy": judge_fingerprint(args.policy), "judge": judge_fingerprint(args.judge),
             "data": data_fingerprint(args.prompts), "settings": settings}
 
@@ -319,6 +332,7 @@ POLICY_OPTIONS = {"policy_base_url": "base_url", "policy_api_key_env": "api_key_
 
 def make_parser() -> argparse.ArgumentParser:
     from judges.cli import add_llm_judge_args
+    from rm_core.errors import int_at_least, non_negative_float, positive_float
     from rm_core.models import add_dtype_arg
     from rm_core.resume import DEFAULT_MAX_FAILED_SHARE, share_arg
     from rm_core.tracking import add_run_args
@@ -329,9 +343,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy_base_url", default=None, help="openai: policy's OpenAI-compatible endpoint")
     p.add_argument("--policy_api_key_env", default=None,
                    help="openai: policy: NAME of the environment variable holding its API key (default OPENAI_API_KEY)")
-    p.add_argument("--policy_timeout_s", type=float, default=None,
+    p.add_argument("--policy_timeout_s", type=positive_float, default=None,
                    help="openai: policy: seconds one attempt may take in all (default 60)")
-    p.add_argument("--policy_max_retries", type=int, default=None,
+    p.add_argument("--policy_max_retries", type=int_at_least(0), default=None,
                    help="openai: policy: retries after a timeout, connection error, 429 or 5xx (default 4)")
     p.add_argument("--policy_allow_insecure_http", action="store_true", default=None,
                    help="openai: policy: allow sending its API key over plain http:// to a host that is not loopback")
@@ -342,12 +356,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--output_dir", required=True)
     p.add_argument("--iterations", type=int, default=3, help="refinement rounds after the first response")
     p.add_argument("--patience", type=int, default=1, help="stop after this many rounds without improvement")
-    p.add_argument("--max_new_tokens", type=int, default=512, help="the policy's longest response")
-    p.add_argument("--critique_max_new_tokens", type=int, default=256,
+    p.add_argument("--max_new_tokens", type=int_at_least(1), default=512, help="the policy's longest response")
+    p.add_argument("--critique_max_new_tokens", type=int_at_least(1), default=256,
                    help="the longest critique an llm:/openai: judge writes of each candidate")
-    p.add_argument("--temperature", type=float, default=0.7, help="the policy's sampling temperature")
+    p.add_argument("--temperature", type=non_negative_float, default=0.7, help="the policy's sampling temperature")
     p.add_argument("--limit", type=int, default=None, help="refine only the first N prompts")
-    p.add_argument("--max_length", type=int, default=2048)
+    p.add_argument("--max_length", type=int_at_least(1), default=2048)
     p.add_argument("--overwrite", action="store_true", help="start afresh in an output_dir another run began")
     p.add_argument("--max_failed_share", type=share_arg, default=DEFAULT_MAX_FAILED_SHARE,
                    help="exit 3 (after writing every output) when more than this share of the prompts stopped on a "
@@ -372,6 +386,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     check_refine_args(args)
     check_local_path(args.prompts, "prompts")  # before any model loads
     check_llm_judge_args([args.judge], args)
+    if args.judge_principles == "scenario:auto":
+        raise UserInputError("--judge_principles scenario:auto: a file of prompts names no scenario per prompt; "
+                             "give one set (scenario:NAME)")
     if not args.policy.startswith(judges.LLM_PREFIXES):
         raise UserInputError(f"--policy {args.policy}: must be llm:<model> or openai:<model>")
     from rm_core.models import dtype_choice

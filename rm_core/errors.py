@@ -191,6 +191,27 @@ def int_at_least(minimum: int):
     return parse
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above 0 (a timeout of 0, a negative one or NaN would mean "never" or "at
+    once" without a word)."""
+    import argparse
+
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0 (a sampling temperature: NaN or -1 would silently mean greedy)."""
+    import argparse
+
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is below 0")
+    return value
+
+
 def finite_float(text: str) -> float:
     """argparse type: a finite number (NaN or inf would silently switch a rule off)."""
     import argparse

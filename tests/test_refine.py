@@ -89,6 +89,8 @@ def test_refine_prompt_numbers_response_and_feedback_tags_alike():
     assert out.best.response == "three"
     last = policy.requests[-1]
     assert last[0] == {"role": "user", "content": "Q?"} and last[-1]["role"] == "user"
+    # roles alternate (Gemma's and Mistral's templates refuse two user turns in a row): the latest response first
+    assert [m["role"] for m in last] == ["user", "assistant", "user"] and last[1]["content"] == "two"
     text = last[-1]["content"]
     for i, response in enumerate(["one", "two"], start=1):
         assert f"<response_{i}>\n{response}\n</response_{i}>" in text
@@ -111,6 +113,8 @@ def test_pairwise_judge_compares_with_the_best_so_far():
     assert [c.score for c in out.candidates] == [None, 0.9, 0.1, 0.9]
     assert out.best.response == "the longest of them all"
     assert "better than the best earlier one" in out.candidates[1].feedback
+    # the first response was not judged: the policy is not told the judge failed on it
+    assert out.candidates[0].feedback == "A judge will compare the next response with this one."
 
 
 def test_a_failed_generation_ends_the_refinement_and_keeps_the_best():
@@ -204,7 +208,7 @@ def test_refine_file_resumes_and_writes_best_vs_first_preferences(tmp_path):
     policy = ScriptedPolicy(["b1", "b2", "c1", "c2"])  # only b and c are asked for
     summary = refine_file(args, policy, TableJudge(table))
     assert policy.answers == [] and summary["prompts"] == 3
-    assert summary["skipped_rows"] == {"duplicate id": 1, "empty prompt": 1, "no prompt (text or messages)": 1}
+    assert summary["skipped_rows"] == {"duplicate id": 1, "prompt is empty": 1, "no prompt (text or messages)": 1}
     prefs = [json.loads(line) for line in (out / "preferences.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(p["id"], p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in prefs] == [
         ("a", "a2", "a1"), (prefs[1]["id"], "c2", "c1")]  # b did not improve: no pair
@@ -346,12 +350,56 @@ def test_refine_file_refuses_a_prompts_file_with_no_usable_prompt(tmp_path):
 
     (tmp_path / "prompts.jsonl").write_text(json.dumps({"prompt": ""}) + "\n" + json.dumps({"no": 1}) + "\n",
                                             encoding="utf-8")
-    with pytest.raises(UserInputError, match=r"prompts.jsonl: no prompt to refine \(1 empty prompt, 1 no prompt"):
+    with pytest.raises(UserInputError, match=r"prompts.jsonl: no prompt to refine \(1 prompt is empty, 1 no prompt"):
         refine_file(_args(tmp_path), ScriptedPolicy([]), TableJudge({}))
     assert not (tmp_path / "out").exists()
     (tmp_path / "prompts.jsonl").write_text("", encoding="utf-8")
     with pytest.raises(UserInputError, match="prompts.jsonl"):
         refine_file(_args(tmp_path), ScriptedPolicy([]), TableJudge({}))
+
+
+def test_malformed_prompts_are_skipped_and_counted_with_their_reason(tmp_path):
+    from judges.refine import read_prompts
+
+    rows = [{"id": 0, "prompt": "kept, id 0"}, {"prompt": [{"role": "user", "content": None}]},
+            {"prompt": [{"role": "robot", "content": "q"}]},
+            {"prompt": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    prompts, skipped = read_prompts(str(tmp_path / "p.jsonl"))
+    assert [p["id"] for p in prompts] == ["0"]  # an id of 0 is an id
+    assert skipped == {"prompt[0] content must be a string": 1, "prompt[0] has unknown role 'robot'": 1,
+                       "prompt must not end with an assistant message": 1}
+
+
+@pytest.mark.parametrize("flag, value", [("--temperature", "nan"), ("--temperature", "-1"),
+                                         ("--max_new_tokens", "0"), ("--critique_max_new_tokens", "-5"),
+                                         ("--max_length", "0"), ("--policy_timeout_s", "nan"),
+                                         ("--policy_max_retries", "-1"), ("--judge_timeout_s", "0")])
+def test_cli_refuses_bad_numbers_in_one_line(tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit) as info:
+        refine_main(["--policy", "openai:m", "--judge", "openai:m", "--prompts", "missing/p.jsonl", "--output_dir",
+                     str(tmp_path / "o"), flag, value])
+    assert info.value.code == 2 and f"argument {flag}" in capsys.readouterr().err
+
+
+def test_cli_refuses_scenario_auto_principles(tmp_path):
+    from rm_core.errors import UserInputError
+
+    (tmp_path / "p.jsonl").write_text(json.dumps({"prompt": "q"}) + "\n", encoding="utf-8")
+    with pytest.raises(UserInputError, match="scenario:auto"):
+        refine_main(["--policy", "openai:m", "--judge", "openai:m", "--prompts", str(tmp_path / "p.jsonl"), "--output_dir",
+                     str(tmp_path / "o"), "--judge_principles", "scenario:auto"])
+
+
+def test_the_fingerprint_records_the_endpoint_openai_base_url_names(tmp_path, monkeypatch):
+    from judges.refine import refinement_fingerprint
+
+    args = _args(tmp_path, policy="openai:m", judge="openai:m")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:1/v1")
+    one = refinement_fingerprint(args)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:2/v1")
+    assert refinement_fingerprint(args) != one  # another server under the same model name: no mixed store
+    assert one["settings"]["policy_base_url"] == one["settings"]["judge_base_url"] == "http://127.0.0.1:1/v1"
 
 
 @pytest.mark.parametrize("flag, value, message", [("--iterations", "-1", "must be >= 0"),
