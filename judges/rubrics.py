@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import time
 from collections import Counter
@@ -138,6 +139,8 @@ def rubrics_for_pair(backend: ChatBackend, pair_id: str, prompt: Prompt, chosen:
             out.rubrics, out.passed = rubrics, True
             return out
         if round_ == max_rounds:
+            if verdict.error:  # the last evaluation failed (an unparsable verdict, an over-long prompt): say so
+                out.error = f"judge: {verdict.error}"
             return out
         text, error = _ask(backend, load_template(None, "rubric_revise").render(
             **shown, rubrics=rubrics, verdicts=answers, averaged=verify == "order_averaged"), max_new_tokens)
@@ -307,13 +310,18 @@ def load_rubrics(path: str | Path) -> list[str]:
 
 
 def build(args, backend: ChatBackend, pairs: list[dict], embed: Callable[[list[str]], np.ndarray] | None = None) -> dict:
-    """The three steps over `pairs` into args.output_dir (generate.partial.jsonl, then rubrics.json)."""
+    """The three steps over `pairs` into args.output_dir (generate.partial.jsonl, then rubrics.json); then a
+    TooManyFailedError (exit 3) when more than args.max_failed_share of the pairs stopped on a failed call."""
     from rm_core.hub import atomic_write_json
-    from rm_core.resume import data_fingerprint, judge_fingerprint
+    from rm_core.resume import check_failed_share, data_fingerprint, judge_fingerprint
 
     out = Path(args.output_dir)
     settings = {k: getattr(args, k, None) for k in ("max_rounds", "max_rubrics", "seed", "judge_base_url",
                                                     "subsets", "split", "max_length")}
+    if args.llm.startswith("openai:") and not settings["judge_base_url"]:
+        settings["judge_base_url"] = os.environ.get("OPENAI_BASE_URL")  # where the backend sends the requests
+    if args.overwrite:  # afresh: a rubric set of the run before must not outlive it if this one fails
+        (out / "rubrics.json").unlink(missing_ok=True)
     if args.verify != "both_orders":  # only when set, so stores written before the option still resume
         settings["verify"] = args.verify
     if args.llm.startswith("llm:"):  # a local model's answers depend on its dtype (resolved by main)
@@ -324,9 +332,14 @@ def build(args, backend: ChatBackend, pairs: list[dict], embed: Callable[[list[s
     candidates = list(dict.fromkeys(r for res in results for r in res.rubrics))  # exact duplicates once
     stats = {"pairs": len(results), "passed": sum(r.passed for r in results),
              "rounds": dict(sorted(Counter(r.rounds for r in results if r.passed).items())),
-             "failures": dict(Counter(r.error for r in results if r.error)), "candidates": len(candidates)}
-    print(f"[rubrics] {stats['passed']} of {len(results)} pairs gave rubrics that passed; {len(candidates)} rubrics",
-          flush=True)
+             "failures": dict(Counter(r.error for r in results if r.error)),
+             "failed_calls": sum(failed_call(r.error) for r in results),
+             "judge_failed_rounds": sum(None in h["p_better"] for r in results for h in r.history),
+             "candidates": len(candidates)}
+    print(f"[rubrics] {stats['passed']} of {len(results)} pairs gave rubrics that passed; {len(candidates)} rubrics"
+          + (f"; failures: {stats['failures']}" if stats["failures"] else "")
+          + (f"; {stats['judge_failed_rounds']} evaluations without a verdict in both orders"
+             if stats["judge_failed_rounds"] else ""), flush=True)
     if not candidates:
         from rm_core.errors import UserInputError
 
@@ -343,14 +356,27 @@ def build(args, backend: ChatBackend, pairs: list[dict], embed: Callable[[list[s
               "llm": args.llm, "embedding_model": args.embedding_model or "sentence-transformers/all-MiniLM-L6-v2",
               "fingerprint": fingerprint, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
     atomic_write_json(out / "rubrics.json", result)
-    print(f"[rubrics] {len(selected)} selected, {len(themes)} themes -> {out / 'rubrics.json'}", flush=True)
+    print(f"[rubrics] {len(selected)} selected, {len(themes)} themes"
+          + (f" (not structured: {why})" if args.max_themes and not themes else "")
+          + f" -> {out / 'rubrics.json'}", flush=True)
+    check_failed_share({"": (stats["failed_calls"], stats["pairs"])}, getattr(args, "max_failed_share", None),
+                       "pairs", f"the rubric set is in {out / 'rubrics.json'}, from the pairs that answered; a rerun "
+                       "of the same command asks again those a timeout, 429 or 5xx stopped (pass --max_failed_share 1 "
+                       "to accept it)")
     return result
+
+
+def failed_call(error: str | None) -> bool:
+    """Whether a pair's error is a failed call (a timeout, an HTTP error, a prompt over max_length), not the LLM's
+    own answer (an unparsable proposal, revision or verdict) nor a pair the method cannot show (multi-turn)."""
+    return bool(error) and "unparsable" not in error and error != "multi-turn response"
 
 
 def make_parser() -> argparse.ArgumentParser:
     from judges.cli import add_llm_judge_args
     from rm_core.errors import finite_float, int_at_least
     from rm_core.models import add_dtype_arg
+    from rm_core.resume import DEFAULT_MAX_FAILED_SHARE, share_arg
     from rm_core.tracking import add_run_args
 
     p = argparse.ArgumentParser(prog="python -m judges.rubrics", description=__doc__.split("\n\n")[0])
@@ -375,6 +401,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seeds the order each pair is shown in")
     p.add_argument("--max_length", type=int_at_least(1), default=2048)
     p.add_argument("--overwrite", action="store_true", help="start afresh in an output_dir another run began")
+    p.add_argument("--max_failed_share", type=share_arg, default=DEFAULT_MAX_FAILED_SHARE,
+                   help="exit 3 (after writing rubrics.json) when more than this share of the pairs stopped on a "
+                        "failed call (a timeout, an HTTP error); a rerun asks those a timeout, 429 or 5xx hit again "
+                        "(1: never stop)")
     add_dtype_arg(p)
     add_llm_judge_args(p)  # --judge_base_url, --judge_cache_dir, --judge_timeout_s, ... for the LLM
     add_run_args(p, tracking=False)

@@ -114,6 +114,19 @@ def test_an_unparsable_proposal_is_a_counted_error(llm):
     assert out.error == "unparsable proposal" and out.rounds == 0 and not out.passed
 
 
+def test_a_judge_that_never_answers_is_named_as_the_pairs_error_not_a_wrong_verdict(llm):
+    script = Script()
+    asks = ("short rules that a judge could use", "These rubrics were tried", "Organise them into at most")
+
+    def behaviour(hit, body):  # the Script's proposals and revisions; a judge whose answers no grammar reads
+        text = body["messages"][-1]["content"]
+        return script(hit, body) if any(a in text for a in asks) else reply("I cannot decide.")
+
+    llm.behaviour = behaviour
+    out = rubrics_for_pair(backend(llm), "p0", PAIRS[0]["prompt"], "It is 5.", "It is 7.", max_rounds=2)
+    assert not out.passed and out.rounds == 2 and out.error == "judge: unparsable verdict"
+
+
 def leaning_judge(script: Script):
     """The Script's LLM, but judging by next-token probabilities (an endpoint with logprobs): P(A) is 0.8 whatever
     it is shown (a slot-A bias), moved 0.1 towards the response holding "5" under a rubric about the final number."""
@@ -252,6 +265,44 @@ def test_build_writes_a_rubric_set_every_llm_judge_reads(llm, tmp_path):
     judge.compare("Q?", "x", "y")
     shown = llm.requests[-1][1]["messages"][-1]["content"]
     assert "Judge by these principles:\n- Correctness of the answer\n  - Check the final number." in shown
+
+
+def test_too_many_failed_calls_exit_3_after_writing_the_rubric_set(llm, tmp_path):
+    from rm_core.errors import TooManyFailedError
+
+    script = Script()
+    llm.behaviour = lambda hit, body: ((503, {"error": {"message": "overloaded"}}, {})
+                                       if "(case 2)" in body["messages"][-1]["content"] else script(hit, body))
+    with pytest.raises(TooManyFailedError, match=r"1 of 3 pairs failed \(33.3%\), more than --max_failed_share"):
+        build(_args(tmp_path, max_failed_share=0.05), backend(llm), PAIRS, embed=letters)
+    written = json.loads((tmp_path / "out" / "rubrics.json").read_text(encoding="utf-8"))
+    assert written["stats"]["failed_calls"] == 1 and written["stats"]["passed"] == 2
+    result = build(_args(tmp_path, max_failed_share=1.0), backend(llm), PAIRS, embed=letters)  # accepted
+    assert result["stats"]["failures"] == {"HTTP 503": 1}
+
+
+def test_overwrite_removes_the_rubric_set_of_the_run_before(llm, tmp_path):
+    from rm_core.errors import UserInputError
+
+    llm.behaviour = Script()
+    build(_args(tmp_path), backend(llm), PAIRS, embed=letters)
+    assert (tmp_path / "out" / "rubrics.json").is_file()
+    stuck = {f"What is 2 + 3? (case {i})" for i in range(3)}
+    llm.behaviour = Script(bad_first=stuck, stubborn=stuck)
+    with pytest.raises(UserInputError, match="no rubric passed"):
+        build(_args(tmp_path, overwrite=True), backend(llm), PAIRS, embed=letters)
+    assert not (tmp_path / "out" / "rubrics.json").exists()  # not the old run's set, as if this run made it
+
+
+def test_the_fingerprint_names_the_endpoint_openai_base_url_gives(llm, tmp_path, monkeypatch):
+    from rm_core.resume import ResumeError
+
+    llm.behaviour = Script()
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:1/v1")
+    build(_args(tmp_path), backend(llm), PAIRS, embed=letters)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:2/v1")  # another server, the same model name
+    with pytest.raises(ResumeError, match="judge_base_url"):
+        build(_args(tmp_path), backend(llm), PAIRS, embed=letters)
 
 
 def test_no_passing_rubric_is_one_clear_error(llm, tmp_path):
