@@ -78,7 +78,7 @@ def to_item(row: dict) -> dict:
             raise RowError(f"{key} must be a non-empty string")
     if same_response(row["response_A"], row["response_B"]):
         raise DegeneratePair(IDENTICAL_PAIR)  # skipped and counted: only float noise could order them
-    return {"id": str(row["pair_id"]), "source": str(row.get("source", "")), "question": row["question"],
+    return {"id": str(row["pair_id"]), "source": str(row.get("source") or ""), "question": row["question"],
             "response_A": row["response_A"], "response_B": row["response_B"], "label": row["label"]}
 
 

@@ -273,7 +273,7 @@ LLMBAR_SUBSETS = {  # file in ../shared/data/llmbar -> RewardBench v1 subset (Ch
 def llmbar_to_reward_bench(row: dict, subset: str, index: int) -> dict:
     """One LLMBar row -> one RewardBench row (the better output is `chosen`)."""
     label = row.get("label")
-    if label not in (1, 2):
+    if label not in (1, 2) or isinstance(label, bool):  # true == 1 in Python: not a label LLMBar writes
         raise RowError(f"LLMBar row needs label 1 or 2, got {label!r}")
     for key in ("input", "output_1", "output_2"):
         if not isinstance(row.get(key), str):

@@ -232,6 +232,8 @@ MALFORMED = {
     "non-dict row": (["not", "a", "dict"], "not a JSON object"),
     "bad llmbar label": ({"input": "q", "output_1": "a", "output_2": "b", "label": 3}, "label 1 or 2"),
     "llmbar label missing": ({"input": "q", "output_1": "a", "output_2": "b"}, "label 1 or 2"),
+    "llmbar label a boolean": ({"input": "q", "output_1": "a", "output_2": "b", "label": True}, "label 1 or 2"),
+    "empty prompt": ({"prompt": " ", "chosen": "good", "rejected": "bad"}, "prompt is empty"),
     "response ends with user": ({"prompt": [U("q")], "chosen": [U("x")], "rejected": [A("y")]},
                                 "must end with an assistant"),
     "content not a string": ({"prompt": [U("q")], "chosen": [{"role": "assistant", "content": 3}],

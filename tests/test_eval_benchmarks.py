@@ -387,6 +387,13 @@ def jb_rows():
     return rows
 
 
+def test_judgebench_a_null_source_is_no_source_not_the_text_none(tmp_path):
+    rows = jb_rows()
+    rows[0]["source"] = None
+    items, _ = jb.load(str(_write_jsonl(tmp_path / "jb.jsonl", rows)))
+    assert items[0]["source"] == "" and items[1]["source"] == "mmlu-pro-math"
+
+
 def test_judgebench_per_source_and_both_orders(tmp_path):
     data = _write_jsonl(tmp_path / "jb.jsonl", jb_rows())
     # a{k} > b{k} for k = 0, 1, 3; a tie for k = 2
