@@ -477,8 +477,10 @@ def track_summary(tracker, summary: dict) -> None:
 def listwise_scores(judge, groups: Sequence[tuple[object, Sequence[str]]]) -> list[list[float | None]]:
     """One score per response for each (prompt, responses). A pointwise judge scores every response once, all
     groups in one batched call (`rank_many` when it has one: a reward model's runs each group's prompt once); a
-    pairwise judge ranks each group (`rank_many` when it has one, else `rank`: its default aggregation over all
-    pairs). A response the judge failed on is None."""
+    pairwise judge ranks each group (`rank_many` when it has one, else its default aggregation over all pairs).
+    A response the judge failed on is None; for a pairwise judge one failed comparison makes the whole group None
+    (failed, asked again on a rerun): a ranking over the comparisons that are left could put a response first
+    that the missing one would have beaten."""
     from judges.base import conversation
 
     groups = [(prompt, list(responses)) for prompt, responses in groups]
@@ -491,7 +493,20 @@ def listwise_scores(judge, groups: Sequence[tuple[object, Sequence[str]]]) -> li
             out.append(flat[k:k + len(responses)])
             k += len(responses)
         return out
-    return [judge.rank(prompt, responses) for prompt, responses in groups]
+    return [_strict_rank(judge, prompt, responses) for prompt, responses in groups]
+
+
+def _strict_rank(judge, prompt, responses: list[str]) -> list[float | None]:
+    """A pairwise judge's default aggregation over every pair of `responses`; all None when any comparison failed
+    (judges.base.Judge.rank would aggregate over what is left)."""
+    import numpy as np
+
+    from judges.aggregate import aggregate
+
+    P = judge.preference_matrix(prompt, responses)
+    if np.isnan(P[~np.eye(len(responses), dtype=bool)]).any():
+        return [None] * len(responses)
+    return [None if not np.isfinite(v) else float(v) for v in aggregate(P, judge.default_rank_method)]
 
 
 def pair_verdicts(judge, items: Sequence[tuple[object, str, str]]):

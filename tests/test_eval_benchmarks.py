@@ -185,6 +185,33 @@ def test_rb2_end_to_end_hub_schema(tmp_path):
     assert s2["length"]["spearman_score_length"] is None and "pairwise" in s2["length"]["score_length_note"]
 
 
+class OneFailedComparison(PairTableJudge):
+    """PairTableJudge, but the comparison of `pair` (either order) fails, as a timed-out call does."""
+
+    def __init__(self, table, pair):
+        super().__init__(table)
+        self.pair = set(pair)
+
+    def _compare(self, items):
+        out = super()._compare(items)
+        for k, (_, a, b) in enumerate(items):
+            if {a, b} == self.pair:
+                self.failures.add("timeout", a)
+                out[k] = None
+        return out
+
+
+def test_a_pairwise_judges_failed_comparison_fails_its_prompt_never_ranks_on_what_is_left(tmp_path):
+    """Math's m-good loses only to m-b1; with that comparison failed, the win rate over the rest would rank m-good
+    first: the prompt is failed instead (flagged, counted, asked again on a rerun; best-of-N reads the same scores)."""
+    data = _write_jsonl(tmp_path / "rb2.jsonl", rb2_rows())
+    s = rb2.evaluate(_args(rb2, data, tmp_path / "o", OneFailedComparison(RB2_TABLE, ("m-good", "m-b1"))))
+    assert s["failed_prompts"] == 1
+    rows = [json.loads(x) for x in (tmp_path / "o" / "scores.jsonl").read_text(encoding="utf-8").splitlines()]
+    (math_row,) = [r for r in rows if r["id"] == "3"]
+    assert math_row["failed"] and all(x is None for x in math_row["scores"])
+
+
 def test_rb2_subset_spelled_in_two_cases_is_one_subset(tmp_path):
     """"Factuality" and "factuality" (and "Ties" / "ties") rows are one subset, under the official spelling: the
     overall score is the mean of six subset scores, each over all of its prompts."""
