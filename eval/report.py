@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -583,11 +584,15 @@ def main(argv: list[str] | None = None) -> dict | None:
     state = process_state()
     report_dir = Path(args.output_dir)
     data_root = Path(args.data_root)
-    benches = dict(parse_bench(b, data_root) for b in args.bench)
-    judge_specs = dict(parse_judge(j) for j in args.judge)
+    bench_list = [parse_bench(b, data_root) for b in args.bench]
+    judge_list = [parse_judge(j) for j in args.judge]
+    for flag, named in (("--bench", bench_list), ("--judge", judge_list)):
+        names = [name for name, _ in named]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:  # one name twice: the second would replace the first, and a column vanish without a word
+            raise UserInputError(f"{flag}: the name {', '.join(twice)} is given twice; name each one (NAME=...)")
+    benches, judge_specs = dict(bench_list), dict(judge_list)
     if args.baseline is not None and args.baseline not in judge_specs:
-        from rm_core.errors import UserInputError
-
         raise UserInputError(f"--baseline {args.baseline}: not one of the --judge names ({', '.join(judge_specs)})")
     for spec in judge_specs.values():  # every judge before any data set
         judges_mod.check_judge_spec(spec, "--judge")
@@ -601,8 +606,11 @@ def main(argv: list[str] | None = None) -> dict | None:
         print(f"[report] dtype {args.dtype} ({dtype_reason})", flush=True)
     options = {"limit": args.limit, "dtype": args.dtype, "max_length": args.max_length,
                "batch_size": args.batch_size, "judge_mode": args.judge_mode}
-    if args.judge_base_url:  # another endpoint may serve another model under the same name
-        options["judge_base_url"] = args.judge_base_url
+    # another endpoint may serve another model under the same name: the one the openai: judges send to
+    base_url = args.judge_base_url or (os.environ.get("OPENAI_BASE_URL") if any(
+        spec.startswith("openai:") for spec in judge_specs.values()) else None)
+    if base_url:
+        options["judge_base_url"] = base_url
     from rm_core.inference import forward_batching, numerics_fingerprint
 
     half = numerics_fingerprint(state.device, args.dtype)

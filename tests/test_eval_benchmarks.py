@@ -590,6 +590,35 @@ def _report(tiny, out, *judges, extra=()):
     return rep.main(argv)
 
 
+def test_report_refuses_two_judges_or_benchmarks_under_one_name(tmp_path, capsys):
+    """A dict of names kept the second of two: one column vanished without a word."""
+    a, b = tmp_path / "runs/a/final", tmp_path / "runs/b/final"
+    a.mkdir(parents=True), b.mkdir(parents=True)
+    for argv, message in ((["--bench", "p=pairs:x.jsonl", "--judge", str(a), "--judge", str(b)],
+                           "--judge: the name final is given twice"),
+                          (["--bench", "p=pairs:x.jsonl", "--bench", "p=pairs:y.jsonl", "--judge", "openai:m"],
+                           "--bench: the name p is given twice")):
+        with pytest.raises(SystemExit) as info:
+            rep.main(["--output_dir", str(tmp_path / "r"), *argv])
+        assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_report_keys_an_openai_judges_cells_by_the_endpoint_openai_base_url_names(tiny, tmp_path, monkeypatch):
+    """Another server may serve another model under the same name: its cells are not the first server's."""
+    from rm_core.testing import fake_openai
+
+    answer = {"choices": [{"message": {"role": "assistant", "content": "A"}}]}
+    argv = ["--output_dir", str(tmp_path / "r"), "--bench", f"pairs=pairs:{tiny / 'pairs.jsonl'}",
+            "--judge", "m=openai:m"]
+    with fake_openai() as one, fake_openai() as two:
+        one.behaviour = two.behaviour = lambda hit, body: (200, answer, {})
+        monkeypatch.setenv("OPENAI_BASE_URL", one.url)
+        assert rep.main(argv)["results"]["m"]["pairs"]["cached"] is False
+        assert rep.main(argv)["results"]["m"]["pairs"]["cached"] is True
+        monkeypatch.setenv("OPENAI_BASE_URL", two.url)
+        assert rep.main(argv)["results"]["m"]["pairs"]["cached"] is False and two.requests
+
+
 def test_run_benchmark_evaluators_record_the_reward_models_truncation(tiny, tmp_path):
     """A real (tiny) RM judge: its `truncated` count (judges.rm_judge, as eval_reward_bench's truncated_pairs)
     reaches results.json of every run_benchmark evaluator. max_length 8 cuts every sequence (the chat template
