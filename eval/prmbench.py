@@ -42,7 +42,7 @@ import numpy as np
 
 from eval.runner import add_judge_args, check_model, run_benchmark, run_eval_command, unique_items
 from rm_core.data import RowError, SkipReport, decode_line
-from rm_core.errors import UserInputError, cli_entry
+from rm_core.errors import UserInputError, cli_entry, finite_float
 from rm_core.stats import interval_text_at, percent
 
 # classification -> (abbreviation, group), as the official tables name and group them
@@ -262,7 +262,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=None, help="unused (a file has one split); kept for eval_report")
     p.add_argument("--classifications", nargs="*", default=None, choices=sorted(CLASSES),
                    help="score only these error classes")
-    p.add_argument("--threshold", type=float, default=0.5, help="a step is labelled correct above this score")
+    p.add_argument("--threshold", type=finite_float, default=0.5, help="a step is labelled correct above this score")
     p.add_argument("--keep_step_numbers", action="store_true",
                    help="score the steps with their leading numbers ('3. ', 'Step 3. ') as the data has them")
     return p

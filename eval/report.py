@@ -38,7 +38,7 @@ from pathlib import Path
 
 from eval.runner import apply_token_budget, broadcast, process_state
 from rm_core.data import shared_data_dir
-from rm_core.errors import UserInputError, cli_entry
+from rm_core.errors import UserInputError, cli_entry, int_at_least
 from rm_core.stats import difference_with_ci, percent_with_ci
 
 DATA_ROOT = shared_data_dir()  # $RM_SHARED_DATA, else ../shared/data beside the project
@@ -552,7 +552,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="one judge NAME of --judge (e.g. the untrained model), drawn as a reference line in the charts "
                         "rather than as a bar")
     p.add_argument("--data_root", default=str(DATA_ROOT), help="folder of the shared data (llmbar, hh-rlhf, gsm8k)")
-    p.add_argument("--limit", type=int, default=None, help="score only the first N items of each benchmark")
+    p.add_argument("--limit", type=int_at_least(1), default=None, help="score only the first N items of each benchmark")
     from rm_core.models import add_dtype_arg
 
     add_dtype_arg(p)

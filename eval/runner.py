@@ -75,6 +75,8 @@ def add_judge_args(p: argparse.ArgumentParser, unit: str = "items",
                    default_output_dir: str = "results/<benchmark>/<model name>") -> argparse.ArgumentParser:
     """The judge flags every benchmark CLI shares (eval_reward_bench adds its own on top). unit: what the
     benchmark scores, for the help of --batch_size and --limit; default_output_dir: for the help of --output_dir."""
+    from rm_core.errors import int_at_least
+
     p.add_argument("--model", required=True,
                    help="checkpoint folder or Hub id of a reward model (any family: judges.load reads rm_family), "
                         "or a prompted LLM judge: llm:<HF id or path> / openai:<model>")
@@ -95,7 +97,7 @@ def add_judge_args(p: argparse.ArgumentParser, unit: str = "items",
     add_dtype_arg(p)
     p.add_argument("--chat_template", default=None, help="override: Jinja string, .jinja path, or 'plain'")
     p.add_argument("--seed", type=int, default=0, help="seeds a head the checkpoint lacks (an untrained baseline)")
-    p.add_argument("--limit", type=int, default=None, help=f"score only the first N {unit}")
+    p.add_argument("--limit", type=int_at_least(1), default=None, help=f"score only the first N {unit}")
     p.add_argument("--output_dir", default=None, help=f"default: {default_output_dir}")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh in an output_dir whose partial scores another model, data set or setting made "

@@ -286,13 +286,15 @@ def import_(args) -> dict:
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from rm_core.errors import int_at_least
+
     p = argparse.ArgumentParser(prog="rm-annotate", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("export", help="pairs -> a Label Studio labelling config and tasks")
     e.add_argument("--pairs", default=None, help="a preference file (or Hub id) to label")
     e.add_argument("--candidates", default=None, help="a candidates file: prompts with several responses")
     e.add_argument("--max_pairs_per_prompt", type=int, default=6)
-    e.add_argument("--limit", type=int, default=None)
+    e.add_argument("--limit", type=int_at_least(1), default=None)
     e.add_argument("--seed", type=int, default=0, help="seeds which response each task shows as A")
     e.add_argument("--output_dir", required=True)
     i = sub.add_parser("import", help="Label Studio's JSON export -> preference rows")

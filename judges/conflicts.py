@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import judges
     from rm_core.data import load_llmbar_as_reward_bench, load_rows
+    from rm_core.errors import int_at_least
     from rm_core.hub import atomic_write_json
 
     p = argparse.ArgumentParser(description="Order-inconsistent pairs and intransitive triples of a judge on a "
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dataset", required=True, help="preference rows, candidate rows {prompt, responses}, "
                                                     "or LLMBar's folder")
     p.add_argument("--split", default="test")
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--limit", type=int_at_least(1), default=None)
     p.add_argument("--output", default=None, help="write the report as JSON here")
     from judges.cli import add_llm_judge_args, check_llm_judge_args, llm_judge_kwargs
 

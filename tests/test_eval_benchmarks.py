@@ -857,3 +857,17 @@ def test_identical_responses_are_skipped_and_counted_by_every_pairwise_benchmark
     s = jb.evaluate(_args(jb, data, tmp_path / "jb-out", TableJudge({"a0": 1, "b0": 0, "a1": 0, "b1": 1, "a2": 1,
                                                                       "b2": 0, "a3": 0, "b3": 1})))
     assert s["pairs"] == 4 and s["skipped_rows"]["by_reason"] == {reason: 1} and s["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("module, argv, flag", [
+    ("reward_bench", ["--model", "m", "--limit", "0"], "--limit"),
+    ("reward_bench", ["--model", "m", "--limit", "-2"], "--limit"),  # scored all but the last two, "first -2"
+    ("reward_bench2", ["--model", "m", "--limit", "0"], "--limit"),
+    ("prmbench", ["--model", "m", "--threshold", "nan"], "--threshold"),  # every step wrong, never resumable
+    ("report", ["--judge", "m", "--bench", "p=pairs:x.jsonl", "--limit", "-1"], "--limit")])
+def test_a_count_or_threshold_that_would_silently_mean_something_else_is_refused(capsys, module, argv, flag):
+    import importlib
+
+    with pytest.raises(SystemExit) as info:
+        importlib.import_module(f"eval.{module}").main(argv)
+    assert info.value.code == 2 and f"argument {flag}" in capsys.readouterr().err
