@@ -505,7 +505,7 @@ class CodeExecutionJudge(Judge):
                 got = result.stdout.rpartition(SENTINEL)[2].strip() if SENTINEL in result.stdout else None
                 try:
                     ok = got is not None and _same(_normal(json.loads(got)), _normal(tests["outputs"][k]))
-                except ValueError:
+                except (ValueError, RecursionError):  # the program's output, not JSON (or nested past any depth)
                     ok = False
                 result.status = "passed" if ok else "wrong_answer"
             return result
@@ -514,6 +514,14 @@ class CodeExecutionJudge(Judge):
         if result.status == "passed" and not outputs_match(result.stdout, tests["outputs"][k]):
             result.status = "wrong_answer"
         return result
+
+    def _run_job(self, job) -> RunResult:
+        """run_case for one job; an error of this judge on it fails that item alone (a counted sandbox error), never
+        the batch (every other response's score with it)."""
+        try:
+            return self.run_case(job[1], job[2], job[3])
+        except Exception as err:  # any error here is one item's, reported as such
+            return RunResult("sandbox_error", stderr=f"{type(err).__name__}: {err}")
 
     def _score(self, conversations: list, references: list | None) -> list[float | None]:
         self.last_item_info = []
@@ -535,6 +543,7 @@ class CodeExecutionJudge(Judge):
                 info["error"] = "no_code"
                 continue
             try:
+                program.encode("utf-8")  # a lone surrogate compiles, but no file can hold it
                 compile(program, "<response>", "exec")
             except (SyntaxError, ValueError):
                 self.outcomes["syntax_error"] += 1
@@ -543,7 +552,7 @@ class CodeExecutionJudge(Judge):
             info["cases"] = len(tests["inputs"])
             jobs += [(i, program, tests, k) for k in range(len(tests["inputs"]))]
         with ThreadPoolExecutor(max_workers=max(1, self.max_workers)) as pool:
-            results = list(pool.map(lambda job: self.run_case(job[1], job[2], job[3]), jobs))
+            results = list(pool.map(self._run_job, jobs))
         passed: Counter = Counter()
         for (i, *_), result in zip(jobs, results):
             self.outcomes[result.status] += 1

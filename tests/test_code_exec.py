@@ -129,6 +129,23 @@ def test_call_based_tests_and_solution_classes():
     assert judge().score([plain, leet, bad], references=[tests] * 3) == [1.0, 1.0, 0.0]
 
 
+def test_a_program_that_breaks_the_result_reader_fails_alone_and_the_batch_goes_on():
+    """Printed after the harness's own line, a nesting no JSON parser reads (RecursionError) is a wrong answer; a
+    lone surrogate compiles but no file holds it (a syntax error): neither takes the good response's score away."""
+    tests = {"fn_name": "add", "inputs": [[1, 2]], "outputs": [3]}
+    deep = conv("import atexit, sys\n"
+                "atexit.register(lambda: sys.stdout.write('\\n' + SENTINEL + '[' * 200000 + ']' * 200000))\n"
+                "def add(a, b):\n    return a + b")
+    good = conv("def add(a, b):\n    return a + b")
+    surrogate = conv("def add(a, b):\n    return a + b  # \ud800")
+    from judges.code_exec import SENTINEL
+
+    deep[-1]["content"] = deep[-1]["content"].replace("SENTINEL", repr(SENTINEL))
+    j = judge()
+    assert j.score([deep, good, surrogate], references=[tests] * 3) == [0.0, 1.0, 0.0]
+    assert j.outcomes["wrong_answer"] == 1 and j.outcomes["syntax_error"] == 1
+
+
 def test_no_code_and_syntax_errors_score_zero_and_are_counted():
     j = judge()
     assert j.score([[{"role": "user", "content": "q"}, {"role": "assistant", "content": "I won't."}],
