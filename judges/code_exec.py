@@ -28,7 +28,9 @@ The model's code is untrusted. Locally (`run_locally`), each run gets:
 - as root without CAP_SYS_ADMIN (a default Docker container: no network namespace), the unprivileged uid alone.
 The strongest of these that actually runs a probe program here is used (`isolation()`, found once); what ran is
 in every result (`sandbox`: "bwrap", "netns+uid", "uid" or "rlimits"), and a run with no network isolation says
-so ("uid" as root, "rlimits" for an unprivileged user without bwrap; a line on stderr when it is chosen). As root,
+so ("uid" as root, "rlimits" for an unprivileged user without bwrap; a line on stderr when it is chosen).
+"rlimits" runs the program as the judge's own user, which may read the judge's memory (the expected outputs:
+a reward it did not earn), environment and files: it is used only with RM_CODE_EXEC_ALLOW_RLIMITS=1. As root,
 untrusted code never runs as root: when no kind can drop to the unprivileged uid, isolation() raises instead of
 falling back to "rlimits". Only bwrap keeps the program from writing where its user may write (/tmp,
 world-writable folders). A run the sandbox could not start is a judge failure (None,
@@ -370,6 +372,11 @@ def probe(kind: str) -> str | None:
         return "needs root"
     if kind == "rlimits" and os.geteuid() == 0:  # untrusted code never runs as root, with root's capabilities
         return "it would run the program as root (no kind that drops to an unprivileged uid works here)"
+    if kind == "rlimits" and os.environ.get(ALLOW_RLIMITS) != "1":
+        # as the judge's own user the program may read the judge's memory (/proc/<parent>/mem: the expected
+        # outputs, a reward it did not earn), its environment and the user's files
+        return (f"it would run the program as your own user, able to read the judge's expected outputs and your "
+                f"files; install bubblewrap (bwrap), or set {ALLOW_RLIMITS}=1 to accept that")
     result = run_sandboxed(PROBE, "", Limits(wall_s=20.0, cpu_s=10), kind)
     if result.status == "passed" and result.stdout.strip() == "42":
         return None
@@ -377,6 +384,7 @@ def probe(kind: str) -> str | None:
 
 
 KINDS = ("bwrap", "netns+uid", "uid", "rlimits")  # strongest first
+ALLOW_RLIMITS = "RM_CODE_EXEC_ALLOW_RLIMITS"  # "1": an unprivileged user without bwrap accepts the weak "rlimits"
 _ISOLATION: str | None = None
 
 

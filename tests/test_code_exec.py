@@ -146,6 +146,17 @@ def test_a_program_that_breaks_the_result_reader_fails_alone_and_the_batch_goes_
     assert j.outcomes["wrong_answer"] == 1 and j.outcomes["syntax_error"] == 1
 
 
+def test_the_weak_rlimits_sandbox_needs_the_users_consent(monkeypatch):
+    """Without bwrap or root the program would run as the judge's own user, able to read the expected outputs from
+    the judge's memory: refused unless RM_CODE_EXEC_ALLOW_RLIMITS=1 (checked before anything runs)."""
+    import judges.code_exec as ce
+
+    monkeypatch.setattr(ce.os, "geteuid", lambda: 1000)
+    monkeypatch.delenv(ce.ALLOW_RLIMITS, raising=False)
+    monkeypatch.setattr(ce, "run_sandboxed", lambda *a, **k: pytest.fail("nothing may run"))
+    assert "RM_CODE_EXEC_ALLOW_RLIMITS=1" in probe("rlimits")
+
+
 def test_no_code_and_syntax_errors_score_zero_and_are_counted():
     j = judge()
     assert j.score([[{"role": "user", "content": "q"}, {"role": "assistant", "content": "I won't."}],
