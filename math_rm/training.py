@@ -146,7 +146,7 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
                "data": data_report}
     if state.is_main_process:
         model_out = finalise_checkpoint(out_dir, base_path, tokenizer, peft_config is not None,
-                                        auto_class=AutoModelForCausalLM)
+                                        auto_class=AutoModelForCausalLM, revision=model_args.model_revision)
         check_final_step_scores(model_out, tokenizer, eval_cands, rows, tag_id, judgement_ids,
                                 training_args.max_length, out_dir)
         if eval_cands:  # the judge as judges.load builds it from the published config.json (fields)

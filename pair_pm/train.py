@@ -119,7 +119,7 @@ def main(data_args: DataArguments, training_args: PairPMConfig, model_args) -> d
                "data": data_report}
     if state.is_main_process:
         model_out = finalise_checkpoint(out_dir, base_path, tokenizer, peft_config is not None,
-                                        auto_class=AutoModelForCausalLM)
+                                        auto_class=AutoModelForCausalLM, revision=model_args.model_revision)
         judge = PairPMJudge(model_out, tokenizer, training_args.max_length)
         checked = test or train[:CHECK_EXAMPLES]  # the first training pairs when there is no held-out set
         probs = judge.first_probs(both_orders(checked))

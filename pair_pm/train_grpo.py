@@ -551,7 +551,7 @@ def main(data_args: DataArguments, training_args: PairPMGRPOConfig, model_args) 
                "format_warmup": {"steps": training_args.format_warmup_steps, "log": warmup_log}}
     if state.is_main_process:
         model_out = finalise_checkpoint(out_dir, base_path, tokenizer, peft_config is not None,
-                                        auto_class=AutoModelForCausalLM)
+                                        auto_class=AutoModelForCausalLM, revision=model_args.model_revision)
         from rm_core.finite import CHECK_EXAMPLES, check_final_rewards
 
         checked = test or train[:CHECK_EXAMPLES]  # the first training pairs when there is no held-out set

@@ -361,7 +361,7 @@ def train_pairwise_reward_model(
                 return model_loader(base_path, torch.float32, training_args.chat_template,
                                     revision=model_args.model_revision)[0]
         model_out = finalise_checkpoint(out_dir, base_path, tokenizer, peft_config is not None,
-                                        base_loader=base_loader)
+                                        base_loader=base_loader, revision=model_args.model_revision)
         if test:
             held_out = evaluate_fn(model_out, tokenizer, test, training_args.max_length,
                                    training_args.per_device_eval_batch_size)
@@ -409,10 +409,12 @@ def skipped_text(skipped: dict) -> str:
     return f"{skipped['skipped']} ({reasons})" if skipped["skipped"] else "0"
 
 
-def finalise_checkpoint(out_dir: Path, base_path: str, tokenizer, is_lora: bool, auto_class=None, base_loader=None):
+def finalise_checkpoint(out_dir: Path, base_path: str, tokenizer, is_lora: bool, auto_class=None, base_loader=None,
+                        revision: str | None = None):
     """Reload what was saved (the weights users will get); merge a LoRA adapter into a plain model, keeping
     the adapter in lora_adapter/. auto_class: AutoModelForSequenceClassification (default) or a causal LM.
-    base_loader: builds the untrained model the adapter is merged into, for a custom model class (odin_rm)."""
+    base_loader: builds the untrained model the adapter is merged into, for a custom model class (odin_rm).
+    revision: the base's Hub revision the run trained on (the adapter is merged into that one, not main)."""
     from transformers import AutoModelForSequenceClassification
 
     auto_class = auto_class or AutoModelForSequenceClassification
@@ -420,7 +422,8 @@ def finalise_checkpoint(out_dir: Path, base_path: str, tokenizer, is_lora: bool,
     if is_lora:
         from peft import PeftModel
 
-        base = base_loader() if base_loader else auto_class.from_pretrained(base_path, dtype=torch.float32, **kwargs)
+        base = base_loader() if base_loader else auto_class.from_pretrained(base_path, dtype=torch.float32,
+                                                                             revision=revision, **kwargs)
         ensure_pad_token(tokenizer, base)
         model = PeftModel.from_pretrained(base, str(out_dir)).merge_and_unload()
         adapter_dir = out_dir / "lora_adapter"

@@ -93,8 +93,10 @@ def ensure_pad_token(tokenizer, model=None) -> int:
             tokenizer.pad_token = unk
         else:
             tokenizer.add_special_tokens({"pad_token": PAD_TOKEN_ADDED})
-            if model is not None and len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
-                model.resize_token_embeddings(len(tokenizer))
+    # a pad added now, or when the tokenizer was saved (a LoRA run's, whose base is reloaded to merge the adapter
+    # trained with the resized embeddings): the model must embed every token id
+    if model is not None and len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer))
     if model is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
         text_config = model.config.get_text_config()

@@ -418,3 +418,26 @@ def test_a_missing_data_path_or_an_output_dir_that_is_a_file_is_one_line_before_
         with pytest.raises(SystemExit) as stop:
             env["recipe"].cli()
         assert stop.value.code == 2 and capsys.readouterr().err.strip() == message
+
+
+def test_a_lora_adapter_trained_with_an_added_pad_token_merges(tmp_path):
+    """A tokenizer with no pad and no unk (Llama 3) gets an added pad and resized embeddings in training, which the
+    adapter saves; the merge reloads the base at its old size and must resize it too (it failed: size mismatch)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoTokenizer
+
+    from rm_core.models import load_reward_model
+    from rm_core.pipeline import finalise_checkpoint
+    from rm_core.testing import save_tiny_backbone
+
+    base = save_tiny_backbone(tmp_path / "base")
+    tok = AutoTokenizer.from_pretrained(base)
+    tok.pad_token, tok.unk_token = None, None
+    tok.save_pretrained(base)
+    model, tok = load_reward_model(str(base), torch.float32, "plain")
+    assert model.get_input_embeddings().weight.shape[0] == len(tok)  # the pad was added
+    peft = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["q_proj", "v_proj"]))
+    peft.save_pretrained(tmp_path / "out")
+    merged = finalise_checkpoint(tmp_path / "out", str(base), tok, True)
+    assert merged.get_input_embeddings().weight.shape[0] == len(tok)
+    assert torch.isfinite(merged(input_ids=torch.tensor([[1, 2, 3, tok.pad_token_id]])).logits).all()
