@@ -441,3 +441,19 @@ def test_a_lora_adapter_trained_with_an_added_pad_token_merges(tmp_path):
     merged = finalise_checkpoint(tmp_path / "out", str(base), tok, True)
     assert merged.get_input_embeddings().weight.shape[0] == len(tok)
     assert torch.isfinite(merged(input_ids=torch.tensor([[1, 2, 3, tok.pad_token_id]])).logits).all()
+
+
+def test_the_lora_merge_loads_the_base_at_the_revision_trained_on(tmp_path):
+    from rm_core.pipeline import finalise_checkpoint
+
+    asked = {}
+
+    class Recorder:
+        @staticmethod
+        def from_pretrained(path, **kwargs):
+            asked.update(kwargs, path=path)
+            raise LookupError("recorded")
+
+    with pytest.raises(LookupError):
+        finalise_checkpoint(tmp_path, "org/base", None, True, auto_class=Recorder, revision="0123abc")
+    assert asked["path"] == "org/base" and asked["revision"] == "0123abc"
