@@ -29,7 +29,7 @@ class PairPMTrainer(SFTTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, outputs = sparse_label_loss_step(self, model, inputs, num_items_in_batch, "answer token",
-                                               one_per_row=True)
+                                               one_per_row=True, stop_on_nonfinite=True)
         return (loss, outputs) if return_outputs else loss
 
 

@@ -392,3 +392,22 @@ def test_pair_pm_train_and_prepare_print_the_skipped_rows(tmp_path, capsys):
     report = json.loads((tmp_path / "prep" / "report.json").read_text())
     assert report["train_skipped"]["skipped"] == 2 and report["train_skipped"]["by_reason"] == {
         "chosen is an empty response": 1, "chosen and rejected are identical": 1}
+
+
+def test_a_non_finite_pair_pm_loss_stops_training_naming_the_step():
+    """As every other recipe: NaN weights must not be trained on and saved as checkpoints until the last step."""
+    from types import SimpleNamespace
+
+    from pair_pm.train import PairPMTrainer
+    from rm_core.trainer import NonFiniteLossError
+
+    def nan_model(input_ids, attention_mask=None, use_cache=False, logits_to_keep=None):
+        keep = logits_to_keep if isinstance(logits_to_keep, int) else len(logits_to_keep)
+        return SimpleNamespace(logits=torch.full((input_ids.shape[0], keep, 8), float("nan")))
+
+    labels = torch.full((2, 5), -100)
+    labels[:, 4] = 3  # one answer token per row
+    trainer = SimpleNamespace(state=SimpleNamespace(global_step=7))
+    with pytest.raises(NonFiniteLossError, match="step 7"):
+        PairPMTrainer.compute_loss(trainer, nan_model, {"input_ids": torch.ones(2, 5, dtype=torch.long),
+                                                        "labels": labels})
