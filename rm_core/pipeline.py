@@ -169,7 +169,7 @@ TRAINING_FINGERPRINT = "training_run.fingerprint.json"  # beside the checkpoints
 # data or settings, and its card records only the second.
 RESUME_MAY_CHANGE = re.compile(
     r"(output_dir|resume_from_checkpoint|overwrite_output_dir|run_name|project|report_to|trackio_.*|push_to_hub|"
-    r"hub_.*|.*_token|logging_.*|log_.*|disable_tqdm|save_.*|eval_.*|per_device_eval_batch_size|"
+    r"hub_.*|push_to_hub_.*|logging_.*|log_.*|disable_tqdm|save_.*|eval_.*|per_device_eval_batch_size|"
     r"do_(train|eval|predict)|prediction_loss_only|batch_eval_metrics|include_.*|metric_for_best_model|"
     r"load_best_model_at_end|greater_is_better|(bf16|fp16)_full_eval|num_train_epochs|max_steps|dataloader_"
     r"(num_workers|pin_memory|persistent_workers|prefetch_factor|multiprocessing_context)|local_rank|ddp_.*|debug|"
@@ -181,18 +181,29 @@ RESUME_MAY_CHANGE = re.compile(
     r"use_transformers_(continuous_batching|paged)|transformers_continuous_batching_config)")
 
 
+# Model options a resume may change (how the base is found and run); every other one (dtype, use_peft and the LoRA
+# settings, quantisation) shapes what is trained and is compared, as "model.<name>" among the settings.
+MODEL_RESUME_MAY_CHANGE = {"model_name_or_path", "model_revision", "attn_implementation", "trust_remote_code"}
+
+
 def training_inputs(model_args, train_dataset) -> dict:
-    """What a training run learns from, by content: the base model (rm_core.resume.model_fingerprint) and the
+    """What a training run learns from, by content: the base model (rm_core.resume.model_fingerprint), the
     tokenised training rows (the `datasets` content hash of the Dataset the recipe built: data file, chat
-    template, tokenizer and max_length all show in it)."""
+    template, tokenizer and max_length all show in it), and the model options that shape training."""
+    from dataclasses import asdict, is_dataclass
+
     from rm_core.resume import model_fingerprint
 
+    options = asdict(model_args) if is_dataclass(model_args) else dict(vars(model_args))
     return {"base_model": model_fingerprint(model_args.model_name_or_path, model_args.model_revision),
-            "train_data": getattr(train_dataset, "_fingerprint", None)}
+            "train_data": getattr(train_dataset, "_fingerprint", None),
+            "model_options": {f"model.{k}": v for k, v in options.items() if k not in MODEL_RESUME_MAY_CHANGE}}
 
 
 def training_fingerprint(training_args, inputs: dict) -> dict:
+    inputs = dict(inputs)
     settings = {k: v for k, v in training_args.to_dict().items() if not RESUME_MAY_CHANGE.fullmatch(k)}
+    settings.update(inputs.pop("model_options", {}))  # compared as settings: a key only one run knows is skipped
     settings["world_size"] = PartialState().num_processes
     return {**inputs, "settings": json.loads(json.dumps(settings, sort_keys=True, default=str))}
 

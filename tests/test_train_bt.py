@@ -222,6 +222,8 @@ def test_resume_continues_from_the_last_checkpoint(env):
         _train(env, out, *resume, "--learning_rate", "1e-3")
     with pytest.raises(ResumeError, match=r"\(settings.max_length 64 -> 48; train_data "):
         _train(env, out, *resume, "--max_length", "48")
+    with pytest.raises(ResumeError, match=r"\(settings.model.dtype float32 -> bfloat16\)"):  # a model option
+        _train(env, out, *resume, "--dtype", "bfloat16")
     other_base = env["root"] / "other-base"
     if not other_base.exists():
         shutil.copytree(env["base"], other_base)
@@ -393,6 +395,15 @@ def test_training_fingerprint_compares_what_shapes_the_run_and_never_holds_a_tok
     assert not {"output_dir", "logging_steps", "save_steps", "max_steps", "num_train_epochs", "report_to",
                 "hub_token", "resume_from_checkpoint"} & set(bt["settings"])
     assert "hf_sekret" not in json.dumps(bt)
+    assert {"pad_token", "eos_token"} <= set(bt["settings"])  # where the reward is read: not a token to hide
+    from trl import ModelConfig
+
+    from rm_core.pipeline import training_inputs
+
+    lora = training_fingerprint(RewardModelConfig(output_dir="/tmp/x", use_cpu=True), training_inputs(
+        ModelConfig(model_name_or_path="org/m", use_peft=True, lora_alpha=8), None))
+    assert lora["settings"]["model.lora_alpha"] == 8 and lora["settings"]["model.dtype"] == "float32"
+    assert "model.model_name_or_path" not in lora["settings"] and "model_options" not in lora
     grpo = training_fingerprint(PairPMGRPOConfig(output_dir="/tmp/x", use_cpu=True), {})["settings"]
     assert {"temperature", "num_generations", "beta", "consistency_weight", "max_completion_length"} <= set(grpo)
     assert not {"vllm_server_host", "vllm_server_port", "vllm_gpu_memory_utilization"} & set(grpo)
