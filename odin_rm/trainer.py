@@ -42,9 +42,10 @@ def tokenize_with_lengths(prefs: list[dict], tokenizer, max_length: int | None):
     from rm_core.collators import tokenize_preferences
 
     dataset, report = tokenize_preferences(prefs, tokenizer, max_length)
+    kept = [prefs[i] for i in report.kept]  # the pairs in the dataset (one identical once cut is dropped)
     for side in ("chosen", "rejected"):
         dataset = dataset.add_column(f"{side}_length",
-                                     [response_token_length(tokenizer, response_of(p[side])) for p in prefs])
+                                     [response_token_length(tokenizer, response_of(p[side])) for p in kept])
     return dataset, report
 
 

@@ -112,10 +112,19 @@ class TruncationReport:
     truncated: int = 0
     context_cut: int = 0
     response_cut: int = 0
+    identical_after_cut: int = 0  # examples whose two responses were the same once cut: dropped (nothing to judge)
 
     def __str__(self) -> str:
-        return (f"{self.truncated} of {self.sequences} sequences truncated "
+        text = (f"{self.truncated} of {self.sequences} sequences truncated "
                 f"(context cut {self.context_cut}, responses cut {self.response_cut})")
+        if self.identical_after_cut:
+            text += f"; {self.identical_after_cut} dropped: the two responses the same once cut"
+        return text
+
+
+def same_once_cut(cut: tuple[str, str, str]) -> bool:
+    """Whether fit_pair's cut left the two responses the same text (they differed only past the kept part)."""
+    return cut[1].strip() == cut[2].strip()
 
 
 def encode_pair(tokenizer, context: str, a: str, b: str, max_length: int,
@@ -182,7 +191,10 @@ def build_dataset(prefs: list[dict], tokenizer, max_length: int, both_orders: bo
     input_ids, masks = [], []
     for pref in prefs:
         for context, a, b, answer in pair_examples(pref, both_orders):
-            ids = encode_pair(tokenizer, context, a, b, max_length, report)
+            ids, cut = fit_pair(tokenizer, context, a, b, max_length, report)
+            if same_once_cut(cut):  # trained to answer A (or B) for two identical texts: dropped, counted
+                report.identical_after_cut += 1
+                continue
             input_ids.append(ids + [answer_ids[answer]])
             masks.append([0] * len(ids) + [1])
     return Dataset.from_dict({"input_ids": input_ids, "completion_mask": masks}), report

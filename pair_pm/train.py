@@ -18,7 +18,7 @@ from trl import SFTTrainer
 
 from pair_pm.config import PairPMConfig
 from rm_core.args import DataArguments
-from rm_core.errors import run_recipe
+from rm_core.errors import UserInputError, run_recipe
 from rm_core.trainer import sparse_label_loss_step
 
 
@@ -102,6 +102,8 @@ def main(data_args: DataArguments, training_args: PairPMConfig, model_args) -> d
         train = train + extra
     train_ds, truncation = build_dataset(train, tokenizer, training_args.max_length, training_args.both_orders)
     data_report["train_truncation"] = str(truncation)
+    if not len(train_ds):
+        raise UserInputError(f"{data_args.dataset_name}: no training example left ({truncation}); raise --max_length")
     if state.is_main_process:
         print(f"[data] {data_args.dataset_name}: {len(train)} train pairs -> {len(train_ds)} examples; {truncation}; "
               f"{len(test)} held-out pairs; skipped {data_report['train_skipped']['skipped']} train / "

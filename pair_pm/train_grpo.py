@@ -51,7 +51,7 @@ def build_grpo_dataset(prefs: list[dict], tokenizer, max_prompt_length: int):
     from datasets import Dataset
 
     from judges.base import pair_texts, prompt_text
-    from pair_pm.prepare_data import REASONING_QUESTION, TruncationReport, fit_pair, pair_messages
+    from pair_pm.prepare_data import REASONING_QUESTION, TruncationReport, fit_pair, pair_messages, same_once_cut
 
     report, ties, seen = TruncationReport(), 0, set()
     rows: dict[str, list] = {"prompt": [], "label": [], "pair_id": [], "order": []}
@@ -64,8 +64,13 @@ def build_grpo_dataset(prefs: list[dict], tokenizer, max_prompt_length: int):
         seen.add(pair_id)
         context = prompt_text(pref["prompt"])
         chosen, rejected = pair_texts(pref)
-        for a, b, label, order in ((chosen, rejected, "A", "forward"), (rejected, chosen, "B", "backward")):
-            _, cut = fit_pair(tokenizer, context, a, b, max_prompt_length, report, REASONING_QUESTION, reserve=0)
+        orders = [(fit_pair(tokenizer, context, a, b, max_prompt_length, report, REASONING_QUESTION, reserve=0)[1],
+                   label, order)
+                  for a, b, label, order in ((chosen, rejected, "A", "forward"), (rejected, chosen, "B", "backward"))]
+        if any(same_once_cut(cut) for cut, _, _ in orders):  # the two responses the same once cut: dropped
+            report.identical_after_cut += 1
+            continue
+        for cut, label, order in orders:
             rows["prompt"].append(pair_messages(*cut, question=REASONING_QUESTION))
             rows["label"].append(label)
             rows["pair_id"].append(pair_id)

@@ -354,6 +354,10 @@ def train_pairwise_reward_model(
               f"{data_report['test_skipped']['skipped']} held-out rows; train {train_tok}", flush=True)
         print(held_out_line(data_report), flush=True)
     data_report["train_truncated"] = train_tok.truncated
+    data_report["train_identical_after_cut"] = train_tok.identical_after_cut
+    if not len(train_ds):
+        raise UserInputError(f"{data_args.dataset_name}: every training pair is the same tokens on both sides once "
+                             f"cut to --max_length {training_args.max_length}; raise --max_length")
 
     peft_config, push, hub_model_id = peft_and_push(model_args, training_args, "SEQ_CLS")
     trainer = trainer_cls(model=model, args=training_args, train_dataset=train_ds,
@@ -396,6 +400,7 @@ def train_pairwise_reward_model(
                     "epochs": training_args.num_train_epochs, "max_steps": training_args.max_steps,
                     "learning rate": training_args.learning_rate, "LoRA": bool(peft_config),
                     "truncated train pairs": train_tok.truncated,
+                    "train pairs dropped: identical once cut": train_tok.identical_after_cut,
                     # results["data"]: the pipeline's report, or the recipe's own of the user's file (scalar ORM)
                     "skipped train rows": skipped_text(results["data"]["train_skipped"]),
                     "held-out set": f"{len(test)} pairs: {data_report['held_out']['description']}"}

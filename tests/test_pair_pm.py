@@ -83,6 +83,20 @@ def test_truncation_cuts_inside_context_and_responses_never_the_answer_slot(tok)
         encode_pair(tok, long_ctx, long_a, long_b, 40)
 
 
+def test_a_pair_whose_responses_differ_only_past_the_cut_is_dropped_and_counted(tok):
+    """Two long solutions alike but for their last words (a final answer): cut to fit, the model would be taught
+    to answer A, then B, for the same two texts; dropped, counted (pair_pm and its GRPO path)."""
+    from pair_pm.train_grpo import build_grpo_dataset
+
+    same_start = " ".join(WORDS * 30)
+    prefs = [_pref(chosen=same_start + " so it is 5", rejected=same_start + " so it is 7"), _pref()]
+    ds, report = build_dataset(prefs, tok, 160)
+    assert len(ds) == 2 and report.identical_after_cut == 2  # both orders of the first pair
+    assert "2 dropped: the two responses the same once cut" in str(report)
+    grpo, grpo_report, _ = build_grpo_dataset(prefs, tok, 400)  # its reasoning template is longer
+    assert len(grpo) == 2 and grpo_report.identical_after_cut == 1 and set(grpo["order"]) == {"forward", "backward"}
+
+
 def test_user_message_layout():
     msg = user_message("ctx", "first", "second")
     assert msg.index("[CONTEXT]\nctx") < msg.index("[RESPONSE A]\nfirst") < msg.index("[RESPONSE B]\nsecond")

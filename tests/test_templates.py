@@ -220,3 +220,23 @@ def test_distinct_pad_is_kept():
     model = _model(len(tok))
     assert ensure_pad_token(tok, model) == tok.convert_tokens_to_ids("<|endoftext|>")
     assert model.config.pad_token_id == tok.pad_token_id
+
+
+def test_a_pair_the_same_once_cut_is_dropped_and_counted():
+    """Two responses that differ only at their start and share a long ending: cut to max_length from the front,
+    both sides are the same tokens (a constant loss, a tie); the pair is dropped, counted, and `kept` says which
+    pairs the dataset holds."""
+    from rm_core.collators import tokenize_preferences
+
+    tok = _tokenizer_adding_bos()
+    tail = " and the quick brown fox jumps over the lazy dog" * 4
+    prompt = [{"role": "user", "content": "Say it."}]
+    prefs = [{"prompt": prompt, "chosen": [{"role": "assistant", "content": "Correct" + tail}],
+              "rejected": [{"role": "assistant", "content": "Wrong" + tail}]},
+             {"prompt": prompt, "chosen": [{"role": "assistant", "content": "yes"}],
+              "rejected": [{"role": "assistant", "content": "no"}]}]
+    dataset, report = tokenize_preferences(prefs, tok, 16)
+    assert report.pairs == 2 and report.identical_after_cut == 1 and report.kept == [1] and len(dataset) == 1
+    assert "1 dropped: chosen and rejected the same once cut" in str(report)
+    dataset, report = tokenize_preferences(prefs, tok, None)
+    assert report.identical_after_cut == 0 and report.kept == [0, 1] and len(dataset) == 2
