@@ -218,6 +218,11 @@ def check_training_resume(output_dir: str | Path, resume: str | None, fingerprin
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if resume is not None and Path(resume).resolve().parent != out.resolve() and any(complete_checkpoints(out)):
+        # the fingerprint here would become the other folder's run's, and a later `auto` resume would continue
+        # this folder's own checkpoints under it
+        raise ResumeError(f"{out} holds checkpoints of its own run; resuming {resume} (another folder's run) into "
+                          "it would mix the two: choose an --output_dir without checkpoints")
     if resume is not None:
         recorded = Path(resume).parent / TRAINING_FINGERPRINT
         if not recorded.is_file():

@@ -468,3 +468,21 @@ def test_the_lora_merge_loads_the_base_at_the_revision_trained_on(tmp_path):
     with pytest.raises(LookupError):
         finalise_checkpoint(tmp_path, "org/base", None, True, auto_class=Recorder, revision="0123abc")
     assert asked["path"] == "org/base" and asked["revision"] == "0123abc"
+
+
+def test_a_checkpoint_of_another_folder_is_not_resumed_into_a_folder_with_its_own(tmp_path):
+    """Its fingerprint would replace this folder's, and a later `auto` resume would continue this folder's own
+    checkpoints under the other run's inputs."""
+    from rm_core.pipeline import TRAINING_FINGERPRINT, check_training_resume
+    from rm_core.resume import ResumeError
+
+    fp = {"base_model": "b", "train_data": "d", "settings": {"learning_rate": 1e-3}}
+    for folder in ("x", "y"):
+        ckpt = tmp_path / folder / "checkpoint-2"
+        ckpt.mkdir(parents=True)
+        (ckpt / "trainer_state.json").write_text('{"global_step": 2}', encoding="utf-8")
+        (tmp_path / folder / TRAINING_FINGERPRINT).write_text(json.dumps(fp), encoding="utf-8")
+    with pytest.raises(ResumeError, match="holds checkpoints of its own run"):
+        check_training_resume(tmp_path / "x", str(tmp_path / "y" / "checkpoint-2"), fp)
+    check_training_resume(tmp_path / "x", str(tmp_path / "x" / "checkpoint-2"), fp)  # its own: fine
+    check_training_resume(tmp_path / "z", str(tmp_path / "y" / "checkpoint-2"), fp)  # a new folder: fine
