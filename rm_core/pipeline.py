@@ -140,9 +140,16 @@ def resume_point(output_dir: str | Path, requested) -> str | None:
     """What `trainer.train(resume_from_checkpoint=...)` gets. "auto": the last complete checkpoint (None when
     there is none). "fresh": step 0, the earlier run's checkpoint folders deleted. A path: itself. Not given,
     while output_dir holds checkpoints of an earlier run: an error naming the choices, so a rerun never
-    silently trains from step 0 over them."""
+    silently trains from step 0 over them; likewise a finished model there without a checkpoint to continue from
+    (not given, or "auto"), so a rerun never silently replaces finished work."""
+    finished = (Path(output_dir) / TRAINING_FINGERPRINT).is_file() and (Path(output_dir) / "config.json").is_file()
     if requested in ("auto", "True", "true", True):
-        return last_checkpoint(output_dir)
+        resume = last_checkpoint(output_dir)
+        if resume is None and finished:
+            raise UserInputError(f"{output_dir} holds a finished model and no checkpoint to continue from: pass "
+                                 "--resume_from_checkpoint fresh to train it again, replacing it (or choose "
+                                 "another --output_dir)")
+        return resume
     complete, incomplete = complete_checkpoints(output_dir)
     if requested == "fresh":
         if PartialState().is_main_process:
@@ -158,6 +165,10 @@ def resume_point(output_dir: str | Path, requested) -> str | None:
             f"{output_dir} holds checkpoints of an earlier run ({', '.join(p.name for p in complete + incomplete)}): "
             f"pass --resume_from_checkpoint auto to continue {last}, or --resume_from_checkpoint fresh to start "
             "from step 0 and delete them (or choose another --output_dir)")
+    if finished:
+        raise UserInputError(f"{output_dir} holds the finished model of an earlier run: pass "
+                             "--resume_from_checkpoint fresh to train again, replacing it (or choose another "
+                             "--output_dir)")
     return None
 
 
@@ -303,8 +314,10 @@ def run_training(trainer, training_args, rm_family: str, family_fields: dict | N
         check_training_resume(training_args.output_dir, resume, training_fingerprint(training_args, inputs or {}))
         # An earlier final model's card and results describe weights this run replaces: gone before it trains,
         # so a kill between the new weights and the new card never leaves the one beside the other.
-        for name in ("README.md", "eval_results.json"):
+        for name in ("README.md", "eval_results.json", "held_out_scores.json"):
             (Path(training_args.output_dir) / name).unlink(missing_ok=True)
+        for name in ("lora_adapter", "diverged"):  # an earlier run's adapter or diverged weights: never pushed with
+            shutil.rmtree(Path(training_args.output_dir) / name, ignore_errors=True)  # this run's model
     PartialState().wait_for_everyone()
     train_result = trainer.train(resume_from_checkpoint=resume)
     out_dir = Path(training_args.output_dir)

@@ -486,3 +486,20 @@ def test_a_checkpoint_of_another_folder_is_not_resumed_into_a_folder_with_its_ow
         check_training_resume(tmp_path / "x", str(tmp_path / "y" / "checkpoint-2"), fp)
     check_training_resume(tmp_path / "x", str(tmp_path / "x" / "checkpoint-2"), fp)  # its own: fine
     check_training_resume(tmp_path / "z", str(tmp_path / "y" / "checkpoint-2"), fp)  # a new folder: fine
+
+
+def test_a_finished_model_is_not_trained_over_without_fresh(tmp_path):
+    """No checkpoint to continue from (save_strategy no), a finished model there: a rerun, `auto` included, would
+    train from step 0 and replace finished work without a word; `fresh` says so."""
+    from rm_core.errors import UserInputError
+    from rm_core.pipeline import TRAINING_FINGERPRINT, resume_point
+
+    out = tmp_path / "bt"
+    out.mkdir()
+    assert resume_point(out, None) is None and resume_point(out, "auto") is None  # an empty folder: a new run
+    (out / "config.json").write_text("{}", encoding="utf-8")
+    (out / TRAINING_FINGERPRINT).write_text("{}", encoding="utf-8")
+    for requested in (None, "auto"):
+        with pytest.raises(UserInputError, match="finished model.*--resume_from_checkpoint fresh"):
+            resume_point(out, requested)
+    assert resume_point(out, "fresh") is None
