@@ -305,6 +305,10 @@ def main(argv: list[str] | None = None) -> dict:
     half = numerics_fingerprint(inference_device(), dtype)
     local = {"dtype": dtype} if half is None else {"dtype": dtype, "numerics": half}
     fingerprints = {name: fp if "api" in fp else {**fp, **local} for name, fp in fingerprints.items()}
+    from judges.prompts import templates_fingerprint
+
+    fingerprints = {name: {**fp, "prompts": templates_fingerprint()} if ("api" in fp or "llm" in fp) else fp
+                    for name, fp in fingerprints.items()}  # a prompted judge's verdicts: by the prompts asked
     judges_by_name = load_judges(args.judge, **kwargs)
     report = collect(judges_by_name, present(prefs), args.output_dir, args.chunk,
                      fingerprints=fingerprints, settings=kwargs, overwrite=args.overwrite,

@@ -611,6 +611,10 @@ def main(argv: list[str] | None = None) -> dict | None:
         spec.startswith("openai:") for spec in judge_specs.values()) else None)
     if base_url:
         options["judge_base_url"] = base_url
+    if any(spec.startswith(("llm:", "openai:")) for spec in judge_specs.values()):
+        from judges.prompts import templates_fingerprint
+
+        options["judge_prompts"] = templates_fingerprint()  # a prompted judge's cells: by the prompts they asked
     from rm_core.inference import forward_batching, numerics_fingerprint
 
     half = numerics_fingerprint(state.device, args.dtype)

@@ -275,6 +275,10 @@ def eval_fingerprint(args, benchmark: str) -> dict:
 
     settings = {k: getattr(args, k) for k in SCORE_SETTINGS if hasattr(args, k)
                 and not (k in RECORDED_WHEN_SET and getattr(args, k) in (None, False))}
+    if str(getattr(args, "model", "")).startswith(("llm:", "openai:")):
+        from judges.prompts import templates_fingerprint
+
+        settings["judge_prompts"] = templates_fingerprint()
     if str(getattr(args, "model", "")).startswith("openai:"):
         settings.pop("dtype", None)  # an API judge has no local weights: its dtype says nothing
         if not settings.get("judge_base_url") and os.environ.get("OPENAI_BASE_URL"):

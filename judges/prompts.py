@@ -359,6 +359,15 @@ DEFAULT_TEMPLATES = {"pointwise": POINTWISE, "pairwise": PAIRWISE, "listwise": L
                      "critique": CRITIQUE, "refine": REFINE, "rubric_propose": RUBRIC_PROPOSE,
                      "rubric_revise": RUBRIC_REVISE, "rubric_structure": RUBRIC_STRUCTURE}
 
+def templates_fingerprint() -> str:
+    """A digest of the built-in prompts: what an LLM judge's stored verdicts were asked with (a resume after an
+    upgrade that rewords them is refused, as one with another --template is)."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(DEFAULT_TEMPLATES, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                                      keep_trailing_newline=False, autoescape=False)
 

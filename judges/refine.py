@@ -231,6 +231,9 @@ def refinement_fingerprint(args) -> dict:
     settings = {k: option_fingerprint(k, getattr(args, k, None))
                 for k in ("iterations", "patience", "max_new_tokens", "critique_max_new_tokens", "temperature",
                           "judge_mode", "dtype", "max_length", "policy_base_url", "judge_base_url", "judge_rubrics", "judge_principles")}
+    from judges.prompts import templates_fingerprint
+
+    settings["prompts"] = templates_fingerprint()  # the refine request, and a prompted judge's prompts
     for spec, key in ((args.policy, "policy_base_url"), (args.judge, "judge_base_url")):
         if spec.startswith("openai:") and not settings[key]:  # where the backend will send the requests
             settings[key] = os.environ.get("OPENAI_BASE_URL")

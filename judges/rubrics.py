@@ -322,6 +322,9 @@ def build(args, backend: ChatBackend, pairs: list[dict], embed: Callable[[list[s
         settings["judge_base_url"] = os.environ.get("OPENAI_BASE_URL")  # where the backend sends the requests
     if args.overwrite:  # afresh: a rubric set of the run before must not outlive it if this one fails
         (out / "rubrics.json").unlink(missing_ok=True)
+    from judges.prompts import templates_fingerprint
+
+    settings["prompts"] = templates_fingerprint()  # the proposal, revision and judging prompts
     if args.verify != "both_orders":  # only when set, so stores written before the option still resume
         settings["verify"] = args.verify
     if args.llm.startswith("llm:"):  # a local model's answers depend on its dtype (resolved by main)

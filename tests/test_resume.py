@@ -451,6 +451,11 @@ def test_eval_fingerprint_holds_the_attribute_model_by_content_the_prefix_flag_a
         judge_base_url=None), "reward_bench")) == ["settings.no_shared_prefix (none) -> true"]
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     assert "settings.judge_base_url null -> http://127.0.0.1:9/v1" in differences(before, fp())
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    from judges import prompts
+
+    monkeypatch.setitem(prompts.DEFAULT_TEMPLATES, "pairwise", prompts.PAIRWISE + " Be brief.")  # an upgrade
+    assert [d.split(" ")[0] for d in differences(before, fp())] == ["settings.judge_prompts"]
 
 
 def test_hub_commit_asks_the_hub_first_when_online_and_the_cache_offline(tmp_path, monkeypatch):
