@@ -454,8 +454,9 @@ def test_eval_fingerprint_holds_the_attribute_model_by_content_the_prefix_flag_a
     monkeypatch.delenv("OPENAI_BASE_URL")
     from judges import prompts
 
+    now = fp()
     monkeypatch.setitem(prompts.DEFAULT_TEMPLATES, "pairwise", prompts.PAIRWISE + " Be brief.")  # an upgrade
-    assert [d.split(" ")[0] for d in differences(before, fp())] == ["settings.judge_prompts"]
+    assert [d.split(" ")[0] for d in differences(now, fp())] == ["settings.judge_prompts"]
 
 
 def test_hub_commit_asks_the_hub_first_when_online_and_the_cache_offline(tmp_path, monkeypatch):
