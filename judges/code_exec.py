@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import re
@@ -80,6 +81,7 @@ class Limits:
     max_processes: int = 32
     output_mb: int = 8
     open_files: int = 64
+    tmp_mb: int = 64  # under bwrap: the size of its private /tmp and /dev/shm (memory-backed: else a RAM filler)
 
 
 @dataclass
@@ -206,6 +208,15 @@ def sandbox_python() -> str:
     return sys.executable
 
 
+@functools.cache
+def _bwrap_sizes() -> bool:
+    """Whether this bwrap sizes a tmpfs (--size, bubblewrap 0.6 on); an older one runs them unsized."""
+    try:
+        return "--size" in subprocess.run([_bwrap(), "--help"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 BWRAP_SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 
 
@@ -319,9 +330,10 @@ def run_sandboxed(program: str, stdin: str, limits: Limits, kind: str) -> RunRes
             cmd = [sandbox_python() if uid is not None else sys.executable, "-I", "-S", "main.py"]
             if kind == "bwrap":
                 # mounts apply in order: the private /tmp first, then the run's directory (under /tmp) on it
+                size = ["--size", str(limits.tmp_mb * 1024 * 1024)] if _bwrap_sizes() else []
                 cmd = [_bwrap(), "--unshare-all", "--cap-drop", "ALL", "--die-with-parent", "--new-session",
-                       *_bwrap_system(cmd[0]), "--tmpfs", "/tmp", "--bind", str(work), str(work),
-                       "--proc", "/proc", "--dev", "/dev", "--chdir", str(work), *cmd]
+                       *_bwrap_system(cmd[0]), *size, "--tmpfs", "/tmp", "--bind", str(work), str(work),
+                       "--proc", "/proc", "--dev", "/dev", *size, "--tmpfs", "/dev/shm", "--chdir", str(work), *cmd]
             nproc = limits.max_processes if uid is not None else _tasks_of(os.getuid()) + limits.max_processes
             # stdout and stderr are unlinked files held by the parent: nothing can swap them by path
             with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:

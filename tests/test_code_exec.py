@@ -356,3 +356,19 @@ def test_memory_is_told_by_the_traceback_not_by_a_mention_on_stderr():
     assert raised_memory_error("Traceback (most recent call last):\n  ...\nMemoryError\n")
     assert raised_memory_error("Traceback ...\nMemoryError: out of memory\n\n")
     assert not raised_memory_error("MemoryError\nTraceback ...\nValueError: bad\n") and not raised_memory_error("")
+
+
+def test_under_bwrap_tmp_and_shared_memory_are_capped():
+    """/tmp and /dev/shm are memory-backed: unsized, a program could fill the machine's RAM with files."""
+    from judges.code_exec import _bwrap_sizes
+
+    runnable("bwrap")
+    if not _bwrap_sizes():
+        pytest.skip("this bwrap cannot size a tmpfs")
+    limits = Limits(wall_s=8.0, cpu_s=4, memory_mb=256, max_processes=16, output_mb=1, tmp_mb=4)
+    for folder in ("/tmp", "/dev/shm"):
+        # files under the per-file size limit (output_mb), 8 MB in all: the folder's size stops them
+        program = (f"try:\n    for k in range(16):\n        open(f'{folder}/f{{k}}', 'wb').write(b'x' * 512 * 1024)\n"
+                   "    print('wrote')\nexcept OSError as e:\n    print('refused', e.errno)\n")
+        result = run_sandboxed(program, "", limits, "bwrap")
+        assert result.status == "passed" and result.stdout.split() == ["refused", "28"], result  # ENOSPC
