@@ -23,6 +23,7 @@ from eval.runner import (
     claim_output,
     eval_fingerprint,
     finish,
+    judge_failures,
     load_judge,
     process_state,
     run_eval_command,
@@ -101,6 +102,7 @@ def evaluate(args) -> dict | None:
     if state.is_main_process:
         print(f"[eval] {args.model} on {args.dataset}: {len(prefs)} pairs, dtype {args.dtype}", flush=True)
     run = score_items(prefs, lambda chunk: _score_chunk(judge, chunk), out_dir, state, CHUNK_PAIRS, "pairs")
+    failures = judge_failures(judge, state)  # every process: a collective
     if run is None:
         return None
 
@@ -114,7 +116,7 @@ def evaluate(args) -> dict | None:
         "shared_prefix": not args.no_shared_prefix,
         "truncated_pairs": sum(bool(r.get("truncated")) for r in ordered),
         "failed_pairs": sum(bool(r.get("failed")) for r in ordered),
-        "judge_failures": judge.failures.as_dict(),
+        "judge_failures": failures,
         "skipped_rows": skipped.as_dict(),
         "speed": speed(run, "pairs"),
         "fingerprint": fingerprint,

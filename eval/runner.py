@@ -604,6 +604,31 @@ def truncated_sequences(rows: Sequence[dict]) -> int | None:
     return sum(part[1] for part in parts.values() if not any(earlier in parts for earlier in part[2:]))
 
 
+def merge_failures(logs: Sequence[dict], max_examples: int = 5) -> dict:
+    """FailureLog.as_dict()s of several processes as one: counts summed, examples kept up to max_examples."""
+    from collections import Counter
+
+    counts: Counter = Counter()
+    examples: dict[str, list] = {}
+    for log in logs:
+        counts.update(log["by_reason"])
+        for reason, named in log["examples"].items():
+            examples.setdefault(reason, []).extend(named)
+    return {"total": sum(counts.values()), "by_reason": dict(counts),
+            "examples": {reason: named[:max_examples] for reason, named in examples.items()}}
+
+
+def judge_failures(judge, state) -> dict:
+    """The judge's failures in this invocation over every process (each process's judge counts only the items it
+    scored; an item a resume asks again is counted where it failed last). A collective: every process calls it."""
+    mine = judge.failures.as_dict()
+    if state.num_processes == 1:
+        return mine
+    from accelerate.utils import gather_object
+
+    return merge_failures(gather_object([mine]))
+
+
 def mean(values) -> float | None:
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
@@ -627,6 +652,7 @@ def run_benchmark(args, benchmark: str, items: list[dict], skipped, make_scorer:
         print(f"[eval] {benchmark}: {getattr(args, 'model', '?')} on {args.dataset}", flush=True)
     t0 = time.perf_counter()
     run = score_items(items, counting_truncation(judge, make_scorer(judge)), out_dir, state, chunk_size, unit)
+    failures = judge_failures(judge, state)  # every process: a collective
     if run is None:
         return None
     summary = summarize(run.rows)
@@ -639,7 +665,7 @@ def run_benchmark(args, benchmark: str, items: list[dict], skipped, make_scorer:
         # sequences cut to max_length (kept, never dropped), over the chunk parts whose rows are in scores.jsonl
         # (a resume keeps the counts stored with the rows); None: the judge keeps no count
         "truncated_sequences": truncated,
-        "judge_failures": judge.failures.as_dict(), "skipped_rows": skipped.as_dict(),
+        "judge_failures": failures, "skipped_rows": skipped.as_dict(),
         "speed": speed(run, unit), "wall_seconds": round(time.perf_counter() - t0, 3), "fingerprint": fingerprint,
     })
     finish(out_dir, run.rows, summary)
@@ -647,7 +673,7 @@ def run_benchmark(args, benchmark: str, items: list[dict], skipped, make_scorer:
         print(format_table(summary))
     print(f"{unit}: {len(run.rows)}  truncated: "
           + (f"{truncated} sequences" if truncated is not None else "not counted by this judge")
-          + f"  {skipped}  judge {judge.failures}")
+          + f"  {skipped}  judge failures: {failures['total']}")
     print(f"results: {(out_dir / 'results.json').resolve()}")
     if getattr(args, "push_results", None):  # --push_results: the model card's model-index (eval/report.py)
         from eval.report import push_results

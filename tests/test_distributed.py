@@ -229,6 +229,7 @@ def test_two_process_eval_matches_one_process(work, trained):
         assert abs(a["chosen_score"] - b["chosen_score"]) < 1e-5 and abs(a["rejected_score"] - b["rejected_score"]) < 1e-5
         assert (a["correct"], a["subset"], a["tokens"], a["truncated"]) == (b["correct"], b["subset"], b["tokens"], b["truncated"])
     assert res1["pairs"] == res2["pairs"] == EVAL_PAIRS
+    assert res1["judge_failures"] == res2["judge_failures"]  # gathered over both processes (no hang, same count)
     assert res1["subsets"] == res2["subsets"]
     assert 0 < sum(r["correct"] for r in rows1) < EVAL_PAIRS  # some right, some wrong: the comparison has teeth
     for key in ("sections", "score", "score_with_prior_sets"):

@@ -871,3 +871,15 @@ def test_a_count_or_threshold_that_would_silently_mean_something_else_is_refused
     with pytest.raises(SystemExit) as info:
         importlib.import_module(f"eval.{module}").main(argv)
     assert info.value.code == 2 and f"argument {flag}" in capsys.readouterr().err
+
+
+def test_judge_failures_of_several_processes_are_summed():
+    """Each process's judge counts only the items it scored: results.json reports them all (it reported the main
+    process's alone, about 1/N of them)."""
+    from eval.runner import merge_failures
+
+    logs = [{"total": 2, "by_reason": {"timeout": 2}, "examples": {"timeout": ["a", "b"]}},
+            {"total": 3, "by_reason": {"timeout": 1, "unparsable verdict": 2}, "examples": {"timeout": ["c"]}}]
+    merged = merge_failures(logs, max_examples=2)
+    assert merged == {"total": 5, "by_reason": {"timeout": 3, "unparsable verdict": 2},
+                      "examples": {"timeout": ["a", "b"]}}
