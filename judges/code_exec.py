@@ -284,10 +284,13 @@ def _kill_uid(uid: int) -> None:
 @contextlib.contextmanager
 def _slot():
     """A sandbox slot (0..SLOTS-1) held by this run alone, across threads and processes (an flock on
-    /tmp/rm-code-slots/<slot>.lock): its uid is never shared by two live runs."""
+    <folder>/rm-code-slots/<slot>.lock): its uid is never shared by two live runs. As root the folder is /run, one
+    for every judge whatever its TMPDIR (two judges with two TMPDIRs would hand out the same uids, and each kill
+    the other's runs), and one other users cannot create first."""
     import fcntl
 
-    folder = Path(tempfile.gettempdir()) / "rm-code-slots"
+    base = Path("/run") if os.geteuid() == 0 and Path("/run").is_dir() else Path(tempfile.gettempdir())
+    folder = base / "rm-code-slots"
     folder.mkdir(mode=0o700, exist_ok=True)
     while True:
         for slot in range(SLOTS):

@@ -372,3 +372,17 @@ def test_under_bwrap_tmp_and_shared_memory_are_capped():
                    "    print('wrote')\nexcept OSError as e:\n    print('refused', e.errno)\n")
         result = run_sandboxed(program, "", limits, "bwrap")
         assert result.status == "passed" and result.stdout.split() == ["refused", "28"], result  # ENOSPC
+
+
+def test_as_root_every_judge_shares_one_slot_folder_whatever_its_tmpdir(monkeypatch, tmp_path):
+    if os.geteuid() != 0 or not Path("/run").is_dir():
+        pytest.skip("as root, with /run")
+    import tempfile
+
+    from judges.code_exec import _slot
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    with _slot() as slot:
+        assert (Path("/run/rm-code-slots") / f"{slot}.lock").exists()
+    assert not (tmp_path / "rm-code-slots").exists()
