@@ -40,7 +40,8 @@ to a SandboxFusion server instead (the service verl's code recipes use: POST {co
 memory_limit_MB, language, ...} to .../run_code; read at verl b178a3c verl/utils/reward_score/sandbox_fusion/utils.py).
 
 Failures are counted by kind in `judge.outcomes` (per test run: passed, wrong_answer, timeout, memory,
-runtime_error, output_limit; per response: no_code, syntax_error) and a response without code or with a syntax
+runtime_error, output_limit, and with all_or_nothing "skipped": a case not run once another of its response's
+failed, since the reward is 0 whatever it gives; per response: no_code, syntax_error) and a response without code or with a syntax
 error scores 0, never None: the reward is well defined. An item without tests (no reference) is a judge failure
 (None, counted), since no number would be honest.
 """
@@ -552,13 +553,19 @@ class CodeExecutionJudge(Judge):
             result.status = "wrong_answer"
         return result
 
-    def _run_job(self, job) -> RunResult:
+    def _run_job(self, job, failed: set | None = None) -> RunResult:
         """run_case for one job; an error of this judge on it fails that item alone (a counted sandbox error), never
-        the batch (every other response's score with it)."""
+        the batch (every other response's score with it). `failed` (all_or_nothing): the items with a failed case
+        already, whose other cases are not run ("skipped": the reward is 0 whatever they give)."""
+        if failed is not None and job[0] in failed:
+            return RunResult("skipped")
         try:
-            return self.run_case(job[1], job[2], job[3])
+            result = self.run_case(job[1], job[2], job[3])
         except Exception as err:  # any error here is one item's, reported as such
-            return RunResult("sandbox_error", stderr=f"{type(err).__name__}: {err}")
+            result = RunResult("sandbox_error", stderr=f"{type(err).__name__}: {err}")
+        if failed is not None and result.status != "passed":
+            failed.add(job[0])
+        return result
 
     def _score(self, conversations: list, references: list | None) -> list[float | None]:
         self.last_item_info = []
@@ -589,7 +596,8 @@ class CodeExecutionJudge(Judge):
             info["cases"] = len(tests["inputs"])
             jobs += [(i, program, tests, k) for k in range(len(tests["inputs"]))]
         with ThreadPoolExecutor(max_workers=max(1, self.max_workers)) as pool:
-            results = list(pool.map(self._run_job, jobs))
+            failed: set | None = set() if self.all_or_nothing else None
+            results = list(pool.map(lambda job: self._run_job(job, failed), jobs))
         passed: Counter = Counter()
         for (i, *_), result in zip(jobs, results):
             self.outcomes[result.status] += 1

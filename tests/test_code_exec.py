@@ -121,6 +121,16 @@ def test_correct_wrong_and_partly_right_programs():
     assert j.last_item_info[0]["sandbox"] == isolation()
 
 
+def test_all_or_nothing_runs_no_more_cases_of_a_response_once_one_failed():
+    """Its reward is 0 whatever the rest give: a slow wrong program (or many cases) costs one failed run, not all."""
+    tests = {"inputs": [f"{k} 0\n" for k in range(8)], "outputs": ["0\n"] + [f"{k}\n" for k in range(1, 8)]}
+    wrong_first = conv("a, b = map(int, input().split())\nprint(a + 1)")
+    j = CodeExecutionJudge(limits=FAST, all_or_nothing=True, max_workers=1)
+    assert j.score([wrong_first, conv("a, b = map(int, input().split())\nprint(a + b)")],
+                   references=[tests] * 2) == [0.0, 1.0]
+    assert j.outcomes == {"wrong_answer": 1, "skipped": 7, "passed": 8}
+
+
 def test_call_based_tests_and_solution_classes():
     tests = {"fn_name": "add", "inputs": [[1, 2], [3, 4]], "outputs": [3, 7]}
     plain = conv("def add(a, b):\n    print('debug output is ignored')\n    return a + b")
