@@ -210,7 +210,7 @@ def sandbox_python() -> str:
 
 
 @functools.cache
-def _bwrap_sizes() -> bool:
+def bwrap_sizes_tmpfs() -> bool:
     """Whether this bwrap sizes a tmpfs (--size, bubblewrap 0.6 on); an older one runs them unsized."""
     try:
         return "--size" in subprocess.run([_bwrap(), "--help"], capture_output=True, text=True, timeout=10).stdout
@@ -283,7 +283,7 @@ def _kill_uid(uid: int) -> None:
 
 
 @contextlib.contextmanager
-def _slot():
+def sandbox_slot():
     """A sandbox slot (0..SLOTS-1) held by this run alone, across threads and processes (an flock on
     <folder>/rm-code-slots/<slot>.lock): its uid is never shared by two live runs. As root the folder is /run, one
     for every judge whatever its TMPDIR (two judges with two TMPDIRs would hand out the same uids, and each kill
@@ -317,7 +317,7 @@ def raised_memory_error(stderr: str) -> bool:
 
 
 def run_sandboxed(program: str, stdin: str, limits: Limits, kind: str) -> RunResult:
-    with _slot() as slot:
+    with sandbox_slot() as slot:
         uid = SLOT_UID_BASE + slot if _as_slot_uid(kind) else None
         outer = Path(tempfile.mkdtemp(prefix="rm-code-"))
         work = outer / "run"
@@ -334,7 +334,7 @@ def run_sandboxed(program: str, stdin: str, limits: Limits, kind: str) -> RunRes
             cmd = [sandbox_python() if uid is not None else sys.executable, "-I", "-S", "main.py"]
             if kind == "bwrap":
                 # mounts apply in order: the private /tmp first, then the run's directory (under /tmp) on it
-                size = ["--size", str(limits.tmp_mb * 1024 * 1024)] if _bwrap_sizes() else []
+                size = ["--size", str(limits.tmp_mb * 1024 * 1024)] if bwrap_sizes_tmpfs() else []
                 cmd = [_bwrap(), "--unshare-all", "--cap-drop", "ALL", "--die-with-parent", "--new-session",
                        *_bwrap_system(cmd[0]), *size, "--tmpfs", "/tmp", "--bind", str(work), str(work),
                        "--proc", "/proc", "--dev", "/dev", *size, "--tmpfs", "/dev/shm", "--chdir", str(work), *cmd]

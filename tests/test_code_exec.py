@@ -370,10 +370,10 @@ def test_memory_is_told_by_the_traceback_not_by_a_mention_on_stderr():
 
 def test_under_bwrap_tmp_and_shared_memory_are_capped():
     """/tmp and /dev/shm are memory-backed: unsized, a program could fill the machine's RAM with files."""
-    from judges.code_exec import _bwrap_sizes
+    from judges.code_exec import bwrap_sizes_tmpfs
 
     runnable("bwrap")
-    if not _bwrap_sizes():
+    if not bwrap_sizes_tmpfs():
         pytest.skip("this bwrap cannot size a tmpfs")
     limits = Limits(wall_s=8.0, cpu_s=4, memory_mb=256, max_processes=16, output_mb=1, tmp_mb=4)
     for folder in ("/tmp", "/dev/shm"):
@@ -389,10 +389,10 @@ def test_as_root_every_judge_shares_one_slot_folder_whatever_its_tmpdir(monkeypa
         pytest.skip("as root, with /run")
     import tempfile
 
-    from judges.code_exec import _slot
+    from judges.code_exec import sandbox_slot
 
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
-    with _slot() as slot:
+    with sandbox_slot() as slot:
         assert (Path("/run/rm-code-slots") / f"{slot}.lock").exists()
     assert not (tmp_path / "rm-code-slots").exists()
