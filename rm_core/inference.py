@@ -351,6 +351,8 @@ def score_sequences(model, sequences: list[list[int]], pad_id: int, batch_size: 
     sequence's last token, as the tree rows read it (HF's classifier forward reads the last token that is not the
     pad token: the same, unless a sequence ends in the pad token itself, whose true end this reads)."""
     scores: list[float] = [0.0] * len(sequences)
+    if length_dependent_rope(model):  # each sequence alone: its reward must not depend on what it is batched with
+        batch_size, max_tokens = 1, None
     device = _device(model)
     step = width_step(model)
     plain_head = supports_shared_prefix(model) and type(model.score) in (torch.nn.Linear, _PackedLinear)
@@ -389,13 +391,74 @@ def shared_prefix_length(*seqs: list[int]) -> int:
     return n
 
 
+def attention_window(model) -> int | None:
+    """The shortest local-attention span of the model's layers, if any: a sliding window (read from the text
+    config of a composite model such as Gemma 3's), GPT-Neo's `window_size`, Llama 4's `attention_chunk_size`."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    spans = [getattr(c, name, None) for c in {id(model.config): model.config, id(config): config}.values()
+             for name in ("sliding_window", "window_size", "attention_chunk_size")]
+    spans = [s for s in spans if isinstance(s, int) and not isinstance(s, bool) and s > 0]
+    return min(spans) if spans else None
+
+
 def tree_packable(model, length: int) -> bool:
     """Whether a group whose longest sequence has `length` tokens can run as a tree row (`score_groups`): the
-    attention takes a 4D mask (sdpa, eager; not flash-attention's kernels, which take none) and no sliding
-    window is shorter than the sequence, so the one mask given to every layer is what each layer would use."""
+    attention takes a 4D mask (sdpa, eager; not flash-attention's kernels, which take none) and no local
+    attention span is shorter than the sequence, so the one mask given to every layer is what each layer would
+    use."""
     implementation = getattr(model.config, "_attn_implementation", None) or "eager"
-    window = getattr(model.config, "sliding_window", None)
+    window = attention_window(model)
     return implementation in ("sdpa", "eager") and (not window or length <= window)
+
+
+def length_dependent_rope(model) -> bool:
+    """Whether the rotary embedding changes with the longest position in the batch (longrope, dynamic NTK): a
+    sequence's reward would then depend on what it is batched or packed with, so each runs alone."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    for c in (model.config, config):
+        for name in ("rope_scaling", "rope_parameters"):
+            value = getattr(c, name, None)
+            if isinstance(value, dict) and value.get("rope_type", value.get("type")) in ("longrope", "dynamic"):
+                return True
+    return False
+
+
+@torch.inference_mode()
+def tree_exact(model) -> bool:
+    """Whether this model's tree rows give the rewards its whole sequences give, checked once per model (cached on
+    it) on a small probe: two groups of two, packed into one row, against each sequence alone. Layers that ignore
+    the 4D mask or the restarted positions (linear-attention and state-space layers, ALiBi, GPT-Neo's local
+    attention) fail it, or raise, and the model then scores whole sequences only."""
+    cached = getattr(model, "_rm_tree_exact", None)
+    if cached is not None:
+        return cached
+    exact = False
+    was_training = model.training
+    model.eval()
+    try:
+        vocab = model.get_input_embeddings().weight.shape[0]
+        generator = torch.Generator().manual_seed(0)
+
+        def tokens(n: int) -> list[int]:
+            return torch.randint(1, vocab, (n,), generator=generator).tolist()
+
+        groups = [[p + tokens(5), p + tokens(7)] for p in (tokens(9), tokens(6))]
+        tree: list[list[float]] = [[], []]
+        _score_tree_rows(model, groups, [0, 1], 0, 1, 10**6, tree)
+        alone = [[score_sequences(model, [s], 0, 1)[0] for s in g] for g in groups]
+        half = next(model.parameters()).dtype in (torch.bfloat16, torch.float16)
+        tolerance = 3e-2 if half else 1e-4
+        exact = all(math.isfinite(t) and abs(t - a) <= tolerance * (1 + abs(a))
+                    for tg, ag in zip(tree, alone) for t, a in zip(tg, ag))
+    except Exception:  # a layer that cannot take the tree's mask or positions at all: whole sequences
+        exact = False
+    finally:
+        model.train(was_training)
+    if not exact:
+        print(f"[inference] {type(model).__name__}: tree rows do not reproduce whole-sequence rewards; "
+              "scoring whole sequences", flush=True)
+    model._rm_tree_exact = exact
+    return exact
 
 
 def _tree_length(group: list[list[int]]) -> int:
@@ -488,8 +551,9 @@ def score_groups(model, groups: list[list[list[int]]], pad_id: int, batch_size: 
     tree row cannot take (`tree_packable`), on a CPU groups a tree does not pay for (`tree_pays`: long responses
     under a short prompt), and groups whose tree row gave a non-finite reward, run as whole sequences
     (`score_sequences`: 2 x `batch_size` rows a forward, or up to `max_tokens` padded tokens where given)."""
-    if share_prefix is None:
-        share_prefix = supports_shared_prefix(model)
+    if share_prefix is None or share_prefix:  # asked for, or by default: only where it gives the same rewards
+        share_prefix = (supports_shared_prefix(model) and not length_dependent_rope(model)
+                        and tree_exact(model))
     if pack_tokens is None:
         pack_tokens = default_pack_tokens(model)
     results: list[list[float]] = [[0.0] * len(g) for g in groups]

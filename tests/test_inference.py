@@ -608,3 +608,50 @@ def test_pairs_run_whole_take_the_token_budget(llama, monkeypatch):
     by_budget = score_pairs(model, pairs, tokenizer.pad_token_id, batch_size=4, share_prefix=False, max_tokens=8)
     assert batches and max(map(len, batches)) == 2 and all(len(b) * max(b) <= 8 for b in batches)  # not 8 rows
     assert [r for p in by_budget for r in p] == pytest.approx([r for p in by_rows for r in p], abs=ATOL)
+
+
+# ---------------------------------------------------------------- models a tree row would score wrongly
+
+
+def _tiny(config_cls, model_cls, **kw):
+    import transformers
+
+    torch.manual_seed(0)
+    return getattr(transformers, model_cls)(getattr(transformers, config_cls)(**kw)).eval()
+
+
+def test_a_model_whose_layers_ignore_the_tree_mask_or_positions_scores_whole_sequences():
+    """MPT's ALiBi reads the position inside the packed row, not the restarted position ids (likewise linear-attention
+    and state-space layers ignore the mask): the one-time probe finds the tree's rewards differ from the whole
+    sequences', and every pair is then scored whole, exactly; a Llama passes the probe and keeps its tree rows."""
+    from rm_core.inference import score_pairs, score_sequences, tree_exact
+
+    mpt = _tiny("MptConfig", "MptForSequenceClassification", d_model=32, n_heads=2, n_layers=2, vocab_size=100,
+                max_seq_len=128, num_labels=1, pad_token_id=0)
+    assert tree_exact(mpt) is False
+    pairs = [(list(range(1, 12)), list(range(1, 9)) + [20, 21]), ([5, 6, 7, 8, 9, 10], [5, 6, 7, 8, 30, 31, 32])]
+    alone = [(score_sequences(mpt, [c], 0, 1)[0], score_sequences(mpt, [r], 0, 1)[0]) for c, r in pairs]
+    got = score_pairs(mpt, pairs, 0)
+    assert [x for pair in got for x in pair] == pytest.approx([x for pair in alone for x in pair], abs=1e-6)
+    llama = _tiny("LlamaConfig", "LlamaForSequenceClassification", hidden_size=32, intermediate_size=64,
+                  num_attention_heads=2, num_key_value_heads=2, num_hidden_layers=2, vocab_size=100, num_labels=1,
+                  pad_token_id=0)
+    assert tree_exact(llama) is True
+
+
+def test_a_composite_models_sliding_window_and_a_length_dependent_rope_are_seen():
+    """Gemma 3 keeps its window in text_config (the tree path missed it); longrope/dynamic RoPE pick their factors
+    by the longest position in the batch, so each sequence is scored alone (its reward was its batch's)."""
+    from rm_core.inference import attention_window, length_dependent_rope, score_sequences
+
+    gemma = _tiny("Gemma3Config", "Gemma3ForSequenceClassification", text_config=dict(
+        hidden_size=32, intermediate_size=64, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+        num_hidden_layers=2, vocab_size=100, sliding_window=4))
+    assert attention_window(gemma) == 4
+    phi = _tiny("Phi3Config", "Phi3ForSequenceClassification", hidden_size=32, intermediate_size=64,
+                num_attention_heads=2, num_hidden_layers=2, vocab_size=100, max_position_embeddings=64,
+                original_max_position_embeddings=16, num_labels=1, pad_token_id=0, eos_token_id=2, bos_token_id=1,
+                rope_scaling={"type": "longrope", "short_factor": [1.0] * 8, "long_factor": [2.0] * 8})
+    assert length_dependent_rope(phi)
+    short = [3] * 10
+    assert score_sequences(phi, [short, [4] * 40], 0, 2)[0] == score_sequences(phi, [short], 0, 1)[0]
