@@ -45,8 +45,7 @@ class ArmoJudge(Judge):
 
     @torch.no_grad()
     def _outputs(self, conversations: list) -> list:
-        from rm_core.embeddings import extract_embeddings, forward_items, render_item
-        from rm_core.templates import ensure_pad_token
+        from rm_core.embeddings import extract_embeddings, forward_items, padding_id, render_item
 
         pairs = [split_conversation(conv) for conv in conversations]
         if self.embedding_cache:
@@ -57,7 +56,7 @@ class ArmoJudge(Judge):
             emb, prompt_emb = out["embeddings"], out["prompt_embeddings"]
         else:
             items = [render_item(self.tokenizer, prompt, response, self.max_length) for prompt, response in pairs]
-            emb, prompt_emb = forward_items(self.model.backbone, items, ensure_pad_token(self.tokenizer),
+            emb, prompt_emb = forward_items(self.model.backbone, items, padding_id(self.tokenizer),
                                             self.batch_size, self.max_tokens)
         return self.model.heads(emb.to(self.device), prompt_emb.to(self.device))  # fp32 heads on fp32 states
 

@@ -6,8 +6,8 @@ For each item (prompt messages, response) one forward pass gives two vectors:
   generation prompt (what ArmoRM's gating network reads). The backbone is causal, so that vector is the
   same inside the full sequence as in a forward of the prompt alone: it is gathered from the same pass
   whenever the rendered prompt is a token prefix of the rendered conversation (every common template).
-  Otherwise (a template that rewrites earlier turns, or a response so long that truncation cut the
-  prompt's end) the prompt runs alone.
+  Otherwise (a template that rewrites earlier turns, or a sequence cut to max_length: its prompt lost its start,
+  so its state would depend on the response's length) the prompt runs alone, itself cut only if it is too long.
 
 Sequences longer than `max_length` are cut from the front (the end of the response survives, BOS kept).
 
@@ -44,6 +44,16 @@ from rm_core.inference import (
 from rm_core.templates import leading_specials, tokenize_messages, truncate_keep_end
 
 
+def padding_id(tokenizer) -> int:
+    """A token id to pad with where the padding is never read (right padding: a causal model never attends to it,
+    and the states are read before it): the tokenizer's pad, else EOS, else 0. Never a token added to the tokenizer
+    (ensure_pad_token would add one past a frozen backbone's embeddings when there is neither pad nor unk)."""
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if isinstance(candidate, int):
+            return candidate
+    return 0
+
+
 @dataclass
 class RenderedItem:
     ids: list[int]
@@ -63,12 +73,10 @@ def render_item(tokenizer, prompt: list[dict], response: str, max_length: int | 
     prompt_ids = tokenize_messages(tokenizer, list(prompt), add_generation_prompt=True)
     specials = leading_specials(tokenizer)
     ids, cut = truncate_keep_end(full, max_length, specials)
-    prompt_end = None
-    if full[: len(prompt_ids)] == prompt_ids:
-        removed = len(full) - len(ids)  # tokens cut from the front (after a kept BOS)
-        end = len(prompt_ids) - 1 - removed
-        if end >= (1 if cut and full[0] in specials else 0):  # else the prompt's end was cut away
-            prompt_end = end
+    # the prompt's state is read inside the sequence only when nothing was cut: a sequence cut at the front holds a
+    # cut prompt, whose last state is not the prompt's alone (one prompt's gating input would then depend on the
+    # length of the response it is paired with); else the prompt runs alone
+    prompt_end = len(prompt_ids) - 1 if not cut and full[: len(prompt_ids)] == prompt_ids else None
     if prompt_end is None:
         prompt_ids, _ = truncate_keep_end(prompt_ids, max_length, specials)
     return RenderedItem(ids, prompt_end, prompt_ids, cut)
@@ -245,13 +253,12 @@ def extract_embeddings(model, tokenizer, pairs: list[tuple[list[dict], str]], ca
     fit in `default_forward_tokens` padded tokens, on a GPU `default_batch_size`.
     Returns {"embeddings", "prompt_embeddings": [N, H] fp32, "stats": {...}}."""
     from rm_core.progress import progress
-    from rm_core.templates import ensure_pad_token
 
     state = process_state()
     rank, world = state.process_index, state.num_processes
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     batch_size, max_tokens = forward_batching(device, dtype, batch_size)  # no batch size: a token budget on a CPU
-    pad_id = ensure_pad_token(tokenizer)
+    pad_id = padding_id(tokenizer)
     from rm_core.inference import numerics_fingerprint
     from rm_core.resume import ResumeError, module_fingerprint
 

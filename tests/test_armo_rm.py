@@ -57,9 +57,12 @@ def test_truncation_that_cuts_the_prompt_end_runs_the_prompt_alone(backbone):
     item = render_item(tok, user("hello"), long_response, max_length=24)
     assert item.truncated and len(item.ids) == 24 and item.prompt_end is None
     assert item.ids[0] == tok.bos_token_id  # the leading special token is kept
-    short = render_item(tok, user("hello world " * 10), "Sure.", max_length=24)
-    assert short.truncated and short.prompt_end is not None  # the prompt's end survived the front cut
-    assert short.ids[short.prompt_end] == short.prompt_ids[-1]
+    short = render_item(tok, user("hello world " * 4), "Sure, that is fine by me.", max_length=24)
+    # the prompt's end survived the front cut, but its start did not: the prompt runs alone (whole, as it fits), so
+    # its state is the same whichever response it is paired with
+    assert short.truncated and short.prompt_end is None and len(short.prompt_ids) < 24
+    uncut = render_item(tok, user("hello world " * 4), "Sure, that is fine by me.", max_length=None)
+    assert short.prompt_ids == uncut.prompt_ids and uncut.prompt_end == len(uncut.prompt_ids) - 1
     batch = [item, short, render_item(tok, user("hi"), "Sure, here is a short answer.", None)]
     emb, prompt_emb = forward_items(model, batch, tok.pad_token_id, batch_size=3)  # padded batch == one by one
     for i, it in enumerate(batch):
@@ -69,6 +72,26 @@ def test_truncation_that_cuts_the_prompt_end_runs_the_prompt_alone(backbone):
     with torch.no_grad():
         alone = model(input_ids=torch.tensor([item.prompt_ids])).last_hidden_state[0, -1]
     torch.testing.assert_close(prompt_emb[0], alone, atol=1e-5, rtol=1e-5)
+    _, uncut_prompt = forward_items(model, [uncut], tok.pad_token_id)
+    torch.testing.assert_close(prompt_emb[1], uncut_prompt[0], atol=1e-5, rtol=1e-5)
+
+
+def test_a_tokenizer_with_neither_pad_nor_unk_pads_inside_the_vocabulary(backbone):
+    """Llama 3's tokenizers: ensure_pad_token would add a token past the frozen backbone's embeddings (an
+    IndexError on the first padded batch); the padding is never read, so an id inside the vocabulary pads."""
+    from transformers import AutoTokenizer
+
+    from rm_core.embeddings import forward_items, padding_id, render_item
+
+    path, model, _ = backbone
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.pad_token, tok.unk_token = None, None
+    pad = padding_id(tok)
+    assert pad == tok.eos_token_id and len(tok) == model.get_input_embeddings().weight.shape[0]
+    items = [render_item(tok, user("hi"), "Sure.", None), render_item(tok, user("hello there"), "No, thanks.", None)]
+    emb, _ = forward_items(model, items, pad, batch_size=2)
+    one, _ = forward_items(model, items[:1], pad)
+    torch.testing.assert_close(emb[0], one[0], atol=1e-5, rtol=1e-5)
 
 
 def test_bf16_embeddings_pad_widths_to_the_step_without_changing_them(backbone, monkeypatch):
