@@ -25,6 +25,7 @@ import json
 import math
 import os
 import random
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -136,7 +137,10 @@ class _CachingBackend:
         return keys, results
 
     def _store(self, key: str | None, result: Result) -> None:
-        if self.cache is not None and key is not None and result.ok:
+        # a NaN (choice probabilities of a half-precision forward) is never cached: a rerun would replay it forever
+        finite = not isinstance(result.value, list) or all(
+            not isinstance(v, float) or math.isfinite(v) for v in result.value)
+        if self.cache is not None and key is not None and result.ok and finite:
             self.cache.put(key, result.value)
 
 
@@ -343,6 +347,7 @@ class OpenAIBackend(_CachingBackend):
                                  "use https, or pass --judge_allow_insecure_http (allow_insecure_http=True) to allow "
                                  "it")
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._key = key  # only to redact it from error texts (_redact)
         if max_concurrency < 1 or max_retries < 0 or timeout_s <= 0:
             raise UserInputError("need max_concurrency >= 1, max_retries >= 0 and timeout_s > 0")
         self.max_concurrency, self.timeout_s, self.max_retries = max_concurrency, timeout_s, max_retries
@@ -410,18 +415,29 @@ class OpenAIBackend(_CachingBackend):
                     response = await asyncio.wait_for(client.post("/chat/completions", json=body), self.timeout_s)
                 except (asyncio.TimeoutError, httpx.TimeoutException):
                     error, detail = "timeout", f"no complete answer within {self.timeout_s} s"
-                except httpx.TransportError as exc:
-                    error, detail = "connection error", f"{type(exc).__name__}: {exc}"
+                except httpx.RequestError as exc:  # transport errors, and a body that does not decode
+                    error, detail = "connection error", self._redact(f"{type(exc).__name__}: {exc}")
                 else:
                     if response.status_code == 200:
-                        return _read_response(response, read)
-                    error, detail = f"HTTP {response.status_code}", response.text[:300]
-                    if response.status_code != 429 and response.status_code < 500:
+                        result = _read_response(response, read)
+                        return Result(None, result.error, self._redact(result.detail)) if not result.ok else result
+                    error, detail = f"HTTP {response.status_code}", self._redact(response.text[:300])
+                    if response.status_code not in (408, 429) and (response.status_code < 500
+                                                                   or response.status_code in (501, 505)):
                         return Result(None, error, detail)  # the same request would fail the same way
                     retry_after = _seconds(response.headers.get("retry-after"))
             if attempt < self.max_retries:
                 await asyncio.sleep(self._delay(attempt, retry_after))
         return Result(None, error, f"{detail} (after {self.max_retries + 1} attempts)")
+
+    def _redact(self, text: str | None) -> str | None:
+        """An error text as it may be kept and shown (failure examples go to results.json and /health): the API key,
+        and any bearer token an endpoint echoes back, replaced by ***."""
+        if not text:
+            return text
+        if self._key:
+            text = text.replace(self._key, "***")
+        return re.sub(r"(?i)(bearer\s+)\S+", r"\1***", text)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -435,7 +451,7 @@ def _read_response(response, read) -> Result:
         return Result(read(response.json()))
     except ResponseError as exc:
         return Result(None, exc.reason, exc.detail)
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
+    except Exception as exc:  # any shape of body this code cannot read: that item's failure, never the batch's
         return Result(None, "malformed response", f"{type(exc).__name__}: {exc}; body: {response.text[:200]}")
 
 
@@ -454,9 +470,12 @@ def _read_choices(data: dict, choices: list[str]) -> list[float]:
     for entry in logprobs[0]["top_logprobs"]:
         token = entry["token"].strip()  # "A" and " A" are the same answer
         if token in mass:
-            mass[token] += math.exp(entry["logprob"])
+            logprob = float(entry["logprob"])
+            if math.isnan(logprob) or logprob > 1e-6:  # NaN, or a "probability" above 1 (+inf included)
+                raise ResponseError("malformed response", f"logprob {entry['logprob']!r} for {token!r}")
+            mass[token] += math.exp(logprob)
     total = sum(mass.values())
-    if total <= 0:
+    if not total > 0:
         raise ResponseError("choices not in top_logprobs", str([e["token"] for e in logprobs[0]["top_logprobs"]]))
     return [mass[c] / total for c in choices]
 

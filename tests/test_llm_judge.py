@@ -461,6 +461,56 @@ def test_openai_retry_after_is_honoured_and_capped(server):
     assert 0.2 <= time.perf_counter() - start < 2.0
 
 
+def test_one_unreadable_answer_fails_its_item_only(server):
+    """A body that does not decode, a choice of the wrong shape: that item's failure, never the batch's (the good
+    item keeps its answer)."""
+    def behaviour(hit, body):
+        text = body["messages"][0]["content"]
+        if text == "gzip":
+            return 200, "not gzip at all", {"Content-Encoding": "gzip"}
+        if text == "shape":
+            return 200, {"choices": ["oops"]}, {}
+        return echo(body)
+
+    server.behaviour = behaviour
+    good, gzip, shape = fast_backend(server, max_retries=0).generate(ask("hi", "gzip", "shape"))
+    assert good == Result("echo: hi")
+    assert gzip.error == "connection error" and shape.error == "malformed response"
+
+
+def test_an_api_key_an_endpoint_echoes_is_never_kept(server, monkeypatch):
+    """Failure examples go to results.json and /health: a 401 body that repeats the key shows *** instead."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-SECRET123")
+    server.behaviour = lambda hit, body: (401, '{"error": "invalid key Bearer sk-live-SECRET123"}', {})
+    (result,) = fast_backend(server).generate(ask("hi"))
+    assert result.error == "HTTP 401" and "SECRET123" not in result.detail and "Bearer ***" in result.detail
+
+
+def test_a_nan_or_impossible_logprob_is_a_malformed_answer_never_cached(server, tmp_path):
+    import math
+
+    def answer(logprob):
+        top = [{"token": "A", "logprob": logprob}, {"token": "B", "logprob": -1.0}]
+        return 200, {"choices": [{"message": {"content": "A"}, "logprobs": {"content": [{"top_logprobs": top}]}}]}, {}
+
+    for bad in (float("nan"), 1000.0):
+        server.behaviour = lambda hit, body, bad=bad: answer(bad)
+        backend = fast_backend(server, max_retries=0, cache_dir=str(tmp_path / f"c{bad}"), use_logprobs=True)
+        (result,) = backend.choice_probs(ask("q"), ["A", "B"])
+        assert result.error == "malformed response" and len(backend.cache) == 0
+    server.behaviour = lambda hit, body: answer(math.log(0.75))
+    (result,) = fast_backend(server, use_logprobs=True).choice_probs(ask("q"), ["A", "B"])
+    assert result.value == pytest.approx([0.75 / (0.75 + math.exp(-1)), math.exp(-1) / (0.75 + math.exp(-1))])
+
+
+def test_http_408_is_retried_and_501_is_not(server):
+    server.behaviour = lambda hit, body: (408, "request timeout", {}) if hit == 1 else echo(body)
+    assert fast_backend(server).generate(ask("hi"))[0].ok and server.hits == 2
+    server.behaviour = lambda hit, body: (501, "not implemented", {})
+    hits = server.hits
+    assert fast_backend(server).generate(ask("hi"))[0].error == "HTTP 501" and server.hits == hits + 1
+
+
 def test_openai_other_4xx_is_not_retried(server):
     server.behaviour = lambda hit, body: (400, '{"error": "context length exceeded"}', {})
     (result,) = fast_backend(server).generate(ask("hi"))
