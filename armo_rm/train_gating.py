@@ -314,6 +314,18 @@ def main(cfg: ArmoConfig) -> dict:
                "gating_train_seconds": round(train_seconds, 2), "embedding": {"stage 2": t["stats"]}, "test": {}}
     if len(va):
         results["val_accuracy"] = pair_accuracy(head, t, va)
+        # stage 1's regression was refitted on every rated row: a validation pair whose prompt it rated (the
+        # offline configs rate the very responses they pair) is in-sample for the rewards the gating mixes
+        from armo_rm.data import load_ratings
+
+        rated = set(prompt_groups([r["prompt"] for s in cfg.ratings_sources
+                                   for r in load_ratings(s, cfg.shared_data_dir, cfg.max_pairs_per_source)]))
+        groups = prompt_groups([p["prompt"] for p in prefs])
+        results["val_pairs_rated_in_stage1"] = int(sum(groups[i] in rated for i in va.tolist()))
+        if results["val_pairs_rated_in_stage1"]:
+            print(f"[stage 2] WARNING: {results['val_pairs_rated_in_stage1']} of {len(va)} validation pairs have "
+                  "prompts stage 1 rated: val_accuracy is in-sample for the regression (the test accuracy is the "
+                  "held-out figure)", flush=True)
     print(f"[stage 2] gating: train accuracy {results['train_accuracy']:.4f}, validation "
           f"{results.get('val_accuracy', float('nan')):.4f} ({train_seconds:.1f} s)", flush=True)
 

@@ -376,6 +376,8 @@ def test_both_stages_train_and_the_checkpoint_describes_itself(trained):
     assert stage1["objectives"]["safe"]["labelled"] == 50  # only the rows that rated it
     assert stage1["objectives"]["helpful"]["val_r2"] > 0.5
     assert stage2["test"][cfg.test_sources[0]]["accuracy"] > 0.9
+    # the ratings rate the very responses the pairs hold: every validation pair is in-sample for stage 1, said so
+    assert stage2["val_pairs"] > 0 and stage2["val_pairs_rated_in_stage1"] == stage2["val_pairs"]
     config = json.loads((Path(cfg.output_dir) / "config.json").read_text())
     assert config["rm_family"] == "armo" and config["attributes"] == stage1["attributes"]
     assert config["auto_map"]["AutoModel"].endswith("ArmoRMModel") and (Path(cfg.output_dir) / "modeling.py").is_file()
