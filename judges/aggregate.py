@@ -102,6 +102,8 @@ def elo(P, k: float = 16.0, seeds: int = 256, seed: int = 0, initial: float = 10
     """
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
+    if not (k > 0 and scale > 0):  # a negative k or scale reverses the ranking without a word
+        raise ValueError(f"k and scale must be > 0, got {k} and {scale}")
     Q = _consistent(P)
     n = len(Q)
     I, J = np.triu_indices(n, 1)
@@ -137,6 +139,8 @@ def bradley_terry(P, prior: float = 0.01, max_iter: int = 100, tol: float = 1e-1
     its own, so scores order items within a component, and across components only say "both groups are
     centred". Items with no known comparison get NaN.
     """
+    if not prior > 0:  # 0: a singular Newton step; below 0 the fit can put the loser ahead
+        raise ValueError(f"prior must be > 0, got {prior}")
     Q = _consistent(P)
     n = len(Q)
     out = np.full(n, np.nan)

@@ -202,8 +202,8 @@ class MathAnswerMatch(Rule):
         self.method = method
 
     def value(self, response: str, reference) -> float:
-        if reference is None or (isinstance(reference, str) and not reference.strip()):
-            raise Unscorable("no reference")
+        if reference is None or isinstance(reference, bool) or (isinstance(reference, str) and not reference.strip()):
+            raise Unscorable("no reference")  # True/False is no maths answer (it was compared as the text "True")
         if isinstance(reference, numbers.Real) and not isinstance(reference, bool) and not math.isfinite(reference):
             raise Unscorable("no reference")  # a NaN or inf answer: nothing a response says can honestly match it
         numeric = self.method in ("numeric", "either") and self._numeric(response, reference)

@@ -368,3 +368,13 @@ def test_judge_rank_goes_through_aggregate(method):
     assert all(s is not None for s in scores)
     assert rank_order(scores) == [2, 3, 0, 1]
     assert judge.failures.total == 1
+
+
+def test_settings_that_would_reverse_or_break_a_ranking_are_refused():
+    P = np.array([[np.nan, 0.9], [0.1, np.nan]])
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="prior must be > 0"):
+            agg.bradley_terry(P, prior=bad)
+    for kwargs in ({"k": -16.0}, {"scale": 0.0}):
+        with pytest.raises(ValueError, match="k and scale must be > 0"):
+            agg.elo(P, **kwargs)

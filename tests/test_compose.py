@@ -226,6 +226,7 @@ def test_math_match_non_finite_number_reference_fails_as_no_reference():
     scores = rule.score(responses, [float("nan"), float("nan"), float("inf"), float("-inf"), 2.0])
     assert scores == [None, None, None, None, 1.0]
     assert rule.failures.counts["no reference"] == 4 and rule.failures.total == 4
+    assert rule.score(convs("The answer is True"), [True]) == [None]  # a boolean is no maths answer
 
 
 # ---------------------------------------------------------------- ComposedReward
