@@ -66,6 +66,9 @@ class ArmoConfig(ReportingArguments):  # + --quiet, --report_to, --run_name
                 "keep the best weights; 0: train all max_steps (the published stage 2 has no early stopping)."})
     batch_size: int = field(default=512, metadata={"help": "Pairs per gating step (sampled with replacement)."})
     seed: int = field(default=42, metadata={"help": "Seed of the splits and the gating training."})
+    overwrite: bool = field(default=False, metadata={
+        "help": "Replace what an earlier run left in output_dir (stage 1's regression, the exported model); "
+                "without it a stage refuses such a folder."})
     push_to_hub: bool = field(default=False, metadata={"help": "Push the exported model (needs hub_model_id)."})
     hub_model_id: str | None = field(default=None, metadata={"help": "ORG/NAME on the Hub."})
     hub_private_repo: bool = field(default=False, metadata={"help": "Create the Hub repo private."})

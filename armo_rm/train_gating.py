@@ -253,7 +253,7 @@ def main(cfg: ArmoConfig) -> dict:
     from safetensors import safe_open
 
     from armo_rm.data import load_preferences
-    from armo_rm.train_regression import embedding_identity, prompt_groups, split_by_group
+    from armo_rm.train_regression import claim_output_dir, embedding_identity, prompt_groups, split_by_group
     from rm_core.data import drop_seen
     from rm_core.errors import UserInputError, check_local_path
 
@@ -262,6 +262,7 @@ def main(cfg: ArmoConfig) -> dict:
     reg_path = Path(cfg.output_dir) / "regression.safetensors"
     if not reg_path.is_file():
         raise FileNotFoundError(f"{reg_path} is missing: run armo_rm/train_regression.py first")
+    claim_output_dir(cfg, ("config.json",), "stage 2")  # an exported model there: refused, or (overwrite) cleared
     with safe_open(str(reg_path), "pt") as f:
         meta = f.metadata()
         attributes = json.loads(meta["attributes"])

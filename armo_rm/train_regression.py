@@ -102,6 +102,7 @@ def main(cfg: ArmoConfig) -> dict:
 
     start = time.perf_counter()
     check_local_path(cfg.model_name_or_path, "--model_name_or_path")  # before the data
+    claim_output_dir(cfg, ("regression.safetensors", "config.json"), "stage 1")
     rows, sources = [], {}
     for source in cfg.ratings_sources:
         got = load_ratings(source, cfg.shared_data_dir, cfg.max_pairs_per_source)
@@ -143,6 +144,22 @@ def main(cfg: ArmoConfig) -> dict:
               "backbone": cfg.model_name_or_path, "max_length": cfg.max_length}
     atomic_write_json(out_dir / "stage1.json", result)
     return result
+
+
+def claim_output_dir(cfg: ArmoConfig, finished: tuple[str, ...], stage: str) -> None:
+    """Refuse an output_dir holding what an earlier run finished (`finished` files) unless cfg.overwrite; with it,
+    the earlier export's card, results and config go first, so a kill never leaves them beside new weights (an
+    exported model without its config.json is not loaded as one)."""
+    from rm_core.errors import UserInputError
+
+    out = Path(cfg.output_dir)
+    found = [name for name in finished if (out / name).is_file()]
+    if found and not cfg.overwrite:
+        raise UserInputError(f"{out} holds an earlier run's {', '.join(found)}: {stage} would replace it; pass "
+                             "--overwrite true to do so (or choose another --output_dir)")
+    if found:
+        for name in ("README.md", "eval_results.json", "config.json"):
+            (out / name).unlink(missing_ok=True)
 
 
 def embedding_identity(cfg: ArmoConfig) -> dict:

@@ -51,7 +51,8 @@ def main() -> None:
         cfg = ArmoConfig(model_name_or_path=args.model, output_dir=str(RUNS / variant),
                          embedding_cache=str(RUNS / "embeddings"), max_length=args.max_length,
                          ratings_sources=sources[base], preference_sources=sources[base],
-                         max_test_pairs=args.max_test_pairs, debias_two_sided=two_sided)
+                         max_test_pairs=args.max_test_pairs, debias_two_sided=two_sided,
+                         overwrite=True)  # a bench run replaces its own earlier run of the variant
         start = time.perf_counter()
         stage1 = train_regression.main(cfg)
         stage2 = train_gating.main(cfg)

@@ -683,3 +683,24 @@ def test_stage_two_refuses_a_regression_fitted_on_other_embeddings(trained, tmp_
     (other / "config.json").write_text((other / "config.json").read_text().replace("{", '{"probe": 1, ', 1))
     with pytest.raises(UserInputError, match=r"\(backbone.sha256 "):
         train_gating.main(dataclasses.replace(cfg, output_dir=str(out), model_name_or_path=str(other)))
+
+
+def test_a_stage_never_replaces_an_earlier_runs_output_without_overwrite(trained, tmp_path):
+    """A rerun replaced stage 1's regression beside the export it no longer describes, and stage 2 the exported
+    model, without a word: refused, before any embedding; with overwrite the old card and config go first."""
+    import dataclasses
+    import shutil
+
+    from armo_rm import train_gating, train_regression
+    from rm_core.errors import UserInputError
+
+    cfg = trained[0]
+    out = tmp_path / "armo-again"
+    shutil.copytree(cfg.output_dir, out, ignore=shutil.ignore_patterns("embeddings"))
+    again = dataclasses.replace(cfg, output_dir=str(out), embedding_cache=cfg.cache_folder, max_steps=5)
+    with pytest.raises(UserInputError, match=r"holds an earlier run's regression.safetensors, config.json: stage 1"):
+        train_regression.main(again)
+    with pytest.raises(UserInputError, match=r"holds an earlier run's config.json: stage 2"):
+        train_gating.main(again)
+    result = train_gating.main(dataclasses.replace(again, overwrite=True))
+    assert result["pairs"] == len(trained[3]) and (out / "config.json").is_file()

@@ -310,7 +310,7 @@ def test_armo_export_ends_in_publish(tiny_armo, tmp_path, hub):
 
     shutil.copytree(tiny_armo[0].output_dir, tmp_path / "armo")
     cfg = dataclasses.replace(tiny_armo[0], output_dir=str(tmp_path / "armo"), push_to_hub=True,
-                              hub_model_id="org/armo", max_steps=5)
+                              hub_model_id="org/armo", max_steps=5, overwrite=True)  # the copy holds an export
     results = train_gating.main(cfg)
     [call] = hub.calls
     assert call["rm_family"] == "armo" and set(call["family_fields"]) == {"armo_max_length", "base_model"}
