@@ -73,6 +73,7 @@ def main(data_args, training_args: ScalarORMConfig, model_args) -> dict:
     report["train_skipped"] = train_skips.as_dict()
     pairs_dir = Path(training_args.output_dir) / "pairs"
     state = PartialState()
+    check_pairs_folder(pairs_dir, train_pairs, training_args.resume_from_checkpoint)
     if state.is_main_process:
         print(f"[data] {source}: {len(train_src)} training rows -> {len(train_pairs)} (correct, incorrect) pairs; "
               f"{train_skips}; held-out: {len(eval_cands)} questions ({report['held_out']['description']}), "
@@ -117,6 +118,28 @@ def main(data_args, training_args: ScalarORMConfig, model_args) -> dict:
     return train_pairwise_reward_model(pair_args, training_args, model_args, rm_family="orm", command=command_line(),
                                        family_fields={"math_rm_head": "scalar"}, evaluate_more=evaluate_best_of_n,
                                        card_fields={"datasets": [data_args.dataset_name], "eval_dataset": eval_source})
+
+
+def check_pairs_folder(pairs_dir: Path, train_pairs: list[dict], resume) -> None:
+    """Before pairs/ is rewritten: a folder whose run left checkpoints or a finished model beside pairs/ of other
+    data is refused (unless --resume_from_checkpoint fresh), so that run's pairs are never replaced before the
+    training resume check refuses the rest."""
+    import json
+
+    from rm_core.errors import UserInputError
+    from rm_core.pipeline import TRAINING_FINGERPRINT
+
+    out, old = pairs_dir.parent, pairs_dir / "train.jsonl"
+    if resume == "fresh" or not old.is_file() or not (out / TRAINING_FINGERPRINT).is_file():
+        return
+    try:
+        same = [json.loads(line) for line in old.read_text(encoding="utf-8").splitlines() if line.strip()] == [
+            json.loads(json.dumps(p)) for p in train_pairs]
+    except ValueError:
+        same = False
+    if not same:
+        raise UserInputError(f"{pairs_dir} holds the pairs of an earlier run on other data: pass "
+                             "--resume_from_checkpoint fresh to train again on these (or choose another --output_dir)")
 
 
 def cli() -> None:  # `python math_rm/train_scalar_orm.py`, `python -m math_rm.train_scalar_orm`, `rm-train-scalar-orm`

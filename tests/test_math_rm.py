@@ -773,3 +773,21 @@ def test_a_diverged_prm_run_stops_and_is_not_marked_done(tmp_path):
         train_prm.main(*make_parser().parse_args_and_config(argv))
     assert not (out / "config.json").exists() and not (out / "eval_results.json").exists()
     assert (out / "diverged" / "model.safetensors").is_file()
+
+
+def test_the_scalar_orms_pairs_of_an_earlier_run_are_not_replaced_by_other_data(tmp_path):
+    from math_rm.train_scalar_orm import check_pairs_folder
+    from rm_core.errors import UserInputError
+    from rm_core.pipeline import TRAINING_FINGERPRINT
+
+    pairs = tmp_path / "orm" / "pairs"
+    pairs.mkdir(parents=True)
+    old = [{"prompt": "q", "chosen": "a", "rejected": "b"}]
+    (pairs / "train.jsonl").write_text(json.dumps(old[0]) + "\n", encoding="utf-8")
+    new = [{"prompt": "q2", "chosen": "c", "rejected": "d"}]
+    check_pairs_folder(pairs, new, None)  # no run recorded there yet: its pairs are only a start
+    (tmp_path / "orm" / TRAINING_FINGERPRINT).write_text("{}", encoding="utf-8")
+    check_pairs_folder(pairs, old, "auto")  # the same data: a resume
+    with pytest.raises(UserInputError, match="pairs of an earlier run on other data"):
+        check_pairs_folder(pairs, new, "auto")
+    check_pairs_folder(pairs, new, "fresh")
