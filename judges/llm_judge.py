@@ -122,12 +122,15 @@ class LLMJudge(Judge):
         texts = self._generate(requests, max_new_tokens)
         return [t.strip() if t and t.strip() else None for t in texts]
 
-    def _generate(self, requests: list[list[Message]], max_new_tokens: int | None = None) -> list[str | None]:
+    def _generate(self, requests: list[list[Message]], max_new_tokens: int | None = None,
+                  items: list[int] | None = None) -> list[str | None]:
+        """The backend's answers; a failed call counted under its item's number (`items[k]` for request k when
+        the requests are not one per item, as listwise groups of one response ask nothing)."""
         results = self.backend.generate(requests, max_new_tokens=max_new_tokens or self.max_new_tokens,
                                         temperature=self.temperature)
-        for i, r in enumerate(results):
+        for k, r in enumerate(results):
             if not r.ok:
-                self.failures.add(r.error, f"#{i}: {r.detail}")
+                self.failures.add(r.error, f"#{k if items is None else items[k]}: {r.detail}")
         return [r.value for r in results]  # None where the call failed
 
 
@@ -275,7 +278,7 @@ class ListwiseLLMJudge(PairwiseLLMJudge):
         requests = [self._render(self.template, prompt=prompt_text(items[i][0]), responses=items[i][1])
                     for i in asked]
         longest = max((len(items[i][1]) for i in asked), default=0)
-        texts = self._generate(requests, self.max_new_tokens or 8 * longest + 16) if requests else []
+        texts = self._generate(requests, self.max_new_tokens or 8 * longest + 16, items=asked) if requests else []
         out = [[1.0] * len(responses) for _, responses in items]  # zero or one response: nothing to ask
         for i, text in zip(asked, texts):
             n = len(items[i][1])

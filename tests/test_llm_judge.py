@@ -343,6 +343,10 @@ def test_listwise_ranking_scores_and_validation():
     failed = ListwiseLLMJudge(ScriptedBackend(lambda r: None))
     assert failed.rank_many([(PROMPT, ["x", "y"]), (PROMPT, ["x", "y", "z"])]) == [[None, None], [None] * 3]
     assert failed.failures.counts == {"timeout": 2}
+    # a group of one asks nothing: the failure names its own group, not its place among the requests
+    after_one = ListwiseLLMJudge(ScriptedBackend(lambda r: None))
+    after_one.rank_many([(PROMPT, ["only"]), (PROMPT, ["x", "y"])])
+    assert [e.split(":")[0] for e in after_one.failures.examples["timeout"]] == ["#1"]
 
 
 def test_listwise_rank_with_aggregation_uses_the_pairwise_prompt():
