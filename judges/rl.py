@@ -82,11 +82,25 @@ def _failed_error(n_failed: int, n: int, what: str, judge: Judge | None = None) 
 def judge_items(judge: Judge, prompt: Prompt, responses: Sequence[str | list], references: Sequence | None = None,
                 rank_method: str = "auto") -> list[float | None]:
     """Scores of the responses to ONE prompt, in one judge call: `judge.score` for a pointwise judge (with the
-    references), `judge.rank` over the whole group for a pairwise one or when `rank_method` is not "auto"."""
+    references), `judge.rank` over the whole group for a pairwise one or when `rank_method` is not "auto" (which
+    takes no references: given any, a ValueError, never a score made without them). A response given as messages
+    (TRL's conversational completions) is its reply's text when it is one assistant message."""
+    refs = None if references is None or all(r is None for r in references) else list(references)
     if judge.pointwise and rank_method == "auto":
-        refs = None if references is None or all(r is None for r in references) else list(references)
         return judge.score([conversation(prompt, r) for r in responses], refs)
-    return judge.rank(prompt, [response_text(r) for r in responses], rank_method)
+    if refs is not None:
+        raise ValueError(f"{type(judge).__name__} ranks a group (rank_method {rank_method!r}), which takes no "
+                         "references: a reference-based judge must score pointwise (rank_method 'auto')")
+    return judge.rank(prompt, [_reply_text(r) for r in responses], rank_method)
+
+
+def _reply_text(response: str | list) -> str:
+    """A response as the text a ranking judge compares: one assistant message as its content (never prefixed with
+    "Assistant: "), a continuation of several turns labelled (response_text)."""
+    if isinstance(response, list) and len(response) == 1 and isinstance(response[0], dict) \
+            and response[0].get("role") == "assistant":
+        return response[0]["content"]
+    return response_text(response)
 
 
 # -- judges loaded by spec, for the module-level entry points ---------------------------------------------------
@@ -338,8 +352,10 @@ class GroupJudgeRewardManager:
         group_items = list(groups.values())
 
         def task(items: list[int]) -> Callable[[], list]:
+            # verl gives every sample a ground truth: a ranking judge (no references) ranks without it, as documented
+            ranked = not (self.judge.pointwise and self.rank_method == "auto")
             return lambda: judge_items(self.judge, prompts[items[0]], [responses[i] for i in items],
-                                       [refs[i] for i in items], self.rank_method)
+                                       None if ranked else [refs[i] for i in items], self.rank_method)
 
         outcomes = run_with_timeouts([task(items) for items in group_items], self.group_timeout_s,
                                      self.max_workers)
@@ -716,6 +732,26 @@ def _trl_conversation(i: int, prompt: Any, completion: Any) -> Conversation:
         raise ValueError(f"completions[{i}]: {exc}") from None
 
 
+TRL_MASKS_NONE = "1.6"  # GRPOTrainer's unscorable_mask: a completion whose every reward is None gets no advantage
+
+
+def check_trl_masks_failures(installed: str | None = None) -> None:
+    """A RuntimeError when the installed TRL (or `installed`) predates TRL_MASKS_NONE, where a None reward was
+    summed as 0.0 into the group's baseline; nothing when TRL is not installed (the function is then never called
+    by it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.version import Version
+
+    try:
+        installed = installed or version("trl")
+    except PackageNotFoundError:
+        return
+    if Version(installed) < Version(TRL_MASKS_NONE):
+        raise RuntimeError(f"trl {installed} turns a failed judgement (None) into a reward of 0.0: upgrade to "
+                           f"trl>={TRL_MASKS_NONE}, which leaves such completions out")
+
+
 def make_trl_reward_func(judge: Judge, name: str | None = None, reference_column: str | None = None,
                          rank_method: str = "auto") -> Callable[..., list[float | None]]:
     """A `reward_funcs` entry for TRL's GRPOTrainer (and RLOO/online trainers with the same call):
@@ -725,11 +761,13 @@ def make_trl_reward_func(judge: Judge, name: str | None = None, reference_column
     Standard format: prompts and completions are strings. Conversational: a prompt is a list of messages and
     a completion a list of messages ending with the assistant's. Dataset columns arrive as keyword lists;
     `reference_column` names the one passed to the judge as references (e.g. "ground_truth").
-    Failed items are None (TRL skips them); their fraction is logged as <name>/judge_failed when TRL passes
-    `log_metric`. A pairwise judge ranks the completions of each prompt together (TRL repeats each prompt
-    num_generations times; under multi-process training a group may be split across processes, and each
-    process ranks its own part).
+    Failed items are None: TRL from 1.6 on leaves a completion every reward function failed on out of its group's
+    baseline, with no advantage (before 1.6 it summed it as 0.0, a reward it did not earn: refused here); their
+    fraction is logged as <name>/judge_failed when TRL passes `log_metric`. A pairwise judge ranks the completions
+    of each prompt together (TRL repeats each prompt num_generations times; under multi-process training a group
+    may be split across processes, and each process ranks its own part).
     """
+    check_trl_masks_failures()
     fn_name = name or type(judge).__name__
 
     def reward_func(prompts: list, completions: list, **kwargs: Any) -> list[float | None]:
@@ -752,7 +790,8 @@ def make_trl_reward_func(judge: Judge, name: str | None = None, reference_column
             for i, p in enumerate(prompts):
                 groups[json.dumps(p, sort_keys=True)].append(i)
             for items in groups.values():
-                got = judge_items(judge, prompts[items[0]], [completions[i] for i in items], None, rank_method)
+                got = judge_items(judge, prompts[items[0]], [completions[i] for i in items],
+                                  None if refs is None else [refs[i] for i in items], rank_method)
                 for i, s in zip(items, got):
                     scores[i] = s
         if kwargs.get("log_metric") is not None and scores:

@@ -517,6 +517,20 @@ def test_trl_reward_func_pairwise_ranks_each_prompts_completions():
     assert judge.rank_calls == [("p1", ["a", "abc"]), ("p2", ["xyz", "x"])]
 
 
+def test_trl_conversational_completions_reach_a_ranking_judge_as_their_text():
+    """TRL's conversational completions are one assistant message each: ranked as their content (they reached the
+    judge as "Assistant: aaaa"), and a reference column with a ranking judge is refused, never dropped."""
+    judge = LongerWins()
+    fn = make_trl_reward_func(judge)
+    prompts = [[{"role": "user", "content": "p"}]] * 2
+    completions = [[{"role": "assistant", "content": "aaaa"}], [{"role": "assistant", "content": "b"}]]
+    assert fn(prompts, completions) == [1.0, 0.0]
+    assert judge.rank_calls[-1][1] == ["aaaa", "b"]
+    kwargs, _ = trl_kwargs(answer=["4", "4"])
+    with pytest.raises(ValueError, match="takes no references"):
+        make_trl_reward_func(judge, reference_column="answer")(prompts, completions, **kwargs)
+
+
 def test_trl_grpo_trainer_uses_the_reward_func(tmp_path):
     """A real GRPOTrainer step on a tiny random causal LM, with the judge as its only reward (~10 s on CPU)."""
     from datasets import Dataset
@@ -642,3 +656,12 @@ def test_openrlhf_reward_func_file_mode(loaded, monkeypatch):
     monkeypatch.setenv("RM_FAILURE_REWARD", "-4")
     assert rl.reward_func(["Q: FAIL", "Q: x"], ["Q: ", "Q: "], ["x", "x"])["rewards"].tolist() == [-4.0, 101.0]
     assert loaded == [("outputs/bt", {})]
+
+
+def test_a_trl_that_sums_a_failed_judgement_as_zero_is_refused():
+    from judges.rl import check_trl_masks_failures
+
+    with pytest.raises(RuntimeError, match="trl 1.5.1 turns a failed judgement"):
+        check_trl_masks_failures("1.5.1")
+    check_trl_masks_failures("1.6.0")
+    check_trl_masks_failures()  # the locked one
