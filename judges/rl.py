@@ -314,9 +314,12 @@ class GroupJudgeRewardManager:
     reward_extra_info (lists, one value per item): score, judge_failed, judge_timeout, empty_response,
     group_size, group_mean, group_std (over the rewards written in the item's group).
 
-    Concurrency helps judges that wait on I/O (API LLM judges); a judge on one local GPU gains nothing from
-    threads and is not thread-safe: use max_workers=1 for it (groups then run one after another, each still
-    one batched call and each still under its timeout). A timed-out group's thread is abandoned, not killed.
+    Concurrency helps judges that wait on I/O (API LLM judges, `openai:` specs, whose groups run concurrently);
+    a model judge loaded from a spec is not thread-safe, so its calls hold the judge's shared lock (the one
+    compute_score and the reward-loop manager take): groups run one after another, each still one batched call
+    under its timeout, and a group whose clock runs out while an abandoned call still holds the lock times out
+    too, never calling the judge beside it. A Judge object passed in is called as given (its concurrency is the
+    caller's). A timed-out group's thread is abandoned, not killed.
     """
 
     def __init__(self, tokenizer, num_examine: int = 0, compute_score: Callable | None = None,
@@ -326,7 +329,15 @@ class GroupJudgeRewardManager:
         self.tokenizer = tokenizer
         self.num_examine = num_examine
         self.reward_fn_key = reward_fn_key
-        self.judge = judge if isinstance(judge, Judge) else cached_judge(judge, judge_kwargs)[0]
+        if isinstance(judge, Judge):
+            self.judge, self._lock = judge, None  # the caller's own judge: its concurrency is the caller's
+        else:
+            self.judge, lock = cached_judge(judge, judge_kwargs)
+            spec = judge or os.environ.get("RM_JUDGE", "")
+            # a model judge is not thread-safe: every call holds the shared lock (the one compute_score and the
+            # reward-loop manager take), also after a timeout abandoned a call still inside it; an API judge
+            # (openai:) runs its groups concurrently
+            self._lock = None if str(spec).startswith("openai:") else lock
         if group_timeout_s is not None and group_timeout_s <= 0:
             raise ValueError(f"group_timeout_s must be positive or None, got {group_timeout_s}")
         self.group_timeout_s = group_timeout_s
@@ -354,8 +365,18 @@ class GroupJudgeRewardManager:
         def task(items: list[int]) -> Callable[[], list]:
             # verl gives every sample a ground truth: a ranking judge (no references) ranks without it, as documented
             ranked = not (self.judge.pointwise and self.rank_method == "auto")
-            return lambda: judge_items(self.judge, prompts[items[0]], [responses[i] for i in items],
+
+            def run() -> list | _GroupTimeout:
+                wait = -1 if self.group_timeout_s is None else self.group_timeout_s
+                if self._lock is not None and not self._lock.acquire(timeout=wait):
+                    return _GroupTimeout()  # the judge stayed busy (an abandoned call) for the whole clock
+                try:
+                    return judge_items(self.judge, prompts[items[0]], [responses[i] for i in items],
                                        None if ranked else [refs[i] for i in items], self.rank_method)
+                finally:
+                    if self._lock is not None:
+                        self._lock.release()
+            return run
 
         outcomes = run_with_timeouts([task(items) for items in group_items], self.group_timeout_s,
                                      self.max_workers)

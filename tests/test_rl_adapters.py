@@ -431,6 +431,22 @@ def test_group_timeout_is_real(tokenizer):
         judge.release.set()  # let the abandoned threads finish
 
 
+def test_a_model_judge_loaded_by_spec_is_never_called_by_two_groups_at_once(tokenizer, monkeypatch):
+    """Its calls hold the judge's shared lock, also after a timeout abandoned a stuck call inside it: the groups
+    behind it wait, time out and are flagged, never calling the judge beside it (with 8 workers too)."""
+    judge = LenJudge()
+    monkeypatch.setattr(rl, "_load_judge", lambda spec, **kw: judge)
+    monkeypatch.setattr(rl, "_JUDGES", {})
+    rows = [dict(ROWS[0]), dict(ROWS[2], response="STUCK forever"), dict(ROWS[1]), dict(ROWS[4])]
+    try:
+        out = GroupJudgeRewardManager(tokenizer, judge="outputs/bt", group_timeout_s=0.5, max_workers=8,
+                                      failure_reward=-7.0)(verl_batch(tokenizer, rows), return_dict=True)
+        assert judge.max_in_flight == 1  # u2 ran before the stuck call, or waited on it (and timed out)
+        assert out["reward_extra_info"]["judge_timeout"][:2] == [1.0, 1.0]
+    finally:
+        judge.release.set()
+
+
 def test_group_manager_judge_exception_propagates(tokenizer):
     with pytest.raises(ZeroDivisionError):
         GroupJudgeRewardManager(tokenizer, judge=Broken(), failure_reward=0.0)(verl_batch(tokenizer, ROWS))
