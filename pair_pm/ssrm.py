@@ -79,7 +79,7 @@ def run_ssrm(data_args, training_args, model_args, ssrm: SSRMArguments) -> dict:
     from pair_pm import train as recipe
     from pair_pm.judge import PairPMJudge
     from rm_core.hub import atomic_write_json, atomic_write_jsonl
-    from rm_core.pipeline import load_preference_splits, training_fingerprint
+    from rm_core.pipeline import load_preference_splits, training_fingerprint, training_inputs
     from rm_core.resume import check_or_write_fingerprint, model_fingerprint
 
     out = Path(training_args.output_dir)
@@ -91,7 +91,8 @@ def run_ssrm(data_args, training_args, model_args, ssrm: SSRMArguments) -> dict:
         "base_model": model_fingerprint(model_args.model_name_or_path, model_args.model_revision),
         "pairs_sha256": hashlib.sha256(pairs).hexdigest(),
         "ssrm": {f.name: getattr(ssrm, f.name) for f in fields(ssrm)},
-        "training": {**training_fingerprint(training_args, {})["settings"],
+        "training": {**training_fingerprint(training_args, {"model_options": training_inputs(model_args, None)[
+                         "model_options"]})["settings"],  # LoRA, dtype, quantisation: as every recipe's resume
                      "max_steps": training_args.max_steps, "num_train_epochs": training_args.num_train_epochs},
     }, store_files=[out / "ssrm_results.json"], what="SSRM run",
         hint="delete ssrm_results.json and fingerprint.json to start again, or use another --output_dir")
@@ -115,6 +116,8 @@ def run_ssrm(data_args, training_args, model_args, ssrm: SSRMArguments) -> dict:
             atomic_write_jsonl(data_dir / "train.jsonl", [_row(p) for p in labelled] + pseudo)
             atomic_write_jsonl(data_dir / "test.jsonl", [_row(p) for p in test])
             data_args.dataset_name, data_args.split_rule, data_args.dataset_test_split = str(data_dir), None, "test"
+            # the round's own files: explicit rows in train/test.jsonl, whatever the user's source was
+            data_args.dataset_format, data_args.dataset_train_split, data_args.dataset_data_dir = "explicit", "train", None
             data_args.max_train_pairs = data_args.max_eval_pairs = None
             training_args.output_dir = str(round_dir)
             if ssrm.continue_training and r > 0:

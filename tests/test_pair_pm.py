@@ -256,6 +256,8 @@ def test_ssrm_rounds_end_to_end_and_resume(tmp_path):
     (other / "train.jsonl").write_text("".join(lines[:-1]), encoding="utf-8")  # one pair fewer
     with pytest.raises(ResumeError, match=r"pairs_sha256 "):
         run_ssrm(*make_parser().parse_args_and_config(argv + ["--dataset_name", str(other)]))
+    with pytest.raises(ResumeError, match=r"training.model.use_peft false -> true"):  # a model option, as LoRA
+        run_ssrm(*make_parser().parse_args_and_config(argv + ["--use_peft", "true"]))
 
 
 def test_answer_position_loss_equals_full_logits_cross_entropy(tok, tiny_lm):
