@@ -77,12 +77,14 @@ class HFPolicy:
                                       max_new_tokens=self.max_new_tokens, num_return_sequences=n,
                                       pad_token_id=self.pad_id)
         new = out[:, width:].tolist()
-        texts = []
+        texts, cut = [], []
         for seq in new:
             stop = [i for i, t in enumerate(seq) if t in (self.tokenizer.eos_token_id, self.pad_id)]
+            cut.append(not stop)  # no end of text within max_new_tokens: the solution was cut off
             seq = seq[: stop[0]] if stop else seq
             self.generated_tokens += len(seq)
             texts.append(self.tokenizer.decode(seq, skip_special_tokens=True))
+        self.last_cut = [cut[i * n:(i + 1) * n] for i in range(len(prompts))]
         return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
 
 
@@ -110,6 +112,7 @@ class VLLMPolicy:
         for o in outs:
             self.generated_tokens += sum(len(c.token_ids) for c in o.outputs)
             texts.append([c.text for c in o.outputs])
+        self.last_cut = [[c.finish_reason == "length" for c in o.outputs] for o in outs]
         return texts
 
 
@@ -151,32 +154,48 @@ def grade(text: str, reference: str) -> tuple[str | None, bool]:
     return answer, answers_match(answer, reference)
 
 
+def _generate(policy, prompts: list[list[int]], n: int, seed: int) -> tuple[list[list[str]], list[list[bool]]]:
+    """(texts, cut) of policy.generate: `cut` marks a text that hit max_new_tokens before its end (a policy that
+    does not say is taken to have finished every text)."""
+    texts = policy.generate(prompts, n, seed)
+    return texts, getattr(policy, "last_cut", None) or [[False] * len(t) for t in texts]
+
+
 def label_question(policy, question: str, reference: str, n: int, mc: int, seed: int,
                    stop_at_first_error: bool = True) -> list[dict]:
-    """N graded solutions of one question with Monte-Carlo step labels (see the module docstring)."""
+    """N graded solutions of one question with Monte-Carlo step labels (see the module docstring). A text cut off
+    at max_new_tokens has no answer to grade: a cut solution gets no correctness (is_correct None, `truncated`) and
+    no label on its unfinished last step; a cut completion is left out of its step's vote, and a step whose
+    completions were all cut is not labelled (None), never labelled wrong."""
     from rm_core.data import split_steps
 
     tok = policy.tokenizer
-    texts = policy.generate([prompt_ids(tok, question)], n, seed)[0]
+    texts, cuts = _generate(policy, [prompt_ids(tok, question)], n, seed)
+    texts, cuts = texts[0], cuts[0]
     solutions = []
-    for j, text in enumerate(texts):
-        answer, correct = grade(text, reference)
+    for j, (text, cut) in enumerate(zip(texts, cuts)):
+        answer, correct = (None, None) if cut else grade(text, reference)
         steps = split_steps(text)
         labels: list[int | None] = [None] * len(steps)
         if steps and correct:
             labels = [1] * len(steps)
         elif steps:
-            labels[-1] = 0
+            if not cut:
+                labels[-1] = 0  # the finished solution's answer is wrong
             for k in range(len(steps) - 1):
-                completions = policy.generate([prompt_ids(tok, question, steps[: k + 1])], mc,
-                                              seed * 1000 + j * 100 + k)[0]
-                labels[k] = int(any(grade(c, reference)[1] for c in completions))
+                done, done_cut = _generate(policy, [prompt_ids(tok, question, steps[: k + 1])], mc,
+                                           seed * 1000 + j * 100 + k)
+                finished = [c for c, c_cut in zip(done[0], done_cut[0]) if not c_cut]
+                labels[k] = int(any(grade(c, reference)[1] for c in finished)) if finished else None
                 if stop_at_first_error and labels[k] == 0:
                     break
             if stop_at_first_error and 0 in labels[:-1]:
                 first = labels.index(0)
                 labels = labels[: first + 1] + [None] * (len(labels) - first - 1)
-        solutions.append({"text": text, "answer": answer, "is_correct": correct, "steps": steps, "labels": labels})
+        row = {"text": text, "answer": answer, "is_correct": correct, "steps": steps, "labels": labels}
+        if cut:
+            row["truncated"] = True
+        solutions.append(row)
     return solutions
 
 
@@ -208,7 +227,8 @@ def store_fingerprint(args) -> dict:
             "data": data_fingerprint(args.questions),
             "settings": {"split": args.split, "backend": pick_backend(args.backend), "n": args.n, "mc": args.mc,
                          "max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
-                         "top_p": args.top_p, "seed": args.seed, "stop_at_first_error": args.stop_at_first_error}}
+                         "top_p": args.top_p, "seed": args.seed, "stop_at_first_error": args.stop_at_first_error,
+                         "cut_texts": "not graded"}}  # the rule for texts cut at max_new_tokens (label_question)
 
 
 def run(args) -> dict:
@@ -224,7 +244,7 @@ def run(args) -> dict:
     check_or_write_fingerprint(out, store_fingerprint(args), getattr(args, "overwrite", False))
     done = finished_indices(out)
     stats = {"questions": 0, "solutions": 0, "steps": 0, "labelled_steps": 0, "skipped_finished": 0, "failed": 0,
-             "failed_indices": [], "seconds": 0.0}
+             "truncated_solutions": 0, "failed_indices": [], "seconds": 0.0}
     if args.offline_rule:
         from math_rm.step_labels import RULE_NAME, label_candidates
         from rm_core.data import to_candidates
@@ -272,6 +292,7 @@ def run(args) -> dict:
             stats["solutions"] += len(solutions)
             stats["steps"] += sum(len(s["steps"]) for s in solutions)
             stats["labelled_steps"] += sum(x is not None for s in solutions for x in s["labels"])
+            stats["truncated_solutions"] += sum(bool(s.get("truncated")) for s in solutions)
     stats["seconds"] = time.perf_counter() - t_all
     secs = max(stats["seconds"], 1e-9)
     stats.update(questions_per_s=stats["questions"] / secs, solutions_per_s=stats["solutions"] / secs,

@@ -953,8 +953,11 @@ def from_sampled(row: dict) -> list[dict]:
 
 
 def candidates_from_sampled(row: dict) -> list[dict]:
-    return [make_candidates(row["question"], [s["text"] for s in row["solutions"]],
-                            [s["is_correct"] for s in row["solutions"]], (own_id(row) or ""), row.get("reference"))]
+    """A sampled question's graded solutions as Candidates; a solution cut off at max_new_tokens (is_correct null:
+    no answer to grade) is left out, never read as wrong."""
+    graded = [s for s in row["solutions"] if s.get("is_correct") is not None]
+    return [make_candidates(row["question"], [s["text"] for s in graded], [s["is_correct"] for s in graded],
+                            (own_id(row) or ""), row.get("reference"))]
 
 
 def _canonical_steps(row: dict) -> list[dict]:

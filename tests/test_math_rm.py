@@ -619,14 +619,16 @@ def test_sampling_pipeline_end_to_end_with_resume(tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["index"] for r in rows] == [0, 1, 2] and all(len(r["solutions"]) == 2 for r in rows)
     for r in rows:
-        for s in r["solutions"]:
-            assert len(s["labels"]) == len(s["steps"]) and s["is_correct"] in (True, False)
+        for s in r["solutions"]:  # a random policy at 12 tokens is mostly cut off: ungraded, never "wrong"
+            assert len(s["labels"]) == len(s["steps"])
+            assert s["is_correct"] in (True, False) or (s["truncated"] and s["is_correct"] is None)
     # seeded: a fresh uninterrupted run writes the same rows
     again = tmp_path / "again.jsonl"
     main([*argv[:-5], "--output", str(again), "--no_progress", "--seed", "3"])
     assert [json.loads(x)["solutions"] for x in again.read_text().splitlines()] == [r["solutions"] for r in rows]
-    cands, _ = to_candidates(rows)
-    assert len(cands) == 3 and to_steps(rows)[1].total == 0
+    cands, skipped = to_candidates(rows)
+    graded = sum(any(s["is_correct"] is not None for s in r["solutions"]) for r in rows)
+    assert len(cands) == graded and skipped.total == 3 - graded and to_steps(rows)[1].total == 0
 
 
 class FlakyPolicy(ScriptedPolicy):
@@ -791,3 +793,32 @@ def test_the_scalar_orms_pairs_of_an_earlier_run_are_not_replaced_by_other_data(
     with pytest.raises(UserInputError, match="pairs of an earlier run on other data"):
         check_pairs_folder(pairs, new, "auto")
     check_pairs_folder(pairs, new, "fresh")
+
+
+class CuttingPolicy(ScriptedPolicy):
+    """ScriptedPolicy whose second solution, and every completion after "the sea", stopped at max_new_tokens."""
+
+    def generate(self, prompts, n, seed):
+        texts = super().generate(prompts, n, seed)
+        text = self.tokenizer.decode(prompts[0])
+        if text.endswith("<|im_start|>assistant\n"):
+            self.last_cut = [[False, True][:n]]
+        else:
+            self.last_cut = [["sea" in text] * n]
+        return texts
+
+
+def test_a_text_cut_at_max_new_tokens_is_never_graded_wrong(tok):
+    """A cut solution has no answer: no correctness and no label on its unfinished last step; a cut completion
+    is out of its step's vote, and a step whose completions were all cut is not labelled (it was labelled wrong)."""
+    from math_rm.sample_solutions import label_question
+    from rm_core.data import candidates_from_sampled
+
+    sols = label_question(CuttingPolicy(tok), "q", "5", n=2, mc=2, seed=0, stop_at_first_error=False)
+    assert sols[0]["is_correct"] and "truncated" not in sols[0]
+    cut = sols[1]
+    assert cut["truncated"] and cut["is_correct"] is None and cut["answer"] is None
+    assert cut["labels"] == [1, None, None, None]  # after "hello world": finished, right; after "the sea": all cut
+    (cands,) = candidates_from_sampled({"question": "q", "reference": "5", "solutions": sols + [
+        {"text": "The answer is 7.", "is_correct": False}]})
+    assert cands["responses"] == ["hello world\nThe answer is 5.", "The answer is 7."]  # the cut one left out
