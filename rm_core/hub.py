@@ -304,6 +304,20 @@ def merge_eval_results(card, results: list, model_name: str, overwrite: bool) ->
     if not card.data.eval_results:
         card.data.eval_results, card.data.model_name = list(results), card.data.model_name or model_name
         return
+
+    def group(r) -> tuple:  # one evaluation: a task on one data set, config, split and revision
+        return r.task_type, r.dataset_type, r.dataset_config, r.dataset_split, r.dataset_revision
+
+    # a metric of an evaluation this push reports again that the new results lack (a score that is None now) is
+    # the earlier run's: replaced with the group (overwrite), never left beside the new metrics
+    redone = {group(r) for r in results}
+    stale = [old for old in card.data.eval_results if group(old) in redone
+             and not any(new.is_equal_except_value(old) for new in results)]
+    if stale and not overwrite:
+        raise ValueError(f"the card already has {stale[0].metric_name or stale[0].metric_type} on "
+                         f"{stale[0].dataset_name} ({stale[0].dataset_split}), which these results do not give; "
+                         "overwrite to replace that evaluation")
+    card.data.eval_results = [old for old in card.data.eval_results if not any(old is s_ for s_ in stale)]
     for new in results:
         same = [old for old in card.data.eval_results if new.is_equal_except_value(old)]
         if not same:
@@ -405,6 +419,10 @@ def take_hub_token(training_args) -> None:
         training_args.hub_token = None
 
 
+# never pushed: checkpoints, temporary and fingerprint files, a scalar ORM's pairs of the user's data, training logs
+PUSH_IGNORE = ("checkpoint-*", "*.tmp*", "*.fingerprint.json", "pairs/*", "runs/*")
+
+
 def push_folder(folder: str | Path, repo_id: str, private: bool = False, commit_message: str = "Upload reward model",
                 ignore: tuple[str, ...] = ()) -> str:
     """Create the Hub repo if needed and upload the checkpoint folder (minus `ignore` globs); returns the commit URL.
@@ -414,7 +432,10 @@ def push_folder(folder: str | Path, repo_id: str, private: bool = False, commit_
     api = HfApi(token=_hub_token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message=commit_message,
-                             ignore_patterns=["checkpoint-*", "*.tmp*", "*.fingerprint.json", *ignore])
+                             ignore_patterns=[*PUSH_IGNORE, *ignore],
+                             # the repo mirrors the folder: a file an earlier push left (an adapter, another run's
+                             # results) is deleted, never kept beside the new weights
+                             delete_patterns=["*"])
     return str(getattr(info, "commit_url", info))
 
 

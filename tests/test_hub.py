@@ -322,6 +322,8 @@ def test_push_folder_calls_create_repo_and_upload_folder(tmp_path, monkeypatch):
     assert kwargs["repo_id"] == "org/rm"
     assert kwargs["commit_message"] == "msg"
     assert "checkpoint-*" in kwargs["ignore_patterns"]  # intermediate trainer checkpoints stay local
+    assert {"pairs/*", "runs/*"} <= set(kwargs["ignore_patterns"])  # a scalar ORM's user data, training logs
+    assert kwargs["delete_patterns"] == ["*"]  # the repo mirrors the folder: an earlier push's files go
 
 
 def test_push_folder_defaults_to_public(tmp_path, monkeypatch):

@@ -33,9 +33,14 @@ class SnapshotApi:
     def create_repo(self, repo_id, **kwargs):
         pass
 
-    def upload_folder(self, *, folder_path, repo_id, commit_message, ignore_patterns=()):
+    def upload_folder(self, *, folder_path, repo_id, commit_message, ignore_patterns=(), delete_patterns=()):
         folder, target = Path(folder_path), SnapshotApi.root / repo_id
         patterns = [p + "*" if p.endswith("/") else p for p in ignore_patterns]
+        if target.is_dir():  # remote files matching delete_patterns go (.gitattributes never), as the Hub does
+            for path in sorted(target.rglob("*")):
+                rel = path.relative_to(target).as_posix()
+                if path.is_file() and rel != ".gitattributes" and any(fnmatch.fnmatch(rel, p) for p in delete_patterns):
+                    path.unlink()
         for path in sorted(folder.rglob("*")):
             rel = path.relative_to(folder).as_posix()
             if path.is_file() and not any(fnmatch.fnmatch(rel, p) for p in patterns):
@@ -470,3 +475,41 @@ def test_push_results_refuses_a_target_that_is_neither_a_folder_nor_a_hub_id(tar
     with pytest.raises(SystemExit):
         make_parser().parse_args(["--model", str(tmp_path), "--push_results", target])
     assert "neither a local checkpoint folder nor a Hub model id" in capsys.readouterr().err
+
+
+def test_a_push_mirrors_the_folder_and_never_uploads_the_users_pairs_or_logs(tmp_path, fake_hub):
+    """A file an earlier push left on the Hub (a LoRA adapter, another run's results) is deleted by the next push;
+    a scalar ORM's pairs/ (the user's data) and runs/ (training logs) are never uploaded."""
+    from rm_core.hub import push_folder
+
+    folder = tmp_path / "ckpt"
+    (folder / "lora_adapter").mkdir(parents=True)
+    (folder / "lora_adapter" / "adapter_config.json").write_text("{}", encoding="utf-8")
+    (folder / "config.json").write_text("{}", encoding="utf-8")
+    push_folder(folder, "org/rm")
+    assert (SnapshotApi.root / "org/rm/lora_adapter/adapter_config.json").is_file()
+    shutil.rmtree(folder / "lora_adapter")
+    for name in ("pairs/train.jsonl", "runs/events.out"):
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).write_text("private", encoding="utf-8")
+    push_folder(folder, "org/rm")
+    pushed = sorted(p.relative_to(SnapshotApi.root / "org/rm").as_posix()
+                    for p in (SnapshotApi.root / "org/rm").rglob("*") if p.is_file())
+    assert pushed == ["config.json"]
+
+
+def test_a_card_keeps_no_metric_of_an_evaluation_the_new_results_redo_without_it():
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    from rm_core.hub import merge_eval_results
+
+    def result(metric, value):
+        return EvalResult(task_type="text-classification", dataset_type="allenai/reward-bench-2",
+                          dataset_name="RewardBench 2", dataset_split="test", metric_type=metric, metric_value=value)
+
+    card = ModelCard.from_template(ModelCardData(eval_results=[result("score", 0.61), result("safety", 0.7)],
+                                                 model_name="m"))
+    with pytest.raises(ValueError, match="which these results do not give"):
+        merge_eval_results(card, [result("accuracy", 0.4)], "m", overwrite=False)
+    merge_eval_results(card, [result("accuracy", 0.4)], "m", overwrite=True)
+    assert [(r.metric_type, r.metric_value) for r in card.data.eval_results] == [("accuracy", 0.4)]
