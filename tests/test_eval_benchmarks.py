@@ -244,6 +244,7 @@ def test_rb2_failures_are_counted(tmp_path):
     rows = rb2_rows()[:5] + [{"id": "bad", "subset": "Math", "prompt": "q", "chosen": "not a list", "rejected": []}]
     s = rb2.evaluate(_args(rb2, _write_jsonl(tmp_path / "bad.jsonl", rows), tmp_path / "bad", TableJudge(RB2_TABLE)))
     assert s["skipped_rows"]["skipped"] == 1 and s["score"] is None and s["score_present_subsets"] is not None
+    assert next(iter(rb2.headline_paths(s))) == "score (present subsets)"  # never reported (or pushed) as "score"
 
 
 def test_resume_of_a_killed_run_scores_only_the_rest(tmp_path):
