@@ -33,7 +33,7 @@ from rm_core.hub import (
     trainer_tags,
 )
 from rm_core.inference import score_pairs
-from rm_core.metrics import pairwise_accuracy
+from rm_core.metrics import pair_correct, pairwise_accuracy
 from rm_core.models import cache_dir, load_reward_model, resolve_model
 from rm_core.templates import ensure_pad_token, render_ids
 from rm_core.trainer import PairwiseRewardTrainer
@@ -260,7 +260,11 @@ def evaluate_pairs(model, tokenizer, prefs: list[dict], max_length: int | None, 
     chosen = [c for c, _ in scores]
     rejected = [r for _, r in scores]
     rewards = torch.tensor(chosen + rejected, dtype=torch.float64)
-    return {"accuracy": pairwise_accuracy(chosen, rejected), "pairs": len(prefs),
+    from rm_core.stats import bootstrap_ci
+
+    low, high = bootstrap_ci([float(pair_correct(c, r)) for c, r in zip(chosen, rejected)])
+    return {"accuracy": pairwise_accuracy(chosen, rejected), "accuracy_ci95": [round(low, 4), round(high, 4)],
+            "pairs": len(prefs),
             "reward_mean": rewards.mean().item(), "reward_std": rewards.std().item() if len(rewards) > 1 else 0.0}
 
 

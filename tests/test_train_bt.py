@@ -138,6 +138,9 @@ def test_bt_training_learns_and_writes_a_self_describing_checkpoint(env):
     # model card carries the held-out accuracy
     card = (out / "README.md").read_text(encoding="utf-8")
     assert f"| held-out accuracy | {after:.4f} |" in card
+    low, high = results["held_out"]["accuracy_ci95"]
+    assert low <= after <= high  # its 95% interval beside it, on the card too
+    assert f"| held-out accuracy_ci95 | {[low, high]} |" in card
     assert "bradley_terry" in card
 
     # truncation: long pairs are cut and counted, never dropped
