@@ -292,9 +292,16 @@ def model_card(
     else:
         lines.append("Not evaluated.")
     lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
-    lines += [f"| {k} | {_SECRET_VALUE.sub(REDACTED, str(v))} |" for k, v in training.items()]
-    lines += ["", "Reproduce with:", "", "```bash", _SECRET_VALUE.sub(REDACTED, command), "```", ""]
+    lines += [f"| {k} | {_public(str(v))} |" for k, v in training.items()]
+    lines += ["", "Reproduce with:", "", "```bash", _public(command), "```", ""]
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines)))
+
+
+def _public(text: str) -> str:
+    """Card text as it may be published: secrets redacted, and the home folder (a user name) written as ~."""
+    home = str(Path.home())
+    text = _SECRET_VALUE.sub(REDACTED, text)
+    return text.replace(home, "~") if len(home) > 1 else text
 
 
 def merge_eval_results(card, results: list, model_name: str, overwrite: bool) -> None:

@@ -196,6 +196,17 @@ def test_model_card_without_results(tmp_path):
     assert _card(tmp_path, text).data.eval_results is None
 
 
+def test_model_card_writes_no_home_folder(monkeypatch):
+    """A local base model or data path under the home folder names the user: the card says ~ instead."""
+    from pathlib import Path
+
+    monkeypatch.setattr(Path, "home", staticmethod(lambda: Path("/home/alice")))
+    text = model_card(model_name="m", base_model=None, rm_family="bradley_terry", datasets=[], eval_results=None,
+                      training={"base model": "/home/alice/models/SmolLM2"},
+                      command="python bradley_terry_rm/train.py --dataset_name /home/alice/data/pairs.jsonl")
+    assert "alice" not in text and "| base model | ~/models/SmolLM2 |" in text and "~/data/pairs.jsonl" in text
+
+
 def test_model_card_round_trips_its_results_through_modelcard_load(tmp_path):
     """model-index as the Hub reads it: ModelCard.load(...).data.eval_results gives back task, data set, split,
     metric and value of every numeric result; None (a failure) and non-numbers are left out."""
