@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -239,7 +240,7 @@ def export_model(cfg: ArmoConfig, attributes: list[str], weight, bias, head: Gat
         training={"objectives": ", ".join(attributes), "debiasing threshold": cfg.corr_threshold,
                   "gating steps": cfg.max_steps, "batch": cfg.batch_size, "learning rate": cfg.learning_rate,
                   "max_length": cfg.max_length},
-        metrics=metrics, evals=[CardEval(name, "test", {"held-out accuracy": v.get("accuracy")})
+        metrics=metrics, evals=[CardEval(name, test_split_label(name), {"held-out accuracy": v.get("accuracy")})
                                 for name, v in results.get("test", {}).items() if "accuracy" in v],
         command="python armo_rm/train_regression.py --config <yaml> && python armo_rm/train_gating.py --config <yaml>")
     publish(out_dir, model, tokenizer, rm_family="armo",
@@ -247,6 +248,15 @@ def export_model(cfg: ArmoConfig, attributes: list[str], weight, bias, head: Gat
             eval_results=results, card=card, save_model=True, push=cfg.push_to_hub, hub_model_id=cfg.hub_model_id,
             private=cfg.hub_private_repo, ignore=("embeddings/*", "regression.safetensors"))
     return out_dir
+
+
+def test_split_label(source: str) -> str:
+    """The split a test source's pairs come from, as the card names it: the offline sets' own rules (the fixed
+    HH-RLHF split's test part; the GSM8K questions from 1000 on, whose first 1000 the offline training sets use),
+    else "train": the split armo_rm.data.load_preferences reads of a file or Hub id (never called "test")."""
+    name = re.sub(r"\[\d+\]$", "", source.strip())
+    return {"offline:hh-harmless-test": "test (hh_sha1)", "offline:gsm8k-test": "test (questions 1000 on)",
+            "offline:llmbar": "test"}.get(name, "train")
 
 
 def main(cfg: ArmoConfig) -> dict:

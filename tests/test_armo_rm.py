@@ -704,3 +704,13 @@ def test_a_stage_never_replaces_an_earlier_runs_output_without_overwrite(trained
         train_gating.main(again)
     result = train_gating.main(dataclasses.replace(again, overwrite=True))
     assert result["pairs"] == len(trained[3]) and (out / "config.json").is_file()
+
+
+def test_the_card_names_the_split_a_test_source_was_read_from():
+    """offline:gsm8k-test is GSM8K's test questions from 1000 on (the first 1000 train the offline sets); a file or a
+    Hub id is read at its train split: the card said "test" for all of them."""
+    from armo_rm.train_gating import test_split_label
+
+    assert test_split_label("offline:hh-harmless-test") == "test (hh_sha1)"
+    assert test_split_label("offline:gsm8k-test[200]") == "test (questions 1000 on)"
+    assert test_split_label("org/prefs") == test_split_label("data/prefs_test.jsonl") == "train"
