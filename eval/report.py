@@ -240,9 +240,13 @@ def push_results(args, benchmark: str, summary: dict) -> str | None:
     from rm_core.hub import CardEval, dataset_label, push_eval_results
 
     dataset = str(args.dataset)
+    # a built-in benchmark's title only for its own data set AND split (the title says what was scored: GSM8K's
+    # 319 held-out questions are its test split; hh_test's 446 pairs a split rule eval_* commands do not apply)
     title = next((b["title"] for b in builtin_benchmarks(DATA_ROOT).values()
-                  if b["dataset"] == dataset or (Path(dataset).exists() and Path(b["dataset"]).exists()
-                                                 and Path(b["dataset"]).resolve() == Path(dataset).resolve())), None)
+                  if b["split"] == getattr(args, "split", None)
+                  and (b["dataset"] == dataset or (Path(dataset).exists() and Path(b["dataset"]).exists()
+                                                   and Path(b["dataset"]).resolve() == Path(dataset).resolve()))),
+                 None)
     part = [f"first {args.limit}"] if getattr(args, "limit", None) else []
     part += [f"{key} {', '.join(getattr(args, key))}" for key in ("subsets", "domains", "sources")
              if getattr(args, key, None)]

@@ -513,3 +513,22 @@ def test_a_card_keeps_no_metric_of_an_evaluation_the_new_results_redo_without_it
         merge_eval_results(card, [result("accuracy", 0.4)], "m", overwrite=False)
     merge_eval_results(card, [result("accuracy", 0.4)], "m", overwrite=True)
     assert [(r.metric_type, r.metric_value) for r in card.data.eval_results] == [("accuracy", 0.4)]
+
+
+def test_push_results_names_a_built_in_benchmark_only_for_its_own_split(monkeypatch, tmp_path):
+    """GSM8K's solutions file at --split train is not "GSM8K best-of-4 (319 held-out questions)"; the HH test file
+    scored whole is not "the test part of the fixed split (446 pairs)"."""
+    from argparse import Namespace
+
+    from eval import report
+    from rm_core import hub
+
+    sent = []
+    monkeypatch.setattr(hub, "push_eval_results", lambda target, evals, commit_message: sent.append(evals[0]) or "x")
+    monkeypatch.setattr(report, "model_index_metrics", lambda benchmark, summary: {"accuracy": 0.5})
+    solutions = str(report.DATA_ROOT / "gsm8k" / "example_model_solutions.jsonl")
+    hh = str(report.DATA_ROOT / "hh-rlhf" / "harmless-base-test.jsonl.gz")
+    for dataset, split in ((solutions, "test"), (solutions, "train"), (hh, "filtered")):
+        report.push_results(Namespace(push_results=str(tmp_path), dataset=dataset, split=split), "b", {})
+    assert sent[0].dataset_name == "GSM8K best-of-4 (319 held-out questions)"
+    assert sent[1].dataset_name == "example_model_solutions" and sent[2].dataset_name == "harmless-base-test"
