@@ -43,23 +43,25 @@ def load_math_splits(args: MathDataArguments) -> tuple[list[dict], list[dict], d
     report: dict = {"dataset": args.dataset_name, "format": fmt}
     eval_rows: list[dict] = []
     split = args.dataset_test_split
+    rule: dict = {}  # how the card names the held-out split (rm_core.hub.held_out_split)
     if fmt == "gsm8k_solutions":
         rows, eval_rows = gsm8k_solutions_split(rows)
         report["split"] = "fixed: question index < 1000 trains (../shared/data/README.md)"
-        held = "the fixed GSM8K split (question index >= 1000)"
+        held, rule = "the fixed GSM8K split (question index >= 1000)", {"rule": "gsm8k_fixed"}
         if args.eval_dataset_name:
             eval_rows = load_rows(args.eval_dataset_name, split or "test")
-            held = f"{args.eval_dataset_name!r}"
+            held, rule = f"{args.eval_dataset_name!r}", {"rule": "split", "split": split or "test"}
     elif args.eval_dataset_name:
         eval_rows = load_rows(args.eval_dataset_name, split or "test")
-        held = f"{args.eval_dataset_name!r}"
+        held, rule = f"{args.eval_dataset_name!r}", {"rule": "split", "split": split or "test"}
     elif not split:
         held = "none: --dataset_test_split is empty"
     elif (loaded := load_split(args.dataset_name, split, args.dataset_data_dir)) is not None:
-        eval_rows, held = loaded, f"the data's {split!r} split"
+        eval_rows, held, rule = loaded, f"the data's {split!r} split", {"rule": "split", "split": split}
     elif fmt in CANDIDATES_CONVERTERS and args.eval_fraction > 0:
         rows, eval_rows = hash_split(rows, args.eval_fraction, _question_key)
         held = f"{args.eval_fraction:g} of the questions, by sha1 of the question (the data has no {split!r} split)"
+        rule = {"rule": "hashed"}
         if not rows:
             raise UserInputError(f"no training rows left in {args.dataset_name!r} after holding out {held}")
     else:
@@ -67,13 +69,14 @@ def load_math_splits(args: MathDataArguments) -> tuple[list[dict], list[dict], d
                 f", and its {fmt!r} rows cannot be scored best-of-N (pass --eval_dataset_name)"))
     if args.max_train_questions:
         rows = rows[: args.max_train_questions]
-    if args.max_eval_questions:
+    if args.max_eval_questions and len(eval_rows) > args.max_eval_questions:
         eval_rows = eval_rows[: args.max_eval_questions]
+        rule["first"] = args.max_eval_questions  # a part of the split: the card says so
     cands, skips = to_candidates(eval_rows, "auto", args.strict_rows)
     if not cands and not held.startswith("none"):
         held = f"none: {held} gave no questions"
     report.update(train_rows=len(rows), eval_questions=len(cands), eval_skipped=skips.as_dict(),
-                  held_out={"questions": len(cands), "description": held})
+                  held_out={"questions": len(cands), "description": held, **rule})
     return rows, cands, report
 
 

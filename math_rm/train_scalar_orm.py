@@ -58,7 +58,7 @@ def main(data_args, training_args: ScalarORMConfig, model_args) -> dict:
     from rm_core.args import DataArguments
     from rm_core.data import data_file_name, to_candidates
     from rm_core.errors import UserInputError, check_local_path
-    from rm_core.hub import CardEval, atomic_write_jsonl
+    from rm_core.hub import CardEval, atomic_write_jsonl, held_out_split
     from rm_core.pipeline import load_preference_splits, train_pairwise_reward_model
 
     check_local_path(model_args.model_name_or_path, "--model_name_or_path")  # before the data
@@ -108,7 +108,7 @@ def main(data_args, training_args: ScalarORMConfig, model_args) -> dict:
               f"(majority vote {bon['majority_vote']:.4f})", flush=True)
         return more, {"best-of-N scalar_orm": bon["scalar_orm"]["accuracy"],
                       "best-of-N majority_vote": bon["majority_vote"]}, [
-            CardEval(eval_source, data_args.dataset_test_split or "test",
+            CardEval(eval_source, held_out_split(report["held_out"]),
                      {"best-of-N accuracy": bon["scalar_orm"]["accuracy"],
                       "best-of-N weighted vote accuracy": bon["scalar_orm"]["weighted_vote_accuracy"]},
                      task_name="Best-of-N selection")]

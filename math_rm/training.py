@@ -101,7 +101,7 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
     from math_rm.encoding import TEMPLATE_NAME, choose_step_tag, judgement_token_ids
     from math_rm.judge import AGGREGATIONS, OutcomeRewardJudge, ProcessRewardJudge
     from rm_core.errors import UserInputError
-    from rm_core.hub import CardEval, CardInfo, atomic_write_json, publish, trainer_tags
+    from rm_core.hub import CardEval, CardInfo, atomic_write_json, held_out_split, publish, trainer_tags
     from rm_core.models import load_causal_lm
     from rm_core.pipeline import finalise_checkpoint, peft_and_push, run_training, training_inputs
 
@@ -175,7 +175,7 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
                     "LoRA": bool(peft_config), "step tag": repr(step_tag), "aggregation": aggregation,
                     "judgement loss": training_args.judgement_loss,
                     "held-out set": f"{len(eval_cands)} questions: {data_report['held_out']['description']}"}
-        evals = [CardEval(data_args.eval_dataset_name or data_args.dataset_name, data_args.dataset_test_split or "test",
+        evals = [CardEval(data_args.eval_dataset_name or data_args.dataset_name, held_out_split(data_report["held_out"]),
                           {"best-of-N accuracy": held[rm_family]["accuracy"],
                            "best-of-N weighted vote accuracy": held[rm_family]["weighted_vote_accuracy"]},
                           task_name="Best-of-N selection")] if rm_family in held else []

@@ -237,8 +237,11 @@ def held_out_split(held: dict | None) -> str:
     """The split name model-index gives a recipe's held-out set (its data report's `held_out`)."""
     held = held or {}
     if held.get("rule") == "split" and held.get("split"):
-        return str(held["split"])
-    return {"hh_sha1": "test (hh_sha1)", "hashed": "held-out (sha1 hash)"}.get(held.get("rule"), "held-out")
+        name = str(held["split"])
+    else:
+        name = {"hh_sha1": "test (hh_sha1)", "hashed": "held-out (sha1 hash)",
+                "gsm8k_fixed": "test (questions 1000 on)"}.get(held.get("rule"), "held-out")
+    return f"{name}, first {held['first']}" if held.get("first") else name
 
 
 def held_out_evals(dataset: str, held_out_report: dict | None, metrics: Mapping) -> list[CardEval]:

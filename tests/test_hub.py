@@ -459,3 +459,11 @@ def test_provision_races_with_another_process_and_keeps_the_first_build(tmp_path
     monkeypatch.setattr(models, "_build_minilm", lambda tmp: (tmp / "config.json").write_text("{}", encoding="utf-8"))
     with pytest.raises(OSError):
         models.provision(models.MINILM)
+
+
+def test_held_out_split_names_the_rule_and_a_part():
+    from rm_core.hub import held_out_split
+
+    assert held_out_split({"rule": "split", "split": "test"}) == "test"
+    assert held_out_split({"rule": "hashed"}) == "held-out (sha1 hash)"  # never "test" for a carved share
+    assert held_out_split({"rule": "gsm8k_fixed", "first": 50}) == "test (questions 1000 on), first 50"
