@@ -388,7 +388,7 @@ def val_interval(accuracy: float | None, n: int | None) -> list | None:
     if accuracy is None or not n:
         return None
     correct = round(accuracy * n)
-    return [round(x, 4) for x in bootstrap_ci([1.0] * correct + [0.0] * (n - correct))]
+    return [round(x, 4) for x in bootstrap_ci([1.0] * correct + [0.0] * (n - correct), proportion=True)]
 
 
 def sweep_collect(fam: Family, lr: float, units: int, out: Path, log: Path) -> Callable:

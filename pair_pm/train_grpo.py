@@ -388,7 +388,7 @@ def both_order_metrics(verdicts: Sequence) -> dict:
     order = order_report(verdicts)
     flips_ci = order["ci95"]["order_flip_rate"]
     return {"strict_accuracy": sum(right) / len(right), "order_flip_rate": order["order_flip_rate"],
-            "ci95": {"strict_accuracy": list(bootstrap_ci(right)), "order_flip_rate": flips_ci}}
+            "ci95": {"strict_accuracy": list(bootstrap_ci(right, proportion=True)), "order_flip_rate": flips_ci}}
 
 
 def evaluate_reasoning_judge(judge, prefs: list[dict]) -> dict:

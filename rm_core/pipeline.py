@@ -262,7 +262,7 @@ def evaluate_pairs(model, tokenizer, prefs: list[dict], max_length: int | None, 
     rewards = torch.tensor(chosen + rejected, dtype=torch.float64)
     from rm_core.stats import bootstrap_ci
 
-    low, high = bootstrap_ci([float(pair_correct(c, r)) for c, r in zip(chosen, rejected)])
+    low, high = bootstrap_ci([float(pair_correct(c, r)) for c, r in zip(chosen, rejected)], proportion=True)
     return {"accuracy": pairwise_accuracy(chosen, rejected), "accuracy_ci95": [round(low, 4), round(high, 4)],
             "pairs": len(prefs),
             "reward_mean": rewards.mean().item(), "reward_std": rewards.std().item() if len(rewards) > 1 else 0.0}

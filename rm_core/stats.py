@@ -1,6 +1,8 @@
 """Intervals for every figure: seeded percentile bootstraps over the scored items.
 
-- `bootstrap_ci(values)`: the 95% interval of a mean (an accuracy: values are 1.0 / 0.0 per item).
+- `bootstrap_ci(values)`: the 95% interval of a mean (an accuracy: values are 1.0 / 0.0 per item; with
+  `proportion=True` an all-right or all-wrong set gets the Wilson score interval, not a zero-width one). The
+  evaluators' interval trees below stay percentile bootstraps: a subset all right or all wrong shows a point.
 - `stratified_bootstrap(groups, combine)`: resample WITHIN each group (a subset, a domain), recompute each group's
   mean, then combine them as the benchmark does (RewardBench's weighted sections, a mean of subsets): the interval
   of a score built from subsets, with each subset's size held as it is in the benchmark.
@@ -47,12 +49,28 @@ def _percentiles(samples: np.ndarray, level: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def wilson_interval(successes: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Wilson score interval of a proportion successes / n (never of zero width: 5 of 5 gives about [0.57, 1])."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    low = 0.0 if successes == 0 else max(0.0, centre - half)  # exact bounds where rounding leaves 1e-17
+    return low, 1.0 if successes == n else min(1.0, centre + half)
+
+
 def bootstrap_ci(values: Sequence[float], n_boot: int = N_BOOT, seed: int = 0,
-                 level: float = LEVEL) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of `values`. One item: (v, v); none: ValueError."""
+                 level: float = LEVEL, proportion: bool = False) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of `values`. One item: (v, v); none: ValueError. `proportion`
+    (values 0/1: an accuracy): where every value is the same, and so every resample, the percentile interval has
+    zero width ([1, 1] for 5 of 5 right), so the Wilson score interval is given instead."""
     arr = _as_array(values)
     if arr.size == 0:
         raise ValueError("no items to bootstrap")
+    if proportion and np.all(arr == arr[0]) and arr[0] in (0.0, 1.0):
+        return wilson_interval(int(arr.sum()), arr.size, level)
     rng = np.random.default_rng(seed)
     means = arr[rng.integers(0, arr.size, size=(n_boot, arr.size))].mean(axis=1)
     return _percentiles(means, level)

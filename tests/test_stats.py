@@ -21,7 +21,13 @@ def test_interval_of_an_accuracy_matches_the_normal_approximation_and_is_seeded(
 
 
 def test_degenerate_inputs():
-    assert bootstrap_ci([1.0, 1.0, 1.0]) == (1.0, 1.0)
+    assert bootstrap_ci([1.0, 1.0, 1.0]) == (1.0, 1.0)  # a mean of any values: every resample the same
+    # an accuracy of 5 of 5 is not known to be exactly 1: the Wilson interval, never one of zero width
+    low, high = bootstrap_ci([1.0] * 5, proportion=True)
+    assert high == 1.0 and 0.56 < low < 0.57
+    low, high = bootstrap_ci([0.0] * 20, proportion=True)
+    assert low == 0.0 and 0.16 < high < 0.17
+    assert bootstrap_ci([1.0, 0.0] * 10, proportion=True) == bootstrap_ci([1.0, 0.0] * 10)  # else the bootstrap
     with pytest.raises(ValueError, match="no items"):
         bootstrap_ci([])
     with pytest.raises(ValueError, match="finite"):
