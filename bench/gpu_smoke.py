@@ -155,11 +155,11 @@ def smoke_one(smoke: Smoke, args, env: dict, out_root: Path, gpu: bool) -> dict:
     if args.data and "--dataset_name" in data:
         data = set_option(data, "--dataset_name", args.data)
     overrides += data + smoke.extra
-    if "armo_rm" not in smoke.config:
+    if "armo_rm" not in smoke.config:  # a smoke run replaces its own earlier one (a finished model is refused)
         overrides += ["--max_steps", str(args.steps), "--gradient_accumulation_steps", "1", "--logging_steps", "1",
-                      "--save_strategy", "no"]
+                      "--save_strategy", "no", "--resume_from_checkpoint", "fresh"]
     else:
-        overrides += ["--max_steps", "50"]
+        overrides += ["--max_steps", "50", "--overwrite", "true"]
     if gpu:
         n = min(torch_device_count(), int(options[options.index("--num_processes") + 1])
                 if "--num_processes" in options else 8)

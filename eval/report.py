@@ -108,6 +108,8 @@ def cache_key(judge_spec: str, bench_name: str, bench: dict, options: dict) -> s
     from rm_core.resume import data_fingerprint
 
     data = data_fingerprint(bench["dataset"])  # a local data set by content: an edit in place scores again
+    if not judge_spec.startswith(("llm:", "openai:")):  # what only a prompted judge's cells depend on
+        options = {k: v for k, v in options.items() if k not in ("judge_base_url", "judge_prompts")}
     blob = json.dumps({"judge": judge_fingerprint(judge_spec), "benchmark": bench_name,
                        "kind": bench["kind"], "dataset": bench["dataset"], "split": bench["split"],
                        "data": {k: v for k, v in data.items() if k != "path"}, "options": options}, sort_keys=True)

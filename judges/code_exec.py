@@ -337,7 +337,9 @@ def run_sandboxed(program: str, stdin: str, limits: Limits, kind: str) -> RunRes
                 size = ["--size", str(limits.tmp_mb * 1024 * 1024)] if bwrap_sizes_tmpfs() else []
                 cmd = [_bwrap(), "--unshare-all", "--cap-drop", "ALL", "--die-with-parent", "--new-session",
                        *_bwrap_system(cmd[0]), *size, "--tmpfs", "/tmp", "--bind", str(work), str(work),
-                       "--proc", "/proc", "--dev", "/dev", *size, "--tmpfs", "/dev/shm", "--chdir", str(work), *cmd]
+                       "--proc", "/proc", "--dev", "/dev", *size, "--tmpfs", "/dev/shm", "--chdir", str(work),
+                       # the resolved interpreter: a venv's bin/python link points outside what is mounted
+                       os.path.realpath(cmd[0]), *cmd[1:]]
             nproc = limits.max_processes if uid is not None else _tasks_of(os.getuid()) + limits.max_processes
             # stdout and stderr are unlinked files held by the parent: nothing can swap them by path
             with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
@@ -422,8 +424,8 @@ def isolation() -> str:
     """The strongest isolation that runs a probe program here, found once, in the order of KINDS: "bwrap"
     (bubblewrap present and allowed to make its namespaces; as root, run by the slot's uid), "netns+uid" (root with
     CAP_SYS_ADMIN: a network namespace and an unprivileged uid), "uid" (root without CAP_SYS_ADMIN, as in a default
-    Docker container: the unprivileged uid only, no network isolation), else "rlimits" (not root: resource limits and
-    a clean environment only, no network isolation). RuntimeError when none runs a program (as root: when none can
+    Docker container: the unprivileged uid only, no network isolation), else "rlimits" (not root, and only with
+    RM_CODE_EXEC_ALLOW_RLIMITS=1: resource limits and a clean environment only, no network isolation). RuntimeError when none runs a program (as root: when none can
     drop to the unprivileged uid, since untrusted code never runs as root)."""
     global _ISOLATION
     if _ISOLATION is None:

@@ -378,8 +378,9 @@ class GroupJudgeRewardManager:
                         self._lock.release()
             return run
 
+        # a locked (model) judge runs one group at a time: more workers would only start clocks behind the lock
         outcomes = run_with_timeouts([task(items) for items in group_items], self.group_timeout_s,
-                                     self.max_workers)
+                                     1 if self._lock is not None else self.max_workers)
 
         scores: list[float | None] = [None] * n
         timed_out = [False] * n

@@ -80,7 +80,7 @@ class HFPolicy:
         texts, cut = [], []
         for seq in new:
             stop = [i for i, t in enumerate(seq) if t in (self.tokenizer.eos_token_id, self.pad_id)]
-            cut.append(not stop)  # no end of text within max_new_tokens: the solution was cut off
+            cut.append(not stop and len(seq) >= self.max_new_tokens)  # no end within the budget: cut off
             seq = seq[: stop[0]] if stop else seq
             self.generated_tokens += len(seq)
             texts.append(self.tokenizer.decode(seq, skip_special_tokens=True))

@@ -304,7 +304,7 @@ def _public(text: str) -> str:
     """Card text as it may be published: secrets redacted, and the home folder (a user name) written as ~."""
     home = str(Path.home())
     text = _SECRET_VALUE.sub(REDACTED, text)
-    return text.replace(home, "~") if len(home) > 1 else text
+    return re.sub(re.escape(home) + r"(?=/|\s|$)", "~", text) if len(home) > 1 else text
 
 
 def merge_eval_results(card, results: list, model_name: str, overwrite: bool) -> None:

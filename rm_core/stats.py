@@ -1,7 +1,7 @@
 """Intervals for every figure: seeded percentile bootstraps over the scored items.
 
 - `bootstrap_ci(values)`: the 95% interval of a mean (an accuracy: values are 1.0 / 0.0 per item; with
-  `proportion=True` an all-right or all-wrong set gets the Wilson score interval, not a zero-width one). The
+  `proportion=True` the Wilson score interval, which an all-right or all-wrong set does not shrink to a point). The
   evaluators' interval trees below stay percentile bootstraps: a subset all right or all wrong shows a point.
 - `stratified_bootstrap(groups, combine)`: resample WITHIN each group (a subset, a domain), recompute each group's
   mean, then combine them as the benchmark does (RewardBench's weighted sections, a mean of subsets): the interval
@@ -63,13 +63,15 @@ def wilson_interval(successes: int, n: int, level: float = LEVEL) -> tuple[float
 
 def bootstrap_ci(values: Sequence[float], n_boot: int = N_BOOT, seed: int = 0,
                  level: float = LEVEL, proportion: bool = False) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of `values`. One item: (v, v); none: ValueError. `proportion`
-    (values 0/1: an accuracy): where every value is the same, and so every resample, the percentile interval has
-    zero width ([1, 1] for 5 of 5 right), so the Wilson score interval is given instead."""
+    """Percentile bootstrap interval of the mean of `values` (one item: (v, v); none: ValueError), or with
+    `proportion` (values 0/1: an accuracy) the Wilson score interval: the bootstrap's has zero width where every
+    item is right (or wrong): [1, 1] for 5 of 5."""
     arr = _as_array(values)
     if arr.size == 0:
         raise ValueError("no items to bootstrap")
-    if proportion and np.all(arr == arr[0]) and arr[0] in (0.0, 1.0):
+    if proportion:
+        if not np.isin(arr, (0.0, 1.0)).all():
+            raise ValueError("proportion=True takes 0/1 values")
         return wilson_interval(int(arr.sum()), arr.size, level)
     rng = np.random.default_rng(seed)
     means = arr[rng.integers(0, arr.size, size=(n_boot, arr.size))].mean(axis=1)

@@ -205,6 +205,10 @@ def test_model_card_writes_no_home_folder(monkeypatch):
                       training={"base model": "/home/alice/models/SmolLM2"},
                       command="python bradley_terry_rm/train.py --dataset_name /home/alice/data/pairs.jsonl")
     assert "alice" not in text and "| base model | ~/models/SmolLM2 |" in text and "~/data/pairs.jsonl" in text
+    monkeypatch.setattr(Path, "home", staticmethod(lambda: Path("/home/al")))  # a prefix of another user's home
+    text = model_card(model_name="m", base_model=None, rm_family="bradley_terry", datasets=[], eval_results=None,
+                      training={"base model": "/home/alice/m"}, command="c")
+    assert "| base model | /home/alice/m |" in text
 
 
 def test_model_card_round_trips_its_results_through_modelcard_load(tmp_path):
