@@ -45,7 +45,8 @@ class ArmoJudge(Judge):
 
     @torch.no_grad()
     def _outputs(self, conversations: list) -> list:
-        from rm_core.embeddings import extract_embeddings, forward_items, padding_id, render_item
+        from rm_core.embeddings import extract_embeddings, forward_items, render_item
+        from rm_core.templates import padding_id
 
         pairs = [split_conversation(conv) for conv in conversations]
         if self.embedding_cache:

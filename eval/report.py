@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -613,8 +612,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     options = {"limit": args.limit, "dtype": args.dtype, "max_length": args.max_length,
                "batch_size": args.batch_size, "judge_mode": args.judge_mode}
     # another endpoint may serve another model under the same name: the one the openai: judges send to
-    base_url = args.judge_base_url or (os.environ.get("OPENAI_BASE_URL") if any(
-        spec.startswith("openai:") for spec in judge_specs.values()) else None)
+    from judges.cli import endpoint_of
+
+    base_url = next((url for url in (endpoint_of(spec, args.judge_base_url) for spec in judge_specs.values())
+                     if url), args.judge_base_url)
     if base_url:
         options["judge_base_url"] = base_url
     if any(spec.startswith(("llm:", "openai:")) for spec in judge_specs.values()):

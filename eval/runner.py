@@ -281,8 +281,10 @@ def eval_fingerprint(args, benchmark: str) -> dict:
         settings["judge_prompts"] = templates_fingerprint()
     if str(getattr(args, "model", "")).startswith("openai:"):
         settings.pop("dtype", None)  # an API judge has no local weights: its dtype says nothing
-        if not settings.get("judge_base_url") and os.environ.get("OPENAI_BASE_URL"):
-            settings["judge_base_url"] = os.environ["OPENAI_BASE_URL"]  # where the backend will send the requests
+        from judges.cli import endpoint_of
+
+        if endpoint_of(args.model, settings.get("judge_base_url")):  # where the backend will send the requests
+            settings["judge_base_url"] = endpoint_of(args.model, settings.get("judge_base_url"))
     elif "dtype" in settings:
         from rm_core.inference import numerics_fingerprint
         from rm_core.models import dtype_choice, inference_device

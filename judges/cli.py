@@ -11,6 +11,7 @@ The API key is never an option: `--judge_api_key_env` names the environment vari
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -95,6 +96,15 @@ def llm_judge_kwargs(spec: str, args, device=None) -> dict:
         if device is not None:
             out["device"] = device
     return out
+
+
+def endpoint_of(spec: str, base_url: str | None) -> str | None:
+    """Where an `openai:` judge or policy sends its requests, for a fingerprint: `base_url`, else $OPENAI_BASE_URL
+    (another server may serve another model under the same name); None for any other spec, or when neither is
+    set (the OpenAI API)."""
+    if not str(spec).startswith("openai:"):
+        return None
+    return base_url or os.environ.get("OPENAI_BASE_URL") or None
 
 
 def option_fingerprint(name: str, value):

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -225,7 +224,7 @@ def refinement_fingerprint(args) -> dict:
     """What a store of refinements depends on: the policy and the judge (by content), the prompts file, and the
     settings (not --limit: it picks prompts; an endpoint's URL, as another server may serve another model under
     the same name; the judge's rubrics or principles by content)."""
-    from judges.cli import option_fingerprint
+    from judges.cli import endpoint_of, option_fingerprint
     from rm_core.resume import data_fingerprint, judge_fingerprint
 
     settings = {k: option_fingerprint(k, getattr(args, k, None))
@@ -235,8 +234,8 @@ def refinement_fingerprint(args) -> dict:
 
     settings["prompts"] = templates_fingerprint()  # the refine request, and a prompted judge's prompts
     for spec, key in ((args.policy, "policy_base_url"), (args.judge, "judge_base_url")):
-        if spec.startswith("openai:") and not settings[key]:  # where the backend will send the requests
-            settings[key] = os.environ.get("OPENAI_BASE_URL")
+        if spec.startswith("openai:"):  # where the backend will send the requests
+            settings[key] = endpoint_of(spec, settings[key])
     return {"policy": judge_fingerprint(args.policy), "judge": judge_fingerprint(args.judge),
             "data": data_fingerprint(args.prompts), "settings": settings}
 

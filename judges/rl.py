@@ -51,7 +51,17 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from judges.base import Conversation, FailureLog, Judge, Prompt, as_messages, check_text, conversation, response_text
+from judges.base import (
+    Conversation,
+    FailureLog,
+    Judge,
+    Prompt,
+    as_messages,
+    check_text,
+    conversation,
+    response_of,
+    response_text,
+)
 
 # End-of-turn / padding markers that a decode with skip_special_tokens=False leaves around a response.
 END_MARKERS = ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "<end_of_turn>", "</s>", "<eos>",
@@ -91,16 +101,9 @@ def judge_items(judge: Judge, prompt: Prompt, responses: Sequence[str | list], r
     if refs is not None:
         raise ValueError(f"{type(judge).__name__} ranks a group (rank_method {rank_method!r}), which takes no "
                          "references: a reference-based judge must score pointwise (rank_method 'auto')")
-    return judge.rank(prompt, [_reply_text(r) for r in responses], rank_method)
-
-
-def _reply_text(response: str | list) -> str:
-    """A response as the text a ranking judge compares: one assistant message as its content (never prefixed with
-    "Assistant: "), a continuation of several turns labelled (response_text)."""
-    if isinstance(response, list) and len(response) == 1 and isinstance(response[0], dict) \
-            and response[0].get("role") == "assistant":
-        return response[0]["content"]
-    return response_text(response)
+    # one reply as its text (never "Assistant: ..."), a continuation of several turns labelled
+    return judge.rank(prompt, [response_text(response_of(r)) if isinstance(r, list) else r for r in responses],
+                      rank_method)
 
 
 # -- judges loaded by spec, for the module-level entry points ---------------------------------------------------

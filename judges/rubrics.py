@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import time
 from collections import Counter
@@ -318,8 +317,10 @@ def build(args, backend: ChatBackend, pairs: list[dict], embed: Callable[[list[s
     out = Path(args.output_dir)
     settings = {k: getattr(args, k, None) for k in ("max_rounds", "max_rubrics", "seed", "judge_base_url",
                                                     "subsets", "split", "max_length")}
-    if args.llm.startswith("openai:") and not settings["judge_base_url"]:
-        settings["judge_base_url"] = os.environ.get("OPENAI_BASE_URL")  # where the backend sends the requests
+    if args.llm.startswith("openai:"):  # where the backend sends the requests
+        from judges.cli import endpoint_of
+
+        settings["judge_base_url"] = endpoint_of(args.llm, settings["judge_base_url"])
     if args.overwrite:  # afresh: a rubric set of the run before must not outlive it if this one fails
         (out / "rubrics.json").unlink(missing_ok=True)
     from judges.prompts import templates_fingerprint

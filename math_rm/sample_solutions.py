@@ -58,7 +58,9 @@ class HFPolicy:
 
         prepare_cpu_inference(self.model)  # on a CPU: packed bf16 weights, malloc setting
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        from rm_core.templates import padding_id
+
+        self.pad_id = padding_id(self.tokenizer)
         self.generated_tokens = 0
 
     def generate(self, prompts: list[list[int]], n: int, seed: int) -> list[list[str]]:

@@ -78,7 +78,9 @@ def check_final_step_scores(model, tokenizer, eval_cands: list[dict], rows: list
         where = "training solutions (there are no held-out questions)"
     solutions = solutions[:CHECK_EXAMPLES]
     encoded = [encode_solution(tokenizer, prompt, steps, tag_id, max_length) for prompt, steps in solutions]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    from rm_core.templates import padding_id
+
+    pad = padding_id(tokenizer)
     check_final_rewards(slot_probs(model, encoded, pad, judgement_ids),
                         f"the final model's step scores over the first {len(solutions)} {where}", out_dir)
 

@@ -41,17 +41,7 @@ from rm_core.inference import (
     padding_bounded_batches,
     width_step,
 )
-from rm_core.templates import leading_specials, tokenize_messages, truncate_keep_end
-
-
-def padding_id(tokenizer) -> int:
-    """A token id to pad with where the padding is never read (right padding: a causal model never attends to it,
-    and the states are read before it): the tokenizer's pad, else EOS, else 0. Never a token added to the tokenizer
-    (ensure_pad_token would add one past a frozen backbone's embeddings when there is neither pad nor unk)."""
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if isinstance(candidate, int):
-            return candidate
-    return 0
+from rm_core.templates import leading_specials, padding_id, tokenize_messages, truncate_keep_end
 
 
 @dataclass

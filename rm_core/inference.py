@@ -391,11 +391,16 @@ def shared_prefix_length(*seqs: list[int]) -> int:
     return n
 
 
+def _configs(model) -> list:
+    """The model's config and, for a composite model (Gemma 3), its text config: where a setting may sit."""
+    text = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    return [model.config] if text is model.config else [model.config, text]
+
+
 def attention_window(model) -> int | None:
     """The shortest local-attention span of the model's layers, if any: a sliding window (read from the text
     config of a composite model such as Gemma 3's), GPT-Neo's `window_size`, Llama 4's `attention_chunk_size`."""
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    spans = [getattr(c, name, None) for c in {id(model.config): model.config, id(config): config}.values()
+    spans = [getattr(c, name, None) for c in _configs(model)
              for name in ("sliding_window", "window_size", "attention_chunk_size")]
     spans = [s for s in spans if isinstance(s, int) and not isinstance(s, bool) and s > 0]
     return min(spans) if spans else None
@@ -414,8 +419,7 @@ def tree_packable(model, length: int) -> bool:
 def length_dependent_rope(model) -> bool:
     """Whether the rotary embedding changes with the longest position in the batch (longrope, dynamic NTK): a
     sequence's reward would then depend on what it is batched or packed with, so each runs alone."""
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    for c in (model.config, config):
+    for c in _configs(model):
         for name in ("rope_scaling", "rope_parameters"):
             value = getattr(c, name, None)
             if isinstance(value, dict) and value.get("rope_type", value.get("type")) in ("longrope", "dynamic"):

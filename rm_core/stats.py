@@ -50,7 +50,8 @@ def _percentiles(samples: np.ndarray, level: float) -> tuple[float, float]:
 
 
 def wilson_interval(successes: int, n: int, level: float = LEVEL) -> tuple[float, float]:
-    """Wilson score interval of a proportion successes / n (never of zero width: 5 of 5 gives about [0.57, 1])."""
+    """Wilson score interval of a proportion successes / n (never of zero width: 5 of 5 gives about [0.57, 1]).
+    Written out (scipy's binomtest has it, but scipy is no core dependency: rm_core needs numpy only)."""
     from statistics import NormalDist
 
     z = NormalDist().inv_cdf(0.5 + level / 2)

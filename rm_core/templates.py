@@ -79,6 +79,16 @@ def set_chat_template(tokenizer, chat_template: str | None) -> None:
         check_template_syntax(tokenizer.chat_template, f"the chat template of tokenizer {name!r}")
 
 
+def padding_id(tokenizer) -> int:
+    """A token id to pad with where the padding is never read (right padding: a causal model never attends to it,
+    and the states are read before it): the tokenizer's pad, else EOS, else 0. Never a token added to the tokenizer
+    (ensure_pad_token would add one past a frozen backbone's embeddings when there is neither pad nor unk)."""
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if isinstance(candidate, int):
+            return candidate
+    return 0
+
+
 def ensure_pad_token(tokenizer, model=None) -> int:
     """Pick a pad token that never ends a real sequence, and tell the model about it.
 
