@@ -23,8 +23,9 @@ One implementation of the rules: the baselines and the pick are rm_core/best_of_
 Scoring goes through the shared resumable, process-split loop (eval/runner.py), one question per item.
 
 Intervals and length (rm_core.stats, rm_core.length): the judge's pick, its weighted vote and every baseline have a
-95% interval in the summary's `ci95` tree (`ci95["judge"]`, `ci95["baselines"]["oracle"]`), a seeded bootstrap over
-the questions. `length`: "shorter wins" is the accuracy of picking the shortest candidate (a tie at the shortest
+95% interval in the summary's `ci95` tree (`ci95["judge"]`, `ci95["baselines"]["oracle"]`): Wilson's for a share of
+right questions (the pick, the vote, the oracle), otherwise (the random baseline's expected values) a seeded bootstrap
+over the questions. `length`: "shorter wins" is the accuracy of picking the shortest candidate (a tie at the shortest
 counts the share of the tied ones that are correct), "longer wins" the longest; a question's correct candidates
 are "longer" when their mean length exceeds the incorrect ones' (questions all right or all wrong: neither).
 """
@@ -43,7 +44,7 @@ from rm_core.best_of_n import (
     weighted_vote_pick,
 )
 from rm_core.errors import cli_entry
-from rm_core.stats import interval_text_at, interval_tree, percent
+from rm_core.stats import Proportion, interval_text_at, interval_tree, percent
 
 DEFAULT_DATASET = DEFAULT_CANDIDATES
 
@@ -92,8 +93,9 @@ def units(rows: list[dict], cands: list[dict] | None = None) -> dict[str, dict[s
 def statistics(units_all: dict) -> dict[tuple, object]:
     """Every accuracy of `summarize` as a mean over the (resampled) questions, keyed by its path."""
     columns = {c for u in units_all.get("all", {}).values() for c in u}
-    stats: dict[tuple, object] = {(k,): (lambda m, k=k: m["all"][k]) for k in ("judge", "judge_weighted_vote")}
-    stats.update({("baselines", k): (lambda m, k=k: m["all"][k]) for k in BASELINES if k in columns})
+    size = {"all": len(units_all.get("all", {}))}
+    stats: dict[tuple, object] = {(k,): Proportion(k, size) for k in ("judge", "judge_weighted_vote")}
+    stats.update({("baselines", k): Proportion(k, size) for k in BASELINES if k in columns})
     return stats
 
 
@@ -141,7 +143,7 @@ def format_table(summary: dict) -> str:
                  f"{interval_text_at(summary, ('judge',))}")
     lines.append(f"{'judge-weighted vote':<28}  {percent(summary.get('judge_weighted_vote')):>7}  "
                  f"{interval_text_at(summary, ('judge_weighted_vote',))}")
-    lines.append("(95% CI: bootstrap over the questions)")
+    lines.append("(95% CI: Wilson for a share of right questions, else a bootstrap over the questions)")
     skipped = summary.get("skipped_rows") or {}
     if skipped.get("skipped"):
         reasons = ", ".join(f"{n} {reason}" for reason, n in skipped.get("by_reason", {}).items())

@@ -29,7 +29,7 @@ project's one tie rule).
 
 Intervals and controls (rm_core.stats, rm_core.length, judges.conflicts): every accuracy (overall, per category,
 per source) has a 95% interval in the summary's `ci95` tree (`ci95["accuracy"]`,
-`ci95["sources"][name]["accuracy"]`), a seeded bootstrap over the pairs resampled within each source. `length` is
+`ci95["sources"][name]["accuracy"]`): each is a share of right pairs, so Wilson's score interval. `length` is
 the length control over the pairs (the labelled-better response as the chosen one, a pair counted right when its
 official outcome is correct); `order` (pairwise judges) gives the accuracy in each order and the order-flip rate
 by judges.conflicts' definitions, beside the official `inconsistent` count.
@@ -53,7 +53,7 @@ from rm_core.data import (
 )
 from rm_core.errors import cli_entry
 from rm_core.length import chars
-from rm_core.stats import interval_text_at, interval_tree, percent
+from rm_core.stats import Proportion, interval_text_at, interval_tree, percent
 
 DEFAULT_DATASET = "ScalerLab/JudgeBench"
 LABELS = ("A>B", "B>A")
@@ -170,19 +170,16 @@ def statistics(units_by_source: dict) -> dict[tuple, object]:
     is the per-source accuracies weighted by the sources' sizes (rm_core.stats)."""
     sizes = {s: len(u) for s, u in units_by_source.items()}
 
-    def pooled(m, names):
-        total = sum(sizes[s] for s in names)
-        return sum(sizes[s] * m[s]["correct"] for s in names) / total if total else None
+    def pooled(names):
+        return Proportion("correct", {s: sizes[s] for s in names})
 
-    everything = list(units_by_source)
-    stats: dict[tuple, object] = {("accuracy",): lambda m: pooled(m, everything),
-                                  ("overall", "accuracy"): lambda m: pooled(m, everything)}
+    stats: dict[tuple, object] = {("accuracy",): pooled(sizes), ("overall", "accuracy"): pooled(sizes)}
     for s in units_by_source:
-        stats[("sources", s, "accuracy")] = lambda m, s=s: m[s]["correct"]
+        stats[("sources", s, "accuracy")] = pooled([s])
     for c in CATEGORIES:
         mine = [s for s in units_by_source if category_of(s) == c]
         if mine:
-            stats[("categories", c, "accuracy")] = lambda m, mine=mine: pooled(m, mine)
+            stats[("categories", c, "accuracy")] = pooled(mine)
     return stats
 
 
@@ -252,7 +249,7 @@ def format_table(summary: dict) -> str:
         o = summary["overall"]
         lines.append(f"\nAccuracy: {percent(o['accuracy'])} {interval_text_at(summary, ('accuracy',))} ({o['correct']}/{o['n']}; "
                      f"ties {o['tie']}, inconsistent {o['inconsistent']}, with a failed judgment {o['nulls']})")
-        lines.append("(95% CI: bootstrap over the pairs, resampled within each source)")
+        lines.append("(95% CI: Wilson score interval of the share of right pairs)")
     lines.extend(control_lines(summary))
     return "\n".join(lines)
 

@@ -291,7 +291,8 @@ def markdown(results: dict, benches: dict, judges: list[str], comparisons: dict 
     lines = ["# Evaluation report", "",
              "Accuracies and scores in percent, each with its 95% confidence interval in brackets: a seeded bootstrap "
              "(2,000 resamples) over the items (pairs, prompts, questions), resampled within each subset and combined "
-             "with the benchmark's official weights. Length is counted in characters; \"shorter wins\" is the "
+             "with the benchmark's official weights; a plain share of right items (an accuracy) has the Wilson "
+             "score interval instead (not a point where every item is right or wrong). Length is counted in characters; \"shorter wins\" is the "
              "accuracy of always preferring the shorter response (the shortest of N), a tie in length counting half. "
              "time = wall seconds of that (judge, benchmark) evaluation (data loading and scoring; `cached` when it "
              "came from the cache this run).", ""]

@@ -33,8 +33,8 @@ needs its data (Ties is None without a ref/tied pair; the overall score is None 
 present, with `score_present_subsets` the mean of those present).
 
 Intervals and length (rm_core.stats, rm_core.length): every score has a 95% interval in the summary's `ci95` tree
-(`ci95["subsets"][name]["score"]`, `ci95["score"]`, `ci95["ties"][part]`), a seeded bootstrap over the prompts
-resampled within each subset (Ties: over its prompt ids, a ref:k and tied:k row together), the six subsets then
+(`ci95["subsets"][name]["score"]`, `ci95["score"]`, `ci95["ties"][part]`), Wilson's for a best-of-4 subset's
+share of right prompts, otherwise a seeded bootstrap over the prompts resampled within each subset (Ties: over its prompt ids, a ref:k and tied:k row together), the six subsets then
 combined as the official score does. `length` is the length control over the best-of-N subsets (Ties left out):
 "shorter wins" is the accuracy of picking the SHORTEST of a prompt's responses (ties at the shortest shared as
 the official rule shares a tie at the top), "longer wins" the longest; "chosen longer" = chosen[0] longer than the
@@ -61,7 +61,7 @@ from rm_core.data import (
 )
 from rm_core.errors import cli_entry
 from rm_core.length import chars
-from rm_core.stats import interval_text_at, interval_tree, percent
+from rm_core.stats import Proportion, interval_text_at, interval_tree, percent
 
 DEFAULT_DATASET = "allenai/reward-bench-2"
 SUBSETS = ["Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties"]
@@ -276,8 +276,9 @@ def statistics(units_by_subset: dict) -> dict[tuple, object]:
         return m[name]["result"]
 
     names = {name.lower(): name for name in units_by_subset}
-    stats: dict[tuple, object] = {("subsets", name, "score"): (lambda m, name=name: subset_score(m, name))
-                                  for name in units_by_subset}
+    stats: dict[tuple, object] = {
+        ("subsets", name, "score"): (lambda m, name=name: subset_score(m, name)) if name.lower() == TIES
+        else Proportion("result", {name: len(units_by_subset[name])}) for name in units_by_subset}
     if TIES in names:
         for part, col in TIES_COLUMNS.items():
             stats[("ties", part)] = lambda m, col=col: m[names[TIES]].get(col)
@@ -332,7 +333,7 @@ def format_table(summary: dict) -> str:
         lines.append(f"{name:<12}  {row['n']:>5}  {percent(row['score']):>7}  "
                      f"{interval_text_at(summary, ('subsets', name, 'score')):<12}  {row['failed']}")
     lines.append(f"\nScore (mean of the six subsets): {percent(summary['score'])}  {interval_text_at(summary, ('score',))}")
-    lines.append("(95% CI: bootstrap over the prompts, resampled within each subset; Ties by prompt id)")
+    lines.append("(95% CI: Wilson for a best-of-4 subset; Ties and the score: bootstrap over the prompts within each subset)")
     from rm_core.length import format_length
 
     lines.extend(format_length(summary.get("length")))

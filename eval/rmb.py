@@ -26,8 +26,8 @@ strictly higher than EVERY loser; a tie with any loser is wrong.
   four subsets; RM-R1's process_final_result.py does the same); with fewer cells present, `overall` is the mean of
   those present and `cells_present` says how many. `scenario_macro` (the mean over scenarios) is given beside it.
 
-Intervals and controls: every accuracy has a 95% interval (`ci95`), a seeded bootstrap over the items resampled
-within each scenario; `length` (pairwise set) and `order` (pairwise judges, pairwise set) as every evaluator.
+Intervals and controls: every accuracy has a 95% interval (`ci95`): Wilson's for a scenario's or a cell's share of
+right items, a seeded bootstrap over the items resampled within each scenario for the means over cells; `length` (pairwise set) and `order` (pairwise judges, pairwise set) as every evaluator.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from eval.runner import (
 from rm_core.data import RowError, SkipReport, read_rows
 from rm_core.errors import UserInputError, cli_entry
 from rm_core.length import chars
-from rm_core.stats import interval_text_at, interval_tree, percent
+from rm_core.stats import Proportion, interval_text_at, interval_tree, percent
 
 SETS = {"Pairwise_set": "pairwise", "BoN_set": "bon"}
 GOALS = {"Helpfulness": "helpfulness", "Harmlessness": "harmlessness"}
@@ -209,17 +209,17 @@ def statistics(by_stratum: dict) -> dict[tuple, object]:
     for s in by_stratum:
         cells.setdefault(_cell_of(s), []).append(s)
 
-    def pooled(m, names):
-        return sum(sizes[s] * m[s]["correct"] for s in names) / sum(sizes[s] for s in names)
+    def pooled(names):
+        return Proportion("correct", {s: sizes[s] for s in names})
 
     stats: dict[tuple, object] = {}
     for (kind, goal), names in cells.items():
-        stats[("cells", kind, goal, "accuracy")] = lambda m, names=names: pooled(m, names)
-    stats[("overall",)] = lambda m: sum(pooled(m, names) for names in cells.values()) / len(cells)
+        stats[("cells", kind, goal, "accuracy")] = pooled(names)
+    stats[("overall",)] = lambda m: sum(pooled(names)(m) for names in cells.values()) / len(cells)
     stats[("scenario_macro",)] = lambda m: sum(m[s]["correct"] for s in by_stratum) / len(by_stratum)
     for s in by_stratum:
         kind, scenario = s.split(":", 1)
-        stats[("scenarios", kind, scenario, "accuracy")] = lambda m, s=s: m[s]["correct"]
+        stats[("scenarios", kind, scenario, "accuracy")] = pooled([s])
     return stats
 
 
@@ -289,7 +289,7 @@ def format_table(summary: dict) -> str:
     lines.append(f"Mean over scenarios: {percent(summary['scenario_macro'])} "
                  f"{interval_text_at(summary, ('scenario_macro',))}   items: {summary['items']}, "
                  f"failed: {summary['failed_items']}")
-    lines.append("(95% CI: bootstrap over the items, resampled within each scenario)")
+    lines.append("(95% CI: Wilson for a share of right items; means over cells: bootstrap over the items within each scenario)")
     lines.extend(control_lines(summary))
     return "\n".join(lines)
 

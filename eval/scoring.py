@@ -27,6 +27,8 @@ Intervals (rm_core.stats): every accuracy, section and score has a 95% interval 
 mirrors it: `ci95["sections"]["Chat"]`, `ci95["subsets"][name]["accuracy"]`, `ci95["score"]`), from a seeded
 bootstrap that resamples pairs within each subset and combines the resampled subset accuracies with the official
 weights above (`statistics`). `accuracy` is the plain accuracy over all pairs (each subset as large as it is).
+The accuracies (a subset's, all pairs') are shares of right pairs: Wilson's score interval (rm_core.stats.Proportion),
+which a subset all right or all wrong does not shrink to a point.
 Beside them, when the rows carry the responses' lengths (`chosen_chars`, `rejected_chars`: eval/reward_bench.py
 writes them), `length` holds the length control of rm_core/length.py over all pairs; when they carry both orders
 of a pairwise judge (`p_forward`, `p_backward`), `order` holds judges.conflicts.order_report.
@@ -48,7 +50,7 @@ from eval.subsets import (
     SECTIONS,
 )
 from rm_core.metrics import pair_correct  # the project's one tie rule
-from rm_core.stats import interval_text_at, percent
+from rm_core.stats import Proportion, interval_text_at, percent
 
 CORE_SECTIONS: list[str] = list(SECTIONS)
 
@@ -160,15 +162,14 @@ def statistics(units_by_subset: Mapping[str, Mapping[str, Any]]) -> dict[tuple, 
     """Every number of `summarize` as a function of the (resampled) subset means, keyed by its path: the
     official combinations of this module applied to numpy arrays of replicates (rm_core.stats)."""
     sizes = {name: len(u) for name, u in units_by_subset.items()}
-    total = sum(sizes.values())
     scored = [name for name, u in units_by_subset.items() if any(r["scored_correct"] is not None for r in u.values())]
 
     def acc(m):
         return {name: m[name]["correct"] for name in m}
 
-    stats: dict[tuple, Any] = {("accuracy",): lambda m: sum(sizes[name] * m[name]["correct"] for name in m) / total}
+    stats: dict[tuple, Any] = {("accuracy",): Proportion("correct", sizes)}
     for name in units_by_subset:
-        stats[("subsets", name, "accuracy")] = lambda m, name=name: m[name]["correct"]
+        stats[("subsets", name, "accuracy")] = Proportion("correct", {name: sizes[name]})
     for section in [*SECTIONS, PRIOR_SETS_SECTION]:
         stats[("sections", section)] = lambda m, section=section: section_scores(acc(m))[section]
     stats[("score",)] = lambda m: leaderboard_score(section_scores(acc(m)))
@@ -301,7 +302,7 @@ def format_table(summary: Mapping[str, Any]) -> str:
     if any(row.get("failed") for row in subsets.values()):
         lines.append(f"Score over the pairs scored:           {percent(summary.get('score_excluding_failures'))}  "
                      f"{interval_text_at(summary, ('score_excluding_failures',))}")
-    lines.append("(95% CI: bootstrap over the pairs, resampled within each subset, combined with the official weights)")
+    lines.append("(95% CI: Wilson for an accuracy; sections and scores: bootstrap over the pairs within each subset, official weights)")
     from eval.runner import control_lines
 
     lines.extend(control_lines(summary))

@@ -1,8 +1,7 @@
-"""Intervals for every figure: seeded percentile bootstraps over the scored items.
+"""Intervals for every figure: seeded percentile bootstraps over the scored items, Wilson's for a plain share.
 
 - `bootstrap_ci(values)`: the 95% interval of a mean (an accuracy: values are 1.0 / 0.0 per item; with
-  `proportion=True` the Wilson score interval, which an all-right or all-wrong set does not shrink to a point). The
-  evaluators' interval trees below stay percentile bootstraps: a subset all right or all wrong shows a point.
+  `proportion=True` the Wilson score interval, which an all-right or all-wrong set does not shrink to a point).
 - `stratified_bootstrap(groups, combine)`: resample WITHIN each group (a subset, a domain), recompute each group's
   mean, then combine them as the benchmark does (RewardBench's weighted sections, a mean of subsets): the interval
   of a score built from subsets, with each subset's size held as it is in the benchmark.
@@ -12,6 +11,11 @@
 - `bootstrap_statistics(groups, statistics)`: the general form the evaluators use: units (pairs, prompts, rows)
   resampled within each group, each unit carrying named columns; every statistic (an official score, a ratio of
   two columns: a cluster bootstrap) from the same replicates. `paired_statistic` compares two judges with it.
+- `Proportion(column, sizes)`: a statistic that is a share of 0/1 values (a subset's accuracy, an accuracy pooled
+  over subsets as large as they are): `bootstrap_statistics` gives it the Wilson score interval of its successes
+  over its units, as `bootstrap_ci(proportion=True)` does, since a percentile bootstrap shows a point for a subset
+  all right or all wrong (5 of 5: [1, 1]). Combined scores (weighted sections, means of subsets) stay percentile
+  bootstraps.
 - `interval_tree` / `interval_at`: the intervals of a summary as a `ci95` tree beside its numbers (below).
 
 Where results hold intervals (every evaluator's results.json): a dict with a key `ci95` mirrors that dict, and the
@@ -145,6 +149,9 @@ def bootstrap_statistics(groups: Mapping[str, Mapping[str, Sequence[float | None
     to the data (a section with no subset present): that key's result is None. A replicate whose value is NaN (a
     ratio whose denominator was never drawn) is left out of the interval.
 
+    A `Proportion` statistic whose units all have its column as 0/1 gets the Wilson interval instead (otherwise,
+    a share of other values, the percentile one).
+
     Returns {key: {"value": point estimate or None (NaN), "ci95": (low, high) or None} or None}."""
     arrays: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for name, columns in groups.items():
@@ -176,9 +183,43 @@ def bootstrap_statistics(groups: Mapping[str, Mapping[str, Sequence[float | None
         value = float(np.asarray(at_point, dtype=np.float64).reshape(-1)[0])
         samples = np.asarray(fn(replicates), dtype=np.float64).reshape(-1)
         samples = samples[np.isfinite(samples)]
-        out[key] = {"value": value if math.isfinite(value) else None,
-                    "ci95": _percentiles(samples, level) if samples.size else None}
+        ci = _percentiles(samples, level) if samples.size else None
+        if isinstance(fn, Proportion):
+            ci = fn.wilson(arrays, level) or ci
+        out[key] = {"value": value if math.isfinite(value) else None, "ci95": ci}
     return out
+
+
+class Proportion:
+    """A statistic that is the share of 1s in a 0/1 column pooled over groups, each weighted by its size (the
+    number of its units): `Proportion("correct", {"chat": 12})` is a subset's accuracy; with every subset, the
+    accuracy over all pairs. Called on means like any statistic; `bootstrap_statistics` gives it Wilson's
+    interval (`wilson`)."""
+
+    def __init__(self, column: str, sizes: Mapping[str, int]):
+        self.column, self.sizes = column, dict(sizes)
+
+    def __call__(self, means):
+        names = [g for g in self.sizes if g in means]
+        if not names:
+            return None
+        return sum(self.sizes[g] * means[g][self.column] for g in names) / sum(self.sizes[g] for g in names)
+
+    def wilson(self, arrays: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]],
+               level: float) -> tuple[float, float] | None:
+        """The Wilson interval of successes / units over the groups present, or None (use the bootstrap) where a
+        unit lacks the column, a value is not 0/1, or a group's size is not its number of units."""
+        successes = n = 0
+        for g in self.sizes:
+            if g not in arrays:
+                continue
+            if self.column not in arrays[g]:
+                return None
+            values, present = arrays[g][self.column]
+            if not present.all() or not np.isin(values, (0.0, 1.0)).all() or values.size != self.sizes[g]:
+                return None
+            successes, n = successes + int(values.sum()), n + values.size
+        return wilson_interval(successes, n, level) if n else None
 
 
 def ratio(numerator, denominator):

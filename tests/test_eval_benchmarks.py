@@ -21,9 +21,11 @@ from eval import rm_bench as rmb
 from eval.runner import run_benchmark
 from judges.base import Judge, sigmoid
 from rm_core.errors import UserInputError
+from rm_core.stats import wilson_interval
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
+Z95 = 1.959963984540054  # the normal 97.5% quantile
 
 
 # ------------------------------------------------------------------ judges with fixed scores
@@ -167,8 +169,9 @@ def test_rb2_end_to_end_hub_schema(tmp_path):
     assert s["score"] == pytest.approx((sum(expect.values()) + ties) / 6)
     assert len(judge.scored) == sum(len(r["chosen"]) + len(r["rejected"]) for r in rb2_rows())  # each once
     assert s["failed_prompts"] == 0 and not (tmp_path / "out" / "scores.partial.jsonl").exists()
-    # one prompt per subset (one prompt id in Ties): every resample is the data itself, so each interval is a point
-    assert s["ci95"]["subsets"]["Factuality"]["score"] == [1.0, 1.0]
+    # one prompt per subset (one prompt id in Ties): a plain subset's score is a share of 0/1 results, with
+    # Wilson's interval (1 of 1: [1 / (1 + z^2), 1]); every resample of the others is the data itself: a point
+    assert s["ci95"]["subsets"]["Factuality"]["score"] == pytest.approx([1 / (1 + Z95 ** 2), 1.0])
     assert s["ci95"]["subsets"]["Ties"]["score"] == pytest.approx([ties, ties])
     assert s["ci95"]["score"] == pytest.approx([s["score"], s["score"]])
     assert s["ci95"]["ties"]["tied_accuracy"] == [1.0, 1.0]
@@ -432,9 +435,10 @@ def test_judgebench_per_source_and_both_orders(tmp_path):
     assert s["categories"]["Knowledge"]["accuracy"] == 0.5 and s["categories"]["Math"]["accuracy"] == 0.0
     assert s["categories"]["Coding"]["accuracy"] == 1.0
     assert s["overall"]["inconsistent"] == 0 and s["overall"]["tie"] == 1
-    # one pair per source, resampled within its source: every interval is a point
-    assert s["ci95"]["accuracy"] == [0.5, 0.5] and s["ci95"]["sources"]["mmlu-pro-law"]["accuracy"] == [1.0, 1.0]
-    assert s["ci95"]["categories"]["Knowledge"]["accuracy"] == [0.5, 0.5]
+    # accuracies are shares of right pairs: Wilson's intervals (2 of 4: 0.5 -/+ 0.350; 1 of 1: [1 / (1 + z^2), 1])
+    assert s["ci95"]["accuracy"] == pytest.approx([0.150, 0.850], abs=5e-4)
+    assert s["ci95"]["sources"]["mmlu-pro-law"]["accuracy"] == pytest.approx([1 / (1 + Z95 ** 2), 1.0])
+    assert s["ci95"]["categories"]["Knowledge"]["accuracy"] == pytest.approx(list(wilson_interval(1, 2)))
     assert s["length"]["items"] == 4 and s["length"]["shorter_wins"] == 0.5 and s["order"] is None
     # a pairwise judge with a strong position bias says "the first is better" in both orders: inconsistent
     biased = PairTableJudge(table, first_bias=1.0)
@@ -484,9 +488,11 @@ def test_best_of_n_with_baselines(tmp_path):
     assert b["random"] == pytest.approx((0.5 + 0.25 + 0.0) / 3)
     assert b["majority_vote"] == pytest.approx(1 / 3) and b["oracle"] == pytest.approx(2 / 3)
     assert s["questions"] == 3 and s["failed_candidates"] == 0
-    # three questions: resampled means of the judge's 0, 1, 0 run from 0 (P 8/27) to 1 (P 1/27 > 2.5%)
-    assert s["ci95"]["judge"] == [0.0, 1.0] and s["ci95"]["baselines"]["random"] == [0.0, 0.5]
-    assert s["ci95"]["baselines"]["oracle"] == [0.0, 1.0]
+    # the judge's 0, 1, 0 and the oracle's 2 of 3: Wilson's intervals; the random baseline (0.5, 0.25, 0 a
+    # question) is no 0/1 share: its resampled means run from 0 (P 8/27) to 0.5 (P 1/27 > 2.5%)
+    assert s["ci95"]["judge"] == pytest.approx(list(wilson_interval(1, 3)))
+    assert s["ci95"]["baselines"]["oracle"] == pytest.approx(list(wilson_interval(2, 3)))
+    assert s["ci95"]["baselines"]["random"] == [0.0, 0.5]
     # a question's candidates are all as long: "shortest wins" picks among all of them, i.e. the random baseline
     assert s["length"]["shorter_wins"] == pytest.approx(b["random"]) and s["length"]["equal_length_share"] == 1.0
 

@@ -13,7 +13,7 @@ from eval.scoring import format_table, section_scores, summarize
 from judges.base import Judge, PairVerdict
 from judges.conflicts import order_report
 from rm_core.length import length_control, pair_item, spearman
-from rm_core.stats import interval_at, stratified_bootstrap
+from rm_core.stats import interval_at, stratified_bootstrap, wilson_interval
 
 # (subset, chosen score, rejected score, chosen length, rejected length): right, wrong; right x3; wrong
 TINY = [("alpacaeval-easy", 2.0, 1.0, 10, 20), ("alpacaeval-easy", 0.0, 1.0, 30, 20),
@@ -89,14 +89,15 @@ def test_order_report_by_hand():
 def test_reward_bench_summary_intervals_and_length_by_hand():
     s = summarize(tiny_rows())
     assert s["subsets"]["alpacaeval-easy"]["accuracy"] == 0.5
-    # alpacaeval-easy's two pairs (right, wrong): [0, 1]; alpacaeval-hard all right: [1, 1]
-    assert s["ci95"]["subsets"]["alpacaeval-easy"]["accuracy"] == [0.0, 1.0]
-    assert s["ci95"]["subsets"]["alpacaeval-hard"]["accuracy"] == [1.0, 1.0]
+    # a subset's accuracy is a share of right pairs: Wilson's interval, 1 of 2 (right, wrong) 0.5 -/+ 0.405, and
+    # alpacaeval-hard's 3 of 3 not the point [1, 1] a bootstrap gives: [1 / (1 + z^2 / 3), 1]
+    assert s["ci95"]["subsets"]["alpacaeval-easy"]["accuracy"] == pytest.approx([0.0945, 0.9055], abs=1e-4)
+    assert s["ci95"]["subsets"]["alpacaeval-hard"]["accuracy"] == pytest.approx([1 / (1 + 1.959964 ** 2 / 3), 1.0])
     # Chat = (100 easy + 95 hard) / 195 with easy resampled to 0, 1/2 or 1 and hard fixed at 1
     assert s["sections"]["Chat"] == pytest.approx(145 / 195)
     assert s["ci95"]["sections"]["Chat"] == pytest.approx([95 / 195, 1.0])
-    # over all pairs, resampled within subsets: (2 x easy + 3 + 0) / 6 is 3/6, 4/6 or 5/6
-    assert s["accuracy"] == pytest.approx(4 / 6) and s["ci95"]["accuracy"] == pytest.approx([0.5, 5 / 6])
+    # over all pairs: 4 right of 6, Wilson's interval (as the subsets'); the sections below stay bootstraps
+    assert s["accuracy"] == pytest.approx(4 / 6) and s["ci95"]["accuracy"] == pytest.approx(list(wilson_interval(4, 6)))
     assert s["ci95"]["score"] is None and s["ci95"]["sections"]["Safety"] is None  # no data: no interval
     # the interval of a section is a stratified bootstrap with the official weights (same draws, same interval)
     groups = {"alpacaeval-easy": [1.0, 0.0], "alpacaeval-hard": [1.0, 1.0, 1.0], "llmbar-natural": [0.0]}
@@ -116,7 +117,7 @@ def test_reward_bench_summary_intervals_and_length_by_hand():
 def test_printed_table_shows_intervals_and_length_control():
     table = format_table(summarize(tiny_rows()))
     easy = next(line for line in table.splitlines() if line.startswith("alpacaeval-easy"))
-    assert "50.00" in easy and "[0.0, 100.0]" in easy and "95% CI" in table
+    assert "50.00" in easy and "[9.5, 90.5]" in easy and "95% CI" in table
     chat = next(line for line in table.splitlines() if line.startswith("Chat "))
     assert "[48.7, 100.0]" in chat
     assert "shorter wins (length baseline)     58.3" in table

@@ -102,7 +102,8 @@ def test_rmb_official_rules_and_aggregation(tmp_path):
     assert saved["skipped_rows"]["skipped"] == 1  # the malformed item
     low, high = saved["ci95"]["overall"]
     assert low <= summary["overall"] <= high
-    assert saved["ci95"]["cells"]["bon"]["harmlessness"]["accuracy"] == [1.0, 1.0]  # one item, always right
+    # one item, always right: Wilson's interval of 1 of 1, not the bootstrap's point [1, 1]
+    assert saved["ci95"]["cells"]["bon"]["harmlessness"]["accuracy"] == pytest.approx([0.2065, 1.0], abs=1e-4)
     assert summary["length"]["items"] == 5  # the pairwise set
 
 

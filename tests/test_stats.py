@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from rm_core.stats import bootstrap_ci, paired_bootstrap, stratified_bootstrap
+from rm_core.stats import (
+    Proportion,
+    bootstrap_ci,
+    bootstrap_statistics,
+    paired_bootstrap,
+    stratified_bootstrap,
+    wilson_interval,
+)
 
 
 def test_interval_of_an_accuracy_matches_the_normal_approximation_and_is_seeded():
@@ -33,6 +40,33 @@ def test_degenerate_inputs():
         bootstrap_ci([])
     with pytest.raises(ValueError, match="finite"):
         bootstrap_ci([1.0, float("nan")])
+
+
+def test_wilson_interval_by_hand():
+    z = 1.959963984540054
+    # 2 of 4: centre 0.5, half-width z sqrt(1/16 + z^2/64) / (1 + z^2/4)
+    half = z * math.sqrt(1 / 16 + z * z / 64) / (1 + z * z / 4)
+    assert wilson_interval(2, 4) == pytest.approx((0.5 - half, 0.5 + half))
+    assert wilson_interval(1, 1) == pytest.approx((1 / (1 + z * z), 1.0))  # all right: the upper bound is exactly 1
+    assert wilson_interval(0, 3)[0] == 0.0
+
+
+def test_a_proportion_statistic_gets_wilson_and_other_statistics_the_bootstrap():
+    groups = {"a": {"correct": [1.0, 1.0, 1.0], "score": [0.2, 0.2, 0.2]},
+              "b": {"correct": [1.0, 0.0], "score": [0.5, 0.9]}}
+    out = bootstrap_statistics(groups, {
+        "a": Proportion("correct", {"a": 3}), "pooled": Proportion("correct", {"a": 3, "b": 2}),
+        "a_as_a_mean": lambda m: m["a"]["correct"],  # the same number, not declared a share: the bootstrap's point
+        "score": Proportion("score", {"b": 2}),  # a mean of other values: the bootstrap's interval
+        "absent": Proportion("correct", {"c": 4})})
+    assert out["a"] == {"value": 1.0, "ci95": wilson_interval(3, 3)} and out["a"]["ci95"][0] < 0.5
+    assert out["a_as_a_mean"]["ci95"] == (1.0, 1.0)
+    assert out["pooled"]["value"] == pytest.approx(4 / 5) and out["pooled"]["ci95"] == wilson_interval(4, 5)
+    assert out["score"]["value"] == pytest.approx(0.7) and out["score"]["ci95"] == pytest.approx((0.5, 0.9))
+    assert out["absent"] is None
+    # a unit without the column (None) is not a share of every unit: the bootstrap, over the units that have it
+    partial = bootstrap_statistics({"a": {"correct": [1.0, None, 1.0]}}, {"a": Proportion("correct", {"a": 3})})
+    assert partial["a"] == {"value": 1.0, "ci95": (1.0, 1.0)}
 
 
 def test_stratified_resamples_within_groups_and_combines_like_the_benchmark():
