@@ -41,7 +41,9 @@ memory_limit_MB, language, ...} to .../run_code; read at verl b178a3c verl/utils
 
 Failures are counted by kind in `judge.outcomes` (per test run: passed, wrong_answer, timeout, memory,
 runtime_error, output_limit, and with all_or_nothing "skipped": a case not run once another of its response's
-failed, since the reward is 0 whatever it gives; per response: no_code, syntax_error) and a response without code or with a syntax
+failed, since the reward is 0 whatever it gives; with item_budget_s "over_budget": a case not run once its
+response's cases had taken that many seconds together, counted as not passed, as a timeout is; per response:
+no_code, syntax_error) and a response without code or with a syntax
 error scores 0, never None: the reward is well defined. An item without tests (no reference) is a judge failure
 (None, counted), since no number would be honest.
 """
@@ -60,6 +62,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -88,6 +91,7 @@ class Limits:
 @dataclass
 class RunResult:
     status: str  # passed | wrong_answer | timeout | memory | runtime_error | output_limit | sandbox_error
+    #              | skipped, over_budget (not run: all_or_nothing, item_budget_s)
     stdout: str = ""
     stderr: str = ""
     returncode: int | None = None
@@ -524,8 +528,13 @@ class CodeExecutionJudge(Judge):
     limits: Limits = field(default_factory=Limits)
     sandbox_fusion_url: str | None = None
     max_workers: int = 4  # concurrent runs at most (each a process, or a request)
+    # wall seconds one response's cases may take together (each case still has limits.wall_s); once spent, its
+    # cases not yet started are not run ("over_budget", not passed). None: every case runs.
+    item_budget_s: float | None = None
 
     def __post_init__(self) -> None:
+        if self.item_budget_s is not None and not 0 < self.item_budget_s < float("inf"):
+            raise ValueError(f"item_budget_s must be a positive number of seconds, got {self.item_budget_s}")
         Judge.__init__(self)
         self.outcomes: Counter = Counter()
         self.last_item_info: list[dict] = []
@@ -555,16 +564,23 @@ class CodeExecutionJudge(Judge):
             result.status = "wrong_answer"
         return result
 
-    def _run_job(self, job, failed: set | None = None) -> RunResult:
+    def _run_job(self, job, failed: set | None, spent: Counter, lock: threading.Lock) -> RunResult:
         """run_case for one job; an error of this judge on it fails that item alone (a counted sandbox error), never
         the batch (every other response's score with it). `failed` (all_or_nothing): the items with a failed case
-        already, whose other cases are not run ("skipped": the reward is 0 whatever they give)."""
+        already, whose other cases are not run ("skipped": the reward is 0 whatever they give). `spent`: each item's
+        seconds so far, against item_budget_s."""
         if failed is not None and job[0] in failed:
             return RunResult("skipped")
-        try:
-            result = self.run_case(job[1], job[2], job[3])
-        except Exception as err:  # any error here is one item's, reported as such
-            result = RunResult("sandbox_error", stderr=f"{type(err).__name__}: {err}")
+        if self.item_budget_s is not None and spent[job[0]] >= self.item_budget_s:
+            result = RunResult("over_budget")
+        else:
+            start = time.monotonic()
+            try:
+                result = self.run_case(job[1], job[2], job[3])
+            except Exception as err:  # any error here is one item's, reported as such
+                result = RunResult("sandbox_error", stderr=f"{type(err).__name__}: {err}")
+            with lock:
+                spent[job[0]] += time.monotonic() - start
         if failed is not None and result.status != "passed":
             failed.add(job[0])
         return result
@@ -599,7 +615,8 @@ class CodeExecutionJudge(Judge):
             jobs += [(i, program, tests, k) for k in range(len(tests["inputs"]))]
         with ThreadPoolExecutor(max_workers=max(1, self.max_workers)) as pool:
             failed: set | None = set() if self.all_or_nothing else None
-            results = list(pool.map(lambda job: self._run_job(job, failed), jobs))
+            spent, lock = Counter(), threading.Lock()
+            results = list(pool.map(lambda job: self._run_job(job, failed, spent, lock), jobs))
         passed: Counter = Counter()
         for (i, *_), result in zip(jobs, results):
             self.outcomes[result.status] += 1

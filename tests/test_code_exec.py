@@ -131,6 +131,27 @@ def test_all_or_nothing_runs_no_more_cases_of_a_response_once_one_failed():
     assert j.outcomes == {"wrong_answer": 1, "skipped": 7, "passed": 8}
 
 
+def test_a_responses_cases_stop_once_its_time_budget_is_spent():
+    """item_budget_s bounds one response's cases together: an infinite loop on 20 cases costs about one timeout,
+    not 20; the cases not run are counted, not passed, and another response keeps its own budget."""
+    tests = {"inputs": [f"{k} 0\n" for k in range(20)], "outputs": [f"{k}\n" for k in range(20)]}
+    looping = conv("while True:\n    pass\n")
+    right = conv("a, b = map(int, input().split())\nprint(a + b)")
+    j = CodeExecutionJudge(limits=Limits(wall_s=1.0, cpu_s=2), item_budget_s=1.5, max_workers=1)
+    start = time.perf_counter()
+    assert j.score([looping, right], references=[tests, ADD_TESTS]) == [0.0, 1.0]
+    assert j.outcomes == {"timeout": 2, "over_budget": 18, "passed": 2}  # 1 s, 2 s >= 1.5 s: the rest not run
+    assert time.perf_counter() - start < 12
+    assert j.last_item_info[0]["statuses"][-1] == "over_budget"
+    # a budget the first case already spends leaves a quick program one case of its twenty
+    tiny = CodeExecutionJudge(limits=FAST, item_budget_s=1e-9, max_workers=1)
+    assert tiny.score([right], references=[tests]) == [pytest.approx(1 / 20)]
+    with pytest.raises(ValueError, match="item_budget_s"):
+        CodeExecutionJudge(item_budget_s=0)
+    with pytest.raises(ValueError, match="item_budget_s"):
+        CodeExecutionJudge(item_budget_s=float("nan"))
+
+
 def test_call_based_tests_and_solution_classes():
     tests = {"fn_name": "add", "inputs": [[1, 2], [3, 4]], "outputs": [3, 7]}
     plain = conv("def add(a, b):\n    print('debug output is ignored')\n    return a + b")
