@@ -47,7 +47,7 @@ import sys
 import threading
 import time
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -101,9 +101,24 @@ def judge_items(judge: Judge, prompt: Prompt, responses: Sequence[str | list], r
     if refs is not None:
         raise ValueError(f"{type(judge).__name__} ranks a group (rank_method {rank_method!r}), which takes no "
                          "references: a reference-based judge must score pointwise (rank_method 'auto')")
+    if len(responses) == 1:  # ranked against nothing: every method gives a constant (win rate 0.5), no judgement
+        judge.failures.add(SINGLE_RESPONSE, "a group of one")
+        return [None]
     # one reply as its text (never "Assistant: ..."), a continuation of several turns labelled
     return judge.rank(prompt, [response_text(response_of(r)) if isinstance(r, list) else r for r in responses],
                       rank_method)
+
+
+SINGLE_RESPONSE = "a group of one response cannot be ranked"
+
+
+def check_groups_rankable(sizes: Sequence[int], judge: Judge, fix: str) -> None:
+    """A ValueError when every group of a ranking call holds one response: its rewards would all be one constant
+    (a win rate of 0.5 against nothing), a signal of nothing. `fix`: how the caller's framework gets groups."""
+    if sizes and max(sizes) == 1:
+        raise ValueError(f"{type(judge).__name__} ranks each prompt's responses against each other, but every prompt "
+                         f"here has one response ({len(sizes)} prompts): its rewards would all be the same constant. "
+                         f"{fix}; or use a pointwise judge")
 
 
 # -- judges loaded by spec, for the module-level entry points ---------------------------------------------------
@@ -364,10 +379,15 @@ class GroupJudgeRewardManager:
             if valid_lens[i] > 0:
                 groups[keys[i]].append(i)
         group_items = list(groups.values())
+        # verl gives every sample a ground truth: a ranking judge (no references) ranks without it, as documented
+        ranked = not (self.judge.pointwise and self.rank_method == "auto")
+        if ranked:  # verl's validation generates val_kwargs.n responses a prompt: 1 unless set
+            check_groups_rankable(list(Counter(keys).values()), self.judge,
+                                  "Generate n >= 2 responses a prompt (actor_rollout_ref.rollout.n, and for "
+                                  "validation actor_rollout_ref.rollout.val_kwargs.n, which is 1 by default; or "
+                                  "trainer.val_before_train=False trainer.test_freq=-1)")
 
         def task(items: list[int]) -> Callable[[], list]:
-            # verl gives every sample a ground truth: a ranking judge (no references) ranks without it, as documented
-            ranked = not (self.judge.pointwise and self.rank_method == "auto")
 
             def run() -> list | _GroupTimeout:
                 wait = -1 if self.group_timeout_s is None else self.group_timeout_s
@@ -790,7 +810,8 @@ def make_trl_reward_func(judge: Judge, name: str | None = None, reference_column
     baseline, with no advantage (before 1.6 it summed it as 0.0, a reward it did not earn: refused here); their
     fraction is logged as <name>/judge_failed when TRL passes `log_metric`. A pairwise judge ranks the completions
     of each prompt together (TRL repeats each prompt num_generations times; under multi-process training a group
-    may be split across processes, and each process ranks its own part).
+    may be split across processes, and each process ranks its own part: a completion alone there is None, and a
+    call where every prompt has one completion is a ValueError, since ranking against nothing is a constant).
     """
     check_trl_masks_failures()
     fn_name = name or type(judge).__name__
@@ -814,6 +835,9 @@ def make_trl_reward_func(judge: Judge, name: str | None = None, reference_column
             groups: dict[str, list[int]] = defaultdict(list)
             for i, p in enumerate(prompts):
                 groups[json.dumps(p, sort_keys=True)].append(i)
+            check_groups_rankable([len(items) for items in groups.values()], judge,
+                                  "TRL hands each process its own completions: keep a prompt's num_generations "
+                                  "completions on one process (num_generations_eval too, for evaluation)")
             for items in groups.values():
                 got = judge_items(judge, prompts[items[0]], [completions[i] for i in items],
                                   None if refs is None else [refs[i] for i in items], rank_method)

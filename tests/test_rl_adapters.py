@@ -347,11 +347,27 @@ def test_group_manager_prompt_sources(tokenizer):
 def test_group_manager_ranks_a_pairwise_judge_within_groups(tokenizer):
     judge = LongerWins()
     data = verl_batch(tokenizer, ROWS)
-    out = GroupJudgeRewardManager(tokenizer, judge=judge)(data, return_dict=True)
-    assert sorted(len(r) for _, r in judge.rank_calls) == [1, 2, 3]  # one rank call per group
-    # win rates within each group: u1 = [mid, longest, shortest], u2 = [shorter, longer], u3 alone = 0.5
-    assert out["reward_extra_info"]["score"] == [0.5, 0.0, 1.0, 0.5, 1.0, 0.0]
-    assert_only_last_tokens(out["reward_tensor"], data, [0.5, 0.0, 1.0, 0.5, 1.0, 0.0])
+    out = GroupJudgeRewardManager(tokenizer, judge=judge, failure_reward=-1.0)(data, return_dict=True)
+    assert sorted(len(r) for _, r in judge.rank_calls) == [2, 3]  # one rank call per group of two or more
+    # win rates within each group: u1 = [mid, longest, shortest], u2 = [shorter, longer]; u3 alone is ranked
+    # against nothing (every method a constant, win rate 0.5): a counted failure, not a reward it did not earn
+    assert out["reward_extra_info"]["score"] == [0.5, 0.0, 1.0, -1.0, 1.0, 0.0]
+    assert out["reward_extra_info"]["judge_failed"] == [0.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+    assert judge.failures.counts["a group of one response cannot be ranked"] == 1
+    assert_only_last_tokens(out["reward_tensor"], data, [0.5, 0.0, 1.0, -1.0, 1.0, 0.0])
+
+
+def test_ranking_groups_of_one_response_everywhere_are_refused(tokenizer):
+    """verl's validation generates val_kwargs.n responses a prompt, 1 by default, and TRL may hand a process one
+    completion of each prompt: a ranking judge would give every one the same constant, a signal of nothing."""
+    rows = [dict(ROWS[0]), dict(ROWS[1]), dict(ROWS[3])]  # three uids, one response each
+    with pytest.raises(ValueError, match=r"every prompt here has one response \(3 prompts\).*val_kwargs.n"):
+        GroupJudgeRewardManager(tokenizer, judge=LongerWins(), failure_reward=-1.0)(verl_batch(tokenizer, rows))
+    # a pointwise judge scores each response alone: groups of one are fine
+    out = GroupJudgeRewardManager(tokenizer, judge=LenJudge())(verl_batch(tokenizer, rows), return_dict=True)
+    assert out["reward_extra_info"]["judge_failed"] == [0.0] * 3
+    with pytest.raises(ValueError, match="one response.*num_generations"):
+        make_trl_reward_func(LongerWins())(["p1", "p2"], ["a", "abc"])
 
 
 def test_group_manager_failed_items(tokenizer):

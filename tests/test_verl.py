@@ -530,7 +530,8 @@ def test_real_verl_070_legacy_paths(tokenizer, specs):
     assert isinstance(reward_fn, GroupJudgeRewardManager) and reward_fn.group_timeout_s == 300
     data = verl_batch(tokenizer, ROWS)
     reward_tensor, extra = compute_reward(data, reward_fn)
-    assert_only_last_tokens(reward_tensor, data, [0.5, 0.0, 1.0, 0.5, 1.0, 0.0])  # win rates within each uid group
+    # win rates within each uid group; u3's one response is ranked against nothing: failure_reward
+    assert_only_last_tokens(reward_tensor, data, [0.5, 0.0, 1.0, -1.0, 1.0, 0.0])
     assert list(extra["group_size"]) == [3.0, 2.0, 3.0, 1.0, 2.0, 3.0]
 
     # the reward loop on (verl's default): the driver builds a JudgeRewardManager that passes rm_scores on
