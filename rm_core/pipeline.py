@@ -83,8 +83,9 @@ def load_preference_splits(data_args: DataArguments) -> tuple[list[dict], list[d
         test, held["dropped_also_in_train"] = drop_seen(test, train)
     if data_args.max_train_pairs:
         train = train[: data_args.max_train_pairs]
-    if data_args.max_eval_pairs:
+    if data_args.max_eval_pairs and len(test) > data_args.max_eval_pairs:
         test = test[: data_args.max_eval_pairs]
+        held["first"] = data_args.max_eval_pairs  # a part of the held-out set: the log and the card say so
     if not train:
         raise UserInputError(f"no usable training pairs in {data_args.dataset_name!r}: {len(train_rows)} rows read, "
                              f"{train_skips}" + (f", {len(test)} held out" if carve and test else ""))
@@ -104,6 +105,7 @@ def held_out_line(report: dict) -> str:
                 "reported")
     dropped = held.get("dropped_also_in_train")
     return (f"[data] held-out set: {held['pairs']} pairs, {held['description']}"
+            + (f", its first {held['first']} (--max_eval_pairs)" if held.get("first") else "")
             + (f"; {dropped} pairs also in the training pairs dropped from it" if dropped else ""))
 
 

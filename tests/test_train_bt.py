@@ -279,7 +279,8 @@ def test_report_to_wandb_offline(env, tmp_path, monkeypatch):
 def test_load_preference_splits_with_the_hh_rule(tmp_path):
     from rm_core.args import DataArguments
     from rm_core.data import RowError, hh_is_test
-    from rm_core.pipeline import load_preference_splits
+    from rm_core.hub import held_out_split
+    from rm_core.pipeline import held_out_line, load_preference_splits
 
     rows = [{"chosen": f"\n\nHuman: q{i}\n\nAssistant: good {i}", "rejected": f"\n\nHuman: q{i}\n\nAssistant: bad"}
             for i in range(40)]
@@ -296,9 +297,15 @@ def test_load_preference_splits_with_the_hh_rule(tmp_path):
     assert report["train_skipped"]["skipped"] + report["test_skipped"]["skipped"] == 1
     assert (report["train_pairs"], report["test_pairs"]) == (len(train), len(test))
 
-    train5, _, _ = load_preference_splits(DataArguments(dataset_name=str(path), split_rule="hh_sha1",
-                                                        max_train_pairs=5, max_eval_pairs=2))
-    assert train5 == train[:5]
+    train5, test2, report2 = load_preference_splits(DataArguments(dataset_name=str(path), split_rule="hh_sha1",
+                                                                  max_train_pairs=5, max_eval_pairs=2))
+    assert train5 == train[:5] and test2 == test[:2]
+    # a part of the held-out set is named as one, in the log and on the card's split; a cap that cuts nothing is not
+    assert report2["held_out"]["first"] == 2 and "its first 2 (--max_eval_pairs)" in held_out_line(report2)
+    assert held_out_split(report2["held_out"]) == "test (hh_sha1), first 2"
+    _, _, whole = load_preference_splits(DataArguments(dataset_name=str(path), split_rule="hh_sha1",
+                                                       max_eval_pairs=len(test)))
+    assert "first" not in whole["held_out"] and held_out_split(whole["held_out"]) == "test (hh_sha1)"
     _, no_test, _ = load_preference_splits(DataArguments(dataset_name=str(path), dataset_test_split=""))
     assert no_test == []
     with pytest.raises(ValueError, match="split_rule"):
