@@ -236,6 +236,35 @@ def test_two_process_eval_matches_one_process(work, trained):
         assert res1.get(key) == res2.get(key), key
 
 
+FAILURES_SCRIPT = """
+import json, sys
+from eval.runner import judge_failures, process_state
+from judges.base import FailureLog
+
+state = process_state()  # as the evaluators make it: a gloo group on the CPU
+assert state.num_processes == 2, state
+judge = type("J", (), {"failures": FailureLog()})()
+for k in range(2 + 3 * state.process_index):  # rank 0: 2 failures, rank 1: 5, one reason shared
+    judge.failures.add("timeout" if k % 2 else "non-finite score", f"rank{state.process_index}-item{k}")
+merged = judge_failures(judge, state)  # a collective: every process calls it
+if state.is_main_process:
+    json.dump(merged, open(sys.argv[1], "w"))
+"""
+
+
+@pytest.mark.distributed
+def test_judge_failures_of_both_processes_are_summed(tmp_path):
+    """Each process's judge counts only the items it scored: results.json sums both (it held the main's ~1/2)."""
+    script = tmp_path / "failures.py"
+    script.write_text(FAILURES_SCRIPT)
+    _launch([str(script), str(tmp_path / "merged.json")], 2, tmp_path / "failures.log")
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    # rank 0: k = 0, 1 -> non-finite, timeout; rank 1: k = 0..4 -> 3 non-finite, 2 timeouts
+    assert merged["total"] == 7 and merged["by_reason"] == {"non-finite score": 4, "timeout": 3}
+    named = merged["examples"]["timeout"]
+    assert "rank0-item1" in named and "rank1-item1" in named and "rank1-item3" in named
+
+
 # ------------------------------------------------------------------ DeepSpeed ZeRO-3 on the CPU
 
 
