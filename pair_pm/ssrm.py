@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from rm_core.errors import run_recipe
+from rm_core.errors import UserInputError, run_recipe
 
 
 @dataclass
@@ -32,7 +32,8 @@ class SSRMArguments:
     rounds: int = field(default=2, metadata={"help": "Self-training rounds after the supervised round 0."})
     confidence: float | None = field(default=0.8, metadata={"help": "Keep pseudo-labels with max(p, 1-p) >= this."})
     confidence_quantile: float | None = field(default=None, metadata={
-        "help": "Instead of a fixed threshold: keep pairs whose confidence is above this quantile (0.5: top half)."})
+        "help": "Instead of a fixed threshold: keep the (1 - this) share of pairs with the highest confidence (0.5: "
+                "the top half; pairs with p = 0.5, no preference, are never kept)."})
     continue_training: bool = field(default=False, metadata={
         "help": "Each round continues from the previous model instead of restarting from the base model."})
 
@@ -46,20 +47,22 @@ def _row(pref: dict, swap: bool = False) -> dict:
 
 def select_pseudo_labels(verdict_ps: list[float | None], confidence: float | None,
                          quantile: float | None) -> tuple[list[int], float]:
-    """Indices of the pairs to keep and the threshold used. A pair the model failed on is never kept."""
-    conf = [None if p is None else max(p, 1 - p) for p in verdict_ps]
-    scored = sorted(c for c in conf if c is not None)
+    """Indices of the pairs to keep and the threshold used (the lowest confidence kept). A pair the model failed
+    on, or has no preference on (p = 0.5 exactly: no label to give), is never kept. With `quantile` q the
+    (1 - q) share of the other pairs with the highest confidence is kept, exactly that many (ties at the
+    threshold broken by position), never every pair tied at the threshold."""
+    conf = [None if p is None or p == 0.5 else max(p, 1 - p) for p in verdict_ps]
     if quantile is not None:
         if not 0 <= quantile < 1:
             raise ValueError(f"confidence_quantile must be in [0, 1), got {quantile}")
-        threshold = scored[min(len(scored) - 1, int(quantile * len(scored)))] if scored else 1.0
-    elif confidence is not None:
-        if not 0.5 <= confidence <= 1:
-            raise ValueError(f"confidence must be in [0.5, 1], got {confidence}")
-        threshold = confidence
-    else:
+        ranked = sorted((i for i, c in enumerate(conf) if c is not None), key=lambda i: (-conf[i], i))
+        keep = sorted(ranked[: len(ranked) - int(quantile * len(ranked))])
+        return keep, min((conf[i] for i in keep), default=1.0)
+    if confidence is None:
         raise ValueError("give --confidence or --confidence_quantile")
-    return [i for i, c in enumerate(conf) if c is not None and c >= threshold], threshold
+    if not 0.5 <= confidence <= 1:
+        raise ValueError(f"confidence must be in [0.5, 1], got {confidence}")
+    return [i for i, c in enumerate(conf) if c is not None and c >= confidence], confidence
 
 
 def pseudo_label(unlabelled: list[dict], verdict_ps: list[float | None], keep: list[int]) -> tuple[list[dict], dict]:
@@ -71,6 +74,7 @@ def pseudo_label(unlabelled: list[dict], verdict_ps: list[float | None], keep: l
         agree += model_agrees
         rows.append(_row(unlabelled[i], swap=not model_agrees))
     return rows, {"kept": len(keep), "of": len(unlabelled),
+                  "no_preference": sum(p == 0.5 for p in verdict_ps),  # never kept: the model gave no label
                   "pseudo_label_accuracy": agree / len(keep) if keep else None}
 
 
@@ -82,6 +86,8 @@ def run_ssrm(data_args, training_args, model_args, ssrm: SSRMArguments) -> dict:
     from rm_core.pipeline import load_preference_splits, training_fingerprint, training_inputs
     from rm_core.resume import check_or_write_fingerprint, model_fingerprint
 
+    if not 0 < ssrm.labelled_fraction < 1:  # 0 or less became one labelled pair
+        raise UserInputError(f"--labelled_fraction must be in (0, 1), got {ssrm.labelled_fraction}")
     out = Path(training_args.output_dir)
     train, test, _ = load_preference_splits(data_args)
     # A resume takes the finished rounds as they are: only from a run of the same base model, pairs and settings.
@@ -141,7 +147,8 @@ def run_ssrm(data_args, training_args, model_args, ssrm: SSRMArguments) -> dict:
         pseudo, stats = pseudo_label(unlabelled, ps, keep)
         summary["next_pseudo"] = {**stats, "threshold": threshold}
         print(f"[ssrm] round {r} pseudo-labels: kept {stats['kept']}/{stats['of']} at confidence >= "
-              f"{threshold:.3f}; accuracy vs true labels {stats['pseudo_label_accuracy']}", flush=True)
+              f"{threshold:.3f} ({stats['no_preference']} with no preference, never kept); accuracy vs true labels "
+              f"{stats['pseudo_label_accuracy']}", flush=True)
     model_args.model_name_or_path = base_model
     summary.pop("next_pseudo", None)
     atomic_write_json(summary_path, summary)

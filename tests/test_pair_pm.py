@@ -220,11 +220,27 @@ def test_ssrm_pseudo_labels_are_applied_and_thresholded():
     rows, stats = pseudo_label(unlabelled, ps, keep)
     # the model's preference is applied: pairs 1 and 4 are swapped, so they now carry a WRONG label
     assert [r["chosen"][0]["content"] for r in rows] == ["good 0", "bad 1", "bad 4"]
-    assert stats == {"kept": 3, "of": 5, "pseudo_label_accuracy": 1 / 3}
+    assert stats == {"kept": 3, "of": 5, "no_preference": 0, "pseudo_label_accuracy": 1 / 3}
     keep_q, thr_q = select_pseudo_labels(ps, confidence=None, quantile=0.5)
     assert thr_q == 0.9 and keep_q == [0, 1]  # confidences .55 .8 .9 .95 sorted: the top half is kept
     with pytest.raises(ValueError, match="confidence must be in"):
         select_pseudo_labels(ps, confidence=0.3, quantile=None)
+    # p = 0.5 exactly (the same P(A) in both orders) is no preference: never kept, never labelled "rejected wins"
+    tied = [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.9, 0.9, 0.9, 0.9]
+    assert select_pseudo_labels(tied, confidence=0.5, quantile=None) == ([6, 7, 8, 9], 0.5)
+    # the top half of the pairs with a preference, exactly: confidences tied at the threshold do not all pass
+    keep_t, thr_t = select_pseudo_labels([0.6, 0.4, 0.6, 0.6, 0.9, 0.05], None, 0.5)
+    assert keep_t == [0, 4, 5] and thr_t == 0.6  # .95 .9 then the first of the four .6: 3 of 6
+    assert pseudo_label(unlabelled, [0.5, 0.9, 0.1, 0.5, None], [1, 2])[1]["no_preference"] == 2
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.2, 1.0])
+def test_ssrm_refuses_a_labelled_fraction_outside_0_1(fraction):
+    from pair_pm.ssrm import SSRMArguments, run_ssrm
+    from rm_core.errors import UserInputError
+
+    with pytest.raises(UserInputError, match=r"--labelled_fraction must be in \(0, 1\)"):  # 0 became one pair
+        run_ssrm(None, None, None, SSRMArguments(labelled_fraction=fraction))
 
 
 def test_ssrm_rounds_end_to_end_and_resume(tmp_path):
