@@ -94,7 +94,8 @@ def table(report: dict) -> str:
             cells = []
             for s in ("hh_test", "llmbar"):
                 v = ev.get(s, {}).get(head)
-                cells += ["-", "-"] if v is None else [f"{100 * v['accuracy']:.1f}%", f"{v['length_correlation']:+.3f}"]
+                cells += ["-", "-"] if v is None else [f"{100 * v['accuracy']:.1f}%", "n/a" if v["length_correlation"]
+                                                      is None else f"{v['length_correlation']:+.3f}"]
             rows.append(f"| {run_name} | {head} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

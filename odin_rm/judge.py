@@ -73,12 +73,17 @@ def pair_head_scores(model, tokenizer, prefs: list[dict], max_length: int | None
     return {"scores": scores, "lengths": lengths, "truncated_pairs": truncated}
 
 
-def length_correlation(chosen: list[float], rejected: list[float], chosen_len: list[int], rejected_len: list[int]) -> float:
-    """Pearson correlation of reward with response length over all responses (chosen and rejected)."""
+def length_correlation(chosen: list[float], rejected: list[float], chosen_len: list[int],
+                       rejected_len: list[int]) -> float | None:
+    """Pearson correlation of reward with response length over all responses (chosen and rejected); None where it
+    is undefined (a head that gives one value to every response, or responses all of one length): the loss's 0 for
+    that case would read as "disentangled" in a report."""
     from rm_core.losses import pearson_correlation
 
     rewards = torch.tensor(chosen + rejected, dtype=torch.float64)
     lengths = torch.tensor(chosen_len + rejected_len, dtype=torch.float64)
+    if rewards.numel() < 2 or not (rewards.var() > 0 and lengths.var() > 0):
+        return None
     return pearson_correlation(rewards, lengths).item()
 
 

@@ -79,6 +79,17 @@ def test_pearson_correlation_of_a_constant_is_zero_with_a_finite_gradient():
     assert torch.isfinite(same.grad).all()
 
 
+def test_reported_length_correlation_is_none_where_undefined():
+    """The loss takes 0 for a constant input (a finite gradient); a report must not: a head stuck on one value
+    would read as perfectly disentangled."""
+    from odin_rm.judge import length_correlation
+
+    assert length_correlation([1.0, 2.0], [0.0, 3.0], [10, 20], [5, 30]) == pytest.approx(
+        torch.corrcoef(torch.tensor([[1.0, 2, 0, 3], [10, 20, 5, 30]]))[0, 1].item())
+    assert length_correlation([7.0, 7.0], [7.0, 7.0], [1, 2], [3, 4]) is None  # a constant head
+    assert length_correlation([1.0, 2.0], [3.0, 4.0], [7, 7], [7, 7]) is None  # responses all one length
+
+
 def test_length_loss_on_hand_computed_numbers_in_one_process():
     import torch.distributed as dist
 
