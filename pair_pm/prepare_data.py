@@ -26,7 +26,8 @@ is counted.
 
     python pair_pm/prepare_data.py --dataset_name ../shared/data/hh_rlhf --split_rule hh_sha1 \
         --model_name_or_path HuggingFaceTB/SmolLM2-135M-Instruct --max_length 1024 --output_dir data/pair_pm
-writes train.jsonl / test.jsonl (readable: the messages before truncation + the answer) and report.json.
+writes train.jsonl / test.jsonl (readable: the messages before truncation + the answer; an example whose two
+responses are the same text once cut is left out and counted, as train.py leaves it out) and report.json.
 """
 
 from __future__ import annotations
@@ -249,7 +250,9 @@ def main(argv: list[str] | None = None) -> None:
         rows = []
         for pref in prefs:
             for context, a, b, answer in pair_examples(pref):
-                encode_pair(tokenizer, context, a, b, args.max_length, trunc)
+                if same_once_cut(fit_pair(tokenizer, context, a, b, args.max_length, trunc)[1]):
+                    trunc.identical_after_cut += 1  # dropped, as train.py drops it (build_dataset)
+                    continue
                 rows.append({"id": pref["id"], "messages": pair_messages(context, a, b), "answer": answer})
         atomic_write_jsonl(out / f"{name}.jsonl", rows)
         report[f"{name}_truncation"] = asdict(trunc)

@@ -426,6 +426,24 @@ def test_pair_pm_train_and_prepare_print_the_skipped_rows(tmp_path, capsys):
         "chosen is an empty response": 1, "chosen and rejected are identical": 1}
 
 
+def test_prepare_leaves_out_what_train_drops_as_identical_once_cut(tmp_path):
+    """rm-prepare-pair-pm writes the examples train.py trains on: not a pair whose responses differ only past the
+    cut (it wrote both orders, "A" then "B", for the same two texts)."""
+    from pair_pm import prepare_data
+
+    base, data = _backbone_and_data(tmp_path, {"train": 3, "test": 1}, seed=0)
+    same_start = " ".join(WORDS * 30)
+    with (data / "train.jsonl").open("a") as f:
+        f.write(json.dumps({"id": "long", "prompt": "What is 2 + 3?", "chosen": same_start + " so it is 5",
+                            "rejected": same_start + " so it is 7"}) + "\n")
+    prepare_data.main(["--dataset_name", str(data), "--model_name_or_path", str(base), "--max_length", "160",
+                       "--output_dir", str(tmp_path / "prep")])
+    rows = [json.loads(x) for x in (tmp_path / "prep" / "train.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and "long" not in {r["id"] for r in rows}  # 3 pairs x 2 orders
+    report = json.loads((tmp_path / "prep" / "report.json").read_text())
+    assert report["train_truncation"]["identical_after_cut"] == 2
+
+
 def test_a_non_finite_pair_pm_loss_stops_training_naming_the_step():
     """As every other recipe: NaN weights must not be trained on and saved as checkpoints until the last step."""
     from types import SimpleNamespace
