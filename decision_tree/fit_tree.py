@@ -28,6 +28,30 @@ import numpy as np
 from rm_core.errors import check_output_dir, run_recipe
 
 
+def judge_identity(folder: str | Path, judge: str) -> dict | None:
+    """What the folder's fingerprint.json records of `judge` (a checkpoint by content, an API model by name and
+    endpoint, the prompts), less the dtype and numerics it ran in; None where the folder records none."""
+    from rm_core.resume import fingerprint_path
+
+    path = fingerprint_path(folder)
+    if not path.is_file():
+        return None
+    recorded = (json.loads(path.read_text(encoding="utf-8")).get("judges") or {}).get(judge)
+    return None if recorded is None else {k: v for k, v in recorded.items() if k not in ("dtype", "numerics")}
+
+
+def check_same_judge(train_folder: str | Path, test_folder: str | Path, judge: str) -> None:
+    """Labels are matched across folders by the judge's name: refuse two folders where that name is two judges
+    (agreement with "the judge" would compare the tree with another model's verdicts)."""
+    from rm_core.errors import UserInputError
+
+    a, b = judge_identity(train_folder, judge), judge_identity(test_folder, judge)
+    if a is not None and b is not None and a != b:
+        differs = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        raise UserInputError(f"judge {judge!r} is not the same judge in {train_folder} and {test_folder} "
+                             f"(fingerprint.json differs in {', '.join(differs)}): collect both with one judge")
+
+
 def judge_labels(folder: str | Path, judge: str) -> tuple[list[dict], np.ndarray, dict]:
     """(pairs with a decided verdict, y: 1 if a better, counts of what was left out)."""
     from decision_tree.collect_preferences import decided, read_jsonl
@@ -228,6 +252,8 @@ def fit_and_save(args) -> dict:
     import judges
     from decision_tree.judge import TreeData, feature_names, tree_to_json
 
+    for folder in args.test_preferences or []:  # before anything is computed
+        check_same_judge(args.preferences, folder, args.judge)
     kwargs = {"embedding_cache": args.embedding_cache} if args.embedding_cache else {}
     attribute_judge = judges.load(args.attribute_model, **kwargs)
     pairs, y, left_out = judge_labels(args.preferences, args.judge)
@@ -255,7 +281,8 @@ def fit_and_save(args) -> dict:
         human = np.array([1 if q["a_is_chosen"] else 0 for q in test_pairs])
         Xt, _ = features_for(attribute_judge, test_pairs)
         check_features(Xt, f"the {len(test_pairs)} held-out pairs of {folder}", args.attribute_model)
-        entry = {"pairs": len(test_pairs), "left_out": test_left, "by_depth": {}}
+        entry = {"pairs": len(test_pairs), "left_out": test_left, "by_depth": {},
+                 "scored_on": "the held-out pairs the imitated judge decided (its ties and failures: left_out)"}
         for depth in args.depths:  # the CV-best leaf size at each depth, refit on all training pairs
             leaf = max(table[depth], key=table[depth].get)
             model = DecisionTreeClassifier(max_depth=depth, min_samples_leaf=leaf, random_state=args.seed).fit(X2, y2)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from judges.base import Judge, PairVerdict, Prompt, conversation
+from judges.base import Judge, PairVerdict, Prompt, conversation, response_text
 from rm_core.errors import UserInputError
 
 LENGTH_FEATURE = "length_diff_words"
@@ -95,10 +95,6 @@ def words(text: str) -> int:
     return len(text.split())
 
 
-def response_text(response) -> str:
-    return response if isinstance(response, str) else response[-1]["content"]
-
-
 def resolve_attribute_model(folder: Path, stored: str, trusted: bool = False) -> str:
     """The checkpoint's attribute model as a judges.load spec: a folder inside the checkpoint, or a Hub id the
     user confirmed. Anything else is refused with the way out in the message."""
@@ -158,12 +154,14 @@ class DecisionTreeJudge(Judge):
         return cls(tree, judges.load(spec, **judge_kwargs), list(config["attributes"]))
 
     def features(self, items: Sequence[tuple[Prompt, str, str]]) -> tuple[np.ndarray, list[dict], list[dict]]:
-        items = list(items)
+        # a response of several turns as the collector showed it when the tree was fitted: its turns labelled in
+        # one text (judges.base.response_text), read by the attribute model and counted in words as such
+        items = [(p, response_text(a), response_text(b)) for p, a, b in items]
         convs = [conversation(p, r) for p, a, b in items for r in (a, b)]
         scores = self.attribute_judge.attribute_scores(convs)
         attr_a, attr_b = scores[0::2], scores[1::2]
-        X = pair_features(attr_a, attr_b, [words(response_text(a)) for _, a, _ in items],
-                          [words(response_text(b)) for _, _, b in items], self.attributes)
+        X = pair_features(attr_a, attr_b, [words(a) for _, a, _ in items], [words(b) for _, _, b in items],
+                          self.attributes)
         return X, attr_a, attr_b
 
     def judge_pairs(self, items: Sequence[tuple[Prompt, str, str]]) -> list[PairVerdict]:

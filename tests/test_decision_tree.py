@@ -249,6 +249,37 @@ def test_tree_recovers_the_rule_saves_as_json_and_judges_symmetrically(tmp_path,
     assert explained["attributes_a"] == {"polite": 1.0, "numeric": 3.0}
     assert explained["path"][0]["feature"] == "polite_diff" and explained["path"][0]["value"] == 1.0
     assert explained["path"][-1]["p_a"] > 0.9 and explained["features"]["length_diff_words"] == 3
+    # a response of several turns is featurised as the collector showed it at fitting: one labelled text, every
+    # turn's words counted (the judge counted the last message's alone, and gave the model real turns)
+    from judges.base import response_text
+
+    turns = [{"role": "assistant", "content": "please"}, {"role": "user", "content": "and 1 2?"},
+             {"role": "assistant", "content": "help 1 2"}]
+    X_turns, _, _ = judge.features([(prompt, turns, "help 1")])
+    X_text, _, _ = judge.features([(prompt, response_text(turns), "help 1")])
+    assert np.array_equal(X_turns, X_text) and dict(zip(judge.tree.feature_names, X_turns[0]))[
+        "length_diff_words"] == 10 - 2  # "Assistant: please  User: and 1 2?  Assistant: help 1 2"
+
+
+def test_held_out_labels_must_come_from_the_same_judge(tmp_path):
+    """Labels are matched across folders by judge name: "gpt" as two models would make agreement_with_judge a
+    comparison with another model's verdicts. The dtype a local judge ran in is not its identity."""
+    from decision_tree.fit_tree import check_same_judge
+    from rm_core.errors import UserInputError
+
+    def folder(name, gpt):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "fingerprint.json").write_text(json.dumps({"judges": {"gpt": gpt, "rm": {"sha": "1"}}}))
+        return tmp_path / name
+
+    train = folder("train", {"api": "openai", "model": "gpt-4o-mini", "dtype": "float32"})
+    same = folder("same", {"api": "openai", "model": "gpt-4o-mini", "dtype": "bfloat16"})
+    other = folder("other", {"api": "openai", "model": "gpt-4o"})
+    check_same_judge(train, same, "gpt")
+    check_same_judge(train, other, "rm")  # the same "rm" in both
+    check_same_judge(train, tmp_path, "gpt")  # a folder recording no judges: nothing to compare
+    with pytest.raises(UserInputError, match=r"judge 'gpt' is not the same judge in .*differs in model"):
+        check_same_judge(train, other, "gpt")
 
 
 def test_tree_json_predicts_exactly_like_sklearn():
