@@ -92,8 +92,10 @@ def count_units(text: str, unit: Unit) -> int:
     if hasattr(unit, "encode"):  # a Hugging Face tokenizer: calling it returns a dict, so use encode
         return len(unit.encode(text, add_special_tokens=False))
     if callable(unit):
-        n = unit(text)
-        return n if isinstance(n, int) else len(n)
+        n = unit(text)  # a count (numpy's integers included) or the units themselves
+        if isinstance(n, bool):
+            raise ValueError(f"a unit callable returned {n!r}: give a count or a sequence of units")
+        return int(n) if isinstance(n, numbers.Integral) else len(n)
     raise ValueError(f"unit must be 'words', 'chars', a tokenizer or a callable, got {unit!r}")
 
 
@@ -157,9 +159,9 @@ class RepetitionPenalty(Rule):
 
     def __init__(self, n: int = 3, max_penalty: float = 1.0, tokenize: Callable[[str], list] | None = None):
         super().__init__()
-        _finite(n=n, max_penalty=max_penalty)
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
+        _finite(max_penalty=max_penalty)
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ValueError(f"n must be a whole number >= 1, got {n!r}")
         if max_penalty < 0:
             raise ValueError(f"max_penalty is a magnitude (>= 0), got {max_penalty}")
         self.n, self.max_penalty, self.tokenize = n, max_penalty, tokenize or _words
@@ -206,6 +208,8 @@ class MathAnswerMatch(Rule):
             raise Unscorable("no reference")  # True/False is no maths answer (it was compared as the text "True")
         if isinstance(reference, numbers.Real) and not isinstance(reference, bool) and not math.isfinite(reference):
             raise Unscorable("no reference")  # a NaN or inf answer: nothing a response says can honestly match it
+        if not isinstance(reference, (str, numbers.Real)):  # [5] was compared as the text "[5]": a 0 for "5"
+            raise Unscorable("reference is not text or a number")
         numeric = self.method in ("numeric", "either") and self._numeric(response, reference)
         if numeric or self.method == "numeric":
             return 1.0 if numeric else 0.0

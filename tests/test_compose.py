@@ -126,11 +126,25 @@ def test_length_open_bounds_and_validation():
     lambda: LengthRule(min_tokens=float("nan")), lambda: LengthRule(0, max_tokens=float("nan")),
     lambda: LengthRule(0, max_tokens=float("inf")), lambda: LengthRule(1, 5, slope=float("nan")),
     lambda: LengthRule(1, 5, slope=float("inf")), lambda: RepetitionPenalty(max_penalty=float("nan")),
-    lambda: RepetitionPenalty(max_penalty=float("inf")), lambda: RepetitionPenalty(n=float("nan")),
+    lambda: RepetitionPenalty(max_penalty=float("inf")),
 ])
 def test_rule_parameters_must_be_finite(make):
     with pytest.raises(ValueError, match="must be a finite number"):
         make()
+
+
+@pytest.mark.parametrize("n", [float("nan"), 2.5, 0, True, "3"])
+def test_repetition_n_must_be_a_whole_number(n):  # 2.5 was accepted, then every score raised a TypeError
+    with pytest.raises(ValueError, match="n must be a whole number >= 1"):
+        RepetitionPenalty(n=n)
+
+
+def test_a_unit_callable_may_return_a_numpy_count_but_not_a_bool():
+    import numpy as np
+
+    assert LengthRule(4, 8, unit=lambda t: np.int64(len(t))).score(convs("abcdefghijkl")) == pytest.approx([0.5])
+    with pytest.raises(ValueError, match="a unit callable returned True"):  # a bool counted as 1 unit
+        LengthRule(4, 8, unit=lambda t: True).score(convs("abc"))
 
 
 # ---------------------------------------------------------------- RepetitionPenalty
@@ -351,6 +365,14 @@ def test_math_answer_match_symbolic_runs_off_the_main_thread():
     rule = MathAnswerMatch(method="symbolic")
     with ThreadPoolExecutor(2) as pool:
         assert list(pool.map(lambda r: rule.value(r, "0.5"), ["\\boxed{\\frac{1}{2}}", "\\boxed{2}"])) == [1.0, 0.0]
+
+
+def test_math_answer_match_fails_a_reference_that_is_not_text_or_a_number():
+    """A list or dict reference was compared as its text ("[5]"): 0.0 for a right answer, nothing counted."""
+    rule = MathAnswerMatch()
+    assert rule.score(convs("The answer is 5", "The answer is 5", "The answer is 5"),
+                      references=[[5], {"answer": 5}, 5]) == [None, None, 1.0]
+    assert rule.failures.counts["reference is not text or a number"] == 2
 
 
 def test_math_answer_match_refuses_an_unknown_method():
