@@ -18,6 +18,7 @@ Methods: win_rate, copeland, elo, bt (Bradley-Terry), dgr (minimum feedback arc 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -102,8 +103,10 @@ def elo(P, k: float = 16.0, seeds: int = 256, seed: int = 0, initial: float = 10
     """
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
-    if not (k > 0 and scale > 0):  # a negative k or scale reverses the ranking without a word
-        raise ValueError(f"k and scale must be > 0, got {k} and {scale}")
+    if not (0 < k < math.inf and 0 < scale < math.inf):  # a negative k or scale reverses the ranking silently
+        raise ValueError(f"k and scale must be finite and > 0, got {k} and {scale}")
+    if not math.isfinite(initial):  # NaN ratings for every item, each then a failure
+        raise ValueError(f"initial must be a finite rating, got {initial}")
     Q = _consistent(P)
     n = len(Q)
     I, J = np.triu_indices(n, 1)

@@ -375,6 +375,8 @@ def test_settings_that_would_reverse_or_break_a_ranking_are_refused():
     for bad in (0.0, -1.0):
         with pytest.raises(ValueError, match="prior must be > 0"):
             agg.bradley_terry(P, prior=bad)
-    for kwargs in ({"k": -16.0}, {"scale": 0.0}):
-        with pytest.raises(ValueError, match="k and scale must be > 0"):
+    for kwargs in ({"k": -16.0}, {"scale": 0.0}, {"k": float("inf")}, {"scale": float("nan")}):
+        with pytest.raises(ValueError, match="k and scale must be finite and > 0"):
             agg.elo(P, **kwargs)
+    with pytest.raises(ValueError, match="initial must be a finite rating"):  # NaN for every item
+        agg.elo(P, initial=float("nan"))
