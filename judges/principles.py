@@ -144,8 +144,11 @@ def scenario_principles(name: str) -> list[str]:
 
 
 def library_fingerprint() -> dict:
-    """The library's version and a digest of every principle (what an evaluator's fingerprint records)."""
-    blob = json.dumps(SCENARIOS, sort_keys=True).encode("utf-8")
+    """The library's version and a digest of every principle and of how scenario:auto maps a category onto them
+    (the aliases and the default: a remapped category shows other principles), what an evaluator's fingerprint
+    records."""
+    blob = json.dumps({"scenarios": SCENARIOS, "aliases": SCENARIO_ALIASES, "default": DEFAULT_SCENARIO},
+                      sort_keys=True).encode("utf-8")
     return {"version": LIBRARY_VERSION, "sha256": hashlib.sha256(blob).hexdigest()}
 
 

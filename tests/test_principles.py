@@ -115,6 +115,15 @@ def test_library_fingerprint_follows_the_content(monkeypatch):
     monkeypatch.setitem(SCENARIOS, "chat", SCENARIOS["chat"] + ("A new principle.",))
     after = library_fingerprint()
     assert before["version"] == after["version"] and before["sha256"] != after["sha256"]
+    monkeypatch.undo()
+    # scenario:auto's mapping of a category is part of what was shown: remapping one changes the digest too
+    import judges.principles as principles
+
+    monkeypatch.setitem(principles.SCENARIO_ALIASES, "classification", "reasoning")
+    assert library_fingerprint()["sha256"] != before["sha256"]
+    monkeypatch.undo()
+    monkeypatch.setattr(principles, "DEFAULT_SCENARIO", "safety")
+    assert library_fingerprint()["sha256"] != before["sha256"]
 
 
 def test_a_principle_that_is_not_text_is_refused_not_turned_into_its_repr():
