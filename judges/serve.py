@@ -44,7 +44,12 @@ Dynamic batching: /score and /compare items from concurrent requests are queued 
 in ONE worker thread (models are not thread-safe, and one forward over a batch beats many small ones);
 the event loop stays free to accept requests meanwhile. A large request never holds the judge for long: a
 pairwise /rank goes through the compare batcher in chunks of `max_batch_size` pairs, so other requests' batches
-run between its chunks; a pointwise judge's /rank (any method) scores each response once.
+run between its chunks; a pointwise judge's /rank (any method) scores each response once; a listwise judge's
+/rank with method "auto" is its one ranking answer (`rank_many`, as `judge.rank` gives), an aggregation method
+goes by comparisons. When a merged batch raises, each of its requests runs again alone (only the one that broke
+it fails), and the failures the thrown-away call counted are taken back. Settings that would fail every request
+(a batch size or limit below 1, a NaN wait or failure_reward) and `scenario:auto` principles (no request names a
+scenario) are refused at start.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ import hmac
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -184,8 +190,9 @@ class DynamicBatcher:
     """Collects items from concurrent callers and runs `fn(list_of_items) -> list_of_results` on batches."""
 
     def __init__(self, fn: Callable[[list], list], max_batch_size: int = 32, max_wait_ms: float = 5.0,
-                 lock: threading.Lock | None = None):
+                 lock: threading.Lock | None = None, failures=None):
         self.fn = fn
+        self.failures = failures  # the judge's FailureLog: a merged call that raised leaves no counts behind
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
         self.lock = lock or threading.Lock()  # shared by all batchers of one judge: one model call at a time
@@ -207,9 +214,18 @@ class DynamicBatcher:
         await self.queue.put((items, future))
         return await future
 
-    def _call(self, items: list) -> list:
-        with self.lock:
-            return self.fn(items)
+    def _call(self, items: list, merged: bool = False) -> list:
+        with self.lock:  # no other call of this judge runs in between: the counts saved are exactly its own
+            saved = None if not merged or self.failures is None else (
+                Counter(self.failures.counts), {k: list(v) for k, v in self.failures.examples.items()})
+            try:
+                return self.fn(items)
+            except Exception:
+                if saved is not None:  # its requests run again one by one and count their failures then
+                    for now, before in zip((self.failures.counts, self.failures.examples), saved):
+                        now.clear()
+                        now.update(before)
+                raise
 
     async def _run(self) -> None:
         while True:
@@ -227,7 +243,7 @@ class DynamicBatcher:
                 size += len(requests[-1][0])
             flat = [item for items, _ in requests for item in items]
             try:
-                results = await asyncio.to_thread(self._call, flat)
+                results = await asyncio.to_thread(self._call, flat, len(requests) > 1)
             except Exception as exc:
                 if len(requests) == 1:
                     if not requests[0][1].done():
@@ -252,6 +268,21 @@ class DynamicBatcher:
                 start += len(items)
 
 
+def check_service_options(max_batch_size: int, max_wait_ms: float, limits: Limits,
+                          failure_reward: float | None) -> None:
+    """ValueError for a setting that would break every request (a batch size of -1 compared nothing and answered
+    null scores; a NaN failure_reward failed every /get_reward), before the judge is loaded."""
+    from judges.rl import _check_failure_reward
+
+    for name, value in (("max_batch_size", max_batch_size), ("max_items", limits.max_items),
+                        ("max_rank_responses", limits.max_rank_responses), ("max_body_bytes", limits.max_body_bytes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    if not 0 <= max_wait_ms < float("inf"):
+        raise ValueError(f"max_wait_ms must be a finite number >= 0, got {max_wait_ms!r}")
+    _check_failure_reward(failure_reward)
+
+
 def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0, name: str = "judge",
                failure_reward: float | None = None, limits: Limits | None = None, api_key: str | None = None,
                query_format: str | None = None):
@@ -266,6 +297,11 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
     from judges.rl import judge_marks, openrlhf_query_format, openrlhf_text_scorer
 
     limits = limits or Limits()
+    check_service_options(max_batch_size, max_wait_ms, limits, failure_reward)
+    if getattr(judge, "per_item_principles", False):
+        raise ValueError("--judge_principles scenario:auto picks each item's principles from its scenario, which no "
+                         "request names: the service would show every item the chat principles; give a scenario "
+                         "(scenario:code, ...) or principles")
     query_format = openrlhf_query_format(judge, query_format) if judge.pointwise else None
     marks = judge_marks(judge) if query_format == "auto" else None
 
@@ -302,12 +338,18 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
     lock = threading.Lock()
     score_batcher = DynamicBatcher(with_cuts(lambda items: judge.score([c for c, _ in items],
                                                                        [r for _, r in items])),
-                                   max_batch_size, max_wait_ms, lock)
-    compare_batcher = DynamicBatcher(with_cuts(judge.compare_batch), max_batch_size, max_wait_ms, lock)
+                                   max_batch_size, max_wait_ms, lock, judge.failures)
+    compare_batcher = DynamicBatcher(with_cuts(judge.compare_batch), max_batch_size, max_wait_ms, lock,
+                                     judge.failures)
     batchers = {"score": score_batcher, "compare": compare_batcher}
     if query_format in ("auto", "text"):  # /get_reward's chat-templated queries, scored as text
         batchers["text"] = DynamicBatcher(with_cuts(openrlhf_text_scorer(judge, query_format)), max_batch_size,
-                                          max_wait_ms, lock)
+                                          max_wait_ms, lock, judge.failures)
+    # a judge that ranks a whole list in one answer (listwise LLM judges): /rank "auto" asks it so, as judge.rank
+    # does, not n(n-1)/2 comparisons aggregated
+    listwise = not judge.pointwise and callable(getattr(judge, "rank_many", None))
+    if listwise:
+        batchers["rank"] = DynamicBatcher(judge.rank_many, max_batch_size, max_wait_ms, lock, judge.failures)
 
     def plain(prompt):
         return prompt if isinstance(prompt, str) else [m.model_dump() for m in prompt]
@@ -363,6 +405,8 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
         single = req.pairs is None
         if single and (req.prompt is None or req.response_a is None or req.response_b is None):
             raise HTTPException(400, "give prompt, response_a and response_b, or a list of pairs")
+        if not single and (req.prompt is not None or req.response_a is not None or req.response_b is not None):
+            raise HTTPException(400, "give prompt, response_a and response_b, or a list of pairs, not both")
         pairs = [(plain(req.prompt), req.response_a, req.response_b)] if single else [
             (plain(p.prompt), p.response_a, p.response_b) for p in req.pairs]
         if not pairs:
@@ -387,6 +431,8 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
                                                                   for r in req.responses]))
             if req.method != "auto":  # aggregate the implied pairwise probabilities, as Judge.rank would
                 scores = await asyncio.to_thread(_aggregate_pointwise, scores, req.method)
+        elif listwise and req.method == "auto":  # one ranking answer for the whole list
+            scores, cuts = (await batchers["rank"].submit([(prompt, list(req.responses))]))[0], None
         else:  # every pair through the compare batcher, a chunk at a time: other requests run in between
             pairs = [(i, j) for i in range(len(req.responses)) for j in range(i + 1, len(req.responses))]
             got = []
@@ -395,7 +441,7 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
                 got += await compare_batcher.submit([(prompt, req.responses[i], req.responses[j])
                                                      for i, j in chunk])
             probs, pair_cuts = split_cuts(got)
-            cuts = None if pair_cuts is None else [any(c for (i, j), c in zip(pairs, pair_cuts) if k in (i, j))
+            cuts = None if pair_cuts is None or not pairs else [any(c for (i, j), c in zip(pairs, pair_cuts) if k in (i, j))
                                                    for k in range(len(req.responses))]
             method = judge.default_rank_method if req.method == "auto" else req.method
             scores = await asyncio.to_thread(_aggregate_pairs, len(req.responses), pairs, probs, method)
@@ -531,6 +577,11 @@ def main(argv: list[str] | None = None) -> None:
 
     args = make_parser().parse_args(argv)
     check_llm_judge_args([args.judge], args)
+    limits = Limits(int(args.max_body_mb * 1024 * 1024), args.max_items, args.max_rank_responses)
+    try:  # before the judge is loaded
+        check_service_options(args.max_batch_size, args.max_wait_ms, limits, args.failure_reward)
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from None
     if not args.judge.startswith("openai:"):
         from rm_core.models import dtype_choice
 
@@ -545,7 +596,6 @@ def main(argv: list[str] | None = None) -> None:
                   # (bench/RESULTS.md, "HTTP service throughput"), and the batches' padding is bounded
                   "batch_size": args.batch_size or args.max_batch_size}
     judge = judges.load(args.judge, **kwargs)
-    limits = Limits(int(args.max_body_mb * 1024 * 1024), args.max_items, args.max_rank_responses)
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     if api_key is None and args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"[serve] warning: listening on {args.host} without an API key (set {API_KEY_ENV})", flush=True)
@@ -553,7 +603,7 @@ def main(argv: list[str] | None = None) -> None:
         app = create_app(judge, args.max_batch_size, args.max_wait_ms, name=args.judge,
                          failure_reward=args.failure_reward, limits=limits, api_key=api_key,
                          query_format=args.query_format)
-    except ValueError as exc:  # a --query_format the judge cannot serve
+    except ValueError as exc:  # a --query_format the judge cannot serve, scenario:auto principles
         raise UserInputError(str(exc)) from None
     stack = server_stack()
     print(f"[serve] uvicorn with {stack['event_loop']} and {stack['http_parser']} on {args.host}:{args.port}", flush=True)

@@ -129,6 +129,66 @@ def test_a_pairwise_judge_refuses_score_but_ranks(serve):
     assert r.status_code == 400 and "pairwise judge" in r.json()["detail"]
     r = httpx.post(url + "/rank", json={"prompt": "q", "responses": ["aa", "aaaa", "a"]})
     assert r.status_code == 200 and r.json()["order"] == [1, 0, 2]
+    # one response: nothing compared, so nothing known to be cut (it said truncated: [false])
+    r = httpx.post(url + "/rank", json={"prompt": "q", "responses": ["aa"]})
+    assert r.status_code == 200 and "truncated" not in r.json()
+    # both forms of /compare in one request: refused, not the single pair silently dropped
+    r = httpx.post(url + "/compare", json={"prompt": "q", "response_a": "a", "response_b": "bb",
+                                           "pairs": [{"prompt": "q", "response_a": "c", "response_b": "d"}]})
+    assert r.status_code == 400 and "not both" in r.json()["detail"]
+
+
+def test_a_listwise_judge_ranks_through_its_own_ranking(serve):
+    """/rank "auto" gives what judge.rank gives: a listwise judge's one ranking answer, not n(n-1)/2 comparisons
+    aggregated (scores [0, 0, 0] where the judge ranked 1, 2, 3)."""
+    class Listwise(Judge):
+        pointwise = False
+
+        def __init__(self):
+            super().__init__()
+            self.compared = 0
+
+        def _compare(self, items):
+            self.compared += len(items)
+            return [0.5 for _ in items]
+
+        def rank_many(self, items):
+            return [[float(len(r)) for r in responses] for _, responses in items]
+
+    judge = Listwise()
+    url = serve(judge)
+    r = httpx.post(url + "/rank", json={"prompt": "q", "responses": ["a", "aa", "aaa"]})
+    assert r.status_code == 200 and r.json()["scores"] == [1.0, 2.0, 3.0] and r.json()["order"] == [2, 1, 0]
+    assert judge.compared == 0
+    r = httpx.post(url + "/rank", json={"prompt": "q", "responses": ["a", "aa", "aaa"], "method": "win_rate"})
+    assert r.status_code == 200 and judge.compared == 3  # an aggregation method: by comparisons, as judge.rank
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"max_batch_size": -1}, "max_batch_size must be a whole number >= 1"),
+    ({"max_wait_ms": float("nan")}, "max_wait_ms must be a finite number >= 0"),
+    ({"failure_reward": float("nan")}, "failure_reward must be a finite number"),
+])
+def test_settings_that_would_fail_every_request_are_refused_at_start(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        create_app(CountingJudge(), **kwargs)
+
+
+def test_scenario_auto_principles_are_refused_by_the_service():
+    judge = CountingJudge()
+    judge.per_item_principles = True  # what --judge_principles scenario:auto sets: no request names a scenario
+    with pytest.raises(ValueError, match="scenario:auto"):
+        create_app(judge)
+
+
+def test_serve_cli_checks_its_settings_before_loading_the_judge(monkeypatch, capsys):
+    import judges
+    import judges.serve
+
+    monkeypatch.setattr(judges, "load", lambda spec, **kwargs: pytest.fail("loaded before the settings were checked"))
+    with pytest.raises(SystemExit) as exc:
+        judges.serve.main(["--judge", "outputs/some-judge", "--max_batch_size", "0"])
+    assert exc.value.code != 0 and "max_batch_size must be a whole number >= 1" in capsys.readouterr().err
 
 
 def test_get_reward_speaks_openrlhf_and_flags_failures(serve):
@@ -296,6 +356,30 @@ def test_a_request_that_breaks_the_judge_fails_alone_not_its_batch(serve):
     responses = asyncio.run(run())
     assert [r.status_code for r in responses] == [200, 500, 200, 200, 200]
     assert [r.json()["scores"][0] for i, r in enumerate(responses) if i != 1] == [2.0, 3.0, 1.0, 4.0]
+
+
+def test_a_merged_call_that_raised_leaves_no_failure_counts_behind(serve):
+    """The requests of a merged call that raised run again one by one: a failed item is counted once, not also
+    for the call that was thrown away."""
+    class CountsThenBreaks(CountingJudge):
+        def _score(self, conversations, references):
+            out = super()._score(conversations, references)  # counts a FAIL item
+            if any(split_conversation(c)[1] == "BOOM" for c in conversations):
+                raise RuntimeError("the model cannot take this input")
+            return out
+
+    judge = CountsThenBreaks()
+    url = serve(judge, max_batch_size=64, max_wait_ms=200)
+
+    async def run():
+        async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+            return await asyncio.gather(*(c.post("/score", json={"conversations": [conversation("q", t)]})
+                                          for t in ("FAIL", "BOOM")))
+
+    fail, boom = asyncio.run(run())
+    assert fail.status_code == 200 and fail.json()["scores"] == [None] and boom.status_code == 500
+    assert judge.batch_sizes[0] == 2  # they did share a call
+    assert judge.failures.counts["scripted"] == 1
 
 
 def test_rm_judge_keeps_max_length_within_the_model_positions():
