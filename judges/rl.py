@@ -73,7 +73,7 @@ class JudgeFailedError(RuntimeError):
     """The judge failed on some items and no `failure_reward` says what reward they get."""
 
 
-def _check_failure_reward(failure_reward: float | None) -> float | None:
+def check_failure_reward(failure_reward: float | None) -> float | None:
     if failure_reward is None:
         return None
     value = float(failure_reward)
@@ -148,7 +148,7 @@ def cached_judge(spec: str | None = None, judge_kwargs: dict | None = None) -> t
 def _env_failure_reward(failure_reward: float | str | None) -> float | None:
     if failure_reward is None and os.environ.get("RM_FAILURE_REWARD", "") != "":
         failure_reward = os.environ["RM_FAILURE_REWARD"]
-    return _check_failure_reward(failure_reward)
+    return check_failure_reward(failure_reward)
 
 
 # -- verl: custom reward function ---------------------------------------------------------------------------------
@@ -190,7 +190,7 @@ def make_verl_compute_score(judge: Judge, failure_reward: float | None = None,
         raise TypeError(f"{type(judge).__name__} is a pairwise judge: it cannot score one response alone; use "
                         "GroupJudgeRewardManager, which ranks the responses of a prompt together (verl <= 0.7.0 "
                         "with reward_model.use_reward_loop=False)")
-    failure_reward = _check_failure_reward(failure_reward)
+    failure_reward = check_failure_reward(failure_reward)
     lock = lock or threading.Lock()
 
     def compute_score(data_source: str | None, solution_str: str, ground_truth: Any = None,
@@ -1032,7 +1032,7 @@ def score_present(score: Callable[[list, list | None], list], convs: Sequence[Co
 def openrlhf_response(scores: Sequence[float | None], failure_reward: float | None = None) -> dict:
     """OpenRLHF's response JSON: {"rewards", "scores", "extra_logs": {"judge_failed"}}; failed items (None)
     get `failure_reward`, or raise JudgeFailedError when it is None."""
-    failure_reward = _check_failure_reward(failure_reward)
+    failure_reward = check_failure_reward(failure_reward)
     failed = [s is None for s in scores]
     if any(failed) and failure_reward is None:
         raise _failed_error(sum(failed), len(scores), "OpenRLHF remote RM")

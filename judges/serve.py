@@ -272,7 +272,7 @@ def check_service_options(max_batch_size: int, max_wait_ms: float, limits: Limit
                           failure_reward: float | None) -> None:
     """ValueError for a setting that would break every request (a batch size of -1 compared nothing and answered
     null scores; a NaN failure_reward failed every /get_reward), before the judge is loaded."""
-    from judges.rl import _check_failure_reward
+    from judges.rl import check_failure_reward
 
     for name, value in (("max_batch_size", max_batch_size), ("max_items", limits.max_items),
                         ("max_rank_responses", limits.max_rank_responses), ("max_body_bytes", limits.max_body_bytes)):
@@ -280,7 +280,7 @@ def check_service_options(max_batch_size: int, max_wait_ms: float, limits: Limit
             raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
     if not 0 <= max_wait_ms < float("inf"):
         raise ValueError(f"max_wait_ms must be a finite number >= 0, got {max_wait_ms!r}")
-    _check_failure_reward(failure_reward)
+    check_failure_reward(failure_reward)
 
 
 def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0, name: str = "judge",
