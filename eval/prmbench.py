@@ -19,8 +19,9 @@ mr_visualize/eval_res_view/draw_tabs/form_latex_strs.ipynb):
   TP = correct step labelled correct, FN = correct step labelled wrong, FP = error step labelled correct, TN =
   error step labelled wrong; summed over all steps of all items (per classification, and in total). Error steps
   beyond the end of the process (about 100 rows list one) are ignored, as the official loop does; counted here.
-- F1 = 2PR/(P+R) of the correct class, negative F1 the same with the error class positive; an undefined one is
-  -1 as in the official code (that is: F1 = 2TP/(2TP+FP+FN) when TP > 0, else -1).
+- F1 = 2PR/(P+R) of the correct class, negative F1 the same with the error class positive, with the official
+  code's sentinels: P = -1 when nothing is labelled positive, R = -1 when there is no positive, F1 = -1 when
+  P + R = 0 (so F1 = 2TP/(2TP+FP+FN) when TP > 0; with TP = 0 it is -1, or 0 where exactly one of FP and FN is 0).
 - PRMScore = 0.5 F1 + 0.5 negative F1, clipped at 0; multi_solutions (no error steps) uses F1 alone. The overall
   PRMScore pools the steps of every item (not a mean of the classes); a group (Simplicity, Soundness,
   Sensitivity) is the mean of its classes' PRMScores.
@@ -144,11 +145,16 @@ def make_scorer(judge, threshold: float = 0.5):
 
 
 def f1(tp, fp, fn):
-    """The official F1 of the positive class (2PR/(P+R)), -1 when undefined, i.e. when there is no true positive;
-    array-safe (the bootstrap passes arrays)."""
+    """The official F1 of the positive class, with its sentinels: precision P = TP / (TP + FP), or -1 when nothing
+    was labelled positive; recall R = TP / (TP + FN), or -1 when there is no positive; F1 = 2PR / (P + R), or -1 when
+    P + R = 0. So with no true positive F1 is -1, except where exactly one of P and R is the -1 sentinel (FP = 0 or
+    FN = 0, not both), where the official formula gives 0 (a PRM that labels every step correct: negative F1 0).
+    Array-safe (the bootstrap passes arrays)."""
     tp, fp, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, fn))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(tp > 0, 2 * tp / np.where(tp > 0, 2 * tp + fp + fn, 1.0), -1.0)
+        p = np.where(tp + fp != 0, tp / np.where(tp + fp != 0, tp + fp, 1.0), -1.0)
+        r = np.where(tp + fn != 0, tp / np.where(tp + fn != 0, tp + fn, 1.0), -1.0)
+        return np.where(p + r != 0, 2 * p * r / np.where(p + r != 0, p + r, 1.0), -1.0) + 0.0  # -0.0 -> 0.0
 
 
 def prm_score(counts: dict, positive_only: bool = False):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from judges.base import Judge, split_conversation
@@ -219,7 +220,8 @@ def test_prmbench_step_counts_prmscore_and_groups_by_hand(tmp_path):
     assert circ["prm_score"] == pytest.approx(0.5 * f1_pos + 0.5 * f1_neg)
     # multi_solutions: alt TP, alt2 labelled wrong FN; no negatives: PRMScore is F1 alone = 2/(2+0+1)
     ms = summary["classes"]["multi_solutions"]
-    assert (ms["tp"], ms["fn"], ms["negative_f1"]) == (1, 1, -1.0) and ms["prm_score"] == pytest.approx(2 / 3)
+    # its negative F1: P = 0 / (0 + 1) = 0, R = the -1 sentinel (no error step): 2PR / (P + R) = 0, as officially
+    assert (ms["tp"], ms["fn"], ms["negative_f1"]) == (1, 1, 0.0) and ms["prm_score"] == pytest.approx(2 / 3)
     # overall: pooled counts TP 4, FP 1, TN 1, FN 2
     pos, neg = 2 * 4 / (8 + 1 + 2), 2 * 1 / (2 + 2 + 1)
     assert summary["prm_score"] == pytest.approx(0.5 * pos + 0.5 * neg)
@@ -239,6 +241,14 @@ def test_prmbench_official_f1_is_minus_one_when_undefined_and_score_is_clipped()
     assert f1(0, 3, 2) == -1.0 and f1(2, 0, 0) == 1.0
     assert prm_score({"tp": 0, "fp": 3, "tn": 0, "fn": 2}) == 0.0  # 0.5 * -1 + 0.5 * -1, clipped at 0
     assert prm_score({"tp": 1, "fp": 0, "tn": 0, "fn": 0}) == 0.0  # 0.5 * 1 + 0.5 * -1 = 0
+    # the official sentinels (task.py): P = -1 with nothing labelled positive, R = -1 with no positive, and
+    # 2PR/(P+R) of one sentinel and a 0 is 0, not -1; -1 only where P + R = 0 (both 0, or both sentinels)
+    assert f1(0, 0, 5) == 0.0 and f1(0, 5, 0) == 0.0 and f1(0, 0, 0) == -1.0
+    # a PRM that labels all 100 steps correct (80 are, 20 are errors): F1 = 2 x 0.8 x 1 / 1.8; negative F1 has
+    # P = -1 (no step labelled an error), R = 0: 0, so PRMScore = 0.5 x 0.889 (it was 0.5 x 0.889 - 0.5 -> 0)
+    assert prm_score({"tp": 80, "fp": 20, "tn": 0, "fn": 0}) == pytest.approx(0.5 * 1.6 / 1.8)
+    assert f1(np.array([0.0, 2.0]), np.array([0.0, 1.0]), np.array([5.0, 1.0])).tolist() == pytest.approx(
+        [0.0, 4 / 6])  # array-safe, as the bootstrap calls it
 
 
 def test_prmbench_threshold_and_a_judge_that_cannot_score_steps(tmp_path):
