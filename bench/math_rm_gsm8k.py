@@ -131,7 +131,8 @@ def stage_vote(runs: Path) -> dict:
         if saved.is_file():
             held = json.loads(saved.read_text())
             cands = {c["id"]: c for c in load_candidates(str(SOLUTIONS), "test")}
-            acc = judge_accuracy(held["scores"], [cands[i] for i in held["ids"]])
+            # the ORM and PRM here are P("+") judges (math_rm.judge): their scores weigh votes as they are
+            acc = judge_accuracy(held["scores"], [cands[i] for i in held["ids"]], probabilities=True)
             out[fam] = {k: acc[k] for k in ("accuracy", "weighted_vote_accuracy")} | {"questions": len(held["ids"])}
     return out
 

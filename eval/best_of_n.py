@@ -18,8 +18,9 @@ One implementation of the rules: the baselines and the pick are rm_core/best_of_
 - the judge: the highest-scored candidate (ties to the lower index; a candidate the judge failed on is never
   picked; all failed: wrong). A pointwise judge scores each candidate once; a pairwise judge ranks them
   (judges.base.Judge.rank, its default aggregation);
-- the judge-weighted vote: majority vote with the judge's scores as vote weights (probabilities as they are,
-  other scores through a sigmoid; rm_core.best_of_n.weighted_vote_pick).
+- the judge-weighted vote: majority vote with the judge's scores as vote weights (a PRM / ORM's P("+") as it is,
+  `Judge.scores_are_probabilities`; other scores, a reward model's logits or a ranking's strengths, through a
+  sigmoid; rm_core.best_of_n.weighted_vote_pick).
 Scoring goes through the shared resumable, process-split loop (eval/runner.py), one question per item.
 
 Intervals and length (rm_core.stats, rm_core.length): the judge's pick, its weighted vote and every baseline have a
@@ -41,6 +42,7 @@ from rm_core.best_of_n import (
     question_values,
     read_candidates,
     score_pick,
+    vote_weights_are_probabilities,
     weighted_vote_pick,
 )
 from rm_core.errors import cli_entry
@@ -64,7 +66,8 @@ def make_scorer(judge):
         rows = []
         for c, scores in zip(items, all_scores):
             pick, right = score_pick(scores, c["correct"])
-            _, voted_right = weighted_vote_pick(c["responses"], scores, c["correct"])
+            _, voted_right = weighted_vote_pick(c["responses"], scores, c["correct"],
+                                                vote_weights_are_probabilities(judge))
             row = {"id": c["id"], "scores": scores, "pick": pick, "correct_pick": right,
                    "correct_weighted_vote": voted_right, "failed_candidates": sum(s is None for s in scores)}
             if not judge.pointwise:

@@ -155,6 +155,9 @@ class Judge:
     pointwise: bool = True
     #: rank() method used by "auto" for pairwise judges
     default_rank_method: str = "bt"
+    #: True when `score` gives a probability (a PRM / ORM's P("+")): best-of-N weighted votes use it as it is,
+    #: where other scores (a reward model's logit) go through a sigmoid
+    scores_are_probabilities: bool = False
 
     def __init__(self) -> None:
         self.failures = FailureLog()

@@ -15,7 +15,14 @@ import json
 import time
 from pathlib import Path
 
-from rm_core.best_of_n import DEFAULT_CANDIDATES, baselines, load_candidates, score_pick, weighted_vote_pick
+from rm_core.best_of_n import (
+    DEFAULT_CANDIDATES,
+    baselines,
+    load_candidates,
+    score_pick,
+    vote_weights_are_probabilities,
+    weighted_vote_pick,
+)
 
 
 def score_candidates(judge, cands: list[dict], chunk: int = 32, progress: bool = True) -> list[list[float | None]]:
@@ -35,9 +42,10 @@ def score_candidates(judge, cands: list[dict], chunk: int = 32, progress: bool =
     return out
 
 
-def judge_accuracy(scores: list[list[float | None]], cands: list[dict]) -> dict:
+def judge_accuracy(scores: list[list[float | None]], cands: list[dict], probabilities: bool) -> dict:
+    """probabilities: the judge's scores are probabilities (judge.scores_are_probabilities: weighted_vote_pick)."""
     picks = [score_pick(s, c["correct"]) for s, c in zip(scores, cands)]
-    voted = [weighted_vote_pick(c["responses"], s, c["correct"]) for s, c in zip(scores, cands)]
+    voted = [weighted_vote_pick(c["responses"], s, c["correct"], probabilities) for s, c in zip(scores, cands)]
     failed = sum(s is None for row in scores for s in row)
     return {"accuracy": sum(p for _, p in picks) / len(cands), "picks": [i for i, _ in picks],
             "weighted_vote_accuracy": sum(p for _, p in voted) / len(cands), "failed_candidates": failed}
@@ -50,7 +58,7 @@ def evaluate(cands: list[dict], judges: dict | None = None, progress: bool = Tru
         t0 = time.perf_counter()
         scores = score_candidates(judge, cands, progress=progress)
         seconds = time.perf_counter() - t0
-        acc = judge_accuracy(scores, cands)
+        acc = judge_accuracy(scores, cands, vote_weights_are_probabilities(judge))
         result[name] = {"accuracy": acc["accuracy"], "weighted_vote_accuracy": acc["weighted_vote_accuracy"],
                         "failed_candidates": acc["failed_candidates"],
                         "scoring_seconds": round(seconds, 1), "picks": acc["picks"], "scores": scores}

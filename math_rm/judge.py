@@ -102,6 +102,7 @@ class ProcessRewardJudge(Judge):
     pointwise = True
     family = "prm"
     default_aggregation = "min"
+    scores_are_probabilities = True  # the aggregated P(step good): in [0, 1]
 
     def __init__(self, model, tokenizer, aggregation: str | None = None, max_length: int | None = None,
                  batch_size: int | None = None, step_tag: str | None = None):

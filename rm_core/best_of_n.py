@@ -73,13 +73,14 @@ def score_pick(scores: list[float | None], correct: list[bool]) -> tuple[int | N
     return ranked[0], float(correct[ranked[0]])
 
 
-def weighted_vote_pick(responses: list[str], scores: list[float | None], correct: list[bool]) -> tuple[int | None, float]:
+def weighted_vote_pick(responses: list[str], scores: list[float | None], correct: list[bool],
+                       probabilities: bool) -> tuple[int | None, float]:
     """(picked index, 1.0/0.0): the final-answer group with the largest total weight wins and its best-scored
-    candidate is the pick. Weight: the score itself when every score is a probability in [0, 1] (PRM / ORM
-    P("+")), else sigmoid(score) (an unbounded BT logit). Ties between groups: the group first in candidate
-    order. A candidate with no final answer or no score does not vote; when none votes: the plain score pick."""
-    known = [s for s in scores if s is not None]
-    probabilities = all(0.0 <= s <= 1.0 for s in known)
+    candidate is the pick. Weight: the score itself when the judge's scores are probabilities (`probabilities`:
+    `judge.scores_are_probabilities`, a PRM / ORM's P("+")), else sigmoid(score) (an unbounded BT logit). Told by
+    the judge, never guessed from the values: a reward model whose scores fell in [0, 1] on one question was
+    weighted raw there and by sigmoid on the next. Ties between groups: the group first in candidate order. A
+    candidate with no final answer or no score does not vote; when none votes: the plain score pick."""
     weights = [None if s is None else (s if probabilities else 1.0 / (1.0 + math.exp(-s))) for s in scores]
     answers = [final_answer(r) if w is not None else None for r, w in zip(responses, weights)]
     groups = answer_groups(answers)
@@ -88,6 +89,12 @@ def weighted_vote_pick(responses: list[str], scores: list[float | None], correct
     best = max(groups, key=lambda g: sum(weights[i] for i in g))  # max keeps the first of equal totals
     pick = min(best, key=lambda i: (-scores[i], i))
     return pick, float(correct[pick])
+
+
+def vote_weights_are_probabilities(judge) -> bool:
+    """Whether a judge's best-of-N scores weigh votes as they are: a pointwise judge whose scores are probabilities
+    (Judge.scores_are_probabilities); a ranking's scores (Bradley-Terry strengths, ranks) are not."""
+    return bool(judge.pointwise and getattr(judge, "scores_are_probabilities", False))
 
 
 def question_values(cand: dict) -> dict[str, float]:

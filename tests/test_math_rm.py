@@ -245,14 +245,24 @@ def test_weighted_vote_on_a_hand_table():
     five_five_seven = ["x\nA: 5", "y\nA: 5.0", "z\nA: 7"]
     right = [True, True, False]
     # probabilities: group "5" weighs 0.3 + 0.3 = 0.6 > 0.5, so it wins though "7" has the top score
-    assert weighted_vote_pick(five_five_seven, [0.3, 0.3, 0.5], right) == (0, 1.0)
-    assert weighted_vote_pick(five_five_seven, [0.1, 0.2, 0.5], right) == (2, 0.0)  # 0.3 < 0.5
+    assert weighted_vote_pick(five_five_seven, [0.3, 0.3, 0.5], right, True) == (0, 1.0)
+    assert weighted_vote_pick(five_five_seven, [0.1, 0.2, 0.5], right, True) == (2, 0.0)  # 0.3 < 0.5
     # logits go through a sigmoid: 2 x sigmoid(-3) = 0.095 < sigmoid(2) = 0.88
-    assert weighted_vote_pick(five_five_seven, [-3.0, -3.0, 2.0], right) == (2, 0.0)
-    assert weighted_vote_pick(five_five_seven, [0.2, 0.4, None], right) == (1, 1.0)  # the group's best-scored one
-    assert weighted_vote_pick(["no answer", "none"], [0.1, 0.9], [True, False]) == (1, 0.0)  # no votes: score pick
+    assert weighted_vote_pick(five_five_seven, [-3.0, -3.0, 2.0], right, False) == (2, 0.0)
+    assert weighted_vote_pick(five_five_seven, [0.2, 0.4, None], right, True) == (1, 1.0)  # the group's best-scored one
+    assert weighted_vote_pick(["no answer", "none"], [0.1, 0.9], [True, False], True) == (1, 0.0)  # no votes
+    # a reward model's logits that happen to fall in [0, 1] are still logits (they were weighted raw, as
+    # probabilities, on such a question): sigmoid weights 0.525 + 0.550 > 0.622, so group "5" wins
+    assert weighted_vote_pick(five_five_seven, [0.1, 0.2, 0.5], right, False) == (1, 1.0)
+    from judges.rm_judge import RewardModelJudge
+    from math_rm.judge import OutcomeRewardJudge, ProcessRewardJudge
+    from rm_core.best_of_n import vote_weights_are_probabilities
+
+    assert ProcessRewardJudge.scores_are_probabilities and OutcomeRewardJudge.scores_are_probabilities
+    assert not RewardModelJudge.scores_are_probabilities
+    assert vote_weights_are_probabilities(type("P", (), {"pointwise": True, "scores_are_probabilities": True})())
     cands = [{"responses": five_five_seven, "correct": right}, {"responses": ["A: 1", "A: 2"], "correct": [False, True]}]
-    acc = judge_accuracy([[0.3, 0.3, 0.5], [0.6, 0.4]], cands)
+    acc = judge_accuracy([[0.3, 0.3, 0.5], [0.6, 0.4]], cands, probabilities=True)
     assert acc["accuracy"] == 0.0 and acc["weighted_vote_accuracy"] == 0.5
 
 
