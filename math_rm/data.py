@@ -67,8 +67,20 @@ def load_math_splits(args: MathDataArguments) -> tuple[list[dict], list[dict], d
     else:
         held = (f"none: the data has no {split!r} split" + ("" if fmt in CANDIDATES_CONVERTERS else
                 f", and its {fmt!r} rows cannot be scored best-of-N (pass --eval_dataset_name)"))
+    if args.eval_dataset_name and eval_rows and split != "all" and \
+            first_math_format(eval_rows, args.eval_dataset_name) == "gsm8k_solutions":
+        # the labelled solutions file holds both sides of the fixed split: its test part, as eval_best_of_n reads it
+        train_part, test_part = gsm8k_solutions_split(eval_rows)
+        eval_rows = train_part if split == "train" else test_part
     if args.max_train_questions:
         rows = rows[: args.max_train_questions]
+    # a held-out question that is also a training question is no held-out question: dropped, counted
+    seen = {_question_text(r) for r in rows}
+    kept = [r for r in eval_rows if _question_text(r) not in seen]
+    if len(kept) < len(eval_rows):
+        report["eval_dropped_also_in_training"] = len(eval_rows) - len(kept)
+        held += f" less {len(eval_rows) - len(kept)} questions also in the training rows"
+        eval_rows = kept
     if args.max_eval_questions and len(eval_rows) > args.max_eval_questions:
         eval_rows = eval_rows[: args.max_eval_questions]
         rule["first"] = args.max_eval_questions  # a part of the split: the card says so
@@ -78,6 +90,15 @@ def load_math_splits(args: MathDataArguments) -> tuple[list[dict], list[dict], d
     report.update(train_rows=len(rows), eval_questions=len(cands), eval_skipped=skips.as_dict(),
                   held_out={"questions": len(cands), "description": held, **rule})
     return rows, cands, report
+
+
+def _question_text(row: dict) -> str:
+    """A row's question as plain text (a string, or the contents of its prompt messages), whitespace-trimmed: the
+    same question in a training file and a held-out file of another layout is recognised."""
+    q = row.get("question", row.get("prompt"))
+    if isinstance(q, list):
+        q = "\n".join(str(m.get("content", "")) if isinstance(m, dict) else str(m) for m in q)
+    return " ".join(str(q).split())
 
 
 def _question_key(row: dict) -> str:

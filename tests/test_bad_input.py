@@ -175,6 +175,26 @@ def test_math_one_candidates_file_holds_out_questions_by_hash(tmp_path):
     assert eval_cands == [] and report["held_out"]["description"].startswith("none")
 
 
+def test_math_held_out_questions_are_never_training_questions(tmp_path):
+    """--eval_dataset_name may hold training questions (the GSM8K solutions file holds both sides of its fixed
+    split: all 1,000 training questions were 'held out'): those are dropped and counted."""
+    from math_rm.config import MathDataArguments
+    from math_rm.data import load_math_splits
+
+    steps = [{"prompt": f"What is {i} + 1?", "steps": ["a", "b"], "labels": [1, 0]} for i in range(4)]
+    cands = [{"id": f"q{i}", "prompt": [{"role": "user", "content": f"What is {i} +  1? "}],
+              "responses": [str(i + 1), str(i)], "correct": [True, False]} for i in (1, 7, 8)]
+    args = MathDataArguments(dataset_name=str(_write_jsonl(tmp_path / "s.jsonl", steps)),
+                             eval_dataset_name=str(_write_jsonl(tmp_path / "c.jsonl", cands)))
+    _, eval_cands, report = load_math_splits(args)
+    assert [c["id"] for c in eval_cands] == ["q7", "q8"]  # q1 is a training question (as messages, other spacing)
+    assert report["eval_dropped_also_in_training"] == 1 and "less 1 questions" in report["held_out"]["description"]
+    solutions = "../shared/data/gsm8k/example_model_solutions.jsonl"
+    if Path(solutions).is_file():
+        _, held, report = load_math_splits(MathDataArguments(dataset_name=solutions, eval_dataset_name=solutions))
+        assert len(held) == 319 and "eval_dropped_also_in_training" not in report  # its test part, as the fixed split
+
+
 # ---------------------------------------------------------------- end to end: the BT recipe on one file
 
 
