@@ -54,7 +54,12 @@ def judge_accuracy(scores: list[list[float | None]], cands: list[dict], probabil
 def evaluate(cands: list[dict], judges: dict | None = None, progress: bool = True) -> dict:
     """Baselines plus, for each named judge, its best-of-N accuracy and scoring time."""
     result = baselines(cands)
+    from judges.base import truncation_count
+
     for name, judge in (judges or {}).items():
+        cut_before = truncation_count(judge)
+        report = getattr(judge, "report", None)
+        slots_before = getattr(report, "slots_cut", None)
         t0 = time.perf_counter()
         scores = score_candidates(judge, cands, progress=progress)
         seconds = time.perf_counter() - t0
@@ -62,6 +67,13 @@ def evaluate(cands: list[dict], judges: dict | None = None, progress: bool = Tru
         result[name] = {"accuracy": acc["accuracy"], "weighted_vote_accuracy": acc["weighted_vote_accuracy"],
                         "failed_candidates": acc["failed_candidates"],
                         "scoring_seconds": round(seconds, 1), "picks": acc["picks"], "scores": scores}
+        # candidates cut to the judge's max_length in this evaluation (a PRM scores the steps it kept: a cut early
+        # step is not seen by min/prod/mean), None for a judge that keeps no count
+        cut_after = truncation_count(judge)
+        result[name]["truncated_candidates"] = None if cut_before is None or cut_after is None else \
+            cut_after - cut_before
+        if slots_before is not None:
+            result[name]["step_slots_cut"] = report.slots_cut - slots_before
     return result
 
 

@@ -139,7 +139,8 @@ class ProcessRewardJudge(Judge):
         return cls(model, tokenizer, **judge_kwargs)
 
     def steps_of(self, response: str) -> list[str]:
-        """The steps the PRM judges (rm_core.data.split_steps); an empty response is one empty step."""
+        """The steps the PRM judges (rm_core.data.split_steps); an empty response is one empty step (`score` fails
+        it before it gets here)."""
         return split_steps(response) or [response.strip()]
 
     def encode(self, conv: list) -> tuple[list[int], list[int | None]]:
@@ -167,12 +168,17 @@ class ProcessRewardJudge(Judge):
         return [per_step_probs(self.model, *self.encode(conv), self.judgement_ids) for conv in conversations]
 
     def _score(self, conversations: list, references: list | None) -> list[float | None]:
-        out = []
-        for i, steps in enumerate(self.step_scores(conversations)):
+        # an empty response has no step to judge: a failure, not the score of an empty step
+        present = [i for i, conv in enumerate(conversations) if split_conversation(conv)[1].strip()]
+        out: list[float | None] = [None] * len(conversations)
+        for i in sorted(set(range(len(conversations))) - set(present)):
+            self.failures.add("empty response", i)
+        scored = self.step_scores([conversations[i] for i in present]) if present else []
+        for i, steps in zip(present, scored):
             value = aggregate(steps, self.aggregation)
             if value is None:
                 self.failures.add("every step slot was cut by max_length", i)
-            out.append(value)
+            out[i] = value
         return out
 
 

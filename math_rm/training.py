@@ -164,7 +164,8 @@ def main(rm_family: str, data_args, training_args: MathRMConfig, model_args) -> 
             print(f"[eval] best-of-N on {b['questions']} questions: {rm_family} {b[rm_family]['accuracy']:.4f} | "
                   f"{rm_family}-weighted vote {b[rm_family]['weighted_vote_accuracy']:.4f} | "
                   f"random {b['random']:.4f} | majority vote {b['majority_vote']:.4f} | oracle {b['oracle']:.4f} "
-                  f"(scoring {b[rm_family]['scoring_seconds']} s)", flush=True)
+                  f"(scoring {b[rm_family]['scoring_seconds']} s; {b[rm_family]['truncated_candidates']} candidates "
+                  f"cut to max_length, {b[rm_family].get('step_slots_cut', 0)} step slots lost)", flush=True)
         held = results.get("best_of_n", {})
         card_metrics = {f"best-of-N {k}": v for k, v in held.items() if isinstance(v, float)}
         if rm_family in held:

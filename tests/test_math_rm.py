@@ -362,6 +362,24 @@ def test_one_pass_scores_equal_per_step_scores(tok, tiny_lm):
     assert aggregate([0.2, 0.9], "last") == 0.9 and aggregate([None], "min") is None
     with pytest.raises(ValueError, match="unknown aggregation"):
         ProcessRewardJudge(tiny_lm, tok, aggregation="median")
+    # an empty response has no step: a counted failure, not the score of one empty step; the others unchanged
+    empty = Q + [{"role": "assistant", "content": "  \n "}]
+    assert judge.score([convs[0], empty, convs[1]]) == pytest.approx([min(one_pass[0]), None, min(one_pass[1])])
+    assert judge.failures.counts["empty response"] == 1 and judge.score([empty]) == [None]
+
+
+def test_best_of_n_reports_the_candidates_the_prm_cut(tok, tiny_lm):
+    """A PRM scores the steps it kept: with min, a bad early step cut away is never seen; the evaluation says how
+    many candidates and step slots were cut (it was only on the judge object)."""
+    from math_rm.best_of_n import evaluate
+    from math_rm.judge import ProcessRewardJudge
+
+    long = "\n".join(f"step {k} the quick brown fox" for k in range(30)) + "\nA: 5"
+    cands = [{"id": "q", "prompt": Q, "responses": [long, "short\nA: 5"], "correct": [True, True]}]
+    out = evaluate(cands, {"prm": ProcessRewardJudge(tiny_lm, tok, max_length=120)}, progress=False)["prm"]
+    assert out["truncated_candidates"] == 1 and out["step_slots_cut"] > 0
+    out = evaluate(cands, {"prm": ProcessRewardJudge(tiny_lm, tok, max_length=2048)}, progress=False)["prm"]
+    assert out["truncated_candidates"] == 0 and out["step_slots_cut"] == 0
 
 
 def test_bf16_step_scoring_pads_its_width_to_the_cpu_step(tok, tiny_lm):
