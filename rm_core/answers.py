@@ -19,19 +19,21 @@ from fractions import Fraction
 
 # -- GSM8K final lines -----------------------------------------------------------------------------------------
 
-_GSM8K_FINAL = re.compile(r"(?:####|^A:)\s*([^\n]+?)\s*$", re.MULTILINE)
+# at a line's start; "####" (the data set's marker) followed by a number, as the data writes it
+_GSM8K_FINAL = re.compile(r"^[ \t]*(?:####[ \t]*(?=[$\-\d.])|A:)[ \t]*([^\n]+?)\s*$", re.MULTILINE)
 _GSM8K_FINAL_LINE = re.compile(r"^\s*(?:A:|####)\s*(.+?)\s*$")
 
 
 def gsm8k_final_answer(text: str | None) -> str | None:
-    """The final answer of a GSM8K solution: after its last "#### " (the data set's answers) or on its last
-    "A: " line (the labelled model solutions), thousands commas removed ("#### 1,000" -> "1000"); None when
-    the text has no such line."""
+    """The final answer of a GSM8K solution: on its last line starting "#### " (the data set's answers) or "A: "
+    (the labelled model solutions), thousands commas removed ("#### 1,000" -> "1000", but "7,25" is no number and
+    stays as written), a number followed by words taken alone ("A: 18 dollars" -> "18", as after an answer cue);
+    None when the text has no such line. A "####" inside a line is no final line."""
     found = _GSM8K_FINAL.findall(text or "")
     if not found:
         return None
-    answer = found[-1].strip()
-    return answer.replace(",", "") if re.fullmatch(r"-?[\d,]+(?:\.\d+)?", answer) else answer
+    answer = _phrase_answer(found[-1].strip()) or found[-1].strip()
+    return answer.replace(",", "") if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", answer) else answer
 
 
 def gsm8k_final_line(line: str) -> str | None:
@@ -82,11 +84,15 @@ def _strip_wrapping(s: str) -> str:
 
 
 def _phrase_answer(phrase: str) -> str:
-    """The answer in a phrase after a cue ("The answer is 18 dollars." -> "18"; "\\frac{1}{2}." kept)."""
+    """The answer in a phrase after a cue ("The answer is 18 dollars." -> "18"; "\\frac{1}{2}." kept). An
+    expression is not its first operand: "5 - 3 = 2" -> "2" (after the last "="), "2 1/2" and "5 - 3" whole."""
     phrase = re.split(r"\.\s", phrase, maxsplit=1)[0]  # the sentence the cue is in
     phrase = _strip_wrapping(phrase)
     m = _LEADING_NUMBER.match(phrase)
     rest = phrase[m.end():] if m else ""
+    if m and re.match(r"\s*(?:[-+*/×÷x^=]\s*[\d.(]|=|\d)|,\d", rest):  # an expression, a mixed number, "72,5"
+        tail = phrase.rpartition("=")[2].strip()
+        return _phrase_answer(tail) if "=" in phrase and tail else phrase
     if m and (not rest or rest[0] in " \t,;:!?)"):  # a number followed by words, not part of an expression
         return m.group(1)
     return phrase

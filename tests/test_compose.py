@@ -190,9 +190,28 @@ def test_repetition_ignores_case_and_punctuation():
     ("no numbers here", None),
     ("x^2+1", "1"),  # free text: the last number (references turn this off, see MathAnswerMatch)
     (r"\boxed{unclosed", None),
+    ("The answer is 5 - 3 = 2.", "2"),  # an expression is not its first operand: after the last "="
+    ("The answer is 3 x 4 = 12", "12"),
+    ("The answer is 2 1/2", "2 1/2"),  # a mixed number whole (it was "2")
+    ("The answer is 5 - 3", "5 - 3"),  # no result stated: never "5"
+    ("The answer is 1,000 apples", "1,000"),
 ])
 def test_extract_final_answer(text, answer):
     assert extract_final_answer(text) == answer
+
+
+@pytest.mark.parametrize("text, answer", [
+    ("#### 1,000", "1000"), ("x\n#### $1,200", "1200"), ("A: -4", "-4"),
+    ("A: 18 dollars", "18"),  # a unit after the number (it was "18 dollars", graded wrong against 18)
+    ("A: 72,5", "72,5"), ("#### 7,25", "7,25"),  # not thousands groups: never 725
+    ("#### Step 1: add\n2+3=5\nA: 5", "5"),  # "####" with no number after it is a heading, not the answer
+    ("so the total is #### 9\nA: 5", "5"),  # a "####" inside a line is no final line
+    ("no final line here", None),
+])
+def test_gsm8k_final_answer(text, answer):
+    from rm_core.answers import gsm8k_final_answer
+
+    assert gsm8k_final_answer(text) == answer
 
 
 def test_extract_without_last_number_fallback():
