@@ -94,6 +94,9 @@ def load(spec: str, family: str | None = None, **kwargs) -> Judge:
     if spec.startswith(LLM_PREFIXES):
         from judges.llm_judge import load_llm_judge
 
+        if family is not None:  # it was dropped without a word
+            raise ValueError(f"family={family!r} applies to checkpoints, not to {spec.partition(':')[0]}: judges "
+                             "(give mode= for an LLM judge)")
         return load_llm_judge(spec, **kwargs)
     from judges.registry import judge_class, known_families
     from rm_core.errors import UserInputError

@@ -49,9 +49,11 @@ from judges.base import (
     Message,
     PairVerdict,
     Prompt,
+    conversation,
     prompt_text,
     response_text,
     split_conversation,
+    winner,
 )
 from judges.conflicts import OrderStats
 from judges.prompts import (
@@ -169,9 +171,10 @@ class PointwiseLLMJudge(LLMJudge):
 class PairwiseLLMJudge(LLMJudge):
     """Compares two responses, in both orders; see the module docstring.
 
-    use_choice_probs: "auto" reads next-token probabilities when the backend has them and the template is
-    the default one (a custom template may ask for another answer format); True requires them (the
-    template must ask for a single letter A/B/C); False always generates and parses a verdict.
+    use_choice_probs: "auto" reads next-token probabilities when the backend has them, the template is
+    the default one (a custom template may ask for another answer format) and temperature is 0 (probabilities
+    are not sampled); True requires them (the template must ask for a single letter A/B/C; temperature 0);
+    False always generates and parses a verdict. Nothing else is taken ("false" was truthy).
     """
 
     mode = "pairwise"
@@ -188,8 +191,13 @@ class PairwiseLLMJudge(LLMJudge):
         self.verdict_max_new_tokens = max_new_tokens
         self.order_stats = OrderStats()
         supported = getattr(self.backend, "supports_choice_probs", False)
-        if use_choice_probs == "auto":
-            self.use_choice_probs = supported and template is None
+        if use_choice_probs not in (True, False, "auto"):  # "false" or a typo was truthy: probabilities on
+            raise ValueError(f"use_choice_probs must be True, False or 'auto', got {use_choice_probs!r}")
+        if use_choice_probs is True and self.temperature:
+            raise ValueError("use_choice_probs=True reads the next-token probabilities: temperature does not apply; "
+                             "use temperature=0, or use_choice_probs=False to sample verdicts")
+        if use_choice_probs == "auto":  # sampling asked for (temperature > 0): verdicts are generated
+            self.use_choice_probs = supported and template is None and not self.temperature
         elif use_choice_probs and not supported:
             raise ValueError(f"use_choice_probs=True but {type(self.backend).__name__} gives no choice probabilities")
         else:
@@ -273,7 +281,13 @@ class ListwiseLLMJudge(PairwiseLLMJudge):
 
     def rank_many(self, items: Sequence[tuple[Prompt, Sequence[str]]]) -> list[list[float | None]]:
         """Listwise scores for many (prompt, responses) at once, in one backend call."""
-        items = [(prompt, list(responses)) for prompt, responses in items]
+        # each response as the pairwise path shows it (a reply of several turns labelled, never a Python repr);
+        # None or a number is a ValueError (judges.base.conversation), never ranked
+        def shown(prompt, response):
+            conversation(prompt, response)  # the check: a string or a list of messages
+            return response_text(response)
+
+        items = [(prompt, [shown(prompt, r) for r in responses]) for prompt, responses in items]
         asked = [i for i, (_, responses) in enumerate(items) if len(responses) > 1]
         requests = [self._render(self.template, prompt=prompt_text(items[i][0]), responses=items[i][1])
                     for i in asked]
@@ -355,9 +369,11 @@ class PrinciplesReport:
 
 
 def _agreement(ps: list[float | None], use: list[int]) -> float | None:
+    """The share of pairs the judge decides for the labelled winner; a tie counts wrong (rm_core.metrics: half
+    credit would let principles that only turn wrong verdicts into ties look like a gain)."""
     if not use:
         return None
-    return sum(1.0 if ps[i] > 0.5 else 0.5 if ps[i] == 0.5 else 0.0 for i in use) / len(use)
+    return sum(winner(ps[i]) == 1 for i in use) / len(use)
 
 
 def generate_principles(backend: ChatBackend, labelled_pairs: Sequence[tuple[Prompt, str, str]],

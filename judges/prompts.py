@@ -189,7 +189,7 @@ def parse_verdict(text: str | None) -> str | None:
     return read_verdict(text).value
 
 
-_RATING_MARK = re.compile(r"\brating\s*[:=]", re.IGNORECASE)
+_RATING_MARK = re.compile(r"\bratings?\s*[:=]", re.IGNORECASE)  # "Ratings: 5" is a rating too
 _RATING_LINE = re.compile(r"Rating:[ \t]*(0|[1-9][0-9]*)")  # the whole last line
 
 
@@ -244,8 +244,11 @@ def read_ranking(text: str | None, n: int) -> Parsed[list[int]]:
     if sum(bool(_RANKING_MARK.search(line)) for line in lines) > 1:
         return Parsed(None, refusal("several", "ranking"))
     if _RANKING_LINE.fullmatch(last):
-        order = [int(x) for x in re.findall(r"[0-9]+", last)]
-        return Parsed(order) if sorted(order) == list(range(1, n + 1)) else Parsed(None, refusal("invalid", "ranking"))
+        numbers = re.findall(r"[0-9]+", last)
+        order = [int(x) for x in numbers]
+        plain = all(x == str(int(x)) for x in numbers)  # "[02]" is refused, as a rating's leading zero is
+        return Parsed(order) if plain and sorted(order) == list(range(1, n + 1)) else \
+            Parsed(None, refusal("invalid", "ranking"))
     if _RANKING_MARK.search(last):
         return Parsed(None, refusal("not_alone", "ranking"))
     if any(_RANKING_MARK.search(line) for line in lines[:-1]):

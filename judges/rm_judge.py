@@ -18,6 +18,7 @@ still holds the prompt and the template's assistant turn, and an RL policy can e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -60,6 +61,11 @@ class RewardModelJudge(Judge):
         self.std = getattr(model.config, "reward_std", None) if normalize else None
         if normalize and (self.mean is None or not self.std):
             raise ValueError("normalize=True needs reward_mean and reward_std in the checkpoint's config.json")
+        if normalize and not (isinstance(self.mean, (int, float)) and isinstance(self.std, (int, float))
+                              and math.isfinite(self.mean) and math.isfinite(self.std) and self.std > 0):
+            # a negative std reversed every ranking; inf made every reward 0; NaN failed every item
+            raise ValueError(f"normalize=True needs a finite reward_mean and a finite reward_std > 0 in the "
+                             f"checkpoint's config.json, got {self.mean!r} and {self.std!r}")
         self.truncated = 0
         self.last_item_info: list[dict] = []  # per item of the last call: {"tokens", "truncated"}
 

@@ -134,6 +134,25 @@ def test_normalize_uses_the_checkpoint_mean_and_std(ckpt, judge):
     assert norm.score([conversation(PROMPT, RESPONSES[0])])[0] == pytest.approx((raw - 0.25) / 2.0, abs=1e-6)
 
 
+@pytest.mark.parametrize("mean, std", [(0.25, -2.0), (0.25, float("inf")), (0.25, float("nan")),
+                                       (float("nan"), 2.0), (0.25, "2")])
+def test_normalize_refuses_a_std_that_would_reverse_flatten_or_fail_every_reward(mean, std):
+    """config.json is JSON, which takes NaN, and a hand-edited or third-party one can hold anything: a negative
+    std reversed every ranking, inf made every reward 0, NaN failed every item under another name."""
+    from judges.rm_judge import RewardModelJudge
+    from rm_core.testing import tiny_reward_model
+
+    model, tokenizer = tiny_reward_model(seed=3)
+    model.config.reward_mean, model.config.reward_std = mean, std
+    with pytest.raises(ValueError, match="finite reward_std > 0"):
+        RewardModelJudge(model, tokenizer, normalize=True)
+
+
+def test_family_is_refused_for_an_llm_judge_spec():
+    with pytest.raises(ValueError, match="family='bradley_terry' applies to checkpoints"):  # it was dropped
+        judges.load("openai:gpt-4o-mini", family="bradley_terry", mode="pairwise")
+
+
 def test_truncation_is_counted_and_keeps_the_response_end(ckpt):
     short = judges.load(str(ckpt), max_length=8)
     short.score([conversation(PROMPT * 10, "the end")])

@@ -157,6 +157,7 @@ GRAMMAR = [  # (mode, output, parsed value, reason it is refused)
     ("pointwise", "rating: 8", None, "invalid rating"),
     # pointwise: several ratings, not on the last line, no marker
     ("pointwise", "Rating: 3\n\nOn reflection, Rating: 5", None, "several ratings"),
+    ("pointwise", "Ratings: 5\nRating: 7", None, "several ratings"),  # "Ratings:" is a rating too (7 was taken)
     ("pointwise", "Rating: 6\nIt solved 3/4 of the steps.", None, "text after the rating"),
     ("pointwise", "It solved 3/4 of the steps. Rating: 6", None, "rating not alone on its line"),
     ("pointwise", "7", None, "missing rating"),
@@ -171,6 +172,7 @@ GRAMMAR = [  # (mode, output, parsed value, reason it is refused)
     ("listwise", "[2] > [2] > [3]", None, "invalid ranking"),  # a duplicate
     ("listwise", "[1] > [2]", None, "invalid ranking"),  # one missing
     ("listwise", "[1] > [4] > [2]", None, "invalid ranking"),  # an unknown number
+    ("listwise", "[02] > [1] > [3]", None, "invalid ranking"),  # a leading zero, as ratings refuse one
     ("listwise", "2 > 1 > 3", None, "missing ranking"),
     ("listwise", "[2], [1], [3]", None, "missing ranking"),
     ("listwise", "Ranking: [1] > [3] > [2]. [1] is best because it is right.", None, "ranking not alone on its line"),
@@ -335,6 +337,15 @@ def test_listwise_ranking_scores_and_validation():
     assert judge.rank(PROMPT, ["x", "y", "z"]) == [2.0, 3.0, 1.0]
     assert "[Response 3]\nz" in backend.calls[0][0][-1]["content"]
     assert judge.rank(PROMPT, ["only"]) == [1.0] and len(backend.calls) == 1  # nothing to ask
+    # a response of several turns is shown labelled, as the pairwise prompt shows it (it was a Python repr), and a
+    # response that is no text is refused, never ranked
+    turns = [{"role": "assistant", "content": "u1"}, {"role": "user", "content": "u2"},
+             {"role": "assistant", "content": "done"}]
+    judge.rank(PROMPT, ["x", turns, "z"])
+    assert "[Response 2]\nAssistant: u1\n\nUser: u2\n\nAssistant: done" in backend.calls[-1][0][-1]["content"]
+    for bad in (None, 42):
+        with pytest.raises(ValueError, match="a response is a string or a list"):
+            judge.rank(PROMPT, ["x", bad, "z"])
 
     dup = ListwiseLLMJudge(ScriptedBackend(lambda r: "[2] > [2] > [3]"))
     assert dup.rank(PROMPT, ["x", "y", "z"]) == [None, None, None]
@@ -347,6 +358,22 @@ def test_listwise_ranking_scores_and_validation():
     after_one = ListwiseLLMJudge(ScriptedBackend(lambda r: None))
     after_one.rank_many([(PROMPT, ["only"]), (PROMPT, ["x", "y"])])
     assert [e.split(":")[0] for e in after_one.failures.examples["timeout"]] == ["#1"]
+
+
+@pytest.mark.parametrize("value", ["false", "no", "atuo", None])
+def test_use_choice_probs_takes_true_false_or_auto_only(value):
+    """A typo or "false" was truthy: probabilities read after a custom template whose answer starts "[[" ."""
+    with pytest.raises(ValueError, match="use_choice_probs must be True, False or 'auto'"):
+        PairwiseLLMJudge(ScriptedBackend(probs=lambda r: [0.5, 0.5, 0.0]), use_choice_probs=value)
+
+
+def test_sampling_and_choice_probabilities_do_not_mix():
+    """Choice probabilities ignore temperature: with one asked for, "auto" generates verdicts, and True refuses."""
+    backend = ScriptedBackend(lambda r: "[[A]]", probs=lambda r: [0.9, 0.1, 0.0])
+    assert PairwiseLLMJudge(backend).use_choice_probs
+    assert not PairwiseLLMJudge(backend, temperature=0.7).use_choice_probs
+    with pytest.raises(ValueError, match="temperature does not apply"):
+        PairwiseLLMJudge(backend, temperature=0.7, use_choice_probs=True)
 
 
 def test_listwise_rank_with_aggregation_uses_the_pairwise_prompt():
@@ -408,11 +435,12 @@ def test_generate_principles_kept_only_when_they_raise_heldout_agreement():
     heldout = [(PROMPT, GOOD, BAD), (PROMPT, GOOD, BAD)]
     report = generate_principles(_principle_backend(helpful=True), labelled, heldout)
     assert report.kept and report.principles == ["Prefer correct arithmetic.", "Be concise."]
-    assert (report.agreement_with, report.agreement_without, report.n_heldout) == (1.0, 0.5, 2)
+    # without principles the stub ties every pair: a tie counts wrong (rm_core.metrics), not half right
+    assert (report.agreement_with, report.agreement_without, report.n_heldout) == (1.0, 0.0, 2)
 
     report = generate_principles(_principle_backend(helpful=False), labelled, heldout)
     assert not report.kept and report.principles == []
-    assert (report.agreement_with, report.agreement_without) == (0.5, 0.5)
+    assert (report.agreement_with, report.agreement_without) == (0.0, 0.0)
     assert report.candidates == [["Prefer correct arithmetic.", "Be concise."]]
     assert "did not raise" in report.message
 
