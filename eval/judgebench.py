@@ -25,7 +25,9 @@ Judges. A pairwise judge answers both orders (judges.base.PairVerdict): a decisi
 response once: A>B when score(A) > score(B), B>A when lower, a tie when equal; its decision is the same in
 both orders (the official repository runs order-independent judges with --single_game, which is this). The
 official reward-model judges turn an exact tie into "B>A"; here a tie is a tie and never correct (the
-project's one tie rule).
+project's one tie rule). A pair whose two responses are the same text is a counted skip (`skipped_rows`: only
+float noise could order them), where the official code scores it (its tie rule then says B>A): the `claude` split
+has one such pair (livecodebench, labelled B>A), so its accuracy here is over 269 pairs, the official over 270.
 
 Intervals and controls (rm_core.stats, rm_core.length, judges.conflicts): every accuracy (overall, per category,
 per source) has a 95% interval in the summary's `ci95` tree (`ci95["accuracy"]`,

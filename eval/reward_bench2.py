@@ -28,9 +28,11 @@ Official rules (allenai/reward-bench, commit 05a9005; the source of each named):
 Failures (the official code has none: its RMs always return a number). A response the judge could not score
 never wins and never ties: a prompt whose chosen[0] failed scores 0, other failed responses are left out of the
 maximum. A Ties prompt with any failed response is not accurate, fails both margin tests and adds 0 to the
-margin score. Every failed prompt is flagged and counted (`failed_prompts`). Deliberate differences: a score
-needs its data (Ties is None without a ref/tied pair; the overall score is None unless all six subsets are
-present, with `score_present_subsets` the mean of those present).
+margin score. Every failed prompt is flagged and counted (`failed_prompts`); a NaN score is a failed one. Deliberate
+differences: a score needs its data (Ties is None without a ref/tied pair; the overall score is None unless all six
+subsets are present, with `score_present_subsets` the mean of those present); a row with an empty response, or a
+rejected response equal to a chosen one, is a counted skip (`skipped_rows`), where the official code scores it (an
+identical pair then shares the top: 1/2 credit for [1, 1, 0, 0]), so the denominator leaves such rows out.
 
 Intervals and length (rm_core.stats, rm_core.length): every score has a 95% interval in the summary's `ci95` tree
 (`ci95["subsets"][name]["score"]`, `ci95["score"]`, `ci95["ties"][part]`), Wilson's for a best-of-4 subset's
@@ -315,6 +317,8 @@ def make_scorer(judge):
         all_scores = listwise_scores(judge, [(it["prompt"], it["responses"]) for it in items])
         rows = []
         for it, scores in zip(items, all_scores):
+            # a NaN is a failed score (a judge's own check makes it None already; this holds for any other)
+            scores = [None if s is None or not math.isfinite(s) else s for s in scores]
             failed = any(s is None for s in scores)
             ties = it["subset"].lower() == TIES
             row = {"id": it["id"], "subset": it["subset"], "num_correct": it["num_correct"],

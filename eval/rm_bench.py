@@ -24,6 +24,9 @@ Judges. A pointwise judge scores each of the six responses once and the nine cel
 the official script does. A pairwise judge compares each of the nine (chosen i, rejected j) cells in both
 orders (judges.base.PairVerdict); the cell is 1 when P(chosen better), averaged over the two orders, is
 > 0.5 strictly. A cell the judge failed on (a None score or either order failing) is 0, flagged and counted.
+Deliberate difference: a row with an empty response, or a chosen response equal to a rejected one, is a counted
+skip (`skipped_rows`: bad input, never scored), where the official script scores all nine cells (the identical
+cell a tie, so wrong): the denominator leaves such rows out (none in the chat, code and safety files).
 
 Intervals and controls (rm_core.stats, rm_core.length, judges.conflicts): hard, normal, easy and the average of
 every domain and overall have a 95% interval in the summary's `ci95` tree (`ci95["domains"]["chat"]["hard"]`,

@@ -36,9 +36,10 @@ PARTIAL = "scores.partial.jsonl"
 # options that change a score (or which items are scored): part of the fingerprint of an output_dir
 SCORE_SETTINGS = ("family", "judge_mode", "dtype", "max_length", "chat_template", "seed", "split", "subsets",
                   "domains", "sources", "limit", "judge_base_url", "attribute_model", "judge_rubrics", "sets",
-                  "classifications", "threshold", "keep_step_numbers", "judge_principles", "no_shared_prefix")
+                  "classifications", "threshold", "keep_step_numbers", "judge_principles", "no_shared_prefix",
+                  "judge_min_choice_mass")
 # added later: absent from older fingerprints, so left out when unset (None, or False for a flag)
-RECORDED_WHEN_SET = ("judge_rubrics", "judge_principles", "no_shared_prefix")
+RECORDED_WHEN_SET = ("judge_rubrics", "judge_principles", "no_shared_prefix", "judge_min_choice_mass")
 
 
 # ---------------------------------------------------------------- processes

@@ -7,8 +7,9 @@ for one bad item, and never returns a made-up answer for it.
 
     generate(requests, max_new_tokens, temperature, seed)  -> list[Result[str]]
     choice_probs(requests, choices)                         -> list[Result[list[float]]]
-        P(next token = choice) after the assistant generation prompt, renormalised over `choices`
-        (each choice one token). Only where `supports_choice_probs` is True.
+        P(next token = choice) after the assistant generation prompt, for each of `choices` (each one token),
+        NOT renormalised: their sum is the mass the model puts on the choices at all (a judge renormalises, and
+        refuses a verdict whose mass is too small: judges.llm_judge). Only where `supports_choice_probs` is True.
 
 With `cache_dir`, every successful call is stored on disk (sqlite, committed per call) under the sha256
 of (model, kind of call, messages, sampling settings), so a rerun - or a run resumed after a crash - pays
@@ -277,9 +278,11 @@ class HFBackend(_CachingBackend):
         token_ids = self.choice_token_ids(choices)
 
         def run(batch: list[list[int]]) -> list[list[float]]:
-            return next_token_choice_probs(self.model, batch, self.tokenizer.pad_token_id, token_ids, len(batch))
+            return next_token_choice_probs(self.model, batch, self.tokenizer.pad_token_id, token_ids, len(batch),
+                                           renormalise=False)
 
-        return self._batches("choice_probs", requests, {"choices": list(choices)}, run)
+        # cached under a kind of its own: entries of the renormalised read-out (before 2026-12-04) are not these
+        return self._batches("choice_mass", requests, {"choices": list(choices)}, run)
 
 
 # -- OpenAI-compatible chat endpoint ------------------------------------------------------------------------
@@ -368,7 +371,7 @@ class OpenAIBackend(_CachingBackend):
             raise NotImplementedError("choice_probs needs an endpoint with logprobs: pass use_logprobs=True")
         choices = list(choices)
         body = {"max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": 20}
-        return self._run("choice_probs", requests, {"choices": choices}, body,
+        return self._run("choice_mass", requests, {"choices": choices}, body,
                          lambda data: _read_choices(data, choices))
 
     def _run(self, kind: str, requests: Sequence[list[Message]], settings: dict, body: dict,
@@ -477,7 +480,7 @@ def _read_choices(data: dict, choices: list[str]) -> list[float]:
     total = sum(mass.values())
     if not total > 0:
         raise ResponseError("choices not in top_logprobs", str([e["token"] for e in logprobs[0]["top_logprobs"]]))
-    return [mass[c] / total for c in choices]
+    return [mass[c] for c in choices]  # not renormalised: the judge reads their sum (judges.llm_judge)
 
 
 def _seconds(retry_after: str | None) -> float | None:

@@ -29,6 +29,7 @@ OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "judge_allow_insecure_http": ("allow_insecure_http", ("openai",)),
     "judge_rubrics": ("rubrics", ("llm", "openai")),
     "judge_principles": ("principles", ("llm", "openai")),
+    "judge_min_choice_mass": ("min_choice_mass", ("llm", "openai")),
 }
 
 
@@ -56,6 +57,10 @@ def add_llm_judge_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--judge_principles", default=None, metavar="scenario:NAME|scenario:auto",
                    help="llm:/openai: principles from the library (judges/principles.py): one scenario's set, or "
                         "auto (each item's scenario, where the benchmark gives one: RMB's categories)")
+    g.add_argument("--judge_min_choice_mass", type=float, default=None, metavar="P",
+                   help="llm:/openai: pairwise verdicts read from next-token probabilities need at least this much "
+                        "of them on A, B and C together, else the verdict is a counted failure (default "
+                        "judges.prompts.MIN_CHOICE_MASS, 0.1; 0 reads any)")
     g.add_argument("--judge_allow_insecure_http", action="store_true", default=None,
                    help="openai: allow sending the API key over plain http:// to a host that is not loopback "
                         "(refused by default: anyone on the network path could read it)")

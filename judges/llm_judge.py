@@ -66,6 +66,7 @@ from judges.prompts import (
 )
 
 PAIR_CHOICES = ("A", "B", "C")  # the default pairwise template's letters; C is a tie
+OFF_CHOICES = "answer not among the choices"  # too little next-token mass on A, B and C to read a verdict from
 # P(the response shown as Response A wins) for each parsed verdict.
 VERDICT_FIRST_WINS = {"A": 1.0, "B": 0.0, "tie": 0.5}
 
@@ -182,11 +183,19 @@ class PairwiseLLMJudge(LLMJudge):
 
     def __init__(self, backend: ChatBackend, template: str | Path | None = None,
                  principles: Sequence[str] | None = None, max_new_tokens: int = 16, temperature: float = 0.0,
-                 use_choice_probs: bool | str = "auto"):
+                 use_choice_probs: bool | str = "auto", min_choice_mass: float | None = None):
         super().__init__(backend, template, principles, max_new_tokens, temperature)
-        self._setup_pairs(template, use_choice_probs, max_new_tokens)
+        self._setup_pairs(template, use_choice_probs, max_new_tokens, min_choice_mass)
 
-    def _setup_pairs(self, template: str | Path | None, use_choice_probs: bool | str, max_new_tokens: int) -> None:
+    def _setup_pairs(self, template: str | Path | None, use_choice_probs: bool | str, max_new_tokens: int,
+                     min_choice_mass: float | None = None) -> None:
+        from judges import prompts
+
+        min_choice_mass = prompts.MIN_CHOICE_MASS if min_choice_mass is None else min_choice_mass
+        if isinstance(min_choice_mass, bool) or not isinstance(min_choice_mass, (int, float)) \
+                or not 0 <= min_choice_mass <= 1:
+            raise ValueError(f"min_choice_mass must be a probability in [0, 1], got {min_choice_mass!r}")
+        self.min_choice_mass = float(min_choice_mass)
         self.pair_template = load_template(template, "pairwise")
         self.verdict_max_new_tokens = max_new_tokens
         self.order_stats = OrderStats()
@@ -235,10 +244,15 @@ class PairwiseLLMJudge(LLMJudge):
         if self.use_choice_probs:
             for i, r in enumerate(self.backend.choice_probs(requests, PAIR_CHOICES)):
                 if r.ok:
-                    p_a, _, p_tie = r.value
-                    first_wins[i] = p_a + p_tie / 2
-                    if not math.isfinite(first_wins[i]):  # a failure, before it reaches order_stats
-                        first_wins[i], errors[i] = None, (NONFINITE, f"choice probabilities {r.value!r:.100}")
+                    mass = sum(r.value)
+                    if not math.isfinite(mass):  # a failure, before it reaches order_stats
+                        errors[i] = (NONFINITE, f"choice probabilities {r.value!r:.100}")
+                    elif not mass >= self.min_choice_mass:  # the model answers something else: no verdict
+                        errors[i] = (OFF_CHOICES, f"P(A) + P(B) + P(C) = {mass:.3g} < min_choice_mass "
+                                                  f"{self.min_choice_mass}")
+                    else:
+                        p_a, _, p_tie = (v / mass for v in r.value)
+                        first_wins[i] = p_a + p_tie / 2
                 else:
                     errors[i] = (r.error, r.detail)
             return first_wins, texts, errors
@@ -270,9 +284,10 @@ class ListwiseLLMJudge(PairwiseLLMJudge):
     def __init__(self, backend: ChatBackend, template: str | Path | None = None,
                  principles: Sequence[str] | None = None, max_new_tokens: int | None = None,
                  temperature: float = 0.0, pairwise_template: str | Path | None = None,
-                 verdict_max_new_tokens: int = 16, use_choice_probs: bool | str = "auto"):
+                 verdict_max_new_tokens: int = 16, use_choice_probs: bool | str = "auto",
+                 min_choice_mass: float | None = None):
         LLMJudge.__init__(self, backend, template, principles, max_new_tokens, temperature)  # not the pair template
-        self._setup_pairs(pairwise_template, use_choice_probs, verdict_max_new_tokens)
+        self._setup_pairs(pairwise_template, use_choice_probs, verdict_max_new_tokens, min_choice_mass)
 
     def rank(self, prompt: Prompt, responses: Sequence[str], method: str = "auto") -> list[float | None]:
         if method != "auto":

@@ -362,13 +362,21 @@ DEFAULT_TEMPLATES = {"pointwise": POINTWISE, "pairwise": PAIRWISE, "listwise": L
                      "critique": CRITIQUE, "refine": REFINE, "rubric_propose": RUBRIC_PROPOSE,
                      "rubric_revise": RUBRIC_REVISE, "rubric_structure": RUBRIC_STRUCTURE}
 
+# A verdict read from next-token probabilities needs at least this much of them on the choices (A, B, C) together;
+# below it the model is answering something else ("I cannot ..."), and the renormalised P(A) would be noise.
+# SmolLM2-135M-Instruct puts 0.18-0.64 on them under the default pairwise prompt (30 LLMBar pairs, 2026-12-04).
+MIN_CHOICE_MASS = 0.1
+
+
 def templates_fingerprint() -> str:
-    """A digest of the built-in prompts: what an LLM judge's stored verdicts were asked with (a resume after an
-    upgrade that rewords them is refused, as one with another --template is)."""
+    """A digest of the built-in prompts and of how verdicts are read from probabilities (MIN_CHOICE_MASS): what an
+    LLM judge's stored verdicts were asked with and read by (a resume after an upgrade that rewords them is
+    refused, as one with another --template is)."""
     import hashlib
     import json
 
-    return hashlib.sha256(json.dumps(DEFAULT_TEMPLATES, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    blob = {"templates": DEFAULT_TEMPLATES, "min_choice_mass": MIN_CHOICE_MASS}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,

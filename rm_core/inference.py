@@ -630,9 +630,12 @@ def _score_tree_rows(model, groups, todo: list[int], pad_id: int, batch_size: in
 
 @torch.inference_mode()
 def next_token_choice_probs(model, sequences: list[list[int]], pad_id: int, token_ids: list[int],
-                            batch_size: int = 1, max_tokens: int | None = None) -> list[list[float]]:
+                            batch_size: int = 1, max_tokens: int | None = None,
+                            renormalise: bool = True) -> list[list[float]]:
     """For each prompt (token ids), the next-token distribution of a causal LM restricted to `token_ids` and
-    renormalised over them: the read-out of generative judges (pair-PM's A/B, an LLM judge's A/B/C).
+    renormalised over them: the read-out of generative judges (pair-PM's A/B, an LLM judge's A/B/C). With
+    renormalise=False, each token's probability under the whole vocabulary (their sum: the mass the model puts
+    on the choices at all).
     Length-sorted, left-padded batches (`batch_size` rows, or up to `max_tokens` padded tokens); positions count real tokens only, so a padded row sees the
     positions it would see alone."""
     device = _device(model)
@@ -649,6 +652,8 @@ def next_token_choice_probs(model, sequences: list[list[int]], pad_id: int, toke
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
                        use_cache=False, logits_to_keep=1).logits[:, -1, :]
-        for i, probs in zip(batch, torch.softmax(logits.float()[:, pick], dim=-1).tolist()):
-            out[i] = probs
+        logits = logits.float()
+        probs = torch.softmax(logits[:, pick], dim=-1) if renormalise else torch.softmax(logits, dim=-1)[:, pick]
+        for i, row in zip(batch, probs.tolist()):
+            out[i] = row
     return out

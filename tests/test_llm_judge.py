@@ -367,6 +367,22 @@ def test_use_choice_probs_takes_true_false_or_auto_only(value):
         PairwiseLLMJudge(ScriptedBackend(probs=lambda r: [0.5, 0.5, 0.0]), use_choice_probs=value)
 
 
+def test_a_verdict_needs_enough_probability_on_the_choices():
+    """Choice probabilities renormalised over A/B/C however little they hold made a refusal ("I cannot ...": P(I)
+    0.98) a confident verdict; below min_choice_mass it is a counted failure."""
+    refusal = ScriptedBackend(probs=lambda r: [0.002, 0.0005, 0.0])  # the rest of the mass on other tokens
+    judge = PairwiseLLMJudge(refusal)
+    assert judge.min_choice_mass == 0.1 and judge.judge_pairs([(PROMPT, GOOD, BAD)])[0].p is None
+    assert judge.failures.counts == {"answer not among the choices": 1}
+    lenient = PairwiseLLMJudge(ScriptedBackend(probs=lambda r: [0.002, 0.0005, 0.0]), min_choice_mass=0.0)
+    assert lenient.judge_pairs([(PROMPT, GOOD, BAD)])[0].p_forward == pytest.approx(0.8)  # 0.002 / 0.0025
+    half = PairwiseLLMJudge(ScriptedBackend(probs=lambda r: [0.3, 0.1, 0.2]))  # mass 0.6: read, renormalised
+    assert half.judge_pairs([(PROMPT, GOOD, BAD)])[0].p_forward == pytest.approx((0.3 + 0.1) / 0.6)
+    for bad in (-0.1, 1.5, float("nan"), True):
+        with pytest.raises(ValueError, match="min_choice_mass must be a probability"):
+            PairwiseLLMJudge(ScriptedBackend(probs=lambda r: [0.5, 0.5, 0.0]), min_choice_mass=bad)
+
+
 def test_sampling_and_choice_probabilities_do_not_mix():
     """Choice probabilities ignore temperature: with one asked for, "auto" generates verdicts, and True refuses."""
     backend = ScriptedBackend(lambda r: "[[A]]", probs=lambda r: [0.9, 0.1, 0.0])
@@ -532,7 +548,7 @@ def test_a_nan_or_impossible_logprob_is_a_malformed_answer_never_cached(server, 
         assert result.error == "malformed response" and len(backend.cache) == 0
     server.behaviour = lambda hit, body: answer(math.log(0.75))
     (result,) = fast_backend(server, use_logprobs=True).choice_probs(ask("q"), ["A", "B"])
-    assert result.value == pytest.approx([0.75 / (0.75 + math.exp(-1)), math.exp(-1) / (0.75 + math.exp(-1))])
+    assert result.value == pytest.approx([0.75, math.exp(-1)])  # each choice's probability, not renormalised
 
 
 def test_http_408_is_retried_and_501_is_not(server):
@@ -758,7 +774,7 @@ def test_openai_choice_probs_from_logprobs(server):
     server.behaviour = logprobs
     backend = fast_backend(server, use_logprobs=True)
     ok, missing = backend.choice_probs(ask("judge", "no logprobs"), ["A", "B", "C"])
-    assert ok.value == pytest.approx([0.75, 0.25, 0.0])
+    assert ok.value == pytest.approx([0.6, 0.2, 0.0])  # " B" is B; 0.2 went to "The": mass 0.8 on the choices
     assert missing.error == "no logprobs in response"
     with pytest.raises(NotImplementedError):
         fast_backend(server).choice_probs(ask("judge"), ["A", "B"])
@@ -798,12 +814,12 @@ def test_hf_choice_probs(tiny_lm):
     backend = HFBackend(tiny_lm, batch_size=3)
     batched = backend.choice_probs(ask(*TEXTS), ["A", "B", "C"])
     for text, result in zip(TEXTS, batched):
-        assert len(result.value) == 3 and sum(result.value) == pytest.approx(1.0)
+        assert len(result.value) == 3 and 0 < sum(result.value) < 1  # the mass on the choices, not renormalised
         ids = backend._encode(ask(text)[0])
         with torch.no_grad():
             logits = backend.model(input_ids=torch.tensor([ids])).logits[0, -1]
         choice_ids = [backend.tokenizer.convert_tokens_to_ids(c) for c in "ABC"]
-        expected = torch.softmax(logits[choice_ids], -1).tolist()
+        expected = torch.softmax(logits, -1)[choice_ids].tolist()
         assert result.value == pytest.approx(expected, abs=1e-5)  # same as unpadded, at the right tokens
     with pytest.raises(ValueError, match="single-token"):
         backend.choice_probs(ask("hi"), ["A", "tie"])
@@ -813,22 +829,27 @@ def test_hf_prompt_longer_than_max_length_is_a_counted_failure(tiny_lm):
     backend = HFBackend(tiny_lm, max_length=40)
     short, long = backend.generate(ask("hi", "hello world " * 20), max_new_tokens=2)
     assert short.ok and long.error == PROMPT_TOO_LONG
-    judge = PairwiseLLMJudge(HFBackend(tiny_lm, max_length=200))
+    judge = PairwiseLLMJudge(HFBackend(tiny_lm, max_length=200), min_choice_mass=0.0)  # a random model: tiny mass
     assert judge.compare_batch([(PROMPT, GOOD, BAD), (PROMPT, GOOD, "the quick brown fox " * 40)])[1] is None
     assert judge.failures.counts == {PROMPT_TOO_LONG: 1}
 
 
 def test_hf_pairwise_judge_combines_both_orders(tiny_lm):
     backend = HFBackend(tiny_lm)
-    judge = PairwiseLLMJudge(backend)
+    judge = PairwiseLLMJudge(backend, min_choice_mass=0.0)
     assert judge.use_choice_probs
     (v,) = judge.judge_pairs([(PROMPT, GOOD, BAD)])
     requests = [judge._render(judge.pair_template, prompt=PROMPT, response_a=a, response_b=b)
                 for a, b in [(GOOD, BAD), (BAD, GOOD)]]
     fwd, bwd = backend.choice_probs(requests, ["A", "B", "C"])
-    assert v.p_forward == pytest.approx(fwd.value[0] + fwd.value[2] / 2)
-    assert v.p_backward == pytest.approx(bwd.value[1] + bwd.value[2] / 2)
+    (fa, _, fc), (_, bb, bc) = ([x / sum(r.value) for x in r.value] for r in (fwd, bwd))  # renormalised
+    assert v.p_forward == pytest.approx(fa + fc / 2)
+    assert v.p_backward == pytest.approx(bb + bc / 2)
     assert v.p == pytest.approx((v.p_forward + v.p_backward) / 2) and 0 <= v.p <= 1
+    # this random model puts under 1% of its next-token mass on A, B and C: by default no verdict is read from it
+    default = PairwiseLLMJudge(backend)
+    assert default.judge_pairs([(PROMPT, GOOD, BAD)])[0].p is None
+    assert default.failures.counts == {"answer not among the choices": 1}
 
 
 def test_hf_cache_and_missing_pad_token(tmp_path):
@@ -1072,7 +1093,7 @@ def test_eval_reward_bench_with_a_local_llm_judge(tiny_lm, tmp_path, monkeypatch
 
     data = _write_pairs(tmp_path / "pairs.jsonl")
     argv = ["--model", f"llm:{tiny_lm}", "--dataset", str(data), "--dtype", "bfloat16", "--batch_size", "2",
-            "--judge_cache_dir", str(tmp_path / "cache")]
+            "--judge_cache_dir", str(tmp_path / "cache"), "--judge_min_choice_mass", "0"]  # a random model
     judge = load_judge(make_parser().parse_args(argv), torch.device("cpu"))
     assert isinstance(judge, PairwiseLLMJudge)
     assert judge.backend.model.dtype == torch.bfloat16 and judge.backend.batch_size == 2
