@@ -18,9 +18,10 @@ One implementation of the rules: the baselines and the pick are rm_core/best_of_
 - the judge: the highest-scored candidate (ties to the lower index; a candidate the judge failed on is never
   picked; all failed: wrong). A pointwise judge scores each candidate once; a pairwise judge ranks them
   (judges.base.Judge.rank, its default aggregation);
-- the judge-weighted vote: majority vote with the judge's scores as vote weights (a PRM / ORM's P("+") as it is,
-  `Judge.scores_are_probabilities`; other scores, a reward model's logits or a ranking's strengths, through a
-  sigmoid; rm_core.best_of_n.weighted_vote_pick).
+- the judge-weighted vote: majority vote with the judge's scores as vote weights, as they are where the judge
+  declares them probabilities (`Judge.scores_are_probabilities`: a PRM / ORM's P("+"), a prompted judge's
+  normalised rating, a code pass rate, a 0/1 answer check), else through a sigmoid (a reward model's logits, a
+  ranking's strengths); rm_core.best_of_n.weighted_vote_pick.
 Scoring goes through the shared resumable, process-split loop (eval/runner.py), one question per item.
 
 Intervals and length (rm_core.stats, rm_core.length): the judge's pick, its weighted vote and every baseline have a
@@ -173,6 +174,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 def evaluate(args) -> dict | None:
     check_model(args)  # before the data
+    # the rows store each question's weighted-vote outcome: rows of the rule before 2026-12-04 (weights guessed per
+    # question from the score range) are not resumed into (rm_core.best_of_n.vote_weights_are_probabilities)
+    args.weighted_vote_rule = "judge-declared"
     cands, skipped = load(args.dataset, args.split, args.limit)
     return run_benchmark(args, "best_of_n", cands, skipped, make_scorer, summarize_with(cands), format_table,
                          unit="questions", chunk_size=32)

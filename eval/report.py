@@ -638,6 +638,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     for name in ("judge_rubrics", "judge_principles"):  # what the LLM judges are shown: by content
         if getattr(args, name, None):
             options[name] = option_fingerprint(name, getattr(args, name))
+    if getattr(args, "judge_min_choice_mass", None) is not None:  # how their verdicts are read
+        options["judge_min_choice_mass"] = args.judge_min_choice_mass
     results: dict[str, dict] = {}
     for jname, spec in judge_specs.items():
         results[jname] = {}
@@ -675,7 +677,8 @@ def main(argv: list[str] | None = None) -> dict | None:
             t0 = time.perf_counter()
             summary = run_one(judge, spec, bench, cell, options, state, report_dir,
                               {"dtype_reason": dtype_reason, "judge_rubrics": args.judge_rubrics,
-                               "judge_principles": args.judge_principles})
+                               "judge_principles": args.judge_principles,
+                               "judge_min_choice_mass": getattr(args, "judge_min_choice_mass", None)})
             seconds = round(time.perf_counter() - t0, 3)
             if state.is_main_process:
                 entry = {"judge": jname, "spec": spec, "benchmark": bname, "key": key, "seconds": seconds,

@@ -36,7 +36,7 @@ identical pair then shares the top: 1/2 credit for [1, 1, 0, 0]), so the denomin
 
 Intervals and length (rm_core.stats, rm_core.length): every score has a 95% interval in the summary's `ci95` tree
 (`ci95["subsets"][name]["score"]`, `ci95["score"]`, `ci95["ties"][part]`), Wilson's for a best-of-4 subset's
-share of right prompts, otherwise a seeded bootstrap over the prompts resampled within each subset (Ties: over its prompt ids, a ref:k and tied:k row together), the six subsets then
+share of right prompts where every result is 0 or 1 (a tie at the top gives 1/k: then the bootstrap), otherwise a seeded bootstrap over the prompts resampled within each subset (Ties: over its prompt ids, a ref:k and tied:k row together), the six subsets then
 combined as the official score does. `length` is the length control over the best-of-N subsets (Ties left out):
 "shorter wins" is the accuracy of picking the SHORTEST of a prompt's responses (ties at the shortest shared as
 the official rule shares a tie at the top), "longer wins" the longest; "chosen longer" = chosen[0] longer than the

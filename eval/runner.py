@@ -37,9 +37,10 @@ PARTIAL = "scores.partial.jsonl"
 SCORE_SETTINGS = ("family", "judge_mode", "dtype", "max_length", "chat_template", "seed", "split", "subsets",
                   "domains", "sources", "limit", "judge_base_url", "attribute_model", "judge_rubrics", "sets",
                   "classifications", "threshold", "keep_step_numbers", "judge_principles", "no_shared_prefix",
-                  "judge_min_choice_mass")
+                  "judge_min_choice_mass", "weighted_vote_rule")
 # added later: absent from older fingerprints, so left out when unset (None, or False for a flag)
-RECORDED_WHEN_SET = ("judge_rubrics", "judge_principles", "no_shared_prefix", "judge_min_choice_mass")
+RECORDED_WHEN_SET = ("judge_rubrics", "judge_principles", "no_shared_prefix", "judge_min_choice_mass",
+                     "weighted_vote_rule")
 
 
 # ---------------------------------------------------------------- processes
@@ -170,6 +171,11 @@ def load_judge(args, device):
     settle_machine_options(args, device)
     check_llm_judge_args([args.model], args)
     if args.model.startswith(judges.LLM_PREFIXES):  # dtype, batch size, ... go to the backend they belong to
+        if getattr(args, "family", None):  # a checkpoint's option: it was dropped, yet recorded in the fingerprint
+            from rm_core.errors import UserInputError
+
+            raise UserInputError(f"--family applies to checkpoints, not to {args.model.partition(':')[0]}: judges "
+                                 "(--judge_mode picks a prompted judge's mode)")
         return judges.load(args.model, **llm_judge_kwargs(args.model, args, device))
     kwargs = {}
     if getattr(args, "attribute_model", None):

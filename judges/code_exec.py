@@ -524,6 +524,8 @@ def _same(got, expected) -> bool:
 class CodeExecutionJudge(Judge):
     """Pointwise rule judge: the share of test cases the response's program passes (or 1/0 with all_or_nothing)."""
 
+    scores_are_probabilities = True  # a pass rate in [0, 1]: best-of-N votes weigh as they are
+
     all_or_nothing: bool = False
     limits: Limits = field(default_factory=Limits)
     sandbox_fusion_url: str | None = None

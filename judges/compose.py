@@ -190,6 +190,7 @@ class MathAnswerMatch(Rule):
     timeouts run on the main thread only (reward code often runs in worker threads, where they cannot)."""
 
     METHODS = ("numeric", "symbolic", "either")
+    scores_are_probabilities = True  # 1 or 0: best-of-N votes weigh as they are
 
     def __init__(self, method: str = "numeric"):
         super().__init__()

@@ -11,8 +11,10 @@ Modes (each a Judge, see judges/base.py; every method batches all its items into
   Response B - and averages P(a better) over the two positions, so a judge's preference for a position
   cancels instead of favouring whichever response came first. How often the two orders disagree is kept
   in `judge.order_stats`. With a backend that gives next-token probabilities (HFBackend, or OpenAIBackend
-  with use_logprobs=True) and the default template, P(a better) in one order is P("A") + P("C")/2 over
-  the letters A/B/C (C = tie); otherwise the generated verdict counts 1 (a), 0 (b) or 0.5 (tie).
+  with use_logprobs=True), the default template and temperature 0, P(a better) in one order is P("A") +
+  P("C")/2 renormalised over the letters A/B/C (C = tie), read only when the three hold at least
+  `min_choice_mass` (judges.prompts.MIN_CHOICE_MASS, 0.1) of the next-token probability, else a counted failure
+  ("answer not among the choices"); otherwise the generated verdict counts 1 (a), 0 (b) or 0.5 (tie).
   rank() aggregates all pairs (judges.aggregate, Bradley-Terry by default).
 - listwise (ListwiseLLMJudge): rank(prompt, responses) asks once for a full ranking and returns
   n - position (best: n, worst: 1). rank(..., method="bt" or another judges.aggregate method) uses the
@@ -149,6 +151,7 @@ class PointwiseLLMJudge(LLMJudge):
                  normalize: bool = True, low: float = 1, high: float = 10):
         super().__init__(backend, template, principles, max_new_tokens, temperature)
         self.normalize, self.low, self.high = normalize, low, high
+        self.scores_are_probabilities = normalize  # (r - low) / (high - low) in [0, 1]: votes weigh as they are
 
     def _score(self, conversations: list[Conversation], references: list | None) -> list[float | None]:
         references = references or [None] * len(conversations)
@@ -329,6 +332,9 @@ MODES = {"pointwise": PointwiseLLMJudge, "pairwise": PairwiseLLMJudge, "listwise
 def llm_judge(backend: ChatBackend, mode: str = "pairwise", **kwargs) -> LLMJudge:
     if mode not in MODES:
         raise ValueError(f"unknown LLM judge mode {mode!r}; choose from {sorted(MODES)}")
+    if mode == "pointwise" and kwargs.get("min_choice_mass") is not None:  # a TypeError deep in the constructor
+        raise ValueError("min_choice_mass (--judge_min_choice_mass) reads pairwise verdicts: a pointwise judge's "
+                         "ratings are generated text; leave it out or use mode pairwise/listwise")
     return MODES[mode](backend, **kwargs)
 
 

@@ -233,6 +233,8 @@ def refinement_fingerprint(args) -> dict:
     from judges.prompts import templates_fingerprint
 
     settings["prompts"] = templates_fingerprint()  # the refine request, and a prompted judge's prompts
+    if getattr(args, "judge_min_choice_mass", None) is not None:  # how a prompted judge's verdicts are read
+        settings["judge_min_choice_mass"] = args.judge_min_choice_mass
     for spec, key in ((args.policy, "policy_base_url"), (args.judge, "judge_base_url")):
         if spec.startswith("openai:"):  # where the backend will send the requests
             settings[key] = endpoint_of(spec, settings[key])

@@ -67,7 +67,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Discriminator, Field, Tag
 
-from judges.base import Judge, check_text, split_conversation, truncation_count
+from judges.base import FailureLog, Judge, check_text, split_conversation, truncation_count
 from rm_core.data import ROLES
 from rm_core.errors import UserInputError, cli_entry
 
@@ -336,6 +336,14 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
         return [r for r, _ in got], None if any(c is None for c in cuts) else cuts
 
     lock = threading.Lock()
+
+    def merge_failures_locked(log: FailureLog) -> None:
+        with lock:
+            judge.failures.counts.update(log.counts)
+            for reason, named in log.examples.items():
+                kept = judge.failures.examples.setdefault(reason, [])
+                kept += named[: max(0, judge.failures.max_examples - len(kept))]
+
     score_batcher = DynamicBatcher(with_cuts(lambda items: judge.score([c for c, _ in items],
                                                                        [r for _, r in items])),
                                    max_batch_size, max_wait_ms, lock, judge.failures)
@@ -459,10 +467,13 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
             raise HTTPException(400, "the payload has no 'query' list: OpenRLHF sends {'query': [prompt + response, "
                                      "...], 'prompts': [...], 'labels': [...]}")
         too_many("queries", len(payload["query"]), limits.max_items)
-        try:
-            texts, convs, refs = openrlhf_items(payload, query_format, marks, judge.failures)
+        unreadable = FailureLog()  # the queries that could not be split: counted in the judge's log under its lock,
+        try:                       # where a merged batch that raised restores that log (DynamicBatcher._call)
+            texts, convs, refs = openrlhf_items(payload, query_format, marks, unreadable)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
+        if unreadable.total:
+            await asyncio.to_thread(merge_failures_locked, unreadable)
         # each item is a text or a conversation; neither: a query that could not be split, failed
         as_text = [i for i, t in enumerate(texts) if t is not None]
         as_conv = [i for i, c in enumerate(convs) if c is not None]

@@ -67,16 +67,11 @@ def load_math_splits(args: MathDataArguments) -> tuple[list[dict], list[dict], d
     else:
         held = (f"none: the data has no {split!r} split" + ("" if fmt in CANDIDATES_CONVERTERS else
                 f", and its {fmt!r} rows cannot be scored best-of-N (pass --eval_dataset_name)"))
-    if args.eval_dataset_name and eval_rows and split != "all" and \
-            first_math_format(eval_rows, args.eval_dataset_name) == "gsm8k_solutions":
-        # the labelled solutions file holds both sides of the fixed split: its test part, as eval_best_of_n reads it
-        train_part, test_part = gsm8k_solutions_split(eval_rows)
-        eval_rows = train_part if split == "train" else test_part
     if args.max_train_questions:
         rows = rows[: args.max_train_questions]
     # a held-out question that is also a training question is no held-out question: dropped, counted
-    seen = {_question_text(r) for r in rows}
-    kept = [r for r in eval_rows if _question_text(r) not in seen]
+    seen = {question_text(r) for r in rows} - {""}
+    kept = [r for r in eval_rows if question_text(r) not in seen]
     if len(kept) < len(eval_rows):
         report["eval_dropped_also_in_training"] = len(eval_rows) - len(kept)
         held += f" less {len(eval_rows) - len(kept)} questions also in the training rows"
@@ -92,13 +87,18 @@ def load_math_splits(args: MathDataArguments) -> tuple[list[dict], list[dict], d
     return rows, cands, report
 
 
-def _question_text(row: dict) -> str:
+def question_text(row: dict) -> str:
     """A row's question as plain text (a string, or the contents of its prompt messages), whitespace-trimmed: the
     same question in a training file and a held-out file of another layout is recognised."""
     q = row.get("question", row.get("prompt"))
+    if q is None:  # a step chat (RLHFlow's "conversations"): the question as its converter separates it
+        converted, _ = to_steps([row], "auto")
+        q = converted[0]["prompt"] if converted else None
+    if isinstance(q, dict):  # PRM800K: {"problem": ..., "ground_truth_answer": ...}
+        q = q.get("problem", q.get("question", q.get("text")))
     if isinstance(q, list):
         q = "\n".join(str(m.get("content", "")) if isinstance(m, dict) else str(m) for m in q)
-    return " ".join(str(q).split())
+    return "" if q is None else " ".join(str(q).split())
 
 
 def _question_key(row: dict) -> str:

@@ -37,9 +37,10 @@ def gsm8k_final_answer(text: str | None) -> str | None:
 
 
 def gsm8k_final_line(line: str) -> str | None:
-    """The answer when `line` is a final-answer line ("A: n" / "#### n" at its start), as written; else None."""
+    """The answer when `line` is a final-answer line ("A: n" / "#### n" at its start), read as gsm8k_final_answer
+    reads one ("A: 18 dollars" -> "18", "A: 5 - 3 = 2" -> "2"), so the step labels and best-of-N agree; else None."""
     m = _GSM8K_FINAL_LINE.match(line)
-    return m.group(1) if m else None
+    return (_phrase_answer(m.group(1)) or m.group(1)) if m else None
 
 
 # -- any solution ------------------------------------------------------------------------------------------------
@@ -90,7 +91,8 @@ def _phrase_answer(phrase: str) -> str:
     phrase = _strip_wrapping(phrase)
     m = _LEADING_NUMBER.match(phrase)
     rest = phrase[m.end():] if m else ""
-    if m and re.match(r"\s*(?:[-+*/×÷x^=]\s*[\d.(]|=|\d)|,\d", rest):  # an expression, a mixed number, "72,5"
+    if m and re.match(r"\s*(?:[-+*/×÷x^=]\s*[\d.(]|=|\d)|[,:]\s*\d", rest):  # an expression, a mixed number,
+        # "72,5", "10:30", "5, 6": never its first number
         tail = phrase.rpartition("=")[2].strip()
         return _phrase_answer(tail) if "=" in phrase and tail else phrase
     if m and (not rest or rest[0] in " \t,;:!?)"):  # a number followed by words, not part of an expression

@@ -189,10 +189,18 @@ def test_math_held_out_questions_are_never_training_questions(tmp_path):
     _, eval_cands, report = load_math_splits(args)
     assert [c["id"] for c in eval_cands] == ["q7", "q8"]  # q1 is a training question (as messages, other spacing)
     assert report["eval_dropped_also_in_training"] == 1 and "less 1 questions" in report["held_out"]["description"]
-    solutions = "../shared/data/gsm8k/example_model_solutions.jsonl"
-    if Path(solutions).is_file():
-        _, held, report = load_math_splits(MathDataArguments(dataset_name=solutions, eval_dataset_name=solutions))
-        assert len(held) == 319 and "eval_dropped_also_in_training" not in report  # its test part, as the fixed split
+    # the question as each training format holds it: PRM800K's {"problem"}, an RLHFlow step chat's first turn
+    from math_rm.data import question_text
+
+    assert question_text({"question": {"problem": "What is 1 +  1?", "ground_truth_answer": "2"}}) == \
+        question_text({"conversations": [{"role": "user", "content": "What is 1 + 1? Step 1: add"},
+                                          {"role": "assistant", "content": "+"}]}) == "What is 1 + 1?"
+    assert question_text({"steps": ["a"]}) == ""  # none to compare: never matches another empty one
+    from rm_core.data import shared_data_dir
+
+    solutions = shared_data_dir(required=True) / "gsm8k" / "example_model_solutions.jsonl"
+    _, held, report = load_math_splits(MathDataArguments(dataset_name=str(solutions), eval_dataset_name=str(solutions)))
+    assert len(held) == 319 and report["eval_dropped_also_in_training"] == 1000  # the file's training questions
 
 
 # ---------------------------------------------------------------- end to end: the BT recipe on one file

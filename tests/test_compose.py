@@ -204,6 +204,7 @@ def test_extract_final_answer(text, answer):
     ("#### 1,000", "1000"), ("x\n#### $1,200", "1200"), ("A: -4", "-4"),
     ("A: 18 dollars", "18"),  # a unit after the number (it was "18 dollars", graded wrong against 18)
     ("A: 72,5", "72,5"), ("#### 7,25", "7,25"),  # not thousands groups: never 725
+    ("A: 10:30", "10:30"), ("A: 5, 6", "5, 6"),  # a time or a list: never its first number
     ("#### Step 1: add\n2+3=5\nA: 5", "5"),  # "####" with no number after it is a heading, not the answer
     ("so the total is #### 9\nA: 5", "5"),  # a "####" inside a line is no final line
     ("no final line here", None),
@@ -212,6 +213,14 @@ def test_gsm8k_final_answer(text, answer):
     from rm_core.answers import gsm8k_final_answer
 
     assert gsm8k_final_answer(text) == answer
+
+
+def test_the_step_labeller_reads_a_final_line_as_best_of_n_does():
+    from rm_core.answers import gsm8k_final_line
+
+    assert gsm8k_final_line("A: 5 - 3 = 2") == "2" and gsm8k_final_line("A: 18 dollars") == "18"
+    assert gsm8k_final_line("  #### 72") == "72" and gsm8k_final_line("A: 10:30") == "10:30"
+    assert gsm8k_final_line("so A: 5") is None
 
 
 def test_extract_without_last_number_fallback():

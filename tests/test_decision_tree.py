@@ -257,6 +257,8 @@ def test_tree_recovers_the_rule_saves_as_json_and_judges_symmetrically(tmp_path,
              {"role": "assistant", "content": "help 1 2"}]
     X_turns, _, _ = judge.features([(prompt, turns, "help 1")])
     X_text, _, _ = judge.features([(prompt, response_text(turns), "help 1")])
+    one = [{"role": "assistant", "content": "help 1 2"}]  # one message: its text, as fitting saw it
+    assert np.array_equal(judge.features([(prompt, one, "help 1")])[0], judge.features([(prompt, "help 1 2", "help 1")])[0])
     assert np.array_equal(X_turns, X_text) and dict(zip(judge.tree.feature_names, X_turns[0]))[
         "length_diff_words"] == 10 - 2  # "Assistant: please  User: and 1 2?  Assistant: help 1 2"
 

@@ -1106,6 +1106,12 @@ def test_eval_reward_bench_with_a_local_llm_judge(tiny_lm, tmp_path, monkeypatch
     assert _scores_file(tmp_path / "two") == _scores_file(tmp_path / "one")
     with pytest.raises(ValueError, match="--judge_timeout_s.*openai:"):
         load_judge(make_parser().parse_args(argv + ["--judge_timeout_s", "3"]), torch.device("cpu"))
+    from rm_core.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="--family applies to checkpoints"):  # it was dropped silently
+        load_judge(make_parser().parse_args(argv + ["--family", "bradley_terry"]), torch.device("cpu"))
+    with pytest.raises(ValueError, match="min_choice_mass .* reads pairwise verdicts"):  # a TypeError before
+        load_judge(make_parser().parse_args(argv + ["--judge_mode", "pointwise"]), torch.device("cpu"))
 
 
 def test_an_option_of_the_other_backend_is_a_clear_error(server):

@@ -260,6 +260,13 @@ def test_weighted_vote_on_a_hand_table():
 
     assert ProcessRewardJudge.scores_are_probabilities and OutcomeRewardJudge.scores_are_probabilities
     assert not RewardModelJudge.scores_are_probabilities
+    from judges.code_exec import CodeExecutionJudge
+    from judges.compose import MathAnswerMatch
+    from judges.llm_judge import PointwiseLLMJudge
+
+    assert CodeExecutionJudge.scores_are_probabilities and MathAnswerMatch.scores_are_probabilities
+    rated = PointwiseLLMJudge(object.__new__(type("B", (), {"supports_choice_probs": False})))
+    assert rated.scores_are_probabilities and not PointwiseLLMJudge(rated.backend, normalize=False).scores_are_probabilities
     assert vote_weights_are_probabilities(type("P", (), {"pointwise": True, "scores_are_probabilities": True})())
     cands = [{"responses": five_five_seven, "correct": right}, {"responses": ["A: 1", "A: 2"], "correct": [False, True]}]
     acc = judge_accuracy([[0.3, 0.3, 0.5], [0.6, 0.4]], cands, probabilities=True)
