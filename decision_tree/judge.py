@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from judges.base import Judge, PairVerdict, Prompt, conversation, response_of, response_text
+from judges.base import Judge, PairVerdict, Prompt, conversation, reply_text
 from rm_core.errors import UserInputError
 
 LENGTH_FEATURE = "length_diff_words"
@@ -156,7 +156,7 @@ class DecisionTreeJudge(Judge):
     def features(self, items: Sequence[tuple[Prompt, str, str]]) -> tuple[np.ndarray, list[dict], list[dict]]:
         # a response of several turns as the collector showed it when the tree was fitted: its turns labelled in
         # one text (judges.base.response_text), read by the attribute model and counted in words as such
-        items = [(p, *(response_text(response_of(r)) if isinstance(r, list) else r for r in (a, b))) for p, a, b in items]
+        items = [(p, reply_text(a), reply_text(b)) for p, a, b in items]
         convs = [conversation(p, r) for p, a, b in items for r in (a, b)]
         scores = self.attribute_judge.attribute_scores(convs)
         attr_a, attr_b = scores[0::2], scores[1::2]

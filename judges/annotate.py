@@ -60,9 +60,9 @@ def _text(messages) -> str:
 
 def _response(side) -> str:
     """A response as the annotator reads it: one reply's text (pairs_from_preferences keeps only those)."""
-    from judges.base import response_of, response_text
+    from judges.base import reply_text
 
-    return side if isinstance(side, str) else response_text(response_of(side))
+    return reply_text(side)
 
 
 def pairs_from_preferences(path: str) -> tuple[list[dict], Counter]:

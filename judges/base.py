@@ -89,9 +89,15 @@ def response_text(response: str | list[Message]) -> str:
     return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in response)
 
 
+def reply_text(response: str | list[Message]) -> str:
+    """A response given as text or as a preference row's side (messages): one reply as its text, a continuation of
+    several turns labelled (response_of, then response_text)."""
+    return response if isinstance(response, str) else response_text(response_of(response))
+
+
 def pair_texts(pref: dict) -> tuple[str, str]:
     """(chosen, rejected) of a preference row (rm_core.data) as response_text gives them."""
-    return response_text(response_of(pref["chosen"])), response_text(response_of(pref["rejected"]))
+    return reply_text(pref["chosen"]), reply_text(pref["rejected"])
 
 
 def check_text(value: object, what: str) -> None:
@@ -134,6 +140,23 @@ class FailureLog:
             named = self.examples.setdefault(reason, [])
             if len(named) < self.max_examples:
                 named.append(str(item)[:200])
+
+    def merge(self, other: FailureLog) -> None:
+        """Add `other`'s counts and, up to max_examples, its named items."""
+        self.counts.update(other.counts)
+        for reason, named in other.examples.items():
+            kept = self.examples.setdefault(reason, [])
+            kept += named[: max(0, self.max_examples - len(kept))]
+
+    def copy(self) -> FailureLog:
+        return FailureLog(Counter(self.counts), {r: list(n) for r, n in self.examples.items()}, self.max_examples)
+
+    def restore(self, saved: FailureLog) -> None:
+        """Back to `saved` (a copy taken earlier), in place: holders of this log see it too."""
+        self.counts.clear()
+        self.counts.update(saved.counts)
+        self.examples.clear()
+        self.examples.update({r: list(n) for r, n in saved.examples.items()})
 
     @property
     def total(self) -> int:

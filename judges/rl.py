@@ -59,8 +59,7 @@ from judges.base import (
     as_messages,
     check_text,
     conversation,
-    response_of,
-    response_text,
+    reply_text,
 )
 
 # End-of-turn / padding markers that a decode with skip_special_tokens=False leaves around a response.
@@ -105,7 +104,7 @@ def judge_items(judge: Judge, prompt: Prompt, responses: Sequence[str | list], r
         judge.failures.add(SINGLE_RESPONSE, "a group of one")
         return [None]
     # one reply as its text (never "Assistant: ..."), a continuation of several turns labelled
-    return judge.rank(prompt, [response_text(response_of(r)) if isinstance(r, list) else r for r in responses],
+    return judge.rank(prompt, [reply_text(r) for r in responses],
                       rank_method)
 
 

@@ -60,7 +60,6 @@ import hmac
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -216,15 +215,12 @@ class DynamicBatcher:
 
     def _call(self, items: list, merged: bool = False) -> list:
         with self.lock:  # no other call of this judge runs in between: the counts saved are exactly its own
-            saved = None if not merged or self.failures is None else (
-                Counter(self.failures.counts), {k: list(v) for k, v in self.failures.examples.items()})
+            saved = None if not merged or self.failures is None else self.failures.copy()
             try:
                 return self.fn(items)
             except Exception:
                 if saved is not None:  # its requests run again one by one and count their failures then
-                    for now, before in zip((self.failures.counts, self.failures.examples), saved):
-                        now.clear()
-                        now.update(before)
+                    self.failures.restore(saved)
                 raise
 
     async def _run(self) -> None:
@@ -339,10 +335,7 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
 
     def merge_failures_locked(log: FailureLog) -> None:
         with lock:
-            judge.failures.counts.update(log.counts)
-            for reason, named in log.examples.items():
-                kept = judge.failures.examples.setdefault(reason, [])
-                kept += named[: max(0, judge.failures.max_examples - len(kept))]
+            judge.failures.merge(log)
 
     score_batcher = DynamicBatcher(with_cuts(lambda items: judge.score([c for c, _ in items],
                                                                        [r for _, r in items])),
