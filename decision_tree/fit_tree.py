@@ -44,12 +44,13 @@ def check_same_judge(train_folder: str | Path, test_folder: str | Path, judge: s
     """Labels are matched across folders by the judge's name: refuse two folders where that name is two judges
     (agreement with "the judge" would compare the tree with another model's verdicts)."""
     from rm_core.errors import UserInputError
+    from rm_core.resume import differences
 
     a, b = judge_identity(train_folder, judge), judge_identity(test_folder, judge)
-    if a is not None and b is not None and a != b:
-        differs = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    differs = differences(a, b) if a is not None and b is not None else []
+    if differs:
         raise UserInputError(f"judge {judge!r} is not the same judge in {train_folder} and {test_folder} "
-                             f"(fingerprint.json differs in {', '.join(differs)}): collect both with one judge")
+                             f"(fingerprint.json differs in {'; '.join(differs)}): collect both with one judge")
 
 
 def judge_labels(folder: str | Path, judge: str) -> tuple[list[dict], np.ndarray, dict]:
