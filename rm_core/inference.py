@@ -5,7 +5,8 @@ pair's chosen and rejected, a prompt's candidates: the prompt, and whatever the 
 the responses diverge) once: one "tree" sequence holds the prefix and then each sequence's suffix, with
 positions and an attention mask that make each suffix see only the prefix and itself. On a CPU several
 groups share a forward, block-diagonal, padded only to a multiple of LOW_PRECISION_WIDTH_STEP in
-bf16/fp16. Models without a causal backbone and a `score` head (encoders such as BERT/MiniLM, which pool at
+bf16/fp16. What every group of a call shares (a chat template's default system prompt) runs once, into a
+cache that each forward starts from. Models without a causal backbone and a `score` head (encoders such as BERT/MiniLM, which pool at
 [CLS]) take the plain path: every sequence whole, length-sorted.
 
 `prepare_cpu_inference` is what a judge or evaluation applies to a model it loaded for a CPU: bf16 linear layers
@@ -15,6 +16,7 @@ every new activation size (`keep_freed_memory`).
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import weakref
@@ -427,13 +429,24 @@ def length_dependent_rope(model) -> bool:
     return False
 
 
-@torch.inference_mode()
 def tree_exact(model) -> bool:
     """Whether this model's tree rows give the rewards its whole sequences give, checked once per model (cached on
     it) on a small probe: two groups of two, packed into one row, against each sequence alone. Layers that ignore
     the 4D mask or the restarted positions (linear-attention and state-space layers, ALiBi, GPT-Neo's local
     attention) fail it, or raise, and the model then scores whole sequences only."""
-    cached = getattr(model, "_rm_tree_exact", None)
+    return _probe_tree(model, "_rm_tree_exact", common=0)
+
+
+def common_prefix_exact(model) -> bool:
+    """Whether tree rows may also take the prefix every group of a call shares (`COMMON_PREFIX_MIN`) from a cache
+    computed once: the same probe as `tree_exact`, its groups behind a common prefix. A model whose layers or
+    cache do not take a prefilled cache with a 4D mask fails it and runs its tree rows whole from the start."""
+    return tree_exact(model) and _probe_tree(model, "_rm_common_prefix_exact", common=COMMON_PREFIX_MIN)
+
+
+@torch.inference_mode()
+def _probe_tree(model, flag: str, common: int) -> bool:
+    cached = getattr(model, flag, None)
     if cached is not None:
         return cached
     exact = False
@@ -446,22 +459,24 @@ def tree_exact(model) -> bool:
         def tokens(n: int) -> list[int]:
             return torch.randint(1, vocab, (n,), generator=generator).tolist()
 
-        groups = [[p + tokens(5), p + tokens(7)] for p in (tokens(9), tokens(6))]
+        shared = tokens(common)
+        groups = [[shared + p + tokens(5), shared + p + tokens(7)] for p in (tokens(9), tokens(6))]
         tree: list[list[float]] = [[], []]
-        _score_tree_rows(model, groups, [0, 1], 0, 1, 10**6, tree)
+        _score_tree_rows(model, groups, [0, 1], 0, 1, 10**6, tree, common_prefix=bool(common))
         alone = [[score_sequences(model, [s], 0, 1)[0] for s in g] for g in groups]
         half = next(model.parameters()).dtype in (torch.bfloat16, torch.float16)
         tolerance = 3e-2 if half else 1e-4
         exact = all(math.isfinite(t) and abs(t - a) <= tolerance * (1 + abs(a))
                     for tg, ag in zip(tree, alone) for t, a in zip(tg, ag))
-    except Exception:  # a layer that cannot take the tree's mask or positions at all: whole sequences
+    except Exception:  # a layer that cannot take the tree's mask, positions or cache at all: not this path
         exact = False
     finally:
         model.train(was_training)
     if not exact:
-        print(f"[inference] {type(model).__name__}: tree rows do not reproduce whole-sequence rewards; "
-              "scoring whole sequences", flush=True)
-    model._rm_tree_exact = exact
+        what = "a cached common prefix" if common else "tree rows"
+        print(f"[inference] {type(model).__name__}: {what} do not reproduce whole-sequence rewards; "
+              f"scoring {'each tree row whole' if common else 'whole sequences'}", flush=True)
+    setattr(model, flag, exact)
     return exact
 
 
@@ -480,6 +495,9 @@ def _tree_length(group: list[list[int]]) -> int:
 # 3.24 pairs/s at 512, 1.81 vs 1.10 at 1024, 0.60 vs 0.28 at 2048 (fp32 0.245 vs 0.113). With the instruction set
 # capped at AVX2, fp32 (bench/RESULTS.md, "Scaling"): long sets 1.25x / 1.47x at 512 / 1024 whole, LLMBar -2%.
 TREE_ATTENTION_COST = 2e-4
+# The fewest tokens shared by every group of a call worth a cache (`_score_tree_rows`): a chat template's default
+# system prompt (SmolLM2: 24 tokens, 9% of LLMBar's token positions; Qwen2.5's: ~30).
+COMMON_PREFIX_MIN = 4
 
 
 def tree_pays(group: list[list[int]]) -> bool:
@@ -494,10 +512,11 @@ def tree_pays(group: list[list[int]]) -> bool:
     return tree_cost <= whole_cost
 
 
-def _tree_rows(groups: list[list[list[int]]], rows: list[list[int]]):
+def _tree_rows(groups: list[list[list[int]]], rows: list[list[int]], common: int = 0):
     """For each row (group indices): its token ids, positions, reward read-outs [(group, [last position of each
     sequence])] and tree blocks [(start, prefix end, [suffix ends])]: per group the shared prefix, then each
-    sequence's suffix, its positions restarting where the prefix ends."""
+    sequence's suffix, its positions restarting where the prefix ends. The first `common` tokens, which every
+    group shares, are left out (they come from a cache: `_score_tree_rows`)."""
     for row in rows:
         ids: list[int] = []
         positions: list[int] = []
@@ -505,22 +524,23 @@ def _tree_rows(groups: list[list[list[int]]], rows: list[list[int]]):
         for g in row:
             n = shared_prefix_length(*groups[g])
             start = len(ids)
-            ids += groups[g][0][:n]
-            positions += list(range(n))
+            ids += groups[g][0][common:n]
+            positions += list(range(common, n))
             ends = []
             for seq in groups[g]:
                 ids += seq[n:]
                 positions += list(range(n, len(seq)))
                 ends.append(len(ids))
             reads.append((g, [e - 1 for e in ends]))
-            blocks.append((start, start + n, ends))
+            blocks.append((start, start + n - common, ends))
         yield ids, positions, reads, blocks
 
 
 def _tree_mask(blocks_per_row: list[list[tuple[int, int, list[int]]]], width: int,
-               dtype: torch.dtype | None) -> torch.Tensor:
-    """(rows, 1, width, width) mask: each suffix sees its group's prefix and itself, causally; nothing across
-    groups; a padding position sees only itself (a row with no visible key would be NaN). Boolean (True: seen)
+               dtype: torch.dtype | None, cached: int = 0) -> torch.Tensor:
+    """(rows, 1, width, cached + width) mask: every position sees the `cached` common prefix's keys (a cache in
+    front of the row); each suffix sees its group's prefix and itself, causally; nothing across groups; a padding
+    position sees only itself and the cached keys (a row with no visible key would be NaN). Boolean (True: seen)
     for dtype None, as sdpa takes it at a quarter of fp32's memory; else additive in `dtype` (eager attention)."""
     allow = torch.eye(width, dtype=torch.bool).repeat(len(blocks_per_row), 1, 1)
     for r, blocks in enumerate(blocks_per_row):
@@ -532,6 +552,8 @@ def _tree_mask(blocks_per_row: list[list[tuple[int, int, list[int]]]], width: in
                 allow[r, begin:end, start:prefix_end] = True
                 allow[r, begin:end, begin:end] = torch.ones(end - begin, end - begin, dtype=torch.bool).tril()
                 begin = end
+    if cached:
+        allow = torch.cat([torch.ones(len(blocks_per_row), width, cached, dtype=torch.bool), allow], dim=2)
     if dtype is None:
         return allow[:, None]
     return torch.zeros(allow.shape, dtype=dtype).masked_fill_(~allow, torch.finfo(dtype).min)[:, None]
@@ -551,7 +573,10 @@ def score_groups(model, groups: list[list[list[int]]], pad_id: int, batch_size: 
     no cache to copy. Rows hold several groups, block-diagonal, up to `pack_tokens` tokens (the default on a CPU,
     `default_pack_tokens`: PACK_TOKENS, or AMX_PACK_TOKENS in bf16/fp16 with AMX; there a forward's cost is its
     tokens and a bigger one runs at a better rate), `batch_size` rows a forward; on other devices
-    (`pack_tokens` 0) one group a row, `batch_size` rows a forward, length-sorted within PADDING_SLACK. Groups a
+    (`pack_tokens` 0) one group a row, `batch_size` rows a forward, length-sorted within PADDING_SLACK. The
+    prefix every tree group shares, from COMMON_PREFIX_MIN tokens (a template's default system prompt), runs
+    once into a cache the rows start from (`common_prefix_exact`: a model that cannot take it keeps it in each
+    row). Groups a
     tree row cannot take (`tree_packable`), on a CPU groups a tree does not pay for (`tree_pays`: long responses
     under a short prompt), and groups whose tree row gave a non-finite reward, run as whole sequences
     (`score_sequences`: 2 x `batch_size` rows a forward, or up to `max_tokens` padded tokens where given)."""
@@ -595,29 +620,49 @@ def score_pairs(model, pairs: list[tuple[list[int], list[int]]], pad_id: int, ba
 
 
 def _score_tree_rows(model, groups, todo: list[int], pad_id: int, batch_size: int, pack_tokens: int | None,
-                     results: list) -> None:
-    """`score_groups`'s tree path over the groups `todo`, writing their rewards into `results`."""
+                     results: list, common_prefix: bool | None = None) -> None:
+    """`score_groups`'s tree path over the groups `todo`, writing their rewards into `results`. The prefix all of
+    them share (a chat template's system prompt, say SmolLM2's default one: 24 tokens of LLMBar's ~300 a pair), if
+    at least COMMON_PREFIX_MIN tokens, runs once into a cache that every row's forward starts from (where
+    `common_prefix_exact`, or common_prefix=True)."""
     device = _device(model)
     sdpa = getattr(model.config, "_attn_implementation", None) == "sdpa"
     dtype = None if sdpa else next(model.parameters()).dtype  # the mask's: boolean for sdpa, else additive
     step = width_step(model)
     if pack_tokens is None:
         pack_tokens = default_pack_tokens(model)
-    tree_len = {g: _tree_length(groups[g]) for g in todo}
+    base = getattr(model, model.base_model_prefix)
+    common = shared_prefix_length(*(s for g in todo for s in groups[g])) if len(todo) > 1 else 0
+    if common < COMMON_PREFIX_MIN or not (common_prefix_exact(model) if common_prefix is None else common_prefix):
+        common = 0
+    cache = None
+    # transformers 5.24 names the argument and output `cache`, earlier releases `past_key_values`
+    cache_arg = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+    if common:  # each layer's keys and values of the common prefix, one row
+        prefix = torch.tensor([groups[todo[0]][0][:common]], device=device)
+        out = base(input_ids=prefix, use_cache=True)
+        filled = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        cache = [(layer.keys, layer.values) for layer in filled.layers]
+    tree_len = {g: _tree_length(groups[g]) - common for g in todo}
     rows: list[list[int]] = []
     for g in sorted(todo, key=tree_len.__getitem__):  # consecutive groups by length fill a row up to pack_tokens
         if rows and sum(tree_len[h] for h in rows[-1]) + tree_len[g] <= pack_tokens:
             rows[-1].append(g)
         else:
             rows.append([g])
-    built = list(_tree_rows(groups, rows))
-    base = getattr(model, model.base_model_prefix)
+    built = list(_tree_rows(groups, rows, common))
     for batch in padding_bounded_batches([len(ids) for ids, *_ in built], batch_size):
         ids, _ = pad_right([built[b][0] for b in batch], pad_id, step)
         positions, _ = pad_right([built[b][1] for b in batch], 0, step)
-        mask = _tree_mask([built[b][3] for b in batch], ids.shape[1], dtype)
+        mask = _tree_mask([built[b][3] for b in batch], ids.shape[1], dtype, common)
+        past = None
+        if cache is not None:
+            from transformers import DynamicCache
+
+            past = DynamicCache([(k.expand(len(batch), -1, -1, -1), v.expand(len(batch), -1, -1, -1))
+                                 for k, v in cache])
         hidden = base(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                      use_cache=False).last_hidden_state
+                      use_cache=past is not None, **{cache_arg: past}).last_hidden_state
         at = [(row, pos) for row, b in enumerate(batch) for _, lasts in built[b][2] for pos in lasts]
         rows_at, positions_at = (torch.tensor(x, device=device) for x in zip(*at))
         rewards = model.score(hidden[rows_at, positions_at]).float()[:, 0].tolist()

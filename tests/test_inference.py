@@ -159,6 +159,89 @@ def test_packing_changes_the_forwards_not_the_scores(llama, pack_tokens, batch_s
         assert rs == pytest.approx(_one_by_one(model, r), abs=ATOL)
 
 
+def _behind_a_system_prompt(tokenizer, seed, system_len=7):
+    """_random_pairs, all behind one `system_len`-token prefix (a chat template's default system prompt), plus a
+    group of three and a group of one."""
+    rng = random.Random(seed)
+    tokens = [i for i in range(len(tokenizer)) if i != tokenizer.pad_token_id]
+    system = [rng.choice(tokens) for _ in range(system_len)]
+    groups = [[system + c, system + r] for c, r in _random_pairs(len(tokenizer), tokenizer.pad_token_id, seed)]
+    groups.append([system + [5, 6, 7], system + [5, 8], system + [9, 9, 9, 9]])
+    groups.append([system + [11, 12]])
+    return system, groups
+
+
+@pytest.mark.parametrize("pack_tokens,batch_size", [(0, 1), (0, 3), (30, 1), (30, 2), (10_000, 1)])
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_a_prefix_every_group_shares_runs_once_from_a_cache(pack_tokens, batch_size, attention, monkeypatch):
+    """The tokens all groups of a call share (a template's system prompt) run once into a cache that each row's
+    forward starts from: the rows leave them out, and every sequence still gets its whole-sequence reward, in every
+    packing (CPU rows, GPU batches) and with either attention's mask."""
+    import rm_core.inference as inference
+
+    monkeypatch.setattr(inference, "tree_pays", lambda group: True)
+    model, tokenizer = tiny_reward_model(seed=3)
+    model.eval()
+    model.set_attn_implementation(attention)
+    system, groups = _behind_a_system_prompt(tokenizer, seed=5)
+    assert inference.common_prefix_exact(model)
+    widths = []
+    handle = model.get_input_embeddings().register_forward_hook(lambda m, i, o: widths.append(i[0].shape))
+    try:
+        got = score_groups(model, groups, tokenizer.pad_token_id, batch_size=batch_size, pack_tokens=pack_tokens)
+    finally:
+        handle.remove()
+    for group, scores in zip(groups, got):
+        assert scores == pytest.approx([_one_by_one(model, s) for s in group], abs=ATOL)
+    assert widths[0] == torch.Size([1, len(system)])  # the common prefix, once
+    if pack_tokens == 0 and batch_size == 1:  # one tree row a forward, each without the system prompt
+        assert sorted(w[1] for w in widths[1:]) == sorted(inference._tree_length(g) - len(system) for g in groups)
+
+
+def test_without_a_common_prefix_worth_a_cache_the_rows_hold_every_token(llama):
+    """A prefix shorter than COMMON_PREFIX_MIN, or a call of one group, runs no cache: one forward, whole rows."""
+    import rm_core.inference as inference
+
+    model, tokenizer = llama
+    assert inference.tree_exact(model)  # the one-time probe, before the forwards are counted
+    short = [[[4, 5, 6, 7], [4, 5, 9]], [[4, 5, 8, 8], [4, 5, 10, 11, 12]]]  # share 2 tokens
+    one = [[list(range(3, 13)) + [20], list(range(3, 13)) + [21, 22]]]
+    widths = []
+    handle = model.get_input_embeddings().register_forward_hook(lambda m, i, o: widths.append(i[0].shape))
+    try:
+        for groups in (short, one):
+            widths.clear()
+            got = score_groups(model, groups, tokenizer.pad_token_id, batch_size=1, pack_tokens=10_000)
+            assert widths == [torch.Size([1, sum(inference._tree_length(g) for g in groups)])]
+            for group, scores in zip(groups, got):
+                assert scores == pytest.approx([_one_by_one(model, s) for s in group], abs=ATOL)
+    finally:
+        handle.remove()
+
+
+def test_a_backbone_that_cannot_take_the_cache_keeps_its_tree_rows_whole(monkeypatch, capsys):
+    """A model whose backbone drops (or cannot take) the prefilled cache fails the common-prefix probe, once, and
+    says so: its tree rows then hold every token, and the rewards are still each sequence's own."""
+    import rm_core.inference as inference
+
+    monkeypatch.setattr(inference, "tree_pays", lambda group: True)
+    model, tokenizer = tiny_reward_model(seed=3)
+    model.eval()
+    base = model.model
+    forward = base.forward
+
+    def drops_the_cache(*args, cache=None, past_key_values=None, **kwargs):
+        return forward(*args, **kwargs)
+
+    base.forward = drops_the_cache
+    _, groups = _behind_a_system_prompt(tokenizer, seed=6)
+    got = score_groups(model, groups, tokenizer.pad_token_id, batch_size=2, pack_tokens=40)
+    assert inference.tree_exact(model) is True and inference.common_prefix_exact(model) is False
+    assert "a cached common prefix do not reproduce" in capsys.readouterr().out
+    for group, scores in zip(groups, got):
+        assert scores == pytest.approx([_one_by_one(model, s) for s in group], abs=ATOL)
+
+
 def test_on_a_cpu_long_responses_under_a_short_prompt_run_whole_a_long_prompt_as_a_tree(llama):
     """A tree row's attention is dense over its width: it pays only where the shared prefix saves more
     (tree_pays). Two 240-token responses after a 1-token prompt run whole (two rows of 241, not one of 481); a
