@@ -116,13 +116,21 @@ def compare(ours: list[dict], peer: list[dict]) -> dict:
 def computed_tokens(pairs: list[tuple[list[int], list[int]]], peer_batch: int) -> dict:
     """Token positions each tool's forwards compute for these (chosen_ids, rejected_ids) pairs: ours runs a pair
     as one tree row, the shared prefix once, where the tree pays on a CPU (rm_core.inference.tree_pays), else as
-    its two whole sequences, with no padding beyond its rows' (rm_core.inference.score_pairs); the peer runs
+    its two whole sequences, with no padding beyond its rows' (rm_core.inference.score_pairs), and the prefix
+    all tree pairs of a chunk of eval.reward_bench.CHUNK_PAIRS share (the template's system prompt) once a
+    chunk, from a cache (rm_core.inference.COMMON_PREFIX_MIN); the peer runs
     the chosen and the rejected sequences of each `peer_batch` consecutive pairs as two batches padded to their
     longest. Their ratio is the work the peer does per unit of ours: the most our speed-up could be at equal
     speed per token."""
-    from rm_core.inference import shared_prefix_length, tree_pays
+    from eval.reward_bench import CHUNK_PAIRS
+    from rm_core.inference import COMMON_PREFIX_MIN, shared_prefix_length, tree_pays
 
     ours = sum(len(c) + len(r) - (shared_prefix_length(c, r) if tree_pays([c, r]) else 0) for c, r in pairs)
+    for start in range(0, len(pairs), CHUNK_PAIRS):
+        trees = [list(pair) for pair in pairs[start:start + CHUNK_PAIRS] if tree_pays(list(pair))]
+        common = shared_prefix_length(*(s for pair in trees for s in pair)) if len(trees) > 1 else 0
+        if common >= COMMON_PREFIX_MIN:
+            ours -= common * (len(trees) - 1)  # once into the cache instead of once a tree row
     peer = 0
     for start in range(0, len(pairs), peer_batch):
         batch = pairs[start:start + peer_batch]

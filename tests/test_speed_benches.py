@@ -99,3 +99,6 @@ def test_eval_speed_counts_the_token_positions_each_tool_computes():
     assert computed_tokens(pairs, peer_batch=2) == {"ours": 15, "peer": 22, "whole_sequences": 19,
                                                     "peer_over_ours": round(22 / 15, 3)}
     assert computed_tokens(pairs, peer_batch=3)["peer"] == 3 * 4 + 3 * 4
+    system = [50, 51, 52, 53, 54]  # every pair behind one 5-token prefix: computed once (the cache), not a row each
+    behind = [(system + [1, 2, 3], system + [1, 9]), (system + [4], system + [5, 6])]
+    assert computed_tokens(behind, peer_batch=2)["ours"] == 5 + (1 + 2 + 1) + (1 + 2)
