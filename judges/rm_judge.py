@@ -18,6 +18,7 @@ still holds the prompt and the template's assistant turn, and an RL policy can e
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 
@@ -94,12 +95,33 @@ class RewardModelJudge(Judge):
         return value if self.mean is None else (value - self.mean) / self.std
 
     def _score(self, conversations: list, references: list | None) -> list[float | None]:
-        from rm_core.inference import score_sequences
+        """Conversations with the same prompt (an RL group's completions, a pair's two sides) run as one group
+        (`score_groups`: the prompt once, as a tree row, where that pays), the others whole (`score_sequences`)."""
+        from rm_core.inference import score_groups, score_sequences, supports_shared_prefix
 
         self.last_item_info = []
         sequences = [self._render(conv) for conv in conversations]
-        raw = score_sequences(self.model, sequences, self.tokenizer.pad_token_id, self.batch_size,
-                              max_tokens=self.max_tokens)
+        groups: list[list[int]] = []
+        if self.share_prefix is not False and supports_shared_prefix(self.model):
+            by_prompt: dict[str, list[int]] = {}
+            for i, conv in enumerate(conversations):
+                by_prompt.setdefault(json.dumps(conv[:-1], sort_keys=True, default=str), []).append(i)
+            groups = [members for members in by_prompt.values() if len(members) > 1]
+        grouped = {i for members in groups for i in members}
+        alone = [i for i in range(len(sequences)) if i not in grouped]
+        raw = [0.0] * len(sequences)
+        pad = self.tokenizer.pad_token_id
+        if groups:
+            scores = score_groups(self.model, [[sequences[i] for i in members] for members in groups], pad,
+                                  self.batch_size, self.share_prefix, max_tokens=self.max_tokens)
+            for members, values in zip(groups, scores):
+                for i, value in zip(members, values):
+                    raw[i] = value
+        if alone:
+            values = score_sequences(self.model, [sequences[i] for i in alone], pad, self.batch_size,
+                                     max_tokens=self.max_tokens)
+            for i, value in zip(alone, values):
+                raw[i] = value
         return [self._normalized(v) for v in raw]
 
     def score_texts(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[float | None]:

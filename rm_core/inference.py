@@ -619,6 +619,31 @@ def score_pairs(model, pairs: list[tuple[list[int], list[int]]], pad_id: int, ba
     return [(chosen, rejected) for chosen, rejected in scores]
 
 
+def _cache_argument(module) -> str:
+    """transformers 5.24 names a forward's cache argument (and output) `cache`, earlier 5.x releases
+    `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
+
+
+def _prefix_cache(module, ids: list[int], **kwargs) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each layer's (keys, values) of one forward of `ids` through `module` (a backbone, or a causal LM given
+    logits_to_keep=1), for `_from_cache`."""
+    out = module(input_ids=torch.tensor([ids], device=_device(module)), use_cache=True, **kwargs)
+    filled = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+    return [(layer.keys, layer.values) for layer in filled.layers]
+
+
+def _from_cache(module, cache: list | None, rows: int) -> dict:
+    """The forward arguments that start `rows` rows from `cache` (`_prefix_cache`), each row reading the same keys
+    and values; none without a cache."""
+    if cache is None:
+        return {"use_cache": False}
+    from transformers import DynamicCache
+
+    past = DynamicCache([(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in cache])
+    return {"use_cache": True, _cache_argument(module): past}
+
+
 def _score_tree_rows(model, groups, todo: list[int], pad_id: int, batch_size: int, pack_tokens: int | None,
                      results: list, common_prefix: bool | None = None) -> None:
     """`score_groups`'s tree path over the groups `todo`, writing their rewards into `results`. The prefix all of
@@ -635,14 +660,7 @@ def _score_tree_rows(model, groups, todo: list[int], pad_id: int, batch_size: in
     common = shared_prefix_length(*(s for g in todo for s in groups[g])) if len(todo) > 1 else 0
     if common < COMMON_PREFIX_MIN or not (common_prefix_exact(model) if common_prefix is None else common_prefix):
         common = 0
-    cache = None
-    # transformers 5.24 names the argument and output `cache`, earlier releases `past_key_values`
-    cache_arg = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
-    if common:  # each layer's keys and values of the common prefix, one row
-        prefix = torch.tensor([groups[todo[0]][0][:common]], device=device)
-        out = base(input_ids=prefix, use_cache=True)
-        filled = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
-        cache = [(layer.keys, layer.values) for layer in filled.layers]
+    cache = _prefix_cache(base, groups[todo[0]][0][:common]) if common else None
     tree_len = {g: _tree_length(groups[g]) - common for g in todo}
     rows: list[list[int]] = []
     for g in sorted(todo, key=tree_len.__getitem__):  # consecutive groups by length fill a row up to pack_tokens
@@ -655,14 +673,8 @@ def _score_tree_rows(model, groups, todo: list[int], pad_id: int, batch_size: in
         ids, _ = pad_right([built[b][0] for b in batch], pad_id, step)
         positions, _ = pad_right([built[b][1] for b in batch], 0, step)
         mask = _tree_mask([built[b][3] for b in batch], ids.shape[1], dtype, common)
-        past = None
-        if cache is not None:
-            from transformers import DynamicCache
-
-            past = DynamicCache([(k.expand(len(batch), -1, -1, -1), v.expand(len(batch), -1, -1, -1))
-                                 for k, v in cache])
         hidden = base(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                      use_cache=past is not None, **{cache_arg: past}).last_hidden_state
+                      **_from_cache(base, cache, len(batch))).last_hidden_state
         at = [(row, pos) for row, b in enumerate(batch) for _, lasts in built[b][2] for pos in lasts]
         rows_at, positions_at = (torch.tensor(x, device=device) for x in zip(*at))
         rewards = model.score(hidden[rows_at, positions_at]).float()[:, 0].tolist()
@@ -676,29 +688,74 @@ def _score_tree_rows(model, groups, todo: list[int], pad_id: int, batch_size: in
 @torch.inference_mode()
 def next_token_choice_probs(model, sequences: list[list[int]], pad_id: int, token_ids: list[int],
                             batch_size: int = 1, max_tokens: int | None = None,
-                            renormalise: bool = True) -> list[list[float]]:
+                            renormalise: bool = True, common_prefix: bool | None = None) -> list[list[float]]:
     """For each prompt (token ids), the next-token distribution of a causal LM restricted to `token_ids` and
     renormalised over them: the read-out of generative judges (pair-PM's A/B, an LLM judge's A/B/C). With
     renormalise=False, each token's probability under the whole vocabulary (their sum: the mass the model puts
     on the choices at all).
-    Length-sorted, left-padded batches (`batch_size` rows, or up to `max_tokens` padded tokens); positions count real tokens only, so a padded row sees the
-    positions it would see alone."""
+    Length-sorted, left-padded batches (`batch_size` rows, or up to `max_tokens` padded tokens); positions count real
+    tokens only, so a padded row sees the positions it would see alone. The prefix all prompts share (a judge's
+    system prompt, instructions and rubrics), from COMMON_PREFIX_MIN tokens, runs once into a cache every batch
+    starts from (where `choice_cache_exact`, or common_prefix=True); the padding then sits between it and the rest,
+    masked."""
     device = _device(model)
     pick = torch.tensor(token_ids, device=device)
     out: list[list[float]] = [[] for _ in sequences]
-    for batch in padding_bounded_batches([len(s) for s in sequences], batch_size, max_tokens=max_tokens):
-        width = max(len(sequences[i]) for i in batch)
+    common = shared_prefix_length(*sequences) if len(sequences) > 1 else 0
+    if common < COMMON_PREFIX_MIN or not (choice_cache_exact(model) if common_prefix is None else common_prefix):
+        common = 0
+    cache = _prefix_cache(model, sequences[0][:common], logits_to_keep=1) if common else None
+    rest = [s[common:] for s in sequences]
+    for batch in padding_bounded_batches([len(s) for s in rest], batch_size, max_tokens=max_tokens):
+        width = max(len(rest[i]) for i in batch)
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         for row, i in enumerate(batch):
-            seq = sequences[i]
+            seq = rest[i]
             ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
             mask[row, width - len(seq):] = 1
-        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0) + common
+        if common:
+            mask = torch.cat([torch.ones(len(batch), common, dtype=torch.long), mask], dim=1)
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                       use_cache=False, logits_to_keep=1).logits[:, -1, :]
+                       logits_to_keep=1, **_from_cache(model, cache, len(batch))).logits[:, -1, :]
         logits = logits.float()
         probs = torch.softmax(logits[:, pick], dim=-1) if renormalise else torch.softmax(logits, dim=-1)[:, pick]
         for i, row in zip(batch, probs.tolist()):
             out[i] = row
     return out
+
+
+@torch.inference_mode()
+def choice_cache_exact(model) -> bool:
+    """Whether `next_token_choice_probs` may take the prompts' common prefix from a cache for this causal LM:
+    checked once per model (cached on it) on a probe of three prompts behind one prefix, with the cache and
+    without. A model with local attention (a sliding window: the cache's layers here are all global) is not
+    tried."""
+    cached = getattr(model, "_rm_choice_cache_exact", None)
+    if cached is not None:
+        return cached
+    exact = False
+    was_training = model.training
+    model.eval()
+    try:
+        if attention_window(model) is None and not length_dependent_rope(model):
+            vocab = model.get_input_embeddings().weight.shape[0]
+            generator = torch.Generator().manual_seed(0)
+            shared = torch.randint(1, vocab, (COMMON_PREFIX_MIN + 2,), generator=generator).tolist()
+            prompts = [shared + torch.randint(1, vocab, (n,), generator=generator).tolist() for n in (3, 7, 5)]
+            picks = torch.randint(1, vocab, (3,), generator=generator).tolist()
+            with_cache, without = (next_token_choice_probs(model, prompts, 0, picks, 3, renormalise=False,
+                                                           common_prefix=flag) for flag in (True, False))
+            half = next(model.parameters()).dtype in (torch.bfloat16, torch.float16)
+            tolerance = 1e-1 if half else 1e-4  # on the log-probabilities
+            exact = all(a > 0 and b > 0 and abs(math.log(a) - math.log(b)) <= tolerance
+                        for pa, pb in zip(with_cache, without) for a, b in zip(pa, pb))
+    except Exception:  # a model whose forward cannot start from a prefilled cache
+        exact = False
+    finally:
+        model.train(was_training)
+    if not exact:
+        print(f"[inference] {type(model).__name__}: prompts' common prefix not taken from a cache", flush=True)
+    model._rm_choice_cache_exact = exact
+    return exact

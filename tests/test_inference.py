@@ -738,3 +738,73 @@ def test_a_composite_models_sliding_window_and_a_length_dependent_rope_are_seen(
     assert length_dependent_rope(phi)
     short = [3] * 10
     assert score_sequences(phi, [short, [4] * 40], 0, 2)[0] == score_sequences(phi, [short], 0, 1)[0]
+
+
+# ---------------------------------------------------------------- next-token choice probabilities
+
+
+@pytest.fixture(scope="module")
+def causal_lm():
+    from transformers import LlamaForCausalLM
+
+    from rm_core.testing import tiny_llama_config, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(0)
+    return LlamaForCausalLM(tiny_llama_config(len(tokenizer))).eval(), tokenizer
+
+
+def _next_token_probs_alone(model, seq, picks):
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([seq])).logits[0, -1].float()
+    return torch.softmax(logits, -1)[picks].tolist()
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 4])
+def test_choice_probs_take_the_prompts_common_prefix_from_a_cache(causal_lm, batch_size):
+    """A judge's prompts share their system prompt and instructions: that prefix runs once into a cache, and each
+    left-padded batch continues from it (the padding between, masked); every prompt still gets the probabilities
+    it gets alone, unpadded."""
+    from rm_core.inference import choice_cache_exact, next_token_choice_probs
+
+    model, tokenizer = causal_lm
+    rng = random.Random(7)
+    instructions = [rng.randrange(3, len(tokenizer)) for _ in range(12)]
+    prompts = [instructions + [rng.randrange(3, len(tokenizer)) for _ in range(n)] for n in (1, 9, 4, 6, 2)]
+    picks = [5, 6, 7]
+    assert choice_cache_exact(model)
+    widths = []
+    handle = model.get_input_embeddings().register_forward_hook(lambda m, i, o: widths.append(i[0].shape))
+    try:
+        got = next_token_choice_probs(model, prompts, tokenizer.pad_token_id, picks, batch_size, renormalise=False)
+    finally:
+        handle.remove()
+    assert widths[0] == torch.Size([1, 12]) and all(w[1] <= 9 for w in widths[1:])  # the rows leave it out
+    for prompt, probs in zip(prompts, got):
+        assert probs == pytest.approx(_next_token_probs_alone(model, prompt, picks), rel=1e-4)
+
+
+def test_choice_probs_of_a_model_that_cannot_take_the_cache_keep_the_whole_prompt(capsys):
+    """A causal LM whose backbone drops (or cannot take) a prefilled cache fails the one-time probe, says so, and
+    runs every prompt whole: the same probabilities."""
+    from transformers import LlamaForCausalLM
+
+    from rm_core.inference import choice_cache_exact, next_token_choice_probs
+    from rm_core.testing import tiny_llama_config, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(1)
+    model = LlamaForCausalLM(tiny_llama_config(len(tokenizer))).eval()
+    forward = model.model.forward
+
+    def drops_the_cache(*args, cache=None, past_key_values=None, **kwargs):
+        return forward(*args, **kwargs)
+
+    model.model.forward = drops_the_cache
+    prompts = [[9, 10, 11, 12, 13, 14, 20 + n] for n in range(3)]
+    got = next_token_choice_probs(model, prompts, tokenizer.pad_token_id, [5, 6], 2)
+    assert choice_cache_exact(model) is False
+    assert "common prefix not taken from a cache" in capsys.readouterr().out
+    for prompt, probs in zip(prompts, got):
+        alone = _next_token_probs_alone(model, prompt, [5, 6])
+        assert probs == pytest.approx([a / sum(alone) for a in alone], rel=1e-4)

@@ -400,3 +400,34 @@ def test_pointwise_rm_scores_take_rows_by_a_token_budget_without_a_batch_size(mo
     assert by_rows.max_tokens is None
     assert by_rows.score(convs) == pytest.approx(budget_scores, abs=1e-5) and batches
     assert all(len(b) == 1 for b in batches)
+
+
+def test_pointwise_scores_run_the_completions_of_one_prompt_as_a_group(ckpt):
+    """`score` (every RL adapter's path) groups conversations by prompt: a GRPO group's completions run with their
+    prompt once (a tree row), each still getting its own whole-sequence reward, in the caller's order; other
+    conversations run whole. A judge built with share_prefix=False computes every token."""
+    from rm_core.inference import score_sequences, shared_prefix_length
+    from rm_core.templates import render_ids
+
+    long_prompt = "Please read this carefully. " * 12 + "What is 2 + 3?"
+    convs = [conversation(long_prompt, r) for r in RESPONSES[:3]]
+    convs.insert(1, conversation("Another question?", RESPONSES[0]))  # alone: whole
+    convs.append(conversation(long_prompt, "Five."))
+    grouped, plain = judges.load(str(ckpt)), judges.load(str(ckpt), share_prefix=False)
+    rendered = [render_ids(grouped.tokenizer, c)[0] for c in convs]
+    direct = score_sequences(grouped.model, rendered, grouped.tokenizer.pad_token_id)
+    computed, widths = {}, []
+    for name, j in (("grouped", grouped), ("plain", plain)):
+        j.score(convs)  # the one-time tree probe, before the tokens are counted
+        widths.clear()
+        handle = j.model.get_input_embeddings().register_forward_hook(lambda m, i, o: widths.append(i[0].shape))
+        try:
+            scores = j.score(convs)
+        finally:
+            handle.remove()
+        computed[name] = sum(w[0] * w[1] for w in widths)
+        assert scores == pytest.approx([(d - 0.25) / 2.0 for d in direct] if j.mean else direct, abs=1e-5)
+        assert [x["tokens"] for x in j.last_item_info] == [len(r) for r in rendered]
+    assert computed["plain"] >= sum(map(len, rendered))
+    shared = shared_prefix_length(*(rendered[i] for i in (0, 2, 3, 4)))
+    assert shared > 100 and computed["grouped"] <= sum(map(len, rendered)) - 3 * shared  # the prompt once, not 4 times
