@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 PROMPT_TOO_LONG = "prompt longer than max_length"
+# Prompts an HF backend's choice read-out takes a call (`batch_size` a forward within it; the cache stores each
+# call's results as soon as it is done): the prompts' common prefix runs once a call (rm_core.inference).
+CHOICE_PROMPTS_PER_CALL = 64
 # failure reasons of a call that may succeed when asked again later (an endpoint down, overloaded or cut off)
 TRANSIENT_FAILURES = ("timeout", "connection error", "HTTP 408", "HTTP 429", "HTTP 5", "malformed response")
 
@@ -200,9 +203,11 @@ class HFBackend(_CachingBackend):
 
         return tokenize_messages(self.tokenizer, list(messages), add_generation_prompt=True)
 
-    def _batches(self, kind: str, requests: Sequence[list[Message]], settings: dict, run: Callable) -> list[Result]:
+    def _batches(self, kind: str, requests: Sequence[list[Message]], settings: dict, run: Callable,
+                 per_call: int | None = None) -> list[Result]:
         """Cached results, PROMPT_TOO_LONG failures, and `run(list of id lists) -> values` on the rest in
-        length-sorted batches (each batch stored in the cache as soon as it is done)."""
+        length-sorted batches of `per_call` (default: the batch size), each stored in the cache as soon as it is
+        done."""
         keys, results = self._lookup(kind, requests, settings)
         todo = []
         for i, messages in enumerate(requests):
@@ -216,8 +221,9 @@ class HFBackend(_CachingBackend):
         from rm_core.progress import progress
 
         with progress(total=len(todo), desc="judge calls", unit="call", leave=False) as bar:
-            for start in range(0, len(todo), self.batch_size):
-                batch = todo[start:start + self.batch_size]
+            per_call = per_call or self.batch_size
+            for start in range(0, len(todo), per_call):
+                batch = todo[start:start + per_call]
                 for (_, i, _), value in zip(batch, run([ids for _, _, ids in batch])):
                     results[i] = Result(value)
                     self._store(keys[i], results[i])
@@ -277,12 +283,14 @@ class HFBackend(_CachingBackend):
 
         token_ids = self.choice_token_ids(choices)
 
-        def run(batch: list[list[int]]) -> list[list[float]]:
-            return next_token_choice_probs(self.model, batch, self.tokenizer.pad_token_id, token_ids, len(batch),
-                                           renormalise=False)
+        def run(prompts: list[list[int]]) -> list[list[float]]:  # batch_size rows a forward
+            return next_token_choice_probs(self.model, prompts, self.tokenizer.pad_token_id, token_ids,
+                                           self.batch_size, renormalise=False)
 
-        # cached under a kind of its own: entries of the renormalised read-out (before 2026-12-04) are not these
-        return self._batches("choice_mass", requests, {"choices": list(choices)}, run)
+        # cached under a kind of its own: entries of the renormalised read-out (before 2026-12-04) are not these.
+        # CHOICE_PROMPTS_PER_CALL prompts a call, so their common prefix (system prompt, instructions, rubrics) runs
+        # once for all of them, not once a forward
+        return self._batches("choice_mass", requests, {"choices": list(choices)}, run, CHOICE_PROMPTS_PER_CALL)
 
 
 # -- OpenAI-compatible chat endpoint ------------------------------------------------------------------------

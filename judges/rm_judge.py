@@ -6,7 +6,8 @@ and the scalar ORM is served by it (math_rm.judge.OutcomeRewardJudge). It regist
 Conversations are rendered with the checkpoint's own chat template (exactly one BOS), cut from the front
 when longer than `max_length` (keeping the end of the response; counted in `truncated`), and scored in
 length-sorted batches. `score_pairs` and `rank_many` run a pair's (a group's) shared prompt once (one tree
-row) on decoder-only models:
+row) on decoder-only models, and `score` does so for the conversations of a call that share a prompt (an RL
+group's completions):
 the same path `eval_reward_bench` uses, so a checkpoint scores the same through both.
 
 An empty response is scored, not failed (`score`, `score_pairs`, `compare`, `rank`): the rendered conversation

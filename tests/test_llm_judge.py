@@ -825,6 +825,37 @@ def test_hf_choice_probs(tiny_lm):
         backend.choice_probs(ask("hi"), ["A", "tie"])
 
 
+def test_hf_choice_probs_run_the_prompts_shared_instructions_once_a_call(tiny_lm):
+    """A judge's prompts share the system prompt, instructions and principles: the backend's read-out runs that
+    prefix once for a call's prompts (up to CHOICE_PROMPTS_PER_CALL), not once a forward of batch_size rows, and
+    each prompt's probabilities stay what it gets alone."""
+    import torch
+
+    from judges.backends import CHOICE_PROMPTS_PER_CALL
+
+    backend = HFBackend(tiny_lm, batch_size=1)
+    judge = PairwiseLLMJudge(backend, principles=["Be exact.", "Be brief, and say why."], min_choice_mass=0.0)
+    requests = [judge._render(judge.pair_template, prompt=t, response_a=GOOD, response_b=BAD) for t in TEXTS]
+    encoded = [backend._encode(r) for r in requests]
+    shared = min(len(e) for e in encoded)
+    shared = next((n for n in range(shared) if len({tuple(e[:n + 1]) for e in encoded}) > 1), shared)
+    assert shared > 20 and len(requests) <= CHOICE_PROMPTS_PER_CALL
+    backend.choice_probs(requests[:2], ["A", "B"])  # the one-time probe
+    widths = []
+    handle = backend.model.get_input_embeddings().register_forward_hook(lambda m, i, o: widths.append(i[0].shape))
+    try:
+        got = backend.choice_probs(requests, ["A", "B"])
+    finally:
+        handle.remove()
+    assert widths[0] == torch.Size([1, shared]) and len(widths) == 1 + len(requests)  # the prefix once, then 1 a row
+    assert sum(w[1] for w in widths[1:]) == sum(len(e) for e in encoded) - len(requests) * shared
+    choice_ids = [backend.tokenizer.convert_tokens_to_ids(c) for c in "AB"]
+    for ids, result in zip(encoded, got):
+        with torch.no_grad():
+            logits = backend.model(input_ids=torch.tensor([ids])).logits[0, -1]
+        assert result.value == pytest.approx(torch.softmax(logits, -1)[choice_ids].tolist(), rel=1e-4)
+
+
 def test_hf_prompt_longer_than_max_length_is_a_counted_failure(tiny_lm):
     backend = HFBackend(tiny_lm, max_length=40)
     short, long = backend.generate(ask("hi", "hello world " * 20), max_new_tokens=2)
