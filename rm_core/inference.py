@@ -625,12 +625,12 @@ def _cache_argument(module) -> str:
     return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
 
 
-def _prefix_cache(module, ids: list[int], **kwargs) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _prefix_cache(module, ids: list[int], **kwargs) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
     """Each layer's (keys, values) of one forward of `ids` through `module` (a backbone, or a causal LM given
-    logits_to_keep=1), for `_from_cache`."""
+    logits_to_keep=1), for `_from_cache`; None where the forward kept no cache (the caller then runs every token)."""
     out = module(input_ids=torch.tensor([ids], device=_device(module)), use_cache=True, **kwargs)
-    filled = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
-    return [(layer.keys, layer.values) for layer in filled.layers]
+    filled = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+    return None if filled is None else [(layer.keys, layer.values) for layer in filled.layers]
 
 
 def _from_cache(module, cache: list | None, rows: int) -> dict:
@@ -661,6 +661,7 @@ def _score_tree_rows(model, groups, todo: list[int], pad_id: int, batch_size: in
     if common < COMMON_PREFIX_MIN or not (common_prefix_exact(model) if common_prefix is None else common_prefix):
         common = 0
     cache = _prefix_cache(base, groups[todo[0]][0][:common]) if common else None
+    common = common if cache is not None else 0
     tree_len = {g: _tree_length(groups[g]) - common for g in todo}
     rows: list[list[int]] = []
     for g in sorted(todo, key=tree_len.__getitem__):  # consecutive groups by length fill a row up to pack_tokens
@@ -705,6 +706,7 @@ def next_token_choice_probs(model, sequences: list[list[int]], pad_id: int, toke
     if common < COMMON_PREFIX_MIN or not (choice_cache_exact(model) if common_prefix is None else common_prefix):
         common = 0
     cache = _prefix_cache(model, sequences[0][:common], logits_to_keep=1) if common else None
+    common = common if cache is not None else 0
     rest = [s[common:] for s in sequences]
     for batch in padding_bounded_batches([len(s) for s in rest], batch_size, max_tokens=max_tokens):
         width = max(len(rest[i]) for i in batch)
