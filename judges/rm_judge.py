@@ -97,13 +97,17 @@ class RewardModelJudge(Judge):
 
     def _score(self, conversations: list, references: list | None) -> list[float | None]:
         """Conversations with the same prompt (an RL group's completions, a pair's two sides) run as one group
-        (`score_groups`: the prompt once, as a tree row, where that pays), the others whole (`score_sequences`)."""
-        from rm_core.inference import score_groups, score_sequences, supports_shared_prefix
+        (`score_groups`: the prompt once, as a tree row, where that pays), the others whole (`score_sequences`).
+        By default on a CPU only, where `tree_pays` weighs a group's dense attention against its prompt's
+        saving; on a GPU every group would be one row, whose attention grows with the square of the whole group
+        (16 completions of 500 tokens: one 8,000-token row), unmeasured there: share_prefix=True asks for it."""
+        from rm_core.inference import default_pack_tokens, score_groups, score_sequences, supports_shared_prefix
 
         self.last_item_info = []
         sequences = [self._render(conv) for conv in conversations]
         groups: list[list[int]] = []
-        if self.share_prefix is not False and supports_shared_prefix(self.model):
+        wanted = self.share_prefix or (self.share_prefix is None and default_pack_tokens(self.model) > 0)
+        if wanted and supports_shared_prefix(self.model):
             by_prompt: dict[str, list[int]] = {}
             for i, conv in enumerate(conversations):
                 by_prompt.setdefault(json.dumps(conv[:-1], sort_keys=True, default=str), []).append(i)

@@ -703,7 +703,9 @@ def next_token_choice_probs(model, sequences: list[list[int]], pad_id: int, toke
     pick = torch.tensor(token_ids, device=device)
     out: list[list[float]] = [[] for _ in sequences]
     common = shared_prefix_length(*sequences) if len(sequences) > 1 else 0
-    if common < COMMON_PREFIX_MIN or not (choice_cache_exact(model) if common_prefix is None else common_prefix):
+    window = attention_window(model)  # the cache's layers are all global: only prompts within every layer's span
+    if (common < COMMON_PREFIX_MIN or (window and max(map(len, sequences)) > window)
+            or not (choice_cache_exact(model) if common_prefix is None else common_prefix)):
         common = 0
     cache = _prefix_cache(model, sequences[0][:common], logits_to_keep=1) if common else None
     common = common if cache is not None else 0
@@ -732,8 +734,7 @@ def next_token_choice_probs(model, sequences: list[list[int]], pad_id: int, toke
 def choice_cache_exact(model) -> bool:
     """Whether `next_token_choice_probs` may take the prompts' common prefix from a cache for this causal LM:
     checked once per model (cached on it) on a probe of three prompts behind one prefix, with the cache and
-    without. A model with local attention (a sliding window: the cache's layers here are all global) is not
-    tried."""
+    without. A model whose rotary embedding depends on the longest position (longrope, dynamic) is not tried."""
     cached = getattr(model, "_rm_choice_cache_exact", None)
     if cached is not None:
         return cached
@@ -741,7 +742,7 @@ def choice_cache_exact(model) -> bool:
     was_training = model.training
     model.eval()
     try:
-        if attention_window(model) is None and not length_dependent_rope(model):
+        if not length_dependent_rope(model):
             vocab = model.get_input_embeddings().weight.shape[0]
             generator = torch.Generator().manual_seed(0)
             shared = torch.randint(1, vocab, (COMMON_PREFIX_MIN + 2,), generator=generator).tolist()

@@ -808,3 +808,26 @@ def test_choice_probs_of_a_model_that_cannot_take_the_cache_keep_the_whole_promp
     for prompt, probs in zip(prompts, got):
         alone = _next_token_probs_alone(model, prompt, [5, 6])
         assert probs == pytest.approx([a / sum(alone) for a in alone], rel=1e-4)
+
+
+def test_choice_probs_past_a_sliding_window_keep_the_whole_prompt(causal_lm, monkeypatch):
+    """The cache's layers are all global: prompts longer than a model's local-attention span run whole (Qwen2.5
+    declares a 32k window it does not use, so the span is a length check, not a refusal)."""
+    import rm_core.inference as inference
+
+    model, tokenizer = causal_lm
+    prompts = [[9, 10, 11, 12, 13, 14] + [20 + n] * (n + 1) for n in range(3)]
+    assert inference.choice_cache_exact(model)
+    widths = []
+    for window, first_width in ((8, 7), (64, 6)):
+        monkeypatch.setattr(inference, "attention_window", lambda m, span=window: span)
+        widths.clear()
+        handle = model.get_input_embeddings().register_forward_hook(lambda m, i, o: widths.append(i[0].shape))
+        try:
+            got = inference.next_token_choice_probs(model, prompts, tokenizer.pad_token_id, [5, 6], 1)
+        finally:
+            handle.remove()
+        assert widths[0][1] == first_width  # the shortest prompt whole (7), or the 6-token prefix alone
+        for prompt, probs in zip(prompts, got):
+            alone = _next_token_probs_alone(model, prompt, [5, 6])
+            assert probs == pytest.approx([a / sum(alone) for a in alone], rel=1e-4)

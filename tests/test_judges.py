@@ -431,3 +431,26 @@ def test_pointwise_scores_run_the_completions_of_one_prompt_as_a_group(ckpt):
     assert computed["plain"] >= sum(map(len, rendered))
     shared = shared_prefix_length(*(rendered[i] for i in (0, 2, 3, 4)))
     assert shared > 100 and computed["grouped"] <= sum(map(len, rendered)) - 3 * shared  # the prompt once, not 4 times
+
+
+def test_pointwise_groups_are_a_cpu_default_and_asked_for_elsewhere(ckpt, monkeypatch):
+    """Off a CPU (no packed rows: `default_pack_tokens` 0) `score` keeps whole sequences unless share_prefix=True:
+    there a group is one row, whose attention grows with the square of the whole group, and that is unmeasured."""
+    import rm_core.inference as inference
+    from rm_core.templates import render_ids
+
+    monkeypatch.setattr(inference, "default_pack_tokens", lambda model: 0)
+    long_prompt = "Please read this carefully. " * 12 + "What is 2 + 3?"
+    convs = [conversation(long_prompt, r) for r in RESPONSES[:3]]
+    widths = []
+    for share, grouped in ((None, False), (True, True)):
+        j = judges.load(str(ckpt), share_prefix=share)
+        rendered = [render_ids(j.tokenizer, c)[0] for c in convs]
+        j.score(convs)  # the one-time tree probe
+        widths.clear()
+        handle = j.model.get_input_embeddings().register_forward_hook(lambda m, i, o: widths.append(i[0].shape))
+        try:
+            j.score(convs)
+        finally:
+            handle.remove()
+        assert (sum(w[0] * w[1] for w in widths) < sum(map(len, rendered))) is grouped
