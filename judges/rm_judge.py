@@ -118,7 +118,8 @@ class RewardModelJudge(Judge):
         pad = self.tokenizer.pad_token_id
         if groups:
             scores = score_groups(self.model, [[sequences[i] for i in members] for members in groups], pad,
-                                  self.batch_size, self.share_prefix, max_tokens=self.max_tokens)
+                                  self.batch_size, self.share_prefix, max_tokens=self.max_tokens,
+                                  whole_rows=self.batch_size)  # groups run whole: the rows asked for, not twice
             for members, values in zip(groups, scores):
                 for i, value in zip(members, values):
                     raw[i] = value

@@ -16,6 +16,7 @@ every new activation size (`keep_freed_memory`).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import os
@@ -431,7 +432,8 @@ def length_dependent_rope(model) -> bool:
 
 def tree_exact(model) -> bool:
     """Whether this model's tree rows give the rewards its whole sequences give, checked once per model (cached on
-    it) on a small probe: two groups of two, packed into one row, against each sequence alone. Layers that ignore
+    it) on a small probe: two groups of two, packed into one row and as two padded rows, against each sequence
+    alone. Layers that ignore
     the 4D mask or the restarted positions (linear-attention and state-space layers, ALiBi, GPT-Neo's local
     attention) fail it, or raise, and the model then scores whole sequences only."""
     return _probe_tree(model, "_rm_tree_exact", common=0)
@@ -461,13 +463,15 @@ def _probe_tree(model, flag: str, common: int) -> bool:
 
         shared = tokens(common)
         groups = [[shared + p + tokens(5), shared + p + tokens(7)] for p in (tokens(9), tokens(6))]
-        tree: list[list[float]] = [[], []]
-        _score_tree_rows(model, groups, [0, 1], 0, 1, 10**6, tree, common_prefix=bool(common))
+        packed: list[list[float]] = [[], []]  # both groups in one row (a CPU's layout)
+        _score_tree_rows(model, groups, [0, 1], 0, 1, 10**6, packed, common_prefix=bool(common))
+        batched: list[list[float]] = [[], []]  # a group a row, two rows a forward, padded (a GPU's)
+        _score_tree_rows(model, groups, [0, 1], 0, 2, 0, batched, common_prefix=bool(common))
         alone = [[score_sequences(model, [s], 0, 1)[0] for s in g] for g in groups]
         half = next(model.parameters()).dtype in (torch.bfloat16, torch.float16)
         tolerance = 3e-2 if half else 1e-4
         exact = all(math.isfinite(t) and abs(t - a) <= tolerance * (1 + abs(a))
-                    for tg, ag in zip(tree, alone) for t, a in zip(tg, ag))
+                    for tree in (packed, batched) for tg, ag in zip(tree, alone) for t, a in zip(tg, ag))
     except Exception:  # a layer that cannot take the tree's mask, positions or cache at all: not this path
         exact = False
     finally:
@@ -496,7 +500,7 @@ def _tree_length(group: list[list[int]]) -> int:
 # capped at AVX2, fp32 (bench/RESULTS.md, "Scaling"): long sets 1.25x / 1.47x at 512 / 1024 whole, LLMBar -2%.
 TREE_ATTENTION_COST = 2e-4
 # The fewest tokens shared by every group of a call worth a cache (`_score_tree_rows`): a chat template's default
-# system prompt (SmolLM2: 24 tokens, 9% of LLMBar's token positions; Qwen2.5's: ~30).
+# system prompt (SmolLM2: 24 tokens, 7.2% of the token positions our LLMBar evaluation computes; Qwen2.5's: ~30).
 COMMON_PREFIX_MIN = 4
 
 
@@ -562,7 +566,7 @@ def _tree_mask(blocks_per_row: list[list[tuple[int, int, list[int]]]], width: in
 @torch.inference_mode()
 def score_groups(model, groups: list[list[list[int]]], pad_id: int, batch_size: int = 16,
                  share_prefix: bool | None = None, pack_tokens: int | None = None,
-                 max_tokens: int | None = None) -> list[list[float]]:
+                 max_tokens: int | None = None, whole_rows: int | None = None) -> list[list[float]]:
     """One reward per token sequence, for groups of sequences that share a prefix (a pair's chosen and rejected,
     a prompt's best-of-N candidates).
 
@@ -570,7 +574,7 @@ def score_groups(model, groups: list[list[list[int]]], pad_id: int, batch_size: 
     shared prefix (the prompt and whatever the template renders before the responses diverge) followed by each
     sequence's suffix, whose positions restart where the prefix ends and whose mask hides the other suffixes.
     One forward then gives every reward, the prefix computed once: the same numbers as the whole sequences, with
-    no cache to copy. Rows hold several groups, block-diagonal, up to `pack_tokens` tokens (the default on a CPU,
+    no per-pair cache to copy. Rows hold several groups, block-diagonal, up to `pack_tokens` tokens (the default on a CPU,
     `default_pack_tokens`: PACK_TOKENS, or AMX_PACK_TOKENS in bf16/fp16 with AMX; there a forward's cost is its
     tokens and a bigger one runs at a better rate), `batch_size` rows a forward; on other devices
     (`pack_tokens` 0) one group a row, `batch_size` rows a forward, length-sorted within PADDING_SLACK. The
@@ -579,7 +583,8 @@ def score_groups(model, groups: list[list[list[int]]], pad_id: int, batch_size: 
     row). Groups a
     tree row cannot take (`tree_packable`), on a CPU groups a tree does not pay for (`tree_pays`: long responses
     under a short prompt), and groups whose tree row gave a non-finite reward, run as whole sequences
-    (`score_sequences`: 2 x `batch_size` rows a forward, or up to `max_tokens` padded tokens where given)."""
+    (`score_sequences`: `whole_rows` rows a forward, default 2 x `batch_size`: a pair's two sequences, or up to
+    `max_tokens` padded tokens where given)."""
     if share_prefix is None or share_prefix:  # asked for, or by default: only where it gives the same rewards
         share_prefix = (supports_shared_prefix(model) and not length_dependent_rope(model)
                         and tree_exact(model))
@@ -600,7 +605,7 @@ def score_groups(model, groups: list[list[list[int]]], pad_id: int, batch_size: 
         # each sequence gets its own reward, non-finite only where its own forward is.
         whole += [g for g in tree if not all(math.isfinite(x) for x in results[g])]
     if whole:
-        flat = score_sequences(model, [s for g in whole for s in groups[g]], pad_id, batch_size * 2,
+        flat = score_sequences(model, [s for g in whole for s in groups[g]], pad_id, whole_rows or batch_size * 2,
                                max_tokens=max_tokens)
         k = 0
         for g in whole:
@@ -633,14 +638,36 @@ def _prefix_cache(module, ids: list[int], **kwargs) -> list[tuple[torch.Tensor, 
     return None if filled is None else [(layer.keys, layer.values) for layer in filled.layers]
 
 
+@functools.cache
+def _prefix_layer_class():
+    from transformers.cache_utils import DynamicLayer
+
+    class PrefixLayer(DynamicLayer):
+        """A layer's cached prefix that a forward reads and does not grow: its keys and values are joined to the
+        forward's own and handed back, not kept, so each layer's are freed once the layer is done (as without a
+        cache; a growing cache would hold every layer's for the whole batch until the forward ends)."""
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
+
+    return PrefixLayer
+
+
 def _from_cache(module, cache: list | None, rows: int) -> dict:
     """The forward arguments that start `rows` rows from `cache` (`_prefix_cache`), each row reading the same keys
-    and values; none without a cache."""
+    and values (expanded, not copied); none without a cache."""
     if cache is None:
         return {"use_cache": False}
     from transformers import DynamicCache
 
-    past = DynamicCache([(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in cache])
+    layers = []
+    for keys, values in cache:
+        layer = _prefix_layer_class()()
+        layer.lazy_initialization(keys, values)
+        layer.keys, layer.values = keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1)
+        layers.append(layer)
+    past = DynamicCache()
+    past.layers = layers
     return {"use_cache": True, _cache_argument(module): past}
 
 

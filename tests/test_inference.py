@@ -831,3 +831,46 @@ def test_choice_probs_past_a_sliding_window_keep_the_whole_prompt(causal_lm, mon
         for prompt, probs in zip(prompts, got):
             alone = _next_token_probs_alone(model, prompt, [5, 6])
             assert probs == pytest.approx([a / sum(alone) for a in alone], rel=1e-4)
+
+
+def test_a_forward_that_keeps_no_cache_leaves_every_token_in_the_rows(monkeypatch):
+    """A backbone (or causal LM) whose forward hands back no cache for the prefix: the rows and prompts then hold
+    every token, with the same results (never a row that lost the prefix)."""
+    from transformers import LlamaForCausalLM
+
+    import rm_core.inference as inference
+    from rm_core.testing import tiny_llama_config, tiny_tokenizer
+
+    def keeps_none(forward):
+        def wrapped(*args, **kwargs):
+            out = forward(*args, **kwargs)
+            out.cache = None
+            return out
+        return wrapped
+
+    monkeypatch.setattr(inference, "tree_pays", lambda group: True)
+    model, tokenizer = tiny_reward_model(seed=3)
+    model.eval()
+    model.model.forward = keeps_none(model.model.forward)
+    system, groups = _behind_a_system_prompt(tokenizer, seed=8)
+    inference.common_prefix_exact(model)  # the probes, before the forwards are counted
+    widths = []
+    handle = model.get_input_embeddings().register_forward_hook(lambda m, i, o: widths.append(i[0].shape))
+    try:
+        got = score_groups(model, groups, tokenizer.pad_token_id, batch_size=1, pack_tokens=0)
+    finally:
+        handle.remove()
+    assert widths[0] == torch.Size([1, len(system)])  # the prefix ran, kept nothing ...
+    assert sorted(w[1] for w in widths[1:]) == sorted(inference._tree_length(g) for g in groups)  # ... rows whole
+    for group, scores in zip(groups, got):
+        assert scores == pytest.approx([_one_by_one(model, s) for s in group], abs=ATOL)
+
+    lm_tokenizer = tiny_tokenizer()
+    torch.manual_seed(2)
+    lm = LlamaForCausalLM(tiny_llama_config(len(lm_tokenizer))).eval()
+    lm.forward = keeps_none(lm.forward)
+    prompts = [[9, 10, 11, 12, 13, 14, 20 + n] for n in range(3)]
+    got = inference.next_token_choice_probs(lm, prompts, lm_tokenizer.pad_token_id, [5, 6], 3)
+    for prompt, probs in zip(prompts, got):
+        alone = _next_token_probs_alone(lm, prompt, [5, 6])
+        assert probs == pytest.approx([a / sum(alone) for a in alone], rel=1e-4)
