@@ -249,6 +249,8 @@ for k in range(2 + 3 * state.process_index):  # rank 0: 2 failures, rank 1: 5, o
 merged = judge_failures(judge, state)  # a collective: every process calls it
 if state.is_main_process:
     json.dump(merged, open(sys.argv[1], "w"))
+from rm_core.errors import end_process_group
+end_process_group()  # as every command ends (rm_core.errors.cli_entry): no gloo thread left for exit to abort on
 """
 
 
