@@ -447,14 +447,28 @@ def common_prefix_exact(model) -> bool:
 
 
 @torch.inference_mode()
-def _probe_tree(model, flag: str, common: int) -> bool:
+def _probe_once(model, flag: str, check, failed: str) -> bool:
+    """`check()`, run once per model in eval mode, its answer cached on the model as `flag`: an exception counts as
+    False, and a False is said once (`failed`: what the model then does instead)."""
     cached = getattr(model, flag, None)
     if cached is not None:
         return cached
-    exact = False
     was_training = model.training
     model.eval()
     try:
+        exact = bool(check())
+    except Exception:  # a layer that cannot take the mask, the positions or the cache at all
+        exact = False
+    finally:
+        model.train(was_training)
+    if not exact:
+        print(f"[inference] {type(model).__name__}: {failed}", flush=True)
+    setattr(model, flag, exact)
+    return exact
+
+
+def _probe_tree(model, flag: str, common: int) -> bool:
+    def check() -> bool:
         vocab = model.get_input_embeddings().weight.shape[0]
         generator = torch.Generator().manual_seed(0)
 
@@ -470,18 +484,12 @@ def _probe_tree(model, flag: str, common: int) -> bool:
         alone = [[score_sequences(model, [s], 0, 1)[0] for s in g] for g in groups]
         half = next(model.parameters()).dtype in (torch.bfloat16, torch.float16)
         tolerance = 3e-2 if half else 1e-4
-        exact = all(math.isfinite(t) and abs(t - a) <= tolerance * (1 + abs(a))
-                    for tree in (packed, batched) for tg, ag in zip(tree, alone) for t, a in zip(tg, ag))
-    except Exception:  # a layer that cannot take the tree's mask, positions or cache at all: not this path
-        exact = False
-    finally:
-        model.train(was_training)
-    if not exact:
-        what = "a cached common prefix" if common else "tree rows"
-        print(f"[inference] {type(model).__name__}: {what} do not reproduce whole-sequence rewards; "
-              f"scoring {'each tree row whole' if common else 'whole sequences'}", flush=True)
-    setattr(model, flag, exact)
-    return exact
+        return all(math.isfinite(t) and abs(t - a) <= tolerance * (1 + abs(a))
+                   for tree in (packed, batched) for tg, ag in zip(tree, alone) for t, a in zip(tg, ag))
+
+    failed = ("a cached common prefix does not reproduce whole-sequence rewards; scoring each tree row whole"
+              if common else "tree rows do not reproduce whole-sequence rewards; scoring whole sequences")
+    return _probe_once(model, flag, check, failed)
 
 
 def _tree_length(group: list[list[int]]) -> int:
@@ -757,35 +765,23 @@ def next_token_choice_probs(model, sequences: list[list[int]], pad_id: int, toke
     return out
 
 
-@torch.inference_mode()
 def choice_cache_exact(model) -> bool:
     """Whether `next_token_choice_probs` may take the prompts' common prefix from a cache for this causal LM:
     checked once per model (cached on it) on a probe of three prompts behind one prefix, with the cache and
     without. A model whose rotary embedding depends on the longest position (longrope, dynamic) is not tried."""
-    cached = getattr(model, "_rm_choice_cache_exact", None)
-    if cached is not None:
-        return cached
-    exact = False
-    was_training = model.training
-    model.eval()
-    try:
-        if not length_dependent_rope(model):
-            vocab = model.get_input_embeddings().weight.shape[0]
-            generator = torch.Generator().manual_seed(0)
-            shared = torch.randint(1, vocab, (COMMON_PREFIX_MIN + 2,), generator=generator).tolist()
-            prompts = [shared + torch.randint(1, vocab, (n,), generator=generator).tolist() for n in (3, 7, 5)]
-            picks = torch.randint(1, vocab, (3,), generator=generator).tolist()
-            with_cache, without = (next_token_choice_probs(model, prompts, 0, picks, 3, renormalise=False,
-                                                           common_prefix=flag) for flag in (True, False))
-            half = next(model.parameters()).dtype in (torch.bfloat16, torch.float16)
-            tolerance = 1e-1 if half else 1e-4  # on the log-probabilities
-            exact = all(a > 0 and b > 0 and abs(math.log(a) - math.log(b)) <= tolerance
-                        for pa, pb in zip(with_cache, without) for a, b in zip(pa, pb))
-    except Exception:  # a model whose forward cannot start from a prefilled cache
-        exact = False
-    finally:
-        model.train(was_training)
-    if not exact:
-        print(f"[inference] {type(model).__name__}: prompts' common prefix not taken from a cache", flush=True)
-    model._rm_choice_cache_exact = exact
-    return exact
+    def check() -> bool:
+        if length_dependent_rope(model):
+            return False
+        vocab = model.get_input_embeddings().weight.shape[0]
+        generator = torch.Generator().manual_seed(0)
+        shared = torch.randint(1, vocab, (COMMON_PREFIX_MIN + 2,), generator=generator).tolist()
+        prompts = [shared + torch.randint(1, vocab, (n,), generator=generator).tolist() for n in (3, 7, 5)]
+        picks = torch.randint(1, vocab, (3,), generator=generator).tolist()
+        with_cache, without = (next_token_choice_probs(model, prompts, 0, picks, 3, renormalise=False,
+                                                       common_prefix=flag) for flag in (True, False))
+        half = next(model.parameters()).dtype in (torch.bfloat16, torch.float16)
+        tolerance = 1e-1 if half else 1e-4  # on the log-probabilities
+        return all(a > 0 and b > 0 and abs(math.log(a) - math.log(b)) <= tolerance
+                   for pa, pb in zip(with_cache, without) for a, b in zip(pa, pb))
+
+    return _probe_once(model, "_rm_choice_cache_exact", check, "prompts' common prefix not taken from a cache")

@@ -237,7 +237,7 @@ def test_a_backbone_that_cannot_take_the_cache_keeps_its_tree_rows_whole(monkeyp
     _, groups = _behind_a_system_prompt(tokenizer, seed=6)
     got = score_groups(model, groups, tokenizer.pad_token_id, batch_size=2, pack_tokens=40)
     assert inference.tree_exact(model) is True and inference.common_prefix_exact(model) is False
-    assert "a cached common prefix do not reproduce" in capsys.readouterr().out
+    assert "a cached common prefix does not reproduce" in capsys.readouterr().out
     for group, scores in zip(groups, got):
         assert scores == pytest.approx([_one_by_one(model, s) for s in group], abs=ATOL)
 
