@@ -776,12 +776,14 @@ def choice_cache_exact(model) -> bool:
         generator = torch.Generator().manual_seed(0)
         shared = torch.randint(1, vocab, (COMMON_PREFIX_MIN + 2,), generator=generator).tolist()
         prompts = [shared + torch.randint(1, vocab, (n,), generator=generator).tolist() for n in (3, 7, 5)]
-        picks = torch.randint(1, vocab, (3,), generator=generator).tolist()
-        with_cache, without = (next_token_choice_probs(model, prompts, 0, picks, 3, renormalise=False,
+        with_cache, without = (next_token_choice_probs(model, prompts, 0, list(range(vocab)), 3, renormalise=False,
                                                        common_prefix=flag) for flag in (True, False))
+        # total variation between the whole next-token distributions: SmolLM2-135M-Instruct 0-0.03 in bf16 (0 in
+        # fp32) with the cache, 0.49-0.67 when the prefix is left out (the log-probabilities of random tokens, tried
+        # first, moved by more than 0.1 in bf16)
         half = next(model.parameters()).dtype in (torch.bfloat16, torch.float16)
-        tolerance = 1e-1 if half else 1e-4  # on the log-probabilities
-        return all(a > 0 and b > 0 and abs(math.log(a) - math.log(b)) <= tolerance
-                   for pa, pb in zip(with_cache, without) for a, b in zip(pa, pb))
+        tolerance = 1e-1 if half else 1e-3
+        return all(math.isfinite(sum(pa)) and 0.5 * sum(abs(a - b) for a, b in zip(pa, pb)) <= tolerance
+                   for pa, pb in zip(with_cache, without))
 
     return _probe_once(model, "_rm_choice_cache_exact", check, "prompts' common prefix not taken from a cache")
