@@ -9,8 +9,8 @@ Each run scores the same first --items conversations with a judge built with tha
 given, the judge's default: on a CPU rows a forward up to a token budget) and prompt sharing (`--share_prefix`:
 on, the default, scores the completions of one prompt as a group, the prompt once; off, each whole), runs paired
 in order (the shorter list repeats its last value). --source hh: the chosen and rejected transcripts of the
-HH-RLHF harmless pairs, alternating (groups of two); gsm8k: each GSM8K test question's four model solutions (an RL
-step's group of four completions a prompt). One pass first, untimed, builds the kernels. tokens/s counts the
+HH-RLHF harmless pairs, alternating (groups of two); gsm8k: the four model solutions of each question of the
+GSM8K solutions file, in file order (an RL step's group of four completions a prompt). One pass first, untimed, builds the kernels. tokens/s counts the
 rendered tokens scored (prompts counted once per conversation, as a whole-sequence scorer computes them). Prints
 JSON: per run tokens, seconds, tokens/s, and the largest score difference from the first run.
 """
@@ -44,14 +44,13 @@ def main() -> None:
         convs = [parse_hh_transcript(rows[i // 2]["chosen" if i % 2 == 0 else "rejected"]) for i in range(args.items)]
     else:
         from judges.base import conversation
-        from rm_core.data import shared_data_dir
+        from rm_core.data import GSM8K_SOLUTION_MODELS, shared_data_dir
 
         convs = []
         with open(shared_data_dir() / "gsm8k" / "example_model_solutions.jsonl", encoding="utf-8") as f:
             for line in f:
                 row = json.loads(line)
-                convs += [conversation(row["question"], row[k]["solution"])
-                          for k in ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")]
+                convs += [conversation(row["question"], row[k]["solution"]) for k in GSM8K_SOLUTION_MODELS]
                 if len(convs) >= args.items:
                     break
         convs = convs[:args.items]

@@ -6,8 +6,8 @@ the responses diverge) once: one "tree" sequence holds the prefix and then each 
 positions and an attention mask that make each suffix see only the prefix and itself. On a CPU several
 groups share a forward, block-diagonal, padded only to a multiple of LOW_PRECISION_WIDTH_STEP in
 bf16/fp16. What every group of a call shares (a chat template's default system prompt) runs once, into a
-cache that each forward starts from. Models without a causal backbone and a `score` head (encoders such as BERT/MiniLM, which pool at
-[CLS]) take the plain path: every sequence whole, length-sorted.
+cache that each forward starts from. Models without a causal backbone and a `score` head (encoders such as
+BERT/MiniLM, which pool at [CLS]) take the plain path: every sequence whole, length-sorted.
 
 `prepare_cpu_inference` is what a judge or evaluation applies to a model it loaded for a CPU: bf16 linear layers
 from weights packed once for oneDNN (`pack_cpu_linears`), and glibc's malloc kept from faulting fresh pages in for
@@ -433,9 +433,8 @@ def length_dependent_rope(model) -> bool:
 def tree_exact(model) -> bool:
     """Whether this model's tree rows give the rewards its whole sequences give, checked once per model (cached on
     it) on a small probe: two groups of two, packed into one row and as two padded rows, against each sequence
-    alone. Layers that ignore
-    the 4D mask or the restarted positions (linear-attention and state-space layers, ALiBi, GPT-Neo's local
-    attention) fail it, or raise, and the model then scores whole sequences only."""
+    alone. Layers that ignore the 4D mask or the restarted positions (linear-attention and state-space layers,
+    ALiBi, GPT-Neo's local attention) fail it, or raise, and the model then scores whole sequences only."""
     return _probe_tree(model, "_rm_tree_exact", common=0)
 
 
@@ -588,9 +587,8 @@ def score_groups(model, groups: list[list[list[int]]], pad_id: int, batch_size: 
     (`pack_tokens` 0) one group a row, `batch_size` rows a forward, length-sorted within PADDING_SLACK. The
     prefix every tree group shares, from COMMON_PREFIX_MIN tokens (a template's default system prompt), runs
     once into a cache the rows start from (`common_prefix_exact`: a model that cannot take it keeps it in each
-    row). Groups a
-    tree row cannot take (`tree_packable`), on a CPU groups a tree does not pay for (`tree_pays`: long responses
-    under a short prompt), and groups whose tree row gave a non-finite reward, run as whole sequences
+    row). Groups a tree row cannot take (`tree_packable`), on a CPU groups a tree does not pay for (`tree_pays`:
+    long responses under a short prompt), and groups whose tree row gave a non-finite reward, run as whole sequences
     (`score_sequences`: `whole_rows` rows a forward, default 2 x `batch_size`: a pair's two sequences, or up to
     `max_tokens` padded tokens where given)."""
     if share_prefix is None or share_prefix:  # asked for, or by default: only where it gives the same rewards
@@ -674,7 +672,7 @@ def _from_cache(module, cache: list | None, rows: int) -> dict:
         layer.lazy_initialization(keys, values)
         layer.keys, layer.values = keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1)
         layers.append(layer)
-    past = DynamicCache()
+    past = DynamicCache()  # empty; its layers are these read-only ones (transformers 5.x: Cache.layers)
     past.layers = layers
     return {"use_cache": True, _cache_argument(module): past}
 
