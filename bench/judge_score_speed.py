@@ -4,13 +4,16 @@ the Python API calls it, on real HH-RLHF conversations.
     python -m bench.judge_score_speed --model bench/runs/smollm2-rm-init --items 400 --batch_sizes 2 auto 2 auto
     python -m bench.judge_score_speed --model bench/runs/smollm2-rm-init --source gsm8k --items 400 \
         --batch_sizes auto --share_prefix on off on off
+    python -m bench.judge_score_speed --model bench/runs/smollm2-rm-init --source gsm8k --path texts ...
 
 Each run scores the same first --items conversations with a judge built with that batch size (`auto`: none
 given, the judge's default: on a CPU rows a forward up to a token budget) and prompt sharing (`--share_prefix`:
 on, the default, scores the completions of one prompt as a group, the prompt once; off, each whole), runs paired
 in order (the shorter list repeats its last value). --source hh: the chosen and rejected transcripts of the
 HH-RLHF harmless pairs, alternating (groups of two); gsm8k: the four model solutions of each question of the
-GSM8K solutions file, in file order (an RL step's group of four completions a prompt). One pass first, untimed, builds the kernels. tokens/s counts the
+GSM8K solutions file, in file order (an RL step's group of four completions a prompt). --path texts scores
+each conversation rendered to text by the judge's template (`judge.score_texts`, OpenRLHF's /get_reward with
+rendered queries), grouped by shared tokens; score (the default) scores the conversations. One pass first, untimed, builds the kernels. tokens/s counts the
 rendered tokens scored (prompts counted once per conversation, as a whole-sequence scorer computes them). Prints
 JSON: per run tokens, seconds, tokens/s, and the largest score difference from the first run.
 """
@@ -31,6 +34,7 @@ def main() -> None:
     p.add_argument("--source", choices=["hh", "gsm8k"], default="hh")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--max_length", type=int, default=1024)
+    p.add_argument("--path", choices=["score", "texts"], default="score")
     args = p.parse_args()
 
     import torch
@@ -54,7 +58,7 @@ def main() -> None:
                 if len(convs) >= args.items:
                     break
         convs = convs[:args.items]
-    out = {"model": args.model, "source": args.source, "items": args.items, "dtype": args.dtype,
+    out = {"model": args.model, "source": args.source, "path": args.path, "items": args.items, "dtype": args.dtype,
            "threads": torch.get_num_threads(), "runs": {}}
     first = None
     runs = max(len(args.batch_sizes), len(args.share_prefix))
@@ -63,9 +67,12 @@ def main() -> None:
         share = args.share_prefix[min(i, len(args.share_prefix) - 1)]
         judge = judges.load(args.model, dtype=args.dtype, max_length=args.max_length,
                             batch_size=None if bs == "auto" else int(bs), share_prefix=None if share == "on" else False)
-        judge.score(convs[:32])  # kernels built before the clock
+        items = convs if args.path == "score" else [judge.tokenizer.apply_chat_template(c, tokenize=False)
+                                                      for c in convs]
+        score = judge.score if args.path == "score" else judge.score_texts
+        score(items[:32])  # kernels built before the clock
         start = time.perf_counter()
-        scores = judge.score(convs)
+        scores = score(items)
         seconds = time.perf_counter() - start
         tokens = sum(info["tokens"] for info in judge.last_item_info)
         first = first or scores

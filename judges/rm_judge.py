@@ -6,9 +6,9 @@ and the scalar ORM is served by it (math_rm.judge.OutcomeRewardJudge). It regist
 Conversations are rendered with the checkpoint's own chat template (exactly one BOS), cut from the front
 when longer than `max_length` (keeping the end of the response; counted in `truncated`), and scored in
 length-sorted batches. `score_pairs` and `rank_many` run a pair's (a group's) shared prompt once (one tree
-row) on decoder-only models, and `score` does so for the conversations of a call that share a prompt (an RL
-group's completions):
-the same path `eval_reward_bench` uses, so a checkpoint scores the same through both.
+row) on decoder-only models, and `score` and `score_texts` do so for the items of a call that share a prompt (an
+RL group's completions, found by their tokens): the same path `eval_reward_bench` uses, so a checkpoint scores the
+same through both.
 
 An empty response is scored, not failed (`score`, `score_pairs`, `compare`, `rank`): the rendered conversation
 still holds the prompt and the template's assistant turn, and an RL policy can emit an empty reply that deserves a
@@ -19,7 +19,6 @@ still holds the prompt and the template's assistant turn, and an RL policy can e
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 
@@ -96,22 +95,28 @@ class RewardModelJudge(Judge):
         return value if self.mean is None else (value - self.mean) / self.std
 
     def _score(self, conversations: list, references: list | None) -> list[float | None]:
-        """Conversations with the same prompt (an RL group's completions, a pair's two sides) run as one group
-        (`score_groups`: the prompt once, as a tree row, where that pays), the others whole (`score_sequences`).
-        By default on a CPU only, where `tree_pays` weighs a group's dense attention against its prompt's
-        saving; on a GPU every group would be one row, whose attention grows with the square of the whole group
-        (16 completions of 500 tokens: one 8,000-token row), unmeasured there: share_prefix=True asks for it."""
-        from rm_core.inference import default_pack_tokens, score_groups, score_sequences, supports_shared_prefix
-
         self.last_item_info = []
-        sequences = [self._render(conv) for conv in conversations]
+        return [self._normalized(v) for v in self._score_ids([self._render(conv) for conv in conversations])]
+
+    def _score_ids(self, sequences: list[list[int]]) -> list[float]:
+        """Raw rewards of token sequences. Those that share a prompt (an RL group's completions, a pair's two
+        sides; found by their tokens, `prefix_groups`) run as one group (`score_groups`: the prompt once, as a tree
+        row, where that pays), the others whole (`score_sequences`). By default on a CPU only, where `tree_pays`
+        weighs a group's dense attention against its prompt's saving; on a GPU every group would be one row, whose
+        attention grows with the square of the whole group (16 completions of 500 tokens: one 8,000-token row),
+        unmeasured there: share_prefix=True asks for it."""
+        from rm_core.inference import (
+            default_pack_tokens,
+            prefix_groups,
+            score_groups,
+            score_sequences,
+            supports_shared_prefix,
+        )
+
         groups: list[list[int]] = []
         wanted = self.share_prefix or (self.share_prefix is None and default_pack_tokens(self.model) > 0)
         if wanted and supports_shared_prefix(self.model):
-            by_prompt: dict[str, list[int]] = {}
-            for i, conv in enumerate(conversations):
-                by_prompt.setdefault(json.dumps(conv[:-1], sort_keys=True, default=str), []).append(i)
-            groups = [members for members in by_prompt.values() if len(members) > 1]
+            groups = [members for members in prefix_groups(sequences) if len(members) > 1]
         grouped = {i for members in groups for i in members}
         alone = [i for i in range(len(sequences)) if i not in grouped]
         raw = [0.0] * len(sequences)
@@ -128,15 +133,15 @@ class RewardModelJudge(Judge):
                                      max_tokens=self.max_tokens)
             for i, value in zip(alone, values):
                 raw[i] = value
-        return [self._normalized(v) for v in raw]
+        return raw
 
     def score_texts(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[float | None]:
         """A reward per text that is already a rendered conversation (chat template applied, e.g. OpenRLHF's
         decoded prompt + response), scored without applying the template again. add_special_tokens=True
         tokenizes it as `score` tokenizes a rendered conversation (the tokenizer's special tokens, exactly one
         BOS), so the text of a conversation scores as the conversation does; False adds none (OpenRLHF's
-        serve_rm). Cut from the front past max_length, normalized as `score`. An empty text fails (None)."""
-        from rm_core.inference import score_sequences
+        serve_rm). Cut from the front past max_length, normalized as `score`; texts that share a prompt run as
+        a group as in `score`. An empty text fails (None)."""
         from rm_core.templates import collapse_double_bos, leading_specials, truncate_keep_end
 
         self.last_item_info = []
@@ -153,9 +158,7 @@ class RewardModelJudge(Judge):
             else:
                 self.failures.add("empty text", i)
         out: list[float | None] = [None] * len(texts)
-        raw = score_sequences(self.model, sequences, self.tokenizer.pad_token_id, self.batch_size,
-                              max_tokens=self.max_tokens) if todo else []
-        for i, v in zip(todo, raw):
+        for i, v in zip(todo, self._score_ids(sequences)):
             out[i] = self._normalized(v)  # non-finite -> None, counted: Judge's _CHECKED_PATHS
         return out
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import math
 import os
 import weakref
@@ -521,6 +522,40 @@ def tree_pays(group: list[list[int]]) -> bool:
     tree_cost = tree + TREE_ATTENTION_COST * tree * tree
     whole_cost = sum(lengths) + TREE_ATTENTION_COST * sum(n * n for n in lengths) / 2
     return tree_cost <= whole_cost
+
+
+def prefix_groups(sequences: list[list[int]], min_shared: int = COMMON_PREFIX_MIN) -> list[list[int]]:
+    """The indices of `sequences` split into groups that share a token prefix (an RL group's completions of one
+    prompt, told apart by their tokens alone: rendered texts carry no prompt boundary), each in the given order,
+    singletons for sequences that share nothing worth it, every index once. The grouping saves the most prefix tokens
+    (a group of n sharing P tokens saves (n - 1) x P; at least `min_shared` shared): in lexicographic order a group
+    is a run of neighbours, and a run is split where its neighbours share least when its parts save more (16
+    completions of two prompts under one system prompt: two groups of 8, each sharing its whole prompt, not one of
+    16 sharing the system prompt; completions that also share a first word stay in their prompt's group)."""
+    if not sequences:
+        return []
+    order = sorted(range(len(sequences)), key=sequences.__getitem__)
+    shared = [shared_prefix_length(sequences[a], sequences[b]) for a, b in itertools.pairwise(order)]
+    # Runs of order[lo:hi] form a tree (split each at its least shared neighbours): solved bottom-up on a stack, not
+    # by recursion, which a long chain of nested prefixes could take past Python's depth limit.
+    best: dict[tuple[int, int], tuple[int, list[tuple[int, int]]]] = {}  # run -> (tokens saved, its groups' runs)
+    stack = [(0, len(order), False)]
+    while stack:
+        lo, hi, parts_done = stack.pop()
+        if hi - lo == 1:
+            best[lo, hi] = (0, [(lo, hi)])
+            continue
+        least = min(shared[lo:hi - 1])
+        cuts = [lo] + [k + 1 for k in range(lo, hi - 1) if shared[k] == least] + [hi]
+        parts = list(itertools.pairwise(cuts))  # two or more
+        if not parts_done:
+            stack.append((lo, hi, True))
+            stack.extend((a, b, False) for a, b in parts)
+            continue
+        whole = (hi - lo - 1) * least if least >= min_shared else -1
+        split = sum(best[p][0] for p in parts)
+        best[lo, hi] = (whole, [(lo, hi)]) if whole >= split else (split, [run for p in parts for run in best[p][1]])
+    return [sorted(order[lo:hi]) for lo, hi in best[0, len(order)][1]]
 
 
 def _tree_rows(groups: list[list[list[int]]], rows: list[list[int]], common: int = 0):

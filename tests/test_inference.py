@@ -10,12 +10,14 @@ import pytest
 import torch
 
 from rm_core.inference import (
+    common_prefix_exact,
     padding_bounded_batches,
     score_groups,
     score_pairs,
     score_sequences,
     shared_prefix_length,
     supports_shared_prefix,
+    tree_exact,
     tree_packable,
 )
 from rm_core.templates import render_ids, set_chat_template
@@ -147,6 +149,7 @@ def test_packing_changes_the_forwards_not_the_scores(llama, pack_tokens, batch_s
     monkeypatch.setattr(inference, "tree_pays", lambda group: True)
     model, tokenizer = llama
     pairs = _random_pairs(len(tokenizer), tokenizer.pad_token_id, seed=1)
+    tree_exact(model), common_prefix_exact(model)  # the one-time probes, before the forwards are counted
     calls = []
     handle = model.get_input_embeddings().register_forward_hook(lambda m, i, o: calls.append(i[0].shape))
     try:
@@ -874,3 +877,30 @@ def test_a_forward_that_keeps_no_cache_leaves_every_token_in_the_rows(monkeypatc
     for prompt, probs in zip(prompts, got):
         alone = _next_token_probs_alone(lm, prompt, [5, 6])
         assert probs == pytest.approx([a / sum(alone) for a in alone], rel=1e-4)
+
+
+def test_prefix_groups_keep_the_grouping_that_saves_the_most_prefix_tokens():
+    """Groups of sequences sharing a token prefix, found without a prompt boundary: two prompts' completions under
+    one system prompt make two groups (each sharing its whole prompt), not one sharing the system prompt;
+    completions that also share a first word stay in their prompt's group; a sequence sharing fewer than
+    `min_shared` tokens with every other is alone; every index comes back once, each group in the caller's order."""
+    from rm_core.inference import prefix_groups
+
+    system = [1, 2, 3, 4, 5]
+    first, second = system + [10] * 40, system + [20] * 40
+    seqs = [first + [30 + k, 7] for k in range(4)] + [second + [31, 8], [99, 1, 2]] + [second + [30, 9]] * 2
+    seqs.append(first + [30, 7, 5])  # shares a first word with seqs[0]: still first's group
+    assert sorted(prefix_groups(seqs)) == [[0, 1, 2, 3, 8], [4, 6, 7], [5]]
+    # a short shared part: grouped only from min_shared tokens on
+    assert sorted(prefix_groups([[1, 2, 3, 9], [1, 2, 3, 8], [7]], min_shared=3)) == [[0, 1], [2]]
+    assert sorted(prefix_groups([[1, 2, 3, 9], [1, 2, 3, 8], [7]], min_shared=4)) == [[0], [1], [2]]
+    # the deeper split where it saves more: 3 x 2 sequences sharing 50 tokens beat 6 sharing 5
+    deep = [system + [40 + k] * 50 + [j] for k in range(3) for j in range(2)]
+    assert sorted(prefix_groups(deep)) == [[0, 1], [2, 3], [4, 5]]
+    # and the shallow one where the deeper groups save less: 2 sequences sharing 8 tokens within 6 sharing 30
+    shallow = [system + [50] * 25 + ([60] * 3 if j < 2 else [61 + j]) + [j] for j in range(6)]
+    assert sorted(prefix_groups(shallow)) == [[0, 1, 2, 3, 4, 5]]
+    assert prefix_groups([]) == [] and prefix_groups([[3]]) == [[0]]
+    # a long chain of nested prefixes (no recursion limit); every index once
+    chain = [[0] * n + [1] for n in range(1, 1500)]
+    assert sorted(i for g in prefix_groups(chain) for i in g) == list(range(len(chain)))

@@ -377,7 +377,8 @@ def test_an_llm_judges_nan_choice_probabilities_are_failures_not_position_statis
 
 def test_pointwise_rm_scores_take_rows_by_a_token_budget_without_a_batch_size(monkeypatch):
     """No batch size: a CPU forward of whole sequences takes as many rows as fit in default_forward_tokens (more
-    than the row default for short conversations), within it; a batch size given is a row count; same rewards."""
+    than the row default for short conversations), within it; a batch size given is a row count; same rewards.
+    (share_prefix=False: these conversations share a template prefix, which `score` would otherwise run as a group.)"""
     import rm_core.inference as inference
     from judges.rm_judge import RewardModelJudge
     from rm_core.inference import CPU_FORWARD_TOKENS, CPU_ROWS_PER_FORWARD
@@ -390,13 +391,13 @@ def test_pointwise_rm_scores_take_rows_by_a_token_budget_without_a_batch_size(mo
     monkeypatch.setattr(inference, "padding_bounded_batches",
                         lambda lengths, *a, **k: [batches.append([lengths[i] for i in b]) or b
                                                   for b in bounded(lengths, *a, **k)])
-    by_budget = RewardModelJudge(model, tokenizer)
+    by_budget = RewardModelJudge(model, tokenizer, share_prefix=False)
     assert (by_budget.batch_size, by_budget.max_tokens) == (CPU_ROWS_PER_FORWARD, CPU_FORWARD_TOKENS)
     budget_scores = by_budget.score(convs)
     assert max(map(len, batches)) > CPU_ROWS_PER_FORWARD  # short sequences: more rows than the row default ...
     assert all(len(b) * max(b) <= CPU_FORWARD_TOKENS for b in batches)  # ... within the budget
     batches.clear()
-    by_rows = RewardModelJudge(model, tokenizer, batch_size=1)
+    by_rows = RewardModelJudge(model, tokenizer, batch_size=1, share_prefix=False)
     assert by_rows.max_tokens is None
     assert by_rows.score(convs) == pytest.approx(budget_scores, abs=1e-5) and batches
     assert all(len(b) == 1 for b in batches)
@@ -431,6 +432,38 @@ def test_pointwise_scores_run_the_completions_of_one_prompt_as_a_group(ckpt):
     assert computed["plain"] >= sum(map(len, rendered))
     shared = shared_prefix_length(*(rendered[i] for i in (0, 2, 3, 4)))
     assert shared > 100 and computed["grouped"] <= sum(map(len, rendered)) - 3 * shared  # the prompt once, not 4 times
+
+
+def test_rendered_texts_that_share_a_prompt_run_as_a_group(ckpt):
+    """`score_texts` (OpenRLHF's rendered queries: no prompt boundary) finds the texts that share a prompt by their
+    tokens and runs them as a group, the prompt once: each text still gets the reward `score` gives its conversation,
+    in the caller's order; an empty text still fails alone. share_prefix=False computes every token."""
+    from rm_core.inference import shared_prefix_length
+    from rm_core.templates import render_ids
+
+    prompts = ["Please read this carefully. " * 12 + "What is 2 + 3?", "Think it over twice. " * 12 + "Why?"]
+    convs = [conversation(prompts[i % 2], r) for i, r in enumerate(RESPONSES[:3] * 2)]
+    grouped, plain = judges.load(str(ckpt)), judges.load(str(ckpt), share_prefix=False)
+    texts = [grouped.tokenizer.apply_chat_template(c, tokenize=False) for c in convs]
+    rendered = [render_ids(grouped.tokenizer, c)[0] for c in convs]
+    expected = plain.score(convs)
+    computed, widths = {}, []
+    for name, j in (("grouped", grouped), ("plain", plain)):
+        j.score_texts(texts)  # the one-time tree probe, before the tokens are counted
+        widths.clear()
+        handle = j.model.get_input_embeddings().register_forward_hook(lambda m, i, o: widths.append(i[0].shape))
+        try:
+            scores = j.score_texts(texts[:3] + [""] + texts[3:])
+        finally:
+            handle.remove()
+        computed[name] = sum(w[0] * w[1] for w in widths)
+        assert scores[3] is None and scores[:3] + scores[4:] == pytest.approx(expected, abs=1e-5)
+        assert [x["tokens"] for x in j.last_item_info] == [len(r) for r in rendered[:3]] + [0] + [
+            len(r) for r in rendered[3:]]
+    assert computed["plain"] >= sum(map(len, rendered))
+    shared = [shared_prefix_length(*rendered[k::2]) for k in (0, 1)]
+    # each prompt once, not three times (within a tree row's padding)
+    assert min(shared) > 100 and computed["grouped"] < sum(map(len, rendered)) - 1.5 * sum(shared)
 
 
 def test_pointwise_groups_are_a_cpu_default_and_asked_for_elsewhere(ckpt, monkeypatch):
