@@ -25,6 +25,7 @@ probability outside [0, 1]) becomes None, counted in `failures` as "non-finite s
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import math
@@ -182,8 +183,32 @@ class Judge:
     #: where other scores (a reward model's logit) go through a sigmoid
     scores_are_probabilities: bool = False
 
+    #: the running counts a judge may keep over calls (those it has): what `saved_counts` puts back
+    COUNTS = ("failures", "truncated", "truncation", "report", "order_stats", "verdict_stats")
+
     def __init__(self) -> None:
         self.failures = FailureLog()
+
+    def saved_counts(self) -> Callable[[], None]:
+        """A function that puts this judge's running counts (COUNTS: failures, truncations, order and verdict
+        statistics) back to what they are now, in place (whoever holds one sees it): for a call whose work is
+        discarded and run again, as the service's merged batch that raised (judges.serve.DynamicBatcher)."""
+        saved = {name: copy.deepcopy(getattr(self, name)) for name in self.COUNTS if hasattr(self, name)}
+
+        def restore() -> None:
+            for name, value in saved.items():
+                current = getattr(self, name)
+                if isinstance(current, FailureLog):
+                    current.restore(value)
+                elif isinstance(current, dict):  # a Counter
+                    current.clear()
+                    current.update(value)
+                elif dataclasses.is_dataclass(current) and type(current) is type(value):
+                    vars(current).update(copy.deepcopy(vars(value)))
+                else:  # a number
+                    setattr(self, name, value)
+
+        return restore
 
     def __init_subclass__(cls, **kwargs) -> None:
         """Wrap the batched paths a subclass defines itself, so their NaN/inf become counted failures."""

@@ -47,7 +47,8 @@ pairwise /rank goes through the compare batcher in chunks of `max_batch_size` pa
 run between its chunks; a pointwise judge's /rank (any method) scores each response once; a listwise judge's
 /rank with method "auto" is its one ranking answer (`rank_many`, as `judge.rank` gives), an aggregation method
 goes by comparisons. When a merged batch raises, each of its requests runs again alone (only the one that broke
-it fails), and the failures the thrown-away call counted are taken back. Settings that would fail every request
+it fails), and what the thrown-away call counted (failures, truncations, order statistics: `Judge.saved_counts`)
+is taken back. Settings that would fail every request
 (a batch size or limit below 1, a NaN wait or failure_reward) and `scenario:auto` principles (no request names a
 scenario) are refused at start.
 """
@@ -189,9 +190,11 @@ class DynamicBatcher:
     """Collects items from concurrent callers and runs `fn(list_of_items) -> list_of_results` on batches."""
 
     def __init__(self, fn: Callable[[list], list], max_batch_size: int = 32, max_wait_ms: float = 5.0,
-                 lock: threading.Lock | None = None, failures=None):
+                 lock: threading.Lock | None = None, saved_counts: Callable[[], Callable[[], None]] | None = None):
         self.fn = fn
-        self.failures = failures  # the judge's FailureLog: a merged call that raised leaves no counts behind
+        # the judge's Judge.saved_counts: a merged call that raised leaves no counts behind (failures, truncations,
+        # order statistics), as its requests run again one by one and count then
+        self.saved_counts = saved_counts
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
         self.lock = lock or threading.Lock()  # shared by all batchers of one judge: one model call at a time
@@ -215,12 +218,12 @@ class DynamicBatcher:
 
     def _call(self, items: list, merged: bool = False) -> list:
         with self.lock:  # no other call of this judge runs in between: the counts saved are exactly its own
-            saved = None if not merged or self.failures is None else self.failures.copy()
+            restore = None if not merged or self.saved_counts is None else self.saved_counts()
             try:
                 return self.fn(items)
             except Exception:
-                if saved is not None:  # its requests run again one by one and count their failures then
-                    self.failures.restore(saved)
+                if restore is not None:  # its requests run again one by one and count then
+                    restore()
                 raise
 
     async def _run(self) -> None:
@@ -339,18 +342,18 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
 
     score_batcher = DynamicBatcher(with_cuts(lambda items: judge.score([c for c, _ in items],
                                                                        [r for _, r in items])),
-                                   max_batch_size, max_wait_ms, lock, judge.failures)
+                                   max_batch_size, max_wait_ms, lock, judge.saved_counts)
     compare_batcher = DynamicBatcher(with_cuts(judge.compare_batch), max_batch_size, max_wait_ms, lock,
-                                     judge.failures)
+                                     judge.saved_counts)
     batchers = {"score": score_batcher, "compare": compare_batcher}
     if query_format in ("auto", "text"):  # /get_reward's chat-templated queries, scored as text
         batchers["text"] = DynamicBatcher(with_cuts(openrlhf_text_scorer(judge, query_format)), max_batch_size,
-                                          max_wait_ms, lock, judge.failures)
+                                          max_wait_ms, lock, judge.saved_counts)
     # a judge that ranks a whole list in one answer (listwise LLM judges): /rank "auto" asks it so, as judge.rank
     # does, not n(n-1)/2 comparisons aggregated
     listwise = not judge.pointwise and callable(getattr(judge, "rank_many", None))
     if listwise:
-        batchers["rank"] = DynamicBatcher(judge.rank_many, max_batch_size, max_wait_ms, lock, judge.failures)
+        batchers["rank"] = DynamicBatcher(judge.rank_many, max_batch_size, max_wait_ms, lock, judge.saved_counts)
 
     def plain(prompt):
         return prompt if isinstance(prompt, str) else [m.model_dump() for m in prompt]
@@ -461,7 +464,7 @@ def create_app(judge: Judge, max_batch_size: int = 32, max_wait_ms: float = 5.0,
                                      "...], 'prompts': [...], 'labels': [...]}")
         too_many("queries", len(payload["query"]), limits.max_items)
         unreadable = FailureLog()  # the queries that could not be split: counted in the judge's log under its lock,
-        try:                       # where a merged batch that raised restores that log (DynamicBatcher._call)
+        try:                       # where a merged batch that raised puts that log back (DynamicBatcher._call)
             texts, convs, refs = openrlhf_items(payload, query_format, marks, unreadable)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None

@@ -358,12 +358,23 @@ def test_a_request_that_breaks_the_judge_fails_alone_not_its_batch(serve):
     assert [r.json()["scores"][0] for i, r in enumerate(responses) if i != 1] == [2.0, 3.0, 1.0, 4.0]
 
 
-def test_a_merged_call_that_raised_leaves_no_failure_counts_behind(serve):
-    """The requests of a merged call that raised run again one by one: a failed item is counted once, not also
-    for the call that was thrown away."""
+def test_a_merged_call_that_raised_leaves_no_counts_behind(serve):
+    """The requests of a merged call that raised run again one by one: a failed item, a cut sequence, an order
+    statistic and a verdict are counted once, not also for the call that was thrown away (/health reads them)."""
+    from collections import Counter
+
+    from judges.conflicts import OrderStats
+
     class CountsThenBreaks(CountingJudge):
+        def __init__(self):
+            super().__init__()
+            self.truncated, self.order_stats, self.verdict_stats = 0, OrderStats(), Counter()
+
         def _score(self, conversations, references):
             out = super()._score(conversations, references)  # counts a FAIL item
+            self.truncated += len(conversations)
+            self.order_stats.pairs += len(conversations)
+            self.verdict_stats["seen"] += len(conversations)
             if any(split_conversation(c)[1] == "BOOM" for c in conversations):
                 raise RuntimeError("the model cannot take this input")
             return out
@@ -380,6 +391,9 @@ def test_a_merged_call_that_raised_leaves_no_failure_counts_behind(serve):
     assert fail.status_code == 200 and fail.json()["scores"] == [None] and boom.status_code == 500
     assert judge.batch_sizes[0] == 2  # they did share a call
     assert judge.failures.counts["scripted"] == 1
+    # the merged call (2) was thrown away; then FAIL alone (1) and BOOM alone (1, it raised: not thrown away)
+    assert judge.truncated == judge.order_stats.pairs == judge.verdict_stats["seen"] == 2
+    assert httpx.get(url + "/health").json()["truncated"] == 2
 
 
 def test_rm_judge_keeps_max_length_within_the_model_positions():
