@@ -15,7 +15,8 @@ judge as reference lines), DIR/<benchmark>.png (a grouped bar chart of every hea
 and DIR/report.json. Each (judge, benchmark) result is cached in DIR/cache/<judge>__<benchmark>__<key>/ (the
 benchmark's own results.json and scores.jsonl) under a key made of the judge spec, its checkpoint's files (by
 content), the benchmark, its data set (path and content, or Hub commit), split and options: a second run with one
-more judge scores only that judge; a checkpoint or data set changed in place, or a changed option, scores again. A killed run resumes inside a benchmark
+more judge scores only that judge; a checkpoint or data set changed in place, or a changed option, scores again. A
+cached cell's numbers are recomputed from its stored rows under the current scoring rules (`rescored_entry`). A killed run resumes inside a benchmark
 from its partial file. `--embedding_cache DIR` lets ArmoRM and decision-tree judges on the same frozen backbone
 share one forward pass per response (and reuse a training run's cache).
 
@@ -507,6 +508,36 @@ def cached_entry(cell: Path, label: str) -> dict | None:
     return entry
 
 
+def rescored_entry(cell: Path, kind: str, entry: dict, label: str) -> dict:
+    """A cached cell's entry under this version's scoring rules: the benchmark's `summarize` run again over the
+    cell's stored rows (its model outputs), over the stored summary's run facts (dtype, failures, speed); where the
+    headline numbers or their intervals moved (an upgrade changed a rule: 2026-12-04's Wilson intervals, PRMBench's
+    F1 sentinels), a line says so and results.json and entry.json are rewritten, atomically. best_of_n's summary
+    needs its candidates, which the cell does not hold: kept as stored (its rows hold the picks and votes)."""
+    module = _module(kind)
+    if kind == "best_of_n" or not callable(getattr(module, "summarize", None)):
+        return entry
+    summary, rows = _read_scored(cell)
+    if summary is None or rows is None:
+        return entry
+    current = {**summary, **module.summarize(rows)}
+    head, ci = headline(kind, current), headline_ci(kind, current)
+    if json.dumps([head, ci], sort_keys=True) == json.dumps([entry.get("headline"), entry.get("headline_ci95")],
+                                                            sort_keys=True, default=list):
+        return entry
+    from rm_core.hub import atomic_write_json
+
+    moved = sorted(name for name in set(head) | set(entry.get("headline") or {})
+                   if head.get(name) != (entry.get("headline") or {}).get(name))
+    print(f"[report] {label}: stored under older scoring rules; recomputed from its scores.jsonl"
+          + (f" ({', '.join(moved)} moved)" if moved else " (intervals moved)"), flush=True)
+    entry = {**entry, "headline": head, "headline_ci95": ci, "length": current.get("length"),
+             "order": current.get("order")}
+    atomic_write_json(cell / "results.json", current)
+    atomic_write_json(cell / "entry.json", entry)
+    return entry
+
+
 def paired_difference(kind: str, units_a: dict, units_b: dict, path: Sequence) -> dict | None:
     """a - b on the number at `path` (headline_paths) over the items both scored, from the benchmark's per-item
     units (its scoring module's `units(rows)`): a paired, stratified bootstrap (rm_core.stats.paired_statistic)
@@ -651,6 +682,8 @@ def main(argv: list[str] | None = None) -> dict | None:
             cell = cell_dir(report_dir, jname, bname, key)
             entry_path = cell / "entry.json"
             entry = cached_entry(cell, f"{jname} / {bname}") if state.is_main_process else None
+            if entry is not None:
+                entry = rescored_entry(cell, bench["kind"], entry, f"{jname} / {bname}")
             entry = broadcast(state, entry)
             if entry is not None:
                 results[jname][bname] = {**entry, "cached": True}

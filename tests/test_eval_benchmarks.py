@@ -679,6 +679,31 @@ def test_report_caches_per_checkpoint_and_benchmark(tiny, tmp_path):
     assert third["results"]["ckpt_a"]["pairs"]["cached"] is False
 
 
+def test_report_recomputes_a_cached_cell_stored_under_older_scoring_rules(tiny, tmp_path, capsys):
+    """A cached cell's headline comes from its stored rows under this version's rules: a cell whose numbers an
+    older rule gave (simulated: an accuracy and an interval that these rows do not give) is recomputed without
+    scoring again, a line names what moved, and the cell is rewritten; a current cell is read as it is, quietly."""
+    out = tmp_path / "report"
+    first = _report(tiny, out, "ckpt_a")["results"]["ckpt_a"]["pairs"]
+    cell = next((out / "cache").glob("ckpt_a__pairs__*"))
+    capsys.readouterr()
+    assert _report(tiny, out, "ckpt_a")["results"]["ckpt_a"]["pairs"]["headline"] == first["headline"]
+    assert "older scoring rules" not in capsys.readouterr().out
+    stamp = (cell / "scores.jsonl").stat().st_mtime_ns
+    summary, entry = (json.loads((cell / name).read_text()) for name in ("results.json", "entry.json"))
+    summary["accuracy"], summary["ci95"]["accuracy"] = 0.123, [0.1, 0.2]  # as an older rule might have given
+    entry["headline"]["accuracy (all pairs)"], entry["headline_ci95"]["accuracy (all pairs)"] = 0.123, [0.1, 0.2]
+    (cell / "results.json").write_text(json.dumps(summary))
+    (cell / "entry.json").write_text(json.dumps(entry))
+    again = _report(tiny, out, "ckpt_a")["results"]["ckpt_a"]["pairs"]
+    assert again["cached"] is True and (cell / "scores.jsonl").stat().st_mtime_ns == stamp  # not scored again
+    assert again["headline"] == first["headline"] and again["headline_ci95"] == first["headline_ci95"]
+    assert ("[report] ckpt_a / pairs: stored under older scoring rules; recomputed from its scores.jsonl "
+            "(accuracy (all pairs) moved)") in capsys.readouterr().out
+    assert json.loads((cell / "results.json").read_text())["accuracy"] == first["headline"]["accuracy (all pairs)"]
+    assert json.loads((cell / "entry.json").read_text())["headline"] == first["headline"]
+
+
 def test_report_scores_a_bf16_cell_again_on_another_kind_of_cpu_not_an_fp32_one(tiny, tmp_path, monkeypatch):
     """A bf16 cell scored on an AVX512-BF16 CPU rounds otherwise than on an AMX one (rm_core.inference.numerics): the
     other machine gets its own cell, never a resume into the first; fp32 cells are shared."""
