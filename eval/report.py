@@ -508,20 +508,30 @@ def cached_entry(cell: Path, label: str) -> dict | None:
     return entry
 
 
-def rescored_entry(cell: Path, kind: str, entry: dict, label: str) -> dict:
+def rescored_entry(cell: Path, kind: str, entry: dict, label: str) -> dict | None:
     """A cached cell's entry under this version's scoring rules: the benchmark's `summarize` run again over the
     cell's stored rows (its model outputs), over the stored summary's run facts (dtype, failures, speed); where the
     headline numbers or their intervals moved (an upgrade changed a rule: 2026-12-04's Wilson intervals, PRMBench's
     F1 sentinels), a line says so and results.json and entry.json are rewritten, atomically. best_of_n's summary
-    needs its candidates, which the cell does not hold: kept as stored (its rows hold the picks and votes)."""
+    needs its candidates, which the cell does not hold: kept as stored (its rows hold the picks and votes). Rows this
+    version cannot summarize (an older row format): a line says so, the cell is deleted and None returned (scored
+    again), as for an unreadable cell. Keys an older `summarize` wrote and this one no longer does stay."""
     module = _module(kind)
     if kind == "best_of_n" or not callable(getattr(module, "summarize", None)):
         return entry
-    summary, rows = _read_scored(cell)
-    if summary is None or rows is None:
-        return entry
-    current = {**summary, **module.summarize(rows)}
-    head, ci = headline(kind, current), headline_ci(kind, current)
+    try:
+        summary, rows = _read_scored(cell)
+        if summary is None or not rows:
+            raise ValueError("no results.json or no scored rows")
+        current = {**summary, **module.summarize(rows)}
+        head, ci = headline(kind, current), headline_ci(kind, current)
+    except Exception as err:  # whatever an older row format breaks: score the cell again
+        import shutil
+
+        print(f"[report] {label}: its stored rows do not summarize under this version "
+              f"({type(err).__name__}: {err}); scoring it again", flush=True)
+        shutil.rmtree(cell)
+        return None
     if json.dumps([head, ci], sort_keys=True) == json.dumps([entry.get("headline"), entry.get("headline_ci95")],
                                                             sort_keys=True, default=list):
         return entry

@@ -99,7 +99,9 @@ def elo(P, k: float = 16.0, seeds: int = 256, seed: int = 0, initial: float = 10
     orders (all drawn from np.random.default_rng(seed): the same seed gives the same ratings), each from
     `initial`, with update k * (outcome - expected), expected = 1 / (1 + 10 ** ((R_j - R_i) / scale)), and
     the final ratings are averaged. What is left of the order dependence is Monte-Carlo noise that
-    shrinks like 1 / sqrt(seeds). Items with no known comparison get NaN.
+    shrinks like 1 / sqrt(seeds), except between items that P cannot tell apart (the same outcome against
+    every other item, and a draw or no game between them: their expected ratings are equal), which get the mean
+    of their ratings, so an exact tie stays a tie whatever their positions. Items with no known comparison get NaN.
     """
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
@@ -124,8 +126,30 @@ def elo(P, k: float = 16.0, seeds: int = 256, seed: int = 0, initial: float = 10
         R[rows, i] += delta
         R[rows, j] -= delta
     out = R.mean(axis=0)
+    for members in _interchangeable(Q):
+        out[members] = out[members].mean()
     out[_no_comparison(Q)] = np.nan
     return out
+
+
+def _interchangeable(Q: np.ndarray) -> list[list[int]]:
+    """Classes (of two or more) of items that swapping leaves Q unchanged: the same outcome (or none) against
+    every other item, and a draw or no game between them."""
+    n, classes, placed = len(Q), [], set()
+    for i in range(n):
+        if i in placed:
+            continue
+        members = [i]
+        for j in range(i + 1, n):
+            others = np.ones(n, dtype=bool)
+            others[[i, j]] = False
+            if j not in placed and (np.isnan(Q[i, j]) or Q[i, j] == 0.5) and np.array_equal(
+                    Q[i, others], Q[j, others], equal_nan=True):
+                members.append(j)
+        if len(members) > 1:
+            placed.update(members)
+            classes.append(members)
+    return classes
 
 
 def bradley_terry(P, prior: float = 0.01, max_iter: int = 100, tol: float = 1e-10) -> np.ndarray:

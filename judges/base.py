@@ -184,14 +184,14 @@ class Judge:
     scores_are_probabilities: bool = False
 
     #: the running counts a judge may keep over calls (those it has): what `saved_counts` puts back
-    COUNTS = ("failures", "truncated", "truncation", "report", "order_stats", "verdict_stats")
+    COUNTS = ("failures", "truncated", "truncation", "report", "order_stats", "verdict_stats", "refused", "outcomes")
 
     def __init__(self) -> None:
         self.failures = FailureLog()
 
     def saved_counts(self) -> Callable[[], None]:
         """A function that puts this judge's running counts (COUNTS: failures, truncations, order and verdict
-        statistics) back to what they are now, in place (whoever holds one sees it): for a call whose work is
+        statistics, an LLM judge's refused answers, a code judge's outcomes) back to what they are now, in place (whoever holds one sees it): for a call whose work is
         discarded and run again, as the service's merged batch that raised (judges.serve.DynamicBatcher)."""
         saved = {name: copy.deepcopy(getattr(self, name)) for name in self.COUNTS if hasattr(self, name)}
 

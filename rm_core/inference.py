@@ -512,49 +512,59 @@ TREE_ATTENTION_COST = 2e-4
 COMMON_PREFIX_MIN = 4
 
 
+def _tree_cost(total: int, n: int, shared: int) -> float:
+    """The cost model's price of n sequences of `total` tokens sharing `shared` as one tree row."""
+    tree = total - (n - 1) * shared
+    return tree + TREE_ATTENTION_COST * tree * tree
+
+
+def _whole_cost(length: int) -> float:
+    """The cost model's price of one sequence run whole (causal attention: half the products)."""
+    return length + TREE_ATTENTION_COST * length * length / 2
+
+
 def tree_pays(group: list[list[int]]) -> bool:
     """Whether `group` costs less as a tree row (its prefix once, dense attention over its own width: a group packed
     with others into a wider row is charged its own width only, as measured: on LLMBar charging the row's width sent
     groups whole and cost 5%) than as whole sequences (each causal), by the model above. Long responses under a
     short prompt (RM-Bench, JudgeBench) run whole; a long prompt under short responses (HH-RLHF) runs as a tree."""
-    tree = _tree_length(group)
-    lengths = [len(s) for s in group]
-    tree_cost = tree + TREE_ATTENTION_COST * tree * tree
-    whole_cost = sum(lengths) + TREE_ATTENTION_COST * sum(n * n for n in lengths) / 2
-    return tree_cost <= whole_cost
+    return (_tree_cost(sum(map(len, group)), len(group), shared_prefix_length(*group))
+            <= sum(_whole_cost(len(s)) for s in group))
 
 
 def prefix_groups(sequences: list[list[int]], min_shared: int = COMMON_PREFIX_MIN) -> list[list[int]]:
-    """The indices of `sequences` split into groups that share a token prefix (an RL group's completions of one
-    prompt, told apart by their tokens alone: rendered texts carry no prompt boundary), each in the given order,
-    singletons for sequences that share nothing worth it, every index once. The grouping saves the most prefix tokens
-    (a group of n sharing P tokens saves (n - 1) x P; at least `min_shared` shared): in lexicographic order a group
-    is a run of neighbours, and a run is split where its neighbours share least when its parts save more (16
-    completions of two prompts under one system prompt: two groups of 8, each sharing its whole prompt, not one of
-    16 sharing the system prompt; completions that also share a first word stay in their prompt's group)."""
+    """The indices of `sequences` split into groups that share a token prefix worth a tree row (an RL group's
+    completions of one prompt, found by their tokens alone: rendered texts carry no prompt boundary), each in the
+    given order, and singletons, every index once. In lexicographic order a group is a run of neighbours; a run is
+    kept as one group (sharing at least `min_shared` tokens) or split where its neighbours share least, whichever
+    the cost model above (`tree_pays`) prices lower, from the bottom up: the cheapest grouping of that kind. So 16
+    completions of two prompts under one system prompt make two groups, each sharing its whole prompt; completions
+    that also share a first word stay in their prompt's group; a call of many prompts under one system prompt is
+    not one wide tree (its dense attention would cost more than the system prompt saves) but its own groups."""
     if not sequences:
         return []
     order = sorted(range(len(sequences)), key=sequences.__getitem__)
     shared = [shared_prefix_length(sequences[a], sequences[b]) for a, b in itertools.pairwise(order)]
+    lengths = [len(sequences[i]) for i in order]
     # Runs of order[lo:hi] form a tree (split each at its least shared neighbours): solved bottom-up on a stack, not
     # by recursion, which a long chain of nested prefixes could take past Python's depth limit.
-    best: dict[tuple[int, int], tuple[int, list[tuple[int, int]]]] = {}  # run -> (tokens saved, its groups' runs)
+    best: dict[tuple[int, int], tuple[float, list[tuple[int, int]]]] = {}  # run -> (cost, its groups' runs)
     stack = [(0, len(order), False)]
     while stack:
         lo, hi, parts_done = stack.pop()
         if hi - lo == 1:
-            best[lo, hi] = (0, [(lo, hi)])
+            best[lo, hi] = (_whole_cost(lengths[lo]), [(lo, hi)])
             continue
-        least = min(shared[lo:hi - 1])
+        least = min(shared[lo:hi - 1])  # = shared_prefix_length of the whole run
         cuts = [lo] + [k + 1 for k in range(lo, hi - 1) if shared[k] == least] + [hi]
         parts = list(itertools.pairwise(cuts))  # two or more
         if not parts_done:
             stack.append((lo, hi, True))
             stack.extend((a, b, False) for a, b in parts)
             continue
-        whole = (hi - lo - 1) * least if least >= min_shared else -1
         split = sum(best[p][0] for p in parts)
-        best[lo, hi] = (whole, [(lo, hi)]) if whole >= split else (split, [run for p in parts for run in best[p][1]])
+        whole = _tree_cost(sum(lengths[lo:hi]), hi - lo, least) if least >= min_shared else math.inf
+        best[lo, hi] = (whole, [(lo, hi)]) if whole <= split else (split, [run for p in parts for run in best[p][1]])
     return [sorted(order[lo:hi]) for lo, hi in best[0, len(order)][1]]
 
 

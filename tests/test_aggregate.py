@@ -265,6 +265,24 @@ def test_elo_is_deterministic_and_order_independent():
     assert abs(a.mean() - 1000.0) < 1e-9  # Elo is zero-sum
 
 
+def test_elo_keeps_an_exact_tie_a_tie_whatever_the_positions():
+    """Items P cannot tell apart (the same outcome against every other item, a draw between them) get equal
+    ratings, not ratings that Monte-Carlo noise orders by position; a near tie is not forced equal."""
+    P = matrix(np.array([[0, 0.0, 0.0, 0.0, 0.3],
+                         [0, 0, 1.0, 0.5, 0.8],
+                         [0, 0, 0, 0.0, 0.1],
+                         [0, 0, 0, 0, 0.8],
+                         [0, 0, 0, 0, 0]]))
+    # items 1 and 3: both beat 0 and 2, both 0.8 against 4, a draw between them
+    for seeds in (1, 3, 256):
+        r = elo(P, k=32.0, seeds=seeds)
+        assert r[1] == r[3] and np.argsort(-r)[:2].tolist() in ([1, 3], [3, 1]), seeds
+        assert abs(r.mean() - 1000.0) < 1e-9  # still zero-sum
+    near = P.copy()
+    near[3, 4], near[4, 3] = 0.79, 0.21
+    assert elo(near, k=32.0, seeds=3)[1] != elo(near, k=32.0, seeds=3)[3]
+
+
 # ---------------------------------------------------------------- NaN, diagonal, consistency
 
 

@@ -702,6 +702,12 @@ def test_report_recomputes_a_cached_cell_stored_under_older_scoring_rules(tiny, 
             "(accuracy (all pairs) moved)") in capsys.readouterr().out
     assert json.loads((cell / "results.json").read_text())["accuracy"] == first["headline"]["accuracy (all pairs)"]
     assert json.loads((cell / "entry.json").read_text())["headline"] == first["headline"]
+    # rows this version cannot summarize (an older row format): scored again, with a line
+    rows = [json.loads(line) for line in (cell / "scores.jsonl").read_text().splitlines()]
+    (cell / "scores.jsonl").write_text("".join(json.dumps({"id": r["id"]}) + "\n" for r in rows))
+    third = _report(tiny, out, "ckpt_a")["results"]["ckpt_a"]["pairs"]
+    assert third["cached"] is False and third["headline"] == first["headline"]
+    assert "[report] ckpt_a / pairs: its stored rows do not summarize under this version (" in capsys.readouterr().out
 
 
 def test_report_scores_a_bf16_cell_again_on_another_kind_of_cpu_not_an_fp32_one(tiny, tmp_path, monkeypatch):

@@ -879,11 +879,13 @@ def test_a_forward_that_keeps_no_cache_leaves_every_token_in_the_rows(monkeypatc
         assert probs == pytest.approx([a / sum(alone) for a in alone], rel=1e-4)
 
 
-def test_prefix_groups_keep_the_grouping_that_saves_the_most_prefix_tokens():
+def test_prefix_groups_keep_the_grouping_the_cost_model_prices_lowest():
     """Groups of sequences sharing a token prefix, found without a prompt boundary: two prompts' completions under
     one system prompt make two groups (each sharing its whole prompt), not one sharing the system prompt;
     completions that also share a first word stay in their prompt's group; a sequence sharing fewer than
-    `min_shared` tokens with every other is alone; every index comes back once, each group in the caller's order."""
+    `min_shared` tokens with every other is alone; many prompts under one system prompt are not one wide tree (its
+    attention would cost more than the system prompt saves), so a pair among them keeps its own group; every index
+    comes back once, each group in the caller's order."""
     from rm_core.inference import prefix_groups
 
     system = [1, 2, 3, 4, 5]
@@ -897,9 +899,16 @@ def test_prefix_groups_keep_the_grouping_that_saves_the_most_prefix_tokens():
     # the deeper split where it saves more: 3 x 2 sequences sharing 50 tokens beat 6 sharing 5
     deep = [system + [40 + k] * 50 + [j] for k in range(3) for j in range(2)]
     assert sorted(prefix_groups(deep)) == [[0, 1], [2, 3], [4, 5]]
-    # and the shallow one where the deeper groups save less: 2 sequences sharing 8 tokens within 6 sharing 30
+    # and the shallow one where the deeper group saves less: 2 sequences sharing 33 tokens within 6 sharing 30
     shallow = [system + [50] * 25 + ([60] * 3 if j < 2 else [61 + j]) + [j] for j in range(6)]
     assert sorted(prefix_groups(shallow)) == [[0, 1, 2, 3, 4, 5]]
+    # 30 prompts of 100 tokens under a 24-token system prompt, and a pair under one more prompt
+    system24 = list(range(1, 25))
+    prompts = [system24 + [100 + p] * 100 for p in range(31)]
+    mixed = [prompts[p] + [500 + p] * 20 for p in range(30)] + [prompts[30] + [600] * 20, prompts[30] + [601] * 20]
+    assert sorted(prefix_groups(mixed)) == [[i] for i in range(30)] + [[30, 31]]
+    eight = [prompts[0] + [700 if k < 2 else 710 + k] + [800 + k] * 20 for k in range(8)]  # two share a first word
+    assert prefix_groups(eight) == [list(range(8))]
     assert prefix_groups([]) == [] and prefix_groups([[3]]) == [[0]]
     # a long chain of nested prefixes (no recursion limit); every index once
     chain = [[0] * n + [1] for n in range(1, 1500)]
