@@ -7,7 +7,10 @@ official code scores it.
 Data (github.com/ssmisya/PRMBench at a1ae4ea, docs/data_format.md; the Hub copy is hitsmy/PRMBench_Preview): JSONL
 rows with `modified_question`, `modified_process` (the steps, a list of strings), `error_steps` (1-based),
 `classification` and `idx` (repeated across classifications: an item is keyed by both). A folder is read file by
-file (*.jsonl at its top level, as the official loader does). 6,216 items, 83,456 steps.
+file (*.jsonl at its top level, as the official loader does; here in name order). 6,216 rows (83,456 steps); five ids of
+multi_solutions appear twice with other content (prm_test_p2_863, _889, _997, _1053, _1058): the first row of an id
+is kept and the later one skipped, counted in `skipped_rows`, as the official loader drops it (task.py, lines
+41-45): 6,211 items.
 
 Scoring (mr_eval/tasks/prmtest_classified/task.py at a1ae4ea, blob b4f0b3f8; PRMScore from
 mr_visualize/eval_res_view/draw_tabs/form_latex_strs.ipynb):
@@ -25,8 +28,9 @@ mr_visualize/eval_res_view/draw_tabs/form_latex_strs.ipynb):
 - PRMScore = 0.5 F1 + 0.5 negative F1, clipped at 0; multi_solutions (no error steps) uses F1 alone. The overall
   PRMScore pools the steps of every item (not a mean of the classes); a group (Simplicity, Soundness,
   Sensitivity) is the mean of its classes' PRMScores.
-- An item whose steps could not all be scored (a step cut by --max_length) is left out of the counts, as the
-  official evaluator skips invalid predictions, and counted in `failed_items`.
+- An item whose steps could not all be scored (a step cut by --max_length) is left out of the counts and counted
+  in `failed_items`: our choice (the official loader cuts nothing; it leaves out only an item whose model call
+  raised).
 
 Intervals: a seeded bootstrap over the items, resampled within each classification, every PRMScore and F1
 recomputed from the resampled step counts (`ci95`).
@@ -41,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.runner import add_judge_args, check_model, run_benchmark, run_eval_command, unique_items
+from eval.runner import add_judge_args, check_model, run_benchmark, run_eval_command
 from rm_core.data import RowError, SkipReport, decode_line
 from rm_core.errors import UserInputError, cli_entry, finite_float
 from rm_core.stats import interval_text_at, percent
@@ -86,7 +90,7 @@ def load(dataset: str, limit: int | None = None, classifications=None,
     files = [root] if root.is_file() else sorted(root.glob("*.jsonl"))
     if not files:
         raise UserInputError(f"{dataset}: no *.jsonl files")
-    located, skipped = [], SkipReport()
+    located, skipped, first_at = [], SkipReport(), {}
     for path in files:
         with open(path, "rb") as f:
             for n, raw in enumerate(f, start=1):
@@ -101,9 +105,14 @@ def load(dataset: str, limit: int | None = None, classifications=None,
                 except (RowError, ValueError) as err:
                     skipped.add(str(err) if isinstance(err, RowError) else "not JSON", f"{path.name}:{n}")
                     continue
+                if item["id"] in first_at:  # the official loader keeps the first row of an id (task.py, ll. 41-45)
+                    skipped.add("repeated idx: the first row of the id kept, as the official loader does",
+                                f"{path.name}:{n} (first at {first_at[item['id']]})")
+                    continue
+                first_at[item["id"]] = f"{path.name}:{n}"
                 if not classifications or item["classification"] in classifications:
                     located.append((item, f"{path}:{n}"))
-    items = unique_items(located)
+    items = [item for item, _ in located]
     if not items:
         raise UserInputError(f"{dataset}: no PRMBench items ({skipped})")
     return (items[:limit] if limit else items), skipped

@@ -191,8 +191,9 @@ class Judge:
 
     def saved_counts(self) -> Callable[[], None]:
         """A function that puts this judge's running counts (COUNTS: failures, truncations, order and verdict
-        statistics, an LLM judge's refused answers, a code judge's outcomes) back to what they are now, in place (whoever holds one sees it): for a call whose work is
-        discarded and run again, as the service's merged batch that raised (judges.serve.DynamicBatcher)."""
+        statistics, an LLM judge's refused answers, a code judge's outcomes) back to what they are now, in place
+        (whoever holds one sees it): for a call whose work is discarded and run again, as the service's merged batch
+        that raised (judges.serve.DynamicBatcher)."""
         saved = {name: copy.deepcopy(getattr(self, name)) for name in self.COUNTS if hasattr(self, name)}
 
         def restore() -> None:

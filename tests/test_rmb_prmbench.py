@@ -235,6 +235,22 @@ def test_prmbench_step_counts_prmscore_and_groups_by_hand(tmp_path):
     assert saved["skipped_rows"]["by_reason"] == {"not JSON": 1}
 
 
+def test_prmbench_keeps_the_first_row_of_a_repeated_id_as_the_official_loader(tmp_path):
+    """The official data repeats five multi_solutions ids with other content; the official loader keeps the first
+    row of an id and drops the later one: so here, counted in skipped_rows (not an error, not the later row)."""
+    from eval import prmbench
+
+    rows = [_prm_row(863, "multi_solutions", ["1. first"], []), _prm_row(864, "multi_solutions", ["1. x"], []),
+            _prm_row(863, "multi_solutions", ["1. second", "2. more"], []), _prm_row(863, "deception", ["1. y"], [1])]
+    path = tmp_path / "prm.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    items, skipped = prmbench.load(str(path))
+    assert [(it["id"], it["steps"]) for it in items] == [("multi_solutions:863", ["first"]),
+                                                         ("multi_solutions:864", ["x"]), ("deception:863", ["y"])]
+    assert skipped.total == 1 and skipped.as_dict()["examples"] == {
+        "repeated idx: the first row of the id kept, as the official loader does": ["prm.jsonl:3 (first at prm.jsonl:1)"]}
+
+
 def test_prmbench_official_f1_is_minus_one_when_undefined_and_score_is_clipped():
     from eval.prmbench import f1, prm_score
 
