@@ -403,6 +403,19 @@ def test_pointwise_rm_scores_take_rows_by_a_token_budget_without_a_batch_size(mo
     assert all(len(b) == 1 for b in batches)
 
 
+def _computed_tokens(judge, call):
+    """(call's result, the token positions the judge's forwards computed for it: rows x width, padding included),
+    after one untimed call that takes the one-time probes."""
+    call()
+    widths = []
+    handle = judge.model.get_input_embeddings().register_forward_hook(lambda m, i, o: widths.append(i[0].shape))
+    try:
+        result = call()
+    finally:
+        handle.remove()
+    return result, sum(w[0] * w[1] for w in widths)
+
+
 def test_pointwise_scores_run_the_completions_of_one_prompt_as_a_group(ckpt):
     """`score` (every RL adapter's path) groups conversations by prompt: a GRPO group's completions run with their
     prompt once (a tree row), each still getting its own whole-sequence reward, in the caller's order; other
@@ -417,16 +430,9 @@ def test_pointwise_scores_run_the_completions_of_one_prompt_as_a_group(ckpt):
     grouped, plain = judges.load(str(ckpt)), judges.load(str(ckpt), share_prefix=False)
     rendered = [render_ids(grouped.tokenizer, c)[0] for c in convs]
     direct = score_sequences(grouped.model, rendered, grouped.tokenizer.pad_token_id)
-    computed, widths = {}, []
+    computed = {}
     for name, j in (("grouped", grouped), ("plain", plain)):
-        j.score(convs)  # the one-time tree probe, before the tokens are counted
-        widths.clear()
-        handle = j.model.get_input_embeddings().register_forward_hook(lambda m, i, o: widths.append(i[0].shape))
-        try:
-            scores = j.score(convs)
-        finally:
-            handle.remove()
-        computed[name] = sum(w[0] * w[1] for w in widths)
+        scores, computed[name] = _computed_tokens(j, lambda j=j: j.score(convs))
         assert scores == pytest.approx([(d - 0.25) / 2.0 for d in direct] if j.mean else direct, abs=1e-5)
         assert [x["tokens"] for x in j.last_item_info] == [len(r) for r in rendered]
     assert computed["plain"] >= sum(map(len, rendered))
@@ -447,16 +453,9 @@ def test_rendered_texts_that_share_a_prompt_run_as_a_group(ckpt):
     texts = [grouped.tokenizer.apply_chat_template(c, tokenize=False) for c in convs]
     rendered = [render_ids(grouped.tokenizer, c)[0] for c in convs]
     expected = plain.score(convs)
-    computed, widths = {}, []
+    computed = {}
     for name, j in (("grouped", grouped), ("plain", plain)):
-        j.score_texts(texts)  # the one-time tree probe, before the tokens are counted
-        widths.clear()
-        handle = j.model.get_input_embeddings().register_forward_hook(lambda m, i, o: widths.append(i[0].shape))
-        try:
-            scores = j.score_texts(texts[:3] + [""] + texts[3:])
-        finally:
-            handle.remove()
-        computed[name] = sum(w[0] * w[1] for w in widths)
+        scores, computed[name] = _computed_tokens(j, lambda j=j: j.score_texts(texts[:3] + [""] + texts[3:]))
         assert scores[3] is None and scores[:3] + scores[4:] == pytest.approx(expected, abs=1e-5)
         assert [x["tokens"] for x in j.last_item_info] == [len(r) for r in rendered[:3]] + [0] + [
             len(r) for r in rendered[3:]]
@@ -475,15 +474,7 @@ def test_pointwise_groups_are_a_cpu_default_and_asked_for_elsewhere(ckpt, monkey
     monkeypatch.setattr(inference, "default_pack_tokens", lambda model: 0)
     long_prompt = "Please read this carefully. " * 12 + "What is 2 + 3?"
     convs = [conversation(long_prompt, r) for r in RESPONSES[:3]]
-    widths = []
     for share, grouped in ((None, False), (True, True)):
         j = judges.load(str(ckpt), share_prefix=share)
         rendered = [render_ids(j.tokenizer, c)[0] for c in convs]
-        j.score(convs)  # the one-time tree probe
-        widths.clear()
-        handle = j.model.get_input_embeddings().register_forward_hook(lambda m, i, o: widths.append(i[0].shape))
-        try:
-            j.score(convs)
-        finally:
-            handle.remove()
-        assert (sum(w[0] * w[1] for w in widths) < sum(map(len, rendered))) is grouped
+        assert (_computed_tokens(j, lambda j=j: j.score(convs))[1] < sum(map(len, rendered))) is grouped
