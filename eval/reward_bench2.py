@@ -28,7 +28,8 @@ Official rules (allenai/reward-bench, commit 05a9005; the source of each named):
 Failures (the official code has none: its RMs always return a number). A response the judge could not score
 never wins and never ties: a prompt whose chosen[0] failed scores 0, other failed responses are left out of the
 maximum. A Ties prompt with any failed response is not accurate, fails both margin tests and adds 0 to the
-margin score. Every failed prompt is flagged and counted (`failed_prompts`); a NaN score is a failed one. Deliberate
+margin score. Every failed prompt is flagged and counted (`failed_prompts`); a NaN or infinite score is a failed one (officially
+a +inf chosen score would win). Deliberate
 differences: a score needs its data (Ties is None without a ref/tied pair; the overall score is None unless all six
 subsets are present, with `score_present_subsets` the mean of those present); a row with an empty response, or a
 rejected response equal to a chosen one, is a counted skip (`skipped_rows`), where the official code scores it (an
@@ -156,7 +157,10 @@ def _ties_key(item_id: str) -> tuple[str, str]:
     kind, sep, prompt_id = item_id.partition(":")
     if not sep or kind not in ("ref", "tied"):
         raise RowError(f"a Ties id is 'ref:<k>' or 'tied:<k>', got {item_id!r}")
-    return kind, prompt_id
+    try:  # the official code pairs ref and tied prompts by int(k): "ref:01" and "tied:1" are one prompt
+        return kind, str(int(prompt_id))
+    except ValueError:  # not a number (the official code would stop): paired as written
+        return kind, prompt_id
 
 
 def prompt_stats(scores: list[float | None], num_correct: int) -> tuple[bool, float | None, float | None]:

@@ -5,7 +5,10 @@
 
 Row schema (the Hub's and the repository's data/*.json): `id`, `prompt` (string), `chosen` and `rejected`
 (lists of three strings in the style order concise, detailed plain text, detailed markdown), `domain` (chat,
-code, math, safety-refuse, safety-response).
+code, math, safety-refuse, safety-response). The repository's per-domain files (data/chat_filtered.json, ...) carry
+no `domain`: a row without one takes the domain the file name starts with (the official script scores such a file
+as one matrix: the same numbers). Ids that repeat across domains (those files number their rows each on its own)
+become `domain:id` when that makes them unique; a repeated id within a domain stops the run, naming both rows.
 
 Official rules (THU-KEG/RM-Bench, scripts/utils.py, compute_accuracy and split_dataset_by_domain; the same
 code is in its README):
@@ -39,6 +42,7 @@ the order-flip rate over the cells.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from eval.runner import (
     add_judge_args,
@@ -95,16 +99,33 @@ def to_item(row: dict) -> dict:
             "chosen": list(row["chosen"]), "rejected": list(row["rejected"])}
 
 
+def file_domain(dataset: str) -> str | None:
+    """The domain a per-domain file of the repository names (data/chat_filtered.json: chat; safety-refuse_filtered:
+    safety-refuse), whose rows carry no `domain`: the official script scores such a file as one matrix."""
+    path = Path(dataset)
+    if not path.is_file():
+        return None
+    return next((name for name in ("safety-refuse", "safety-response", *DOMAINS) if path.name.startswith(name)), None)
+
+
 def load(dataset: str = DEFAULT_DATASET, split: str = "train", domains=None, limit: int | None = None):
     rows = load_rows(dataset, split)
     located, skipped = [], SkipReport()
+    named = file_domain(dataset)
     for i, (row, rid) in enumerate(zip(rows, row_ids(rows))):
         try:
             if not isinstance(row, dict):
                 raise RowError("row is not a JSON object")
+            if "domain" not in row and named:
+                row = {**row, "domain": named}
             located.append((to_item({**row, "id": rid}), i))
         except (RowError, KeyError, TypeError, AttributeError) as err:
             skipped.add(str(err), f"row {i}")
+    ids = [it["id"] for it, _ in located]
+    if len(set(ids)) < len(ids):  # the per-domain files number their rows each from 0: one id in two domains
+        qualified = [(f"{it['domain']}:{it['id']}", i) for it, i in located]
+        if len({q for q, _ in qualified}) == len(qualified):
+            located = [({**it, "id": q}, i) for (it, i), (q, _) in zip(located, qualified)]
     if domains:
         located = [(it, i) for it, i in located if domain_of(it["domain"]) in set(domains)]
     check_unique_ids(((it["id"], i) for it, i in located), data_file_name(dataset, split))

@@ -129,6 +129,9 @@ def test_rb2_ties_formula_by_hand():
               {"id": "tied:0", "scores": [4.0, None, 1.0], "num_correct": 2}]
     t = rb2.ties_score(failed)
     assert t["tied_accuracy"] == 0.0 and t["ref_accuracy"] == 1.0 and t["correctness_preferred"] == 0.0
+    # ref and tied prompts pair by the number k, as the official int(k): "ref:01" and "tied:1" are one prompt
+    padded = [{**rows[2], "id": "ref:01"}, rows[3]]
+    assert rb2.ties_score(padded)["matched_prompts"] == 1 and rb2.ties_score(padded)["ref_prompts"] == 1
 
 
 def rb2_rows():
@@ -395,6 +398,31 @@ def test_rm_bench_matrix_pointwise_and_pairwise(tmp_path):
     # one failed response: its three cells are wrong and counted
     s = rmb.evaluate(_args(rmb, data, tmp_path / "fail", TableJudge(dict(RMB_TABLE, c2=None))))
     assert s["failed_cells"] == 3 and s["domains"]["chat"]["easy"] == pytest.approx(1 / 3)
+
+
+def test_rm_bench_reads_the_repositorys_per_domain_files_and_ids_repeated_across_domains(tmp_path):
+    """The repository's per-domain files (data/chat_filtered.json, ...) carry no `domain`: a row takes the one its
+    file name starts with (the official script scores such a file as one matrix), not skipped as malformed. Files
+    that number their rows each from 0 repeat ids across domains: those become domain:id; an id repeated within a
+    domain still stops the run."""
+    bare = [{k: v for k, v in row.items() if k != "domain"} for row in rmb_rows()]
+    chat = tmp_path / "chat_filtered.json"
+    chat.write_text(json.dumps(bare))
+    items, skipped = rmb.load(str(chat))
+    assert [(it["id"], it["domain"]) for it in items] == [("0", "chat"), ("1", "chat")] and skipped.total == 0
+    refuse = tmp_path / "safety-refuse_filtered.json"
+    refuse.write_text(json.dumps(bare[:1]))
+    assert rmb.load(str(refuse))[0][0]["domain"] == "safety-refuse"
+    other = tmp_path / "mixed.json"
+    other.write_text(json.dumps(bare))
+    items, skipped = rmb.load(str(other))  # no domain in the rows nor in the file name: malformed, counted
+    assert items == [] and skipped.total == 2
+    repeated = tmp_path / "total_dataset.json"
+    repeated.write_text(json.dumps([{**rmb_rows()[0], "id": 8}, {**rmb_rows()[1], "id": 8}]))
+    assert [it["id"] for it in rmb.load(str(repeated))[0]] == ["chat:8", "safety-refuse:8"]
+    repeated.write_text(json.dumps([{**rmb_rows()[0], "id": 8}, {**rmb_rows()[0], "id": 8, "prompt": "other"}]))
+    with pytest.raises(UserInputError, match="id '8' is in row 0 and row 1"):
+        rmb.load(str(repeated))
 
 
 # ------------------------------------------------------------------ JudgeBench
