@@ -26,7 +26,7 @@ code is in its README):
 Judges. A pointwise judge scores each of the six responses once and the nine cells compare those scores, as
 the official script does. A pairwise judge compares each of the nine (chosen i, rejected j) cells in both
 orders (judges.base.PairVerdict); the cell is 1 when P(chosen better), averaged over the two orders, is
-> 0.5 strictly. A cell the judge failed on (a None score or either order failing) is 0, flagged and counted.
+> 0.5 strictly (beyond judges.base.winner's 1e-6: a tie in float noise is a tie). A cell the judge failed on (a None score or either order failing) is 0, flagged and counted.
 Deliberate difference: a row with an empty response, or a chosen response equal to a rejected one, is a counted
 skip (`skipped_rows`: bad input, never scored), where the official script scores all nine cells (the identical
 cell a tie, so wrong): the denominator leaves such rows out (none in the chat, code and safety files).
@@ -53,6 +53,7 @@ from eval.runner import (
     run_benchmark,
     run_eval_command,
 )
+from judges.base import winner
 from rm_core.data import (
     IDENTICAL_PAIR,
     DegeneratePair,
@@ -161,7 +162,7 @@ def make_scorer(judge):
         for n, it in enumerate(items):
             mine = verdicts[n * 9:(n + 1) * 9]
             probs = [[mine[3 * i + j].p for j in range(3)] for i in range(3)]
-            matrix = [[int(p is not None and p > 0.5) for p in row] for row in probs]
+            matrix = [[int(p is not None and winner(p) == 1) for p in row] for row in probs]  # a tie: wrong
             rows.append({"id": it["id"], "domain": it["domain"], "p_chosen": probs, "matrix": matrix,
                          "failed_cells": sum(p is None for row in probs for p in row), "pairwise": True,
                          "p_forward": [[mine[3 * i + j].p_forward for j in range(3)] for i in range(3)],

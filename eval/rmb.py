@@ -52,6 +52,7 @@ from eval.runner import (
     run_eval_command,
     unique_items,
 )
+from judges.base import winner
 from rm_core.data import RowError, SkipReport, read_rows
 from rm_core.errors import UserInputError, cli_entry
 from rm_core.length import chars
@@ -179,7 +180,7 @@ def score_items(judge, items: list[dict]) -> list[dict]:
         k += len(mine)
         ps = [v.p for v in mine]
         failed = any(p is None for p in ps)
-        rows.append({**_row(it), "correct": not failed and all(p > 0.5 for p in ps), "failed": failed,
+        rows.append({**_row(it), "correct": not failed and all(winner(p) == 1 for p in ps), "failed": failed,
                      "p": ps, "p_forward": [v.p_forward for v in mine], "p_backward": [v.p_backward for v in mine],
                      "pairwise": True})
     return rows

@@ -425,6 +425,29 @@ def test_rm_bench_reads_the_repositorys_per_domain_files_and_ids_repeated_across
         rmb.load(str(repeated))
 
 
+def test_a_pairwise_tie_in_float_noise_is_a_tie_on_every_pairwise_benchmark():
+    """Two orders' mean P can land a float step above 0.5 for a judge that cannot tell the responses apart: a tie
+    (judges.base.winner's 1e-6, as JudgeBench reads it), so wrong on RM-Bench, RMB and RewardBench, not a win. A
+    margin beyond the tolerance still wins."""
+    from eval import reward_bench
+    from eval import rmb as rmb_eval
+
+    def judge(margin):  # P(chosen better) = 0.5 + margin in both orders
+        table = {**{r: 4 * margin for row in rmb_rows() for r in row["chosen"]},
+                 **{r: 0.0 for row in rmb_rows() for r in row["rejected"]}}
+        return PairTableJudge(table)
+
+    items = [rmb.to_item(r) for r in rmb_rows()]
+    rmb_items = [{"id": "x", "scenario": "chat", "prompt": "p0", "best": "c0", "others": ["r0", "r1"],
+                  "set": "bon", "goal": "helpfulness", "category_path": "BoN_set/Helpfulness/x"}]
+    prefs = [{"id": "y", "subset": "s", "prompt": "p0", "chosen": "c0", "rejected": "r0"}]
+    for margin, right in ((1e-9, False), (1e-3, True)):
+        rows = rmb.make_scorer(judge(margin))(items)
+        assert all(cell == right for row in rows for line in row["matrix"] for cell in line), margin
+        assert rmb_eval.score_items(judge(margin), rmb_items)[0]["correct"] is right
+        assert reward_bench._score_chunk(judge(margin), prefs)[0]["correct"] is right
+
+
 # ------------------------------------------------------------------ JudgeBench
 
 
