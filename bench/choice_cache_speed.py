@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     import judges
+    from judges.base import winner
     from rm_core.data import load_llmbar_as_reward_bench, shared_data_dir
     from rm_core.models import SMOLLM2, provision
 
@@ -49,7 +50,9 @@ def main(argv: list[str] | None = None) -> dict:
     judge = judges.load(f"llm:{model}", mode="pairwise", dtype=args.dtype, **kwargs)
     lm = judge.backend.model
     judge.judge_pairs(items[:4])  # kernels built, the cache check run, before the clock
-    checked = lm._rm_choice_cache_exact
+    from rm_core.inference import choice_cache_exact
+
+    checked = choice_cache_exact(lm)  # run by the call above; run here if that call did not reach it
     out = {"model": model, "pairs": len(items), "dtype": args.dtype, "rubrics": args.rubrics,
            "threads": torch.get_num_threads(), "cache_checked": checked, "runs": {}}
     first = None
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
         result = {"seconds": round(seconds, 2), "prompts_per_s": round(2 * len(items) / seconds, 3),
                   "max_diff_vs_first": max((abs(a - b) for a, b in zip(ps, first)
                                             if a is not None and b is not None), default=None),
-                  "winner_changed": sum(a is not None and b is not None and (a > 0.5) != (b > 0.5)
+                  "winner_changed": sum(a is not None and b is not None and winner(a) != winner(b)
                                         for a, b in zip(ps, first)),
                   "failed": sum(v is None for v in ps)}
         out["runs"][f"{i}:{run}"] = result

@@ -75,6 +75,8 @@ def to_item(row: dict, keep_step_numbers: bool = False) -> dict:
     classification = row.get("classification")
     if not isinstance(classification, str) or not classification:
         raise RowError("classification must be a non-empty string")
+    if row.get("idx") is None or isinstance(row.get("idx"), (bool, dict, list)):
+        raise RowError("idx must be a number or a string (an item is keyed by classification and idx)")
     clean = [s.strip() if keep_step_numbers else _STEP_NUMBER.sub("", s.strip()) for s in steps]
     return {"id": f"{classification}:{row.get('idx')}", "classification": classification, "question": question,
             "steps": clean, "error_steps": sorted({e - 1 for e in errors if e <= len(steps)}),
@@ -105,13 +107,14 @@ def load(dataset: str, limit: int | None = None, classifications=None,
                 except (RowError, ValueError) as err:
                     skipped.add(str(err) if isinstance(err, RowError) else "not JSON", f"{path.name}:{n}")
                     continue
+                if classifications and item["classification"] not in classifications:
+                    continue
                 if item["id"] in first_at:  # the official loader keeps the first row of an id (task.py, ll. 41-45)
                     skipped.add("repeated idx: the first row of the id kept, as the official loader does",
                                 f"{path.name}:{n} (first at {first_at[item['id']]})")
                     continue
                 first_at[item["id"]] = f"{path.name}:{n}"
-                if not classifications or item["classification"] in classifications:
-                    located.append((item, f"{path}:{n}"))
+                located.append((item, f"{path}:{n}"))
     items = [item for item, _ in located]
     if not items:
         raise UserInputError(f"{dataset}: no PRMBench items ({skipped})")

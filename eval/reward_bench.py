@@ -31,12 +31,11 @@ from eval.runner import (
     settle_machine_options,
     speed,
 )
-from eval.scoring import format_table, summarize
+from eval.scoring import format_table, row_correct, summarize
 from judges.base import response_of
 from rm_core.data import SkipReport, load_reward_bench_pairs
 from rm_core.errors import cli_entry
 from rm_core.length import chars
-from rm_core.metrics import pair_correct
 
 DEFAULT_DATASET = "allenai/reward-bench"
 CHUNK_PAIRS = 256  # scores are checkpointed to disk after every chunk
@@ -60,16 +59,6 @@ def load_pairs(args) -> tuple[list[dict], SkipReport]:
     return load_reward_bench_pairs(args.dataset, args.split, args.subsets, args.limit)
 
 
-def _pair_scores(p: float | None) -> tuple[float | None, float | None]:
-    """(chosen_score, rejected_score) of a pairwise P(chosen better): (p, 1 - p), and (0.5, 0.5) where p is a tie
-    within judges.base.winner's 1e-6 (two orders' mean can land a float step above 0.5: still a tie, so wrong)."""
-    from judges.base import winner
-
-    if p is None:
-        return None, None
-    return (0.5, 0.5) if winner(p) == 0 else (p, 1.0 - p)
-
-
 def _score_chunk(judge, prefs: list[dict]) -> list[dict]:
     """Score rows through the judge: a pointwise judge gives each response a reward; a pairwise one gives
     P(chosen better), recorded as chosen_score = p, rejected_score = 1 - p. A pair the judge failed on (an
@@ -81,18 +70,19 @@ def _score_chunk(judge, prefs: list[dict]) -> list[dict]:
         scores = judge.score_pairs(items)
     elif hasattr(judge, "judge_pairs"):  # both orders, kept: P(chosen better) is their mean, as compare() gives
         orders = judge.judge_pairs(items)
-        scores = [_pair_scores(v.p) for v in orders]
+        scores = [(None, None) if v.p is None else (v.p, 1.0 - v.p) for v in orders]
     else:
-        scores = [_pair_scores(q) for q in judge.compare_batch(items)]
+        scores = [(None, None) if q is None else (q, 1.0 - q) for q in judge.compare_batch(items)]
     info = getattr(judge, "last_item_info", None) or [{}] * len(prefs)
     rows = []
     for k, (p, (c, r), extra) in enumerate(zip(prefs, scores, info)):
         failed = c is None or r is None
         row = {"id": p["id"], "subset": p["subset"], "chosen_score": c, "rejected_score": r,
-               "correct": pair_correct(c, r), "failed": failed,
+               "failed": failed,
                "chosen_chars": chars(items[k][1]), "rejected_chars": chars(items[k][2])}
         if not judge.pointwise:
             row["pairwise"] = True
+        row["correct"] = row_correct(row)  # a pairwise P within 1e-6 of 0.5 is a tie (eval/scoring.py)
         if orders is not None:
             row.update(p_forward=orders[k].p_forward, p_backward=orders[k].p_backward)
         rows.append({**row, **extra})

@@ -137,6 +137,9 @@ def load(dataset: str = DEFAULT_DATASET, split: str = "test", subsets=None, limi
         wanted = {official_subset(s) for s in subsets}
         located = [(it, i) for it, i in located if it["subset"] in wanted]
     check_unique_ids(((it["id"], i) for it, i in located), data_file_name(dataset, split))
+    # Ties rows pair by int(k) (_ties_key): "ref:01" and "ref:1" are one prompt, one row would overwrite the other
+    check_unique_ids(((":".join(_ties_key(it["id"])), i) for it, i in located if it["subset"].lower() == TIES),
+                     data_file_name(dataset, split))
     items = [it for it, _ in located]
     return (items[:limit] if limit else items), skipped
 

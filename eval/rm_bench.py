@@ -7,8 +7,8 @@ Row schema (the Hub's and the repository's data/*.json): `id`, `prompt` (string)
 (lists of three strings in the style order concise, detailed plain text, detailed markdown), `domain` (chat,
 code, math, safety-refuse, safety-response). The repository's per-domain files (data/chat_filtered.json, ...) carry
 no `domain`: a row without one takes the domain the file name starts with (the official script scores such a file
-as one matrix: the same numbers). Ids that repeat across domains (those files number their rows each on its own)
-become `domain:id` when that makes them unique; a repeated id within a domain stops the run, naming both rows.
+as one matrix: the same numbers). Ids that repeat (those files number their rows each on its own) become
+`domain:id`; an id repeated within a domain stops the run, naming both rows.
 
 Official rules (THU-KEG/RM-Bench, scripts/utils.py, compute_accuracy and split_dataset_by_domain; the same
 code is in its README):
@@ -112,7 +112,7 @@ def file_domain(dataset: str) -> str | None:
 def load(dataset: str = DEFAULT_DATASET, split: str = "train", domains=None, limit: int | None = None):
     rows = load_rows(dataset, split)
     located, skipped = [], SkipReport()
-    named = file_domain(dataset)
+    named = file_domain(data_file_name(dataset, split))  # a file, or a folder's {split} file
     for i, (row, rid) in enumerate(zip(rows, row_ids(rows))):
         try:
             if not isinstance(row, dict):
@@ -124,9 +124,8 @@ def load(dataset: str = DEFAULT_DATASET, split: str = "train", domains=None, lim
             skipped.add(str(err), f"row {i}")
     ids = [it["id"] for it, _ in located]
     if len(set(ids)) < len(ids):  # the per-domain files number their rows each from 0: one id in two domains
-        qualified = [(f"{it['domain']}:{it['id']}", i) for it, i in located]
-        if len({q for q, _ in qualified}) == len(qualified):
-            located = [({**it, "id": q}, i) for (it, i), (q, _) in zip(located, qualified)]
+        # domain:id; a repeat within a domain is then the one check_unique_ids names
+        located = [({**it, "id": f"{it['domain']}:{it['id']}"}, i) for it, i in located]
     if domains:
         located = [(it, i) for it, i in located if domain_of(it["domain"]) in set(domains)]
     check_unique_ids(((it["id"], i) for it, i in located), data_file_name(dataset, split))
@@ -183,11 +182,18 @@ def matrix_scores(matrices: list[list[list[int]]]) -> dict:
             "n": n}
 
 
+def current(rows: list[dict]) -> list[dict]:
+    """Rows with a pairwise judge's matrix read again from its stored P(chosen better) (`p_chosen`) by the current
+    tie rule (judges.base.winner: within 1e-6 of 0.5 a tie, wrong), so a cached result follows the rule too."""
+    return [{**r, "matrix": [[int(p is not None and winner(p) == 1) for p in line] for line in r["p_chosen"]]}
+            if r.get("pairwise") and "p_chosen" in r else r for r in rows]
+
+
 def units(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
     """The bootstrap's units: {domain: {row id: {"hard", "normal", "easy" (the row's triangle means), "average"
     (the mean of its nine cells)}}}: a domain's figures are the means of these over its rows."""
     out: dict[str, dict] = {}
-    for r in rows:
+    for r in current(rows):
         m = r["matrix"]
         out.setdefault(domain_of(r["domain"]), {})[str(r["id"])] = {
             "hard": sum(m[i][j] for i, j in HARD) / 3, "normal": sum(m[i][j] for i, j in NORMAL) / 3,
@@ -212,6 +218,7 @@ def length_block(rows: list[dict]) -> dict | None:
     nine cells resampled together; None when the rows carry no lengths."""
     from rm_core.length import length_control, pair_item
 
+    rows = current(rows)
     if not rows or not all("chosen_chars" in r for r in rows):
         return None
     pairwise = any(r.get("pairwise") for r in rows)
@@ -243,6 +250,7 @@ def order_block(rows: list[dict]) -> dict | None:
 
 
 def summarize(rows: list[dict]) -> dict:
+    rows = current(rows)
     domains = {}
     for d in DOMAINS:
         mats = [r["matrix"] for r in rows if domain_of(r["domain"]) == d]

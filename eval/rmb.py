@@ -19,7 +19,8 @@ selection script, removed in 5a5b775), as RMB defines it and RM-R1 re-implements
 eval/RMB-Reward-Model-Benchmark/eval/scripts/run_rm_bestofn.py): an item is correct only when `bon_best` scores
 strictly higher than EVERY loser; a tie with any loser is wrong.
 - A pointwise judge scores every response once. A pairwise judge answers each (chosen, rejected) or (best, loser)
-  pair in both orders; the pair is won when P(better) averaged over the two orders is above 0.5.
+  pair in both orders; the pair is won when P(better) averaged over the two orders is above 0.5 beyond
+  judges.base.winner's 1e-6 (a tie in float noise is a tie: wrong), read from the stored P when summarized.
 - A failed score (an error, a NaN) makes the item wrong, counted in `failed_items` and `judge_failures`.
 - Deliberate difference: an item with a whitespace-only answer, or a chosen (best) answer equal to a rejected one
   (a loser), is a counted skip (`skipped_rows`: bad input), where the official code keeps it in the denominator (an
@@ -196,10 +197,17 @@ def _stratum(r: dict) -> str:
     return f"{r['set']}:{r['scenario']}"
 
 
+def current(rows: list[dict]) -> list[dict]:
+    """Rows with a pairwise judge's `correct` read again from its stored P(better) values (`p`) by the current tie
+    rule (judges.base.winner: within 1e-6 of 0.5 a tie, wrong), so a cached result follows the rule too."""
+    return [{**r, "correct": not r["failed"] and all(winner(p) == 1 for p in r["p"])}
+            if r.get("pairwise") and "p" in r else r for r in rows]
+
+
 def units(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
     """The bootstrap's units: {set:scenario: {item id: {"correct": 1.0 or 0.0}}}."""
     out: dict[str, dict] = {}
-    for r in rows:
+    for r in current(rows):
         out.setdefault(_stratum(r), {})[r["id"]] = {"correct": float(r["correct"])}
     return out
 
@@ -235,7 +243,7 @@ def length_block(rows: list[dict]) -> dict | None:
     """rm_core.length over the pairwise set (chosen = RMB's chosen); None without pairwise items."""
     from rm_core.length import length_control, pair_item
 
-    pairs = [r for r in rows if r["set"] == "pairwise" and "best_chars" in r]
+    pairs = [r for r in current(rows) if r["set"] == "pairwise" and "best_chars" in r]
     if not pairs:
         return None
     pairwise = any(r.get("pairwise") for r in pairs)
@@ -263,6 +271,7 @@ def _tally(rows: list[dict]) -> dict:
 
 
 def summarize(rows: list[dict]) -> dict:
+    rows = current(rows)
     if not rows:
         return {"overall": None, "cells": {}, "scenarios": {}}
     cells: dict[str, dict] = {}

@@ -49,6 +49,7 @@ from eval.subsets import (
     SECTION_WEIGHTS_WITH_PRIOR_SETS,
     SECTIONS,
 )
+from judges.base import winner
 from rm_core.metrics import pair_correct  # the project's one tie rule
 from rm_core.stats import Proportion, interval_text_at, percent
 
@@ -87,7 +88,7 @@ def subset_accuracies(results: Iterable[Mapping[str, Any]],
             tally[2] += 1
             if not failures_counted_wrong:
                 continue
-        tally[0] += pair_correct(result["chosen_score"], result["rejected_score"])
+        tally[0] += row_correct(result)
         tally[1] += 1
     return {
         subset: {"accuracy": correct / n if n else None, "n": n, "correct": correct, "failed": failed}
@@ -142,8 +143,17 @@ def leaderboard_score_with_prior_sets(sections: Mapping[str, float | None]) -> f
     return sum(values[s] * w for s, w in weights.items()) / sum(weights.values())
 
 
+def row_correct(result: Mapping[str, Any]) -> bool:
+    """Whether a scored pair is right: chosen above rejected strictly; for a pairwise judge's row (chosen_score = P(chosen
+    better), rejected_score = 1 - P) P beyond judges.base.winner's 1e-6 of 0.5 (two orders' mean a float step above
+    0.5 is a tie: wrong). Read from the stored scores, so a cached result follows the rule too."""
+    if result.get("pairwise") and result["chosen_score"] is not None:
+        return winner(result["chosen_score"]) == 1
+    return pair_correct(result["chosen_score"], result["rejected_score"])
+
+
 def _correct(result: Mapping[str, Any]) -> float:
-    return 0.0 if pair_failed(result) else float(pair_correct(result["chosen_score"], result["rejected_score"]))
+    return 0.0 if pair_failed(result) else float(row_correct(result))
 
 
 def units(results: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, float | None]]]:

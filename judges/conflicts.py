@@ -11,9 +11,9 @@ bench scripts all compute them with these. Over pairs judged in both orders (jud
   a, b, or a tie within 1e-6 of 0.5) changes when the two responses swap places. order consistency is 1 - it.
 - position_a_rate = the mean, over both orders of every decided pair, of P(the response shown first wins): 0.5
   for a judge with no position preference, 1.0 for one that always answers "A".
-- one-order accuracies (a = the chosen response), over ALL pairs, a failure or a tie counting wrong (the
-  project's one tie rule, rm_core.metrics): chosen first = p_forward > 0.5, chosen second = p_backward > 0.5,
-  both orders = their mean > 0.5.
+- one-order accuracies (a = the chosen response), over ALL pairs, a failure or a tie counting wrong (a tie:
+  within judges.base.winner's 1e-6 of 0.5, as the evaluators read pairwise verdicts): chosen first = p_forward
+  wins, chosen second = p_backward wins, both orders = their mean wins.
 
 `order_report(verdicts)` puts them together for the evaluators (eval/reward_bench.py, rm_bench.py, judgebench.py):
 the three one-order accuracies, the order-flip rate (= order_inconsistency_rate) and position_a_rate, each with a
@@ -93,7 +93,7 @@ def one_order_accuracies(verdicts: Sequence[PairVerdict]) -> dict[str, float]:
         raise ValueError("no pairs to score")
 
     def share(ps) -> float:
-        return sum(p is not None and p > 0.5 for p in ps) / n
+        return sum(p is not None and winner(p) == 1 for p in ps) / n
 
     return {"both_orders": share(v.p for v in verdicts), "chosen_first": share(v.p_forward for v in verdicts),
             "chosen_second": share(v.p_backward for v in verdicts)}
@@ -120,9 +120,9 @@ def order_report(pair_verdicts: Sequence[PairVerdict], clusters: Sequence | None
     rows = []
     for v in pair_verdicts:
         decided = v.p is not None
-        rows.append({"n": 1.0, "both": float(decided and v.p > 0.5),
-                     "first": float(v.p_forward is not None and v.p_forward > 0.5),
-                     "second": float(v.p_backward is not None and v.p_backward > 0.5), "decided": float(decided),
+        rows.append({"n": 1.0, "both": float(decided and winner(v.p) == 1),
+                     "first": float(v.p_forward is not None and winner(v.p_forward) == 1),
+                     "second": float(v.p_backward is not None and winner(v.p_backward) == 1), "decided": float(decided),
                      "flip": float(decided and not v.consistent),
                      "first_wins": v.p_forward + (1.0 - v.p_backward) if decided else 0.0})
     columns, sizes = summed_units(rows, clusters, strata)

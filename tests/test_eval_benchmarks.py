@@ -420,8 +420,12 @@ def test_rm_bench_reads_the_repositorys_per_domain_files_and_ids_repeated_across
     repeated = tmp_path / "total_dataset.json"
     repeated.write_text(json.dumps([{**rmb_rows()[0], "id": 8}, {**rmb_rows()[1], "id": 8}]))
     assert [it["id"] for it in rmb.load(str(repeated))[0]] == ["chat:8", "safety-refuse:8"]
+    folder = tmp_path / "data"  # a folder and a split name the file: its name still gives the domain
+    folder.mkdir()
+    (folder / "code_filtered.json").write_text(json.dumps(bare))
+    assert {it["domain"] for it in rmb.load(str(folder), split="code_filtered")[0]} == {"code"}
     repeated.write_text(json.dumps([{**rmb_rows()[0], "id": 8}, {**rmb_rows()[0], "id": 8, "prompt": "other"}]))
-    with pytest.raises(UserInputError, match="id '8' is in row 0 and row 1"):
+    with pytest.raises(UserInputError, match="id 'chat:8' is in row 0 and row 1"):
         rmb.load(str(repeated))
 
 
@@ -438,7 +442,7 @@ def test_a_pairwise_tie_in_float_noise_is_a_tie_on_every_pairwise_benchmark():
         return PairTableJudge(table)
 
     items = [rmb.to_item(r) for r in rmb_rows()]
-    rmb_items = [{"id": "x", "scenario": "chat", "prompt": "p0", "best": "c0", "others": ["r0", "r1"],
+    rmb_items = [{"id": "x", "scenario": "Helpfulness/x", "prompt": "p0", "best": "c0", "others": ["r0", "r1"],
                   "set": "bon", "goal": "helpfulness", "category_path": "BoN_set/Helpfulness/x"}]
     prefs = [{"id": "y", "subset": "s", "prompt": "p0", "chosen": "c0", "rejected": "r0"}]
     for margin, right in ((1e-9, False), (1e-3, True)):
@@ -446,6 +450,18 @@ def test_a_pairwise_tie_in_float_noise_is_a_tie_on_every_pairwise_benchmark():
         assert all(cell == right for row in rows for line in row["matrix"] for cell in line), margin
         assert rmb_eval.score_items(judge(margin), rmb_items)[0]["correct"] is right
         assert reward_bench._score_chunk(judge(margin), prefs)[0]["correct"] is right
+    # rows stored under the old rule (a float-noise tie a win) summarize by the current one: cached cells follow it
+    from eval import scoring
+    from judges.base import PairVerdict
+    from judges.conflicts import one_order_accuracies
+
+    old = [{**r, "matrix": [[1] * 3] * 3} for r in rmb.make_scorer(judge(1e-9))(items)]
+    assert rmb.summarize(old)["total"] == 0.0
+    old_rmb = [{**r, "correct": True} for r in rmb_eval.score_items(judge(1e-9), rmb_items)]
+    assert rmb_eval.summarize(old_rmb)["cells"]["bon"]["helpfulness"]["accuracy"] == 0.0
+    old_rb = [{**r, "correct": True} for r in reward_bench._score_chunk(judge(1e-9), prefs)]
+    assert old_rb[0]["chosen_score"] > 0.5 and scoring.summarize(old_rb)["accuracy"] == 0.0  # the raw P is stored
+    assert one_order_accuracies([PairVerdict(0.5 + 1e-9, 0.5 + 1e-9)])["both_orders"] == 0.0
 
 
 # ------------------------------------------------------------------ JudgeBench
@@ -974,3 +990,13 @@ def test_judge_failures_of_several_processes_are_summed():
     merged = merge_failures(logs, max_examples=2)
     assert merged == {"total": 5, "by_reason": {"timeout": 3, "unparsable verdict": 2},
                       "examples": {"timeout": ["a", "b"]}}
+
+
+def test_rb2_refuses_two_ties_rows_that_pair_as_one_prompt(tmp_path):
+    """Ties rows pair by int(k), as the official code: "ref:01" and "ref:1" would be one prompt, one row silently
+    overwriting the other: the run stops, naming both rows."""
+    row = {"subset": "Ties", "prompt": "p", "chosen": ["a", "b"], "rejected": ["c"], "num_correct": 2}
+    data = tmp_path / "rb2.jsonl"
+    data.write_text("".join(json.dumps({**row, "id": rid}) + "\n" for rid in ("ref:01", "ref:1")))
+    with pytest.raises(UserInputError, match="id 'ref:1' is in row 0 and row 1"):
+        rb2.load(str(data))

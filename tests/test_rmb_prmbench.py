@@ -239,6 +239,7 @@ def test_prmbench_keeps_the_first_row_of_a_repeated_id_as_the_official_loader(tm
     """The official data repeats five multi_solutions ids with other content; the official loader keeps the first
     row of an id and drops the later one: so here, counted in skipped_rows (not an error, not the later row)."""
     from eval import prmbench
+    from rm_core.errors import UserInputError
 
     rows = [_prm_row(863, "multi_solutions", ["1. first"], []), _prm_row(864, "multi_solutions", ["1. x"], []),
             _prm_row(863, "multi_solutions", ["1. second", "2. more"], []), _prm_row(863, "deception", ["1. y"], [1])]
@@ -249,6 +250,11 @@ def test_prmbench_keeps_the_first_row_of_a_repeated_id_as_the_official_loader(tm
                                                          ("multi_solutions:864", ["x"]), ("deception:863", ["y"])]
     assert skipped.total == 1 and skipped.as_dict()["examples"] == {
         "repeated idx: the first row of the id kept, as the official loader does": ["prm.jsonl:3 (first at prm.jsonl:1)"]}
+    assert prmbench.load(str(path), classifications=["deception"])[1].total == 0  # a class not asked for: not read
+    no_idx = tmp_path / "no_idx.jsonl"  # without idx every row would share one id: malformed, not "repeated"
+    no_idx.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "idx"}) + "\n" for r in rows[:2]))
+    with pytest.raises(UserInputError, match="no PRMBench items .*idx must be a number or a string"):
+        prmbench.load(str(no_idx))
 
 
 def test_prmbench_official_f1_is_minus_one_when_undefined_and_score_is_clipped():
