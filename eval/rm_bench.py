@@ -124,7 +124,11 @@ def load(dataset: str = DEFAULT_DATASET, split: str = "train", domains=None, lim
             skipped.add(str(err), f"row {i}")
     ids = [it["id"] for it, _ in located]
     if len(set(ids)) < len(ids):  # the per-domain files number their rows each from 0: one id in two domains
-        # domain:id; a repeat within a domain is then the one check_unique_ids names
+        seen: set[tuple[str, str]] = set()
+        clash = next((k for k in ((it["domain"], it["id"]) for it, _ in located) if k in seen or seen.add(k)), None)
+        if clash is not None:  # a repeat within a domain: named as the file writes it, with both of its rows
+            check_unique_ids(((it["id"], i) for it, i in located if it["domain"] == clash[0]),
+                             data_file_name(dataset, split))
         located = [({**it, "id": f"{it['domain']}:{it['id']}"}, i) for it, i in located]
     if domains:
         located = [(it, i) for it, i in located if domain_of(it["domain"]) in set(domains)]

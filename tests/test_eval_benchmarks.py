@@ -425,7 +425,7 @@ def test_rm_bench_reads_the_repositorys_per_domain_files_and_ids_repeated_across
     (folder / "code_filtered.json").write_text(json.dumps(bare))
     assert {it["domain"] for it in rmb.load(str(folder), split="code_filtered")[0]} == {"code"}
     repeated.write_text(json.dumps([{**rmb_rows()[0], "id": 8}, {**rmb_rows()[0], "id": 8, "prompt": "other"}]))
-    with pytest.raises(UserInputError, match="id 'chat:8' is in row 0 and row 1"):
+    with pytest.raises(UserInputError, match="id '8' is in row 0 and row 1"):
         rmb.load(str(repeated))
 
 
