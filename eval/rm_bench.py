@@ -165,7 +165,7 @@ def make_scorer(judge):
         for n, it in enumerate(items):
             mine = verdicts[n * 9:(n + 1) * 9]
             probs = [[mine[3 * i + j].p for j in range(3)] for i in range(3)]
-            matrix = [[int(p is not None and winner(p) == 1) for p in row] for row in probs]  # a tie: wrong
+            matrix = pairwise_matrix(probs)
             rows.append({"id": it["id"], "domain": it["domain"], "p_chosen": probs, "matrix": matrix,
                          "failed_cells": sum(p is None for row in probs for p in row), "pairwise": True,
                          "p_forward": [[mine[3 * i + j].p_forward for j in range(3)] for i in range(3)],
@@ -186,11 +186,17 @@ def matrix_scores(matrices: list[list[list[int]]]) -> dict:
             "n": n}
 
 
+def pairwise_matrix(probs: list[list[float | None]]) -> list[list[int]]:
+    """A pairwise judge's 3x3 matrix from its P(chosen better) per cell: 1 where chosen wins beyond
+    judges.base.winner's 1e-6 of 0.5 (a tie in float noise is a tie, wrong), 0 for a failure."""
+    return [[int(p is not None and winner(p) == 1) for p in line] for line in probs]
+
+
 def current(rows: list[dict]) -> list[dict]:
     """Rows with a pairwise judge's matrix read again from its stored P(chosen better) (`p_chosen`) by the current
-    tie rule (judges.base.winner: within 1e-6 of 0.5 a tie, wrong), so a cached result follows the rule too."""
-    return [{**r, "matrix": [[int(p is not None and winner(p) == 1) for p in line] for line in r["p_chosen"]]}
-            if r.get("pairwise") and "p_chosen" in r else r for r in rows]
+    rule (`pairwise_matrix`), so a cached result follows the rule too."""
+    return [{**r, "matrix": pairwise_matrix(r["p_chosen"])} if r.get("pairwise") and "p_chosen" in r else r
+            for r in rows]
 
 
 def units(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:

@@ -181,7 +181,7 @@ def score_items(judge, items: list[dict]) -> list[dict]:
         k += len(mine)
         ps = [v.p for v in mine]
         failed = any(p is None for p in ps)
-        rows.append({**_row(it), "correct": not failed and all(winner(p) == 1 for p in ps), "failed": failed,
+        rows.append({**_row(it), "correct": pairwise_correct(ps), "failed": failed,
                      "p": ps, "p_forward": [v.p_forward for v in mine], "p_backward": [v.p_backward for v in mine],
                      "pairwise": True})
     return rows
@@ -197,11 +197,16 @@ def _stratum(r: dict) -> str:
     return f"{r['set']}:{r['scenario']}"
 
 
+def pairwise_correct(ps: list[float | None]) -> bool:
+    """A pairwise judge's item: right when the best response wins every comparison beyond judges.base.winner's 1e-6
+    of 0.5 (a tie in float noise is a tie, wrong); a failed comparison (None) makes it wrong."""
+    return all(p is not None and winner(p) == 1 for p in ps)
+
+
 def current(rows: list[dict]) -> list[dict]:
-    """Rows with a pairwise judge's `correct` read again from its stored P(better) values (`p`) by the current tie
-    rule (judges.base.winner: within 1e-6 of 0.5 a tie, wrong), so a cached result follows the rule too."""
-    return [{**r, "correct": not r["failed"] and all(winner(p) == 1 for p in r["p"])}
-            if r.get("pairwise") and "p" in r else r for r in rows]
+    """Rows with a pairwise judge's `correct` read again from its stored P(better) values (`p`) by the current rule
+    (`pairwise_correct`), so a cached result follows the rule too."""
+    return [{**r, "correct": pairwise_correct(r["p"])} if r.get("pairwise") and "p" in r else r for r in rows]
 
 
 def units(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:

@@ -493,7 +493,12 @@ def _probe_tree(model, flag: str, common: int) -> bool:
 
 
 def _tree_length(group: list[list[int]]) -> int:
-    return sum(len(s) for s in group) - (len(group) - 1) * shared_prefix_length(*group)
+    return _shared_once(sum(len(s) for s in group), len(group), shared_prefix_length(*group))
+
+
+def _shared_once(total: int, n: int, shared: int) -> int:
+    """Tokens of n sequences of `total` tokens in all with their `shared` prefix counted once (a tree row's width)."""
+    return total - (n - 1) * shared
 
 
 # A tree row's attention runs dense over its width (a 4D mask: no causal kernel, the masked products computed too),
@@ -512,9 +517,8 @@ TREE_ATTENTION_COST = 2e-4
 COMMON_PREFIX_MIN = 4
 
 
-def _tree_cost(total: int, n: int, shared: int) -> float:
-    """The cost model's price of n sequences of `total` tokens sharing `shared` as one tree row."""
-    tree = total - (n - 1) * shared
+def _tree_cost(tree: int) -> float:
+    """The cost model's price of one tree row of `tree` tokens (dense attention over its width)."""
     return tree + TREE_ATTENTION_COST * tree * tree
 
 
@@ -528,8 +532,7 @@ def tree_pays(group: list[list[int]]) -> bool:
     with others into a wider row is charged its own width only, as measured: on LLMBar charging the row's width sent
     groups whole and cost 5%) than as whole sequences (each causal), by the model above. Long responses under a
     short prompt (RM-Bench, JudgeBench) run whole; a long prompt under short responses (HH-RLHF) runs as a tree."""
-    return (_tree_cost(sum(map(len, group)), len(group), shared_prefix_length(*group))
-            <= sum(_whole_cost(len(s)) for s in group))
+    return _tree_cost(_tree_length(group)) <= sum(_whole_cost(len(s)) for s in group)
 
 
 def prefix_groups(sequences: list[list[int]], min_shared: int = COMMON_PREFIX_MIN) -> list[list[int]]:
@@ -563,7 +566,7 @@ def prefix_groups(sequences: list[list[int]], min_shared: int = COMMON_PREFIX_MI
             stack.extend((a, b, False) for a, b in parts)
             continue
         split = sum(best[p][0] for p in parts)
-        whole = _tree_cost(sum(lengths[lo:hi]), hi - lo, least) if least >= min_shared else math.inf
+        whole = _tree_cost(_shared_once(sum(lengths[lo:hi]), hi - lo, least)) if least >= min_shared else math.inf
         best[lo, hi] = (whole, [(lo, hi)]) if whole <= split else (split, [run for p in parts for run in best[p][1]])
     return [sorted(order[lo:hi]) for lo, hi in best[0, len(order)][1]]
 
