@@ -141,7 +141,7 @@ def section(r: dict) -> str:
                           "No rubric survived verification, so there is no rubric set to compare with the plain judge: "
                           "this LLM cannot run the method. Seconds: " f"{r['seconds']}. Load average before "
                           f"{r['load']['start']}, after {r['load']['end']}."]) + "\n"
-    lines = [f"### Rubrics learnt from 70 LLMBar-natural pairs ({r['llm']})", "",
+    lines = [f"### Rubrics learnt from {g['pairs']} LLMBar-natural pairs ({r['llm']})", "",
              "| judge (pairwise, both orders) | accuracy (95% CI) | order-flip rate | pairs | failed |", "|---|---|---|---|---|"]
     for label, j in r["judges"].items():
         lines.append(f"| {label} | {percent_with_ci(j['accuracy'], j['ci95'], unit='%')} | "

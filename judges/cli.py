@@ -53,7 +53,7 @@ def add_llm_judge_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--judge_max_concurrency", type=int_at_least(1), default=None,
                    help="openai: requests in flight at most (default 8)")
     g.add_argument("--judge_rubrics", default=None, metavar="RUBRICS_JSON",
-                   help="llm:/openai: a rubric set (python -m judges.rubrics) shown to the judge as its principles")
+                   help="llm:/openai: a rubric set (rm-rubrics) shown to the judge as its principles")
     g.add_argument("--judge_principles", default=None, metavar="scenario:NAME|scenario:auto",
                    help="llm:/openai: principles from the library (judges/principles.py): one scenario's set, or "
                         "auto (each item's scenario, where the benchmark gives one: RMB's categories)")

@@ -1,10 +1,12 @@
 """Rubrics learnt from labelled preference pairs, training-free (Auto-Rubric, arXiv 2510.17314; RM-Gallery's
 rm_gallery/core/reward/rubric/ at 5d2e17a read for comparison, no code taken), and used by any LLM judge.
 
-    python -m judges.rubrics --llm openai:<model> --judge_base_url http://127.0.0.1:8000/v1 \\
+    rm-rubrics --llm openai:<model> --judge_base_url http://127.0.0.1:8000/v1 \\
         --pairs ../shared/data/llmbar --subsets llmbar-natural --max_pairs 70 --output_dir outputs/rubrics
     judges.load("llm:<model>", mode="pairwise", rubrics="outputs/rubrics/rubrics.json")     # or openai:<model>
     eval_reward_bench --model llm:<model> --judge_rubrics outputs/rubrics/rubrics.json ...
+
+(`rm-rubrics` is `python -m judges.rubrics`.)
 
 Three steps, each a function:
 1. `generate`: per labelled pair, the LLM proposes at most `max_rubrics` rubrics (general criteria, one per line)
@@ -21,7 +23,10 @@ Three steps, each a function:
        R(Z) = 1/2 * logdet(I_n + d / (n * eps^2) * Z Z^T)
    for the n x d matrix Z of the unit-norm embeddings of S (the expansion term of MCR^2, Yu et al. 2020, arXiv
    2006.08558; eps = 0.1). Deterministic: no random subsampling, ties to the earliest rubric. Stops at
-   `max_selected`, or when the best gain is below `min_gain` (a near-duplicate adds almost nothing).
+   `max_selected`, or when the best gain is below `min_gain`. At eps = 0.1 in MiniLM's 384 dimensions every rubric
+   but an exact repeat gains a lot (measured on real rubrics: 4.6 for an unrelated one, 3.5 for a paraphrase at
+   cosine 0.94 to the one selected, still 2.6 for it beside eight others), so the greedy order is what puts
+   paraphrases last, `max_selected` is what leaves them out, and `min_gain` stops only on (near-)exact repeats.
    RM-Gallery's selector differs: it drops d and the 1/2, truncates the spectrum to 95% of its energy, estimates
    R on random 50-row samples, and with its default batch size picks by distance from a centroid.
 3. `structure`: one LLM call organises the selected rubrics into at most `max_themes` themes with at most
@@ -298,7 +303,7 @@ def load_rubrics(path: str | Path) -> list[str]:
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise UserInputError(f"rubric set {path}: not a readable JSON file ({err})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise UserInputError(f"rubric set {path}: not a {FORMAT} file (write one with python -m judges.rubrics)")
+        raise UserInputError(f"rubric set {path}: not a {FORMAT} file (write one with rm-rubrics)")
     if data.get("version") != VERSION:
         raise UserInputError(f"rubric set {path}: version {data.get('version')!r}; this code reads {VERSION}")
     principles = data.get("principles")
@@ -383,7 +388,7 @@ def make_parser() -> argparse.ArgumentParser:
     from rm_core.resume import DEFAULT_MAX_FAILED_SHARE, share_arg
     from rm_core.tracking import add_run_args
 
-    p = argparse.ArgumentParser(prog="python -m judges.rubrics", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="rm-rubrics", description=__doc__.split("\n\n")[0])
     p.add_argument("--llm", required=True, help="the LLM that proposes, judges and organises: llm:<HF id or "
                                                 "folder> or openai:<model> (with --judge_base_url)")
     p.add_argument("--pairs", required=True, help="labelled pairs: a Hub id, a RewardBench-schema file or LLMBar's "
@@ -398,7 +403,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="when rubrics pass: the better response wins in both orders (the method), or once the two "
                         "orders are averaged (for a small judge that always leans to one slot)")
     p.add_argument("--max_selected", type=int_at_least(1), default=20, help="most rubrics the coding-rate selection keeps")
-    p.add_argument("--min_gain", type=finite_float, default=0.05, help="stop selecting when the best gain is below this")
+    p.add_argument("--min_gain", type=finite_float, default=0.05, help="stop selecting when the best gain is below this (at the default eps "
+                                                             "only a near-exact repeat gains so little: --max_selected "
+                                                             "is what bounds the set)")
     p.add_argument("--max_themes", type=int_at_least(0), default=5, help="themes to organise the selection into (0: none)")
     p.add_argument("--max_tips", type=int_at_least(0), default=5)
     p.add_argument("--embedding_model", default=None, help="sentence encoder (default all-MiniLM-L6-v2)")
@@ -438,12 +445,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     kwargs = llm_judge_kwargs(args.llm, args)  # the endpoint's options, or a local model's dtype and max_length
     backend = load_backend(args.llm, kwargs)
     if kwargs:  # an option for the judge, not the model (--judge_rubrics): not one this command takes
-        raise UserInputError(f"{', '.join(kwargs)}: not an option of python -m judges.rubrics")
+        raise UserInputError(f"{', '.join(kwargs)}: not an option of rm-rubrics")
     return build(args, backend, pairs)
 
 
 def cli() -> None:
-    """`python -m judges.rubrics` (a user error is one line, exit 2)."""
+    """`rm-rubrics` / `python -m judges.rubrics` (a user error is one line, exit 2)."""
     from rm_core.errors import run_cli
 
     run_cli(main)

@@ -20,6 +20,7 @@ test_every_console_script_has_a_case.
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.util
 import json
 import os
@@ -197,6 +198,21 @@ TRACK = ["--report_to", "wandb"] if importlib.util.find_spec("wandb") else []
 TRAIN = ["--per_device_train_batch_size", "8", "--learning_rate", "1e-3", "--max_steps", "1", "--logging_steps", "1",
          "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", "--use_cpu", "true", "--seed", "0"]
 MISSING = "missing/nothing-here.jsonl"
+FAKE_LLM = "{fake_llm}"  # in an argv: the URL of the scripted OpenAI-compatible LLM the `runs` fixture serves
+
+
+def scripted_llm(hit, body):
+    """rm-rubrics' LLM: every proposal is one rubric, and the judge picks the response that ends with GOOD."""
+    import re
+
+    text = body["messages"][-1]["content"]
+    proposal = "short rules that a judge could use" in text or "These rubrics were tried" in text  # or a revision
+    if "[Response A]" in text and not proposal:
+        a = re.search(r"\[Response A\]\n(.*?)\n\n\[Response B\]", text, re.S).group(1)
+        answer = "A" if a.endswith(GOOD) else "B"
+    else:
+        answer = "- The response answers the request instead of refusing it."
+    return 200, {"choices": [{"message": {"role": "assistant", "content": answer}}]}, {}
 MISSING_MODEL = "./missing/no-model"  # a local path (an org/name-shaped one may be a Hub id)
 
 
@@ -249,6 +265,9 @@ def success_cases() -> list[tuple[str, list[str]]]:
                          "out/report", *TRACK]),
         ("rm-refine", ["--policy", "llm:base", "--judge", bt, "--prompts", "data/test.jsonl", "--output_dir",
                        "out/refine", "--iterations", "1", "--max_new_tokens", "8", "--limit", "2", "--quiet"]),
+        ("rm-rubrics", ["--llm", "openai:scripted", "--judge_base_url", FAKE_LLM, "--pairs", "data/test.jsonl",
+                        "--max_pairs", "2", "--max_themes", "0", "--embedding_model", "base", "--output_dir",
+                        "out/rubrics"]),
         ("rm-annotate", ["export", "--pairs", "data/test.jsonl", "--output_dir", "out/ls"]),
         ("rm-annotate", ["import", "--export", "bench/ls_export.json", "--output_dir", "out/human"]),
     ]
@@ -280,6 +299,7 @@ def failure_cases() -> list[tuple[str, list[str], str]]:
                          "--output_dir", "out/never"], MISSING_MODEL),
         ("rm-refine", ["--policy", "llm:base", "--judge", "out/bt", "--prompts", MISSING, "--output_dir",
                        "out/never"], MISSING),
+        ("rm-rubrics", ["--llm", "openai:scripted", "--pairs", MISSING, "--output_dir", "out/never"], MISSING),
         ("rm-annotate", ["import", "--export", MISSING, "--output_dir", "out/never"], MISSING),
     ]
     return cases
@@ -308,12 +328,23 @@ def _get(url: str, timeout: float = 2.0):
 @pytest.fixture(scope="module")
 def runs(work):
     """Every case: the driver (all scripts in one interpreter) and, at the same time, the real executables of
-    rm-judge-serve (good and bad --judge) and eval_report. Returns {"driver": [...], "server": {...}, ...}."""
+    rm-judge-serve (good and bad --judge) and eval_report; rm-rubrics' LLM is a scripted loopback server, up
+    for the module. Returns {"driver": [...], "server": {...}, ...}."""
+    with contextlib.ExitStack() as stack:
+        yield _runs(work, stack)
+
+
+def _runs(work, stack):
+    from rm_core.testing import fake_openai
+
     env = _env()
     port = free_port()
+    llm = stack.enter_context(fake_openai())
+    llm.behaviour = scripted_llm
     server = subprocess.Popen([str(BIN / SERVER), "--judge", "rm", "--port", str(port), "--max_length", "64"],
                               cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    cases = [{"script": s, "argv": a, "kind": "ok"} for s, a in success_cases()]
+    cases = [{"script": s, "argv": [llm.url if x == FAKE_LLM else x for x in a], "kind": "ok"}
+             for s, a in success_cases()]
     cases += [{"script": s, "argv": a, "kind": "bad", "names": n} for s, a, n in failure_cases()]
     (work / "cases.json").write_text(json.dumps(cases))
     t0 = time.perf_counter()
@@ -382,7 +413,7 @@ def test_the_outputs_of_the_finished_runs_are_there(runs, work):
                  "out/pm/config.json", "out/grpo/config.json", "out/labelled.jsonl", "out/prm/config.json",
                  "out/orm/config.json", "out/scalar-orm/config.json", "out/armo/config.json", "out/prefs/labels.jsonl",
                  "out/tree/tree.json", "out/report/report.md", "out/report-bin/report.md", "eval/rmb-set/results.json",
-                 "eval/prmbench/results.json", "out/refine/summary.json", "out/ls/tasks.json",
+                 "eval/prmbench/results.json", "out/refine/summary.json", "out/rubrics/rubrics.json", "out/ls/tasks.json",
                  "out/ls/label_config.xml", "out/human/preferences.jsonl"):
         assert (work / path).is_file(), path
     print(f"\n[console scripts] driver {runs['driver_seconds']} s: "

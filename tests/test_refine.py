@@ -163,6 +163,55 @@ def test_llm_judge_critique_reaches_the_policy():
     assert "<feedback_1>\n- Add the units.\n</feedback_1>" in policy.requests[1][-1]["content"]
 
 
+def test_a_rubric_judge_on_an_endpoint_drives_refinement_and_its_critique_reaches_the_policy(tmp_path):
+    """Policy and judge both over loopback OpenAI-compatible servers: the pairwise judge reads a rubric set
+    (judges.rubrics' format) in every verdict and critique; the third response loses to the second, so the second
+    is the best and refinement stops after one round without improvement."""
+    import judges
+    from judges.backends import OpenAIBackend
+    from judges.rubrics import FORMAT, VERSION
+    from rm_core.testing import fake_openai
+
+    rubric = "The answer names its units."
+    path = tmp_path / "rubrics.json"
+    path.write_text(json.dumps({"format": FORMAT, "version": VERSION, "principles": [rubric]}), encoding="utf-8")
+    quality = {"5": 0, "5 apples": 2, "5 rotten apples": 1}
+    shown: list[str] = []
+
+    def judge_side(hit, body):
+        text = body["messages"][-1]["content"]
+        shown.append(text)
+        if "[Response A]" in text:  # a verdict: the better response by `quality`
+            a = re.search(r"\[Response A\]\n(.*?)\n\n\[Response B\]", text, re.S).group(1)
+            b = re.search(r"\[Response B\]\n(.*?)\n\n", text, re.S).group(1)
+            return 200, {"choices": [{"message": {"role": "assistant",
+                                                  "content": "A" if quality[a] > quality[b] else "B"}}]}, {}
+        return 200, {"choices": [{"message": {"role": "assistant", "content": "- Say what the 5 counts."}}]}, {}
+
+    answers = ["5", "5 apples", "5 rotten apples", "never asked"]
+
+    def policy_side(hit, body):
+        return 200, {"choices": [{"message": {"role": "assistant", "content": answers.pop(0)}}]}, {}
+
+    with fake_openai() as judge_server, fake_openai() as policy_server:
+        judge_server.behaviour, policy_server.behaviour = judge_side, policy_side
+        judge = judges.load("openai:scripted-judge", mode="pairwise", base_url=judge_server.url, rubrics=str(path))
+        policy = OpenAIBackend("scripted-policy", base_url=policy_server.url, timeout_s=5.0, max_retries=0)
+        out = refine(policy, judge, "How many apples?", iterations=3, patience=1, temperature=0.0)
+        policy_requests = [body["messages"] for _, body in policy_server.requests]
+
+    assert [c.response for c in out.candidates] == ["5", "5 apples", "5 rotten apples"]
+    assert out.best.response == "5 apples" and out.stop_reason == "no improvement in 1 round"
+    assert [c.score for c in out.candidates] == [None, 1.0, 0.0]  # both orders agree each time
+    assert answers == ["never asked"] and judge.failures.total == 0
+    verdicts = [t for t in shown if "[Response A]" in t]
+    critiques = [t for t in shown if "[Response A]" not in t]
+    assert len(verdicts) == 4 and len(critiques) == 3  # two comparisons in both orders; a critique per candidate
+    assert all(rubric in t for t in shown)  # the rubric set guides every verdict and every critique
+    assert "<feedback_1>\n- Say what the 5 counts.\n</feedback_1>" in policy_requests[1][-1]["content"]
+    assert "<response_2>\n5 apples\n</response_2>" in policy_requests[2][-1]["content"]
+
+
 class ScriptedBackendFor:
     name = "scripted-judge"
     supports_choice_probs = False
@@ -212,6 +261,16 @@ def test_refine_file_resumes_and_writes_best_vs_first_preferences(tmp_path):
     prefs = [json.loads(line) for line in (out / "preferences.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(p["id"], p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in prefs] == [
         ("a", "a2", "a1"), (prefs[1]["id"], "c2", "c1")]  # b did not improve: no pair
+    from rm_core.args import DataArguments
+    from rm_core.pipeline import load_preference_splits
+
+    # training data as it stands: what every pairwise recipe reads, every row kept
+    train, _, report = load_preference_splits(DataArguments(dataset_name=str(out / "preferences.jsonl"),
+                                                            dataset_test_split=""))
+    assert [(t["prompt"], t["chosen"], t["rejected"]) for t in train] == [
+        ([{"role": "user", "content": "Q a?"}], p["chosen"], p["rejected"]) if p["id"] == "a"
+        else ([{"role": "user", "content": "Q c?"}], p["chosen"], p["rejected"]) for p in prefs]
+    assert report["train_pairs"] == 2 and report["train_skipped"]["skipped"] == 0
     assert summary["improved"] == 2 and summary["mean_first_score"] == pytest.approx((0.1 + 0.5 + 0.3) / 3)
     assert summary["mean_best_score"] == pytest.approx((0.9 + 0.5 + 0.6) / 3)
     assert not (out / "refinements.partial.jsonl").exists()

@@ -352,11 +352,13 @@ def test_a_bad_rubric_file_is_one_line_naming_it(tmp_path, content, message):
 @pytest.mark.slow
 def test_the_whole_path_on_real_smollm2_and_minilm(tmp_path):
     """`python -m judges.rubrics` with a real local LLM (SmolLM2-135M-Instruct proposes, judges in both orders,
-    organises) and the real MiniLM selection, on two LLMBar pairs. A 135M model seldom writes a rubric
-    that makes it right in both orders, so both documented endings are accepted: a rubric set that a judge then
-    reads, or the one-line "no rubric passed" error; either way every pair's proposals and verdicts are on disk."""
+    revises, organises) on two LLMBar pairs, then every later step on the real models whether or not a rubric
+    passed (a 135M model seldom writes one that makes it right in both orders, so both documented endings of the
+    command are accepted): MiniLM's embeddings and the coding-rate selection, the structuring call, a rubric set
+    on disk read by a local judge whose prompt shows it."""
     import judges
-    from judges.rubrics import main
+    from judges.llm_judge import load_backend
+    from judges.rubrics import FORMAT, VERSION, main, sentence_embedder, structure
     from rm_core.data import shared_data_dir
     from rm_core.errors import UserInputError
     from rm_core.models import SMOLLM2, resolve_model
@@ -367,7 +369,7 @@ def test_the_whole_path_on_real_smollm2_and_minilm(tmp_path):
         pytest.skip(f"LLMBar data {llmbar} is absent")
     model = f"llm:{resolve_model(SMOLLM2)}"
     argv = ["--llm", model, "--pairs", str(llmbar), "--subsets", "llmbar-natural", "--max_pairs", "2",
-            "--max_rounds", "1", "--max_rubrics", "2", "--max_length", "1024", "--max_themes", "2",
+            "--max_rounds", "2", "--max_rubrics", "2", "--max_length", "1024", "--max_themes", "2",
             "--output_dir", str(out), "--dtype", "float32"]
     try:
         result = main(argv)
@@ -376,16 +378,45 @@ def test_the_whole_path_on_real_smollm2_and_minilm(tmp_path):
         result = None
     results = read_jsonl_store(out / "generate.partial.jsonl", repair=False)
     assert len(results) == 2 and len({r["id"] for r in results}) == 2
-    for r in results:  # each pair was judged with real verdicts, or its one failure is named
-        assert r["error"] or (r["rounds"] == 1 and len(r["history"]) == 1 and r["history"][0]["verdicts"])
+    for r in results:  # each pair was judged with real verdicts (revised when it failed), or its failure is named
+        assert r["error"] or (len(r["history"]) == r["rounds"] and r["history"][0]["verdicts"]
+                              and (r["passed"] or r["rounds"] == 2))
         assert r["passed"] == bool(r["rubrics"])
     if result is not None:
         assert result["stats"]["passed"] == sum(r["passed"] for r in results) >= 1
-        principles = load_rubrics(out / "rubrics.json")
-        assert principles == result["principles"] and all(p.strip() for p in principles)
-        judge = judges.load(model, mode="pairwise", rubrics=str(out / "rubrics.json"), dtype="float32")
-        p = judge.compare("What is 2 + 3?", "5", "7")
-        assert p is None or 0.0 <= p <= 1.0
+        assert load_rubrics(out / "rubrics.json") == result["principles"]
+
+    # selection on MiniLM's real embeddings: the paraphrase of the first pick is the nearest row, and comes last
+    texts = ["The final answer is correct.", "The final answer is right.", "The response is polite and friendly.",
+             "The code compiles without errors."]
+    z = sentence_embedder()(texts)
+    assert z.shape == (4, 384) and np.allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
+    assert z[0] @ z[1] > max(z[0] @ z[2], z[0] @ z[3])
+    sel = select(z)
+    assert sel.indices == [0, 2, 3, 1] and all(g > 0 for g in sel.gains[:3])
+    selected = [texts[i] for i in sel.indices[:3]]
+
+    # the structuring call on the real LLM: themes in the plain format, or the documented "no theme" ending
+    backend = load_backend(model, {"dtype": "float32", "max_length": 1024})
+    themes, why = structure(backend, selected, max_themes=2, max_tips=2)
+    assert (themes and why is None and all(t["theme"].strip() for t in themes)) or why == "no theme in the answer"
+
+    # a rubric set on disk guides a local judge: the rubric is in the prompt it scores
+    path = tmp_path / "rubrics.json"
+    path.write_text(json.dumps({"format": FORMAT, "version": VERSION, "principles": selected}), encoding="utf-8")
+    judge = judges.load(model, mode="pairwise", rubrics=str(path), dtype="float32")
+    shown = []
+    method = "choice_probs" if judge.use_choice_probs else "generate"  # the call its verdicts come from
+    original = getattr(judge.backend, method)
+
+    def spy(requests, *a, **k):
+        shown.extend(r[-1]["content"] for r in requests)
+        return original(requests, *a, **k)
+
+    setattr(judge.backend, method, spy)
+    p = judge.compare("What is 2 + 3?", "5", "7")
+    assert p is None or 0.0 <= p <= 1.0
+    assert shown and all(all(t in s for t in selected) for s in shown)
 
 
 @pytest.mark.parametrize("flag, value, message", [
