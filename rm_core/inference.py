@@ -236,13 +236,16 @@ def cpu_isa() -> str:
 
 
 def numerics(device: str | torch.device, dtype, model=None) -> dict:
-    """What, beside the weights, the inputs and the dtype, decides a score's last bits: torch's version, the device
-    (a GPU by name), and on a CPU its instruction sets (`cpu_isa`; ATen's vector level, lowered by
+    """What, beside the weights, the inputs and the dtype, decides a score's last bits: torch's and transformers'
+    versions (a transformers release can change how a model's forward computes: its attention masks, RoPE, norms),
+    the device (a GPU by name), and on a CPU its instruction sets (`cpu_isa`; ATen's vector level, lowered by
     ATEN_CPU_CAPABILITY; ONEDNN_MAX_CPU_ISA when set) and whether the linear layers run from packed oneDNN weights
     (as `model` does when given, else as `packs_linears` will). Every results.json records it; in bf16/fp16, where
     two of these round differently, it is part of the resume fingerprint (`numerics_fingerprint`)."""
+    import transformers
+
     device = torch.device(device)
-    found = {"torch": torch.__version__}
+    found = {"torch": torch.__version__, "transformers": transformers.__version__}
     if device.type == "cuda":
         return {**found, "device": f"cuda: {torch.cuda.get_device_name(device)}"}
     if device.type != "cpu":

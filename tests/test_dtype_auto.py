@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import sys
 
 import pytest
 import torch
+import transformers
 
 from rm_core import models
 
@@ -207,7 +210,8 @@ def test_numerics_name_the_device_kind_and_kernels(monkeypatch):
     for caps, isa in [(AMX, "amx_bf16"), (NATIVE, "avx512_bf16"), (AVX2_ONLY, "avx2")]:
         _cpu(monkeypatch, caps)
         found = numerics("cpu", "bfloat16")
-        assert found == {"torch": torch.__version__, "device": "cpu", "isa": isa, "aten": "avx2",
+        assert found == {"torch": torch.__version__, "transformers": transformers.__version__, "device": "cpu",
+                         "isa": isa, "aten": "avx2",
                          "linears": "packed" if packs_linears("cpu", "bfloat16") else "torch"}
         assert numerics_fingerprint("cpu", torch.bfloat16) == found
         assert numerics("cpu", "float32")["linears"] == "torch"  # fp32 runs torch's own products
@@ -216,7 +220,9 @@ def test_numerics_name_the_device_kind_and_kernels(monkeypatch):
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # a cap set by environment is a kernel choice too
     assert numerics("cpu", "bfloat16")["onednn_max_isa"] == "AVX2"
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
-    assert numerics_fingerprint("cuda:0", "float16") == {"torch": torch.__version__, "device": "cuda: NVIDIA H200"}
+    assert numerics_fingerprint("cuda:0", "float16") == {"torch": torch.__version__,
+                                                         "transformers": transformers.__version__,
+                                                         "device": "cuda: NVIDIA H200"}
     monkeypatch.setenv("RM_CPU_TUNING", "0")
     _cpu(monkeypatch, AMX)
     assert numerics("cpu", "bfloat16")["linears"] == "torch"
@@ -251,6 +257,25 @@ def test_a_half_precision_run_is_not_resumed_on_another_kind_of_cpu_fp32_is(monk
     _cpu(monkeypatch, NATIVE)
     again = evaluate(make_parser().parse_args(full))
     assert again["numerics"]["isa"] == "avx512_bf16" and again["accuracy"] == first["accuracy"]
+
+
+def test_a_half_precision_run_is_not_resumed_under_another_transformers_release(monkeypatch, tmp_path):
+    """A transformers release can change how a model's forward computes (masks, RoPE, norms): in bf16 the scores of
+    two releases are not mixed in one folder; the version is in every results.json."""
+    from eval.reward_bench import evaluate, make_parser
+    from rm_core.resume import ResumeError
+    from rm_core.testing import save_tiny_reward_model
+
+    ckpt = save_tiny_reward_model(tmp_path / "ckpt")
+    half = ["--model", str(ckpt), "--dataset", str(_rows_file(tmp_path)), "--output_dir", str(tmp_path / "bf16")]
+    _cpu(monkeypatch, NATIVE)
+    first = evaluate(make_parser().parse_args(half))
+    assert first["numerics"]["transformers"] == transformers.__version__
+    # the module as imported now (loading a model can put another module object under the name)
+    monkeypatch.setattr(sys.modules["transformers"], "__version__", "99.0.0")
+    was = re.escape(first["numerics"]["transformers"])
+    with pytest.raises(ResumeError, match=rf"settings\.numerics\.transformers {was} -> 99\.0\.0"):
+        evaluate(make_parser().parse_args(half))
 
 
 def test_a_bf16_embedding_cache_is_read_but_not_extended_on_another_kind_of_cpu(monkeypatch, tmp_path):
