@@ -213,7 +213,9 @@ def main(argv=None) -> dict:
                      "batch_size": ours_summary["batch_size"],
                      "accuracy": sum(r["correct"] for r in ours_rows) / len(ours_rows),
                      "subsets": {k: v["accuracy"] for k, v in ours_summary["subsets"].items()},
-                     "truncated_pairs": ours_summary["truncated_pairs"], **ours_run},
+                     "truncated_pairs": ours_summary["truncated_pairs"],
+                     "numerics": ours_summary.get("numerics"),  # torch's and transformers' versions, the CPU's ISA
+                     **ours_run},
             "peer": {"pairs_per_second": peer_pps, "seconds": peer["seconds"], "accuracy": peer["accuracy"],
                      "subsets": {k: v["accuracy"] for k, v in peer["subsets"].items()},
                      "patches": peer["patches"], "config_rewrites": peer["config_rewrites"],

@@ -132,7 +132,7 @@ def settle_machine_options(args, device, announce: bool = True) -> None:
     args.dtype_reason says why), then --batch_size (rm_core.inference.forward_batching for that dtype: 16 on GPU;
     on CPU 2 tree rows, or 4 in bf16/fp16 with AMX, and args.forward_tokens, the token budget that then sets a
     forward's rows of whole sequences: ArmoRM, PRM, pair-PM, pointwise), then args.numerics (rm_core.inference.
-    numerics: the device, CPU instruction set and linear kernels). An API judge (openai:) has no local weights:
+    numerics: torch's and transformers' versions, the device, CPU instruction set and linear kernels). An API judge (openai:) has no local weights:
     its dtype is left as given, it has no numerics. `announce` prints the dtype once."""
     _settle_dtype(args, device, announce)
     if getattr(args, "batch_size", "absent") is None:
@@ -276,7 +276,8 @@ def read_partial(path: Path) -> dict[str, dict]:
 def eval_fingerprint(args, benchmark: str) -> dict:
     """What makes a benchmark's scores: the judge (a checkpoint by content, a Hub id by commit, an llm: model
     likewise, an openai: model by name), the data set (by content or Hub commit), the SCORE_SETTINGS, and in
-    bf16/fp16 the numerics (rm_core.inference.numerics_fingerprint: device kind, CPU instruction set, kernels)."""
+    bf16/fp16 the numerics (rm_core.inference.numerics_fingerprint: torch's and transformers' versions, device kind,
+    CPU instruction set, kernels)."""
     from judges.cli import option_fingerprint
     from rm_core.resume import data_fingerprint, judge_fingerprint
 

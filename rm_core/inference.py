@@ -237,7 +237,7 @@ def cpu_isa() -> str:
 
 def numerics(device: str | torch.device, dtype, model=None) -> dict:
     """What, beside the weights, the inputs and the dtype, decides a score's last bits: torch's and transformers'
-    versions (a transformers release can change how a model's forward computes: its attention masks, RoPE, norms),
+    versions (a release can change the order or kernels of a forward's operations: its attention masks, RoPE, norms),
     the device (a GPU by name), and on a CPU its instruction sets (`cpu_isa`; ATen's vector level, lowered by
     ATEN_CPU_CAPABILITY; ONEDNN_MAX_CPU_ISA when set) and whether the linear layers run from packed oneDNN weights
     (as `model` does when given, else as `packs_linears` will). Every results.json records it; in bf16/fp16, where
@@ -262,9 +262,11 @@ def numerics(device: str | torch.device, dtype, model=None) -> dict:
 
 
 def numerics_fingerprint(device: str | torch.device, dtype, model=None) -> dict | None:
-    """`numerics` for bf16/fp16 weights, None for fp32. A half-precision run resumed on another kind of machine (or
-    with RM_CPU_TUNING changed) would mix two roundings in one file: scores near a tie can flip between them. fp32
-    products agree to ~1e-6 on every device, so an fp32 run may resume anywhere."""
+    """`numerics` for bf16/fp16 weights, None for fp32. A half-precision run resumed on another kind of machine, under
+    another torch or transformers release (or with RM_CPU_TUNING changed) would mix two roundings in one file: scores
+    near a tie can flip between them. fp32 products agree to ~1e-6 whatever the device or the order of operations,
+    so an fp32 run may resume anywhere (a release that changed the arithmetic itself, not its rounding, would be a
+    behaviour change of that library, which its version in every results.json records)."""
     return numerics(device, dtype, model) if _low_precision(dtype) else None
 
 

@@ -378,8 +378,10 @@ def test_the_whole_path_on_real_smollm2_and_minilm(tmp_path):
         result = None
     results = read_jsonl_store(out / "generate.partial.jsonl", repair=False)
     assert len(results) == 2 and len({r["id"] for r in results}) == 2
-    for r in results:  # each pair was judged with real verdicts (revised when it failed), or its failure is named
-        assert r["error"] or (len(r["history"]) == r["rounds"] and r["history"][0]["verdicts"]
+    for r in results:  # each pair was judged in both orders (revised when it failed), or its failure is named
+        judged = [p for h in r["history"] for p in h["p_better"]]  # P(better) shown first, second; None: no verdict
+        assert r["error"] or (len(r["history"]) == r["rounds"] and len(judged) == 2 * r["rounds"]
+                              and all(p is None or 0.0 <= p <= 1.0 for p in judged)
                               and (r["passed"] or r["rounds"] == 2))
         assert r["passed"] == bool(r["rubrics"])
     if result is not None:
