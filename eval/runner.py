@@ -132,8 +132,9 @@ def settle_machine_options(args, device, announce: bool = True) -> None:
     args.dtype_reason says why), then --batch_size (rm_core.inference.forward_batching for that dtype: 16 on GPU;
     on CPU 2 tree rows, or 4 in bf16/fp16 with AMX, and args.forward_tokens, the token budget that then sets a
     forward's rows of whole sequences: ArmoRM, PRM, pair-PM, pointwise), then args.numerics (rm_core.inference.
-    numerics: torch's and transformers' versions, the device, CPU instruction set and linear kernels). An API judge (openai:) has no local weights:
-    its dtype is left as given, it has no numerics. `announce` prints the dtype once."""
+    numerics: torch's and transformers' versions, the device, CPU instruction set and linear kernels). An API judge
+    (openai:) has no local weights: its dtype is left as given, it has no numerics. `announce` prints the dtype
+    once."""
     _settle_dtype(args, device, announce)
     if getattr(args, "batch_size", "absent") is None:
         from rm_core.inference import forward_batching

@@ -403,9 +403,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="when rubrics pass: the better response wins in both orders (the method), or once the two "
                         "orders are averaged (for a small judge that always leans to one slot)")
     p.add_argument("--max_selected", type=int_at_least(1), default=20, help="most rubrics the coding-rate selection keeps")
-    p.add_argument("--min_gain", type=finite_float, default=0.05, help="stop selecting when the best gain is below this (at the default eps "
-                                                             "only a near-exact repeat gains so little: --max_selected "
-                                                             "is what bounds the set)")
+    p.add_argument("--min_gain", type=finite_float, default=0.05,
+                   help="stop selecting when the best gain is below this (at the default eps only a near-exact repeat "
+                        "gains so little: --max_selected is what bounds the set)")
     p.add_argument("--max_themes", type=int_at_least(0), default=5, help="themes to organise the selection into (0: none)")
     p.add_argument("--max_tips", type=int_at_least(0), default=5)
     p.add_argument("--embedding_model", default=None, help="sentence encoder (default all-MiniLM-L6-v2)")
