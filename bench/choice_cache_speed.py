@@ -50,14 +50,14 @@ def main(argv: list[str] | None = None) -> dict:
     judge = judges.load(f"llm:{model}", mode="pairwise", dtype=args.dtype, **kwargs)
     lm = judge.backend.model
     judge.judge_pairs(items[:4])  # kernels built, the cache check run, before the clock
-    from rm_core.inference import choice_cache_exact
+    from rm_core.inference import CHOICE_CACHE_FLAG, choice_cache_exact
 
     checked = choice_cache_exact(lm)  # run by the call above; run here if that call did not reach it
     out = {"model": model, "pairs": len(items), "dtype": args.dtype, "rubrics": args.rubrics,
            "threads": torch.get_num_threads(), "cache_checked": checked, "runs": {}}
     first = None
     for i, run in enumerate(args.runs):
-        lm._rm_choice_cache_exact = checked if run == "on" else False
+        setattr(lm, CHOICE_CACHE_FLAG, checked if run == "on" else False)
         start = time.perf_counter()
         verdicts = judge.judge_pairs(items)
         seconds = time.perf_counter() - start
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
                   "failed": sum(v is None for v in ps)}
         out["runs"][f"{i}:{run}"] = result
         print(json.dumps({run: result}), flush=True)
-    lm._rm_choice_cache_exact = checked
+    setattr(lm, CHOICE_CACHE_FLAG, checked)
     print(json.dumps(out))
     return out
 

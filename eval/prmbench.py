@@ -92,7 +92,7 @@ def load(dataset: str, limit: int | None = None, classifications=None,
     files = [root] if root.is_file() else sorted(root.glob("*.jsonl"))
     if not files:
         raise UserInputError(f"{dataset}: no *.jsonl files")
-    located, skipped, first_at = [], SkipReport(), {}
+    items, skipped, first_at = [], SkipReport(), {}
     for path in files:
         with open(path, "rb") as f:
             for n, raw in enumerate(f, start=1):
@@ -114,8 +114,7 @@ def load(dataset: str, limit: int | None = None, classifications=None,
                                 f"{path.name}:{n} (first at {first_at[item['id']]})")
                     continue
                 first_at[item["id"]] = f"{path.name}:{n}"
-                located.append((item, f"{path}:{n}"))
-    items = [item for item, _ in located]
+                items.append(item)
     if not items:
         raise UserInputError(f"{dataset}: no PRMBench items ({skipped})")
     return (items[:limit] if limit else items), skipped

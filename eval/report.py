@@ -17,8 +17,8 @@ benchmark's own results.json and scores.jsonl) under a key made of the judge spe
 content), the benchmark, its data set (path and content, or Hub commit), split and options: a second run with one
 more judge scores only that judge; a checkpoint or data set changed in place, or a changed option, scores again. A
 cached cell's numbers are recomputed from its stored rows under the current scoring rules (`rescored_entry`). A
-killed run resumes inside a benchmark from its partial file. `--embedding_cache DIR` lets ArmoRM and decision-tree judges on the same frozen backbone
-share one forward pass per response (and reuse a training run's cache).
+killed run resumes inside a benchmark from its partial file. `--embedding_cache DIR` lets ArmoRM and decision-tree
+judges on the same frozen backbone share one forward pass per response (and reuse a training run's cache).
 
 Benchmarks (`--bench NAME` or `--bench NAME=KIND:DATASET[:SPLIT]`; KIND is one of KINDS):
   llmbar        RewardBench v1 scoring of LLMBar's five chat-hard subsets (../shared/data/llmbar)

@@ -28,8 +28,8 @@ Official rules (allenai/reward-bench, commit 05a9005; the source of each named):
 Failures (the official code has none: its RMs always return a number). A response the judge could not score
 never wins and never ties: a prompt whose chosen[0] failed scores 0, other failed responses are left out of the
 maximum. A Ties prompt with any failed response is not accurate, fails both margin tests and adds 0 to the
-margin score. Every failed prompt is flagged and counted (`failed_prompts`); a NaN or infinite score is a failed one (officially
-a +inf chosen score would win). Deliberate
+margin score. Every failed prompt is flagged and counted (`failed_prompts`); a NaN or infinite score is a failed
+one (officially a +inf chosen score would win). Deliberate
 differences: a score needs its data (Ties is None without a ref/tied pair; the overall score is None unless all six
 subsets are present, with `score_present_subsets` the mean of those present); a row with an empty response, or a
 rejected response equal to a chosen one, is a counted skip (`skipped_rows`), where the official code scores it (an
@@ -137,7 +137,8 @@ def load(dataset: str = DEFAULT_DATASET, split: str = "test", subsets=None, limi
         wanted = {official_subset(s) for s in subsets}
         located = [(it, i) for it, i in located if it["subset"] in wanted]
     check_unique_ids(((it["id"], i) for it, i in located), data_file_name(dataset, split))
-    # Ties rows pair by int(k) (_ties_key): "ref:01" and "ref:1" are one prompt, one row would overwrite the other
+    # Ties rows pair by int(k) (_ties_key): "ref:01" and "ref:1" are one prompt, one row would overwrite the other;
+    # the error names the id in that form ("ref:1")
     check_unique_ids(((":".join(_ties_key(it["id"])), i) for it, i in located if it["subset"].lower() == TIES),
                      data_file_name(dataset, split))
     items = [it for it, _ in located]

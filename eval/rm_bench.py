@@ -26,7 +26,8 @@ code is in its README):
 Judges. A pointwise judge scores each of the six responses once and the nine cells compare those scores, as
 the official script does. A pairwise judge compares each of the nine (chosen i, rejected j) cells in both
 orders (judges.base.PairVerdict); the cell is 1 when P(chosen better), averaged over the two orders, is
-> 0.5 strictly (beyond judges.base.winner's 1e-6: a tie in float noise is a tie). A cell the judge failed on (a None score or either order failing) is 0, flagged and counted.
+> 0.5 strictly (judges.base.chosen_wins: beyond 1e-6 of 0.5, a tie in float noise is a tie). A cell the judge
+failed on (a None score or either order failing) is 0, flagged and counted.
 Deliberate difference: a row with an empty response, or a chosen response equal to a rejected one, is a counted
 skip (`skipped_rows`: bad input, never scored), where the official script scores all nine cells (the identical
 cell a tie, so wrong): the denominator leaves such rows out (none in the chat, code and safety files).
@@ -53,7 +54,7 @@ from eval.runner import (
     run_benchmark,
     run_eval_command,
 )
-from judges.base import winner
+from judges.base import chosen_wins
 from rm_core.data import (
     IDENTICAL_PAIR,
     DegeneratePair,
@@ -189,7 +190,7 @@ def matrix_scores(matrices: list[list[list[int]]]) -> dict:
 def pairwise_matrix(probs: list[list[float | None]]) -> list[list[int]]:
     """A pairwise judge's 3x3 matrix from its P(chosen better) per cell: 1 where chosen wins beyond
     judges.base.winner's 1e-6 of 0.5 (a tie in float noise is a tie, wrong), 0 for a failure."""
-    return [[int(p is not None and winner(p) == 1) for p in line] for line in probs]
+    return [[int(chosen_wins(p)) for p in line] for line in probs]
 
 
 def current(rows: list[dict]) -> list[dict]:

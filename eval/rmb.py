@@ -53,7 +53,7 @@ from eval.runner import (
     run_eval_command,
     unique_items,
 )
-from judges.base import winner
+from judges.base import chosen_wins
 from rm_core.data import RowError, SkipReport, read_rows
 from rm_core.errors import UserInputError, cli_entry
 from rm_core.length import chars
@@ -200,7 +200,7 @@ def _stratum(r: dict) -> str:
 def pairwise_correct(ps: list[float | None]) -> bool:
     """A pairwise judge's item: right when the best response wins every comparison beyond judges.base.winner's 1e-6
     of 0.5 (a tie in float noise is a tie, wrong); a failed comparison (None) makes it wrong."""
-    return all(p is not None and winner(p) == 1 for p in ps)
+    return all(chosen_wins(p) for p in ps)
 
 
 def current(rows: list[dict]) -> list[dict]:

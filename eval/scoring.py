@@ -49,8 +49,8 @@ from eval.subsets import (
     SECTION_WEIGHTS_WITH_PRIOR_SETS,
     SECTIONS,
 )
-from judges.base import winner
-from rm_core.metrics import pair_correct  # the project's one tie rule
+from judges.base import chosen_wins
+from rm_core.metrics import pair_correct  # the one tie rule for two scores
 from rm_core.stats import Proportion, interval_text_at, percent
 
 CORE_SECTIONS: list[str] = list(SECTIONS)
@@ -145,10 +145,10 @@ def leaderboard_score_with_prior_sets(sections: Mapping[str, float | None]) -> f
 
 def row_correct(result: Mapping[str, Any]) -> bool:
     """Whether a scored pair is right: chosen above rejected strictly; for a pairwise judge's row (chosen_score = P(chosen
-    better), rejected_score = 1 - P) P beyond judges.base.winner's 1e-6 of 0.5 (two orders' mean a float step above
+    better), rejected_score = 1 - P) judges.base.chosen_wins: P beyond 1e-6 of 0.5 (two orders' mean a float step above
     0.5 is a tie: wrong). Read from the stored scores, so a cached result follows the rule too."""
     if result.get("pairwise") and result["chosen_score"] is not None:
-        return winner(result["chosen_score"]) == 1
+        return chosen_wins(result["chosen_score"])
     return pair_correct(result["chosen_score"], result["rejected_score"])
 
 

@@ -431,6 +431,12 @@ def winner(p: float, tie_tol: float = 1e-6) -> int:
     return 0 if abs(p - 0.5) <= tie_tol else (1 if p > 0.5 else -1)
 
 
+def chosen_wins(p: float | None) -> bool:
+    """A pairwise P(chosen better) counts right: decided (not None) and beyond `winner`'s tie tolerance of 0.5 (two
+    orders' mean a float step above 0.5 is a tie, so wrong). The evaluators' and order statistics' one rule."""
+    return p is not None and winner(p) == 1
+
+
 def truncation_count(judge) -> int | None:
     """Sequences the judge has cut to its max_length so far: a scalar-head RM's `truncated` (judges.rm_judge), a
     pair-PM's `truncation.truncated`, a process / outcome RM's `report.truncated`; None for a judge that keeps no such

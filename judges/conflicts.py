@@ -39,7 +39,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
-from judges.base import Judge, PairVerdict, winner
+from judges.base import Judge, PairVerdict, chosen_wins, winner
 
 
 @dataclass
@@ -93,7 +93,7 @@ def one_order_accuracies(verdicts: Sequence[PairVerdict]) -> dict[str, float]:
         raise ValueError("no pairs to score")
 
     def share(ps) -> float:
-        return sum(p is not None and winner(p) == 1 for p in ps) / n
+        return sum(chosen_wins(p) for p in ps) / n
 
     return {"both_orders": share(v.p for v in verdicts), "chosen_first": share(v.p_forward for v in verdicts),
             "chosen_second": share(v.p_backward for v in verdicts)}
@@ -120,9 +120,9 @@ def order_report(pair_verdicts: Sequence[PairVerdict], clusters: Sequence | None
     rows = []
     for v in pair_verdicts:
         decided = v.p is not None
-        rows.append({"n": 1.0, "both": float(decided and winner(v.p) == 1),
-                     "first": float(v.p_forward is not None and winner(v.p_forward) == 1),
-                     "second": float(v.p_backward is not None and winner(v.p_backward) == 1), "decided": float(decided),
+        rows.append({"n": 1.0, "both": float(chosen_wins(v.p)),
+                     "first": float(chosen_wins(v.p_forward)),
+                     "second": float(chosen_wins(v.p_backward)), "decided": float(decided),
                      "flip": float(decided and not v.consistent),
                      "first_wins": v.p_forward + (1.0 - v.p_backward) if decided else 0.0})
     columns, sizes = summed_units(rows, clusters, strata)

@@ -390,7 +390,7 @@ class PrinciplesReport:
 
 
 def _agreement(ps: list[float | None], use: list[int]) -> float | None:
-    """The share of pairs the judge decides for the labelled winner; a tie counts wrong (rm_core.metrics: half
+    """The share of pairs the judge decides for the labelled winner; a tie (judges.base.winner) counts wrong (half
     credit would let principles that only turn wrong verdicts into ties look like a gain)."""
     if not use:
         return None

@@ -816,6 +816,11 @@ def next_token_choice_probs(model, sequences: list[list[int]], pad_id: int, toke
     return out
 
 
+# the model attribute that holds choice_cache_exact's once-per-model answer (bench/choice_cache_speed sets it to
+# False to measure the read-out without the cache)
+CHOICE_CACHE_FLAG = "_rm_choice_cache_exact"
+
+
 def choice_cache_exact(model) -> bool:
     """Whether `next_token_choice_probs` may take the prompts' common prefix from a cache for this causal LM:
     checked once per model (cached on it) on a probe of three prompts behind one prefix, with the cache and
@@ -837,4 +842,4 @@ def choice_cache_exact(model) -> bool:
         return all(math.isfinite(sum(pa)) and 0.5 * sum(abs(a - b) for a, b in zip(pa, pb)) <= tolerance
                    for pa, pb in zip(with_cache, without))
 
-    return _probe_once(model, "_rm_choice_cache_exact", check, "prompts' common prefix not taken from a cache")
+    return _probe_once(model, CHOICE_CACHE_FLAG, check, "prompts' common prefix not taken from a cache")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -180,9 +181,19 @@ def openrlhf_payload(tokenizer, messages: list[dict], responses: list[str | None
 # ---------------------------------------------------------------- a scripted OpenAI-compatible server on loopback
 
 
+def chat_reply(text: str) -> tuple[int, dict, dict]:
+    """A FakeOpenAI behaviour's answer: HTTP 200 with `text` as the assistant's message."""
+    return 200, {"choices": [{"message": {"role": "assistant", "content": text}}]}, {}
+
+
 def echo(body: dict) -> tuple[int, dict, dict]:
-    content = "echo: " + body["messages"][-1]["content"]
-    return 200, {"choices": [{"message": {"role": "assistant", "content": content}}]}, {}
+    return chat_reply("echo: " + body["messages"][-1]["content"])
+
+
+def shown_pair(text: str) -> tuple[str, str] | None:
+    """(Response A, Response B) as a rendered default pairwise prompt shows them; None for another prompt."""
+    m = re.search(r"\[Response A\]\n(.*?)\n\n\[Response B\]\n(.*?)\n\n", text, re.S)
+    return (m.group(1), m.group(2)) if m else None
 
 
 class FakeOpenAI(ThreadingHTTPServer):

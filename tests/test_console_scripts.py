@@ -203,16 +203,13 @@ FAKE_LLM = "{fake_llm}"  # in an argv: the URL of the scripted OpenAI-compatible
 
 def scripted_llm(hit, body):
     """rm-rubrics' LLM: every proposal is one rubric, and the judge picks the response that ends with GOOD."""
-    import re
+    from rm_core.testing import chat_reply, shown_pair
 
     text = body["messages"][-1]["content"]
     proposal = "short rules that a judge could use" in text or "These rubrics were tried" in text  # or a revision
-    if "[Response A]" in text and not proposal:
-        a = re.search(r"\[Response A\]\n(.*?)\n\n\[Response B\]", text, re.S).group(1)
-        answer = "A" if a.endswith(GOOD) else "B"
-    else:
-        answer = "- The response answers the request instead of refusing it."
-    return 200, {"choices": [{"message": {"role": "assistant", "content": answer}}]}, {}
+    if (pair := shown_pair(text)) and not proposal:
+        return chat_reply("A" if pair[0].endswith(GOOD) else "B")
+    return chat_reply("- The response answers the request instead of refusing it.")
 MISSING_MODEL = "./missing/no-model"  # a local path (an org/name-shaped one may be a Hub id)
 
 

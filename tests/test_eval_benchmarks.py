@@ -131,7 +131,8 @@ def test_rb2_ties_formula_by_hand():
     assert t["tied_accuracy"] == 0.0 and t["ref_accuracy"] == 1.0 and t["correctness_preferred"] == 0.0
     # ref and tied prompts pair by the number k, as the official int(k): "ref:01" and "tied:1" are one prompt
     padded = [{**rows[2], "id": "ref:01"}, rows[3]]
-    assert rb2.ties_score(padded)["matched_prompts"] == 1 and rb2.ties_score(padded)["ref_prompts"] == 1
+    paired = rb2.ties_score(padded)
+    assert paired["matched_prompts"] == 1 and paired["ref_prompts"] == 1
 
 
 def rb2_rows():
@@ -434,7 +435,7 @@ def test_a_pairwise_tie_in_float_noise_is_a_tie_on_every_pairwise_benchmark():
     (judges.base.winner's 1e-6, as JudgeBench reads it), so wrong on RM-Bench, RMB and RewardBench, not a win. A
     margin beyond the tolerance still wins."""
     from eval import reward_bench
-    from eval import rmb as rmb_eval
+    from eval import rmb as rmb_eval  # RMB; `rmb` (module level) and rmb_rows() are RM-Bench's
 
     def judge(margin):  # P(chosen better) = 0.5 + margin in both orders
         table = {**{r: 4 * margin for row in rmb_rows() for r in row["chosen"]},

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import re
 import socket
 import time
 
@@ -56,9 +55,9 @@ def test_parse_principles():
 
 def shown(request: list[dict]) -> tuple[str, str]:
     """(Response A, Response B) as shown in a rendered default pairwise prompt."""
-    text = request[-1]["content"]
-    m = re.search(r"\[Response A\]\n(.*?)\n\n\[Response B\]\n(.*?)\n\n", text, re.S)
-    return m.group(1), m.group(2)
+    from rm_core.testing import shown_pair
+
+    return shown_pair(request[-1]["content"])
 
 
 class ScriptedBackend:

@@ -170,7 +170,7 @@ def test_a_rubric_judge_on_an_endpoint_drives_refinement_and_its_critique_reache
     import judges
     from judges.backends import OpenAIBackend
     from judges.rubrics import FORMAT, VERSION
-    from rm_core.testing import fake_openai
+    from rm_core.testing import chat_reply, fake_openai, shown_pair
 
     rubric = "The answer names its units."
     path = tmp_path / "rubrics.json"
@@ -181,17 +181,14 @@ def test_a_rubric_judge_on_an_endpoint_drives_refinement_and_its_critique_reache
     def judge_side(hit, body):
         text = body["messages"][-1]["content"]
         shown.append(text)
-        if "[Response A]" in text:  # a verdict: the better response by `quality`
-            a = re.search(r"\[Response A\]\n(.*?)\n\n\[Response B\]", text, re.S).group(1)
-            b = re.search(r"\[Response B\]\n(.*?)\n\n", text, re.S).group(1)
-            return 200, {"choices": [{"message": {"role": "assistant",
-                                                  "content": "A" if quality[a] > quality[b] else "B"}}]}, {}
-        return 200, {"choices": [{"message": {"role": "assistant", "content": "- Say what the 5 counts."}}]}, {}
+        if pair := shown_pair(text):  # a verdict: the better response by `quality`
+            return chat_reply("A" if quality[pair[0]] > quality[pair[1]] else "B")
+        return chat_reply("- Say what the 5 counts.")
 
     answers = ["5", "5 apples", "5 rotten apples", "never asked"]
 
     def policy_side(hit, body):
-        return 200, {"choices": [{"message": {"role": "assistant", "content": answers.pop(0)}}]}, {}
+        return chat_reply(answers.pop(0))
 
     with fake_openai() as judge_server, fake_openai() as policy_server:
         judge_server.behaviour, policy_server.behaviour = judge_side, policy_side

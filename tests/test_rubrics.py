@@ -23,14 +23,13 @@ from judges.rubrics import (
     theme_principle,
     unit_rows,
 )
-from rm_core.testing import fake_openai
+from rm_core.testing import chat_reply, fake_openai, shown_pair
 
 GOOD_RUBRIC = "Check that the final number is correct."
 BAD_RUBRIC = "Prefer a friendly tone."
 
 
-def reply(text: str) -> tuple[int, dict, dict]:
-    return 200, {"choices": [{"message": {"role": "assistant", "content": text}}]}, {}
+reply = chat_reply
 
 
 class Script:
@@ -56,7 +55,7 @@ class Script:
         if "short rules that a judge could use" in text:
             self.log.append(("propose", request))
             return reply(f"- {BAD_RUBRIC if request in self.bad_first else GOOD_RUBRIC}\n- {BAD_RUBRIC}\n- extra")
-        a = re.search(r"\[Response A\]\n(.*?)\n\n\[Response B\]", text, re.S).group(1)
+        a, _ = shown_pair(text)
         self.log.append(("judge", request))
         if "final number" in text:
             return reply("A" if "5" in a else "B")
@@ -136,7 +135,7 @@ def leaning_judge(script: Script):
         if not body.get("logprobs"):
             return script(hit, body)
         text = body["messages"][-1]["content"]
-        a = re.search(r"\[Response A\]\n(.*?)\n\n\[Response B\]", text, re.S).group(1)
+        a, _ = shown_pair(text)
         script.log.append(("judge", ""))
         p_a = 0.8 + (0.0 if "final number" not in text else 0.1 if "5" in a else -0.1)
         top = [{"token": "A", "logprob": math.log(p_a)}, {"token": "B", "logprob": math.log(1 - p_a)}]
